@@ -1,0 +1,54 @@
+//! `ppdnn`: privacy-preserving neural-network inference on Paillier encryption.
+
+mod bench;
+mod crypto_cmds;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Privacy-preserving neural-network inference: the server classifies your
+/// encrypted input without seeing it; only you can read the answer.
+#[derive(Parser)]
+#[command(name = "ppdnn", version, about, long_about = None, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Generate Paillier key pairs and extract public keys.
+    #[command(subcommand)]
+    Key(crypto_cmds::KeyCommand),
+    /// Encrypt signed integers under a public key (one ciphertext per line).
+    Encrypt(crypto_cmds::EncryptArgs),
+    /// Decrypt ciphertexts with a private key (one integer per line).
+    Decrypt(crypto_cmds::DecryptArgs),
+    /// Add two ciphertexts homomorphically (prints Enc(a + b)).
+    Add(crypto_cmds::AddArgs),
+    /// Multiply a ciphertext by a signed integer homomorphically (prints Enc(k * a)).
+    Multiply(crypto_cmds::MultiplyArgs),
+    /// Measure performance (release build recommended).
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Key(cmd) => crypto_cmds::key(cmd),
+        Command::Encrypt(args) => crypto_cmds::encrypt(args),
+        Command::Decrypt(args) => crypto_cmds::decrypt(args),
+        Command::Add(args) => crypto_cmds::add(args),
+        Command::Multiply(args) => crypto_cmds::multiply(args),
+        Command::Bench(cmd) => bench::run(cmd),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,187 @@
+//! Key files: JSON with decimal numbers and a format version.
+//!
+//! Public key: `{"format": "ppdnn-paillier-public-key", "version": 1,
+//! "bits": 2048, "n": "...", "hn": "..."}` (`hn` may be absent: classic
+//! randomness). Private key: `{"format": "ppdnn-paillier-private-key",
+//! "version": 1, "bits": 2048, "n": "...", "hn": "...", "p": "...", "q": "..."}`,
+//! written with mode 0600.
+
+use std::path::Path;
+
+use rug::Integer;
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
+
+use crate::ciphertext::parse_decimal;
+use crate::error::{Error, Result};
+use crate::keys::{KeyPolicy, PrivateKey, PublicKey};
+
+/// The `format` field of a public key file.
+pub const PUBLIC_FORMAT: &str = "ppdnn-paillier-public-key";
+/// The `format` field of a private key file.
+pub const PRIVATE_FORMAT: &str = "ppdnn-paillier-private-key";
+/// The key file format version this crate writes and reads.
+pub const VERSION: u32 = 1;
+
+#[derive(Serialize, Deserialize)]
+struct KeyFile {
+    format: String,
+    version: u32,
+    bits: u32,
+    n: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    hn: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    p: Option<Zeroizing<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    q: Option<Zeroizing<String>>,
+}
+
+impl KeyFile {
+    fn parse(text: &str) -> Result<Self> {
+        let f: KeyFile =
+            serde_json::from_str(text).map_err(|e| Error::Format(format!("not a ppdnn key file: {e}")))?;
+        if f.format != PUBLIC_FORMAT && f.format != PRIVATE_FORMAT {
+            return Err(Error::Format(format!(
+                "format is {:?}, expected {PUBLIC_FORMAT:?} or {PRIVATE_FORMAT:?}",
+                f.format
+            )));
+        }
+        if f.version != VERSION {
+            return Err(Error::Format(format!(
+                "key file version {} (this build reads {VERSION})",
+                f.version
+            )));
+        }
+        Ok(f)
+    }
+
+    fn public_key(&self, policy: KeyPolicy) -> Result<PublicKey> {
+        let n = parse_decimal(&self.n, "n")?;
+        let hn = self.hn.as_deref().map(|h| parse_decimal(h, "hn")).transpose()?;
+        let key = PublicKey::new(n, hn, policy)?;
+        if key.bits() != self.bits {
+            return Err(Error::Format(format!("bits says {} but n has {} bits", self.bits, key.bits())));
+        }
+        Ok(key)
+    }
+}
+
+/// The public key as key-file JSON.
+pub fn public_key_to_json(key: &PublicKey) -> String {
+    let f = KeyFile {
+        format: PUBLIC_FORMAT.into(),
+        version: VERSION,
+        bits: key.bits(),
+        n: key.n().to_string(),
+        hn: key.hn().map(|h| h.to_string()),
+        p: None,
+        q: None,
+    };
+    to_pretty(&f)
+}
+
+/// The private key as key-file JSON. The string holds secrets: wipe it after use.
+pub fn private_key_to_json(key: &PrivateKey) -> Zeroizing<String> {
+    let public = key.public_key();
+    let f = KeyFile {
+        format: PRIVATE_FORMAT.into(),
+        version: VERSION,
+        bits: public.bits(),
+        n: public.n().to_string(),
+        hn: public.hn().map(|h| h.to_string()),
+        p: Some(Zeroizing::new(key.p().to_string())),
+        q: Some(Zeroizing::new(key.q().to_string())),
+    };
+    Zeroizing::new(to_pretty(&f))
+}
+
+fn to_pretty(f: &KeyFile) -> String {
+    // Serializing plain strings and numbers cannot fail.
+    let mut s = serde_json::to_string_pretty(f).unwrap_or_default();
+    s.push('\n');
+    s
+}
+
+/// Reads a public key from key-file JSON; a private key file yields its public half.
+pub fn public_key_from_json(text: &str, policy: KeyPolicy) -> Result<PublicKey> {
+    KeyFile::parse(text)?.public_key(policy)
+}
+
+/// Reads a private key from key-file JSON, checking that n = p*q.
+pub fn private_key_from_json(text: &str, policy: KeyPolicy) -> Result<PrivateKey> {
+    let f = KeyFile::parse(text)?;
+    if f.format != PRIVATE_FORMAT {
+        return Err(Error::Format("this is a public key file; decryption needs the private key".into()));
+    }
+    let (Some(p), Some(q)) = (&f.p, &f.q) else {
+        return Err(Error::Format("a private key file needs both p and q".into()));
+    };
+    let p = parse_decimal(p, "p")?;
+    let q = parse_decimal(q, "q")?;
+    let hn = f.hn.as_deref().map(|h| parse_decimal(h, "hn")).transpose()?;
+    let n = parse_decimal(&f.n, "n")?;
+    let key = PrivateKey::from_primes(p, q, hn, policy)?;
+    if key.public_key().n() != &n {
+        return Err(Error::InvalidPrivateKey("n is not p*q".into()));
+    }
+    if key.public_key().bits() != f.bits {
+        return Err(Error::Format(format!(
+            "bits says {} but n has {} bits",
+            f.bits,
+            key.public_key().bits()
+        )));
+    }
+    Ok(key)
+}
+
+fn io_err(path: &Path, e: std::io::Error) -> Error {
+    Error::Io { path: path.display().to_string(), message: e.to_string() }
+}
+
+/// Reads a public key file (or the public half of a private key file).
+pub fn read_public_key(path: &Path, policy: KeyPolicy) -> Result<PublicKey> {
+    let text = std::fs::read_to_string(path).map_err(|e| io_err(path, e))?;
+    public_key_from_json(&text, policy).map_err(|e| in_file(path, e))
+}
+
+/// Reads a private key file.
+pub fn read_private_key(path: &Path, policy: KeyPolicy) -> Result<PrivateKey> {
+    let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|e| io_err(path, e))?);
+    private_key_from_json(&text, policy).map_err(|e| in_file(path, e))
+}
+
+fn in_file(path: &Path, e: Error) -> Error {
+    Error::Io { path: path.display().to_string(), message: e.to_string() }
+}
+
+/// Writes a public key file.
+pub fn write_public_key(path: &Path, key: &PublicKey) -> Result<()> {
+    std::fs::write(path, public_key_to_json(key)).map_err(|e| io_err(path, e))
+}
+
+/// Writes a private key file, readable and writable by its owner only (0600 on Unix).
+pub fn write_private_key(path: &Path, key: &PrivateKey) -> Result<()> {
+    use std::io::Write;
+    let text = private_key_to_json(key);
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path).map_err(|e| io_err(path, e))?;
+    #[cfg(unix)]
+    {
+        // An existing file keeps its mode on open: tighten it explicitly.
+        use std::os::unix::fs::PermissionsExt;
+        file.set_permissions(std::fs::Permissions::from_mode(0o600)).map_err(|e| io_err(path, e))?;
+    }
+    file.write_all(text.as_bytes()).map_err(|e| io_err(path, e))
+}
+
+/// Converts a decimal plaintext or ciphertext argument to an Integer.
+pub fn decimal(text: &str, what: &str) -> Result<Integer> {
+    parse_decimal(text, what)
+}

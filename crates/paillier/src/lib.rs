@@ -1,0 +1,47 @@
+//! # ppdnn-paillier
+//!
+//! The Paillier cryptosystem as ppdnn needs it: correct, validated, and fast.
+//!
+//! - g = n + 1, so Enc(m) = (1 + m*n) * r^n mod n^2;
+//! - decryption by CRT over p^2 and q^2 with GMP's constant-time `mpz_powm_sec`;
+//! - Damgard-Jurik-Nielsen randomness r^n = (h^n)^a with a fixed-base table,
+//!   and a [`RandomnessPool`] so that an online encryption is one multiplication;
+//! - signed plaintexts in (-n/2, n/2] and a [`SlotCodec`] to pack many small
+//!   signed integers into one plaintext;
+//! - linear combinations as multi-exponentiations ([`PublicKey::linear_combination`],
+//!   [`SharedBases`]), the server's workhorse;
+//! - validation of every key and ciphertext that comes from outside.
+//!
+//! ```
+//! use ppdnn_paillier::{generate_keypair, KeyPolicy};
+//! use rug::Integer;
+//!
+//! let pair = generate_keypair(512, KeyPolicy::INSECURE_TESTING).unwrap();
+//! let pk = pair.public();
+//! let a = pk.encrypt_i64(20).unwrap();
+//! let b = pk.encrypt_i64(-3).unwrap();
+//! let c = pk.linear_combination(&[a, b], &[2, 5]).unwrap();
+//! assert_eq!(pair.private.decrypt(&c), Integer::from(25));
+//! ```
+
+mod ciphertext;
+mod error;
+mod fixed_base;
+pub mod keyfile;
+mod keys;
+mod multiexp;
+mod ops;
+mod pool;
+mod random;
+mod secret;
+mod slots;
+
+pub use ciphertext::{Ciphertext, parse_decimal, to_fixed_bytes};
+pub use error::{Error, Result};
+pub use fixed_base::FixedBaseTable;
+pub use keys::{KeyPair, KeyPolicy, PrivateKey, PublicKey, SUPPORTED_BITS, generate_keypair};
+pub use multiexp::SharedBases;
+pub use pool::RandomnessPool;
+pub use random::random_bits;
+pub use rug::Integer;
+pub use slots::SlotCodec;

@@ -1,0 +1,234 @@
+//! Linear combinations of ciphertexts with small signed integer weights:
+//! sum_i w_i * Enc(x_i) = prod_i c_i^(w_i) mod n^2, computed as one
+//! multi-exponentiation instead of one exponentiation per term.
+//!
+//! Two algorithms, chosen by what is shared:
+//! - one combination: Pippenger's bucket method (no table, shared squarings);
+//! - many combinations over the same bases (a convolution, a fully connected
+//!   layer): Straus with per-base tables of small powers, built once and reused
+//!   by every combination.
+//!
+//! Negative weights go to a second accumulator that is inverted once at the end.
+
+use rayon::prelude::*;
+use rug::Integer;
+
+use crate::ciphertext::Ciphertext;
+use crate::error::{Error, Result};
+use crate::keys::PublicKey;
+
+fn check_lengths(bases: usize, weights: usize) -> Result<()> {
+    if bases != weights {
+        return Err(Error::Length(format!("{bases} ciphertexts but {weights} weights")));
+    }
+    Ok(())
+}
+
+/// acc := acc * x mod m, where acc None stands for 1.
+fn mul_into(acc: &mut Option<Integer>, x: &Integer, m: &Integer) {
+    match acc {
+        Some(a) => {
+            *a *= x;
+            *a %= m;
+        }
+        None => *acc = Some(x.clone()),
+    }
+}
+
+/// pos * neg^-1 mod m, with None standing for 1.
+fn finish(pos: Option<Integer>, neg: Option<Integer>, m: &Integer) -> Integer {
+    let pos = pos.unwrap_or_else(|| Integer::from(1u32));
+    match neg {
+        None => pos,
+        Some(neg) => {
+            // Products of units are units, so the inverse exists.
+            let inv = neg.invert(m).unwrap_or_default();
+            (pos * inv) % m
+        }
+    }
+}
+
+fn bit_len(x: u64) -> u32 {
+    64 - x.leading_zeros()
+}
+
+/// prod base_i^(e_i) mod m by Pippenger's bucket method with `c`-bit windows.
+fn pippenger(terms: &[(&Integer, u64)], m: &Integer) -> Option<Integer> {
+    let bits = terms.iter().map(|&(_, e)| bit_len(e)).max().unwrap_or(0);
+    if bits == 0 {
+        return None;
+    }
+    let count = terms.len() as u64;
+    // cost(c) = windows * (terms + 2 * buckets) + squarings
+    let cost = |c: u32| -> u64 {
+        let windows = bits.div_ceil(c) as u64;
+        windows * (count + 2 * ((1u64 << c) - 1)) + bits as u64
+    };
+    let c = (1..=bits.min(16)).min_by_key(|&c| cost(c)).unwrap_or(1);
+    let windows = bits.div_ceil(c);
+    let mask = (1u64 << c) - 1;
+    let mut acc: Option<Integer> = None;
+    let mut buckets: Vec<Option<Integer>> = vec![None; mask as usize];
+    for w in (0..windows).rev() {
+        if let Some(a) = acc.as_mut() {
+            for _ in 0..c {
+                a.square_mut();
+                *a %= m;
+            }
+        }
+        buckets.iter_mut().for_each(|b| *b = None);
+        let shift = w * c;
+        for &(base, e) in terms {
+            let d = (e >> shift) & mask;
+            if d != 0 {
+                mul_into(&mut buckets[d as usize - 1], base, m);
+            }
+        }
+        // sum_d d * bucket[d] as a running product from the top bucket down.
+        let mut running: Option<Integer> = None;
+        let mut total: Option<Integer> = None;
+        for b in buckets.iter().rev() {
+            if let Some(b) = b {
+                mul_into(&mut running, b, m);
+            }
+            if let Some(r) = &running {
+                mul_into(&mut total, r, m);
+            }
+        }
+        if let Some(t) = total {
+            mul_into(&mut acc, &t, m);
+        }
+    }
+    acc
+}
+
+impl PublicKey {
+    /// Enc(sum_i w_i * x_i) from Enc(x_i) and signed weights, as one
+    /// multi-exponentiation (Pippenger). Errors if the lengths differ.
+    pub fn linear_combination(&self, bases: &[Ciphertext], weights: &[i64]) -> Result<Ciphertext> {
+        check_lengths(bases.len(), weights.len())?;
+        let m = self.n_squared();
+        let mut pos = Vec::new();
+        let mut neg = Vec::new();
+        for (c, &w) in bases.iter().zip(weights) {
+            match w.signum() {
+                1 => pos.push((&c.0, w.unsigned_abs())),
+                -1 => neg.push((&c.0, w.unsigned_abs())),
+                _ => {}
+            }
+        }
+        Ok(Ciphertext(finish(pippenger(&pos, m), pippenger(&neg, m), m)))
+    }
+
+    /// The same combination computed naively, one exponentiation per term;
+    /// kept as the reference and the benchmark baseline.
+    pub fn linear_combination_naive(&self, bases: &[Ciphertext], weights: &[i64]) -> Result<Ciphertext> {
+        check_lengths(bases.len(), weights.len())?;
+        let mut acc = Integer::from(1u32);
+        for (c, &w) in bases.iter().zip(weights) {
+            acc *= self.mul_i64(c, w).0;
+            acc %= self.n_squared();
+        }
+        Ok(Ciphertext(acc))
+    }
+}
+
+/// Per-base tables of small powers, for evaluating many linear combinations
+/// over the same ciphertexts (Straus' method with shared tables).
+///
+/// With window w, a base's table holds c^1 .. c^(2^w - 1); a combination whose
+/// weights have b bits then costs about ceil(b/w) multiplications a term plus
+/// 2w squarings a window, and no exponentiation at all.
+pub struct SharedBases {
+    modulus: Integer,
+    window: u32,
+    /// tables[i][d-1] = bases[i]^d.
+    tables: Vec<Vec<Integer>>,
+}
+
+impl SharedBases {
+    /// Builds the tables (in parallel) for combinations with weights of up to
+    /// `weight_bits` magnitude bits, expecting `combinations` of them; the
+    /// window minimizes table cost plus evaluation cost. Larger weights still
+    /// work, with more windows.
+    pub fn new(key: &PublicKey, bases: &[Ciphertext], weight_bits: u32, combinations: usize) -> Self {
+        let b = weight_bits.clamp(1, 63) as u64;
+        let m = bases.len() as u64;
+        let k = combinations.max(1) as u64;
+        let cost = |w: u32| -> u64 {
+            let windows = b.div_ceil(w as u64);
+            m * ((1u64 << w) - 2) + k * windows * (m + 2 * w as u64)
+        };
+        let window = (1..=(b as u32).min(10)).min_by_key(|&w| cost(w)).unwrap_or(1);
+        Self::with_window(key, bases, window)
+    }
+
+    /// Builds the tables with an explicit window of 1 to 12 bits.
+    pub fn with_window(key: &PublicKey, bases: &[Ciphertext], window: u32) -> Self {
+        let window = window.clamp(1, 12);
+        let modulus = key.n_squared().clone();
+        let size = (1usize << window) - 1;
+        let tables = bases
+            .par_iter()
+            .map(|c| {
+                let mut t = Vec::with_capacity(size);
+                t.push(c.0.clone());
+                for d in 1..size {
+                    let next = Integer::from(&t[d - 1] * &c.0) % &modulus;
+                    t.push(next);
+                }
+                t
+            })
+            .collect();
+        SharedBases { modulus, window, tables }
+    }
+
+    /// The chosen window width.
+    pub fn window(&self) -> u32 {
+        self.window
+    }
+
+    /// How many bases the tables cover.
+    pub fn len(&self) -> usize {
+        self.tables.len()
+    }
+
+    /// Whether there are no bases.
+    pub fn is_empty(&self) -> bool {
+        self.tables.is_empty()
+    }
+
+    /// Enc(sum_i w_i x_i) for one row of weights (one per base).
+    pub fn combine(&self, weights: &[i64]) -> Result<Ciphertext> {
+        check_lengths(self.tables.len(), weights.len())?;
+        let m = &self.modulus;
+        let w = self.window;
+        let bits = weights.iter().map(|x| bit_len(x.unsigned_abs())).max().unwrap_or(0);
+        let windows = bits.div_ceil(w);
+        let mask = (1u64 << w) - 1;
+        let mut pos: Option<Integer> = None;
+        let mut neg: Option<Integer> = None;
+        for win in (0..windows).rev() {
+            for acc in [&mut pos, &mut neg].into_iter().flatten() {
+                for _ in 0..w {
+                    acc.square_mut();
+                    *acc %= m;
+                }
+            }
+            let shift = win * w;
+            for (table, &x) in self.tables.iter().zip(weights) {
+                let d = (x.unsigned_abs() >> shift) & mask;
+                if d != 0 {
+                    let acc = if x > 0 { &mut pos } else { &mut neg };
+                    mul_into(acc, &table[d as usize - 1], m);
+                }
+            }
+        }
+        Ok(Ciphertext(finish(pos, neg, m)))
+    }
+
+    /// Many combinations over the same bases, in parallel.
+    pub fn combine_many(&self, rows: &[Vec<i64>]) -> Result<Vec<Ciphertext>> {
+        rows.par_iter().map(|r| self.combine(r)).collect()
+    }
+}

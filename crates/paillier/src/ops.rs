@@ -1,0 +1,128 @@
+//! Encryption, decryption and the homomorphic operations.
+
+use rug::{Complete, Integer};
+
+use crate::ciphertext::Ciphertext;
+use crate::error::{Error, Result};
+use crate::keys::{PrivateKey, PublicKey};
+
+impl PublicKey {
+    /// Encrypts a signed plaintext with fresh randomness: (1 + m*n) * r^n mod n^2.
+    pub fn encrypt(&self, m: &Integer) -> Result<Ciphertext> {
+        let rn = self.random_rn()?;
+        self.encrypt_with_rn(m, &rn)
+    }
+
+    /// Encrypts a signed 64-bit plaintext with fresh randomness.
+    pub fn encrypt_i64(&self, m: i64) -> Result<Ciphertext> {
+        self.encrypt(&Integer::from(m))
+    }
+
+    /// Encrypts with precomputed randomness r^n (from a pool): one multiplication.
+    /// Each r^n must be used once only.
+    pub fn encrypt_with_rn(&self, m: &Integer, rn: &Integer) -> Result<Ciphertext> {
+        let mut c = self.encode_plaintext(m)?;
+        c *= self.n();
+        c += 1u32;
+        c *= rn;
+        c %= self.n_squared();
+        Ok(Ciphertext(c))
+    }
+
+    /// Encrypts with a given r (the textbook form; for known-answer tests).
+    pub fn encrypt_with_r(&self, m: &Integer, r: &Integer) -> Result<Ciphertext> {
+        if *r <= 0 || r >= self.n() || r.gcd_ref(self.n()).complete() != 1 {
+            return Err(Error::Format("r must be a unit in (0, n)".into()));
+        }
+        self.encrypt_with_rn(m, &self.rn_from_r(r))
+    }
+
+    /// Enc(a + b) = a * b mod n^2.
+    pub fn add(&self, a: &Ciphertext, b: &Ciphertext) -> Ciphertext {
+        Ciphertext(Integer::from(&a.0 * &b.0) % self.n_squared())
+    }
+
+    /// Enc(a - b) = a * b^-1 mod n^2.
+    pub fn sub(&self, a: &Ciphertext, b: &Ciphertext) -> Ciphertext {
+        self.add(a, &self.neg(b))
+    }
+
+    /// Enc(-a) = a^-1 mod n^2.
+    pub fn neg(&self, a: &Ciphertext) -> Ciphertext {
+        // A valid ciphertext is a unit mod n^2, so the inverse exists.
+        Ciphertext(a.0.invert_ref(self.n_squared()).map(Integer::from).unwrap_or_default())
+    }
+
+    /// Enc(a + m) for a plaintext m: a * (1 + m*n) mod n^2 (no fresh randomness).
+    pub fn add_plain(&self, a: &Ciphertext, m: &Integer) -> Result<Ciphertext> {
+        let mut t = self.encode_plaintext(m)?;
+        t *= self.n();
+        t += 1u32;
+        t *= &a.0;
+        t %= self.n_squared();
+        Ok(Ciphertext(t))
+    }
+
+    /// Enc(k * a) for a signed 64-bit k. A negative k uses the inverse
+    /// ciphertext and |k|, never an exponent near n.
+    pub fn mul_i64(&self, a: &Ciphertext, k: i64) -> Ciphertext {
+        let base = if k < 0 { self.neg(a) } else { a.clone() };
+        Ciphertext(pow_small(&base.0, k.unsigned_abs(), self.n_squared()))
+    }
+
+    /// Enc(k * a) for a signed integer k of any size (|k| is reduced mod n,
+    /// which leaves the plaintext unchanged).
+    pub fn mul(&self, a: &Ciphertext, k: &Integer) -> Ciphertext {
+        let base = if *k < 0 { self.neg(a) } else { a.clone() };
+        let e = Integer::from(k.abs_ref()) % self.n();
+        Ciphertext(base.0.pow_mod(&e, self.n_squared()).unwrap_or_default())
+    }
+
+    /// Multiplies in fresh randomness: same plaintext, unlinkable ciphertext.
+    pub fn rerandomize(&self, a: &Ciphertext) -> Result<Ciphertext> {
+        let rn = self.random_rn()?;
+        Ok(self.rerandomize_with_rn(a, &rn))
+    }
+
+    /// Re-randomizes with a precomputed r^n (used once only).
+    pub fn rerandomize_with_rn(&self, a: &Ciphertext, rn: &Integer) -> Ciphertext {
+        Ciphertext(Integer::from(&a.0 * rn) % self.n_squared())
+    }
+}
+
+/// base^e mod m by left-to-right square-and-multiply with plain GMP
+/// multiplications, which beats mpz_powm's setup for exponents of a few bits.
+pub(crate) fn pow_small(base: &Integer, e: u64, m: &Integer) -> Integer {
+    if e == 0 {
+        return Integer::from(1u32);
+    }
+    if e > 1 << 16 {
+        return base.pow_mod_ref(&Integer::from(e), m).map(Integer::from).unwrap_or_default();
+    }
+    let top = 63 - e.leading_zeros();
+    let mut acc = base.clone();
+    for bit in (0..top).rev() {
+        acc.square_mut();
+        acc %= m;
+        if (e >> bit) & 1 == 1 {
+            acc *= base;
+            acc %= m;
+        }
+    }
+    acc
+}
+
+impl PrivateKey {
+    /// Decrypts to the signed plaintext in (-n/2, n/2], by CRT.
+    pub fn decrypt(&self, c: &Ciphertext) -> Integer {
+        self.public_key().decode_plaintext(self.decrypt_raw(&c.0))
+    }
+
+    /// Decrypts a plaintext expected to fit an i64.
+    pub fn decrypt_i64(&self, c: &Ciphertext) -> Result<i64> {
+        let m = self.decrypt(c);
+        m.to_i64().ok_or_else(|| {
+            Error::PlaintextRange(format!("a {}-bit plaintext does not fit i64", m.significant_bits()))
+        })
+    }
+}

@@ -1,0 +1,93 @@
+//! A pool of precomputed randomness r^n: the offline phase of encryption.
+
+use std::sync::Mutex;
+
+use rayon::prelude::*;
+use rug::Integer;
+
+use crate::ciphertext::Ciphertext;
+use crate::error::Result;
+use crate::keys::PublicKey;
+
+/// Precomputed r^n values for one public key. Filling the pool is the
+/// offline phase; an online encryption then costs one multiplication.
+/// Every value is handed out once and never reused; an empty pool computes
+/// fresh randomness on demand, so encryption never fails for lack of it.
+pub struct RandomnessPool {
+    key: PublicKey,
+    values: Mutex<Vec<Integer>>,
+}
+
+impl std::fmt::Debug for RandomnessPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RandomnessPool").field("available", &self.available()).finish()
+    }
+}
+
+impl RandomnessPool {
+    /// An empty pool for `key`.
+    pub fn new(key: &PublicKey) -> Self {
+        RandomnessPool { key: key.clone(), values: Mutex::new(Vec::new()) }
+    }
+
+    /// The key this pool serves.
+    pub fn key(&self) -> &PublicKey {
+        &self.key
+    }
+
+    /// Adds `count` fresh r^n values, computed in parallel.
+    pub fn fill(&self, count: usize) -> Result<()> {
+        let fresh: Vec<Integer> =
+            (0..count).into_par_iter().map(|_| self.key.random_rn()).collect::<Result<_>>()?;
+        self.lock().extend(fresh);
+        Ok(())
+    }
+
+    /// How many values are ready.
+    pub fn available(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// Takes one r^n: from the pool if it has one, otherwise freshly computed.
+    pub fn take(&self) -> Result<Integer> {
+        let pooled = self.lock().pop();
+        match pooled {
+            Some(rn) => Ok(rn),
+            None => self.key.random_rn(),
+        }
+    }
+
+    /// Takes `count` values at once (those missing are computed in parallel).
+    pub fn take_many(&self, count: usize) -> Result<Vec<Integer>> {
+        let mut out = {
+            let mut values = self.lock();
+            let keep = values.len().saturating_sub(count);
+            values.split_off(keep)
+        };
+        let missing = count - out.len();
+        if missing > 0 {
+            let fresh: Vec<Integer> =
+                (0..missing).into_par_iter().map(|_| self.key.random_rn()).collect::<Result<_>>()?;
+            out.extend(fresh);
+        }
+        Ok(out)
+    }
+
+    /// Encrypts one plaintext with pooled randomness.
+    pub fn encrypt(&self, m: &Integer) -> Result<Ciphertext> {
+        let rn = self.take()?;
+        self.key.encrypt_with_rn(m, &rn)
+    }
+
+    /// Encrypts many plaintexts in parallel with pooled randomness.
+    pub fn encrypt_many(&self, ms: &[Integer]) -> Result<Vec<Ciphertext>> {
+        let rns = self.take_many(ms.len())?;
+        ms.par_iter().zip(rns.par_iter()).map(|(m, rn)| self.key.encrypt_with_rn(m, rn)).collect()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Integer>> {
+        // A poisoned lock only means another thread panicked while pushing or
+        // popping; the vector itself is still a valid set of unused values.
+        self.values.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}

@@ -1,0 +1,38 @@
+//! Random integers from the operating system's CSPRNG.
+
+use crate::error::{Error, Result};
+use rug::integer::Order;
+use rug::{Complete, Integer};
+
+/// A uniformly random integer in [0, 2^bits).
+pub fn random_bits(bits: u32) -> Result<Integer> {
+    let bytes = bits.div_ceil(8) as usize;
+    let mut buf = vec![0u8; bytes];
+    getrandom::fill(&mut buf).map_err(|e| Error::Random(e.to_string()))?;
+    let excess = (bytes * 8) as u32 - bits;
+    if excess > 0 && !buf.is_empty() {
+        buf[0] &= 0xff >> excess;
+    }
+    let x = Integer::from_digits(&buf, Order::Msf);
+    zero_bytes(&mut buf);
+    Ok(x)
+}
+
+/// A uniformly random integer in [1, bound) that is coprime to `bound`
+/// (rejection sampling).
+pub fn random_unit(bound: &Integer) -> Result<Integer> {
+    let bits = bound.significant_bits();
+    loop {
+        let x = random_bits(bits)?;
+        if x > 0 && &x < bound && x.gcd_ref(bound).complete() == 1 {
+            return Ok(x);
+        }
+    }
+}
+
+fn zero_bytes(buf: &mut [u8]) {
+    for b in buf.iter_mut() {
+        // Volatile so that the compiler cannot drop the wipe of a buffer about to be freed.
+        unsafe { std::ptr::write_volatile(b, 0) };
+    }
+}

@@ -1,0 +1,165 @@
+//! Every validation rule rejects what it should; serialization round trips.
+
+mod common;
+
+use common::key1024;
+use ppdnn_paillier::keyfile::{
+    private_key_from_json, private_key_to_json, public_key_from_json, public_key_to_json, read_private_key,
+    write_private_key,
+};
+use ppdnn_paillier::{Error, Integer, KeyPolicy, PrivateKey, PublicKey, SlotCodec, generate_keypair};
+use proptest::prelude::*;
+
+const T: KeyPolicy = KeyPolicy::INSECURE_TESTING;
+
+#[test]
+fn public_key_rules() {
+    let n = key1024().public().n().clone();
+    assert!(PublicKey::new(n.clone(), None, T).is_ok());
+    // Too small for production.
+    assert!(matches!(PublicKey::new(n.clone(), None, KeyPolicy::PRODUCTION), Err(Error::KeySize { .. })));
+    // Even.
+    let even = Integer::from(&n + 1u32);
+    assert!(matches!(PublicKey::new(even, None, T), Err(Error::InvalidPublicKey(m)) if m.contains("even")));
+    // Perfect square (of an odd number).
+    let p = key1024().private.p().clone();
+    let sq = p.clone().square();
+    assert!(matches!(PublicKey::new(sq, None, T), Err(Error::InvalidPublicKey(m)) if m.contains("square")));
+    // Small factor.
+    let small = Integer::from(&p * 7919u32);
+    assert!(
+        matches!(PublicKey::new(small, None, T), Err(Error::InvalidPublicKey(m)) if m.contains("small factor"))
+    );
+    // Prime.
+    assert!(matches!(PublicKey::new(p, None, T), Err(Error::InvalidPublicKey(_))));
+    // Negative.
+    assert!(PublicKey::new(Integer::from(-&n), None, T).is_err());
+    // Bad h^n.
+    let n2 = Integer::from(&n * &n);
+    assert!(PublicKey::new(n.clone(), Some(Integer::from(0)), T).is_err());
+    assert!(PublicKey::new(n.clone(), Some(n2), T).is_err());
+    assert!(PublicKey::new(n.clone(), Some(n.clone()), T).is_err());
+}
+
+#[test]
+fn ciphertext_rules() {
+    let pk = key1024().public();
+    let n = pk.n().clone();
+    assert!(pk.ciphertext(Integer::from(0)).is_err());
+    assert!(pk.ciphertext(Integer::from(-5)).is_err());
+    assert!(pk.ciphertext(pk.n_squared().clone()).is_err());
+    assert!(pk.ciphertext(n.clone()).is_err(), "not coprime to n");
+    assert!(pk.ciphertext(key1024().private.p().clone()).is_err(), "shares p");
+    assert!(pk.ciphertext(Integer::from(2)).is_ok());
+    // Bytes: wrong width, and the fixed width round trip.
+    let c = pk.encrypt_i64(5).unwrap();
+    let bytes = pk.ciphertext_to_bytes(&c);
+    assert_eq!(bytes.len(), 256);
+    assert_eq!(pk.ciphertext_from_bytes(&bytes).unwrap(), c);
+    assert!(pk.ciphertext_from_bytes(&bytes[1..]).is_err());
+    assert!(pk.ciphertext_from_bytes(&vec![0xff; 256]).is_err(), "above n^2");
+    assert!(pk.ciphertext_from_decimal("12x").is_err());
+    assert!(pk.ciphertext_from_decimal("").is_err());
+}
+
+#[test]
+fn private_key_rules() {
+    let sk = &key1024().private;
+    let (p, q) = (sk.p().clone(), sk.q().clone());
+    assert!(PrivateKey::from_primes(p.clone(), p.clone(), None, T).is_err(), "p = q");
+    assert!(PrivateKey::from_primes(p.clone(), Integer::from(&q + 2u32), None, T).is_err(), "q not prime");
+    assert!(PrivateKey::from_primes(p.clone(), q.clone(), None, T).is_ok());
+}
+
+#[test]
+fn key_generation_sizes() {
+    assert!(generate_keypair(1000, T).is_err(), "not a multiple of 16");
+    assert!(generate_keypair(1024, KeyPolicy::PRODUCTION).is_err(), "below policy");
+    let pair = generate_keypair(512, T).unwrap();
+    assert_eq!(pair.public().bits(), 512);
+    assert_eq!(pair.public().ciphertext_bytes(), 128);
+}
+
+#[test]
+fn key_files_round_trip_and_reject_damage() {
+    let pair = key1024();
+    let json = public_key_to_json(pair.public());
+    assert_eq!(&public_key_from_json(&json, T).unwrap(), pair.public());
+    let secret = private_key_to_json(&pair.private);
+    let back = private_key_from_json(&secret, T).unwrap();
+    assert_eq!(back.public_key(), pair.public());
+    // A private key file yields its public half; a public one cannot decrypt.
+    assert_eq!(&public_key_from_json(&secret, T).unwrap(), pair.public());
+    assert!(private_key_from_json(&json, T).is_err());
+    // Damage.
+    assert!(public_key_from_json("{", T).is_err());
+    assert!(public_key_from_json(&json.replace("ppdnn-paillier-public-key", "other"), T).is_err());
+    assert!(public_key_from_json(&json.replace("\"version\": 1", "\"version\": 9"), T).is_err());
+    assert!(public_key_from_json(&json.replace("\"bits\": 1024", "\"bits\": 2048"), T).is_err());
+    let p = pair.private.p().to_string();
+    assert!(private_key_from_json(&secret.replace(&p, "15"), T).is_err());
+    // Debug never shows secrets.
+    let shown = format!("{:?}", pair.private);
+    assert!(!shown.contains(&p[..20]));
+}
+
+#[cfg(unix)]
+#[test]
+fn private_key_file_is_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = std::env::temp_dir().join(format!("ppdnn-keytest-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("key.json");
+    std::fs::write(&path, "old").unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    write_private_key(&path, &key1024().private).unwrap();
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    assert_eq!(read_private_key(&path, T).unwrap().public_key(), key1024().public());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn slot_layouts() {
+    assert!(SlotCodec::new(1, 4, 1024).is_err());
+    assert!(SlotCodec::new(64, 4, 1024).is_err());
+    assert!(SlotCodec::new(20, 0, 1024).is_err());
+    assert_eq!(SlotCodec::max_slots(2048, 22), 93);
+    assert!(SlotCodec::new(22, 94, 2048).is_err());
+    let codec = SlotCodec::new(22, 93, 2048).unwrap();
+    assert!(codec.encode(&[1 << 21]).is_err(), "value at the bound");
+    assert!(codec.encode(&[-(1 << 21)]).is_err());
+    assert!(codec.encode(&vec![0; 94]).is_err(), "too many values");
+}
+
+proptest! {
+    #[test]
+    fn slots_round_trip(b in 2u32..=40, raw in prop::collection::vec(any::<i64>(), 1..30)) {
+        let s = SlotCodec::max_slots(1024, b).min(raw.len());
+        let codec = SlotCodec::new(b, s, 1024).unwrap();
+        let bound = codec.slot_bound();
+        let vals: Vec<i64> = raw[..s].iter().map(|v| v % bound).collect();
+        let m = codec.encode(&vals).unwrap();
+        prop_assert_eq!(codec.decode(&m).unwrap(), vals);
+    }
+
+    #[test]
+    fn slots_through_encryption(vals in prop::collection::vec(-(1i64 << 18)..(1i64 << 18), 1..40), k in -7i64..7) {
+        let pair = key1024();
+        let codec = SlotCodec::new(24, 40, 1024).unwrap();
+        let c = pair.public().encrypt(&codec.encode(&vals).unwrap()).unwrap();
+        let c = pair.public().mul_i64(&c, k);
+        let c = pair.public().add(&c, &c);
+        let got = codec.decode(&pair.private.decrypt(&c)).unwrap();
+        let want: Vec<i64> = (0..40).map(|i| vals.get(i).copied().unwrap_or(0) * 2 * k).collect();
+        prop_assert_eq!(got, want);
+    }
+}
+
+#[test]
+fn slot_overflow_out_of_the_top_is_an_error() {
+    let codec = SlotCodec::new(8, 3, 1024).unwrap();
+    // 127 * 4 overflows the top slot: something carries beyond the layout.
+    let m = codec.encode(&[0, 0, 127]).unwrap() * 4u32;
+    assert!(matches!(codec.decode(&m), Err(Error::SlotOverflow(_))));
+}
