@@ -2,6 +2,8 @@
 
 mod bench;
 mod crypto_cmds;
+#[cfg(feature = "train")]
+mod train_cmd;
 
 use std::process::ExitCode;
 
@@ -29,6 +31,9 @@ enum Command {
     Add(crypto_cmds::AddArgs),
     /// Multiply a ciphertext by a signed integer homomorphically (prints Enc(k * a)).
     Multiply(crypto_cmds::MultiplyArgs),
+    /// Train LeNet-5 on MNIST or Fashion-MNIST, quantize it, and write a model file.
+    #[cfg(feature = "train")]
+    Train(train_cmd::TrainArgs),
     /// Measure performance (release build recommended).
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -43,6 +48,8 @@ fn main() -> ExitCode {
         Command::Add(args) => crypto_cmds::add(args),
         Command::Multiply(args) => crypto_cmds::multiply(args),
         Command::Bench(cmd) => bench::run(cmd),
+        #[cfg(feature = "train")]
+        Command::Train(args) => train_cmd::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

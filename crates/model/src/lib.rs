@@ -1,1 +1,14 @@
-pub fn x() {}
+//! # ppdnn-model
+//!
+//! The model side of ppdnn: MNIST-format data (IDX files, PNG images), the
+//! LeNet-5 architecture, its integer quantization and the exact integer
+//! forward pass that the encrypted pipeline must match bit for bit.
+
+pub mod dataset;
+mod error;
+pub mod idx;
+pub mod lenet;
+
+pub use error::{Error, Result};
+pub mod modelfile;
+pub mod quant;

@@ -1,0 +1,201 @@
+//! Model files: safetensors with the float and the integer parameters, and the
+//! architecture, data set, accuracy and quantization in the metadata.
+//!
+//! Tensors, per layer `L` of conv1, conv2, fc1, fc2, fc3: `L.weight` (F32,
+//! [out, in, k, k] or [out, in]), `L.bias` (F32, [out]), `L.qweight` (I8, same
+//! shape), `L.qbias` (I64, [out]). Metadata (all strings): `format` =
+//! "ppdnn-model", `version` = "1", `architecture` = "lenet5", `pooling` =
+//! "avg", `dataset`, `float_accuracy`, `quantized_accuracy`, `quantization`
+//! (JSON: per layer weight_scale, input_scale, requant {multiplier, shift}),
+//! `training` (JSON, free-form).
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use safetensors::{Dtype, SafeTensors, tensor::TensorView};
+use serde::{Deserialize, Serialize};
+
+use crate::dataset::DatasetKind;
+use crate::error::{Error, Result, io_error};
+use crate::lenet::{FloatLayer, FloatModel, LENET5};
+use crate::quant::{QuantLayer, QuantModel, Requant};
+
+/// The `format` metadata value.
+pub const FORMAT: &str = "ppdnn-model";
+/// The model file version this build writes and reads.
+pub const VERSION: &str = "1";
+
+/// A model as stored: float and integer parameters and what is known of them.
+#[derive(Debug, Clone)]
+pub struct ModelFile {
+    /// The data set it was trained on.
+    pub dataset: DatasetKind,
+    /// The float parameters.
+    pub float: FloatModel,
+    /// The quantized model (the reference of the encrypted pipeline).
+    pub quant: QuantModel,
+    /// Float test accuracy measured at training time.
+    pub float_accuracy: f64,
+    /// Integer test accuracy measured at training time.
+    pub quantized_accuracy: f64,
+    /// Free-form training record (JSON object).
+    pub training: serde_json::Value,
+}
+
+#[derive(Serialize, Deserialize)]
+struct LayerQuant {
+    name: String,
+    weight_scale: f64,
+    input_scale: f64,
+    requant: Option<Requant>,
+}
+
+fn bytes_f32(xs: &[f32]) -> Vec<u8> {
+    xs.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+fn bytes_i8(xs: &[i64]) -> Vec<u8> {
+    xs.iter().map(|&x| x as i8 as u8).collect()
+}
+fn bytes_i64(xs: &[i64]) -> Vec<u8> {
+    xs.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+impl ModelFile {
+    /// Serializes to safetensors bytes.
+    pub fn to_bytes(&self) -> Result<Vec<u8>> {
+        let mut buffers: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = Vec::new();
+        for ((spec, fl), ql) in LENET5.iter().zip(&self.float.layers).zip(&self.quant.layers) {
+            let wshape = spec.shape.weight_shape();
+            let bshape = vec![spec.shape.out_channels()];
+            buffers.push((format!("{}.weight", spec.name), Dtype::F32, wshape.clone(), bytes_f32(&fl.weight)));
+            buffers.push((format!("{}.bias", spec.name), Dtype::F32, bshape.clone(), bytes_f32(&fl.bias)));
+            buffers.push((format!("{}.qweight", spec.name), Dtype::I8, wshape, bytes_i8(&ql.weight)));
+            buffers.push((format!("{}.qbias", spec.name), Dtype::I64, bshape, bytes_i64(&ql.bias)));
+        }
+        let views = buffers
+            .iter()
+            .map(|(name, dtype, shape, data)| {
+                TensorView::new(*dtype, shape.clone(), data)
+                    .map(|v| (name.clone(), v))
+                    .map_err(|e| Error::Model(format!("{name}: {e}")))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let quant: Vec<LayerQuant> = self
+            .quant
+            .layers
+            .iter()
+            .map(|l| LayerQuant {
+                name: l.spec.name.to_string(),
+                weight_scale: l.weight_scale,
+                input_scale: l.input_scale,
+                requant: l.requant,
+            })
+            .collect();
+        let mut meta = HashMap::new();
+        meta.insert("format".into(), FORMAT.into());
+        meta.insert("version".into(), VERSION.into());
+        meta.insert("architecture".into(), "lenet5".into());
+        meta.insert("pooling".into(), "avg".into());
+        meta.insert("dataset".into(), self.dataset.name().into());
+        meta.insert("float_accuracy".into(), format!("{:.4}", self.float_accuracy));
+        meta.insert("quantized_accuracy".into(), format!("{:.4}", self.quantized_accuracy));
+        meta.insert("quantization".into(), serde_json::to_string(&quant).map_err(|e| Error::Model(e.to_string()))?);
+        meta.insert("training".into(), self.training.to_string());
+        safetensors::serialize(views, Some(meta)).map_err(|e| Error::Model(e.to_string()))
+    }
+
+    /// Writes the model file.
+    pub fn save(&self, path: &Path) -> Result<()> {
+        std::fs::write(path, self.to_bytes()?).map_err(|e| io_error(path, e))
+    }
+
+    /// Reads and checks a model file.
+    pub fn load(path: &Path) -> Result<Self> {
+        let bytes = std::fs::read(path).map_err(|e| io_error(path, e))?;
+        Self::from_bytes(&bytes).map_err(|e| Error::Model(format!("{}: {e}", path.display())))
+    }
+
+    /// Parses and checks safetensors bytes against LeNet-5.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
+        let (_, header) = SafeTensors::read_metadata(bytes).map_err(|e| Error::Model(format!("not safetensors: {e}")))?;
+        let meta = header.metadata().clone().unwrap_or_default();
+        let get = |k: &str| meta.get(k).cloned().ok_or_else(|| Error::Model(format!("metadata lacks {k:?}")));
+        if get("format")? != FORMAT {
+            return Err(Error::Model(format!("format is not {FORMAT:?}")));
+        }
+        if get("version")? != VERSION {
+            return Err(Error::Model(format!("model file version {} (this build reads {VERSION})", get("version")?)));
+        }
+        if get("architecture")? != "lenet5" || get("pooling")? != "avg" {
+            return Err(Error::Model("only LeNet-5 with average pooling is supported".into()));
+        }
+        let dataset = DatasetKind::from_name(&get("dataset")?)?;
+        let num = |k: &str| -> Result<f64> {
+            get(k)?.parse::<f64>().map_err(|_| Error::Model(format!("metadata {k:?} is not a number")))
+        };
+        let quant_meta: Vec<LayerQuant> = serde_json::from_str(&get("quantization")?)
+            .map_err(|e| Error::Model(format!("metadata \"quantization\": {e}")))?;
+        if quant_meta.len() != LENET5.len() {
+            return Err(Error::Model("quantization metadata does not list the five layers".into()));
+        }
+        let tensors = SafeTensors::deserialize(bytes).map_err(|e| Error::Model(format!("not safetensors: {e}")))?;
+        let read = |name: String, dtype: Dtype, shape: &[usize]| -> Result<Vec<u8>> {
+            let t = tensors.tensor(&name).map_err(|_| Error::Model(format!("tensor {name} is missing")))?;
+            if t.dtype() != dtype || t.shape() != shape {
+                return Err(Error::Model(format!(
+                    "tensor {name} is {:?} {:?}, expected {dtype:?} {shape:?}",
+                    t.dtype(),
+                    t.shape()
+                )));
+            }
+            Ok(t.data().to_vec())
+        };
+        let mut float = Vec::new();
+        let mut quant = Vec::new();
+        for (spec, q) in LENET5.iter().zip(&quant_meta) {
+            if q.name != spec.name {
+                return Err(Error::Model(format!("quantization metadata names {:?} where {:?} belongs", q.name, spec.name)));
+            }
+            let ws = spec.shape.weight_shape();
+            let bs = [spec.shape.out_channels()];
+            let f32s = |b: Vec<u8>| -> Vec<f32> {
+                b.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
+            };
+            let weight = f32s(read(format!("{}.weight", spec.name), Dtype::F32, &ws)?);
+            let bias = f32s(read(format!("{}.bias", spec.name), Dtype::F32, &bs)?);
+            float.push(FloatLayer { weight, bias });
+            let qweight: Vec<i64> =
+                read(format!("{}.qweight", spec.name), Dtype::I8, &ws)?.iter().map(|&b| b as i8 as i64).collect();
+            let qbias: Vec<i64> = read(format!("{}.qbias", spec.name), Dtype::I64, &bs)?
+                .chunks_exact(8)
+                .map(|c| i64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
+                .collect();
+            if !(q.weight_scale.is_finite() && q.weight_scale > 0.0 && q.input_scale.is_finite() && q.input_scale > 0.0)
+            {
+                return Err(Error::Model(format!("{}: scales must be positive numbers", spec.name)));
+            }
+            quant.push(QuantLayer {
+                spec: *spec,
+                weight: qweight,
+                bias: qbias,
+                weight_scale: q.weight_scale,
+                input_scale: q.input_scale,
+                requant: q.requant,
+            });
+        }
+        let float = FloatModel { layers: float };
+        float.validate()?;
+        let quant = QuantModel { layers: quant };
+        quant.validate()?;
+        let training = serde_json::from_str(&get("training").unwrap_or_else(|_| "{}".into()))
+            .unwrap_or(serde_json::Value::Null);
+        Ok(ModelFile {
+            dataset,
+            float,
+            quant,
+            float_accuracy: num("float_accuracy")?,
+            quantized_accuracy: num("quantized_accuracy")?,
+            training,
+        })
+    }
+}
