@@ -2,6 +2,7 @@
 
 mod bench;
 mod crypto_cmds;
+mod model_cmds;
 #[cfg(feature = "train")]
 mod train_cmd;
 
@@ -34,6 +35,10 @@ enum Command {
     /// Train LeNet-5 on MNIST or Fashion-MNIST, quantize it, and write a model file.
     #[cfg(feature = "train")]
     Train(train_cmd::TrainArgs),
+    /// Accuracy of a model on the test set (float and integer).
+    Eval(model_cmds::EvalArgs),
+    /// Classify PNG images in plaintext with the integer model (the baseline for classify).
+    Predict(model_cmds::PredictArgs),
     /// Measure performance (release build recommended).
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -48,6 +53,8 @@ fn main() -> ExitCode {
         Command::Add(args) => crypto_cmds::add(args),
         Command::Multiply(args) => crypto_cmds::multiply(args),
         Command::Bench(cmd) => bench::run(cmd),
+        Command::Eval(args) => model_cmds::eval_plain(args),
+        Command::Predict(args) => model_cmds::predict(args),
         #[cfg(feature = "train")]
         Command::Train(args) => train_cmd::run(args),
     };

@@ -12,3 +12,4 @@ pub mod lenet;
 pub use error::{Error, Result};
 pub mod modelfile;
 pub mod quant;
+pub mod image_io;

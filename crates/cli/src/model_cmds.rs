@@ -1,0 +1,180 @@
+//! `ppdnn eval` and `ppdnn predict`: the plaintext baselines.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use indicatif::{ParallelProgressIterator, ProgressBar, ProgressStyle};
+use ppdnn_model::dataset::{Dataset, PIXELS, Split, resolve_data_dir};
+use ppdnn_model::image_io::load_png;
+use ppdnn_model::lenet::argmax;
+use ppdnn_model::modelfile::ModelFile;
+use rayon::prelude::*;
+use serde::Serialize;
+
+/// The model shipped with ppdnn, used when --model is not given.
+pub const DEFAULT_MODEL: &str = "models/lenet5-mnist.safetensors";
+
+#[derive(Args)]
+pub struct EvalArgs {
+    /// Model file (safetensors).
+    #[arg(long, default_value = DEFAULT_MODEL)]
+    pub model: PathBuf,
+    /// Folder with the IDX files (default: $PPDNN_DATA, then ./data/mnist;
+    /// Fashion-MNIST: $PPDNN_FASHION_DATA, then /usr/share/datasets/fashion-mnist).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Evaluate only the first N test images.
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Serialize)]
+struct EvalReport {
+    dataset: &'static str,
+    images: usize,
+    float_accuracy: f64,
+    quantized_accuracy: f64,
+    agreement: usize,
+    seconds: f64,
+}
+
+/// Loads a model file with a message that says what to do if it is missing.
+pub fn load_model(path: &Path) -> Result<ModelFile> {
+    if !path.exists() {
+        anyhow::bail!(
+            "model file {} not found (the shipped models are in models/ at the repository root; run from there, pass --model, or train one with `ppdnn train`)",
+            path.display()
+        );
+    }
+    Ok(ModelFile::load(path)?)
+}
+
+/// The test split of the model's data set, cut to `limit` images.
+pub fn load_test_set(model: &ModelFile, data: Option<&Path>, limit: Option<usize>) -> Result<Dataset> {
+    let dir = resolve_data_dir(data, model.dataset);
+    let mut test = Dataset::load(&dir, model.dataset, Split::Test)?;
+    if let Some(n) = limit {
+        if n == 0 {
+            anyhow::bail!("--limit 0: nothing to evaluate");
+        }
+        test.truncate(n);
+    }
+    Ok(test)
+}
+
+/// A progress bar in ppdnn's style.
+pub fn progress_bar(len: usize, what: &str) -> ProgressBar {
+    let style = ProgressStyle::with_template(&format!("{what} [{{bar:30}}] {{pos}}/{{len}} {{msg}} eta {{eta}}"))
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> ");
+    ProgressBar::new(len as u64).with_style(style)
+}
+
+pub fn eval_plain(args: EvalArgs) -> Result<()> {
+    let model = load_model(&args.model)?;
+    let test = load_test_set(&model, args.data.as_deref(), args.limit)?;
+    let start = Instant::now();
+    let bar = if args.json { ProgressBar::hidden() } else { progress_bar(test.len(), "eval") };
+    let results: Vec<(bool, bool, bool)> = (0..test.len())
+        .into_par_iter()
+        .progress_with(bar.clone())
+        .map(|i| -> Result<(bool, bool, bool)> {
+            let img = test.image(i);
+            let label = test.labels[i] as usize;
+            let f = argmax(&model.float.logits(img));
+            let q = model.quant.predict(img)?;
+            Ok((f == label, q == label, f == q))
+        })
+        .collect::<Result<_>>()?;
+    bar.finish_and_clear();
+    let n = results.len();
+    let count = |k: fn(&(bool, bool, bool)) -> bool| results.iter().filter(|r| k(r)).count();
+    let report = EvalReport {
+        dataset: model.dataset.name(),
+        images: n,
+        float_accuracy: count(|r| r.0) as f64 / n as f64,
+        quantized_accuracy: count(|r| r.1) as f64 / n as f64,
+        agreement: count(|r| r.2),
+        seconds: start.elapsed().as_secs_f64(),
+    };
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        println!(
+            "{} test images of {}: float accuracy {:.2}%, integer accuracy {:.2}% (float and integer agree on {} of {}), {:.1} s",
+            report.images,
+            report.dataset,
+            report.float_accuracy * 100.0,
+            report.quantized_accuracy * 100.0,
+            report.agreement,
+            report.images,
+            report.seconds
+        );
+    }
+    Ok(())
+}
+
+#[derive(Args)]
+pub struct PredictArgs {
+    /// Model file (safetensors).
+    #[arg(long, default_value = DEFAULT_MODEL)]
+    model: PathBuf,
+    /// Print a JSON list instead of text.
+    #[arg(long)]
+    json: bool,
+    /// PNG images (any size; a dark digit on light paper is inverted).
+    #[arg(required = true)]
+    images: Vec<PathBuf>,
+}
+
+/// One classified image, as printed by predict and classify.
+#[derive(Serialize, Debug, Clone)]
+pub struct Prediction {
+    /// The image file.
+    pub file: String,
+    /// The predicted class index.
+    pub label: usize,
+    /// The predicted class name.
+    pub class: String,
+    /// Class probabilities (softmax of the integer logits), index = label.
+    pub scores: Vec<f64>,
+    /// The integer logits.
+    pub logits: Vec<i64>,
+}
+
+/// Text form of predictions: file, label, top probability.
+pub fn print_predictions(preds: &[Prediction], json: bool) -> Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(preds)?);
+    } else {
+        for p in preds {
+            println!("{}\t{}\t{} ({:.1}%)", p.file, p.label, p.class, p.scores[p.label] * 100.0);
+        }
+    }
+    Ok(())
+}
+
+pub fn predict(args: PredictArgs) -> Result<()> {
+    let model = load_model(&args.model)?;
+    let names = model.dataset.class_names();
+    let mut preds = Vec::new();
+    for path in &args.images {
+        let pixels = load_png(path)?;
+        debug_assert_eq!(pixels.len(), PIXELS);
+        let logits = model.quant.logits(&pixels).with_context(|| path.display().to_string())?;
+        let label = argmax(&logits);
+        preds.push(Prediction {
+            file: path.display().to_string(),
+            label,
+            class: names[label].to_string(),
+            scores: model.quant.scores(&logits),
+            logits,
+        });
+    }
+    print_predictions(&preds, args.json)
+}
