@@ -2,6 +2,7 @@
 
 mod bench;
 mod crypto_cmds;
+mod encrypted_eval;
 mod model_cmds;
 #[cfg(feature = "train")]
 mod train_cmd;
@@ -35,8 +36,24 @@ enum Command {
     /// Train LeNet-5 on MNIST or Fashion-MNIST, quantize it, and write a model file.
     #[cfg(feature = "train")]
     Train(train_cmd::TrainArgs),
-    /// Accuracy of a model on the test set (float and integer).
-    Eval(model_cmds::EvalArgs),
+    /// Accuracy of a model on the test set: plaintext (float and integer), or
+    /// with --encrypted the full protocol in-process, timed.
+    Eval {
+        #[command(flatten)]
+        args: model_cmds::EvalArgs,
+        /// Run the encrypted protocol (client and server in this process).
+        #[arg(long)]
+        encrypted: bool,
+        /// Key size for --encrypted.
+        #[arg(long, default_value_t = 2048, requires = "encrypted")]
+        bits: u32,
+        /// With --encrypted: one value per ciphertext everywhere (the baseline packing is measured against).
+        #[arg(long, requires = "encrypted")]
+        no_packing: bool,
+        /// With --encrypted: allow keys below 2048 bits (tests only).
+        #[arg(long, requires = "encrypted")]
+        insecure_small_keys: bool,
+    },
     /// Classify PNG images in plaintext with the integer model (the baseline for classify).
     Predict(model_cmds::PredictArgs),
     /// Measure performance (release build recommended).
@@ -53,7 +70,10 @@ fn main() -> ExitCode {
         Command::Add(args) => crypto_cmds::add(args),
         Command::Multiply(args) => crypto_cmds::multiply(args),
         Command::Bench(cmd) => bench::run(cmd),
-        Command::Eval(args) => model_cmds::eval_plain(args),
+        Command::Eval { args, encrypted: false, .. } => model_cmds::eval_plain(args),
+        Command::Eval { args, encrypted: true, bits, no_packing, insecure_small_keys } => {
+            encrypted_eval::eval_encrypted(args, bits, no_packing, insecure_small_keys)
+        }
         Command::Predict(args) => model_cmds::predict(args),
         #[cfg(feature = "train")]
         Command::Train(args) => train_cmd::run(args),

@@ -12,7 +12,8 @@ use crate::dataset::{PIXELS, SIDE};
 use crate::error::{Error, Result};
 
 /// One linear layer's shape.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
 pub enum LayerShape {
     /// A square convolution with stride 1 over a square input.
     Conv {

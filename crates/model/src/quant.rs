@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::dataset::PIXELS;
 use crate::error::{Error, Result};
-use crate::lenet::{FloatModel, LENET5, LayerSpec, argmax, linear, pool2};
+use crate::lenet::{FloatModel, LENET5, LayerShape, LayerSpec, argmax, linear, pool2};
 
 /// Largest activation value: activations are unsigned 8-bit.
 pub const ACTIVATION_MAX: i64 = 255;
@@ -196,15 +196,7 @@ impl QuantModel {
                 layer.spec.shape.output_len()
             )));
         }
-        let Some(requant) = layer.requant else {
-            return Ok(acc.to_vec());
-        };
-        let mut y: Vec<i64> = if layer.spec.relu { acc.iter().map(|&v| v.max(0)).collect() } else { acc.to_vec() };
-        if layer.spec.pool {
-            let s = layer.spec.shape.out_side();
-            y = pool2(&y, layer.spec.shape.out_channels(), s, |a, b, c, d| a + b + c + d);
-        }
-        Ok(y.into_iter().map(|v| requant.apply(v)).collect())
+        Ok(activate(&layer.spec.shape, layer.spec.relu, layer.spec.pool, layer.requant, acc))
     }
 
     /// Every layer's accumulators for one image (the last: logits).
@@ -261,6 +253,21 @@ impl QuantModel {
             .count();
         correct as f64 / labels.len().max(1) as f64
     }
+}
+
+/// The between-layer step as a public function of the layer's description:
+/// ReLU, 2x2 pooling sums, requantization to 0..255; with no requantization
+/// (the last layer) the accumulators are returned as they are. `acc` must
+/// have the layer's output length.
+pub fn activate(shape: &LayerShape, relu: bool, pool: bool, requant: Option<Requant>, acc: &[i64]) -> Vec<i64> {
+    let Some(requant) = requant else {
+        return acc.to_vec();
+    };
+    let mut y: Vec<i64> = if relu { acc.iter().map(|&v| v.max(0)).collect() } else { acc.to_vec() };
+    if pool {
+        y = pool2(&y, shape.out_channels(), shape.out_side(), |a, b, c, d| a + b + c + d);
+    }
+    y.into_iter().map(|v| requant.apply(v)).collect()
 }
 
 /// Softmax, stable for large inputs.

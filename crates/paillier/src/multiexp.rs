@@ -201,9 +201,19 @@ impl SharedBases {
     /// Enc(sum_i w_i x_i) for one row of weights (one per base).
     pub fn combine(&self, weights: &[i64]) -> Result<Ciphertext> {
         check_lengths(self.tables.len(), weights.len())?;
+        let terms: Vec<(usize, i64)> = weights.iter().copied().enumerate().filter(|&(_, w)| w != 0).collect();
+        self.combine_terms(&terms)
+    }
+
+    /// Enc(sum w x) for a sparse row: (base index, weight) pairs. Errors on an
+    /// index out of range.
+    pub fn combine_terms(&self, terms: &[(usize, i64)]) -> Result<Ciphertext> {
         let m = &self.modulus;
         let w = self.window;
-        let bits = weights.iter().map(|x| bit_len(x.unsigned_abs())).max().unwrap_or(0);
+        if let Some(&(i, _)) = terms.iter().find(|&&(i, _)| i >= self.tables.len()) {
+            return Err(Error::Length(format!("base index {i} but only {} bases", self.tables.len())));
+        }
+        let bits = terms.iter().map(|&(_, x)| bit_len(x.unsigned_abs())).max().unwrap_or(0);
         let windows = bits.div_ceil(w);
         let mask = (1u64 << w) - 1;
         let mut pos: Option<Integer> = None;
@@ -216,11 +226,11 @@ impl SharedBases {
                 }
             }
             let shift = win * w;
-            for (table, &x) in self.tables.iter().zip(weights) {
+            for &(i, x) in terms {
                 let d = (x.unsigned_abs() >> shift) & mask;
                 if d != 0 {
                     let acc = if x > 0 { &mut pos } else { &mut neg };
-                    mul_into(acc, &table[d as usize - 1], m);
+                    mul_into(acc, &self.tables[i][d as usize - 1], m);
                 }
             }
         }

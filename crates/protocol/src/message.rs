@@ -1,0 +1,56 @@
+//! Round messages: the ciphertexts of one round in one direction.
+
+use ppdnn_paillier::{Ciphertext, PublicKey};
+use rayon::prelude::*;
+
+use crate::error::{Result, msg};
+
+/// The ciphertexts of one round, concatenated as fixed-width big-endian
+/// unsigned integers of [`PublicKey::ciphertext_bytes`] bytes each: exactly
+/// what travels on the wire.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoundMessage {
+    /// The round: the index of the linear layer (0 for the first).
+    pub round: usize,
+    /// The ciphertexts, back to back.
+    pub data: Vec<u8>,
+}
+
+impl RoundMessage {
+    /// Encodes ciphertexts for a round.
+    pub fn from_ciphertexts(key: &PublicKey, round: usize, cts: &[Ciphertext]) -> Self {
+        let width = key.ciphertext_bytes();
+        let mut data = Vec::with_capacity(width * cts.len());
+        for c in cts {
+            data.extend_from_slice(&key.ciphertext_to_bytes(c));
+        }
+        RoundMessage { round, data }
+    }
+
+    /// Size in bytes of the ciphertext payload.
+    pub fn len_bytes(&self) -> usize {
+        self.data.len()
+    }
+
+    /// Decodes and validates the ciphertexts: the round must be `round`, the
+    /// payload a whole number of ciphertexts, `count` of them, each a valid
+    /// ciphertext under `key` (0 < c < n^2, gcd(c, n) = 1).
+    pub fn ciphertexts(&self, key: &PublicKey, round: usize, count: usize) -> Result<Vec<Ciphertext>> {
+        if self.round != round {
+            return Err(msg(round, format!("a message for round {} arrived where round {round} was expected", self.round)));
+        }
+        let width = key.ciphertext_bytes();
+        if self.data.len() % width != 0 {
+            return Err(msg(round, format!("{} bytes is not a whole number of {width}-byte ciphertexts", self.data.len())));
+        }
+        let got = self.data.len() / width;
+        if got != count {
+            return Err(msg(round, format!("{got} ciphertexts where the plan says {count}")));
+        }
+        self.data
+            .par_chunks(width)
+            .enumerate()
+            .map(|(i, bytes)| key.ciphertext_from_bytes(bytes).map_err(|e| msg(round, format!("ciphertext {i}: {e}"))))
+            .collect()
+    }
+}

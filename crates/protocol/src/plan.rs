@@ -1,0 +1,286 @@
+//! The public plan of an inference: per layer, shapes, the client's
+//! between-layer step, worst-case accumulator bounds, slot layout, and how
+//! many ciphertexts each round carries.
+//!
+//! Layouts (packed mode; positions p = oy * out_side + ox, channel-major outputs):
+//! - convolution input: for each kernel offset k = (ic, ky, kx) in that order
+//!   and each chunk j of S positions, one ciphertext packing
+//!   X[k][j*S + s] = x[ic][oy+ky-pad][ox+kx-pad] (0 outside the image) in slot s;
+//! - convolution output: for each output channel c and chunk j, one
+//!   ciphertext with acc[c][j*S + s] in slot s (unused slots of the last chunk are 0);
+//! - dense input: one ciphertext per input value (slot 0 only);
+//! - dense output: ceil(outputs / S) ciphertexts, output j*S + s in slot s of ciphertext j.
+//!
+//! In unpacked mode every value travels in its own ciphertext, inputs in
+//! activation order and outputs in accumulator order.
+
+use ppdnn_model::lenet::LayerShape;
+use ppdnn_model::quant::{QuantModel, Requant};
+use ppdnn_paillier::SlotCodec;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::error::{Error, Result};
+
+/// Bits of the largest input value (activations are 0..255).
+const INPUT_MAX: i64 = 255;
+
+/// How values are laid out in ciphertexts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Packing {
+    /// Slots: im2col rows packed over positions for convolutions, packed outputs for dense layers.
+    Packed,
+    /// One value per ciphertext everywhere (the obvious baseline).
+    Unpacked,
+}
+
+/// One layer of the plan.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlanLayer {
+    /// The layer's name (conv1, ...).
+    pub name: String,
+    /// Its linear shape.
+    pub shape: LayerShape,
+    /// ReLU after the layer.
+    pub relu: bool,
+    /// 2x2 pooling (sum; the 1/4 is folded into the requantization) after the ReLU.
+    pub pool: bool,
+    /// Requantization to the next layer's 0..255 inputs; None for the last layer.
+    pub requant: Option<Requant>,
+    /// Worst-case |accumulator| over all inputs in 0..255.
+    pub accumulator_bound: i64,
+    /// Slot width B (bits) of the output ciphertexts.
+    pub slot_bits: u32,
+    /// Slots S per ciphertext (1 when unpacked).
+    pub slots: usize,
+    /// Ciphertexts the client sends for this layer.
+    pub input_ciphertexts: usize,
+    /// Ciphertexts the server returns for this layer.
+    pub output_ciphertexts: usize,
+}
+
+impl PlanLayer {
+    /// Positions of a convolution's output map (out_side^2); outputs of a dense layer.
+    pub fn positions(&self) -> usize {
+        match self.shape {
+            LayerShape::Conv { .. } => self.shape.out_side() * self.shape.out_side(),
+            LayerShape::Dense { outputs, .. } => outputs,
+        }
+    }
+
+    /// Position chunks per output channel of a packed convolution.
+    pub fn chunks(&self) -> usize {
+        self.positions().div_ceil(self.slots)
+    }
+
+    /// The slot codec of this layer's ciphertexts.
+    pub fn codec(&self, key_bits: u32) -> Result<SlotCodec> {
+        Ok(SlotCodec::new(self.slot_bits, self.slots, key_bits)?)
+    }
+}
+
+/// The plan of one model for one key size and packing mode.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    /// Size of n the plan was made for.
+    pub key_bits: u32,
+    /// Packing mode.
+    pub packing: Packing,
+    /// SHA-256 of the model's integer parameters and steps (hex), so a client
+    /// can tell which model it is talking to.
+    pub model_digest: String,
+    /// Input shape: channels, height, width.
+    pub input_shape: [usize; 3],
+    /// Number of classes (outputs of the last layer).
+    pub classes: usize,
+    /// The layers, one round each.
+    pub layers: Vec<PlanLayer>,
+}
+
+/// Bits of a signed slot that holds any value in [-bound, bound].
+pub fn slot_bits_for(bound: i64) -> u32 {
+    (64 - bound.max(INPUT_MAX).unsigned_abs().leading_zeros()) + 1
+}
+
+impl Plan {
+    /// Derives the plan from a quantized model.
+    pub fn new(model: &QuantModel, key_bits: u32, packing: Packing) -> Result<Self> {
+        model.validate()?;
+        let mut layers = Vec::with_capacity(model.layers.len());
+        for (l, q) in model.layers.iter().enumerate() {
+            let bound = model.accumulator_bound(l);
+            let slot_bits = slot_bits_for(bound);
+            if slot_bits > SlotCodec::MAX_SLOT_BITS {
+                return Err(Error::Plan(format!("{}: accumulators up to {bound} do not fit 63-bit slots", q.spec.name)));
+            }
+            let mut layer = PlanLayer {
+                name: q.spec.name.to_string(),
+                shape: q.spec.shape,
+                relu: q.spec.relu,
+                pool: q.spec.pool,
+                requant: q.requant,
+                accumulator_bound: bound,
+                slot_bits,
+                slots: 1,
+                input_ciphertexts: 0,
+                output_ciphertexts: 0,
+            };
+            let max_slots = SlotCodec::max_slots(key_bits, slot_bits);
+            if max_slots == 0 {
+                return Err(Error::Plan(format!("{}: a {key_bits}-bit key cannot hold one slot", layer.name)));
+            }
+            match (packing, q.spec.shape) {
+                (Packing::Packed, LayerShape::Conv { .. }) => {
+                    layer.slots = max_slots.min(layer.positions());
+                    layer.input_ciphertexts = q.spec.shape.fan_in() * layer.chunks();
+                    layer.output_ciphertexts = q.spec.shape.out_channels() * layer.chunks();
+                }
+                (Packing::Packed, LayerShape::Dense { inputs, outputs }) => {
+                    layer.slots = max_slots.min(outputs);
+                    layer.input_ciphertexts = inputs;
+                    layer.output_ciphertexts = outputs.div_ceil(layer.slots);
+                }
+                (Packing::Unpacked, shape) => {
+                    layer.input_ciphertexts = shape.input_len();
+                    layer.output_ciphertexts = shape.output_len();
+                }
+            }
+            layers.push(layer);
+        }
+        let classes = layers.last().map(|l| l.shape.output_len()).unwrap_or(0);
+        let plan = Plan {
+            key_bits,
+            packing,
+            model_digest: model_digest(model),
+            input_shape: [1, 28, 28],
+            classes,
+            layers,
+        };
+        plan.validate()?;
+        Ok(plan)
+    }
+
+    /// Checks the plan's internal consistency: layer chaining, slot layouts
+    /// that fit the key and hold the stated accumulator bounds, and counts
+    /// that follow from the layouts. A client runs this on a plan it receives.
+    pub fn validate(&self) -> Result<()> {
+        if self.layers.is_empty() {
+            return Err(Error::Plan("no layers".into()));
+        }
+        let mut expected_input = self.input_shape.iter().product::<usize>();
+        for (l, layer) in self.layers.iter().enumerate() {
+            let name = &layer.name;
+            if layer.shape.input_len() != expected_input {
+                return Err(Error::Plan(format!(
+                    "{name} takes {} inputs but receives {expected_input}",
+                    layer.shape.input_len()
+                )));
+            }
+            if let LayerShape::Conv { kernel, pad, in_side, .. } = layer.shape {
+                if kernel == 0 || kernel > in_side + 2 * pad {
+                    return Err(Error::Plan(format!("{name}: kernel does not fit the input")));
+                }
+                if layer.pool && layer.shape.out_side() % 2 != 0 {
+                    return Err(Error::Plan(format!("{name}: 2x2 pooling needs an even output side")));
+                }
+            }
+            let last = l + 1 == self.layers.len();
+            if last != layer.requant.is_none() {
+                return Err(Error::Plan(format!("{name}: only the last layer goes without requantization")));
+            }
+            if let Some(r) = layer.requant {
+                r.validate().map_err(|e| Error::Plan(format!("{name}: {e}")))?;
+            }
+            if layer.accumulator_bound < 0 || slot_bits_for(layer.accumulator_bound) > layer.slot_bits {
+                return Err(Error::Plan(format!(
+                    "{name}: {}-bit slots cannot hold accumulators up to {}",
+                    layer.slot_bits, layer.accumulator_bound
+                )));
+            }
+            layer.codec(self.key_bits).map_err(|e| Error::Plan(format!("{name}: {e}")))?;
+            let (want_in, want_out) = match (self.packing, layer.shape) {
+                (Packing::Packed, LayerShape::Conv { .. }) => {
+                    if layer.slots > layer.positions() {
+                        return Err(Error::Plan(format!("{name}: more slots than positions")));
+                    }
+                    (layer.shape.fan_in() * layer.chunks(), layer.shape.out_channels() * layer.chunks())
+                }
+                (Packing::Packed, LayerShape::Dense { inputs, outputs }) => (inputs, outputs.div_ceil(layer.slots)),
+                (Packing::Unpacked, shape) => {
+                    if layer.slots != 1 {
+                        return Err(Error::Plan(format!("{name}: unpacked layers have one slot")));
+                    }
+                    (shape.input_len(), shape.output_len())
+                }
+            };
+            if (layer.input_ciphertexts, layer.output_ciphertexts) != (want_in, want_out) {
+                return Err(Error::Plan(format!(
+                    "{name}: ciphertext counts {}/{} do not follow from the layout ({want_in}/{want_out})",
+                    layer.input_ciphertexts, layer.output_ciphertexts
+                )));
+            }
+            expected_input = if layer.pool { layer.shape.output_len() / 4 } else { layer.shape.output_len() };
+        }
+        if self.classes != expected_input {
+            return Err(Error::Plan(format!("{} classes but the last layer has {expected_input} outputs", self.classes)));
+        }
+        Ok(())
+    }
+
+    /// Checks that this plan is exactly the one the server's model gives.
+    pub fn check_against(&self, model: &QuantModel) -> Result<()> {
+        let own = Plan::new(model, self.key_bits, self.packing)?;
+        if own != *self {
+            return Err(Error::Plan("the plan does not match the model (bounds, layout or digest differ)".into()));
+        }
+        Ok(())
+    }
+
+    /// Encryptions the client makes for one image (one pool value each).
+    pub fn client_encryptions(&self) -> usize {
+        self.layers.iter().map(|l| l.input_ciphertexts).sum()
+    }
+
+    /// Ciphertexts the server returns for one image (one decryption and one re-randomization each).
+    pub fn server_ciphertexts(&self) -> usize {
+        self.layers.iter().map(|l| l.output_ciphertexts).sum()
+    }
+
+    /// Rounds (one per linear layer).
+    pub fn rounds(&self) -> usize {
+        self.layers.len()
+    }
+
+    /// The plan as JSON.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).unwrap_or_default()
+    }
+
+    /// Parses and validates a plan from JSON.
+    pub fn from_json(text: &str) -> Result<Self> {
+        let plan: Plan = serde_json::from_str(text).map_err(|e| Error::Plan(format!("not a plan: {e}")))?;
+        plan.validate()?;
+        Ok(plan)
+    }
+}
+
+/// SHA-256 over the integer weights, biases and steps of a quantized model.
+pub fn model_digest(model: &QuantModel) -> String {
+    let mut h = Sha256::new();
+    h.update(b"ppdnn-model-digest-v1");
+    for layer in &model.layers {
+        h.update(layer.spec.name.as_bytes());
+        for w in &layer.weight {
+            h.update(w.to_le_bytes());
+        }
+        for b in &layer.bias {
+            h.update(b.to_le_bytes());
+        }
+        if let Some(r) = layer.requant {
+            h.update(r.multiplier.to_le_bytes());
+            h.update(r.shift.to_le_bytes());
+        }
+    }
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}

@@ -1,0 +1,189 @@
+//! The server: evaluates each linear layer on the client's ciphertexts.
+
+use std::sync::Arc;
+
+use ppdnn_model::lenet::LayerShape;
+use ppdnn_model::quant::{QuantLayer, QuantModel};
+use ppdnn_paillier::{Ciphertext, Integer, PublicKey, SharedBases};
+use rayon::prelude::*;
+
+use crate::error::{Error, Result, msg};
+use crate::message::RoundMessage;
+use crate::plan::{Packing, Plan, PlanLayer};
+
+/// Magnitude bits of the quantized weights (|w| <= 127).
+const WEIGHT_BITS: u32 = 7;
+
+/// A model with its checked plan, ready to serve sessions.
+#[derive(Debug, Clone)]
+pub struct Evaluator {
+    model: Arc<QuantModel>,
+    plan: Arc<Plan>,
+}
+
+impl Evaluator {
+    /// Pairs a model with the plan for `key_bits` and `packing`.
+    pub fn new(model: Arc<QuantModel>, key_bits: u32, packing: Packing) -> Result<Self> {
+        let plan = Arc::new(Plan::new(&model, key_bits, packing)?);
+        Ok(Evaluator { model, plan })
+    }
+
+    /// The public plan.
+    pub fn plan(&self) -> &Arc<Plan> {
+        &self.plan
+    }
+
+    /// The model.
+    pub fn model(&self) -> &Arc<QuantModel> {
+        &self.model
+    }
+
+    /// Starts a session for a client's public key (already validated), whose
+    /// size must match the plan's.
+    pub fn session(&self, key: PublicKey) -> Result<ServerSession> {
+        if key.bits() != self.plan.key_bits {
+            return Err(Error::Plan(format!(
+                "the key has {} bits but the plan is for {}-bit keys",
+                key.bits(),
+                self.plan.key_bits
+            )));
+        }
+        // Re-randomization of every returned ciphertext: a table for h^n pays
+        // off after a few dozen (w = 5 costs ~6,000 multiplications at 2048 bits).
+        key.precompute_randomness(if self.plan.server_ciphertexts() > 1000 { 8 } else { 5 });
+        Ok(ServerSession { model: self.model.clone(), plan: self.plan.clone(), key, round: 0 })
+    }
+}
+
+/// One inference on the server side: a round per linear layer.
+#[derive(Debug)]
+pub struct ServerSession {
+    model: Arc<QuantModel>,
+    plan: Arc<Plan>,
+    key: PublicKey,
+    round: usize,
+}
+
+impl ServerSession {
+    /// The round the session expects next.
+    pub fn next_round(&self) -> usize {
+        self.round
+    }
+
+    /// Whether every round has been served.
+    pub fn finished(&self) -> bool {
+        self.round >= self.plan.layers.len()
+    }
+
+    /// Evaluates one round: checks the message against the plan, computes the
+    /// layer's encrypted accumulators, re-randomizes them, and returns them.
+    pub fn handle(&mut self, input: &RoundMessage) -> Result<RoundMessage> {
+        let round = self.round;
+        let Some(pl) = self.plan.layers.get(round) else {
+            return Err(Error::State(format!("all {} rounds are done; round {} is one too many", round, input.round)));
+        };
+        let cts = input.ciphertexts(&self.key, round, pl.input_ciphertexts)?;
+        let layer = &self.model.layers[round];
+        let outputs = match (self.plan.packing, pl.shape) {
+            (Packing::Packed, LayerShape::Conv { .. }) => conv_packed(&self.key, layer, pl, &cts)?,
+            (Packing::Packed, LayerShape::Dense { .. }) => dense_packed(&self.key, layer, pl, &cts)?,
+            (Packing::Unpacked, LayerShape::Conv { .. }) => conv_unpacked(&self.key, layer, &cts)?,
+            (Packing::Unpacked, LayerShape::Dense { .. }) => dense_unpacked(&self.key, layer, &cts)?,
+        };
+        if outputs.len() != pl.output_ciphertexts {
+            return Err(msg(round, "internal: output count differs from the plan"));
+        }
+        let fresh: Vec<Ciphertext> = outputs.par_iter().map(|c| self.key.rerandomize(c)).collect::<std::result::Result<_, _>>()?;
+        self.round += 1;
+        Ok(RoundMessage::from_ciphertexts(&self.key, round, &fresh))
+    }
+}
+
+fn weight_rows(layer: &QuantLayer) -> Vec<Vec<i64>> {
+    layer.weight.chunks(layer.spec.shape.fan_in()).map(<[i64]>::to_vec).collect()
+}
+
+/// Packed convolution: per position chunk, one multi-exponentiation per output
+/// channel over the chunk's im2col rows, plus the packed bias.
+fn conv_packed(key: &PublicKey, layer: &QuantLayer, pl: &PlanLayer, cts: &[Ciphertext]) -> Result<Vec<Ciphertext>> {
+    let fan_in = pl.shape.fan_in();
+    let out_c = pl.shape.out_channels();
+    let chunks = pl.chunks();
+    let positions = pl.positions();
+    let codec = pl.codec(key.bits())?;
+    let rows = weight_rows(layer);
+    let per_chunk: Vec<Vec<Ciphertext>> = (0..chunks)
+        .into_par_iter()
+        .map(|j| -> Result<Vec<Ciphertext>> {
+            let bases: Vec<Ciphertext> = (0..fan_in).map(|k| cts[k * chunks + j].clone()).collect();
+            let shared = SharedBases::new(key, &bases, WEIGHT_BITS, out_c);
+            let used = pl.slots.min(positions - j * pl.slots);
+            let outs = shared.combine_many(&rows)?;
+            outs.iter()
+                .enumerate()
+                .map(|(c, ct)| Ok(key.add_plain(ct, &codec.encode(&vec![layer.bias[c]; used])?)?))
+                .collect()
+        })
+        .collect::<Result<_>>()?;
+    // Channel-major order: output ciphertext c * chunks + j.
+    Ok((0..out_c).flat_map(|c| per_chunk.iter().map(move |chunk| chunk[c].clone())).collect())
+}
+
+/// Packed dense layer: one multi-exponentiation per output over the shared
+/// inputs, then S outputs packed into each ciphertext by Horner's rule
+/// (B squarings per slot).
+fn dense_packed(key: &PublicKey, layer: &QuantLayer, pl: &PlanLayer, cts: &[Ciphertext]) -> Result<Vec<Ciphertext>> {
+    let outs = dense_outputs(key, layer, cts)?;
+    let shift = Integer::from(1u32) << pl.slot_bits;
+    Ok(outs
+        .par_chunks(pl.slots)
+        .map(|group| {
+            let mut packed = group[group.len() - 1].clone();
+            for c in group[..group.len() - 1].iter().rev() {
+                packed = key.add(&key.mul(&packed, &shift), c);
+            }
+            packed
+        })
+        .collect())
+}
+
+/// W x + b for a dense layer, one ciphertext per output.
+fn dense_outputs(key: &PublicKey, layer: &QuantLayer, cts: &[Ciphertext]) -> Result<Vec<Ciphertext>> {
+    let rows = weight_rows(layer);
+    let shared = SharedBases::new(key, cts, WEIGHT_BITS, rows.len());
+    let outs = shared.combine_many(&rows)?;
+    outs.par_iter().zip(&layer.bias).map(|(c, &b)| Ok(key.add_plain(c, &Integer::from(b))?)).collect()
+}
+
+fn dense_unpacked(key: &PublicKey, layer: &QuantLayer, cts: &[Ciphertext]) -> Result<Vec<Ciphertext>> {
+    dense_outputs(key, layer, cts)
+}
+
+/// Unpacked convolution: every accumulator from the input ciphertexts under its kernel window.
+fn conv_unpacked(key: &PublicKey, layer: &QuantLayer, cts: &[Ciphertext]) -> Result<Vec<Ciphertext>> {
+    let LayerShape::Conv { in_channels, out_channels, kernel, pad, in_side } = layer.spec.shape else {
+        return Err(Error::Plan("conv_unpacked on a dense layer".into()));
+    };
+    let out_side = layer.spec.shape.out_side();
+    let shared = SharedBases::new(key, cts, WEIGHT_BITS, layer.spec.shape.output_len());
+    (0..out_channels * out_side * out_side)
+        .into_par_iter()
+        .map(|o| {
+            let (oc, oy, ox) = (o / (out_side * out_side), (o / out_side) % out_side, o % out_side);
+            let mut terms = Vec::with_capacity(in_channels * kernel * kernel);
+            for ic in 0..in_channels {
+                for ky in 0..kernel {
+                    for kx in 0..kernel {
+                        let (iy, ix) = ((oy + ky) as isize - pad as isize, (ox + kx) as isize - pad as isize);
+                        if iy < 0 || ix < 0 || iy >= in_side as isize || ix >= in_side as isize {
+                            continue;
+                        }
+                        let w = layer.weight[((oc * in_channels + ic) * kernel + ky) * kernel + kx];
+                        terms.push(((ic * in_side + iy as usize) * in_side + ix as usize, w));
+                    }
+                }
+            }
+            Ok(key.add_plain(&shared.combine_terms(&terms)?, &Integer::from(layer.bias[oc]))?)
+        })
+        .collect()
+}
