@@ -8,12 +8,18 @@ use crate::error::{Result, msg};
 /// The ciphertexts of one round, concatenated as fixed-width big-endian
 /// unsigned integers of [`PublicKey::ciphertext_bytes`] bytes each: exactly
 /// what travels on the wire.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct RoundMessage {
     /// The round: the index of the linear layer (0 for the first).
     pub round: usize,
     /// The ciphertexts, back to back.
     pub data: Vec<u8>,
+}
+
+impl std::fmt::Debug for RoundMessage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RoundMessage").field("round", &self.round).field("bytes", &self.data.len()).finish()
+    }
 }
 
 impl RoundMessage {

@@ -28,6 +28,14 @@ impl Evaluator {
         Ok(Evaluator { model, plan })
     }
 
+    /// Pairs a model with a given plan, refusing a plan that is not exactly
+    /// the model's own (a wrong bound or layout would overflow slots).
+    pub fn with_plan(model: Arc<QuantModel>, plan: Plan) -> Result<Self> {
+        plan.validate()?;
+        plan.check_against(&model)?;
+        Ok(Evaluator { model, plan: Arc::new(plan) })
+    }
+
     /// The public plan.
     pub fn plan(&self) -> &Arc<Plan> {
         &self.plan

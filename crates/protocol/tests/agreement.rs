@@ -1,0 +1,203 @@
+//! The encrypted pipeline gives exactly the plaintext integer model's
+//! accumulators, on real images at 2048 bits and on random inputs with small keys.
+
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
+
+use ppdnn_model::dataset::{Dataset, DatasetKind, Split};
+use ppdnn_model::modelfile::ModelFile;
+use ppdnn_model::quant::QuantModel;
+use ppdnn_paillier::{KeyPair, KeyPolicy, RandomnessPool, generate_keypair};
+use ppdnn_protocol::{ClientSession, ClientStep, Evaluator, Packing, RoundMessage};
+use proptest::prelude::*;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn model() -> &'static ModelFile {
+    static M: OnceLock<ModelFile> = OnceLock::new();
+    M.get_or_init(|| ModelFile::load(&root().join("models/lenet5-mnist.safetensors")).expect("shipped model"))
+}
+
+fn test_set() -> &'static Dataset {
+    static D: OnceLock<Dataset> = OnceLock::new();
+    D.get_or_init(|| Dataset::load(&root().join("../shared/data/mnist"), DatasetKind::Mnist, Split::Test).unwrap())
+}
+
+fn key(bits: u32) -> &'static KeyPair {
+    static K1: OnceLock<KeyPair> = OnceLock::new();
+    static K2: OnceLock<KeyPair> = OnceLock::new();
+    let cell = if bits == 2048 { &K2 } else { &K1 };
+    cell.get_or_init(|| generate_keypair(bits, KeyPolicy::INSECURE_TESTING).unwrap())
+}
+
+/// Runs the protocol for one image; returns the logits and every round's
+/// messages for inspection.
+fn run(ev: &Evaluator, pair: &KeyPair, image: &[u8]) -> Vec<i64> {
+    let sk = Arc::new(pair.private.clone());
+    let pool = Arc::new(RandomnessPool::new(pair.public()));
+    let mut client = ClientSession::new(ev.plan().clone(), sk, pool).unwrap();
+    let mut server = ev.session(pair.public().clone()).unwrap();
+    let mut msg = client.start(image).unwrap();
+    loop {
+        let answer = server.handle(&msg).unwrap();
+        match client.receive(&answer).unwrap() {
+            ClientStep::Send(next) => msg = next,
+            ClientStep::Done(logits) => {
+                assert!(server.finished());
+                return logits;
+            }
+        }
+    }
+}
+
+#[test]
+fn twenty_real_images_at_2048_bits_bit_exact() {
+    let pair = key(2048);
+    pair.public().precompute_randomness(8);
+    let ev = Evaluator::new(Arc::new(model().quant.clone()), 2048, Packing::Packed).unwrap();
+    for i in 0..20 {
+        let image = test_set().image(i);
+        assert_eq!(run(&ev, pair, image), model().quant.logits(image).unwrap(), "test image {i}");
+    }
+}
+
+#[test]
+fn unpacked_mode_agrees_too() {
+    let pair = key(1024);
+    let ev = Evaluator::new(Arc::new(model().quant.clone()), 1024, Packing::Unpacked).unwrap();
+    let image = test_set().image(3);
+    assert_eq!(run(&ev, pair, image), model().quant.logits(image).unwrap());
+}
+
+fn random_model(seed: u64) -> QuantModel {
+    let mut s = seed | 1;
+    let mut next = move || {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        ((s >> 11) as f64 / (1u64 << 53) as f64) as f32 - 0.5
+    };
+    let float = ppdnn_model::lenet::FloatModel {
+        layers: ppdnn_model::lenet::LENET5
+            .iter()
+            .map(|spec| ppdnn_model::lenet::FloatLayer {
+                weight: (0..spec.shape.weight_shape().iter().product::<usize>()).map(|_| next()).collect(),
+                bias: (0..spec.shape.out_channels()).map(|_| next() * 0.3).collect(),
+            })
+            .collect(),
+    };
+    QuantModel::quantize(&float, test_set().image(100)).unwrap()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(4))]
+
+    /// Random weights and random pixels, small keys (fewer slots, more ciphertexts).
+    #[test]
+    fn random_models_and_inputs_with_small_keys(seed in any::<u64>(), pixels in prop::collection::vec(any::<u8>(), 784)) {
+        let quant = random_model(seed);
+        let ev = Evaluator::new(Arc::new(quant.clone()), 1024, Packing::Packed).unwrap();
+        prop_assert_eq!(run(&ev, key(1024), &pixels), quant.logits(&pixels).unwrap());
+    }
+}
+
+fn started(ev: &Evaluator, pair: &KeyPair) -> (ClientSession, ppdnn_protocol::ServerSession, RoundMessage) {
+    let sk = Arc::new(pair.private.clone());
+    let pool = Arc::new(RandomnessPool::new(pair.public()));
+    let mut client = ClientSession::new(ev.plan().clone(), sk, pool).unwrap();
+    let server = ev.session(pair.public().clone()).unwrap();
+    let msg = client.start(test_set().image(0)).unwrap();
+    (client, server, msg)
+}
+
+#[test]
+fn tampered_messages_are_rejected_with_clear_errors() {
+    let pair = key(1024);
+    let ev = Evaluator::new(Arc::new(model().quant.clone()), 1024, Packing::Packed).unwrap();
+    let width = pair.public().ciphertext_bytes();
+
+    // Wrong count: one ciphertext missing.
+    let (_, mut server, msg) = started(&ev, pair);
+    let short = RoundMessage { round: 0, data: msg.data[..msg.data.len() - width].to_vec() };
+    let e = server.handle(&short).unwrap_err().to_string();
+    assert!(e.contains("round 0") && e.contains("the plan says"), "{e}");
+    // Ragged payload.
+    let ragged = RoundMessage { round: 0, data: msg.data[..msg.data.len() - 3].to_vec() };
+    assert!(server.handle(&ragged).unwrap_err().to_string().contains("whole number"));
+    // Out-of-range ciphertext (all ones is above n^2).
+    let mut bad = msg.data.clone();
+    bad[width..2 * width].fill(0xff);
+    let e = server.handle(&RoundMessage { round: 0, data: bad }).unwrap_err().to_string();
+    assert!(e.contains("ciphertext 1") && e.contains("n^2"), "{e}");
+    // A ciphertext that shares a factor with n: n itself.
+    let mut bad = msg.data.clone();
+    let n_bytes = ppdnn_paillier::to_fixed_bytes(pair.public().n(), width);
+    bad[..width].copy_from_slice(&n_bytes);
+    assert!(server.handle(&RoundMessage { round: 0, data: bad }).unwrap_err().to_string().contains("factor"));
+    // Wrong round.
+    let e = server.handle(&RoundMessage { round: 1, data: msg.data.clone() }).unwrap_err().to_string();
+    assert!(e.contains("round 1") && e.contains("expected"), "{e}");
+    // After all that, the same session still serves the correct message.
+    let answer = server.handle(&msg).unwrap();
+    assert_eq!(answer.round, 0);
+
+    // The client checks the server's answers the same way.
+    let (mut client, mut server, msg) = started(&ev, pair);
+    let answer = server.handle(&msg).unwrap();
+    let e = client.receive(&RoundMessage { round: 3, data: answer.data.clone() }).unwrap_err().to_string();
+    assert!(e.contains("round 3"), "{e}");
+    let e = client.receive(&RoundMessage { round: 0, data: answer.data[width..].to_vec() }).unwrap_err().to_string();
+    assert!(e.contains("the plan says"), "{e}");
+    // A swapped-in fresh encryption of a huge value breaks the slot layout.
+    let huge = pair.public().encrypt(&(ppdnn_paillier::Integer::from(1) << 1021)).unwrap();
+    let mut data = answer.data.clone();
+    data[..width].copy_from_slice(&pair.public().ciphertext_to_bytes(&huge));
+    let e = client.receive(&RoundMessage { round: 0, data }).unwrap_err().to_string();
+    assert!(e.contains("round 0"), "{e}");
+}
+
+#[test]
+fn plans_that_understate_bounds_are_refused() {
+    let quant = &model().quant;
+    let ev = Evaluator::new(Arc::new(quant.clone()), 2048, Packing::Packed).unwrap();
+    let mut plan = (**ev.plan()).clone();
+    plan.validate().unwrap();
+    plan.check_against(quant).unwrap();
+    // Slots too narrow for the stated bound: the plan itself is inconsistent.
+    let mut narrow = plan.clone();
+    narrow.layers[2].slot_bits -= 1;
+    assert!(narrow.validate().unwrap_err().to_string().contains("cannot hold"));
+    // A bound below the model's real one, with slots to match: consistent on
+    // its face, but the server (which knows the weights) refuses it.
+    plan.layers[2].accumulator_bound = 1000;
+    plan.layers[2].slot_bits = 11;
+    plan.layers[2].slots = 120;
+    plan.layers[2].output_ciphertexts = 1;
+    plan.validate().unwrap();
+    assert!(plan.check_against(quant).is_err());
+    // JSON round trip of the real plan.
+    let real = ev.plan();
+    assert_eq!(&ppdnn_protocol::Plan::from_json(&real.to_json()).unwrap(), &**real);
+    assert!(ppdnn_protocol::Plan::from_json("{}").is_err());
+}
+
+#[test]
+fn a_deliberately_wrong_plan_cannot_be_served() {
+    // conv1's slots narrowed by 8 bits, with a bound to match: real
+    // accumulators would overflow them, and the server refuses the plan.
+    let quant = &model().quant;
+    let ev = Evaluator::new(Arc::new(quant.clone()), 1024, Packing::Packed).unwrap();
+    let mut plan = (**ev.plan()).clone();
+    let real_bound = plan.layers[0].accumulator_bound;
+    let l = &mut plan.layers[0];
+    l.slot_bits -= 8;
+    l.accumulator_bound = (1 << (l.slot_bits - 1)) - 1;
+    plan.validate().unwrap();
+    let acc = quant.trace(test_set().image(0)).unwrap().remove(0);
+    assert!(acc.iter().any(|a| a.abs() > plan.layers[0].accumulator_bound), "image 0 would overflow");
+    assert!(real_bound > plan.layers[0].accumulator_bound);
+    let e = Evaluator::with_plan(Arc::new(quant.clone()), plan).unwrap_err().to_string();
+    assert!(e.contains("does not match the model"), "{e}");
+}
