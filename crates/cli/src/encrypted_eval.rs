@@ -58,7 +58,8 @@ pub fn eval_encrypted(args: EvalArgs, bits: u32, no_packing: bool, insecure_smal
     let keygen = start.elapsed();
     let pool = Arc::new(RandomnessPool::new(sk.public_key()));
 
-    let bar = if args.json { indicatif::ProgressBar::hidden() } else { progress_bar(test.len(), "encrypted eval") };
+    let bar =
+        if args.json { indicatif::ProgressBar::hidden() } else { progress_bar(test.len(), "encrypted eval") };
     let mut runs = Vec::with_capacity(test.len());
     let mut correct = 0usize;
     let mut agree = 0usize;
@@ -77,7 +78,11 @@ pub fn eval_encrypted(args: EvalArgs, bits: u32, no_packing: bool, insecure_smal
     let n = runs.len() as f64;
     let mut lat: Vec<f64> = runs.iter().map(|r| (r.client + r.server).as_secs_f64()).collect();
     lat.sort_by(f64::total_cmp);
-    let median = if lat.len() % 2 == 1 { lat[lat.len() / 2] } else { (lat[lat.len() / 2 - 1] + lat[lat.len() / 2]) / 2.0 };
+    let median = if lat.len() % 2 == 1 {
+        lat[lat.len() / 2]
+    } else {
+        (lat[lat.len() / 2 - 1] + lat[lat.len() / 2]) / 2.0
+    };
     let mean = |f: fn(&Run) -> f64| runs.iter().map(f).sum::<f64>() / n;
     let report = EncryptedReport {
         dataset: model.dataset.name(),
@@ -115,7 +120,11 @@ pub fn eval_encrypted(args: EvalArgs, bits: u32, no_packing: bool, insecure_smal
         );
         println!(
             "  latency per image: median {:.3} s, mean {:.3} s (client {:.3} s, server {:.3} s); offline randomness {:.3} s",
-            report.latency_s_median, report.latency_s_mean, report.client_s, report.server_s, report.offline_s
+            report.latency_s_median,
+            report.latency_s_mean,
+            report.client_s,
+            report.server_s,
+            report.offline_s
         );
         println!(
             "  {} rounds, {} ciphertexts and {:.0} KiB exchanged per image; key generation {:.2} s; total {:.1} s",

@@ -56,6 +56,8 @@ enum Command {
     },
     /// Classify PNG images in plaintext with the integer model (the baseline for classify).
     Predict(model_cmds::PredictArgs),
+    /// Write the first test images of a data set as PNG files (INDEX-LABEL.png).
+    Export(model_cmds::ExportArgs),
     /// Measure performance (release build recommended).
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -75,6 +77,7 @@ fn main() -> ExitCode {
             encrypted_eval::eval_encrypted(args, bits, no_packing, insecure_small_keys)
         }
         Command::Predict(args) => model_cmds::predict(args),
+        Command::Export(args) => model_cmds::export(args),
         #[cfg(feature = "train")]
         Command::Train(args) => train_cmd::run(args),
     };

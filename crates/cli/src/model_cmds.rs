@@ -69,9 +69,10 @@ pub fn load_test_set(model: &ModelFile, data: Option<&Path>, limit: Option<usize
 
 /// A progress bar in ppdnn's style.
 pub fn progress_bar(len: usize, what: &str) -> ProgressBar {
-    let style = ProgressStyle::with_template(&format!("{what} [{{bar:30}}] {{pos}}/{{len}} {{msg}} eta {{eta}}"))
-        .unwrap_or_else(|_| ProgressStyle::default_bar())
-        .progress_chars("=> ");
+    let style =
+        ProgressStyle::with_template(&format!("{what} [{{bar:30}}] {{pos}}/{{len}} {{msg}} eta {{eta}}"))
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> ");
     ProgressBar::new(len as u64).with_style(style)
 }
 
@@ -177,4 +178,37 @@ pub fn predict(args: PredictArgs) -> Result<()> {
         });
     }
     print_predictions(&preds, args.json)
+}
+
+#[derive(Args)]
+pub struct ExportArgs {
+    /// The data set: mnist or fashion-mnist.
+    #[arg(long, default_value = "mnist")]
+    dataset: String,
+    /// Folder with the IDX files (as for eval).
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// How many test images, from the first.
+    #[arg(long, default_value_t = 20)]
+    count: usize,
+    /// Folder to write the PNG files to (created if missing).
+    #[arg(long, short)]
+    out: PathBuf,
+}
+
+/// Writes the first test images as PNG files named INDEX-LABEL.png.
+pub fn export(args: ExportArgs) -> Result<()> {
+    let kind = ppdnn_model::dataset::DatasetKind::from_name(&args.dataset)?;
+    let dir = resolve_data_dir(args.data.as_deref(), kind);
+    let test = Dataset::load(&dir, kind, Split::Test)?;
+    if args.count == 0 || args.count > test.len() {
+        anyhow::bail!("--count {}: choose 1 to {}", args.count, test.len());
+    }
+    std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
+    for i in 0..args.count {
+        let path = args.out.join(format!("{i:04}-{}.png", test.labels[i]));
+        ppdnn_model::image_io::save_png(&path, test.image(i))?;
+    }
+    println!("wrote {} images to {}", args.count, args.out.display());
+    Ok(())
 }

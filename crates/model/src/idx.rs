@@ -18,9 +18,10 @@ pub fn read_maybe_gzip(path: &Path) -> Result<Vec<u8>> {
     let raw = std::fs::read(path).map_err(|e| io_error(path, e))?;
     if raw.starts_with(&[0x1f, 0x8b]) {
         let mut out = Vec::new();
-        GzDecoder::new(&raw[..])
-            .read_to_end(&mut out)
-            .map_err(|e| Error::Idx { path: path.display().to_string(), message: format!("bad gzip data: {e}") })?;
+        GzDecoder::new(&raw[..]).read_to_end(&mut out).map_err(|e| Error::Idx {
+            path: path.display().to_string(),
+            message: format!("bad gzip data: {e}"),
+        })?;
         Ok(out)
     } else {
         Ok(raw)
@@ -54,7 +55,8 @@ pub fn parse_images(bytes: &[u8], name: &str) -> Result<IdxImages> {
     if magic != IMAGES_MAGIC {
         return Err(err(format!("magic number {magic:#010x}, expected {IMAGES_MAGIC:#010x} (images)")));
     }
-    let (count, rows, cols) = (be_u32(bytes, 4) as usize, be_u32(bytes, 8) as usize, be_u32(bytes, 12) as usize);
+    let (count, rows, cols) =
+        (be_u32(bytes, 4) as usize, be_u32(bytes, 8) as usize, be_u32(bytes, 12) as usize);
     let want = count
         .checked_mul(rows)
         .and_then(|x| x.checked_mul(cols))

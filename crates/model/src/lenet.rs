@@ -123,7 +123,12 @@ pub const LENET5: [LayerSpec; 5] = [
         relu: true,
         pool: true,
     },
-    LayerSpec { name: "fc1", shape: LayerShape::Dense { inputs: 400, outputs: 120 }, relu: true, pool: false },
+    LayerSpec {
+        name: "fc1",
+        shape: LayerShape::Dense { inputs: 400, outputs: 120 },
+        relu: true,
+        pool: false,
+    },
     LayerSpec { name: "fc2", shape: LayerShape::Dense { inputs: 120, outputs: 84 }, relu: true, pool: false },
     LayerSpec { name: "fc3", shape: LayerShape::Dense { inputs: 84, outputs: 10 }, relu: false, pool: false },
 ];
@@ -186,7 +191,9 @@ impl FloatModel {
                 y.iter_mut().for_each(|v| *v = v.max(0.0));
             }
             if spec.pool {
-                y = pool2(&y, spec.shape.out_channels(), spec.shape.out_side(), |a, b, c, d| (a + b + c + d) / 4.0);
+                y = pool2(&y, spec.shape.out_channels(), spec.shape.out_side(), |a, b, c, d| {
+                    (a + b + c + d) / 4.0
+                });
             }
             out.push(y.clone());
             x = y;

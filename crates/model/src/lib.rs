@@ -10,6 +10,6 @@ pub mod idx;
 pub mod lenet;
 
 pub use error::{Error, Result};
+pub mod image_io;
 pub mod modelfile;
 pub mod quant;
-pub mod image_io;

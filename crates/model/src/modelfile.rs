@@ -67,7 +67,12 @@ impl ModelFile {
         for ((spec, fl), ql) in LENET5.iter().zip(&self.float.layers).zip(&self.quant.layers) {
             let wshape = spec.shape.weight_shape();
             let bshape = vec![spec.shape.out_channels()];
-            buffers.push((format!("{}.weight", spec.name), Dtype::F32, wshape.clone(), bytes_f32(&fl.weight)));
+            buffers.push((
+                format!("{}.weight", spec.name),
+                Dtype::F32,
+                wshape.clone(),
+                bytes_f32(&fl.weight),
+            ));
             buffers.push((format!("{}.bias", spec.name), Dtype::F32, bshape.clone(), bytes_f32(&fl.bias)));
             buffers.push((format!("{}.qweight", spec.name), Dtype::I8, wshape, bytes_i8(&ql.weight)));
             buffers.push((format!("{}.qbias", spec.name), Dtype::I64, bshape, bytes_i64(&ql.bias)));
@@ -99,7 +104,10 @@ impl ModelFile {
         meta.insert("dataset".into(), self.dataset.name().into());
         meta.insert("float_accuracy".into(), format!("{:.4}", self.float_accuracy));
         meta.insert("quantized_accuracy".into(), format!("{:.4}", self.quantized_accuracy));
-        meta.insert("quantization".into(), serde_json::to_string(&quant).map_err(|e| Error::Model(e.to_string()))?);
+        meta.insert(
+            "quantization".into(),
+            serde_json::to_string(&quant).map_err(|e| Error::Model(e.to_string()))?,
+        );
         meta.insert("training".into(), self.training.to_string());
         safetensors::serialize(views, Some(meta)).map_err(|e| Error::Model(e.to_string()))
     }
@@ -117,14 +125,18 @@ impl ModelFile {
 
     /// Parses and checks safetensors bytes against LeNet-5.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
-        let (_, header) = SafeTensors::read_metadata(bytes).map_err(|e| Error::Model(format!("not safetensors: {e}")))?;
+        let (_, header) =
+            SafeTensors::read_metadata(bytes).map_err(|e| Error::Model(format!("not safetensors: {e}")))?;
         let meta = header.metadata().clone().unwrap_or_default();
         let get = |k: &str| meta.get(k).cloned().ok_or_else(|| Error::Model(format!("metadata lacks {k:?}")));
         if get("format")? != FORMAT {
             return Err(Error::Model(format!("format is not {FORMAT:?}")));
         }
         if get("version")? != VERSION {
-            return Err(Error::Model(format!("model file version {} (this build reads {VERSION})", get("version")?)));
+            return Err(Error::Model(format!(
+                "model file version {} (this build reads {VERSION})",
+                get("version")?
+            )));
         }
         if get("architecture")? != "lenet5" || get("pooling")? != "avg" {
             return Err(Error::Model("only LeNet-5 with average pooling is supported".into()));
@@ -138,7 +150,8 @@ impl ModelFile {
         if quant_meta.len() != LENET5.len() {
             return Err(Error::Model("quantization metadata does not list the five layers".into()));
         }
-        let tensors = SafeTensors::deserialize(bytes).map_err(|e| Error::Model(format!("not safetensors: {e}")))?;
+        let tensors =
+            SafeTensors::deserialize(bytes).map_err(|e| Error::Model(format!("not safetensors: {e}")))?;
         let read = |name: String, dtype: Dtype, shape: &[usize]| -> Result<Vec<u8>> {
             let t = tensors.tensor(&name).map_err(|_| Error::Model(format!("tensor {name} is missing")))?;
             if t.dtype() != dtype || t.shape() != shape {
@@ -154,7 +167,10 @@ impl ModelFile {
         let mut quant = Vec::new();
         for (spec, q) in LENET5.iter().zip(&quant_meta) {
             if q.name != spec.name {
-                return Err(Error::Model(format!("quantization metadata names {:?} where {:?} belongs", q.name, spec.name)));
+                return Err(Error::Model(format!(
+                    "quantization metadata names {:?} where {:?} belongs",
+                    q.name, spec.name
+                )));
             }
             let ws = spec.shape.weight_shape();
             let bs = [spec.shape.out_channels()];
@@ -164,13 +180,18 @@ impl ModelFile {
             let weight = f32s(read(format!("{}.weight", spec.name), Dtype::F32, &ws)?);
             let bias = f32s(read(format!("{}.bias", spec.name), Dtype::F32, &bs)?);
             float.push(FloatLayer { weight, bias });
-            let qweight: Vec<i64> =
-                read(format!("{}.qweight", spec.name), Dtype::I8, &ws)?.iter().map(|&b| b as i8 as i64).collect();
+            let qweight: Vec<i64> = read(format!("{}.qweight", spec.name), Dtype::I8, &ws)?
+                .iter()
+                .map(|&b| b as i8 as i64)
+                .collect();
             let qbias: Vec<i64> = read(format!("{}.qbias", spec.name), Dtype::I64, &bs)?
                 .chunks_exact(8)
                 .map(|c| i64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
                 .collect();
-            if !(q.weight_scale.is_finite() && q.weight_scale > 0.0 && q.input_scale.is_finite() && q.input_scale > 0.0)
+            if !(q.weight_scale.is_finite()
+                && q.weight_scale > 0.0
+                && q.input_scale.is_finite()
+                && q.input_scale > 0.0)
             {
                 return Err(Error::Model(format!("{}: scales must be positive numbers", spec.name)));
             }

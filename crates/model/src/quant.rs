@@ -103,7 +103,7 @@ impl QuantModel {
     /// `calibration` (training images, PIXELS bytes each).
     pub fn quantize(float: &FloatModel, calibration: &[u8]) -> Result<Self> {
         float.validate()?;
-        if calibration.is_empty() || calibration.len() % PIXELS != 0 {
+        if calibration.is_empty() || !calibration.len().is_multiple_of(PIXELS) {
             return Err(Error::Input("calibration needs whole 28x28 images".into()));
         }
         // Activation scales from float activations after each hidden layer.
@@ -259,7 +259,13 @@ impl QuantModel {
 /// ReLU, 2x2 pooling sums, requantization to 0..255; with no requantization
 /// (the last layer) the accumulators are returned as they are. `acc` must
 /// have the layer's output length.
-pub fn activate(shape: &LayerShape, relu: bool, pool: bool, requant: Option<Requant>, acc: &[i64]) -> Vec<i64> {
+pub fn activate(
+    shape: &LayerShape,
+    relu: bool,
+    pool: bool,
+    requant: Option<Requant>,
+    acc: &[i64],
+) -> Vec<i64> {
     let Some(requant) = requant else {
         return acc.to_vec();
     };

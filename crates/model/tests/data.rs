@@ -40,7 +40,9 @@ fn corrupted_idx_files_are_rejected_with_reasons() {
     wrong_magic[3] = 1;
     assert!(parse_images(&wrong_magic, "x").unwrap_err().to_string().contains("magic"));
     assert!(parse_images(&[0, 0, 8], "x").unwrap_err().to_string().contains("too short"));
-    assert!(parse_labels(&[0, 0, 8, 1, 0, 0, 0, 3, 1, 2], "y").unwrap_err().to_string().contains("truncated"));
+    assert!(
+        parse_labels(&[0, 0, 8, 1, 0, 0, 0, 3, 1, 2], "y").unwrap_err().to_string().contains("truncated")
+    );
     assert_eq!(parse_labels(&[0, 0, 8, 1, 0, 0, 0, 2, 1, 2], "y").unwrap(), vec![1, 2]);
 }
 

@@ -61,7 +61,10 @@ impl ClientSession {
         }
         let want: usize = self.plan.input_shape.iter().product();
         if image.len() != want {
-            return Err(Error::State(format!("the input has {} values, the model takes {want}", image.len())));
+            return Err(Error::State(format!(
+                "the input has {} values, the model takes {want}",
+                image.len()
+            )));
         }
         let x: Vec<i64> = image.iter().map(|&p| p as i64).collect();
         self.encrypt_round(0, &x)
@@ -83,7 +86,10 @@ impl ClientSession {
         if let Some(bad) = acc.iter().position(|a| a.abs() > pl.accumulator_bound) {
             return Err(msg(
                 round,
-                format!("accumulator {bad} is {}, beyond the plan's bound {}", acc[bad], pl.accumulator_bound),
+                format!(
+                    "accumulator {bad} is {}, beyond the plan's bound {}",
+                    acc[bad], pl.accumulator_bound
+                ),
             ));
         }
         let next = activate(&pl.shape, pl.relu, pl.pool, pl.requant, &acc);
@@ -107,7 +113,12 @@ impl ClientSession {
 /// The plaintexts the client encrypts for a layer whose inputs are `x`.
 pub fn pack_inputs(packing: Packing, pl: &PlanLayer, key_bits: u32, x: &[i64]) -> Result<Vec<Integer>> {
     if x.len() != pl.shape.input_len() {
-        return Err(Error::State(format!("{}: {} inputs, expected {}", pl.name, x.len(), pl.shape.input_len())));
+        return Err(Error::State(format!(
+            "{}: {} inputs, expected {}",
+            pl.name,
+            x.len(),
+            pl.shape.input_len()
+        )));
     }
     match (packing, pl.shape) {
         (Packing::Packed, LayerShape::Conv { in_channels, kernel, pad, in_side, .. }) => {
@@ -143,7 +154,12 @@ pub fn pack_inputs(packing: Packing, pl: &PlanLayer, key_bits: u32, x: &[i64]) -
 }
 
 /// The layer's accumulators, in channel-major order, from the decrypted outputs.
-pub fn unpack_outputs(packing: Packing, pl: &PlanLayer, key_bits: u32, plain: &[Integer]) -> Result<Vec<i64>> {
+pub fn unpack_outputs(
+    packing: Packing,
+    pl: &PlanLayer,
+    key_bits: u32,
+    plain: &[Integer],
+) -> Result<Vec<i64>> {
     let total = pl.shape.output_len();
     if packing == Packing::Unpacked {
         return plain

@@ -43,11 +43,17 @@ impl RoundMessage {
     /// ciphertext under `key` (0 < c < n^2, gcd(c, n) = 1).
     pub fn ciphertexts(&self, key: &PublicKey, round: usize, count: usize) -> Result<Vec<Ciphertext>> {
         if self.round != round {
-            return Err(msg(round, format!("a message for round {} arrived where round {round} was expected", self.round)));
+            return Err(msg(
+                round,
+                format!("a message for round {} arrived where round {round} was expected", self.round),
+            ));
         }
         let width = key.ciphertext_bytes();
-        if self.data.len() % width != 0 {
-            return Err(msg(round, format!("{} bytes is not a whole number of {width}-byte ciphertexts", self.data.len())));
+        if !self.data.len().is_multiple_of(width) {
+            return Err(msg(
+                round,
+                format!("{} bytes is not a whole number of {width}-byte ciphertexts", self.data.len()),
+            ));
         }
         let got = self.data.len() / width;
         if got != count {
@@ -56,7 +62,9 @@ impl RoundMessage {
         self.data
             .par_chunks(width)
             .enumerate()
-            .map(|(i, bytes)| key.ciphertext_from_bytes(bytes).map_err(|e| msg(round, format!("ciphertext {i}: {e}"))))
+            .map(|(i, bytes)| {
+                key.ciphertext_from_bytes(bytes).map_err(|e| msg(round, format!("ciphertext {i}: {e}")))
+            })
             .collect()
     }
 }

@@ -112,7 +112,10 @@ impl Plan {
             let bound = model.accumulator_bound(l);
             let slot_bits = slot_bits_for(bound);
             if slot_bits > SlotCodec::MAX_SLOT_BITS {
-                return Err(Error::Plan(format!("{}: accumulators up to {bound} do not fit 63-bit slots", q.spec.name)));
+                return Err(Error::Plan(format!(
+                    "{}: accumulators up to {bound} do not fit 63-bit slots",
+                    q.spec.name
+                )));
             }
             let mut layer = PlanLayer {
                 name: q.spec.name.to_string(),
@@ -128,7 +131,10 @@ impl Plan {
             };
             let max_slots = SlotCodec::max_slots(key_bits, slot_bits);
             if max_slots == 0 {
-                return Err(Error::Plan(format!("{}: a {key_bits}-bit key cannot hold one slot", layer.name)));
+                return Err(Error::Plan(format!(
+                    "{}: a {key_bits}-bit key cannot hold one slot",
+                    layer.name
+                )));
             }
             match (packing, q.spec.shape) {
                 (Packing::Packed, LayerShape::Conv { .. }) => {
@@ -181,7 +187,7 @@ impl Plan {
                 if kernel == 0 || kernel > in_side + 2 * pad {
                     return Err(Error::Plan(format!("{name}: kernel does not fit the input")));
                 }
-                if layer.pool && layer.shape.out_side() % 2 != 0 {
+                if layer.pool && !layer.shape.out_side().is_multiple_of(2) {
                     return Err(Error::Plan(format!("{name}: 2x2 pooling needs an even output side")));
                 }
             }
@@ -206,7 +212,9 @@ impl Plan {
                     }
                     (layer.shape.fan_in() * layer.chunks(), layer.shape.out_channels() * layer.chunks())
                 }
-                (Packing::Packed, LayerShape::Dense { inputs, outputs }) => (inputs, outputs.div_ceil(layer.slots)),
+                (Packing::Packed, LayerShape::Dense { inputs, outputs }) => {
+                    (inputs, outputs.div_ceil(layer.slots))
+                }
                 (Packing::Unpacked, shape) => {
                     if layer.slots != 1 {
                         return Err(Error::Plan(format!("{name}: unpacked layers have one slot")));
@@ -223,7 +231,10 @@ impl Plan {
             expected_input = if layer.pool { layer.shape.output_len() / 4 } else { layer.shape.output_len() };
         }
         if self.classes != expected_input {
-            return Err(Error::Plan(format!("{} classes but the last layer has {expected_input} outputs", self.classes)));
+            return Err(Error::Plan(format!(
+                "{} classes but the last layer has {expected_input} outputs",
+                self.classes
+            )));
         }
         Ok(())
     }
@@ -232,7 +243,9 @@ impl Plan {
     pub fn check_against(&self, model: &QuantModel) -> Result<()> {
         let own = Plan::new(model, self.key_bits, self.packing)?;
         if own != *self {
-            return Err(Error::Plan("the plan does not match the model (bounds, layout or digest differ)".into()));
+            return Err(Error::Plan(
+                "the plan does not match the model (bounds, layout or digest differ)".into(),
+            ));
         }
         Ok(())
     }

@@ -88,7 +88,10 @@ impl ServerSession {
     pub fn handle(&mut self, input: &RoundMessage) -> Result<RoundMessage> {
         let round = self.round;
         let Some(pl) = self.plan.layers.get(round) else {
-            return Err(Error::State(format!("all {} rounds are done; round {} is one too many", round, input.round)));
+            return Err(Error::State(format!(
+                "all {} rounds are done; round {} is one too many",
+                round, input.round
+            )));
         };
         let cts = input.ciphertexts(&self.key, round, pl.input_ciphertexts)?;
         let layer = &self.model.layers[round];
@@ -101,7 +104,8 @@ impl ServerSession {
         if outputs.len() != pl.output_ciphertexts {
             return Err(msg(round, "internal: output count differs from the plan"));
         }
-        let fresh: Vec<Ciphertext> = outputs.par_iter().map(|c| self.key.rerandomize(c)).collect::<std::result::Result<_, _>>()?;
+        let fresh: Vec<Ciphertext> =
+            outputs.par_iter().map(|c| self.key.rerandomize(c)).collect::<std::result::Result<_, _>>()?;
         self.round += 1;
         Ok(RoundMessage::from_ciphertexts(&self.key, round, &fresh))
     }
@@ -113,7 +117,12 @@ fn weight_rows(layer: &QuantLayer) -> Vec<Vec<i64>> {
 
 /// Packed convolution: per position chunk, one multi-exponentiation per output
 /// channel over the chunk's im2col rows, plus the packed bias.
-fn conv_packed(key: &PublicKey, layer: &QuantLayer, pl: &PlanLayer, cts: &[Ciphertext]) -> Result<Vec<Ciphertext>> {
+fn conv_packed(
+    key: &PublicKey,
+    layer: &QuantLayer,
+    pl: &PlanLayer,
+    cts: &[Ciphertext],
+) -> Result<Vec<Ciphertext>> {
     let fan_in = pl.shape.fan_in();
     let out_c = pl.shape.out_channels();
     let chunks = pl.chunks();
@@ -140,7 +149,12 @@ fn conv_packed(key: &PublicKey, layer: &QuantLayer, pl: &PlanLayer, cts: &[Ciphe
 /// Packed dense layer: one multi-exponentiation per output over the shared
 /// inputs, then S outputs packed into each ciphertext by Horner's rule
 /// (B squarings per slot).
-fn dense_packed(key: &PublicKey, layer: &QuantLayer, pl: &PlanLayer, cts: &[Ciphertext]) -> Result<Vec<Ciphertext>> {
+fn dense_packed(
+    key: &PublicKey,
+    layer: &QuantLayer,
+    pl: &PlanLayer,
+    cts: &[Ciphertext],
+) -> Result<Vec<Ciphertext>> {
     let outs = dense_outputs(key, layer, cts)?;
     let shift = Integer::from(1u32) << pl.slot_bits;
     Ok(outs

@@ -22,7 +22,9 @@ fn model() -> &'static ModelFile {
 
 fn test_set() -> &'static Dataset {
     static D: OnceLock<Dataset> = OnceLock::new();
-    D.get_or_init(|| Dataset::load(&root().join("../shared/data/mnist"), DatasetKind::Mnist, Split::Test).unwrap())
+    D.get_or_init(|| {
+        Dataset::load(&root().join("../shared/data/mnist"), DatasetKind::Mnist, Split::Test).unwrap()
+    })
 }
 
 fn key(bits: u32) -> &'static KeyPair {
@@ -148,7 +150,10 @@ fn tampered_messages_are_rejected_with_clear_errors() {
     let answer = server.handle(&msg).unwrap();
     let e = client.receive(&RoundMessage { round: 3, data: answer.data.clone() }).unwrap_err().to_string();
     assert!(e.contains("round 3"), "{e}");
-    let e = client.receive(&RoundMessage { round: 0, data: answer.data[width..].to_vec() }).unwrap_err().to_string();
+    let e = client
+        .receive(&RoundMessage { round: 0, data: answer.data[width..].to_vec() })
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("the plan says"), "{e}");
     // A swapped-in fresh encryption of a huge value breaks the slot layout.
     let huge = pair.public().encrypt(&(ppdnn_paillier::Integer::from(1) << 1021)).unwrap();

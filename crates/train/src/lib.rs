@@ -76,7 +76,9 @@ struct LeNet5 {
 impl LeNet5 {
     fn new(device: &Device) -> Self {
         LeNet5 {
-            conv1: Conv2dConfig::new([1, 6], [5, 5]).with_padding(PaddingConfig2d::Explicit(2, 2, 2, 2)).init(device),
+            conv1: Conv2dConfig::new([1, 6], [5, 5])
+                .with_padding(PaddingConfig2d::Explicit(2, 2, 2, 2))
+                .init(device),
             conv2: Conv2dConfig::new([6, 16], [5, 5]).init(device),
             pool: AvgPool2dConfig::new([2, 2]).init(),
             fc1: LinearConfig::new(400, 120).init(device),
@@ -115,7 +117,13 @@ impl LeNet5 {
             Ok(FloatLayer { weight: vec(w.reshape([n]))?, bias })
         };
         Ok(FloatModel {
-            layers: vec![conv(&self.conv1)?, conv(&self.conv2)?, dense(&self.fc1)?, dense(&self.fc2)?, dense(&self.fc3)?],
+            layers: vec![
+                conv(&self.conv1)?,
+                conv(&self.conv2)?,
+                dense(&self.fc1)?,
+                dense(&self.fc2)?,
+                dense(&self.fc3)?,
+            ],
         })
     }
 }
@@ -134,7 +142,11 @@ fn batch(data: &Dataset, indices: &[usize], device: &Device) -> (Tensor<4>, Tens
 
 /// Trains LeNet-5 on `train`; `progress` shows epoch, loss and speed (pass
 /// `ProgressBar::hidden()` for none). Deterministic for a given seed.
-pub fn train(train: &Dataset, config: &TrainConfig, progress: &ProgressBar) -> Result<TrainOutcome, TrainError> {
+pub fn train(
+    train: &Dataset,
+    config: &TrainConfig,
+    progress: &ProgressBar,
+) -> Result<TrainOutcome, TrainError> {
     if config.epochs == 0 || config.batch_size == 0 || train.is_empty() {
         return Err(TrainError::Config("epochs, batch size and the training set must be non-zero".into()));
     }
