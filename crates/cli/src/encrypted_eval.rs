@@ -15,6 +15,7 @@ use crate::model_cmds::{EvalArgs, load_model, load_test_set, progress_bar};
 #[derive(Serialize)]
 struct EncryptedReport {
     dataset: &'static str,
+    offset: usize,
     images: usize,
     accuracy: f64,
     agreement: usize,
@@ -47,7 +48,7 @@ pub fn eval_encrypted(args: EvalArgs, bits: u32, no_packing: bool, insecure_smal
         bail!("--bits {bits}: supported sizes are 2048 and 3072 (smaller ones need --insecure-small-keys)");
     }
     let model = load_model(&args.model)?;
-    let test = load_test_set(&model, args.data.as_deref(), args.limit.or(Some(100)))?;
+    let test = load_test_set(&model, args.data.as_deref(), args.offset, args.limit.or(Some(100)))?;
     let packing = if no_packing { Packing::Unpacked } else { Packing::Packed };
     let evaluator = Evaluator::new(Arc::new(model.quant.clone()), bits, packing)?;
     let plan = evaluator.plan().clone();
@@ -86,6 +87,7 @@ pub fn eval_encrypted(args: EvalArgs, bits: u32, no_packing: bool, insecure_smal
     let mean = |f: fn(&Run) -> f64| runs.iter().map(f).sum::<f64>() / n;
     let report = EncryptedReport {
         dataset: model.dataset.name(),
+        offset: args.offset,
         images: runs.len(),
         accuracy: correct as f64 / n,
         agreement: agree,

@@ -25,9 +25,12 @@ pub struct EvalArgs {
     /// Fashion-MNIST: $PPDNN_FASHION_DATA, then /usr/share/datasets/fashion-mnist).
     #[arg(long)]
     pub data: Option<PathBuf>,
-    /// Evaluate only the first N test images.
+    /// Evaluate only N test images (with --encrypted: 100 unless given).
     #[arg(long)]
     pub limit: Option<usize>,
+    /// Skip the first N test images (to split a long run into parts).
+    #[arg(long, default_value_t = 0)]
+    pub offset: usize,
     /// Print one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
@@ -55,9 +58,14 @@ pub fn load_model(path: &Path) -> Result<ModelFile> {
 }
 
 /// The test split of the model's data set, cut to `limit` images.
-pub fn load_test_set(model: &ModelFile, data: Option<&Path>, limit: Option<usize>) -> Result<Dataset> {
+pub fn load_test_set(model: &ModelFile, data: Option<&Path>, offset: usize, limit: Option<usize>) -> Result<Dataset> {
     let dir = resolve_data_dir(data, model.dataset);
     let mut test = Dataset::load(&dir, model.dataset, Split::Test)?;
+    if offset >= test.len() {
+        anyhow::bail!("--offset {offset}: the test set has {} images", test.len());
+    }
+    test.pixels.drain(..offset * PIXELS);
+    test.labels.drain(..offset);
     if let Some(n) = limit {
         if n == 0 {
             anyhow::bail!("--limit 0: nothing to evaluate");
@@ -78,7 +86,7 @@ pub fn progress_bar(len: usize, what: &str) -> ProgressBar {
 
 pub fn eval_plain(args: EvalArgs) -> Result<()> {
     let model = load_model(&args.model)?;
-    let test = load_test_set(&model, args.data.as_deref(), args.limit)?;
+    let test = load_test_set(&model, args.data.as_deref(), args.offset, args.limit)?;
     let start = Instant::now();
     let bar = if args.json { ProgressBar::hidden() } else { progress_bar(test.len(), "eval") };
     let results: Vec<(bool, bool, bool)> = (0..test.len())

@@ -1,5 +1,6 @@
 //! Fixed-base exponentiation with a precomputed table (for DJN randomness).
 
+use rayon::prelude::*;
 use rug::Integer;
 
 /// Powers of one base for fast exponentiation by exponents of a fixed size.
@@ -22,19 +23,28 @@ impl FixedBaseTable {
         let window = window.clamp(1, 12);
         let positions = exponent_bits.div_ceil(window) as usize;
         let digits = (1usize << window) - 1;
-        let mut rows = Vec::with_capacity(positions);
-        let mut row_base = Integer::from(base % modulus);
+        // Row j's base is base^(2^(w*j)): w squarings from the previous one.
+        let mut row_bases = Vec::with_capacity(positions);
+        let mut b = Integer::from(base % modulus);
         for _ in 0..positions {
-            let mut row = Vec::with_capacity(digits);
-            row.push(row_base.clone());
-            for d in 1..digits {
-                let next = Integer::from(&row[d - 1] * &row_base) % modulus;
-                row.push(next);
+            row_bases.push(b.clone());
+            for _ in 0..window {
+                b.square_mut();
+                b %= modulus;
             }
-            // The next row's base is base^(2^w) of this row's: last entry times the base.
-            row_base = Integer::from(&row[digits - 1] * &row_base) % modulus;
-            rows.push(row);
         }
+        let rows = row_bases
+            .par_iter()
+            .map(|row_base| {
+                let mut row = Vec::with_capacity(digits);
+                row.push(row_base.clone());
+                for d in 1..digits {
+                    let next = Integer::from(&row[d - 1] * row_base) % modulus;
+                    row.push(next);
+                }
+                row
+            })
+            .collect();
         FixedBaseTable { modulus: modulus.clone(), window, exponent_bits, rows }
     }
 

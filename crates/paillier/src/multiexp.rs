@@ -16,6 +16,7 @@ use rug::Integer;
 use crate::ciphertext::Ciphertext;
 use crate::error::{Error, Result};
 use crate::keys::PublicKey;
+use crate::ops::pow_small;
 
 fn check_lengths(bases: usize, weights: usize) -> Result<()> {
     if bases != weights {
@@ -133,6 +134,19 @@ impl PublicKey {
     }
 }
 
+/// Fills t[d-1] = base^d (t[0] holds the base), from the largest known power
+/// below d when there is one: t[e-1] * t[d-e-1], computing the gap recursively.
+fn power(t: &mut [Option<Integer>], d: usize, hint: usize, m: &Integer) {
+    if t[d - 1].is_some() {
+        return;
+    }
+    let e = if hint < d && t[hint - 1].is_some() { hint } else { (1..d).rev().find(|&e| t[e - 1].is_some()).unwrap_or(1) };
+    power(t, d - e, e.min(d - e), m);
+    let (Some(a), Some(b)) = (&t[e - 1], &t[d - e - 1]) else { return };
+    let p = Integer::from(a * b) % m;
+    t[d - 1] = Some(p);
+}
+
 /// Per-base tables of small powers, for evaluating many linear combinations
 /// over the same ciphertexts (Straus' method with shared tables).
 ///
@@ -142,9 +156,13 @@ impl PublicKey {
 pub struct SharedBases {
     modulus: Integer,
     window: u32,
-    /// tables[i][d-1] = bases[i]^d.
-    tables: Vec<Vec<Integer>>,
+    /// tables[i][d-1] = bases[i]^d for d < 2^window (windowed mode), or, in
+    /// exact mode (window 0), Some(bases[i]^d) for the magnitudes d the rows use.
+    tables: Vec<Vec<Option<Integer>>>,
 }
+
+/// Weight magnitudes up to which [`SharedBases::for_rows`] tabulates exact powers.
+const EXACT_LIMIT: u64 = 1 << 12;
 
 impl SharedBases {
     /// Builds the tables (in parallel) for combinations with weights of up to
@@ -171,16 +189,58 @@ impl SharedBases {
         let tables = bases
             .par_iter()
             .map(|c| {
-                let mut t = Vec::with_capacity(size);
-                t.push(c.0.clone());
-                for d in 1..size {
-                    let next = Integer::from(&t[d - 1] * &c.0) % &modulus;
-                    t.push(next);
+                let mut t: Vec<Option<Integer>> = Vec::with_capacity(size);
+                let mut x = c.0.clone();
+                t.push(Some(x.clone()));
+                for _ in 1..size {
+                    x *= &c.0;
+                    x %= &modulus;
+                    t.push(Some(x.clone()));
                 }
                 t
             })
             .collect();
         SharedBases { modulus, window, tables }
+    }
+
+    /// Tables for exactly the combinations `rows` (one weight per base each):
+    /// each base gets the powers c^|w| for the distinct magnitudes its column
+    /// uses, built by an addition chain over the sorted magnitudes, so that a
+    /// combination then costs one multiplication per non-zero weight and no
+    /// squaring. Falls back to [`SharedBases::new`] for weights of more than
+    /// 12 bits. Other rows can still be combined (missing powers are computed).
+    pub fn for_rows(key: &PublicKey, bases: &[Ciphertext], rows: &[Vec<i64>]) -> Result<Self> {
+        for (r, row) in rows.iter().enumerate() {
+            if row.len() != bases.len() {
+                return Err(Error::Length(format!("row {r} has {} weights for {} ciphertexts", row.len(), bases.len())));
+            }
+        }
+        let max = rows.iter().flatten().map(|w| w.unsigned_abs()).max().unwrap_or(0);
+        if max >= EXACT_LIMIT {
+            return Ok(Self::new(key, bases, bit_len(max), rows.len()));
+        }
+        let modulus = key.n_squared().clone();
+        let tables = bases
+            .par_iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let mut wanted: Vec<usize> =
+                    rows.iter().map(|r| r[i].unsigned_abs() as usize).filter(|&d| d > 0).collect();
+                wanted.sort_unstable();
+                wanted.dedup();
+                let top = wanted.last().copied().unwrap_or(0);
+                // t[0] always holds the base, for magnitudes outside the given rows.
+                let mut t: Vec<Option<Integer>> = vec![None; top.max(1)];
+                t[0] = Some(c.0.clone());
+                let mut last = 1usize;
+                for d in wanted {
+                    power(&mut t, d, last, &modulus);
+                    last = d;
+                }
+                t
+            })
+            .collect();
+        Ok(SharedBases { modulus, window: 0, tables })
     }
 
     /// The chosen window width.
@@ -213,6 +273,9 @@ impl SharedBases {
         if let Some(&(i, _)) = terms.iter().find(|&&(i, _)| i >= self.tables.len()) {
             return Err(Error::Length(format!("base index {i} but only {} bases", self.tables.len())));
         }
+        if w == 0 {
+            return Ok(self.combine_exact(terms));
+        }
         let bits = terms.iter().map(|&(_, x)| bit_len(x.unsigned_abs())).max().unwrap_or(0);
         let windows = bits.div_ceil(w);
         let mask = (1u64 << w) - 1;
@@ -230,11 +293,39 @@ impl SharedBases {
                 let d = (x.unsigned_abs() >> shift) & mask;
                 if d != 0 {
                     let acc = if x > 0 { &mut pos } else { &mut neg };
-                    mul_into(acc, &self.tables[i][d as usize - 1], m);
+                    if let Some(p) = &self.tables[i][d as usize - 1] {
+                        mul_into(acc, p, m);
+                    }
                 }
             }
         }
         Ok(Ciphertext(finish(pos, neg, m)))
+    }
+
+    /// One multiplication per term from the exact tables; a magnitude the
+    /// tables lack is computed from the base.
+    fn combine_exact(&self, terms: &[(usize, i64)]) -> Ciphertext {
+        let m = &self.modulus;
+        let mut pos: Option<Integer> = None;
+        let mut neg: Option<Integer> = None;
+        for &(i, x) in terms {
+            let d = x.unsigned_abs() as usize;
+            if d == 0 {
+                continue;
+            }
+            let acc = if x > 0 { &mut pos } else { &mut neg };
+            match self.tables[i].get(d - 1) {
+                Some(Some(p)) => mul_into(acc, p, m),
+                _ => {
+                    // Only for rows that were not given to for_rows.
+                    let base = self.tables[i].first().and_then(Option::as_ref);
+                    if let Some(base) = base {
+                        mul_into(acc, &pow_small(base, d as u64, m), m);
+                    }
+                }
+            }
+        }
+        Ciphertext(finish(pos, neg, m))
     }
 
     /// Many combinations over the same bases, in parallel.

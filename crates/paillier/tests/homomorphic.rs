@@ -92,6 +92,11 @@ proptest! {
         let fast = pk.linear_combination(&cts, &w).unwrap();
         let naive = pk.linear_combination_naive(&cts, &w).unwrap();
         let shared = SharedBases::new(pk, &cts, 9, 3);
+        let exact = SharedBases::for_rows(pk, &cts, std::slice::from_ref(&w)).unwrap();
+        let other: Vec<i64> = w.iter().map(|x| x / 2 + 1).collect();
+        let want_other: Integer = terms.iter().zip(&other).map(|(&(x, _), &v)| Integer::from(x) * v).sum();
+        prop_assert_eq!(pair.private.decrypt(&exact.combine(&w).unwrap()), want.clone());
+        prop_assert_eq!(pair.private.decrypt(&exact.combine(&other).unwrap()), want_other, "rows not given to for_rows");
         prop_assert_eq!(pair.private.decrypt(&fast), want.clone());
         prop_assert_eq!(pair.private.decrypt(&naive), want.clone());
         prop_assert_eq!(pair.private.decrypt(&shared.combine(&w).unwrap()), want);

@@ -1,6 +1,6 @@
 //! The server: evaluates each linear layer on the client's ciphertexts.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use ppdnn_model::lenet::LayerShape;
 use ppdnn_model::quant::{QuantLayer, QuantModel};
@@ -14,18 +14,24 @@ use crate::plan::{Packing, Plan, PlanLayer};
 /// Magnitude bits of the quantized weights (|w| <= 127).
 const WEIGHT_BITS: u32 = 7;
 
+/// Client keys whose re-randomization tables are kept, most recent last.
+const KEY_CACHE: usize = 8;
+
 /// A model with its checked plan, ready to serve sessions.
 #[derive(Debug, Clone)]
 pub struct Evaluator {
     model: Arc<QuantModel>,
     plan: Arc<Plan>,
+    /// Recently seen client keys with their fixed-base tables: a performance
+    /// cache only (a fresh replica without it serves the same answers).
+    keys: Arc<Mutex<Vec<PublicKey>>>,
 }
 
 impl Evaluator {
     /// Pairs a model with the plan for `key_bits` and `packing`.
     pub fn new(model: Arc<QuantModel>, key_bits: u32, packing: Packing) -> Result<Self> {
         let plan = Arc::new(Plan::new(&model, key_bits, packing)?);
-        Ok(Evaluator { model, plan })
+        Ok(Evaluator { model, plan, keys: Arc::default() })
     }
 
     /// Pairs a model with a given plan, refusing a plan that is not exactly
@@ -33,7 +39,7 @@ impl Evaluator {
     pub fn with_plan(model: Arc<QuantModel>, plan: Plan) -> Result<Self> {
         plan.validate()?;
         plan.check_against(&model)?;
-        Ok(Evaluator { model, plan: Arc::new(plan) })
+        Ok(Evaluator { model, plan: Arc::new(plan), keys: Arc::default() })
     }
 
     /// The public plan.
@@ -56,10 +62,29 @@ impl Evaluator {
                 self.plan.key_bits
             )));
         }
+        let key = self.cached_key(key);
         // Re-randomization of every returned ciphertext: a table for h^n pays
         // off after a few dozen (w = 5 costs ~6,000 multiplications at 2048 bits).
         key.precompute_randomness(if self.plan.server_ciphertexts() > 1000 { 8 } else { 5 });
         Ok(ServerSession { model: self.model.clone(), plan: self.plan.clone(), key, round: 0 })
+    }
+}
+
+impl Evaluator {
+    /// The cached copy of `key` (sharing its table) if it was seen recently;
+    /// otherwise `key`, now cached.
+    fn cached_key(&self, key: PublicKey) -> PublicKey {
+        let mut keys = self.keys.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(i) = keys.iter().position(|k| *k == key) {
+            let k = keys.remove(i);
+            keys.push(k.clone());
+            return k;
+        }
+        if keys.len() >= KEY_CACHE {
+            keys.remove(0);
+        }
+        keys.push(key.clone());
+        key
     }
 }
 
@@ -133,7 +158,7 @@ fn conv_packed(
         .into_par_iter()
         .map(|j| -> Result<Vec<Ciphertext>> {
             let bases: Vec<Ciphertext> = (0..fan_in).map(|k| cts[k * chunks + j].clone()).collect();
-            let shared = SharedBases::new(key, &bases, WEIGHT_BITS, out_c);
+            let shared = SharedBases::for_rows(key, &bases, &rows)?;
             let used = pl.slots.min(positions - j * pl.slots);
             let outs = shared.combine_many(&rows)?;
             outs.iter()
@@ -172,7 +197,7 @@ fn dense_packed(
 /// W x + b for a dense layer, one ciphertext per output.
 fn dense_outputs(key: &PublicKey, layer: &QuantLayer, cts: &[Ciphertext]) -> Result<Vec<Ciphertext>> {
     let rows = weight_rows(layer);
-    let shared = SharedBases::new(key, cts, WEIGHT_BITS, rows.len());
+    let shared = SharedBases::for_rows(key, cts, &rows)?;
     let outs = shared.combine_many(&rows)?;
     outs.par_iter().zip(&layer.bias).map(|(c, &b)| Ok(key.add_plain(c, &Integer::from(b))?)).collect()
 }
