@@ -4,6 +4,7 @@ mod bench;
 mod crypto_cmds;
 mod encrypted_eval;
 mod model_cmds;
+mod service_cmds;
 #[cfg(feature = "train")]
 mod train_cmd;
 
@@ -58,6 +59,12 @@ enum Command {
     Predict(model_cmds::PredictArgs),
     /// Write the first test images of a data set as PNG files (INDEX-LABEL.png).
     Export(model_cmds::ExportArgs),
+    /// Serve models over gRPC: clients send encrypted inputs, the server never sees them.
+    Serve(service_cmds::ServeArgs),
+    /// Classify PNG images through a ppdnn server, encrypted.
+    Classify(service_cmds::ClassifyArgs),
+    /// Start a server on loopback and classify the shipped example digits through it.
+    Demo(service_cmds::DemoArgs),
     /// Measure performance (release build recommended).
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -78,6 +85,9 @@ fn main() -> ExitCode {
         }
         Command::Predict(args) => model_cmds::predict(args),
         Command::Export(args) => model_cmds::export(args),
+        Command::Serve(args) => service_cmds::serve_cmd(args),
+        Command::Classify(args) => service_cmds::classify(args),
+        Command::Demo(args) => service_cmds::demo(args),
         #[cfg(feature = "train")]
         Command::Train(args) => train_cmd::run(args),
     };

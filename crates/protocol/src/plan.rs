@@ -94,6 +94,9 @@ pub struct Plan {
     pub input_shape: [usize; 3],
     /// Number of classes (outputs of the last layer).
     pub classes: usize,
+    /// Real value of one unit of the integer logits: class probabilities are
+    /// softmax(logit_scale * logits).
+    pub logit_scale: f64,
     /// The layers, one round each.
     pub layers: Vec<PlanLayer>,
 }
@@ -161,6 +164,7 @@ impl Plan {
             model_digest: model_digest(model),
             input_shape: [1, 28, 28],
             classes,
+            logit_scale: model.layers.last().map(|l| l.weight_scale * l.input_scale).unwrap_or(1.0),
             layers,
         };
         plan.validate()?;
@@ -229,6 +233,9 @@ impl Plan {
                 )));
             }
             expected_input = if layer.pool { layer.shape.output_len() / 4 } else { layer.shape.output_len() };
+        }
+        if !(self.logit_scale.is_finite() && self.logit_scale > 0.0) {
+            return Err(Error::Plan("logit_scale must be a positive number".into()));
         }
         if self.classes != expected_input {
             return Err(Error::Plan(format!(

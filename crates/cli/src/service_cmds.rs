@@ -1,0 +1,329 @@
+//! `ppdnn serve`, `ppdnn classify` and `ppdnn demo`: ppdnn as a service.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use ppdnn_model::image_io::load_png;
+use ppdnn_model::lenet::argmax;
+use ppdnn_model::quant::softmax;
+use ppdnn_paillier::{KeyPolicy, PrivateKey, RandomnessPool, generate_keypair, keyfile};
+use ppdnn_protocol::Packing;
+use ppdnn_service::{RemoteClient, ServedModel, ServerConfig, serve};
+
+use crate::model_cmds::{DEFAULT_MODEL, Prediction, load_model, print_predictions};
+
+#[derive(Args)]
+pub struct ServeArgs {
+    /// Model files to serve (each under its file name without extension).
+    #[arg(long = "model", default_value = DEFAULT_MODEL)]
+    models: Vec<PathBuf>,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:50051")]
+    listen: SocketAddr,
+    #[command(flatten)]
+    limits: LimitArgs,
+}
+
+#[derive(Args, Clone)]
+pub struct LimitArgs {
+    /// Concurrent inferences; more get RESOURCE_EXHAUSTED.
+    #[arg(long, default_value_t = 16)]
+    max_sessions: usize,
+    /// Seconds to wait for a client's next message before dropping its session.
+    #[arg(long, default_value_t = 30.0)]
+    idle_timeout: f64,
+    /// Largest gRPC message, in MiB (clients must accept the same).
+    #[arg(long, default_value_t = 4)]
+    max_message_mib: usize,
+    /// Key sizes accepted, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "2048,3072")]
+    key_bits: Vec<u32>,
+    /// Accept client keys below 2048 bits (tests only).
+    #[arg(long)]
+    insecure_small_keys: bool,
+}
+
+impl LimitArgs {
+    fn config(&self) -> Result<ServerConfig> {
+        if !(0.1..=3600.0).contains(&self.idle_timeout) {
+            bail!("--idle-timeout {}: choose 0.1 to 3600 seconds", self.idle_timeout);
+        }
+        if !(1..=1024).contains(&self.max_message_mib) {
+            bail!("--max-message-mib {}: choose 1 to 1024", self.max_message_mib);
+        }
+        if self.max_sessions == 0 {
+            bail!("--max-sessions must be at least 1");
+        }
+        let policy = if self.insecure_small_keys { KeyPolicy::INSECURE_TESTING } else { KeyPolicy::PRODUCTION };
+        for &b in &self.key_bits {
+            if b < policy.min_bits || b > policy.max_bits {
+                bail!("--key-bits {b}: outside {}..={} (smaller keys need --insecure-small-keys)", policy.min_bits, policy.max_bits);
+            }
+        }
+        Ok(ServerConfig {
+            max_sessions: self.max_sessions,
+            idle_timeout: Duration::from_secs_f64(self.idle_timeout),
+            max_message_bytes: self.max_message_mib << 20,
+            max_chunk_bytes: (self.max_message_mib << 20) / 2,
+            key_bits: self.key_bits.clone(),
+            key_policy: policy,
+        })
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
+}
+
+/// Logs to standard error: info by default, RUST_LOG to change it.
+pub fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,h2=warn,tower=warn,hyper=warn"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}
+
+fn served_models(paths: &[PathBuf]) -> Result<Vec<ServedModel>> {
+    paths
+        .iter()
+        .map(|p| {
+            let name = p.file_stem().and_then(|s| s.to_str()).unwrap_or("model").to_string();
+            Ok(ServedModel { name, file: load_model(p)? })
+        })
+        .collect()
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+pub fn serve_cmd(args: ServeArgs) -> Result<()> {
+    init_logging();
+    let models = served_models(&args.models)?;
+    let config = args.limits.config()?;
+    let names: Vec<String> = models.iter().map(|m| m.name.clone()).collect();
+    runtime()?.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", args.listen))?;
+        tracing::info!(address = %args.listen, models = ?names, "serving");
+        serve(listener, models, config, shutdown_signal(), Duration::from_secs(10)).await.map_err(anyhow::Error::msg)
+    })
+}
+
+#[derive(Args)]
+pub struct ClassifyArgs {
+    /// Server address, e.g. http://127.0.0.1:50051.
+    #[arg(long)]
+    server: String,
+    /// Private key file; a fresh key is generated when absent.
+    #[arg(long)]
+    key: Option<PathBuf>,
+    /// Model name on the server (default: its first model).
+    #[arg(long, default_value = "")]
+    model: String,
+    /// Key size when generating a key.
+    #[arg(long, default_value_t = 2048)]
+    bits: u32,
+    /// One value per ciphertext (slow; for comparison).
+    #[arg(long)]
+    no_packing: bool,
+    /// Largest gRPC message, in MiB.
+    #[arg(long, default_value_t = 4)]
+    max_message_mib: usize,
+    /// Allow keys below 2048 bits (tests only).
+    #[arg(long)]
+    insecure_small_keys: bool,
+    /// Print a JSON list (the shape of `ppdnn predict --json`).
+    #[arg(long)]
+    json: bool,
+    /// PNG images.
+    #[arg(required = true)]
+    images: Vec<PathBuf>,
+}
+
+/// A client ready to classify: connection, plan, key and pool.
+struct Prepared {
+    client: RemoteClient,
+    model: String,
+    classes: Vec<String>,
+    plan: Arc<ppdnn_protocol::Plan>,
+    key: Arc<PrivateKey>,
+    pool: Arc<RandomnessPool>,
+}
+
+async fn prepare(
+    url: &str,
+    model: &str,
+    key: Option<PrivateKey>,
+    bits: u32,
+    packing: Packing,
+    policy: KeyPolicy,
+    max_message: usize,
+) -> Result<Prepared> {
+    let mut client = RemoteClient::connect(url, max_message).await?;
+    let key = match key {
+        Some(k) => k,
+        None => tokio::task::spawn_blocking(move || generate_keypair(bits, policy)).await??.private,
+    };
+    let bits = key.public_key().bits();
+    let (desc, plan) = client.describe(model, bits, packing).await?;
+    let key = Arc::new(key);
+    let k = key.clone();
+    tokio::task::spawn_blocking(move || k.public_key().precompute_randomness(8)).await?;
+    let pool = Arc::new(RandomnessPool::new(key.public_key()));
+    Ok(Prepared {
+        client,
+        model: desc.name,
+        classes: desc.classes,
+        plan: Arc::new(plan),
+        key,
+        pool,
+    })
+}
+
+fn prediction(file: &str, logits: Vec<i64>, classes: &[String], scale: f64) -> Prediction {
+    let label = argmax(&logits);
+    let scores = softmax(&logits.iter().map(|&v| v as f64 * scale).collect::<Vec<_>>());
+    Prediction { file: file.into(), label, class: classes.get(label).cloned().unwrap_or_default(), scores, logits }
+}
+
+pub fn classify(args: ClassifyArgs) -> Result<()> {
+    let policy = if args.insecure_small_keys { KeyPolicy::INSECURE_TESTING } else { KeyPolicy::PRODUCTION };
+    let key = args.key.as_deref().map(|p| keyfile::read_private_key(p, policy)).transpose()?;
+    let images: Vec<(String, Vec<u8>)> =
+        args.images.iter().map(|p| Ok((p.display().to_string(), load_png(p)?))).collect::<Result<_>>()?;
+    let packing = if args.no_packing { Packing::Unpacked } else { Packing::Packed };
+    let preds = runtime()?.block_on(async {
+        let mut p =
+            prepare(&args.server, &args.model, key, args.bits, packing, policy, args.max_message_mib << 20).await?;
+        let scale = p.plan.logit_scale;
+        let mut preds = Vec::new();
+        for (file, pixels) in images {
+            let c = p
+                .client
+                .infer(&p.model, p.plan.clone(), p.key.clone(), p.pool.clone(), pixels)
+                .await
+                .with_context(|| file.clone())?;
+            preds.push(prediction(&file, c.logits, &p.classes, scale));
+        }
+        anyhow::Ok(preds)
+    })?;
+    print_predictions(&preds, args.json)
+}
+
+#[derive(Args)]
+pub struct DemoArgs {
+    /// The model to serve.
+    #[arg(long, default_value = DEFAULT_MODEL)]
+    model: PathBuf,
+    /// Folder of PNG digits named INDEX-LABEL.png.
+    #[arg(long, default_value = "examples/digits")]
+    images: PathBuf,
+    /// Key size.
+    #[arg(long, default_value_t = 2048)]
+    bits: u32,
+}
+
+pub fn demo(args: DemoArgs) -> Result<()> {
+    let file = load_model(&args.model)?;
+    let reference = file.quant.clone();
+    let mut images: Vec<PathBuf> = std::fs::read_dir(&args.images)
+        .with_context(|| format!("reading {} (run from the repository root, or pass --images)", args.images.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "png"))
+        .collect();
+    images.sort();
+    if images.is_empty() {
+        bail!("no PNG images in {}", args.images.display());
+    }
+    let name = args.model.file_stem().and_then(|s| s.to_str()).unwrap_or("model").to_string();
+    let policy = if args.bits < 2048 { KeyPolicy::INSECURE_TESTING } else { KeyPolicy::PRODUCTION };
+    let config = ServerConfig {
+        key_bits: vec![args.bits],
+        key_policy: policy,
+        ..ServerConfig::default()
+    };
+    runtime()?.block_on(async move {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(serve(
+            listener,
+            vec![ServedModel { name: name.clone(), file }],
+            config,
+            async move {
+                let _ = stop_rx.await;
+            },
+            Duration::from_secs(5),
+        ));
+        let url = format!("http://{addr}");
+        println!("ppdnn demo: server on {url} serving {name}; client key {} bits", args.bits);
+        let t = Instant::now();
+        let mut p = prepare(&url, &name, None, args.bits, Packing::Packed, policy, 4 << 20).await?;
+        let encryptions = p.plan.client_encryptions() * images.len();
+        let pool = p.pool.clone();
+        tokio::task::spawn_blocking(move || pool.fill(encryptions)).await??;
+        println!(
+            "key generation and offline randomness for {} images: {:.2} s\n",
+            images.len(),
+            t.elapsed().as_secs_f64()
+        );
+        println!("{:<16} {:>5} {:>9} {:>7} {:>9} {:>10}", "image", "true", "predicted", "exact", "latency", "traffic");
+        let (mut correct, mut exact, mut latencies, mut bytes) = (0, 0, Vec::new(), 0usize);
+        for path in &images {
+            let pixels = load_png(path)?;
+            let c = p.client.infer(&p.model, p.plan.clone(), p.key.clone(), p.pool.clone(), pixels.clone()).await?;
+            let label = argmax(&c.logits);
+            let truth = true_label(path);
+            let same = reference.logits(&pixels)? == c.logits;
+            correct += usize::from(truth == Some(label));
+            exact += usize::from(same);
+            latencies.push(c.duration.as_secs_f64());
+            let traffic = c.bytes_sent + c.bytes_received;
+            bytes += traffic;
+            println!(
+                "{:<16} {:>5} {:>9} {:>7} {:>8.3}s {:>7.0} KiB",
+                path.file_name().and_then(|s| s.to_str()).unwrap_or("?"),
+                truth.map(|t| t.to_string()).unwrap_or_else(|| "?".into()),
+                format!("{label} ({})", p.classes.get(label).map(String::as_str).unwrap_or("?")),
+                if same { "yes" } else { "NO" },
+                c.duration.as_secs_f64(),
+                traffic as f64 / 1024.0
+            );
+        }
+        latencies.sort_by(f64::total_cmp);
+        let n = images.len();
+        println!(
+            "\n{correct} of {n} correct; {exact} of {n} bit-identical to the plaintext integer model; median latency {:.3} s; {:.0} KiB per image",
+            latencies[n / 2],
+            bytes as f64 / n as f64 / 1024.0
+        );
+        let _ = stop_tx.send(());
+        server.await?.map_err(anyhow::Error::msg)?;
+        anyhow::Ok(())
+    })
+}
+
+/// The label in a file name of the form INDEX-LABEL.png.
+fn true_label(path: &Path) -> Option<usize> {
+    path.file_stem()?.to_str()?.rsplit('-').next()?.parse().ok()
+}
