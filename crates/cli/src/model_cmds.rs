@@ -58,7 +58,12 @@ pub fn load_model(path: &Path) -> Result<ModelFile> {
 }
 
 /// The test split of the model's data set, cut to `limit` images.
-pub fn load_test_set(model: &ModelFile, data: Option<&Path>, offset: usize, limit: Option<usize>) -> Result<Dataset> {
+pub fn load_test_set(
+    model: &ModelFile,
+    data: Option<&Path>,
+    offset: usize,
+    limit: Option<usize>,
+) -> Result<Dataset> {
     let dir = resolve_data_dir(data, model.dataset);
     let mut test = Dataset::load(&dir, model.dataset, Split::Test)?;
     if offset >= test.len() {

@@ -58,10 +58,15 @@ impl LimitArgs {
         if self.max_sessions == 0 {
             bail!("--max-sessions must be at least 1");
         }
-        let policy = if self.insecure_small_keys { KeyPolicy::INSECURE_TESTING } else { KeyPolicy::PRODUCTION };
+        let policy =
+            if self.insecure_small_keys { KeyPolicy::INSECURE_TESTING } else { KeyPolicy::PRODUCTION };
         for &b in &self.key_bits {
             if b < policy.min_bits || b > policy.max_bits {
-                bail!("--key-bits {b}: outside {}..={} (smaller keys need --insecure-small-keys)", policy.min_bits, policy.max_bits);
+                bail!(
+                    "--key-bits {b}: outside {}..={} (smaller keys need --insecure-small-keys)",
+                    policy.min_bits,
+                    policy.max_bits
+                );
             }
         }
         Ok(ServerConfig {
@@ -125,7 +130,9 @@ pub fn serve_cmd(args: ServeArgs) -> Result<()> {
             .await
             .with_context(|| format!("cannot listen on {}", args.listen))?;
         tracing::info!(address = %args.listen, models = ?names, "serving");
-        serve(listener, models, config, shutdown_signal(), Duration::from_secs(10)).await.map_err(anyhow::Error::msg)
+        serve(listener, models, config, shutdown_signal(), Duration::from_secs(10))
+            .await
+            .map_err(anyhow::Error::msg)
     })
 }
 
@@ -190,20 +197,19 @@ async fn prepare(
     let k = key.clone();
     tokio::task::spawn_blocking(move || k.public_key().precompute_randomness(8)).await?;
     let pool = Arc::new(RandomnessPool::new(key.public_key()));
-    Ok(Prepared {
-        client,
-        model: desc.name,
-        classes: desc.classes,
-        plan: Arc::new(plan),
-        key,
-        pool,
-    })
+    Ok(Prepared { client, model: desc.name, classes: desc.classes, plan: Arc::new(plan), key, pool })
 }
 
 fn prediction(file: &str, logits: Vec<i64>, classes: &[String], scale: f64) -> Prediction {
     let label = argmax(&logits);
     let scores = softmax(&logits.iter().map(|&v| v as f64 * scale).collect::<Vec<_>>());
-    Prediction { file: file.into(), label, class: classes.get(label).cloned().unwrap_or_default(), scores, logits }
+    Prediction {
+        file: file.into(),
+        label,
+        class: classes.get(label).cloned().unwrap_or_default(),
+        scores,
+        logits,
+    }
 }
 
 pub fn classify(args: ClassifyArgs) -> Result<()> {
@@ -214,7 +220,8 @@ pub fn classify(args: ClassifyArgs) -> Result<()> {
     let packing = if args.no_packing { Packing::Unpacked } else { Packing::Packed };
     let preds = runtime()?.block_on(async {
         let mut p =
-            prepare(&args.server, &args.model, key, args.bits, packing, policy, args.max_message_mib << 20).await?;
+            prepare(&args.server, &args.model, key, args.bits, packing, policy, args.max_message_mib << 20)
+                .await?;
         let scale = p.plan.logit_scale;
         let mut preds = Vec::new();
         for (file, pixels) in images {
@@ -247,7 +254,9 @@ pub fn demo(args: DemoArgs) -> Result<()> {
     let file = load_model(&args.model)?;
     let reference = file.quant.clone();
     let mut images: Vec<PathBuf> = std::fs::read_dir(&args.images)
-        .with_context(|| format!("reading {} (run from the repository root, or pass --images)", args.images.display()))?
+        .with_context(|| {
+            format!("reading {} (run from the repository root, or pass --images)", args.images.display())
+        })?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|x| x == "png"))
         .collect();
@@ -257,11 +266,7 @@ pub fn demo(args: DemoArgs) -> Result<()> {
     }
     let name = args.model.file_stem().and_then(|s| s.to_str()).unwrap_or("model").to_string();
     let policy = if args.bits < 2048 { KeyPolicy::INSECURE_TESTING } else { KeyPolicy::PRODUCTION };
-    let config = ServerConfig {
-        key_bits: vec![args.bits],
-        key_policy: policy,
-        ..ServerConfig::default()
-    };
+    let config = ServerConfig { key_bits: vec![args.bits], key_policy: policy, ..ServerConfig::default() };
     runtime()?.block_on(async move {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;

@@ -140,7 +140,11 @@ fn power(t: &mut [Option<Integer>], d: usize, hint: usize, m: &Integer) {
     if t[d - 1].is_some() {
         return;
     }
-    let e = if hint < d && t[hint - 1].is_some() { hint } else { (1..d).rev().find(|&e| t[e - 1].is_some()).unwrap_or(1) };
+    let e = if hint < d && t[hint - 1].is_some() {
+        hint
+    } else {
+        (1..d).rev().find(|&e| t[e - 1].is_some()).unwrap_or(1)
+    };
     power(t, d - e, e.min(d - e), m);
     let (Some(a), Some(b)) = (&t[e - 1], &t[d - e - 1]) else { return };
     let p = Integer::from(a * b) % m;
@@ -212,7 +216,11 @@ impl SharedBases {
     pub fn for_rows(key: &PublicKey, bases: &[Ciphertext], rows: &[Vec<i64>]) -> Result<Self> {
         for (r, row) in rows.iter().enumerate() {
             if row.len() != bases.len() {
-                return Err(Error::Length(format!("row {r} has {} weights for {} ciphertexts", row.len(), bases.len())));
+                return Err(Error::Length(format!(
+                    "row {r} has {} weights for {} ciphertexts",
+                    row.len(),
+                    bases.len()
+                )));
             }
         }
         let max = rows.iter().flatten().map(|w| w.unsigned_abs()).max().unwrap_or(0);

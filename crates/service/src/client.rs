@@ -59,7 +59,8 @@ impl RemoteClient {
     /// Connects to `url` (e.g. http://127.0.0.1:50051); `max_message` is the
     /// largest message accepted from the server.
     pub async fn connect(url: &str, max_message: usize) -> Result<Self, ClientError> {
-        let err = |e: &dyn std::fmt::Display| ClientError::Connect { url: url.to_string(), message: e.to_string() };
+        let err =
+            |e: &dyn std::fmt::Display| ClientError::Connect { url: url.to_string(), message: e.to_string() };
         let endpoint = Channel::from_shared(url.to_string())
             .map_err(|e| err(&e))?
             .connect_timeout(Duration::from_secs(10));
@@ -112,7 +113,9 @@ impl RemoteClient {
             model_digest: plan.model_digest.clone(),
         };
         let send = |kind| pb::InferRequest { kind: Some(kind) };
-        tx.send(send(infer_request::Kind::Start(start))).await.map_err(|_| ClientError::Other("stream closed".into()))?;
+        tx.send(send(infer_request::Kind::Start(start)))
+            .await
+            .map_err(|_| ClientError::Other("stream closed".into()))?;
         let mut inbound = self.inner.infer(ReceiverStream::new(rx)).await?.into_inner();
 
         let mut session = ClientSession::new(plan.clone(), key, pool)?;
@@ -135,12 +138,14 @@ impl RemoteClient {
             let round = outgoing.round;
             let mut data = Vec::new();
             loop {
-                let msg = inbound
-                    .message()
-                    .await?
-                    .ok_or_else(|| ClientError::Other(format!("the server closed the stream in round {round}")))?;
+                let msg = inbound.message().await?.ok_or_else(|| {
+                    ClientError::Other(format!("the server closed the stream in round {round}"))
+                })?;
                 if msg.round as usize != round {
-                    return Err(ClientError::Other(format!("the server answered round {} in round {round}", msg.round)));
+                    return Err(ClientError::Other(format!(
+                        "the server answered round {} in round {round}",
+                        msg.round
+                    )));
                 }
                 data.extend_from_slice(&msg.ciphertexts);
                 if msg.last {

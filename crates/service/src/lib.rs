@@ -15,4 +15,6 @@ pub mod pb {
 }
 
 pub use client::{Classification, RemoteClient};
-pub use server::{ServerConfig, ServedModel, serve, service};
+pub use server::{
+    ServedModel, ServerConfig, SessionGauge, serve, serve_service, service, service_with_gauge,
+};

@@ -77,8 +77,33 @@ pub struct InferenceService {
     permits: Arc<Semaphore>,
 }
 
+/// Counts the inferences in progress on a server.
+#[derive(Debug, Clone)]
+pub struct SessionGauge {
+    permits: Arc<Semaphore>,
+    max: usize,
+}
+
+impl SessionGauge {
+    /// Inferences in progress now.
+    pub fn active(&self) -> usize {
+        self.max - self.permits.available_permits()
+    }
+}
+
 /// Builds the gRPC service for `models` (at least one) under `config`.
-pub fn service(models: Vec<ServedModel>, config: ServerConfig) -> Result<InferenceServer<InferenceService>, String> {
+pub fn service(
+    models: Vec<ServedModel>,
+    config: ServerConfig,
+) -> Result<InferenceServer<InferenceService>, String> {
+    service_with_gauge(models, config).map(|(s, _)| s)
+}
+
+/// Like [`service`], also returning a gauge of the sessions in progress.
+pub fn service_with_gauge(
+    models: Vec<ServedModel>,
+    config: ServerConfig,
+) -> Result<(InferenceServer<InferenceService>, SessionGauge), String> {
     if models.is_empty() {
         return Err("no model to serve".into());
     }
@@ -94,7 +119,8 @@ pub fn service(models: Vec<ServedModel>, config: ServerConfig) -> Result<Inferen
         let mut evaluators = Vec::new();
         for &bits in &config.key_bits {
             for packing in [Packing::Packed, Packing::Unpacked] {
-                let ev = Evaluator::new(quant.clone(), bits, packing).map_err(|e| format!("{}: {e}", m.name))?;
+                let ev =
+                    Evaluator::new(quant.clone(), bits, packing).map_err(|e| format!("{}: {e}", m.name))?;
                 evaluators.push(((bits, packing), ev));
             }
         }
@@ -108,12 +134,17 @@ pub fn service(models: Vec<ServedModel>, config: ServerConfig) -> Result<Inferen
         });
     }
     let max_message = config.max_message_bytes;
+    let gauge =
+        SessionGauge { permits: Arc::new(Semaphore::new(config.max_sessions)), max: config.max_sessions };
     let svc = InferenceService {
         models: Arc::new(entries),
-        permits: Arc::new(Semaphore::new(config.max_sessions)),
+        permits: gauge.permits.clone(),
         config: Arc::new(config),
     };
-    Ok(InferenceServer::new(svc).max_decoding_message_size(max_message).max_encoding_message_size(max_message))
+    let server = InferenceServer::new(svc)
+        .max_decoding_message_size(max_message)
+        .max_encoding_message_size(max_message);
+    Ok((server, gauge))
 }
 
 /// Serves on `listener` until `shutdown` completes, with the standard gRPC
@@ -126,7 +157,16 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
     grace: Duration,
 ) -> Result<(), String> {
-    let svc = service(models, config)?;
+    serve_service(listener, service(models, config)?, shutdown, grace).await
+}
+
+/// Serves an already built service (see [`service_with_gauge`]).
+pub async fn serve_service(
+    listener: tokio::net::TcpListener,
+    svc: InferenceServer<InferenceService>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    grace: Duration,
+) -> Result<(), String> {
     let (health_reporter, health) = tonic_health::server::health_reporter();
     health_reporter.set_serving::<InferenceServer<InferenceService>>().await;
     let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
@@ -164,7 +204,11 @@ impl Inference for InferenceService {
         let models = self
             .models
             .iter()
-            .map(|e| pb::ModelSummary { name: e.name.clone(), dataset: e.dataset.into(), digest: e.digest.clone() })
+            .map(|e| pb::ModelSummary {
+                name: e.name.clone(),
+                dataset: e.dataset.into(),
+                digest: e.digest.clone(),
+            })
             .collect();
         Ok(Response::new(pb::ListModelsResponse { models }))
     }
@@ -198,7 +242,10 @@ impl Inference for InferenceService {
 
     type InferStream = RoundStream;
 
-    async fn infer(&self, request: Request<Streaming<pb::InferRequest>>) -> Result<Response<RoundStream>, Status> {
+    async fn infer(
+        &self,
+        request: Request<Streaming<pb::InferRequest>>,
+    ) -> Result<Response<RoundStream>, Status> {
         let permit = self.permits.clone().try_acquire_owned().map_err(|_| {
             Status::resource_exhausted(format!(
                 "the server is at its limit of {} concurrent inferences; try again later",
@@ -238,7 +285,10 @@ impl InferenceService {
     }
 
     fn bad_bits(&self, bits: u32) -> Status {
-        Status::invalid_argument(format!("key size {bits} is not accepted (accepted: {:?})", self.config.key_bits))
+        Status::invalid_argument(format!(
+            "key size {bits} is not accepted (accepted: {:?})",
+            self.config.key_bits
+        ))
     }
 }
 
@@ -273,7 +323,9 @@ async fn next(
             idle.as_secs_f64()
         ))),
         Ok(Err(status)) => Err(status),
-        Ok(Ok(None)) => Err(Status::cancelled(format!("the client closed the stream while the server waited for {what}"))),
+        Ok(Ok(None)) => {
+            Err(Status::cancelled(format!("the client closed the stream while the server waited for {what}")))
+        }
         Ok(Ok(Some(msg))) => msg.kind.ok_or_else(|| Status::invalid_argument("an empty message")),
     }
 }
@@ -304,7 +356,9 @@ async fn run_session(
             entry.name, entry.digest, start.model_digest
         )));
     }
-    let ev = entry.evaluator(key.bits(), packing).ok_or_else(|| Status::invalid_argument("no plan for this key size"))?;
+    let ev = entry
+        .evaluator(key.bits(), packing)
+        .ok_or_else(|| Status::invalid_argument("no plan for this key size"))?;
     let plan = ev.plan().clone();
     let width = key.ciphertext_bytes();
     let ev = ev.clone();
@@ -312,7 +366,8 @@ async fn run_session(
         .await
         .map_err(|e| Status::internal(e.to_string()))?
         .map_err(|e| Status::invalid_argument(e.to_string()))?;
-    let mut stats = SessionStats { model: entry.name.clone(), bits: plan.key_bits, rounds: 0, bytes_in: 0, bytes_out: 0 };
+    let mut stats =
+        SessionStats { model: entry.name.clone(), bits: plan.key_bits, rounds: 0, bytes_in: 0, bytes_out: 0 };
     for (round, layer) in plan.layers.iter().enumerate() {
         let expected = layer.input_ciphertexts * width;
         let mut data = Vec::with_capacity(expected);

@@ -1,0 +1,308 @@
+//! The server over real loopback gRPC: correct answers, a clear status for
+//! every kind of bad input, limits, and a server that keeps serving.
+
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use ppdnn_model::dataset::{Dataset, DatasetKind, Split};
+use ppdnn_model::modelfile::ModelFile;
+use ppdnn_paillier::{Integer, KeyPair, KeyPolicy, RandomnessPool, generate_keypair, to_fixed_bytes};
+use ppdnn_protocol::{ClientSession, Packing, Plan};
+use ppdnn_service::pb::inference_client::InferenceClient;
+use ppdnn_service::pb::{self, infer_request};
+use ppdnn_service::{
+    RemoteClient, ServedModel, ServerConfig, SessionGauge, serve_service, service_with_gauge,
+};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::Code;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn model() -> &'static ModelFile {
+    static M: OnceLock<ModelFile> = OnceLock::new();
+    M.get_or_init(|| ModelFile::load(&root().join("models/lenet5-mnist.safetensors")).unwrap())
+}
+
+fn test_set() -> &'static Dataset {
+    static D: OnceLock<Dataset> = OnceLock::new();
+    D.get_or_init(|| {
+        Dataset::load(&root().join("../shared/data/mnist"), DatasetKind::Mnist, Split::Test).unwrap()
+    })
+}
+
+fn key() -> &'static KeyPair {
+    static K: OnceLock<KeyPair> = OnceLock::new();
+    K.get_or_init(|| {
+        let k = generate_keypair(1024, KeyPolicy::INSECURE_TESTING).unwrap();
+        k.public().precompute_randomness(6);
+        k
+    })
+}
+
+const BITS: u32 = 1024;
+
+struct Server {
+    url: String,
+    gauge: SessionGauge,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+async fn start(max_sessions: usize, idle: Duration) -> Server {
+    let config = ServerConfig {
+        max_sessions,
+        idle_timeout: idle,
+        max_message_bytes: 1 << 20,
+        max_chunk_bytes: 64 << 10,
+        key_bits: vec![BITS],
+        key_policy: KeyPolicy::INSECURE_TESTING,
+    };
+    let models = vec![ServedModel { name: "lenet5-mnist".into(), file: model().clone() }];
+    let (svc, gauge) = service_with_gauge(models, config).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(serve_service(
+        listener,
+        svc,
+        async move {
+            let _ = rx.await;
+        },
+        Duration::from_secs(1),
+    ));
+    Server { url, gauge, _stop: tx }
+}
+
+async fn plan(url: &str) -> Plan {
+    let mut c = RemoteClient::connect(url, 1 << 20).await.unwrap();
+    c.describe("lenet5-mnist", BITS, Packing::Packed).await.unwrap().1
+}
+
+/// A correct inference of test image `i` through the library client.
+async fn good_inference(url: &str, i: usize) {
+    let mut c = RemoteClient::connect(url, 1 << 20).await.unwrap();
+    let plan = Arc::new(plan(url).await);
+    let pool = Arc::new(RandomnessPool::new(key().public()));
+    let image = test_set().image(i).to_vec();
+    let out = c.infer("", plan, Arc::new(key().private.clone()), pool, image.clone()).await.unwrap();
+    assert_eq!(out.logits, model().quant.logits(&image).unwrap(), "image {i}");
+}
+
+fn start_msg(n: Vec<u8>, hn: Vec<u8>, model: &str) -> pb::InferRequest {
+    pb::InferRequest {
+        kind: Some(infer_request::Kind::Start(pb::Start {
+            model: model.into(),
+            key: Some(pb::PublicKey { n, hn }),
+            packing: pb::Packing::Packed as i32,
+            model_digest: String::new(),
+        })),
+    }
+}
+
+fn good_start() -> pb::InferRequest {
+    let pk = key().public();
+    start_msg(to_fixed_bytes(pk.n(), 128), to_fixed_bytes(pk.hn().unwrap(), 256), "")
+}
+
+fn round(r: u32, data: Vec<u8>) -> pb::InferRequest {
+    pb::InferRequest {
+        kind: Some(infer_request::Kind::Round(pb::Round { round: r, ciphertexts: data, last: true })),
+    }
+}
+
+/// Round 0's genuine ciphertexts for test image 0.
+async fn round0(url: &str) -> Vec<u8> {
+    let plan = Arc::new(plan(url).await);
+    let pool = Arc::new(RandomnessPool::new(key().public()));
+    let mut s = ClientSession::new(plan, Arc::new(key().private.clone()), pool).unwrap();
+    s.start(test_set().image(0)).unwrap().data
+}
+
+/// Sends `msgs` (keeping the stream open for `hold` afterwards) and returns
+/// the first error status, or Ok with the number of round chunks received.
+async fn raw(url: &str, msgs: Vec<pb::InferRequest>, hold: Duration) -> Result<usize, tonic::Status> {
+    let mut client =
+        InferenceClient::connect(url.to_string()).await.unwrap().max_encoding_message_size(64 << 20);
+    let (tx, rx) = mpsc::channel(16);
+    for m in msgs {
+        tx.send(m).await.unwrap();
+    }
+    let keep = tokio::spawn(async move {
+        tokio::time::sleep(hold).await;
+        drop(tx);
+    });
+    let mut stream = client.infer(ReceiverStream::new(rx)).await?.into_inner();
+    let mut n = 0;
+    let result = loop {
+        match stream.message().await {
+            Ok(Some(_)) => n += 1,
+            Ok(None) => break Ok(n),
+            Err(s) => break Err(s),
+        }
+    };
+    keep.abort();
+    result
+}
+
+fn expect(result: Result<usize, tonic::Status>, code: Code, words: &[&str]) {
+    let status = result.expect_err("an error status");
+    assert_eq!(status.code(), code, "{}", status.message());
+    for w in words {
+        assert!(status.message().contains(w), "{:?} lacks {w:?}", status.message());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_gets_clear_statuses_and_the_server_keeps_serving() {
+    let server = start(4, Duration::from_secs(2)).await;
+    let url = server.url.as_str();
+    let hold = Duration::from_millis(300);
+    good_inference(url, 0).await;
+
+    // Keys: too small, even, malformed, missing.
+    let small = generate_keypair(512, KeyPolicy::INSECURE_TESTING).unwrap();
+    let sp = small.public();
+    expect(
+        raw(url, vec![start_msg(to_fixed_bytes(sp.n(), 64), vec![], "")], hold).await,
+        Code::InvalidArgument,
+        &["key size 512"],
+    );
+    let even = Integer::from(key().public().n() + 1u32);
+    expect(
+        raw(url, vec![start_msg(to_fixed_bytes(&even, 128), vec![], "")], hold).await,
+        Code::InvalidArgument,
+        &["even"],
+    );
+    expect(raw(url, vec![start_msg(vec![], vec![], "")], hold).await, Code::InvalidArgument, &["no n"]);
+    expect(
+        raw(url, vec![start_msg(vec![0xff; 2000], vec![], "")], hold).await,
+        Code::InvalidArgument,
+        &["larger"],
+    );
+    // Unknown model.
+    let pk = key().public();
+    let unknown = start_msg(to_fixed_bytes(pk.n(), 128), vec![], "resnet");
+    expect(raw(url, vec![unknown], hold).await, Code::NotFound, &["resnet", "lenet5-mnist"]);
+    // A round before Start.
+    expect(raw(url, vec![round(0, vec![1])], hold).await, Code::InvalidArgument, &["Start"]);
+
+    let data = round0(url).await;
+    let width = 256;
+    // Out of range, and not coprime to n.
+    let mut bad = data.clone();
+    bad[width..2 * width].fill(0xff);
+    expect(
+        raw(url, vec![good_start(), round(0, bad)], hold).await,
+        Code::InvalidArgument,
+        &["ciphertext 1", "n^2"],
+    );
+    let mut bad = data.clone();
+    bad[..width].copy_from_slice(&to_fixed_bytes(pk.n(), width));
+    expect(raw(url, vec![good_start(), round(0, bad)], hold).await, Code::InvalidArgument, &["factor"]);
+    // Too few and too many ciphertexts.
+    let few = data[..data.len() - width].to_vec();
+    expect(
+        raw(url, vec![good_start(), round(0, few)], hold).await,
+        Code::InvalidArgument,
+        &["the plan says"],
+    );
+    let mut many = data.clone();
+    many.extend_from_slice(&data[..width]);
+    expect(raw(url, vec![good_start(), round(0, many)], hold).await, Code::InvalidArgument, &["more than"]);
+    // Wrong round.
+    expect(
+        raw(url, vec![good_start(), round(1, data.clone())], hold).await,
+        Code::InvalidArgument,
+        &["round 1"],
+    );
+    // Oversized message (the server accepts 1 MiB).
+    let huge = round(0, vec![7u8; 2 << 20]);
+    let status = raw(url, vec![good_start(), huge], hold).await.expect_err("refused");
+    assert!(
+        matches!(status.code(), Code::OutOfRange | Code::ResourceExhausted | Code::InvalidArgument),
+        "{status:?}"
+    );
+
+    // A client that goes silent mid-inference is dropped after the idle
+    // timeout; meanwhile another client's inference succeeds.
+    let silent = tokio::spawn({
+        let (url, data) = (url.to_string(), data.clone());
+        async move { raw(&url, vec![good_start(), round(0, data)], Duration::from_secs(4)).await }
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(server.gauge.active(), 1, "the silent session is in progress");
+    good_inference(url, 3).await;
+    expect(silent.await.unwrap(), Code::DeadlineExceeded, &["round 1"]);
+    // A client that disconnects mid-inference.
+    let mut c = InferenceClient::connect(url.to_string()).await.unwrap();
+    let (tx, rx) = mpsc::channel(4);
+    tx.send(good_start()).await.unwrap();
+    tx.send(round(0, data.clone())).await.unwrap();
+    let mut stream = c.infer(ReceiverStream::new(rx)).await.unwrap().into_inner();
+    let _ = stream.message().await;
+    drop(stream);
+    drop(tx);
+    drop(c);
+
+    // The server still answers correctly, and every session is gone.
+    good_inference(url, 1).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(server.gauge.active(), 0, "sessions left behind");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_beyond_the_limit_get_resource_exhausted() {
+    let server = start(1, Duration::from_secs(3)).await;
+    let url = server.url.clone();
+    // One session holds the only slot (Start sent, then silence).
+    let holder = tokio::spawn({
+        let url = url.clone();
+        async move { raw(&url, vec![good_start()], Duration::from_secs(2)).await }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let status = raw(&url, vec![good_start()], Duration::from_millis(100)).await.expect_err("busy");
+    assert_eq!(status.code(), Code::ResourceExhausted, "{}", status.message());
+    assert!(status.message().contains("limit of 1"));
+    let _ = holder.await;
+    good_inference(&url, 2).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn eight_concurrent_clients_three_images_each() {
+    let server = start(8, Duration::from_secs(30)).await;
+    let url = server.url.clone();
+    let tasks: Vec<_> = (0..8)
+        .map(|c| {
+            let url = url.clone();
+            tokio::spawn(async move {
+                for k in 0..3 {
+                    good_inference(&url, c * 3 + k).await;
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(server.gauge.active(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn list_and_describe() {
+    let server = start(2, Duration::from_secs(5)).await;
+    let mut c = RemoteClient::connect(&server.url, 1 << 20).await.unwrap();
+    let models = c.list_models().await.unwrap();
+    assert_eq!(models.len(), 1);
+    assert_eq!(models[0].name, "lenet5-mnist");
+    let (desc, plan) = c.describe("", BITS, Packing::Packed).await.unwrap();
+    assert_eq!(desc.input_shape, vec![1, 28, 28]);
+    assert_eq!(desc.classes.len(), 10);
+    assert_eq!(plan.model_digest, desc.digest);
+    let e = c.describe("", 2048, Packing::Packed).await.unwrap_err().to_string();
+    assert!(e.contains("2048"), "{e}");
+    assert!(RemoteClient::connect("http://127.0.0.1:1", 1 << 20).await.is_err());
+}
