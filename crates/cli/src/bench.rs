@@ -28,6 +28,9 @@ pub enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Load on a loopback server: concurrent clients, each with its own key,
+    /// classifying test images; throughput, latency, correctness, memory.
+    Service(crate::service_cmds::LoadArgs),
 }
 
 #[derive(Serialize)]
@@ -67,6 +70,7 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
             }
             Ok(())
         }
+        BenchCommand::Service(args) => crate::service_cmds::load(args),
     }
 }
 

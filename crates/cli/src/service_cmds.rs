@@ -332,3 +332,159 @@ pub fn demo(args: DemoArgs) -> Result<()> {
 fn true_label(path: &Path) -> Option<usize> {
     path.file_stem()?.to_str()?.rsplit('-').next()?.parse().ok()
 }
+
+#[derive(Args)]
+pub struct LoadArgs {
+    /// The model to serve.
+    #[arg(long, default_value = DEFAULT_MODEL)]
+    model: PathBuf,
+    /// Folder with the IDX files (as for eval).
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Concurrent clients.
+    #[arg(long, default_value_t = 8)]
+    clients: usize,
+    /// Images per client.
+    #[arg(long, default_value_t = 3)]
+    images: usize,
+    /// Key size.
+    #[arg(long, default_value_t = 2048)]
+    bits: u32,
+    /// Print one JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(serde::Serialize)]
+struct LoadReport {
+    clients: usize,
+    images: usize,
+    correct: usize,
+    exact: usize,
+    seconds: f64,
+    images_per_second: f64,
+    latency_s_median: f64,
+    rss_mib_before: f64,
+    rss_mib_peak_after_load: f64,
+    rss_mib_after: f64,
+    active_sessions_after: usize,
+    bits: u32,
+}
+
+/// Resident memory of this process, in MiB (Linux; 0 elsewhere).
+fn rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1).and_then(|p| p.parse::<f64>().ok()))
+        .map(|pages| pages * 4096.0 / (1 << 20) as f64)
+        .unwrap_or(0.0)
+}
+
+pub fn load(args: LoadArgs) -> Result<()> {
+    if args.clients == 0 || args.images == 0 || args.clients > 256 {
+        bail!("--clients (1..=256) and --images must be positive");
+    }
+    let file = load_model(&args.model)?;
+    let test =
+        crate::model_cmds::load_test_set(&file, args.data.as_deref(), 0, Some(args.clients * args.images))?;
+    let reference = file.quant.clone();
+    let policy = if args.bits < 2048 { KeyPolicy::INSECURE_TESTING } else { KeyPolicy::PRODUCTION };
+    let config = ServerConfig {
+        key_bits: vec![args.bits],
+        key_policy: policy,
+        max_sessions: args.clients,
+        ..ServerConfig::default()
+    };
+    let models = vec![ServedModel { name: "model".into(), file }];
+    let (svc, gauge) = ppdnn_service::service_with_gauge(models, config).map_err(anyhow::Error::msg)?;
+    runtime()?.block_on(async move {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let url = format!("http://{}", listener.local_addr()?);
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(ppdnn_service::serve_service(
+            listener,
+            svc,
+            async move {
+                let _ = stop_rx.await;
+            },
+            Duration::from_secs(5),
+        ));
+        // Keys and offline randomness first, so the timed part is the service.
+        let mut clients = Vec::new();
+        for _ in 0..args.clients {
+            let p = prepare(&url, "model", None, args.bits, Packing::Packed, policy, 4 << 20).await?;
+            let (pool, n) = (p.pool.clone(), p.plan.client_encryptions() * args.images);
+            tokio::task::spawn_blocking(move || pool.fill(n)).await??;
+            clients.push(p);
+        }
+        let rss_before = rss_mib();
+        let t = Instant::now();
+        let tasks: Vec<_> = clients
+            .into_iter()
+            .enumerate()
+            .map(|(c, mut p)| {
+                let images: Vec<Vec<u8>> = (0..args.images).map(|k| test.image(c * args.images + k).to_vec()).collect();
+                tokio::spawn(async move {
+                    let mut out = Vec::new();
+                    for img in images {
+                        let r = p.client.infer(&p.model, p.plan.clone(), p.key.clone(), p.pool.clone(), img.clone()).await;
+                        out.push((img, r));
+                    }
+                    out
+                })
+            })
+            .collect();
+        let (mut correct, mut exact, mut lat, mut count) = (0, 0, Vec::new(), 0);
+        for (c, task) in tasks.into_iter().enumerate() {
+            for (k, (img, r)) in task.await?.into_iter().enumerate() {
+                let r = r.with_context(|| format!("client {c}, image {k}"))?;
+                count += 1;
+                exact += usize::from(reference.logits(&img)? == r.logits);
+                correct += usize::from(argmax(&r.logits) == test.labels[c * args.images + k] as usize);
+                lat.push(r.duration.as_secs_f64());
+            }
+        }
+        let seconds = t.elapsed().as_secs_f64();
+        let rss_peak = rss_mib();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        lat.sort_by(f64::total_cmp);
+        let report = LoadReport {
+            clients: args.clients,
+            images: count,
+            correct,
+            exact,
+            seconds,
+            images_per_second: count as f64 / seconds,
+            latency_s_median: lat[lat.len() / 2],
+            rss_mib_before: rss_before,
+            rss_mib_peak_after_load: rss_peak,
+            rss_mib_after: rss_mib(),
+            active_sessions_after: gauge.active(),
+            bits: args.bits,
+        };
+        let _ = stop_tx.send(());
+        server.await?.map_err(anyhow::Error::msg)?;
+        if args.json {
+            println!("{}", serde_json::to_string(&report)?);
+        } else {
+            println!(
+                "{} clients x {} images at {} bits: {} answers, {} exact, {} correct; {:.2} images/s; median latency {:.2} s; RSS {:.0} -> {:.0} MiB; sessions left {}",
+                report.clients,
+                args.images,
+                report.bits,
+                report.images,
+                report.exact,
+                report.correct,
+                report.images_per_second,
+                report.latency_s_median,
+                report.rss_mib_before,
+                report.rss_mib_after,
+                report.active_sessions_after
+            );
+        }
+        if report.exact != report.images {
+            bail!("{} of {} answers differ from the plaintext integer model", report.images - report.exact, report.images);
+        }
+        anyhow::Ok(())
+    })
+}
