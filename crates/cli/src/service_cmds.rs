@@ -350,6 +350,10 @@ pub struct LoadArgs {
     /// Key size.
     #[arg(long, default_value_t = 2048)]
     bits: u32,
+    /// Run the whole load this many times (memory after each pass shows
+    /// whether it returns to a plateau).
+    #[arg(long, default_value_t = 2)]
+    passes: usize,
     /// Print one JSON object.
     #[arg(long)]
     json: bool,
@@ -357,6 +361,8 @@ pub struct LoadArgs {
 
 #[derive(serde::Serialize)]
 struct LoadReport {
+    passes: usize,
+    rss_mib_after_each_pass: Vec<f64>,
     clients: usize,
     images: usize,
     correct: usize,
@@ -381,8 +387,8 @@ fn rss_mib() -> f64 {
 }
 
 pub fn load(args: LoadArgs) -> Result<()> {
-    if args.clients == 0 || args.images == 0 || args.clients > 256 {
-        bail!("--clients (1..=256) and --images must be positive");
+    if args.clients == 0 || args.images == 0 || args.clients > 256 || args.passes == 0 {
+        bail!("--clients (1..=256), --images and --passes must be positive");
     }
     let file = load_model(&args.model)?;
     let test =
@@ -412,29 +418,34 @@ pub fn load(args: LoadArgs) -> Result<()> {
         // Keys and offline randomness first, so the timed part is the service.
         let mut clients = Vec::new();
         for _ in 0..args.clients {
-            let p = prepare(&url, "model", None, args.bits, Packing::Packed, policy, 4 << 20).await?;
-            let (pool, n) = (p.pool.clone(), p.plan.client_encryptions() * args.images);
-            tokio::task::spawn_blocking(move || pool.fill(n)).await??;
-            clients.push(p);
+            clients.push(prepare(&url, "model", None, args.bits, Packing::Packed, policy, 4 << 20).await?);
         }
         let rss_before = rss_mib();
+        let (mut correct, mut exact, mut lat, mut count, mut seconds, mut rss_passes) =
+            (0, 0, Vec::new(), 0, 0.0, Vec::new());
+        for _ in 0..args.passes {
+        for p in &clients {
+            let (pool, n) = (p.pool.clone(), p.plan.client_encryptions() * args.images);
+            tokio::task::spawn_blocking(move || pool.fill(n)).await??;
+        }
         let t = Instant::now();
         let tasks: Vec<_> = clients
-            .into_iter()
+            .iter()
             .enumerate()
-            .map(|(c, mut p)| {
+            .map(|(c, p)| {
+                let mut client = p.client.clone();
+                let (model, plan, key, pool) = (p.model.clone(), p.plan.clone(), p.key.clone(), p.pool.clone());
                 let images: Vec<Vec<u8>> = (0..args.images).map(|k| test.image(c * args.images + k).to_vec()).collect();
                 tokio::spawn(async move {
                     let mut out = Vec::new();
                     for img in images {
-                        let r = p.client.infer(&p.model, p.plan.clone(), p.key.clone(), p.pool.clone(), img.clone()).await;
+                        let r = client.infer(&model, plan.clone(), key.clone(), pool.clone(), img.clone()).await;
                         out.push((img, r));
                     }
                     out
                 })
             })
             .collect();
-        let (mut correct, mut exact, mut lat, mut count) = (0, 0, Vec::new(), 0);
         for (c, task) in tasks.into_iter().enumerate() {
             for (k, (img, r)) in task.await?.into_iter().enumerate() {
                 let r = r.with_context(|| format!("client {c}, image {k}"))?;
@@ -444,11 +455,15 @@ pub fn load(args: LoadArgs) -> Result<()> {
                 lat.push(r.duration.as_secs_f64());
             }
         }
-        let seconds = t.elapsed().as_secs_f64();
-        let rss_peak = rss_mib();
+        seconds += t.elapsed().as_secs_f64();
         tokio::time::sleep(Duration::from_millis(300)).await;
+        rss_passes.push(rss_mib());
+        }
+        let rss_peak = rss_passes.iter().cloned().fold(0.0, f64::max);
         lat.sort_by(f64::total_cmp);
         let report = LoadReport {
+            passes: args.passes,
+            rss_mib_after_each_pass: rss_passes,
             clients: args.clients,
             images: count,
             correct,
@@ -468,7 +483,8 @@ pub fn load(args: LoadArgs) -> Result<()> {
             println!("{}", serde_json::to_string(&report)?);
         } else {
             println!(
-                "{} clients x {} images at {} bits: {} answers, {} exact, {} correct; {:.2} images/s; median latency {:.2} s; RSS {:.0} -> {:.0} MiB; sessions left {}",
+                "{} pass(es) of {} clients x {} images at {} bits: {} answers, {} exact, {} correct; {:.2} images/s; median latency {:.2} s; RSS {:.0} MiB before, {:?} MiB after each pass; sessions left {}",
+                report.passes,
                 report.clients,
                 args.images,
                 report.bits,
@@ -478,7 +494,7 @@ pub fn load(args: LoadArgs) -> Result<()> {
                 report.images_per_second,
                 report.latency_s_median,
                 report.rss_mib_before,
-                report.rss_mib_after,
+                report.rss_mib_after_each_pass.iter().map(|x| x.round()).collect::<Vec<_>>(),
                 report.active_sessions_after
             );
         }
