@@ -24,6 +24,12 @@ pub struct ServeArgs {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:50051")]
     listen: SocketAddr,
+    /// TLS certificate chain (PEM); with --tls-key, serve over TLS.
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM).
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
     #[command(flatten)]
     limits: LimitArgs,
 }
@@ -125,12 +131,19 @@ pub fn serve_cmd(args: ServeArgs) -> Result<()> {
     let models = served_models(&args.models)?;
     let config = args.limits.config()?;
     let names: Vec<String> = models.iter().map(|m| m.name.clone()).collect();
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(c), Some(k)) => Some(ppdnn_service::ServerTls {
+            cert_pem: std::fs::read(c).with_context(|| c.display().to_string())?,
+            key_pem: std::fs::read(k).with_context(|| k.display().to_string())?,
+        }),
+        _ => None,
+    };
     runtime()?.block_on(async move {
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
             .with_context(|| format!("cannot listen on {}", args.listen))?;
         tracing::info!(address = %args.listen, models = ?names, "serving");
-        serve(listener, models, config, shutdown_signal(), Duration::from_secs(10))
+        serve(listener, models, config, tls, shutdown_signal(), Duration::from_secs(10))
             .await
             .map_err(anyhow::Error::msg)
     })
@@ -156,6 +169,10 @@ pub struct ClassifyArgs {
     /// Largest gRPC message, in MiB.
     #[arg(long, default_value_t = 4)]
     max_message_mib: usize,
+    /// Certificate authority (PEM) to trust for the server's TLS certificate
+    /// (use an https:// URL).
+    #[arg(long)]
+    ca: Option<PathBuf>,
     /// Allow keys below 2048 bits (tests only).
     #[arg(long)]
     insecure_small_keys: bool,
@@ -177,6 +194,7 @@ struct Prepared {
     pool: Arc<RandomnessPool>,
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn prepare(
     url: &str,
     model: &str,
@@ -185,8 +203,9 @@ async fn prepare(
     packing: Packing,
     policy: KeyPolicy,
     max_message: usize,
+    ca: Option<&[u8]>,
 ) -> Result<Prepared> {
-    let mut client = RemoteClient::connect(url, max_message).await?;
+    let mut client = RemoteClient::connect_with(url, max_message, ca).await?;
     let key = match key {
         Some(k) => k,
         None => tokio::task::spawn_blocking(move || generate_keypair(bits, policy)).await??.private,
@@ -218,10 +237,20 @@ pub fn classify(args: ClassifyArgs) -> Result<()> {
     let images: Vec<(String, Vec<u8>)> =
         args.images.iter().map(|p| Ok((p.display().to_string(), load_png(p)?))).collect::<Result<_>>()?;
     let packing = if args.no_packing { Packing::Unpacked } else { Packing::Packed };
+    let ca =
+        args.ca.as_deref().map(|p| std::fs::read(p).with_context(|| p.display().to_string())).transpose()?;
     let preds = runtime()?.block_on(async {
-        let mut p =
-            prepare(&args.server, &args.model, key, args.bits, packing, policy, args.max_message_mib << 20)
-                .await?;
+        let mut p = prepare(
+            &args.server,
+            &args.model,
+            key,
+            args.bits,
+            packing,
+            policy,
+            args.max_message_mib << 20,
+            ca.as_deref(),
+        )
+        .await?;
         let scale = p.plan.logit_scale;
         let mut preds = Vec::new();
         for (file, pixels) in images {
@@ -275,6 +304,7 @@ pub fn demo(args: DemoArgs) -> Result<()> {
             listener,
             vec![ServedModel { name: name.clone(), file }],
             config,
+            None,
             async move {
                 let _ = stop_rx.await;
             },
@@ -283,7 +313,7 @@ pub fn demo(args: DemoArgs) -> Result<()> {
         let url = format!("http://{addr}");
         println!("ppdnn demo: server on {url} serving {name}; client key {} bits", args.bits);
         let t = Instant::now();
-        let mut p = prepare(&url, &name, None, args.bits, Packing::Packed, policy, 4 << 20).await?;
+        let mut p = prepare(&url, &name, None, args.bits, Packing::Packed, policy, 4 << 20, None).await?;
         let encryptions = p.plan.client_encryptions() * images.len();
         let pool = p.pool.clone();
         tokio::task::spawn_blocking(move || pool.fill(encryptions)).await??;
@@ -410,6 +440,7 @@ pub fn load(args: LoadArgs) -> Result<()> {
         let server = tokio::spawn(ppdnn_service::serve_service(
             listener,
             svc,
+            None,
             async move {
                 let _ = stop_rx.await;
             },
@@ -418,7 +449,7 @@ pub fn load(args: LoadArgs) -> Result<()> {
         // Keys and offline randomness first, so the timed part is the service.
         let mut clients = Vec::new();
         for _ in 0..args.clients {
-            clients.push(prepare(&url, "model", None, args.bits, Packing::Packed, policy, 4 << 20).await?);
+            clients.push(prepare(&url, "model", None, args.bits, Packing::Packed, policy, 4 << 20, None).await?);
         }
         let rss_before = rss_mib();
         let (mut correct, mut exact, mut lat, mut count, mut seconds, mut rss_passes) =

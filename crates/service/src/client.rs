@@ -59,11 +59,26 @@ impl RemoteClient {
     /// Connects to `url` (e.g. http://127.0.0.1:50051); `max_message` is the
     /// largest message accepted from the server.
     pub async fn connect(url: &str, max_message: usize) -> Result<Self, ClientError> {
+        Self::connect_with(url, max_message, None).await
+    }
+
+    /// Connects to `url`; with `ca_pem`, over TLS (an https:// URL) trusting
+    /// that certificate authority for the server's certificate.
+    pub async fn connect_with(
+        url: &str,
+        max_message: usize,
+        ca_pem: Option<&[u8]>,
+    ) -> Result<Self, ClientError> {
         let err =
             |e: &dyn std::fmt::Display| ClientError::Connect { url: url.to_string(), message: e.to_string() };
-        let endpoint = Channel::from_shared(url.to_string())
+        let mut endpoint = Channel::from_shared(url.to_string())
             .map_err(|e| err(&e))?
             .connect_timeout(Duration::from_secs(10));
+        if let Some(ca) = ca_pem {
+            let tls = tonic::transport::ClientTlsConfig::new()
+                .ca_certificate(tonic::transport::Certificate::from_pem(ca));
+            endpoint = endpoint.tls_config(tls).map_err(|e| err(&e))?;
+        }
         let channel = endpoint.connect().await.map_err(|e| err(&format!("{e} ({e:?})")))?;
         let inner = InferenceClient::new(channel)
             .max_decoding_message_size(max_message)

@@ -16,5 +16,5 @@ pub mod pb {
 
 pub use client::{Classification, RemoteClient};
 pub use server::{
-    ServedModel, ServerConfig, SessionGauge, serve, serve_service, service, service_with_gauge,
+    ServedModel, ServerConfig, ServerTls, SessionGauge, serve, serve_service, service, service_with_gauge,
 };

@@ -47,6 +47,21 @@ impl Default for ServerConfig {
     }
 }
 
+/// The server's TLS certificate chain and private key, PEM-encoded.
+#[derive(Clone)]
+pub struct ServerTls {
+    /// Certificate chain (PEM).
+    pub cert_pem: Vec<u8>,
+    /// Private key (PEM).
+    pub key_pem: Vec<u8>,
+}
+
+impl std::fmt::Debug for ServerTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ServerTls { .. }")
+    }
+}
+
 /// A model to serve under a name.
 #[derive(Debug, Clone)]
 pub struct ServedModel {
@@ -148,22 +163,24 @@ pub fn service_with_gauge(
 }
 
 /// Serves on `listener` until `shutdown` completes, with the standard gRPC
-/// health service beside Inference. Sessions in flight when shutdown begins
-/// are given `grace` to finish, then cancelled.
+/// health service beside Inference, over TLS when `tls` is given. Sessions in
+/// flight when shutdown begins are given `grace` to finish, then cancelled.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     models: Vec<ServedModel>,
     config: ServerConfig,
+    tls: Option<ServerTls>,
     shutdown: impl Future<Output = ()> + Send + 'static,
     grace: Duration,
 ) -> Result<(), String> {
-    serve_service(listener, service(models, config)?, shutdown, grace).await
+    serve_service(listener, service(models, config)?, tls, shutdown, grace).await
 }
 
 /// Serves an already built service (see [`service_with_gauge`]).
 pub async fn serve_service(
     listener: tokio::net::TcpListener,
     svc: InferenceServer<InferenceService>,
+    tls: Option<ServerTls>,
     shutdown: impl Future<Output = ()> + Send + 'static,
     grace: Duration,
 ) -> Result<(), String> {
@@ -171,10 +188,15 @@ pub async fn serve_service(
     health_reporter.set_serving::<InferenceServer<InferenceService>>().await;
     let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tonic::transport::Server::builder()
-        .add_service(health)
-        .add_service(svc)
-        .serve_with_incoming_shutdown(incoming, async move {
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(tls) = tls {
+        let identity = tonic::transport::Identity::from_pem(tls.cert_pem, tls.key_pem);
+        builder = builder
+            .tls_config(tonic::transport::ServerTlsConfig::new().identity(identity))
+            .map_err(|e| format!("TLS configuration: {e}"))?;
+    }
+    let server =
+        builder.add_service(health).add_service(svc).serve_with_incoming_shutdown(incoming, async move {
             let _ = stop_rx.await;
         });
     let mut server = Box::pin(server);

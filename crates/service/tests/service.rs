@@ -68,6 +68,7 @@ async fn start(max_sessions: usize, idle: Duration) -> Server {
     tokio::spawn(serve_service(
         listener,
         svc,
+        None,
         async move {
             let _ = rx.await;
         },
@@ -305,4 +306,47 @@ async fn list_and_describe() {
     let e = c.describe("", 2048, Packing::Packed).await.unwrap_err().to_string();
     assert!(e.contains("2048"), "{e}");
     assert!(RemoteClient::connect("http://127.0.0.1:1", 1 << 20).await.is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_with_a_private_ca() {
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let tls = ppdnn_service::ServerTls {
+        cert_pem: cert.cert.pem().into_bytes(),
+        key_pem: cert.signing_key.serialize_pem().into_bytes(),
+    };
+    let config = ServerConfig {
+        key_bits: vec![BITS],
+        key_policy: KeyPolicy::INSECURE_TESTING,
+        ..ServerConfig::default()
+    };
+    let models = vec![ServedModel { name: "m".into(), file: model().clone() }];
+    let (svc, _) = service_with_gauge(models, config).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (_stop, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(serve_service(
+        listener,
+        svc,
+        Some(tls),
+        async move {
+            let _ = rx.await;
+        },
+        Duration::from_secs(1),
+    ));
+    let url = format!("https://localhost:{port}");
+    let ca = cert.cert.pem().into_bytes();
+    let mut c = RemoteClient::connect_with(&url, 1 << 20, Some(&ca)).await.unwrap();
+    let (_, plan) = c.describe("m", BITS, Packing::Packed).await.unwrap();
+    let pool = Arc::new(RandomnessPool::new(key().public()));
+    let image = test_set().image(4).to_vec();
+    let out =
+        c.infer("m", Arc::new(plan), Arc::new(key().private.clone()), pool, image.clone()).await.unwrap();
+    assert_eq!(out.logits, model().quant.logits(&image).unwrap());
+    // Without trusting the CA, and in plaintext, the server is unreachable.
+    let plain = format!("http://localhost:{port}");
+    match RemoteClient::connect(&plain, 1 << 20).await {
+        Err(_) => {}
+        Ok(mut c) => assert!(c.list_models().await.is_err()),
+    }
 }
