@@ -124,7 +124,7 @@ impl ServerSession {
             (Packing::Packed, LayerShape::Conv { .. }) => conv_packed(&self.key, layer, pl, &cts)?,
             (Packing::Packed, LayerShape::Dense { .. }) => dense_packed(&self.key, layer, pl, &cts)?,
             (Packing::Unpacked, LayerShape::Conv { .. }) => conv_unpacked(&self.key, layer, &cts)?,
-            (Packing::Unpacked, LayerShape::Dense { .. }) => dense_unpacked(&self.key, layer, &cts)?,
+            (Packing::Unpacked, LayerShape::Dense { .. }) => dense_outputs(&self.key, layer, &cts)?,
         };
         if outputs.len() != pl.output_ciphertexts {
             return Err(msg(round, "internal: output count differs from the plan"));
@@ -200,10 +200,6 @@ fn dense_outputs(key: &PublicKey, layer: &QuantLayer, cts: &[Ciphertext]) -> Res
     let shared = SharedBases::for_rows(key, cts, &rows)?;
     let outs = shared.combine_many(&rows)?;
     outs.par_iter().zip(&layer.bias).map(|(c, &b)| Ok(key.add_plain(c, &Integer::from(b))?)).collect()
-}
-
-fn dense_unpacked(key: &PublicKey, layer: &QuantLayer, cts: &[Ciphertext]) -> Result<Vec<Ciphertext>> {
-    dense_outputs(key, layer, cts)
 }
 
 /// Unpacked convolution: every accumulator from the input ciphertexts under its kernel window.
