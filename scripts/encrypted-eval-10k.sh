@@ -14,10 +14,15 @@ for off in $(seq 0 250 9750); do
 done
 python3 - "$out" <<'PY'
 import json, sys
-parts = [json.loads(l) for l in open(sys.argv[1])]
+parts = sorted((json.loads(l) for l in open(sys.argv[1])), key=lambda p: p["offset"])
+missing = sorted(set(range(0, 10000, 250)) - {p["offset"] for p in parts})
+if missing:
+    sys.exit(f"parts missing at offsets {missing}: run the script again")
 n = sum(p["images"] for p in parts)
 correct = sum(round(p["accuracy"] * p["images"]) for p in parts)
 agree = sum(p["agreement"] for p in parts)
 secs = sum(p["total_s"] for p in parts)
-print(f"{n} images: accuracy {correct / n:.2%}, agreement {agree} of {n}, total {secs / 3600:.2f} h")
+online = sum(p["latency_s_mean"] * p["images"] for p in parts) / n
+print(f"{n} images: accuracy {correct / n:.2%}, agreement {agree} of {n}, "
+      f"total {secs / 3600:.2f} h ({secs / n:.2f} s per image, mean online latency {online:.2f} s)")
 PY
