@@ -12,7 +12,7 @@ use ppdnn_model::lenet::argmax;
 use ppdnn_model::quant::softmax;
 use ppdnn_paillier::{KeyPolicy, PrivateKey, RandomnessPool, generate_keypair, keyfile};
 use ppdnn_protocol::Packing;
-use ppdnn_service::{RemoteClient, ServedModel, ServerConfig, serve};
+use ppdnn_service::{LocalServer, RemoteClient, ServedModel, ServerConfig, serve, service};
 
 use crate::model_cmds::{DEFAULT_MODEL, Prediction, load_model, print_predictions};
 
@@ -296,21 +296,10 @@ pub fn demo(args: DemoArgs) -> Result<()> {
     let name = args.model.file_stem().and_then(|s| s.to_str()).unwrap_or("model").to_string();
     let policy = if args.bits < 2048 { KeyPolicy::INSECURE_TESTING } else { KeyPolicy::PRODUCTION };
     let config = ServerConfig { key_bits: vec![args.bits], key_policy: policy, ..ServerConfig::default() };
+    let svc = service(vec![ServedModel { name: name.clone(), file }], config).map_err(anyhow::Error::msg)?;
     runtime()?.block_on(async move {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let addr = listener.local_addr()?;
-        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(serve(
-            listener,
-            vec![ServedModel { name: name.clone(), file }],
-            config,
-            None,
-            async move {
-                let _ = stop_rx.await;
-            },
-            Duration::from_secs(5),
-        ));
-        let url = format!("http://{addr}");
+        let server = LocalServer::start(svc, None, Duration::from_secs(5)).await?;
+        let url = format!("http://{}", server.addr());
         println!("ppdnn demo: server on {url} serving {name}; client key {} bits", args.bits);
         let t = Instant::now();
         let mut p = prepare(&url, &name, None, args.bits, Packing::Packed, policy, 4 << 20, None).await?;
@@ -352,8 +341,7 @@ pub fn demo(args: DemoArgs) -> Result<()> {
             latencies[n / 2],
             bytes as f64 / n as f64 / 1024.0
         );
-        let _ = stop_tx.send(());
-        server.await?.map_err(anyhow::Error::msg)?;
+        server.stop().await.map_err(anyhow::Error::msg)?;
         anyhow::Ok(())
     })
 }
@@ -434,18 +422,8 @@ pub fn load(args: LoadArgs) -> Result<()> {
     let models = vec![ServedModel { name: "model".into(), file }];
     let (svc, gauge) = ppdnn_service::service_with_gauge(models, config).map_err(anyhow::Error::msg)?;
     runtime()?.block_on(async move {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let url = format!("http://{}", listener.local_addr()?);
-        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(ppdnn_service::serve_service(
-            listener,
-            svc,
-            None,
-            async move {
-                let _ = stop_rx.await;
-            },
-            Duration::from_secs(5),
-        ));
+        let server = LocalServer::start(svc, None, Duration::from_secs(5)).await?;
+        let url = format!("http://{}", server.addr());
         // Keys and offline randomness first, so the timed part is the service.
         let mut clients = Vec::new();
         for _ in 0..args.clients {
@@ -508,8 +486,7 @@ pub fn load(args: LoadArgs) -> Result<()> {
             active_sessions_after: gauge.active(),
             bits: args.bits,
         };
-        let _ = stop_tx.send(());
-        server.await?.map_err(anyhow::Error::msg)?;
+        server.stop().await.map_err(anyhow::Error::msg)?;
         if args.json {
             println!("{}", serde_json::to_string(&report)?);
         } else {

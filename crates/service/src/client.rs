@@ -10,6 +10,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::Channel;
 
 use crate::convert::{chunks, key_to_pb, packing_to_pb};
+use crate::on_blocking_thread;
 use crate::pb::inference_client::InferenceClient;
 use crate::pb::{self, infer_request};
 
@@ -134,12 +135,9 @@ impl RemoteClient {
         let mut inbound = self.inner.infer(ReceiverStream::new(rx)).await?.into_inner();
 
         let mut session = ClientSession::new(plan.clone(), key, pool)?;
-        let (s, first) = tokio::task::spawn_blocking(move || {
-            let r = session.start(&image);
-            (session, r)
-        })
-        .await
-        .map_err(|e| ClientError::Other(e.to_string()))?;
+        let (s, first) = on_blocking_thread(session, move |session| session.start(&image))
+            .await
+            .map_err(|e| ClientError::Other(e.to_string()))?;
         session = s;
         let mut outgoing = first?;
         let (mut sent, mut received) = (0usize, 0usize);
@@ -169,12 +167,9 @@ impl RemoteClient {
             }
             received += data.len();
             let answer = RoundMessage { round, data };
-            let (s, step) = tokio::task::spawn_blocking(move || {
-                let r = session.receive(&answer);
-                (session, r)
-            })
-            .await
-            .map_err(|e| ClientError::Other(e.to_string()))?;
+            let (s, step) = on_blocking_thread(session, move |session| session.receive(&answer))
+                .await
+                .map_err(|e| ClientError::Other(e.to_string()))?;
             session = s;
             match step? {
                 ClientStep::Send(next) => outgoing = next,

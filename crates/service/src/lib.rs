@@ -16,5 +16,23 @@ pub mod pb {
 
 pub use client::{Classification, RemoteClient};
 pub use server::{
-    ServedModel, ServerConfig, ServerTls, SessionGauge, serve, serve_service, service, service_with_gauge,
+    LocalServer, ServedModel, ServerConfig, ServerTls, SessionGauge, serve, serve_service, service,
+    service_with_gauge,
 };
+
+/// Runs `f` on `state` on tokio's blocking pool (the Paillier arithmetic must
+/// not stall the runtime) and hands the state back with the result.
+pub(crate) async fn on_blocking_thread<S, R>(
+    mut state: S,
+    f: impl FnOnce(&mut S) -> R + Send + 'static,
+) -> Result<(S, R), tokio::task::JoinError>
+where
+    S: Send + 'static,
+    R: Send + 'static,
+{
+    tokio::task::spawn_blocking(move || {
+        let r = f(&mut state);
+        (state, r)
+    })
+    .await
+}

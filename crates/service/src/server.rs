@@ -14,6 +14,7 @@ use tonic::{Request, Response, Status, Streaming};
 use tracing::{info, warn};
 
 use crate::convert::{chunks, key_from_pb, packing_from_pb};
+use crate::on_blocking_thread;
 use crate::pb::inference_server::{Inference, InferenceServer};
 use crate::pb::{self, infer_request};
 
@@ -215,6 +216,46 @@ pub async fn serve_service(
     }
 }
 
+/// A server on a free loopback port in this process, for demos, benchmarks
+/// and tests. Dropping it stops the server (sessions in flight get the grace
+/// period given to [`LocalServer::start`]).
+#[derive(Debug)]
+pub struct LocalServer {
+    addr: std::net::SocketAddr,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<Result<(), String>>,
+}
+
+impl LocalServer {
+    /// Binds 127.0.0.1 on a free port and serves `svc` there, over TLS when
+    /// `tls` is given.
+    pub async fn start(
+        svc: InferenceServer<InferenceService>,
+        tls: Option<ServerTls>,
+        grace: Duration,
+    ) -> std::io::Result<Self> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let shutdown = async move {
+            let _ = stopped.await;
+        };
+        let task = tokio::spawn(serve_service(listener, svc, tls, shutdown, grace));
+        Ok(LocalServer { addr, stop, task })
+    }
+
+    /// The address the server listens on.
+    pub fn addr(&self) -> std::net::SocketAddr {
+        self.addr
+    }
+
+    /// Stops the server and waits for it to finish.
+    pub async fn stop(self) -> Result<(), String> {
+        let _ = self.stop.send(());
+        self.task.await.map_err(|e| e.to_string())?
+    }
+}
+
 type RoundStream = Pin<Box<dyn tokio_stream::Stream<Item = Result<pb::Round, Status>> + Send>>;
 
 #[tonic::async_trait]
@@ -243,7 +284,7 @@ impl Inference for InferenceService {
         let entry = self.entry(&req.model)?;
         let bits = if req.key_bits == 0 { 2048 } else { req.key_bits };
         let packing = packing_from_pb(req.packing).map_err(Status::invalid_argument)?;
-        let ev = entry.evaluator(bits, packing).ok_or_else(|| self.bad_bits(bits))?;
+        let ev = entry.evaluator(bits, packing).ok_or_else(|| bad_key_bits(&self.config, bits))?;
         let plan = ev.plan();
         Ok(Response::new(pb::ModelDescription {
             name: entry.name.clone(),
@@ -305,13 +346,10 @@ impl InferenceService {
     fn entry(&self, name: &str) -> Result<&Entry, Status> {
         find_entry(&self.models, name)
     }
+}
 
-    fn bad_bits(&self, bits: u32) -> Status {
-        Status::invalid_argument(format!(
-            "key size {bits} is not accepted (accepted: {:?})",
-            self.config.key_bits
-        ))
-    }
+fn bad_key_bits(config: &ServerConfig, bits: u32) -> Status {
+    Status::invalid_argument(format!("key size {bits} is not accepted (accepted: {:?})", config.key_bits))
 }
 
 fn find_entry<'a>(models: &'a [Entry], name: &str) -> Result<&'a Entry, Status> {
@@ -366,11 +404,7 @@ async fn run_session(
     let key_pb = start.key.ok_or_else(|| Status::invalid_argument("Start carries no public key"))?;
     let key = key_from_pb(&key_pb, config.key_policy).map_err(Status::invalid_argument)?;
     if !config.key_bits.contains(&key.bits()) {
-        return Err(Status::invalid_argument(format!(
-            "key size {} is not accepted (accepted: {:?})",
-            key.bits(),
-            config.key_bits
-        )));
+        return Err(bad_key_bits(config, key.bits()));
     }
     if !start.model_digest.is_empty() && start.model_digest != entry.digest {
         return Err(Status::failed_precondition(format!(
@@ -417,12 +451,9 @@ async fn run_session(
         }
         stats.bytes_in += data.len();
         let message = RoundMessage { round, data };
-        let (s, result) = tokio::task::spawn_blocking(move || {
-            let r = session.handle(&message);
-            (session, r)
-        })
-        .await
-        .map_err(|e| Status::internal(e.to_string()))?;
+        let (s, result) = on_blocking_thread(session, move |session| session.handle(&message))
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?;
         session = s;
         let answer = result.map_err(|e| Status::invalid_argument(e.to_string()))?;
         stats.bytes_out += answer.len_bytes();

@@ -11,9 +11,7 @@ use ppdnn_paillier::{Integer, KeyPair, KeyPolicy, RandomnessPool, generate_keypa
 use ppdnn_protocol::{ClientSession, Packing, Plan};
 use ppdnn_service::pb::inference_client::InferenceClient;
 use ppdnn_service::pb::{self, infer_request};
-use ppdnn_service::{
-    RemoteClient, ServedModel, ServerConfig, SessionGauge, serve_service, service_with_gauge,
-};
+use ppdnn_service::{LocalServer, RemoteClient, ServedModel, ServerConfig, SessionGauge, service_with_gauge};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Code;
@@ -48,7 +46,7 @@ const BITS: u32 = 1024;
 struct Server {
     url: String,
     gauge: SessionGauge,
-    _stop: tokio::sync::oneshot::Sender<()>,
+    _server: LocalServer,
 }
 
 async fn start(max_sessions: usize, idle: Duration) -> Server {
@@ -62,19 +60,8 @@ async fn start(max_sessions: usize, idle: Duration) -> Server {
     };
     let models = vec![ServedModel { name: "lenet5-mnist".into(), file: model().clone() }];
     let (svc, gauge) = service_with_gauge(models, config).unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(serve_service(
-        listener,
-        svc,
-        None,
-        async move {
-            let _ = rx.await;
-        },
-        Duration::from_secs(1),
-    ));
-    Server { url, gauge, _stop: tx }
+    let server = LocalServer::start(svc, None, Duration::from_secs(1)).await.unwrap();
+    Server { url: format!("http://{}", server.addr()), gauge, _server: server }
 }
 
 async fn plan(url: &str) -> Plan {
@@ -322,19 +309,8 @@ async fn tls_with_a_private_ca() {
     };
     let models = vec![ServedModel { name: "m".into(), file: model().clone() }];
     let (svc, _) = service_with_gauge(models, config).unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let (_stop, rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(serve_service(
-        listener,
-        svc,
-        Some(tls),
-        async move {
-            let _ = rx.await;
-        },
-        Duration::from_secs(1),
-    ));
-    let url = format!("https://localhost:{port}");
+    let server = LocalServer::start(svc, Some(tls), Duration::from_secs(1)).await.unwrap();
+    let url = format!("https://localhost:{}", server.addr().port());
     let ca = cert.cert.pem().into_bytes();
     let mut c = RemoteClient::connect_with(&url, 1 << 20, Some(&ca)).await.unwrap();
     let (_, plan) = c.describe("m", BITS, Packing::Packed).await.unwrap();
@@ -344,7 +320,7 @@ async fn tls_with_a_private_ca() {
         c.infer("m", Arc::new(plan), Arc::new(key().private.clone()), pool, image.clone()).await.unwrap();
     assert_eq!(out.logits, model().quant.logits(&image).unwrap());
     // Without trusting the CA, and in plaintext, the server is unreachable.
-    let plain = format!("http://localhost:{port}");
+    let plain = format!("http://localhost:{}", server.addr().port());
     match RemoteClient::connect(&plain, 1 << 20).await {
         Err(_) => {}
         Ok(mut c) => assert!(c.list_models().await.is_err()),
