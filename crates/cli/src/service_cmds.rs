@@ -39,9 +39,26 @@ pub struct LimitArgs {
     /// Concurrent inferences; more get RESOURCE_EXHAUSTED.
     #[arg(long, default_value_t = 16)]
     max_sessions: usize,
+    /// Concurrent inferences from one client address (default: no per-client
+    /// share; behind a load balancer all clients share its address).
+    #[arg(long)]
+    max_sessions_per_client: Option<usize>,
     /// Seconds to wait for a client's next message before dropping its session.
     #[arg(long, default_value_t = 30.0)]
     idle_timeout: f64,
+    /// Seconds a whole inference may take before it is dropped.
+    #[arg(long, default_value_t = 120.0)]
+    session_deadline: f64,
+    /// Seconds a new stream may take to send its Start message.
+    #[arg(long, default_value_t = 10.0)]
+    start_timeout: f64,
+    /// Also serve the unpacked layout (8x the server's CPU per image and a
+    /// 16 MiB table per client key; off by default).
+    #[arg(long)]
+    allow_unpacked: bool,
+    /// Memory budget, in MiB, for cached client-key tables.
+    #[arg(long, default_value_t = 64)]
+    key_cache_mib: usize,
     /// Largest gRPC message, in MiB (clients must accept the same).
     #[arg(long, default_value_t = 4)]
     max_message_mib: usize,
@@ -55,8 +72,20 @@ pub struct LimitArgs {
 
 impl LimitArgs {
     fn config(&self) -> Result<ServerConfig> {
-        if !(0.1..=3600.0).contains(&self.idle_timeout) {
-            bail!("--idle-timeout {}: choose 0.1 to 3600 seconds", self.idle_timeout);
+        for (flag, v) in [
+            ("--idle-timeout", self.idle_timeout),
+            ("--session-deadline", self.session_deadline),
+            ("--start-timeout", self.start_timeout),
+        ] {
+            if !(0.1..=3600.0).contains(&v) {
+                bail!("{flag} {v}: choose 0.1 to 3600 seconds");
+            }
+        }
+        if self.max_sessions_per_client == Some(0) {
+            bail!("--max-sessions-per-client must be at least 1");
+        }
+        if self.key_cache_mib > 65536 {
+            bail!("--key-cache-mib {}: choose at most 65536", self.key_cache_mib);
         }
         if !(1..=1024).contains(&self.max_message_mib) {
             bail!("--max-message-mib {}: choose 1 to 1024", self.max_message_mib);
@@ -77,7 +106,12 @@ impl LimitArgs {
         }
         Ok(ServerConfig {
             max_sessions: self.max_sessions,
+            max_sessions_per_client: self.max_sessions_per_client,
             idle_timeout: Duration::from_secs_f64(self.idle_timeout),
+            start_timeout: Duration::from_secs_f64(self.start_timeout),
+            session_deadline: Duration::from_secs_f64(self.session_deadline),
+            allow_unpacked: self.allow_unpacked,
+            key_cache_bytes: self.key_cache_mib << 20,
             max_message_bytes: self.max_message_mib << 20,
             max_chunk_bytes: (self.max_message_mib << 20) / 2,
             key_bits: self.key_bits.clone(),

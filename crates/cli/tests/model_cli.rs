@@ -10,7 +10,7 @@ fn root() -> PathBuf {
 fn ppdnn(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_ppdnn"))
         .current_dir(root())
-        .env("PPDNN_DATA", root().join("../shared/data/mnist"))
+        .env("PPDNN_DATA", root().join("data/mnist"))
         .args(args)
         .output()
         .expect("run ppdnn")

@@ -37,7 +37,82 @@ pub enum LayerShape {
     },
 }
 
+/// Limits on a layer shape from outside (a plan, a model file): generous for
+/// any network this crate can serve, and small enough that every count and
+/// index derived from a shape is far from overflowing.
+pub mod limits {
+    /// Largest channel count of a convolution.
+    pub const MAX_CHANNELS: usize = 4096;
+    /// Largest input side of a convolution.
+    pub const MAX_SIDE: usize = 4096;
+    /// Largest kernel side.
+    pub const MAX_KERNEL: usize = 64;
+    /// Largest padding.
+    pub const MAX_PAD: usize = 64;
+    /// Largest number of values going into or out of one layer, and of weights.
+    pub const MAX_VALUES: usize = 1 << 24;
+}
+
 impl LayerShape {
+    /// Checks the shape against [`limits`] and for consistency (a kernel that
+    /// fits the padded input, non-zero sizes), with checked arithmetic, so
+    /// that every method of the shape can then be called safely.
+    pub fn check_limits(&self) -> Result<()> {
+        use limits::*;
+        let bad = |what: String| Err(Error::Model(format!("layer shape: {what}")));
+        match *self {
+            LayerShape::Conv { in_channels, out_channels, kernel, pad, in_side } => {
+                if !(1..=MAX_CHANNELS).contains(&in_channels) || !(1..=MAX_CHANNELS).contains(&out_channels) {
+                    return bad(format!("channels must be 1 to {MAX_CHANNELS}"));
+                }
+                if !(1..=MAX_SIDE).contains(&in_side) {
+                    return bad(format!("input side must be 1 to {MAX_SIDE}"));
+                }
+                if !(1..=MAX_KERNEL).contains(&kernel) || pad > MAX_PAD {
+                    return bad(format!("kernel must be 1 to {MAX_KERNEL} and padding at most {MAX_PAD}"));
+                }
+                if kernel > in_side + 2 * pad {
+                    return bad(format!("a {kernel}-wide kernel does not fit a padded side of {}", in_side + 2 * pad));
+                }
+            }
+            LayerShape::Dense { inputs, outputs } => {
+                if !(1..=MAX_VALUES).contains(&inputs) || !(1..=MAX_VALUES).contains(&outputs) {
+                    return bad(format!("dense sizes must be 1 to {MAX_VALUES}"));
+                }
+            }
+        }
+        let counts = [
+            self.checked_input_len(),
+            self.checked_output_len(),
+            self.checked_weight_count(),
+        ];
+        if counts.iter().any(|c| c.is_none_or(|c| c > MAX_VALUES)) {
+            return bad(format!("more than {MAX_VALUES} inputs, outputs or weights"));
+        }
+        Ok(())
+    }
+
+    fn checked_input_len(&self) -> Option<usize> {
+        match *self {
+            LayerShape::Conv { in_channels, in_side, .. } => in_channels.checked_mul(in_side)?.checked_mul(in_side),
+            LayerShape::Dense { inputs, .. } => Some(inputs),
+        }
+    }
+
+    fn checked_output_len(&self) -> Option<usize> {
+        match *self {
+            LayerShape::Conv { out_channels, kernel, pad, in_side, .. } => {
+                let side = in_side.checked_add(pad.checked_mul(2)?)?.checked_add(1)?.checked_sub(kernel)?;
+                out_channels.checked_mul(side)?.checked_mul(side)
+            }
+            LayerShape::Dense { outputs, .. } => Some(outputs),
+        }
+    }
+
+    fn checked_weight_count(&self) -> Option<usize> {
+        self.weight_shape().iter().try_fold(1usize, |acc, &d| acc.checked_mul(d))
+    }
+
     /// Output side of a convolution (0 for dense layers).
     pub fn out_side(&self) -> usize {
         match *self {

@@ -7,7 +7,7 @@ use ppdnn_model::idx::{parse_images, parse_labels};
 use ppdnn_model::image_io::{load_png, save_png, to_mnist};
 
 fn mnist_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/mnist")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../data/mnist")
 }
 
 #[test]

@@ -15,6 +15,9 @@ pub struct FixedBaseTable {
     exponent_bits: u32,
     /// rows[j][d-1] = base^(d * 2^(w*j)).
     rows: Vec<Vec<Integer>>,
+    /// modulus + 1: congruent to 1 and as long as a table entry, multiplied
+    /// in for a zero digit so that every digit costs one full multiplication.
+    one: Integer,
 }
 
 impl FixedBaseTable {
@@ -45,7 +48,7 @@ impl FixedBaseTable {
                 row
             })
             .collect();
-        FixedBaseTable { modulus: modulus.clone(), window, exponent_bits, rows }
+        FixedBaseTable { modulus: modulus.clone(), window, exponent_bits, rows, one: Integer::from(modulus + 1u32) }
     }
 
     /// The window width in bits.
@@ -53,25 +56,44 @@ impl FixedBaseTable {
         self.window
     }
 
+    /// Bytes the table's entries occupy (limbs only), for memory budgets.
+    pub fn memory_bytes(&self) -> usize {
+        let entry = self.modulus.significant_bits().div_ceil(64) as usize * 8;
+        self.rows.iter().map(|r| r.len() * entry).sum()
+    }
+
+    /// Bytes a table for `exponent_bits`-bit exponents with `window`-bit
+    /// windows takes under a modulus of `modulus_bits` bits, before building it.
+    pub fn estimate_bytes(exponent_bits: u32, window: u32, modulus_bits: u32) -> usize {
+        let window = window.clamp(1, 12);
+        let rows = exponent_bits.div_ceil(window) as usize;
+        rows * ((1usize << window) - 1) * (modulus_bits.div_ceil(64) as usize * 8)
+    }
+
     /// base^e mod m for 0 <= e < 2^exponent_bits. Larger exponents are
     /// reduced to their low exponent_bits bits' worth of windows plus a plain
     /// exponentiation for the rest, so the result is always correct.
+    ///
+    /// The exponent is secret (DJN randomness): every window costs one
+    /// multiplication by a full-length operand, a zero digit included, so the
+    /// count of operations does not depend on it. The table entry is still
+    /// selected by the digit (an index into memory): cache timing is not
+    /// hidden, as docs/SECURITY.md says.
     pub fn pow(&self, e: &Integer) -> Integer {
         let mut acc = Integer::from(1u32);
         let w = self.window;
         let mask = (1u32 << w) - 1;
         for (j, row) in self.rows.iter().enumerate() {
             let d = digit(e, j as u32 * w, w) & mask;
-            if d != 0 {
-                acc *= &row[d as usize - 1];
-                acc %= &self.modulus;
-            }
+            let factor = if d == 0 { &self.one } else { &row[d as usize - 1] };
+            acc *= factor;
+            acc %= &self.modulus;
         }
         if e.significant_bits() > self.exponent_bits.div_ceil(w) * w {
             // Not reached for DJN exponents; kept so the function is total.
             let high = Integer::from(e >> (self.rows.len() as u32 * w));
             let base_high = self.rows_base_power();
-            let extra = base_high.pow_mod(&high, &self.modulus).unwrap_or_default();
+            let extra = base_high.pow_mod(&high, &self.modulus).expect("a non-negative exponent always has a power");
             acc *= extra;
             acc %= &self.modulus;
         }

@@ -39,8 +39,17 @@ struct KeyFile {
 
 impl KeyFile {
     fn parse(text: &str) -> Result<Self> {
-        let f: KeyFile =
-            serde_json::from_str(text).map_err(|e| Error::Format(format!("not a ppdnn key file: {e}")))?;
+        // serde_json's messages can quote the offending value, which in a
+        // private key file may be a prime: say where, not what.
+        let f: KeyFile = serde_json::from_str(text).map_err(|e| {
+            let what = match e.classify() {
+                serde_json::error::Category::Io => "unreadable",
+                serde_json::error::Category::Syntax => "malformed JSON",
+                serde_json::error::Category::Data => "a field of the wrong type or a missing field",
+                serde_json::error::Category::Eof => "truncated JSON",
+            };
+            Error::Format(format!("not a ppdnn key file: {what} at line {} column {}", e.line(), e.column()))
+        })?;
         if f.format != PUBLIC_FORMAT && f.format != PRIVATE_FORMAT {
             return Err(Error::Format(format!(
                 "format is {:?}, expected {PUBLIC_FORMAT:?} or {PRIVATE_FORMAT:?}",
@@ -97,8 +106,7 @@ pub fn private_key_to_json(key: &PrivateKey) -> Zeroizing<String> {
 }
 
 fn to_pretty(f: &KeyFile) -> String {
-    // Serializing plain strings and numbers cannot fail.
-    let mut s = serde_json::to_string_pretty(f).unwrap_or_default();
+    let mut s = serde_json::to_string_pretty(f).expect("a struct of strings and numbers always serializes");
     s.push('\n');
     s
 }
@@ -117,8 +125,8 @@ pub fn private_key_from_json(text: &str, policy: KeyPolicy) -> Result<PrivateKey
     let (Some(p), Some(q)) = (&f.p, &f.q) else {
         return Err(Error::Format("a private key file needs both p and q".into()));
     };
-    let p = parse_decimal(p, "p")?;
-    let q = parse_decimal(q, "q")?;
+    let p = parse_secret_decimal(p, "p")?;
+    let q = parse_secret_decimal(q, "q")?;
     let hn = f.hn.as_deref().map(|h| parse_decimal(h, "hn")).transpose()?;
     let n = parse_decimal(&f.n, "n")?;
     let key = PrivateKey::from_primes(p, q, hn, policy)?;
@@ -133,6 +141,16 @@ pub fn private_key_from_json(text: &str, policy: KeyPolicy) -> Result<PrivateKey
         )));
     }
     Ok(key)
+}
+
+/// Parses a secret decimal number; the error never shows the text.
+fn parse_secret_decimal(text: &str, what: &str) -> Result<Integer> {
+    let digits = text.trim();
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(Error::Format(format!("{what} is not a non-negative decimal integer")));
+    }
+    Integer::from_str_radix(digits, 10)
+        .map_err(|_| Error::Format(format!("{what} is not a non-negative decimal integer")))
 }
 
 fn io_err(path: &Path, e: std::io::Error) -> Error {
@@ -155,30 +173,52 @@ fn in_file(path: &Path, e: Error) -> Error {
     Error::Io { path: path.display().to_string(), message: e.to_string() }
 }
 
-/// Writes a public key file.
+/// Writes a public key file (atomically, see [`write_private_key`]).
 pub fn write_public_key(path: &Path, key: &PublicKey) -> Result<()> {
-    std::fs::write(path, public_key_to_json(key)).map_err(|e| io_err(path, e))
+    write_atomically(path, public_key_to_json(key).as_bytes(), 0o644)
 }
 
 /// Writes a private key file, readable and writable by its owner only (0600 on Unix).
+///
+/// The file is written whole to a new temporary file beside `path` (created
+/// exclusively, so no symbolic link is followed), flushed to disk, then
+/// renamed over `path`: a failed write leaves any old key as it was, and a
+/// link at `path` is replaced rather than written through.
 pub fn write_private_key(path: &Path, key: &PrivateKey) -> Result<()> {
+    write_atomically(path, private_key_to_json(key).as_bytes(), 0o600)
+}
+
+fn write_atomically(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
     use std::io::Write;
-    let text = private_key_to_json(key);
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => std::path::PathBuf::from("."),
+    };
+    let name = path.file_name().ok_or_else(|| io_err(path, std::io::Error::other("not a file name")))?;
+    let mut suffix = [0u8; 6];
+    getrandom::fill(&mut suffix).map_err(|e| Error::Random(e.to_string()))?;
+    let tmp_name: String = suffix.iter().map(|b| format!("{b:02x}")).collect();
+    let tmp = dir.join(format!(".{}.{tmp_name}.tmp", name.to_string_lossy()));
     let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
+    options.write(true).create_new(true);
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
+        options.mode(mode);
     }
-    let mut file = options.open(path).map_err(|e| io_err(path, e))?;
-    #[cfg(unix)]
-    {
-        // An existing file keeps its mode on open: tighten it explicitly.
-        use std::os::unix::fs::PermissionsExt;
-        file.set_permissions(std::fs::Permissions::from_mode(0o600)).map_err(|e| io_err(path, e))?;
+    #[cfg(not(unix))]
+    let _ = mode;
+    let result = (|| {
+        let mut file = options.open(&tmp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if let Err(e) = result {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(io_err(path, e));
     }
-    file.write_all(text.as_bytes()).map_err(|e| io_err(path, e))
+    Ok(())
 }
 
 /// Converts a decimal plaintext or ciphertext argument to an Integer.

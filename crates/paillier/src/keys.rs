@@ -9,7 +9,7 @@ use rug::{Complete, Integer};
 use crate::error::{Error, Result};
 use crate::fixed_base::FixedBaseTable;
 use crate::random::{random_bits, random_unit};
-use crate::secret::wipe;
+use crate::secret::{Secret, wipe};
 
 /// Key sizes (bits of n) that [`generate_keypair`] produces for production use.
 pub const SUPPORTED_BITS: [u32; 2] = [2048, 3072];
@@ -19,6 +19,15 @@ const PRIME_REPS: u32 = 40;
 
 /// Products of small primes used to detect small factors of a foreign modulus.
 const SMALL_FACTOR_BOUND: u32 = 10_000;
+
+/// A foreign h^n whose order has no prime factor above this bound is refused
+/// (h^n^L = 1 for L = lcm(1..=bound)): its powers take few values, so it
+/// would not re-randomize anything.
+const SMALL_ORDER_BOUND: u32 = 1024;
+
+/// p and q must differ by more than 2^(|p| - 100) (FIPS 186-4, B.3.1), or
+/// Fermat's method factors n.
+const PRIME_DISTANCE_SLACK: u32 = 100;
 
 /// What a public key from outside must satisfy before it is used.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,12 +90,7 @@ impl PublicKey {
         validate_modulus(&n, policy)?;
         let key = Self::new_unchecked(n, hn);
         if let Some(hn) = &key.hn {
-            if *hn <= 0 || *hn >= key.n_squared {
-                return Err(Error::InvalidPublicKey("h^n is not in (0, n^2)".into()));
-            }
-            if hn.gcd_ref(&key.n).complete() != 1 {
-                return Err(Error::InvalidPublicKey("h^n shares a factor with n".into()));
-            }
+            validate_randomness_base(hn, &key.n, &key.n_squared)?;
         }
         Ok(key)
     }
@@ -151,6 +155,11 @@ impl PublicKey {
         self.table.get().is_some()
     }
 
+    /// Bytes held by this key's fixed-base table (0 if none was built).
+    pub fn randomness_table_bytes(&self) -> usize {
+        self.table.get().map_or(0, FixedBaseTable::memory_bytes)
+    }
+
     /// A fresh random n-th residue r^n mod n^2, the randomness of one encryption.
     ///
     /// With h^n: (h^n)^a for a random a of |n|/2 bits, by the fixed-base table
@@ -159,26 +168,32 @@ impl PublicKey {
     pub fn random_rn(&self) -> Result<Integer> {
         match &self.hn {
             Some(hn) => {
-                let a = random_bits(self.djn_exponent_bits())?;
+                // The exponent is the secret of whoever encrypts: wiped after use.
+                let a = Secret(random_bits(self.djn_exponent_bits())?);
                 Ok(match self.table.get() {
                     Some(table) => table.pow(&a),
-                    None => hn
-                        .clone()
-                        .pow_mod(&a, &self.n_squared)
-                        .map_err(|_| Error::InvalidPublicKey("h^n is not invertible mod n^2".into()))?,
+                    None => Integer::from(
+                        hn.secure_pow_mod_ref(&a, &self.n_squared),
+                    ),
                 })
             }
-            None => {
-                let r = random_unit(&self.n)?;
-                Ok(self.rn_from_r(&r))
-            }
+            None => self.random_rn_full(),
         }
+    }
+
+    /// A fresh r^n mod n^2 for a uniformly random unit r of Z_n: the
+    /// full-strength randomness, whatever base the key publishes (one |n|-bit
+    /// exponentiation, about 10 ms at 2048 bits).
+    pub fn random_rn_full(&self) -> Result<Integer> {
+        let r = Secret(random_unit(&self.n)?);
+        Ok(self.rn_from_r(&r))
     }
 
     /// r^n mod n^2 for a given r (the classic randomness, as in python-paillier).
     pub fn rn_from_r(&self, r: &Integer) -> Integer {
-        // n > 0 and n^2 > 1, so pow_mod cannot fail for a unit r; fall back to 0 otherwise.
-        r.pow_mod_ref(&self.n, &self.n_squared).map(Integer::from).unwrap_or_default()
+        r.pow_mod_ref(&self.n, &self.n_squared)
+            .map(Integer::from)
+            .expect("a positive exponent always has a power mod n^2")
     }
 
     /// Maps a signed plaintext from (-n/2, n/2] into [0, n), checking the range.
@@ -230,6 +245,34 @@ fn validate_modulus(n: &Integer, policy: KeyPolicy) -> Result<()> {
     let g = Integer::from(n.gcd_ref(&primorial));
     if g != 1 {
         return Err(Error::InvalidPublicKey(format!("n has a small factor ({g})")));
+    }
+    Ok(())
+}
+
+/// Checks a foreign DJN base h^n: a unit of Z_{n^2} that is not degenerate.
+/// Refused: h^n = +-1 mod n (1, n^2 - 1 and every 1 + k*n, whose powers only
+/// shift the plaintext), square roots of 1, and any element whose order has
+/// no prime factor above [`SMALL_ORDER_BOUND`]: a server re-randomizing with
+/// such a base would multiply by one of few known values.
+fn validate_randomness_base(hn: &Integer, n: &Integer, n_squared: &Integer) -> Result<()> {
+    let bad = |why: &str| Err(Error::InvalidPublicKey(format!("h^n {why}")));
+    if *hn <= 0 || hn >= n_squared {
+        return bad("is not in (0, n^2)");
+    }
+    if hn.gcd_ref(n).complete() != 1 {
+        return bad("shares a factor with n");
+    }
+    let residue = Integer::from(hn % n);
+    if residue == 1 || residue == Integer::from(n - 1u32) {
+        return bad("is +-1 mod n: its powers do not re-randomize");
+    }
+    let mut l = Integer::from(1u32);
+    for k in 2..=SMALL_ORDER_BOUND {
+        l.lcm_u_mut(k);
+    }
+    let power = hn.pow_mod_ref(&l, n_squared).map(Integer::from).expect("a positive exponent");
+    if power == 1 {
+        return bad("has a small order: its powers take few values");
     }
     Ok(())
 }
@@ -297,37 +340,44 @@ impl PrivateKey {
     /// Builds a private key from its primes and the public key's h^n (if any),
     /// checking that p and q are distinct probable primes of equal size with
     /// gcd(n, phi(n)) = 1, and that the key meets `policy`.
+    /// p and q are wiped from memory on every error path.
     pub fn from_primes(p: Integer, q: Integer, hn: Option<Integer>, policy: KeyPolicy) -> Result<Self> {
-        if p == q {
+        let (p, q) = (Secret(p), Secret(q));
+        if *p == *q {
             return Err(Error::InvalidPrivateKey("p and q are equal".into()));
         }
         if p.significant_bits() != q.significant_bits() {
             return Err(Error::InvalidPrivateKey("p and q differ in size".into()));
         }
         for (name, x) in [("p", &p), ("q", &q)] {
-            if *x < 3 || x.is_probably_prime(PRIME_REPS) == IsPrime::No {
+            if **x < 3 || x.is_probably_prime(PRIME_REPS) == IsPrime::No {
                 return Err(Error::InvalidPrivateKey(format!("{name} is not prime")));
             }
         }
-        let n = Integer::from(&p * &q);
-        let phi = Integer::from(&p - 1u32) * Integer::from(&q - 1u32);
-        if n.gcd_ref(&phi).complete() != 1 {
+        if !primes_far_apart(&p, &q) {
+            return Err(Error::InvalidPrivateKey(format!(
+                "|p - q| is below 2^(|p| - {PRIME_DISTANCE_SLACK}): Fermat's method would factor n"
+            )));
+        }
+        let n = Integer::from(&*p * &*q);
+        if !coprime_to_phi(&n, &p, &q) {
             return Err(Error::InvalidPrivateKey("gcd(n, phi(n)) is not 1".into()));
         }
         let public = PublicKey::new(n, hn, policy)?;
-        Ok(Self::from_parts(public, p, q))
+        Ok(Self::from_parts(public, p.take(), q.take()))
     }
 
+    /// Precomputes the CRT constants. The inverses are taken by Fermat's
+    /// little theorem with a constant-time exponentiation (x^-1 = x^(p-2) mod
+    /// p), not by a variable-time extended Euclid on the secret primes.
     fn from_parts(public: PublicKey, p: Integer, q: Integer) -> Self {
         let p_squared = p.clone().square();
         let q_squared = q.clone().square();
         let p_minus_1 = Integer::from(&p - 1u32);
         let q_minus_1 = Integer::from(&q - 1u32);
-        // p and q are distinct primes, so these inverses exist.
-        let inv = |x: Integer, m: &Integer| x.invert(m).unwrap_or_default();
-        let hp = inv(Integer::from(-&q), &p);
-        let hq = inv(Integer::from(-&p), &q);
-        let q_inv_p = inv(q.clone(), &p);
+        let hp = inverse_mod_prime(Integer::from(&p - &q), &p);
+        let hq = inverse_mod_prime(Integer::from(&q - &p), &q);
+        let q_inv_p = inverse_mod_prime(q.clone(), &p);
         PrivateKey { public, p, q, p_squared, q_squared, p_minus_1, q_minus_1, hp, hq, q_inv_p }
     }
 
@@ -348,14 +398,16 @@ impl PrivateKey {
 
     /// The CRT half for one prime: L_p(c^(p-1) mod p^2) * hp mod p, with a
     /// constant-time exponentiation for the secret exponent.
+    /// The intermediate c^(p-1) mod p^2 is 1 mod p (so gcd(x - 1, n) = p): it
+    /// is wiped before the function returns.
     fn half(c: &Integer, prime: &Integer, square: &Integer, exponent: &Integer, h: &Integer) -> Integer {
-        let mut x = Integer::from(c % square);
+        let mut x = Secret(Integer::from(c % square));
         x.secure_pow_mod_mut(exponent, square);
-        x -= 1u32;
-        x /= prime;
-        x *= h;
-        x %= prime;
-        x
+        *x -= 1u32;
+        let mut m = Integer::from(&*x / prime);
+        m *= h;
+        m %= prime;
+        m
     }
 
     /// Decrypts a raw residue c (assumed valid) to the plaintext in [0, n).
@@ -365,7 +417,10 @@ impl PrivateKey {
         // m = mq + q * ((mp - mq) * q^-1 mod p)
         let mut t = mp - &mq;
         t *= &self.q_inv_p;
-        t.modulo_mut(&self.p);
+        t %= &self.p;
+        if t < 0 {
+            t += &self.p;
+        }
         t *= &self.q;
         t += mq;
         t
@@ -376,13 +431,14 @@ impl PrivateKey {
     pub fn decrypt_textbook_raw(&self, c: &Integer) -> Integer {
         let n = self.public.n();
         let n2 = self.public.n_squared();
-        let lambda = self.p_minus_1.lcm_ref(&self.q_minus_1).complete();
+        let lambda = Secret(self.p_minus_1.lcm_ref(&self.q_minus_1).complete());
         let l = |x: Integer| (x - 1u32) / n;
         let g = Integer::from(n + 1u32);
-        let g_l = l(g.secure_pow_mod(&lambda, n2));
-        let mu = g_l.invert(n).unwrap_or_default();
-        let c_l = l(c.clone().secure_pow_mod(&lambda, n2));
-        (c_l * mu) % n
+        let g_l = Secret(l(g.secure_pow_mod(&lambda, n2)));
+        // L(g^lambda) = lambda mod n, a unit since gcd(n, phi(n)) = 1.
+        let mu = Secret(Integer::from(g_l.invert_ref(n).expect("L(g^lambda) is a unit mod n")));
+        let c_l = Secret(l(c.clone().secure_pow_mod(&lambda, n2)));
+        Integer::from(&*c_l * &*mu) % n
     }
 }
 
@@ -414,17 +470,14 @@ pub fn generate_keypair(bits: u32, policy: KeyPolicy) -> Result<KeyPair> {
         });
     }
     loop {
+        // Rejected candidates are wiped when they go out of scope.
         let p = random_prime(bits / 2)?;
         let q = random_prime(bits / 2)?;
-        if p == q {
+        if !primes_far_apart(&p, &q) {
             continue;
         }
-        let n = Integer::from(&p * &q);
-        if n.significant_bits() != bits {
-            continue;
-        }
-        let phi = Integer::from(&p - 1u32) * Integer::from(&q - 1u32);
-        if n.gcd_ref(&phi).complete() != 1 {
+        let n = Integer::from(&*p * &*q);
+        if n.significant_bits() != bits || !coprime_to_phi(&n, &p, &q) {
             continue;
         }
         // DJN: h = -x^2 mod n for a random unit x; publish h^n mod n^2.
@@ -433,19 +486,42 @@ pub fn generate_keypair(bits: u32, policy: KeyPolicy) -> Result<KeyPair> {
         let n2 = n.clone().square();
         let hn = h.pow_mod(&n, &n2).map_err(|_| Error::Random("h is not a unit".into()))?;
         let public = PublicKey::new_unchecked(n, Some(hn));
-        return Ok(KeyPair { private: PrivateKey::from_parts(public, p, q) });
+        return Ok(KeyPair { private: PrivateKey::from_parts(public, p.take(), q.take()) });
     }
+}
+
+/// |p - q| > 2^(|p| - 100).
+fn primes_far_apart(p: &Integer, q: &Integer) -> bool {
+    let distance = Secret(Integer::from(p - q).abs());
+    let bits = p.significant_bits().saturating_sub(PRIME_DISTANCE_SLACK);
+    *distance > (Integer::from(1u32) << bits)
+}
+
+/// gcd(n, (p-1)(q-1)) = 1, with phi wiped afterwards.
+fn coprime_to_phi(n: &Integer, p: &Integer, q: &Integer) -> bool {
+    let phi = Secret(Integer::from(p - 1u32) * Integer::from(q - 1u32));
+    n.gcd_ref(&phi).complete() == 1
+}
+
+/// x^-1 mod a prime p as x^(p-2) mod p with GMP's constant-time `mpz_powm_sec`.
+fn inverse_mod_prime(x: Integer, p: &Integer) -> Integer {
+    let mut x = Secret(x % p);
+    if *x < 0 {
+        *x += p;
+    }
+    let e = Secret(Integer::from(p - 2u32));
+    Integer::from(x.secure_pow_mod_ref(&e, p))
 }
 
 /// A random prime of exactly `bits` bits with its top two bits set (so the
 /// product of two has exactly 2*bits bits).
-fn random_prime(bits: u32) -> Result<Integer> {
+fn random_prime(bits: u32) -> Result<Secret> {
     loop {
-        let mut x = random_bits(bits)?;
+        let mut x = Secret(random_bits(bits)?);
         x.set_bit(bits - 1, true);
         x.set_bit(bits - 2, true);
         x.set_bit(0, true);
-        let p = x.next_prime();
+        let p = Secret(x.next_prime_ref().into());
         if p.significant_bits() == bits && p.is_probably_prime(PRIME_REPS) != IsPrime::No {
             return Ok(p);
         }

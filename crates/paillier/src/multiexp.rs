@@ -43,7 +43,7 @@ fn finish(pos: Option<Integer>, neg: Option<Integer>, m: &Integer) -> Integer {
         None => pos,
         Some(neg) => {
             // Products of units are units, so the inverse exists.
-            let inv = neg.invert(m).unwrap_or_default();
+            let inv = neg.invert(m).expect("a product of ciphertexts is a unit mod n^2");
             (pos * inv) % m
         }
     }

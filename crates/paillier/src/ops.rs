@@ -49,8 +49,8 @@ impl PublicKey {
 
     /// Enc(-a) = a^-1 mod n^2.
     pub fn neg(&self, a: &Ciphertext) -> Ciphertext {
-        // A valid ciphertext is a unit mod n^2, so the inverse exists.
-        Ciphertext(a.0.invert_ref(self.n_squared()).map(Integer::from).unwrap_or_default())
+        // Ciphertexts are validated units mod n^2 (or products of them).
+        Ciphertext(Integer::from(a.0.invert_ref(self.n_squared()).expect("a ciphertext is a unit mod n^2")))
     }
 
     /// Enc(a + m) for a plaintext m: a * (1 + m*n) mod n^2 (no fresh randomness).
@@ -75,7 +75,7 @@ impl PublicKey {
     pub fn mul(&self, a: &Ciphertext, k: &Integer) -> Ciphertext {
         let base = if *k < 0 { self.neg(a) } else { a.clone() };
         let e = Integer::from(k.abs_ref()) % self.n();
-        Ciphertext(base.0.pow_mod(&e, self.n_squared()).unwrap_or_default())
+        Ciphertext(base.0.pow_mod(&e, self.n_squared()).expect("a non-negative exponent always has a power"))
     }
 
     /// Multiplies in fresh randomness: same plaintext, unlinkable ciphertext.
@@ -97,7 +97,8 @@ pub(crate) fn pow_small(base: &Integer, e: u64, m: &Integer) -> Integer {
         return Integer::from(1u32);
     }
     if e > 1 << 16 {
-        return base.pow_mod_ref(&Integer::from(e), m).map(Integer::from).unwrap_or_default();
+        let e = Integer::from(e);
+        return Integer::from(base.pow_mod_ref(&e, m).expect("a positive exponent always has a power"));
     }
     let top = 63 - e.leading_zeros();
     let mut acc = base.clone();

@@ -3,6 +3,7 @@
 use crate::error::{Error, Result};
 use rug::integer::Order;
 use rug::{Complete, Integer};
+use zeroize::Zeroize;
 
 /// A uniformly random integer in [0, 2^bits).
 pub fn random_bits(bits: u32) -> Result<Integer> {
@@ -14,7 +15,7 @@ pub fn random_bits(bits: u32) -> Result<Integer> {
         buf[0] &= 0xff >> excess;
     }
     let x = Integer::from_digits(&buf, Order::Msf);
-    zero_bytes(&mut buf);
+    buf.zeroize();
     Ok(x)
 }
 
@@ -27,12 +28,5 @@ pub fn random_unit(bound: &Integer) -> Result<Integer> {
         if x > 0 && &x < bound && x.gcd_ref(bound).complete() == 1 {
             return Ok(x);
         }
-    }
-}
-
-fn zero_bytes(buf: &mut [u8]) {
-    for b in buf.iter_mut() {
-        // Volatile so that the compiler cannot drop the wipe of a buffer about to be freed.
-        unsafe { std::ptr::write_volatile(b, 0) };
     }
 }

@@ -102,7 +102,7 @@ impl SlotCodec {
             rest -= &r;
             rest >>= b;
             // |r| <= 2^(B-1) <= 2^62, so it fits an i64.
-            out.push(r.to_i64().unwrap_or_default());
+            out.push(r.to_i64().expect("a centred slot value of at most 63 bits fits an i64"));
         }
         if rest != 0 {
             return Err(Error::SlotOverflow(format!(

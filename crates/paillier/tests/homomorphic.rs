@@ -25,7 +25,10 @@ fn plaintext(pair: &'static KeyPair) -> impl Strategy<Value = Integer> {
 /// Wraps a plaintext into the centred range, as plaintext arithmetic mod n does.
 fn centred(pair: &KeyPair, m: Integer) -> Integer {
     let n = pair.public().n();
-    let mut r = m.modulo(n);
+    let mut r = m % n;
+    if r < 0 {
+        r += n;
+    }
     if &r > pair.public().max_plaintext() {
         r -= n;
     }

@@ -83,7 +83,8 @@ impl ClientSession {
             Error::Message { .. } => e,
             other => msg(round, other.to_string()),
         })?;
-        if let Some(bad) = acc.iter().position(|a| a.abs() > pl.accumulator_bound) {
+        // unsigned_abs: i64::MIN has no positive counterpart and must not slip through.
+        if let Some(bad) = acc.iter().position(|a| a.unsigned_abs() > pl.accumulator_bound.unsigned_abs()) {
             return Err(msg(
                 round,
                 format!(

@@ -25,6 +25,17 @@ pub enum Error {
     /// A model-side failure.
     #[error(transparent)]
     Model(#[from] ppdnn_model::Error),
+    /// A state that cannot happen: a bug, not the peer's fault.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl Error {
+    /// Whether the error is this side's own fault (a bug or a failing OS
+    /// service) rather than something wrong with what the peer sent.
+    pub fn is_internal(&self) -> bool {
+        matches!(self, Error::Internal(_) | Error::Crypto(ppdnn_paillier::Error::Random(_)))
+    }
 }
 
 /// Shorthand for results of this crate.

@@ -25,6 +25,19 @@ use crate::error::{Error, Result};
 /// Bits of the largest input value (activations are 0..255).
 const INPUT_MAX: i64 = 255;
 
+/// Limits on a plan from outside (a client validates the server's plan
+/// before allocating anything from it).
+pub mod limits {
+    /// Most layers (rounds) of a plan.
+    pub const MAX_LAYERS: usize = 64;
+    /// Most ciphertexts one round may carry in either direction.
+    pub const MAX_ROUND_CIPHERTEXTS: usize = 1 << 18;
+    /// Key sizes a plan may name.
+    pub const KEY_BITS: std::ops::RangeInclusive<u32> = 256..=8192;
+    /// Largest side or channel count of the input.
+    pub const MAX_INPUT_DIM: usize = 4096;
+}
+
 /// How values are laid out in ciphertexts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -175,25 +188,38 @@ impl Plan {
     /// that fit the key and hold the stated accumulator bounds, and counts
     /// that follow from the layouts. A client runs this on a plan it receives.
     pub fn validate(&self) -> Result<()> {
-        if self.layers.is_empty() {
-            return Err(Error::Plan("no layers".into()));
+        use limits::*;
+        if self.layers.is_empty() || self.layers.len() > MAX_LAYERS {
+            return Err(Error::Plan(format!("a plan has 1 to {MAX_LAYERS} layers, not {}", self.layers.len())));
+        }
+        if !KEY_BITS.contains(&self.key_bits) {
+            return Err(Error::Plan(format!("key size {} is outside {KEY_BITS:?}", self.key_bits)));
+        }
+        if self.input_shape.iter().any(|&d| d == 0 || d > MAX_INPUT_DIM) {
+            return Err(Error::Plan(format!("input dimensions must be 1 to {MAX_INPUT_DIM}")));
         }
         let mut expected_input = self.input_shape.iter().product::<usize>();
         for (l, layer) in self.layers.iter().enumerate() {
             let name = &layer.name;
+            layer.shape.check_limits().map_err(|e| Error::Plan(format!("{name}: {e}")))?;
+            if layer.slots == 0 || layer.slots > self.key_bits as usize {
+                return Err(Error::Plan(format!("{name}: {} slots per ciphertext", layer.slots)));
+            }
+            if layer.input_ciphertexts > MAX_ROUND_CIPHERTEXTS || layer.output_ciphertexts > MAX_ROUND_CIPHERTEXTS {
+                return Err(Error::Plan(format!(
+                    "{name}: more than {MAX_ROUND_CIPHERTEXTS} ciphertexts in a round"
+                )));
+            }
             if layer.shape.input_len() != expected_input {
                 return Err(Error::Plan(format!(
                     "{name} takes {} inputs but receives {expected_input}",
                     layer.shape.input_len()
                 )));
             }
-            if let LayerShape::Conv { kernel, pad, in_side, .. } = layer.shape {
-                if kernel == 0 || kernel > in_side + 2 * pad {
-                    return Err(Error::Plan(format!("{name}: kernel does not fit the input")));
-                }
-                if layer.pool && !layer.shape.out_side().is_multiple_of(2) {
-                    return Err(Error::Plan(format!("{name}: 2x2 pooling needs an even output side")));
-                }
+            if layer.pool
+                && (!matches!(layer.shape, LayerShape::Conv { .. }) || !layer.shape.out_side().is_multiple_of(2))
+            {
+                return Err(Error::Plan(format!("{name}: 2x2 pooling needs a convolution with an even output side")));
             }
             let last = l + 1 == self.layers.len();
             if last != layer.requant.is_none() {
@@ -274,7 +300,7 @@ impl Plan {
 
     /// The plan as JSON.
     pub fn to_json(&self) -> String {
-        serde_json::to_string_pretty(self).unwrap_or_default()
+        serde_json::to_string_pretty(self).expect("a plan of strings, numbers and finite floats always serializes")
     }
 
     /// Parses and validates a plan from JSON.

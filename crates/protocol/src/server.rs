@@ -1,21 +1,19 @@
 //! The server: evaluates each linear layer on the client's ciphertexts.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use ppdnn_model::lenet::LayerShape;
 use ppdnn_model::quant::{QuantLayer, QuantModel};
 use ppdnn_paillier::{Ciphertext, Integer, PublicKey, SharedBases};
 use rayon::prelude::*;
 
-use crate::error::{Error, Result, msg};
+use crate::error::{Error, Result};
+use crate::key_cache::KeyCache;
 use crate::message::RoundMessage;
 use crate::plan::{Packing, Plan, PlanLayer};
 
 /// Magnitude bits of the quantized weights (|w| <= 127).
 const WEIGHT_BITS: u32 = 7;
-
-/// Client keys whose re-randomization tables are kept, most recent last.
-const KEY_CACHE: usize = 8;
 
 /// A model with its checked plan, ready to serve sessions.
 #[derive(Debug, Clone)]
@@ -24,7 +22,7 @@ pub struct Evaluator {
     plan: Arc<Plan>,
     /// Recently seen client keys with their fixed-base tables: a performance
     /// cache only (a fresh replica without it serves the same answers).
-    keys: Arc<Mutex<Vec<PublicKey>>>,
+    keys: Arc<KeyCache>,
 }
 
 impl Evaluator {
@@ -32,6 +30,13 @@ impl Evaluator {
     pub fn new(model: Arc<QuantModel>, key_bits: u32, packing: Packing) -> Result<Self> {
         let plan = Arc::new(Plan::new(&model, key_bits, packing)?);
         Ok(Evaluator { model, plan, keys: Arc::default() })
+    }
+
+    /// Uses `cache` for client keys (a server shares one cache among all its
+    /// evaluators, so that its memory budget holds for the whole server).
+    pub fn with_key_cache(mut self, cache: Arc<KeyCache>) -> Self {
+        self.keys = cache;
+        self
     }
 
     /// Pairs a model with a given plan, refusing a plan that is not exactly
@@ -62,30 +67,19 @@ impl Evaluator {
                 self.plan.key_bits
             )));
         }
-        let key = self.cached_key(key);
-        // Re-randomization of every returned ciphertext: a table for h^n pays
-        // off after a few dozen (w = 5 costs ~6,000 multiplications at 2048 bits).
-        key.precompute_randomness(if self.plan.server_ciphertexts() > 1000 { 8 } else { 5 });
+        // The re-randomization table is built when the first round's
+        // ciphertexts have arrived and passed validation, not here: a Start
+        // alone costs the server nothing.
+        let key = self.keys.get(key);
         Ok(ServerSession { model: self.model.clone(), plan: self.plan.clone(), key, round: 0 })
     }
 }
 
-impl Evaluator {
-    /// The cached copy of `key` (sharing its table) if it was seen recently;
-    /// otherwise `key`, now cached.
-    fn cached_key(&self, key: PublicKey) -> PublicKey {
-        let mut keys = self.keys.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(i) = keys.iter().position(|k| *k == key) {
-            let k = keys.remove(i);
-            keys.push(k.clone());
-            return k;
-        }
-        if keys.len() >= KEY_CACHE {
-            keys.remove(0);
-        }
-        keys.push(key.clone());
-        key
-    }
+/// The window of the fixed-base table for h^n, by how many ciphertexts a
+/// session re-randomizes: w = 5 costs ~6,000 multiplications and ~3 MiB at
+/// 2048 bits and pays off after a few dozen; w = 8 (~16 MiB) for thousands.
+fn table_window(plan: &Plan) -> u32 {
+    if plan.server_ciphertexts() > 1000 { 8 } else { 5 }
 }
 
 /// One inference on the server side: a round per linear layer.
@@ -119,6 +113,7 @@ impl ServerSession {
             )));
         };
         let cts = input.ciphertexts(&self.key, round, pl.input_ciphertexts)?;
+        self.key.precompute_randomness(table_window(&self.plan));
         let layer = &self.model.layers[round];
         let outputs = match (self.plan.packing, pl.shape) {
             (Packing::Packed, LayerShape::Conv { .. }) => conv_packed(&self.key, layer, pl, &cts)?,
@@ -127,7 +122,11 @@ impl ServerSession {
             (Packing::Unpacked, LayerShape::Dense { .. }) => dense_outputs(&self.key, layer, &cts)?,
         };
         if outputs.len() != pl.output_ciphertexts {
-            return Err(msg(round, "internal: output count differs from the plan"));
+            return Err(Error::Internal(format!(
+                "round {round}: {} outputs where the plan says {}",
+                outputs.len(),
+                pl.output_ciphertexts
+            )));
         }
         let fresh: Vec<Ciphertext> =
             outputs.par_iter().map(|c| self.key.rerandomize(c)).collect::<std::result::Result<_, _>>()?;
@@ -205,7 +204,7 @@ fn dense_outputs(key: &PublicKey, layer: &QuantLayer, cts: &[Ciphertext]) -> Res
 /// Unpacked convolution: every accumulator from the input ciphertexts under its kernel window.
 fn conv_unpacked(key: &PublicKey, layer: &QuantLayer, cts: &[Ciphertext]) -> Result<Vec<Ciphertext>> {
     let LayerShape::Conv { in_channels, out_channels, kernel, pad, in_side } = layer.spec.shape else {
-        return Err(Error::Plan("conv_unpacked on a dense layer".into()));
+        return Err(Error::Internal("conv_unpacked on a dense layer".into()));
     };
     let out_side = layer.spec.shape.out_side();
     let shared = SharedBases::new(key, cts, WEIGHT_BITS, layer.spec.shape.output_len());

@@ -54,7 +54,11 @@ pub struct Classification {
 pub struct RemoteClient {
     inner: InferenceClient<Channel>,
     max_message: usize,
+    read_timeout: Duration,
 }
+
+/// How long the client waits for the server's next message by default.
+pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(120);
 
 impl RemoteClient {
     /// Connects to `url` (e.g. http://127.0.0.1:50051); `max_message` is the
@@ -84,7 +88,14 @@ impl RemoteClient {
         let inner = InferenceClient::new(channel)
             .max_decoding_message_size(max_message)
             .max_encoding_message_size(max_message);
-        Ok(RemoteClient { inner, max_message })
+        Ok(RemoteClient { inner, max_message, read_timeout: DEFAULT_READ_TIMEOUT })
+    }
+
+    /// Sets how long to wait for each message of the server before giving up
+    /// on an inference (default [`DEFAULT_READ_TIMEOUT`]).
+    pub fn with_read_timeout(mut self, timeout: Duration) -> Self {
+        self.read_timeout = timeout;
+        self
     }
 
     /// The models the server serves.
@@ -149,15 +160,28 @@ impl RemoteClient {
                 }
             }
             let round = outgoing.round;
-            let mut data = Vec::new();
+            // The plan fixes the answer's size: nothing beyond it is accepted.
+            let expected = plan.layers[round].output_ciphertexts * width;
+            let mut data = Vec::with_capacity(expected);
             loop {
-                let msg = inbound.message().await?.ok_or_else(|| {
-                    ClientError::Other(format!("the server closed the stream in round {round}"))
-                })?;
+                let msg = tokio::time::timeout(self.read_timeout, inbound.message())
+                    .await
+                    .map_err(|_| {
+                        ClientError::Other(format!(
+                            "no answer from the server for {} s in round {round}",
+                            self.read_timeout.as_secs_f64()
+                        ))
+                    })??
+                    .ok_or_else(|| ClientError::Other(format!("the server closed the stream in round {round}")))?;
                 if msg.round as usize != round {
                     return Err(ClientError::Other(format!(
                         "the server answered round {} in round {round}",
                         msg.round
+                    )));
+                }
+                if data.len() + msg.ciphertexts.len() > expected {
+                    return Err(ClientError::Other(format!(
+                        "the server sent more than the plan's {expected} bytes in round {round}"
                     )));
                 }
                 data.extend_from_slice(&msg.ciphertexts);

@@ -14,7 +14,9 @@ pub fn key_to_pb(key: &PublicKey) -> pb::PublicKey {
     }
 }
 
-/// A public key from the wire, validated against `policy`.
+/// A public key from the wire, validated against `policy`. The widths are
+/// exact (docs/PROTOCOL.md): n in ceil(|n|/8) bytes with no leading zero
+/// byte, h^n (if present) in twice that.
 pub fn key_from_pb(key: &pb::PublicKey, policy: KeyPolicy) -> Result<PublicKey, String> {
     if key.n.is_empty() {
         return Err("the public key has no n".into());
@@ -22,9 +24,31 @@ pub fn key_from_pb(key: &pb::PublicKey, policy: KeyPolicy) -> Result<PublicKey, 
     if key.n.len() > 1024 || key.hn.len() > 2048 {
         return Err("the public key is larger than any accepted size".into());
     }
+    if key.n[0] == 0 {
+        return Err("n has a leading zero byte: it must take exactly ceil(|n|/8) bytes".into());
+    }
+    if !key.hn.is_empty() && key.hn.len() != 2 * key.n.len() {
+        return Err(format!(
+            "h^n takes {} bytes; with a {}-byte n it must take exactly {}",
+            key.hn.len(),
+            key.n.len(),
+            2 * key.n.len()
+        ));
+    }
     let n = Integer::from_digits(&key.n, rug::integer::Order::Msf);
     let hn = (!key.hn.is_empty()).then(|| Integer::from_digits(&key.hn, rug::integer::Order::Msf));
     PublicKey::new(n, hn, policy).map_err(|e| e.to_string())
+}
+
+/// A string from a client, fit for a log line or an error message: at most
+/// 64 characters, quoted, with control characters escaped.
+pub fn shown(s: &str) -> String {
+    const MAX: usize = 64;
+    let mut out: String = s.chars().take(MAX).flat_map(char::escape_debug).collect();
+    if s.chars().nth(MAX).is_some() {
+        out.push_str("...");
+    }
+    format!("\"{out}\"")
 }
 
 /// Packing from the wire enum.

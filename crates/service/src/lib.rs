@@ -16,8 +16,8 @@ pub mod pb {
 
 pub use client::{Classification, RemoteClient};
 pub use server::{
-    LocalServer, ServedModel, ServerConfig, ServerTls, SessionGauge, serve, serve_service, service,
-    service_with_gauge,
+    InferenceService, LocalServer, RoundStream, ServedModel, ServerConfig, ServerTls, SessionGauge,
+    inference_service, serve, serve_service, service, service_with_gauge,
 };
 
 /// Runs `f` on `state` on tokio's blocking pool (the Paillier arithmetic must

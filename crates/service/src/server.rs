@@ -1,19 +1,22 @@
 //! The gRPC server: holds models, runs one protocol session per Infer stream.
 
+use std::collections::HashMap;
 use std::future::Future;
+use std::net::IpAddr;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ppdnn_model::modelfile::ModelFile;
 use ppdnn_paillier::KeyPolicy;
-use ppdnn_protocol::{Evaluator, Packing, RoundMessage, ServerSession};
-use tokio::sync::{Semaphore, mpsc};
+use ppdnn_protocol::{Evaluator, KeyCache, Packing, RoundMessage, ServerSession};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio_stream::{Stream, StreamExt};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 use tracing::{info, warn};
 
-use crate::convert::{chunks, key_from_pb, packing_from_pb};
+use crate::convert::{chunks, key_from_pb, packing_from_pb, shown};
 use crate::on_blocking_thread;
 use crate::pb::inference_server::{Inference, InferenceServer};
 use crate::pb::{self, infer_request};
@@ -23,8 +26,24 @@ use crate::pb::{self, infer_request};
 pub struct ServerConfig {
     /// Concurrent inferences; more get RESOURCE_EXHAUSTED.
     pub max_sessions: usize,
+    /// Concurrent inferences from one client address (None: no per-client
+    /// share). Behind a load balancer every client has the balancer's address,
+    /// so leave it off there.
+    pub max_sessions_per_client: Option<usize>,
     /// Longest wait for a client's next message; then the session is dropped.
     pub idle_timeout: Duration,
+    /// Longest wait for Start after a stream opens. Streams waiting for their
+    /// Start hold no session permit, but at most `4 * max_sessions` of them
+    /// may wait at once.
+    pub start_timeout: Duration,
+    /// Longest a whole inference may take; then it is dropped with
+    /// DEADLINE_EXCEEDED, whatever the client keeps sending.
+    pub session_deadline: Duration,
+    /// Serve the unpacked layout too (it costs the server 8x the CPU and a
+    /// 16 MiB table per client key, so it is off unless asked for).
+    pub allow_unpacked: bool,
+    /// Memory budget of the cache of client keys' re-randomization tables.
+    pub key_cache_bytes: usize,
     /// Largest gRPC message accepted, in bytes.
     pub max_message_bytes: usize,
     /// Largest round chunk sent, in bytes (whole ciphertexts).
@@ -39,7 +58,12 @@ impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
             max_sessions: 16,
+            max_sessions_per_client: None,
             idle_timeout: Duration::from_secs(30),
+            start_timeout: Duration::from_secs(10),
+            session_deadline: Duration::from_secs(120),
+            allow_unpacked: false,
+            key_cache_bytes: 64 << 20,
             max_message_bytes: 4 << 20,
             max_chunk_bytes: 1 << 20,
             key_bits: vec![2048, 3072],
@@ -91,6 +115,44 @@ pub struct InferenceService {
     models: Arc<Vec<Entry>>,
     config: Arc<ServerConfig>,
     permits: Arc<Semaphore>,
+    pending_starts: Arc<Semaphore>,
+    per_client: Arc<Mutex<HashMap<IpAddr, usize>>>,
+}
+
+/// One client address's share of the sessions, released on drop.
+struct ClientShare {
+    counts: Arc<Mutex<HashMap<IpAddr, usize>>>,
+    ip: IpAddr,
+}
+
+impl ClientShare {
+    fn take(counts: &Arc<Mutex<HashMap<IpAddr, usize>>>, ip: IpAddr, max: usize) -> Option<Self> {
+        let mut map = counts.lock().unwrap_or_else(|e| e.into_inner());
+        let n = map.entry(ip).or_insert(0);
+        if *n >= max {
+            return None;
+        }
+        *n += 1;
+        Some(ClientShare { counts: counts.clone(), ip })
+    }
+}
+
+impl Drop for ClientShare {
+    fn drop(&mut self) {
+        let mut map = self.counts.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = map.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                map.remove(&self.ip);
+            }
+        }
+    }
+}
+
+/// What a session holds while it runs: its permit and its client's share.
+struct SessionGuard {
+    _permit: OwnedSemaphorePermit,
+    _share: Option<ClientShare>,
 }
 
 /// Counts the inferences in progress on a server.
@@ -120,12 +182,31 @@ pub fn service_with_gauge(
     models: Vec<ServedModel>,
     config: ServerConfig,
 ) -> Result<(InferenceServer<InferenceService>, SessionGauge), String> {
+    let max_message = config.max_message_bytes;
+    let (svc, gauge) = inference_service(models, config)?;
+    let server = InferenceServer::new(svc)
+        .max_decoding_message_size(max_message)
+        .max_encoding_message_size(max_message);
+    Ok((server, gauge))
+}
+
+/// The service itself, not wrapped for tonic (see [`InferenceService::infer_stream`]).
+pub fn inference_service(
+    models: Vec<ServedModel>,
+    config: ServerConfig,
+) -> Result<(InferenceService, SessionGauge), String> {
     if models.is_empty() {
         return Err("no model to serve".into());
     }
     if config.max_sessions == 0 || config.key_bits.is_empty() {
         return Err("max_sessions and key_bits must be non-empty".into());
     }
+    if config.max_sessions_per_client == Some(0) {
+        return Err("max_sessions_per_client must be at least 1".into());
+    }
+    let key_cache = Arc::new(KeyCache::new(64, config.key_cache_bytes));
+    let packings: &[Packing] =
+        if config.allow_unpacked { &[Packing::Packed, Packing::Unpacked] } else { &[Packing::Packed] };
     let mut entries = Vec::new();
     for m in models {
         if entries.iter().any(|e: &Entry| e.name == m.name) {
@@ -134,9 +215,10 @@ pub fn service_with_gauge(
         let quant = Arc::new(m.file.quant.clone());
         let mut evaluators = Vec::new();
         for &bits in &config.key_bits {
-            for packing in [Packing::Packed, Packing::Unpacked] {
-                let ev =
-                    Evaluator::new(quant.clone(), bits, packing).map_err(|e| format!("{}: {e}", m.name))?;
+            for &packing in packings {
+                let ev = Evaluator::new(quant.clone(), bits, packing)
+                    .map_err(|e| format!("{}: {e}", m.name))?
+                    .with_key_cache(key_cache.clone());
                 evaluators.push(((bits, packing), ev));
             }
         }
@@ -149,18 +231,16 @@ pub fn service_with_gauge(
             evaluators,
         });
     }
-    let max_message = config.max_message_bytes;
     let gauge =
         SessionGauge { permits: Arc::new(Semaphore::new(config.max_sessions)), max: config.max_sessions };
     let svc = InferenceService {
         models: Arc::new(entries),
         permits: gauge.permits.clone(),
+        pending_starts: Arc::new(Semaphore::new(4 * config.max_sessions)),
+        per_client: Arc::default(),
         config: Arc::new(config),
     };
-    let server = InferenceServer::new(svc)
-        .max_decoding_message_size(max_message)
-        .max_encoding_message_size(max_message);
-    Ok((server, gauge))
+    Ok((svc, gauge))
 }
 
 /// Serves on `listener` until `shutdown` completes, with the standard gRPC
@@ -256,7 +336,8 @@ impl LocalServer {
     }
 }
 
-type RoundStream = Pin<Box<dyn tokio_stream::Stream<Item = Result<pb::Round, Status>> + Send>>;
+/// The server's side of an Infer stream.
+pub type RoundStream = Pin<Box<dyn tokio_stream::Stream<Item = Result<pb::Round, Status>> + Send>>;
 
 #[tonic::async_trait]
 impl Inference for InferenceService {
@@ -284,7 +365,7 @@ impl Inference for InferenceService {
         let entry = self.entry(&req.model)?;
         let bits = if req.key_bits == 0 { 2048 } else { req.key_bits };
         let packing = packing_from_pb(req.packing).map_err(Status::invalid_argument)?;
-        let ev = entry.evaluator(bits, packing).ok_or_else(|| bad_key_bits(&self.config, bits))?;
+        let ev = evaluator_for(entry, &self.config, bits, packing)?;
         let plan = ev.plan();
         Ok(Response::new(pb::ModelDescription {
             name: entry.name.clone(),
@@ -296,9 +377,12 @@ impl Inference for InferenceService {
             plan_json: plan.to_json(),
             limits: Some(pb::Limits {
                 max_message_bytes: self.config.max_message_bytes as u64,
-                idle_timeout_ms: self.config.idle_timeout.as_millis() as u32,
+                idle_timeout_ms: millis(self.config.idle_timeout),
                 max_sessions: self.config.max_sessions as u32,
                 max_chunk_bytes: self.config.max_chunk_bytes as u64,
+                session_deadline_ms: millis(self.config.session_deadline),
+                start_timeout_ms: millis(self.config.start_timeout),
+                unpacked_offered: self.config.allow_unpacked,
             }),
         }))
     }
@@ -309,47 +393,66 @@ impl Inference for InferenceService {
         &self,
         request: Request<Streaming<pb::InferRequest>>,
     ) -> Result<Response<RoundStream>, Status> {
-        let permit = self.permits.clone().try_acquire_owned().map_err(|_| {
-            Status::resource_exhausted(format!(
-                "the server is at its limit of {} concurrent inferences; try again later",
-                self.config.max_sessions
-            ))
-        })?;
-        let mut inbound = request.into_inner();
-        let (tx, rx) = mpsc::channel(4);
-        let models = self.models.clone();
-        let config = self.config.clone();
-        tokio::spawn(async move {
-            let _permit = permit;
-            let started = Instant::now();
-            match run_session(&models, &config, &mut inbound, &tx).await {
-                Ok(stats) => info!(
-                    model = %stats.model,
-                    bits = stats.bits,
-                    rounds = stats.rounds,
-                    bytes_in = stats.bytes_in,
-                    bytes_out = stats.bytes_out,
-                    ms = started.elapsed().as_millis() as u64,
-                    "inference"
-                ),
-                Err(status) => {
-                    warn!(code = ?status.code(), message = status.message(), ms = started.elapsed().as_millis() as u64, "inference failed");
-                    let _ = tx.send(Err(status)).await;
-                }
-            }
-        });
-        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+        let ip = request.remote_addr().map(|a| a.ip());
+        Ok(Response::new(self.infer_stream(request.into_inner(), ip)?))
     }
 }
 
 impl InferenceService {
+    /// Runs one inference over any stream of client messages, exactly as an
+    /// Infer call from `ip` would (limits, timeouts and validation included),
+    /// and returns the stream of the server's answers. For in-process use
+    /// and for fuzzing the server's handling of arbitrary messages.
+    pub fn infer_stream<S>(&self, inbound: S, ip: Option<IpAddr>) -> Result<RoundStream, Status>
+    where
+        S: Stream<Item = Result<pb::InferRequest, Status>> + Unpin + Send + 'static,
+    {
+        // A stream that has not sent Start yet holds no session permit, only
+        // one of a bounded number of places to wait (for start_timeout at most).
+        let waiting = self.pending_starts.clone().try_acquire_owned().map_err(|_| {
+            Status::resource_exhausted("too many streams are opening at once; try again later")
+        })?;
+        let (tx, rx) = mpsc::channel(4);
+        let session = Session {
+            models: self.models.clone(),
+            config: self.config.clone(),
+            permits: self.permits.clone(),
+            per_client: self.per_client.clone(),
+            ip,
+        };
+        tokio::spawn(session.run(inbound, waiting, tx));
+        Ok(Box::pin(ReceiverStream::new(rx)))
+    }
+
     fn entry(&self, name: &str) -> Result<&Entry, Status> {
         find_entry(&self.models, name)
     }
 }
 
+fn millis(d: Duration) -> u32 {
+    d.as_millis().min(u32::MAX as u128) as u32
+}
+
 fn bad_key_bits(config: &ServerConfig, bits: u32) -> Status {
     Status::invalid_argument(format!("key size {bits} is not accepted (accepted: {:?})", config.key_bits))
+}
+
+/// The evaluator for a key size and packing, or the status that says why there is none.
+fn evaluator_for<'a>(
+    entry: &'a Entry,
+    config: &ServerConfig,
+    bits: u32,
+    packing: Packing,
+) -> Result<&'a Evaluator, Status> {
+    if !config.key_bits.contains(&bits) {
+        return Err(bad_key_bits(config, bits));
+    }
+    if packing == Packing::Unpacked && !config.allow_unpacked {
+        return Err(Status::failed_precondition(
+            "this server does not offer the unpacked layout (its operator can enable it with serve --allow-unpacked)",
+        ));
+    }
+    entry.evaluator(bits, packing).ok_or_else(|| Status::internal("no evaluator for an accepted key size"))
 }
 
 fn find_entry<'a>(models: &'a [Entry], name: &str) -> Result<&'a Entry, Status> {
@@ -358,8 +461,14 @@ fn find_entry<'a>(models: &'a [Entry], name: &str) -> Result<&'a Entry, Status> 
     }
     models.iter().find(|e| e.name == name).ok_or_else(|| {
         let names: Vec<&str> = models.iter().map(|e| e.name.as_str()).collect();
-        Status::not_found(format!("unknown model {name:?} (this server has: {})", names.join(", ")))
+        Status::not_found(format!("unknown model {} (this server has: {})", shown(name), names.join(", ")))
     })
+}
+
+/// Maps a protocol error to a status: the server's own fault is INTERNAL,
+/// anything wrong with what the client sent is INVALID_ARGUMENT.
+fn protocol_status(e: ppdnn_protocol::Error) -> Status {
+    if e.is_internal() { Status::internal(e.to_string()) } else { Status::invalid_argument(e.to_string()) }
 }
 
 struct SessionStats {
@@ -370,99 +479,208 @@ struct SessionStats {
     bytes_out: usize,
 }
 
+/// Everything one Infer stream needs, moved into its task.
+struct Session {
+    models: Arc<Vec<Entry>>,
+    config: Arc<ServerConfig>,
+    permits: Arc<Semaphore>,
+    per_client: Arc<Mutex<HashMap<IpAddr, usize>>>,
+    ip: Option<IpAddr>,
+}
+
+impl Session {
+    async fn run<S>(self, mut inbound: S, waiting: OwnedSemaphorePermit, tx: mpsc::Sender<Result<pb::Round, Status>>)
+    where
+        S: Stream<Item = Result<pb::InferRequest, Status>> + Unpin,
+    {
+        let started = Instant::now();
+        let deadline = tokio::time::Instant::now() + self.config.session_deadline;
+        let outcome = tokio::time::timeout_at(deadline, self.serve(&mut inbound, waiting, &tx, deadline)).await;
+        let outcome = outcome.unwrap_or_else(|_| {
+            Err(Status::deadline_exceeded(format!(
+                "the inference exceeded the server's deadline of {} s per session and was dropped",
+                self.config.session_deadline.as_secs_f64()
+            )))
+        });
+        let ms = started.elapsed().as_millis() as u64;
+        match outcome {
+            Ok(stats) => info!(
+                model = %stats.model,
+                bits = stats.bits,
+                rounds = stats.rounds,
+                bytes_in = stats.bytes_in,
+                bytes_out = stats.bytes_out,
+                ms,
+                "inference"
+            ),
+            Err(status) => {
+                warn!(code = ?status.code(), message = %shown(status.message()), ms, "inference failed");
+                let _ = tx.send(Err(status)).await;
+            }
+        }
+    }
+
+    /// Takes a session permit (and the client's share) once Start has arrived.
+    fn admit(&self) -> Result<SessionGuard, Status> {
+        let permit = self.permits.clone().try_acquire_owned().map_err(|_| {
+            Status::resource_exhausted(format!(
+                "the server is at its limit of {} concurrent inferences; try again later",
+                self.config.max_sessions
+            ))
+        })?;
+        let share = match (self.config.max_sessions_per_client, self.ip) {
+            (Some(max), Some(ip)) => Some(ClientShare::take(&self.per_client, ip, max).ok_or_else(|| {
+                Status::resource_exhausted(format!(
+                    "this client address already has {max} inferences in progress, its share of the server"
+                ))
+            })?),
+            _ => None,
+        };
+        Ok(SessionGuard { _permit: permit, _share: share })
+    }
+
+    async fn serve<S>(
+        &self,
+        inbound: &mut S,
+        waiting: OwnedSemaphorePermit,
+        tx: &mpsc::Sender<Result<pb::Round, Status>>,
+        deadline: tokio::time::Instant,
+    ) -> Result<SessionStats, Status>
+    where
+        S: Stream<Item = Result<pb::InferRequest, Status>> + Unpin,
+    {
+        let config = &self.config;
+        let first = next(inbound, config.start_timeout.min(config.idle_timeout), "Start", config).await?;
+        drop(waiting);
+        let infer_request::Kind::Start(start) = first else {
+            return Err(Status::invalid_argument("the first message of an inference must be Start"));
+        };
+        let _guard = self.admit()?;
+        let entry = find_entry(&self.models, &start.model)?;
+        let packing = packing_from_pb(start.packing).map_err(Status::invalid_argument)?;
+        let key_pb = start.key.ok_or_else(|| Status::invalid_argument("Start carries no public key"))?;
+        // Validation runs a primality test on up to 4,096 bits: not on the runtime's threads.
+        let policy = config.key_policy;
+        let key = tokio::task::spawn_blocking(move || key_from_pb(&key_pb, policy))
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?
+            .map_err(Status::invalid_argument)?;
+        if !start.model_digest.is_empty() && start.model_digest != entry.digest {
+            return Err(Status::failed_precondition(format!(
+                "model {} has digest {}, not the {} the client expects",
+                entry.name,
+                entry.digest,
+                shown(&start.model_digest)
+            )));
+        }
+        let ev = evaluator_for(entry, config, key.bits(), packing)?.clone();
+        let plan = ev.plan().clone();
+        let width = key.ciphertext_bytes();
+        let mut session: ServerSession = ev.session(key).map_err(protocol_status)?;
+        let mut stats =
+            SessionStats { model: entry.name.clone(), bits: plan.key_bits, rounds: 0, bytes_in: 0, bytes_out: 0 };
+        for (round, layer) in plan.layers.iter().enumerate() {
+            let data = receive_round(inbound, config, round, layer.input_ciphertexts, width, deadline).await?;
+            stats.bytes_in += data.len();
+            let message = RoundMessage { round, data };
+            let (s, result) = on_blocking_thread(session, move |session| session.handle(&message))
+                .await
+                .map_err(|e| Status::internal(e.to_string()))?;
+            session = s;
+            let answer = result.map_err(protocol_status)?;
+            stats.bytes_out += answer.len_bytes();
+            for c in chunks(&answer, width, config.max_chunk_bytes) {
+                if tx.send(Ok(c)).await.is_err() {
+                    return Err(Status::cancelled(format!("the client went away in round {round}")));
+                }
+            }
+            stats.rounds += 1;
+        }
+        Ok(stats)
+    }
+}
+
+/// Collects one round's chunks: each for this round, each a whole number of
+/// ciphertexts, none empty unless it is the last, no more than the plan's count.
+async fn receive_round<S>(
+    inbound: &mut S,
+    config: &ServerConfig,
+    round: usize,
+    count: usize,
+    width: usize,
+    deadline: tokio::time::Instant,
+) -> Result<Vec<u8>, Status>
+where
+    S: Stream<Item = Result<pb::InferRequest, Status>> + Unpin,
+{
+    let expected = count * width;
+    let mut data = Vec::with_capacity(expected);
+    loop {
+        let what = format!("round {round}");
+        let idle = config.idle_timeout.min(deadline.saturating_duration_since(tokio::time::Instant::now()));
+        let infer_request::Kind::Round(chunk) = next(inbound, idle, &what, config).await? else {
+            return Err(Status::invalid_argument(format!("a second Start arrived in round {round}")));
+        };
+        if chunk.round as usize != round {
+            return Err(Status::invalid_argument(format!(
+                "round {round}: a message for round {} arrived where round {round} was expected",
+                chunk.round
+            )));
+        }
+        if !chunk.ciphertexts.len().is_multiple_of(width) {
+            return Err(Status::invalid_argument(format!(
+                "round {round}: a chunk of {} bytes is not a whole number of {width}-byte ciphertexts",
+                chunk.ciphertexts.len()
+            )));
+        }
+        if chunk.ciphertexts.is_empty() && !chunk.last {
+            return Err(Status::invalid_argument(format!(
+                "round {round}: an empty chunk that is not the last; every chunk but the last carries ciphertexts"
+            )));
+        }
+        if data.len() + chunk.ciphertexts.len() > expected {
+            return Err(Status::invalid_argument(format!(
+                "round {round}: more than the plan's {count} ciphertexts ({expected} bytes)"
+            )));
+        }
+        data.extend_from_slice(&chunk.ciphertexts);
+        if chunk.last {
+            return Ok(data);
+        }
+    }
+}
+
 /// The next client message, or an error status if the client is silent,
-/// sends an error, or closes the stream.
-async fn next(
-    inbound: &mut Streaming<pb::InferRequest>,
-    idle: Duration,
-    what: &str,
-) -> Result<infer_request::Kind, Status> {
-    match tokio::time::timeout(idle, inbound.message()).await {
+/// sends an error, sends something undecodable or oversized, or closes the stream.
+async fn next<S>(inbound: &mut S, idle: Duration, what: &str, config: &ServerConfig) -> Result<infer_request::Kind, Status>
+where
+    S: Stream<Item = Result<pb::InferRequest, Status>> + Unpin,
+{
+    match tokio::time::timeout(idle, inbound.next()).await {
         Err(_) => Err(Status::deadline_exceeded(format!(
             "no message for {} s while waiting for {what}; the session was dropped",
             idle.as_secs_f64()
         ))),
-        Ok(Err(status)) => Err(status),
-        Ok(Ok(None)) => {
+        Ok(Some(Err(status))) => Err(inbound_status(status, config)),
+        Ok(None) => {
             Err(Status::cancelled(format!("the client closed the stream while the server waited for {what}")))
         }
-        Ok(Ok(Some(msg))) => msg.kind.ok_or_else(|| Status::invalid_argument("an empty message")),
+        Ok(Some(Ok(msg))) => msg.kind.ok_or_else(|| Status::invalid_argument("an empty message")),
     }
 }
 
-async fn run_session(
-    models: &[Entry],
-    config: &ServerConfig,
-    inbound: &mut Streaming<pb::InferRequest>,
-    tx: &mpsc::Sender<Result<pb::Round, Status>>,
-) -> Result<SessionStats, Status> {
-    let infer_request::Kind::Start(start) = next(inbound, config.idle_timeout, "Start").await? else {
-        return Err(Status::invalid_argument("the first message of an inference must be Start"));
-    };
-    let entry = find_entry(models, &start.model)?;
-    let packing = packing_from_pb(start.packing).map_err(Status::invalid_argument)?;
-    let key_pb = start.key.ok_or_else(|| Status::invalid_argument("Start carries no public key"))?;
-    let key = key_from_pb(&key_pb, config.key_policy).map_err(Status::invalid_argument)?;
-    if !config.key_bits.contains(&key.bits()) {
-        return Err(bad_key_bits(config, key.bits()));
-    }
-    if !start.model_digest.is_empty() && start.model_digest != entry.digest {
-        return Err(Status::failed_precondition(format!(
-            "model {} has digest {}, not the {} the client expects",
-            entry.name, entry.digest, start.model_digest
-        )));
-    }
-    let ev = entry
-        .evaluator(key.bits(), packing)
-        .ok_or_else(|| Status::invalid_argument("no plan for this key size"))?;
-    let plan = ev.plan().clone();
-    let width = key.ciphertext_bytes();
-    let ev = ev.clone();
-    let mut session: ServerSession = tokio::task::spawn_blocking(move || ev.session(key))
-        .await
-        .map_err(|e| Status::internal(e.to_string()))?
-        .map_err(|e| Status::invalid_argument(e.to_string()))?;
-    let mut stats =
-        SessionStats { model: entry.name.clone(), bits: plan.key_bits, rounds: 0, bytes_in: 0, bytes_out: 0 };
-    for (round, layer) in plan.layers.iter().enumerate() {
-        let expected = layer.input_ciphertexts * width;
-        let mut data = Vec::with_capacity(expected);
-        loop {
-            let what = format!("round {round}");
-            let infer_request::Kind::Round(chunk) = next(inbound, config.idle_timeout, &what).await? else {
-                return Err(Status::invalid_argument(format!("a second Start arrived in round {round}")));
-            };
-            if chunk.round as usize != round {
-                return Err(Status::invalid_argument(format!(
-                    "round {}: a message for round {} arrived where round {round} was expected",
-                    round, chunk.round
-                )));
-            }
-            if data.len() + chunk.ciphertexts.len() > expected {
-                return Err(Status::invalid_argument(format!(
-                    "round {round}: more than the plan's {} ciphertexts ({expected} bytes)",
-                    layer.input_ciphertexts
-                )));
-            }
-            data.extend_from_slice(&chunk.ciphertexts);
-            if chunk.last {
-                break;
-            }
+/// The status for a failure to receive a client message: tonic reports an
+/// oversized message as OUT_OF_RANGE and undecodable bytes as INTERNAL; the
+/// contract (docs/PROTOCOL.md) says RESOURCE_EXHAUSTED and INVALID_ARGUMENT.
+fn inbound_status(status: Status, config: &ServerConfig) -> Status {
+    match status.code() {
+        tonic::Code::OutOfRange => Status::resource_exhausted(format!(
+            "a message exceeds the server's limit of {} bytes",
+            config.max_message_bytes
+        )),
+        tonic::Code::Internal => {
+            Status::invalid_argument(format!("an undecodable message: {}", shown(status.message())))
         }
-        stats.bytes_in += data.len();
-        let message = RoundMessage { round, data };
-        let (s, result) = on_blocking_thread(session, move |session| session.handle(&message))
-            .await
-            .map_err(|e| Status::internal(e.to_string()))?;
-        session = s;
-        let answer = result.map_err(|e| Status::invalid_argument(e.to_string()))?;
-        stats.bytes_out += answer.len_bytes();
-        for c in chunks(&answer, width, config.max_chunk_bytes) {
-            if tx.send(Ok(c)).await.is_err() {
-                return Err(Status::cancelled(format!("the client went away in round {round}")));
-            }
-        }
-        stats.rounds += 1;
+        _ => status,
     }
-    Ok(stats)
 }

@@ -28,7 +28,7 @@ fn model() -> &'static ModelFile {
 fn test_set() -> &'static Dataset {
     static D: OnceLock<Dataset> = OnceLock::new();
     D.get_or_init(|| {
-        Dataset::load(&root().join("../shared/data/mnist"), DatasetKind::Mnist, Split::Test).unwrap()
+        Dataset::load(&root().join("data/mnist"), DatasetKind::Mnist, Split::Test).unwrap()
     })
 }
 
@@ -57,6 +57,7 @@ async fn start(max_sessions: usize, idle: Duration) -> Server {
         max_chunk_bytes: 64 << 10,
         key_bits: vec![BITS],
         key_policy: KeyPolicy::INSECURE_TESTING,
+        ..ServerConfig::default()
     };
     let models = vec![ServedModel { name: "lenet5-mnist".into(), file: model().clone() }];
     let (svc, gauge) = service_with_gauge(models, config).unwrap();

@@ -8,7 +8,7 @@ use ppdnn_train::{TrainConfig, train};
 
 #[test]
 fn a_few_hundred_steps_lower_the_loss_and_beat_chance() {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/mnist");
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../data/mnist");
     let mut data = Dataset::load(&dir, DatasetKind::Mnist, Split::Train).unwrap();
     data.truncate(12_800);
     let config = TrainConfig { epochs: 1, max_steps: Some(200), ..TrainConfig::default() };
