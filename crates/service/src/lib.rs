@@ -5,7 +5,7 @@
 //! `proto/ppdnn/v1/ppdnn.proto`; docs/PROTOCOL.md describes it for third parties.
 
 pub mod client;
-mod convert;
+pub mod convert;
 pub mod server;
 
 /// The generated protobuf and gRPC types.

@@ -495,7 +495,7 @@ impl Session {
     {
         let started = Instant::now();
         let deadline = tokio::time::Instant::now() + self.config.session_deadline;
-        let outcome = tokio::time::timeout_at(deadline, self.serve(&mut inbound, waiting, &tx, deadline)).await;
+        let outcome = tokio::time::timeout_at(deadline, self.serve(&mut inbound, waiting, &tx)).await;
         let outcome = outcome.unwrap_or_else(|_| {
             Err(Status::deadline_exceeded(format!(
                 "the inference exceeded the server's deadline of {} s per session and was dropped",
@@ -544,7 +544,6 @@ impl Session {
         inbound: &mut S,
         waiting: OwnedSemaphorePermit,
         tx: &mpsc::Sender<Result<pb::Round, Status>>,
-        deadline: tokio::time::Instant,
     ) -> Result<SessionStats, Status>
     where
         S: Stream<Item = Result<pb::InferRequest, Status>> + Unpin,
@@ -580,7 +579,7 @@ impl Session {
         let mut stats =
             SessionStats { model: entry.name.clone(), bits: plan.key_bits, rounds: 0, bytes_in: 0, bytes_out: 0 };
         for (round, layer) in plan.layers.iter().enumerate() {
-            let data = receive_round(inbound, config, round, layer.input_ciphertexts, width, deadline).await?;
+            let data = receive_round(inbound, config, round, layer.input_ciphertexts, width).await?;
             stats.bytes_in += data.len();
             let message = RoundMessage { round, data };
             let (s, result) = on_blocking_thread(session, move |session| session.handle(&message))
@@ -608,7 +607,6 @@ async fn receive_round<S>(
     round: usize,
     count: usize,
     width: usize,
-    deadline: tokio::time::Instant,
 ) -> Result<Vec<u8>, Status>
 where
     S: Stream<Item = Result<pb::InferRequest, Status>> + Unpin,
@@ -617,8 +615,8 @@ where
     let mut data = Vec::with_capacity(expected);
     loop {
         let what = format!("round {round}");
-        let idle = config.idle_timeout.min(deadline.saturating_duration_since(tokio::time::Instant::now()));
-        let infer_request::Kind::Round(chunk) = next(inbound, idle, &what, config).await? else {
+        // The session's overall deadline is enforced around the whole session.
+        let infer_request::Kind::Round(chunk) = next(inbound, config.idle_timeout, &what, config).await? else {
             return Err(Status::invalid_argument(format!("a second Start arrived in round {round}")));
         };
         if chunk.round as usize != round {

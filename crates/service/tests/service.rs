@@ -50,15 +50,20 @@ struct Server {
 }
 
 async fn start(max_sessions: usize, idle: Duration) -> Server {
-    let config = ServerConfig {
-        max_sessions,
-        idle_timeout: idle,
+    start_with(ServerConfig { max_sessions, idle_timeout: idle, ..test_config() }).await
+}
+
+fn test_config() -> ServerConfig {
+    ServerConfig {
         max_message_bytes: 1 << 20,
         max_chunk_bytes: 64 << 10,
         key_bits: vec![BITS],
         key_policy: KeyPolicy::INSECURE_TESTING,
         ..ServerConfig::default()
-    };
+    }
+}
+
+async fn start_with(config: ServerConfig) -> Server {
     let models = vec![ServedModel { name: "lenet5-mnist".into(), file: model().clone() }];
     let (svc, gauge) = service_with_gauge(models, config).unwrap();
     let server = LocalServer::start(svc, None, Duration::from_secs(1)).await.unwrap();
@@ -97,9 +102,11 @@ fn good_start() -> pb::InferRequest {
 }
 
 fn round(r: u32, data: Vec<u8>) -> pb::InferRequest {
-    pb::InferRequest {
-        kind: Some(infer_request::Kind::Round(pb::Round { round: r, ciphertexts: data, last: true })),
-    }
+    chunk(r, data, true)
+}
+
+fn chunk(r: u32, data: Vec<u8>, last: bool) -> pb::InferRequest {
+    pb::InferRequest { kind: Some(infer_request::Kind::Round(pb::Round { round: r, ciphertexts: data, last })) }
 }
 
 /// Round 0's genuine ciphertexts for test image 0.
@@ -211,10 +218,10 @@ async fn bad_input_gets_clear_statuses_and_the_server_keeps_serving() {
     );
     // Oversized message (the server accepts 1 MiB).
     let huge = round(0, vec![7u8; 2 << 20]);
-    let status = raw(url, vec![good_start(), huge], hold).await.expect_err("refused");
-    assert!(
-        matches!(status.code(), Code::OutOfRange | Code::ResourceExhausted | Code::InvalidArgument),
-        "{status:?}"
+    expect(
+        raw(url, vec![good_start(), huge], hold).await,
+        Code::ResourceExhausted,
+        &["limit of 1048576 bytes"],
     );
 
     // A client that goes silent mid-inference is dropped after the idle
@@ -322,10 +329,243 @@ async fn tls_with_a_private_ca() {
     let out =
         c.infer("m", Arc::new(plan), Arc::new(key().private.clone()), pool, image.clone()).await.unwrap();
     assert_eq!(out.logits, model().quant.logits(&image).unwrap());
-    // Without trusting the CA, and in plaintext, the server is unreachable.
+    // Trusting another CA only: the handshake fails.
+    let other = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let other_ca = other.cert.pem().into_bytes();
+    match RemoteClient::connect_with(&url, 1 << 20, Some(&other_ca)).await {
+        Err(e) => assert!(e.to_string().contains("cannot connect"), "{e}"),
+        Ok(mut c) => {
+            let e = c.list_models().await.expect_err("a server whose certificate is not trusted");
+            assert!(!e.to_string().is_empty());
+        }
+    }
+    // In plaintext, the server is unreachable.
     let plain = format!("http://localhost:{}", server.addr().port());
     match RemoteClient::connect(&plain, 1 << 20).await {
         Err(_) => {}
         Ok(mut c) => assert!(c.list_models().await.is_err()),
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chunks_must_hold_whole_ciphertexts_and_only_the_last_may_be_empty() {
+    let server = start(4, Duration::from_secs(5)).await;
+    let url = server.url.as_str();
+    let hold = Duration::from_millis(300);
+    let data = round0(url).await;
+    let width = 256;
+    // Split in the middle of a ciphertext: refused, though the bytes add up.
+    let (a, b) = data.split_at(width + 17);
+    expect(
+        raw(url, vec![good_start(), chunk(0, a.to_vec(), false), chunk(0, b.to_vec(), true)], hold).await,
+        Code::InvalidArgument,
+        &["not a whole number of 256-byte ciphertexts"],
+    );
+    // An empty chunk that is not the last: refused at once.
+    expect(
+        raw(url, vec![good_start(), chunk(0, vec![], false)], hold).await,
+        Code::InvalidArgument,
+        &["empty chunk"],
+    );
+    // Whole ciphertexts in several chunks, the last one empty: accepted.
+    let (a, b) = data.split_at(10 * width);
+    let msgs = vec![good_start(), chunk(0, a.to_vec(), false), chunk(0, b.to_vec(), false), chunk(0, vec![], true)];
+    let got = raw(url, msgs, Duration::from_millis(2000)).await;
+    // The stream closes (client end) while the server waits for round 1.
+    expect(got, Code::Cancelled, &["round 1"]);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(server.gauge.active(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_cannot_be_held_forever() {
+    // Each message arrives well within the idle timeout, but the whole
+    // session exceeds its deadline.
+    let config =
+        ServerConfig { idle_timeout: Duration::from_secs(2), session_deadline: Duration::from_secs(3), ..test_config() };
+    let server = start_with(config).await;
+    let url = server.url.clone();
+    let data = round0(&url).await;
+    let width = 256;
+    let mut client = InferenceClient::connect(url.clone()).await.unwrap();
+    let (tx, rx) = mpsc::channel(16);
+    tx.send(good_start()).await.unwrap();
+    let trickle = tokio::spawn(async move {
+        for piece in data.chunks(width) {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            if tx.send(chunk(0, piece.to_vec(), false)).await.is_err() {
+                break;
+            }
+        }
+    });
+    let started = std::time::Instant::now();
+    let mut stream = client.infer(ReceiverStream::new(rx)).await.unwrap().into_inner();
+    let status = loop {
+        match stream.message().await {
+            Ok(Some(_)) => continue,
+            Ok(None) => panic!("the stream ended without an error"),
+            Err(s) => break s,
+        }
+    };
+    trickle.abort();
+    assert_eq!(status.code(), Code::DeadlineExceeded, "{}", status.message());
+    assert!(status.message().contains("deadline of 3 s per session"), "{}", status.message());
+    assert!(started.elapsed() < Duration::from_secs(6), "dropped after {:?}", started.elapsed());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(server.gauge.active(), 0, "the permit was given back");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streams_that_never_start_hold_no_permit() {
+    let config = ServerConfig { max_sessions: 1, start_timeout: Duration::from_secs(2), ..test_config() };
+    let server = start_with(config).await;
+    let url = server.url.clone();
+    // Three streams open and say nothing; the only session permit stays free.
+    let mut idle = Vec::new();
+    for _ in 0..3 {
+        let url = url.clone();
+        idle.push(tokio::spawn(async move { raw(&url, vec![], Duration::from_secs(4)).await }));
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(server.gauge.active(), 0);
+    good_inference(&url, 5).await;
+    for t in idle {
+        expect(t.await.unwrap(), Code::DeadlineExceeded, &["Start"]);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_address_gets_its_share_and_no_more() {
+    let config = ServerConfig { max_sessions: 4, max_sessions_per_client: Some(1), ..test_config() };
+    let server = start_with(config).await;
+    let url = server.url.clone();
+    let holder = tokio::spawn({
+        let url = url.clone();
+        async move { raw(&url, vec![good_start()], Duration::from_secs(2)).await }
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    expect(
+        raw(&url, vec![good_start()], Duration::from_millis(100)).await,
+        Code::ResourceExhausted,
+        &["share"],
+    );
+    let _ = holder.await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    good_inference(&url, 6).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_must_have_the_documented_widths_and_a_sound_base() {
+    let server = start(4, Duration::from_secs(5)).await;
+    let url = server.url.as_str();
+    let hold = Duration::from_millis(300);
+    let pk = key().public();
+    // n with a leading zero byte.
+    let mut n = vec![0u8];
+    n.extend_from_slice(&to_fixed_bytes(pk.n(), 128));
+    expect(raw(url, vec![start_msg(n, vec![], "")], hold).await, Code::InvalidArgument, &["leading zero"]);
+    // h^n one byte short of 2 * 128.
+    let hn = pk.hn().unwrap().to_digits::<u8>(rug::integer::Order::Msf);
+    let short = hn[hn.len() - 255..].to_vec();
+    expect(
+        raw(url, vec![start_msg(to_fixed_bytes(pk.n(), 128), short, "")], hold).await,
+        Code::InvalidArgument,
+        &["exactly 256"],
+    );
+    // Degenerate bases: 1 and n^2 - 1.
+    let n2m1 = Integer::from(pk.n_squared() - 1u32);
+    for (base, words) in [(Integer::from(1u32), "+-1"), (n2m1, "+-1")] {
+        expect(
+            raw(url, vec![start_msg(to_fixed_bytes(pk.n(), 128), to_fixed_bytes(&base, 256), "")], hold).await,
+            Code::InvalidArgument,
+            &[words],
+        );
+    }
+    // Client strings are shown bounded and escaped.
+    let long = format!("evil\nline{}", "x".repeat(500));
+    let status = raw(url, vec![start_msg(to_fixed_bytes(pk.n(), 128), vec![], &long)], hold).await.unwrap_err();
+    assert_eq!(status.code(), Code::NotFound);
+    assert!(status.message().contains("evil\\nline") && status.message().len() < 300, "{}", status.message());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_unpacked_layout_is_off_unless_enabled() {
+    let server = start(2, Duration::from_secs(5)).await;
+    let mut c = RemoteClient::connect(&server.url, 1 << 20).await.unwrap();
+    let e = c.describe("", BITS, Packing::Unpacked).await.unwrap_err().to_string();
+    assert!(e.contains("unpacked") && e.contains("FailedPrecondition"), "{e}");
+    let (desc, _) = c.describe("", BITS, Packing::Packed).await.unwrap();
+    assert!(!desc.limits.unwrap().unpacked_offered);
+    let on = start_with(ServerConfig { allow_unpacked: true, ..test_config() }).await;
+    let mut c = RemoteClient::connect(&on.url, 1 << 20).await.unwrap();
+    let (desc, plan) = c.describe("", BITS, Packing::Unpacked).await.unwrap();
+    assert!(desc.limits.unwrap().unpacked_offered);
+    assert_eq!(plan.packing, Packing::Unpacked);
+}
+
+/// Sends raw bytes as gRPC messages, bypassing protobuf encoding.
+mod raw_codec {
+    use tonic::Status;
+    use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
+
+    #[derive(Debug, Default, Clone)]
+    pub struct RawCodec;
+
+    impl Codec for RawCodec {
+        type Encode = Vec<u8>;
+        type Decode = Vec<u8>;
+        type Encoder = RawCodec;
+        type Decoder = RawCodec;
+        fn encoder(&mut self) -> RawCodec {
+            RawCodec
+        }
+        fn decoder(&mut self) -> RawCodec {
+            RawCodec
+        }
+    }
+
+    impl Encoder for RawCodec {
+        type Item = Vec<u8>;
+        type Error = Status;
+        fn encode(&mut self, item: Vec<u8>, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
+            bytes::BufMut::put_slice(dst, &item);
+            Ok(())
+        }
+    }
+
+    impl Decoder for RawCodec {
+        type Item = Vec<u8>;
+        type Error = Status;
+        fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Vec<u8>>, Status> {
+            let n = bytes::Buf::remaining(src);
+            Ok(Some(bytes::Buf::copy_to_bytes(src, n).to_vec()))
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn undecodable_bytes_get_invalid_argument() {
+    let server = start(2, Duration::from_secs(5)).await;
+    let channel = tonic::transport::Channel::from_shared(server.url.clone()).unwrap().connect().await.unwrap();
+    let mut grpc = tonic::client::Grpc::new(channel);
+    grpc.ready().await.unwrap();
+    let path = tonic::codegen::http::uri::PathAndQuery::from_static("/ppdnn.v1.Inference/Infer");
+    // 0xff 0xff ...: a field tag whose varint never ends.
+    let messages = tokio_stream::iter(vec![vec![0xffu8; 12]]);
+    let response = grpc.streaming(tonic::Request::new(messages), path, raw_codec::RawCodec).await;
+    let status = match response {
+        Err(s) => s,
+        Ok(r) => {
+            let mut stream = r.into_inner();
+            loop {
+                match stream.message().await {
+                    Ok(Some(_)) => continue,
+                    Ok(None) => panic!("no error for undecodable bytes"),
+                    Err(s) => break s,
+                }
+            }
+        }
+    };
+    assert_eq!(status.code(), Code::InvalidArgument, "{}", status.message());
+    assert!(status.message().contains("undecodable"), "{}", status.message());
 }

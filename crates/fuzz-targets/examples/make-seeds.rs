@@ -1,0 +1,85 @@
+//! Writes the seed inputs of the fuzz corpora (`fuzz/corpus/<target>/seed-*`):
+//! real messages from a real protocol run, so that the fuzzers start from
+//! inputs that pass validation and explore what lies behind it.
+//!
+//! `cargo run --release -p ppdnn-fuzz-targets --example make-seeds`
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use ppdnn_fuzz_targets::{BITS, join_messages, model, plan, test_key};
+use ppdnn_paillier::keyfile::{private_key_to_json, public_key_to_json};
+use ppdnn_paillier::{RandomnessPool, to_fixed_bytes};
+use ppdnn_protocol::{ClientSession, ClientStep, Packing, Plan};
+use ppdnn_service::pb::{self, infer_request};
+use prost::Message;
+
+fn write(target: &str, name: &str, data: &[u8]) {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus").join(target);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join(format!("seed-{name}")), data).unwrap();
+}
+
+fn main() {
+    let key = test_key();
+    let pk = key.public_key();
+    let plan = plan();
+    let width = pk.ciphertext_bytes();
+
+    // plan_json: the real plans, and a one-layer variant.
+    write("plan_json", "lenet5-512", plan.to_json().as_bytes());
+    let p2048 = Plan::new(&model().quant, 2048, Packing::Packed).unwrap();
+    write("plan_json", "lenet5-2048", p2048.to_json().as_bytes());
+    let unpacked = Plan::new(&model().quant, BITS, Packing::Unpacked).unwrap();
+    write("plan_json", "lenet5-512-unpacked", unpacked.to_json().as_bytes());
+
+    // key_decoders: public and private key files, and the wire key.
+    write("key_decoders", "public", &[&[0u8][..], public_key_to_json(pk).as_bytes()].concat());
+    write("key_decoders", "private", &[&[1u8][..], private_key_to_json(key).as_bytes()].concat());
+    let wire = pb::PublicKey { n: to_fixed_bytes(pk.n(), width / 2), hn: to_fixed_bytes(pk.hn().unwrap(), width) };
+    write("key_decoders", "wire", &[&[2u8][..], &wire.encode_to_vec()[..]].concat());
+
+    // round_message: the server's genuine answers for every round, from an
+    // in-process run of the protocol on test image 0's pixels (all 0..255).
+    let ev = ppdnn_protocol::Evaluator::new(Arc::new(model().quant.clone()), BITS, Packing::Packed).unwrap();
+    let mut server = ev.session(pk.clone()).unwrap();
+    let pool = Arc::new(RandomnessPool::new(pk));
+    let mut client = ClientSession::new(plan.clone(), Arc::new(key.clone()), pool).unwrap();
+    let image: Vec<u8> = (0..784).map(|i| ((i * 7) % 256) as u8).collect();
+    let first = client.start(&image).unwrap();
+    let mut outgoing = first.clone();
+    loop {
+        let answer = server.handle(&outgoing).unwrap();
+        write("round_message", &format!("round{}", answer.round), &[&[answer.round as u8][..], &answer.data[..]].concat());
+        match client.receive(&answer).unwrap() {
+            ClientStep::Send(next) => outgoing = next,
+            ClientStep::Done(_) => break,
+        }
+    }
+
+    // server_stream: Start alone; Start and a genuine round 0 in one chunk;
+    // the same in chunks of 100 ciphertexts.
+    let start = pb::InferRequest {
+        kind: Some(infer_request::Kind::Start(pb::Start {
+            model: String::new(),
+            key: Some(wire.clone()),
+            packing: pb::Packing::Packed as i32,
+            model_digest: plan.model_digest.clone(),
+        })),
+    };
+    let round = |data: &[u8], last: bool| {
+        pb::InferRequest {
+            kind: Some(infer_request::Kind::Round(pb::Round { round: 0, ciphertexts: data.to_vec(), last })),
+        }
+        .encode_to_vec()
+    };
+    write("server_stream", "start", &join_messages(&[start.encode_to_vec()]));
+    write("server_stream", "round0", &join_messages(&[start.encode_to_vec(), round(&first.data, true)]));
+    let mut chunked = vec![start.encode_to_vec()];
+    let pieces: Vec<&[u8]> = first.data.chunks(100 * width).collect();
+    for (i, piece) in pieces.iter().enumerate() {
+        chunked.push(round(piece, i + 1 == pieces.len()));
+    }
+    write("server_stream", "round0-chunked", &join_messages(&chunked));
+    println!("seeds written");
+}
