@@ -163,3 +163,89 @@ fn slot_overflow_out_of_the_top_is_an_error() {
     let m = codec.encode(&[0, 0, 127]).unwrap() * 4u32;
     assert!(matches!(codec.decode(&m), Err(Error::SlotOverflow(_))));
 }
+
+#[test]
+fn degenerate_randomness_bases_are_refused() {
+    let pair = key1024();
+    let (n, n2) = (pair.public().n().clone(), pair.public().n_squared().clone());
+    let (p, q) = (pair.private.p().clone(), pair.private.q().clone());
+    let refused = |hn: Integer, why: &str| match PublicKey::new(n.clone(), Some(hn), T) {
+        Err(Error::InvalidPublicKey(m)) => assert!(m.contains(why), "{m}"),
+        other => panic!("accepted a degenerate base ({why}): {other:?}"),
+    };
+    refused(Integer::from(1), "+-1");
+    refused(Integer::from(&n2 - 1u32), "+-1");
+    refused(Integer::from(&n + 1u32), "+-1"); // g itself: its powers shift the plaintext
+    refused(Integer::from(&n2 - &n) - 1u32, "+-1");
+    // A square root of 1 other than +-1: 1 mod p^2 and -1 mod q^2 (by CRT).
+    let (p2, q2) = (p.clone().square(), q.clone().square());
+    let inv = Integer::from(p2.invert_ref(&q2).unwrap());
+    let t = ((Integer::from(&q2 - 2u32) * &inv) % &q2) * &p2 + 1u32;
+    assert_eq!(Integer::from(t.pow_mod_ref(&Integer::from(2), &n2).unwrap()), 1);
+    refused(t, "small order");
+    // An element of order 3 exists when 3 divides p - 1 or q - 1; of order
+    // 1009 likewise. Whatever the key, h^(p-1)(q-1)/k has order dividing k,
+    // so take the order-killing exponent from the key itself.
+    let phi = Integer::from(&p - 1u32) * Integer::from(&q - 1u32);
+    let good = pair.public().hn().unwrap().clone();
+    let mut small = Integer::from(good.pow_mod_ref(&Integer::from(&phi / 2u32), &n2).unwrap());
+    if small == 1 {
+        small = Integer::from(good.pow_mod_ref(&Integer::from(&phi / 4u32), &n2).unwrap());
+    }
+    if small != 1 {
+        refused(small, "");
+    }
+    // The real base passes.
+    assert!(PublicKey::new(n, Some(good), T).is_ok());
+}
+
+#[test]
+fn primes_too_close_together_are_refused() {
+    let p = key1024().private.p().clone();
+    let q = p.next_prime_ref().into();
+    match PrivateKey::from_primes(p, q, None, T) {
+        Err(Error::InvalidPrivateKey(m)) => assert!(m.contains("Fermat"), "{m}"),
+        other => panic!("accepted p and q a few units apart: {other:?}"),
+    }
+}
+
+#[test]
+fn key_file_errors_never_show_the_primes() {
+    let pair = key1024();
+    let json = private_key_to_json(&pair.private).to_string();
+    let p = pair.private.p().to_string();
+    // p with a stray letter, and p as a JSON number instead of a string.
+    let damaged = json.replace(&p, &format!("{}x{}", &p[..50], &p[50..]));
+    let as_number = json.replace(&format!("\"{p}\""), &p);
+    for text in [damaged, as_number] {
+        let e = private_key_from_json(&text, T).unwrap_err().to_string();
+        assert!(!e.contains(&p[..12]) && !e.contains(&p[p.len() - 12..]), "the error shows p: {e}");
+    }
+}
+
+#[test]
+fn key_files_are_replaced_atomically_and_never_written_through_a_link() {
+    let dir = std::env::temp_dir().join(format!("ppdnn-keyfile-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let pair = key1024();
+    // A link at the key's path to a file that must stay untouched.
+    let target = dir.join("victim.txt");
+    std::fs::write(&target, "keep me").unwrap();
+    let path = dir.join("key.json");
+    let _ = std::fs::remove_file(&path);
+    std::os::unix::fs::symlink(&target, &path).unwrap();
+    write_private_key(&path, &pair.private).unwrap();
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), "keep me");
+    assert!(!std::fs::symlink_metadata(&path).unwrap().file_type().is_symlink());
+    assert_eq!(read_private_key(&path, T).unwrap().public_key(), pair.public());
+    // Overwriting an existing key leaves no temporary file behind.
+    write_private_key(&path, &pair.private).unwrap();
+    let names: Vec<String> =
+        std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    assert_eq!(names.len(), 2, "{names:?}");
+    // A write that fails (no such folder) reports the path and creates nothing.
+    let missing = dir.join("no-such-dir").join("key.json");
+    let e = write_private_key(&missing, &pair.private).unwrap_err().to_string();
+    assert!(e.contains("no-such-dir"), "{e}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

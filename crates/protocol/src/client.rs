@@ -81,6 +81,7 @@ impl ClientSession {
         let plain: Vec<Integer> = cts.par_iter().map(|c| self.key.decrypt(c)).collect();
         let acc = unpack_outputs(self.plan.packing, pl, pk.bits(), &plain).map_err(|e| match e {
             Error::Message { .. } => e,
+            Error::State(m) => msg(round, m),
             other => msg(round, other.to_string()),
         })?;
         // unsigned_abs: i64::MIN has no positive counterpart and must not slip through.

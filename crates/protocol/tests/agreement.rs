@@ -160,7 +160,7 @@ fn tampered_messages_are_rejected_with_clear_errors() {
     let mut data = answer.data.clone();
     data[..width].copy_from_slice(&pair.public().ciphertext_to_bytes(&huge));
     let e = client.receive(&RoundMessage { round: 0, data }).unwrap_err().to_string();
-    assert!(e.contains("round 0"), "{e}");
+    assert!(e.contains("round 0: output ciphertext 0") && e.contains("a slot overflowed"), "{e}");
 }
 
 #[test]
