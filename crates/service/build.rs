@@ -1,6 +1,8 @@
 //! Generates the gRPC code from proto/ppdnn/v1/ppdnn.proto with a vendored
 //! protoc, so nothing is downloaded at build time.
 
+#![allow(unsafe_code)] // std::env::set_var below, in a single-threaded build script
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let protoc = protoc_bin_vendored::protoc_bin_path()?;
     // SAFETY: build scripts are single-threaded; the variable only tells the

@@ -1,10 +1,13 @@
 //! `ppdnn`: privacy-preserving neural-network inference on Paillier encryption.
 
+#![forbid(unsafe_code)]
+
 mod bench;
 mod crypto_cmds;
 mod encrypted_eval;
 mod model_cmds;
 mod service_cmds;
+mod soak;
 #[cfg(feature = "train")]
 mod train_cmd;
 

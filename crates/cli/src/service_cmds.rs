@@ -219,17 +219,17 @@ pub struct ClassifyArgs {
 }
 
 /// A client ready to classify: connection, plan, key and pool.
-struct Prepared {
-    client: RemoteClient,
-    model: String,
+pub(crate) struct Prepared {
+    pub(crate) client: RemoteClient,
+    pub(crate) model: String,
     classes: Vec<String>,
-    plan: Arc<ppdnn_protocol::Plan>,
-    key: Arc<PrivateKey>,
-    pool: Arc<RandomnessPool>,
+    pub(crate) plan: Arc<ppdnn_protocol::Plan>,
+    pub(crate) key: Arc<PrivateKey>,
+    pub(crate) pool: Arc<RandomnessPool>,
 }
 
 #[allow(clippy::too_many_arguments)]
-async fn prepare(
+pub(crate) async fn prepare(
     url: &str,
     model: &str,
     key: Option<PrivateKey>,
@@ -406,6 +406,14 @@ pub struct LoadArgs {
     /// whether it returns to a plateau).
     #[arg(long, default_value_t = 2)]
     passes: usize,
+    /// Soak mode: run for this many seconds instead of a fixed number of
+    /// images, every client in a loop, with --hostile of them hostile.
+    #[arg(long)]
+    duration: Option<f64>,
+    /// With --duration: how many of --clients are hostile (never start, go
+    /// silent, trickle, send garbage, disconnect, use a fresh key every stream).
+    #[arg(long, default_value_t = 0, requires = "duration")]
+    hostile: usize,
     /// Print one JSON object.
     #[arg(long)]
     json: bool,
@@ -430,7 +438,7 @@ struct LoadReport {
 }
 
 /// Resident memory of this process, in MiB (Linux; 0 elsewhere).
-fn rss_mib() -> f64 {
+pub(crate) fn rss_mib() -> f64 {
     std::fs::read_to_string("/proc/self/statm")
         .ok()
         .and_then(|s| s.split_whitespace().nth(1).and_then(|p| p.parse::<f64>().ok()))
@@ -443,6 +451,9 @@ pub fn load(args: LoadArgs) -> Result<()> {
         bail!("--clients (1..=256), --images and --passes must be positive");
     }
     let file = load_model(&args.model)?;
+    if let Some(seconds) = args.duration {
+        return soak_command(file, &args, seconds);
+    }
     let test =
         crate::model_cmds::load_test_set(&file, args.data.as_deref(), 0, Some(args.clients * args.images))?;
     let reference = file.quant.clone();
@@ -545,4 +556,18 @@ pub fn load(args: LoadArgs) -> Result<()> {
         }
         anyhow::Ok(())
     })
+}
+
+fn soak_command(file: ppdnn_model::modelfile::ModelFile, args: &LoadArgs, seconds: f64) -> Result<()> {
+    if !(1.0..=86_400.0).contains(&seconds) {
+        bail!("--duration {seconds}: choose 1 to 86400 seconds");
+    }
+    let test = crate::model_cmds::load_test_set(&file, args.data.as_deref(), 0, Some(1000))?;
+    let report = crate::soak::soak(file, test, args.clients, args.hostile, args.bits, seconds)?;
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    }
+    report.verdict()
 }

@@ -36,7 +36,8 @@ fn main() {
     // key_decoders: public and private key files, and the wire key.
     write("key_decoders", "public", &[&[0u8][..], public_key_to_json(pk).as_bytes()].concat());
     write("key_decoders", "private", &[&[1u8][..], private_key_to_json(key).as_bytes()].concat());
-    let wire = pb::PublicKey { n: to_fixed_bytes(pk.n(), width / 2), hn: to_fixed_bytes(pk.hn().unwrap(), width) };
+    let wire =
+        pb::PublicKey { n: to_fixed_bytes(pk.n(), width / 2), hn: to_fixed_bytes(pk.hn().unwrap(), width) };
     write("key_decoders", "wire", &[&[2u8][..], &wire.encode_to_vec()[..]].concat());
 
     // round_message: the server's genuine answers for every round, from an
@@ -50,7 +51,11 @@ fn main() {
     let mut outgoing = first.clone();
     loop {
         let answer = server.handle(&outgoing).unwrap();
-        write("round_message", &format!("round{}", answer.round), &[&[answer.round as u8][..], &answer.data[..]].concat());
+        write(
+            "round_message",
+            &format!("round{}", answer.round),
+            &[&[answer.round as u8][..], &answer.data[..]].concat(),
+        );
         match client.receive(&answer).unwrap() {
             ClientStep::Send(next) => outgoing = next,
             ClientStep::Done(_) => break,

@@ -65,7 +65,9 @@ pub fn model() -> &'static ModelFile {
 /// The model's packed plan for 512-bit keys.
 pub fn plan() -> &'static Arc<Plan> {
     static PLAN: OnceLock<Arc<Plan>> = OnceLock::new();
-    PLAN.get_or_init(|| Arc::new(Plan::new(&model().quant, BITS, Packing::Packed).expect("a plan for 512 bits")))
+    PLAN.get_or_init(|| {
+        Arc::new(Plan::new(&model().quant, BITS, Packing::Packed).expect("a plan for 512 bits"))
+    })
 }
 
 /// A server's answer as the client decodes it: the first byte picks the

@@ -72,7 +72,10 @@ impl LayerShape {
                     return bad(format!("kernel must be 1 to {MAX_KERNEL} and padding at most {MAX_PAD}"));
                 }
                 if kernel > in_side + 2 * pad {
-                    return bad(format!("a {kernel}-wide kernel does not fit a padded side of {}", in_side + 2 * pad));
+                    return bad(format!(
+                        "a {kernel}-wide kernel does not fit a padded side of {}",
+                        in_side + 2 * pad
+                    ));
                 }
             }
             LayerShape::Dense { inputs, outputs } => {
@@ -81,11 +84,7 @@ impl LayerShape {
                 }
             }
         }
-        let counts = [
-            self.checked_input_len(),
-            self.checked_output_len(),
-            self.checked_weight_count(),
-        ];
+        let counts = [self.checked_input_len(), self.checked_output_len(), self.checked_weight_count()];
         if counts.iter().any(|c| c.is_none_or(|c| c > MAX_VALUES)) {
             return bad(format!("more than {MAX_VALUES} inputs, outputs or weights"));
         }
@@ -94,7 +93,9 @@ impl LayerShape {
 
     fn checked_input_len(&self) -> Option<usize> {
         match *self {
-            LayerShape::Conv { in_channels, in_side, .. } => in_channels.checked_mul(in_side)?.checked_mul(in_side),
+            LayerShape::Conv { in_channels, in_side, .. } => {
+                in_channels.checked_mul(in_side)?.checked_mul(in_side)
+            }
             LayerShape::Dense { inputs, .. } => Some(inputs),
         }
     }

@@ -4,6 +4,8 @@
 //! LeNet-5 architecture, its integer quantization and the exact integer
 //! forward pass that the encrypted pipeline must match bit for bit.
 
+#![forbid(unsafe_code)]
+
 pub mod dataset;
 mod error;
 pub mod idx;

@@ -14,8 +14,7 @@ fn shipped_mnist_model_integer_accuracy_on_first_1000() {
     let model = ModelFile::load(&root().join("models/lenet5-mnist.safetensors")).unwrap();
     assert_eq!(model.dataset, DatasetKind::Mnist);
     assert!(model.float_accuracy >= 0.99, "recorded float accuracy {}", model.float_accuracy);
-    let mut test =
-        Dataset::load(&root().join("data/mnist"), DatasetKind::Mnist, Split::Test).unwrap();
+    let mut test = Dataset::load(&root().join("data/mnist"), DatasetKind::Mnist, Split::Test).unwrap();
     test.truncate(1000);
     let acc = model.quant.accuracy(&test.pixels, &test.labels);
     assert!(acc >= 0.985, "integer accuracy on the first 1000 test images: {acc}");

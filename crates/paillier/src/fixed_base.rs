@@ -48,7 +48,13 @@ impl FixedBaseTable {
                 row
             })
             .collect();
-        FixedBaseTable { modulus: modulus.clone(), window, exponent_bits, rows, one: Integer::from(modulus + 1u32) }
+        FixedBaseTable {
+            modulus: modulus.clone(),
+            window,
+            exponent_bits,
+            rows,
+            one: Integer::from(modulus + 1u32),
+        }
     }
 
     /// The window width in bits.
@@ -93,7 +99,8 @@ impl FixedBaseTable {
             // Not reached for DJN exponents; kept so the function is total.
             let high = Integer::from(e >> (self.rows.len() as u32 * w));
             let base_high = self.rows_base_power();
-            let extra = base_high.pow_mod(&high, &self.modulus).expect("a non-negative exponent always has a power");
+            let extra =
+                base_high.pow_mod(&high, &self.modulus).expect("a non-negative exponent always has a power");
             acc *= extra;
             acc %= &self.modulus;
         }

@@ -172,9 +172,7 @@ impl PublicKey {
                 let a = Secret(random_bits(self.djn_exponent_bits())?);
                 Ok(match self.table.get() {
                     Some(table) => table.pow(&a),
-                    None => Integer::from(
-                        hn.secure_pow_mod_ref(&a, &self.n_squared),
-                    ),
+                    None => Integer::from(hn.secure_pow_mod_ref(&a, &self.n_squared)),
                 })
             }
             None => self.random_rn_full(),

@@ -240,8 +240,10 @@ fn key_files_are_replaced_atomically_and_never_written_through_a_link() {
     assert_eq!(read_private_key(&path, T).unwrap().public_key(), pair.public());
     // Overwriting an existing key leaves no temporary file behind.
     write_private_key(&path, &pair.private).unwrap();
-    let names: Vec<String> =
-        std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    let names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
     assert_eq!(names.len(), 2, "{names:?}");
     // A write that fails (no such folder) reports the path and creates nothing.
     let missing = dir.join("no-such-dir").join("key.json");

@@ -42,7 +42,8 @@ impl KeyCache {
 
     fn evict(keys: &mut Vec<PublicKey>, max_keys: usize, max_bytes: usize) {
         while keys.len() > max_keys
-            || (keys.len() > 1 && keys.iter().map(PublicKey::randomness_table_bytes).sum::<usize>() > max_bytes)
+            || (keys.len() > 1
+                && keys.iter().map(PublicKey::randomness_table_bytes).sum::<usize>() > max_bytes)
         {
             keys.remove(0);
         }
@@ -60,7 +61,12 @@ impl KeyCache {
 
     /// Bytes of tables held by the cached keys now.
     pub fn table_bytes(&self) -> usize {
-        self.keys.lock().unwrap_or_else(|e| e.into_inner()).iter().map(PublicKey::randomness_table_bytes).sum()
+        self.keys
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(PublicKey::randomness_table_bytes)
+            .sum()
     }
 }
 

@@ -8,6 +8,8 @@
 //! model's worst-case accumulator bounds, so both sides agree on it; the
 //! result equals the plaintext integer model's, bit for bit.
 
+#![forbid(unsafe_code)]
+
 mod client;
 mod error;
 mod key_cache;

@@ -190,7 +190,10 @@ impl Plan {
     pub fn validate(&self) -> Result<()> {
         use limits::*;
         if self.layers.is_empty() || self.layers.len() > MAX_LAYERS {
-            return Err(Error::Plan(format!("a plan has 1 to {MAX_LAYERS} layers, not {}", self.layers.len())));
+            return Err(Error::Plan(format!(
+                "a plan has 1 to {MAX_LAYERS} layers, not {}",
+                self.layers.len()
+            )));
         }
         if !KEY_BITS.contains(&self.key_bits) {
             return Err(Error::Plan(format!("key size {} is outside {KEY_BITS:?}", self.key_bits)));
@@ -205,7 +208,9 @@ impl Plan {
             if layer.slots == 0 || layer.slots > self.key_bits as usize {
                 return Err(Error::Plan(format!("{name}: {} slots per ciphertext", layer.slots)));
             }
-            if layer.input_ciphertexts > MAX_ROUND_CIPHERTEXTS || layer.output_ciphertexts > MAX_ROUND_CIPHERTEXTS {
+            if layer.input_ciphertexts > MAX_ROUND_CIPHERTEXTS
+                || layer.output_ciphertexts > MAX_ROUND_CIPHERTEXTS
+            {
                 return Err(Error::Plan(format!(
                     "{name}: more than {MAX_ROUND_CIPHERTEXTS} ciphertexts in a round"
                 )));
@@ -217,9 +222,12 @@ impl Plan {
                 )));
             }
             if layer.pool
-                && (!matches!(layer.shape, LayerShape::Conv { .. }) || !layer.shape.out_side().is_multiple_of(2))
+                && (!matches!(layer.shape, LayerShape::Conv { .. })
+                    || !layer.shape.out_side().is_multiple_of(2))
             {
-                return Err(Error::Plan(format!("{name}: 2x2 pooling needs a convolution with an even output side")));
+                return Err(Error::Plan(format!(
+                    "{name}: 2x2 pooling needs a convolution with an even output side"
+                )));
             }
             let last = l + 1 == self.layers.len();
             if last != layer.requant.is_none() {
@@ -300,7 +308,8 @@ impl Plan {
 
     /// The plan as JSON.
     pub fn to_json(&self) -> String {
-        serde_json::to_string_pretty(self).expect("a plan of strings, numbers and finite floats always serializes")
+        serde_json::to_string_pretty(self)
+            .expect("a plan of strings, numbers and finite floats always serializes")
     }
 
     /// Parses and validates a plan from JSON.

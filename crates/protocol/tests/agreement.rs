@@ -22,9 +22,7 @@ fn model() -> &'static ModelFile {
 
 fn test_set() -> &'static Dataset {
     static D: OnceLock<Dataset> = OnceLock::new();
-    D.get_or_init(|| {
-        Dataset::load(&root().join("data/mnist"), DatasetKind::Mnist, Split::Test).unwrap()
-    })
+    D.get_or_init(|| Dataset::load(&root().join("data/mnist"), DatasetKind::Mnist, Split::Test).unwrap())
 }
 
 fn key(bits: u32) -> &'static KeyPair {

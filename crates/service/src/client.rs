@@ -172,7 +172,9 @@ impl RemoteClient {
                             self.read_timeout.as_secs_f64()
                         ))
                     })??
-                    .ok_or_else(|| ClientError::Other(format!("the server closed the stream in round {round}")))?;
+                    .ok_or_else(|| {
+                        ClientError::Other(format!("the server closed the stream in round {round}"))
+                    })?;
                 if msg.round as usize != round {
                     return Err(ClientError::Other(format!(
                         "the server answered round {} in round {round}",

@@ -4,6 +4,8 @@
 //! evaluates encrypted inferences, and a client for it. The contract is
 //! `proto/ppdnn/v1/ppdnn.proto`; docs/PROTOCOL.md describes it for third parties.
 
+#![forbid(unsafe_code)]
+
 pub mod client;
 pub mod convert;
 pub mod server;

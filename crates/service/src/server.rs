@@ -11,8 +11,8 @@ use ppdnn_model::modelfile::ModelFile;
 use ppdnn_paillier::KeyPolicy;
 use ppdnn_protocol::{Evaluator, KeyCache, Packing, RoundMessage, ServerSession};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
-use tokio_stream::{Stream, StreamExt};
 use tokio_stream::wrappers::ReceiverStream;
+use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
 use tracing::{info, warn};
 
@@ -489,8 +489,12 @@ struct Session {
 }
 
 impl Session {
-    async fn run<S>(self, mut inbound: S, waiting: OwnedSemaphorePermit, tx: mpsc::Sender<Result<pb::Round, Status>>)
-    where
+    async fn run<S>(
+        self,
+        mut inbound: S,
+        waiting: OwnedSemaphorePermit,
+        tx: mpsc::Sender<Result<pb::Round, Status>>,
+    ) where
         S: Stream<Item = Result<pb::InferRequest, Status>> + Unpin,
     {
         let started = Instant::now();
@@ -576,8 +580,13 @@ impl Session {
         let plan = ev.plan().clone();
         let width = key.ciphertext_bytes();
         let mut session: ServerSession = ev.session(key).map_err(protocol_status)?;
-        let mut stats =
-            SessionStats { model: entry.name.clone(), bits: plan.key_bits, rounds: 0, bytes_in: 0, bytes_out: 0 };
+        let mut stats = SessionStats {
+            model: entry.name.clone(),
+            bits: plan.key_bits,
+            rounds: 0,
+            bytes_in: 0,
+            bytes_out: 0,
+        };
         for (round, layer) in plan.layers.iter().enumerate() {
             let data = receive_round(inbound, config, round, layer.input_ciphertexts, width).await?;
             stats.bytes_in += data.len();
@@ -616,7 +625,8 @@ where
     loop {
         let what = format!("round {round}");
         // The session's overall deadline is enforced around the whole session.
-        let infer_request::Kind::Round(chunk) = next(inbound, config.idle_timeout, &what, config).await? else {
+        let infer_request::Kind::Round(chunk) = next(inbound, config.idle_timeout, &what, config).await?
+        else {
             return Err(Status::invalid_argument(format!("a second Start arrived in round {round}")));
         };
         if chunk.round as usize != round {
@@ -650,7 +660,12 @@ where
 
 /// The next client message, or an error status if the client is silent,
 /// sends an error, sends something undecodable or oversized, or closes the stream.
-async fn next<S>(inbound: &mut S, idle: Duration, what: &str, config: &ServerConfig) -> Result<infer_request::Kind, Status>
+async fn next<S>(
+    inbound: &mut S,
+    idle: Duration,
+    what: &str,
+    config: &ServerConfig,
+) -> Result<infer_request::Kind, Status>
 where
     S: Stream<Item = Result<pb::InferRequest, Status>> + Unpin,
 {

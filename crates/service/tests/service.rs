@@ -27,9 +27,7 @@ fn model() -> &'static ModelFile {
 
 fn test_set() -> &'static Dataset {
     static D: OnceLock<Dataset> = OnceLock::new();
-    D.get_or_init(|| {
-        Dataset::load(&root().join("data/mnist"), DatasetKind::Mnist, Split::Test).unwrap()
-    })
+    D.get_or_init(|| Dataset::load(&root().join("data/mnist"), DatasetKind::Mnist, Split::Test).unwrap())
 }
 
 fn key() -> &'static KeyPair {
@@ -106,7 +104,9 @@ fn round(r: u32, data: Vec<u8>) -> pb::InferRequest {
 }
 
 fn chunk(r: u32, data: Vec<u8>, last: bool) -> pb::InferRequest {
-    pb::InferRequest { kind: Some(infer_request::Kind::Round(pb::Round { round: r, ciphertexts: data, last })) }
+    pb::InferRequest {
+        kind: Some(infer_request::Kind::Round(pb::Round { round: r, ciphertexts: data, last })),
+    }
 }
 
 /// Round 0's genuine ciphertexts for test image 0.
@@ -369,7 +369,8 @@ async fn chunks_must_hold_whole_ciphertexts_and_only_the_last_may_be_empty() {
     );
     // Whole ciphertexts in several chunks, the last one empty: accepted.
     let (a, b) = data.split_at(10 * width);
-    let msgs = vec![good_start(), chunk(0, a.to_vec(), false), chunk(0, b.to_vec(), false), chunk(0, vec![], true)];
+    let msgs =
+        vec![good_start(), chunk(0, a.to_vec(), false), chunk(0, b.to_vec(), false), chunk(0, vec![], true)];
     let got = raw(url, msgs, Duration::from_millis(2000)).await;
     // The stream closes (client end) while the server waits for round 1.
     expect(got, Code::Cancelled, &["round 1"]);
@@ -381,8 +382,11 @@ async fn chunks_must_hold_whole_ciphertexts_and_only_the_last_may_be_empty() {
 async fn a_session_cannot_be_held_forever() {
     // Each message arrives well within the idle timeout, but the whole
     // session exceeds its deadline.
-    let config =
-        ServerConfig { idle_timeout: Duration::from_secs(2), session_deadline: Duration::from_secs(3), ..test_config() };
+    let config = ServerConfig {
+        idle_timeout: Duration::from_secs(2),
+        session_deadline: Duration::from_secs(3),
+        ..test_config()
+    };
     let server = start_with(config).await;
     let url = server.url.clone();
     let data = round0(&url).await;
@@ -476,14 +480,16 @@ async fn keys_must_have_the_documented_widths_and_a_sound_base() {
     let n2m1 = Integer::from(pk.n_squared() - 1u32);
     for (base, words) in [(Integer::from(1u32), "+-1"), (n2m1, "+-1")] {
         expect(
-            raw(url, vec![start_msg(to_fixed_bytes(pk.n(), 128), to_fixed_bytes(&base, 256), "")], hold).await,
+            raw(url, vec![start_msg(to_fixed_bytes(pk.n(), 128), to_fixed_bytes(&base, 256), "")], hold)
+                .await,
             Code::InvalidArgument,
             &[words],
         );
     }
     // Client strings are shown bounded and escaped.
     let long = format!("evil\nline{}", "x".repeat(500));
-    let status = raw(url, vec![start_msg(to_fixed_bytes(pk.n(), 128), vec![], &long)], hold).await.unwrap_err();
+    let status =
+        raw(url, vec![start_msg(to_fixed_bytes(pk.n(), 128), vec![], &long)], hold).await.unwrap_err();
     assert_eq!(status.code(), Code::NotFound);
     assert!(status.message().contains("evil\\nline") && status.message().len() < 300, "{}", status.message());
 }
@@ -546,7 +552,8 @@ mod raw_codec {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn undecodable_bytes_get_invalid_argument() {
     let server = start(2, Duration::from_secs(5)).await;
-    let channel = tonic::transport::Channel::from_shared(server.url.clone()).unwrap().connect().await.unwrap();
+    let channel =
+        tonic::transport::Channel::from_shared(server.url.clone()).unwrap().connect().await.unwrap();
     let mut grpc = tonic::client::Grpc::new(channel);
     grpc.ready().await.unwrap();
     let path = tonic::codegen::http::uri::PathAndQuery::from_static("/ppdnn.v1.Inference/Infer");

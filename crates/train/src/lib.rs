@@ -4,6 +4,8 @@
 //! flex backend and autodiff: no hand-written back-propagation. The result is a
 //! [`FloatModel`], which the model crate quantizes and saves.
 
+#![forbid(unsafe_code)]
+
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::nn::pool::{AvgPool2d, AvgPool2dConfig};
 use burn::nn::{Linear, LinearConfig, PaddingConfig2d, Relu, conv::Conv2d, conv::Conv2dConfig};
