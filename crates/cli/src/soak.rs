@@ -115,7 +115,12 @@ pub fn soak(
         bail!("--hostile {hostile} must leave at least one good client among --clients {clients}");
     }
     let policy = if bits < 2048 { KeyPolicy::INSECURE_TESTING } else { KeyPolicy::PRODUCTION };
-    let config = ServerConfig { key_bits: vec![bits], key_policy: policy, max_sessions: clients, ..Default::default() };
+    let config = ServerConfig {
+        key_bits: vec![bits],
+        key_policy: policy,
+        max_sessions: clients,
+        ..Default::default()
+    };
     let key_cache_mib = (config.key_cache_bytes >> 20) as f64;
     let reference = file.quant.clone();
     let models = vec![ServedModel { name: "model".into(), file }];
@@ -275,12 +280,16 @@ fn start_msg(ctx: &Ctx) -> pb::InferRequest {
 }
 
 fn chunk(data: Vec<u8>, last: bool) -> pb::InferRequest {
-    pb::InferRequest { kind: Some(infer_request::Kind::Round(pb::Round { round: 0, ciphertexts: data, last })) }
+    pb::InferRequest {
+        kind: Some(infer_request::Kind::Round(pb::Round { round: 0, ciphertexts: data, last })),
+    }
 }
 
 /// One hostile stream of the given kind; returns the outcome the client saw.
 async fn raw_stream(ctx: &Ctx, kind: &str, round: usize) -> String {
-    let Ok(mut client) = InferenceClient::connect(ctx.url.clone()).await else { return "connect failed".into() };
+    let Ok(mut client) = InferenceClient::connect(ctx.url.clone()).await else {
+        return "connect failed".into();
+    };
     let width = 2 * ctx.bits.div_ceil(8) as usize;
     let (tx, rx) = mpsc::channel(8);
     let feeder = match kind {

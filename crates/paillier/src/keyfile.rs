@@ -102,7 +102,13 @@ pub fn private_key_to_json(key: &PrivateKey) -> Zeroizing<String> {
         p: Some(Zeroizing::new(key.p().to_string())),
         q: Some(Zeroizing::new(key.q().to_string())),
     };
-    Zeroizing::new(to_pretty(&f))
+    // Serialized into a buffer large enough for any key (a 4096-bit key's
+    // file is under 6 KiB), so that no partial copy is left behind by a
+    // reallocation; the buffer becomes the returned string without copying.
+    let mut buf = Vec::with_capacity(32 << 10);
+    serde_json::to_writer_pretty(&mut buf, &f).expect("a struct of strings and numbers always serializes");
+    buf.push(b'\n');
+    Zeroizing::new(String::from_utf8(buf).expect("serde_json writes UTF-8"))
 }
 
 fn to_pretty(f: &KeyFile) -> String {

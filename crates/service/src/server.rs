@@ -697,3 +697,35 @@ fn inbound_status(status: Status, config: &ServerConfig) -> Status {
         _ => status,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_servers_own_faults_are_internal_and_the_clients_are_invalid_argument() {
+        let internal = ppdnn_protocol::Error::Internal("an output count differs from the plan".into());
+        assert_eq!(protocol_status(internal).code(), tonic::Code::Internal);
+        let random = ppdnn_protocol::Error::Crypto(ppdnn_paillier::Error::Random("no entropy".into()));
+        assert_eq!(protocol_status(random).code(), tonic::Code::Internal);
+        let bad = ppdnn_protocol::Error::Message {
+            round: 2,
+            message: "3 ciphertexts where the plan says 4".into(),
+        };
+        let status = protocol_status(bad);
+        assert_eq!(status.code(), tonic::Code::InvalidArgument);
+        assert_eq!(status.message(), "round 2: 3 ciphertexts where the plan says 4");
+    }
+
+    #[test]
+    fn transport_statuses_become_the_documented_ones() {
+        let config = ServerConfig::default();
+        let big = inbound_status(Status::out_of_range("decoded message length too large"), &config);
+        assert_eq!(big.code(), tonic::Code::ResourceExhausted);
+        assert!(big.message().contains("4194304 bytes"), "{}", big.message());
+        let junk = inbound_status(Status::internal("failed to decode Protobuf message"), &config);
+        assert_eq!(junk.code(), tonic::Code::InvalidArgument);
+        let gone = inbound_status(Status::cancelled("client went away"), &config);
+        assert_eq!(gone.code(), tonic::Code::Cancelled);
+    }
+}
