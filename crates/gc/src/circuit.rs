@@ -1,0 +1,379 @@
+//! Boolean circuits: a builder, the circuit it produces, and a plaintext
+//! evaluator of the same circuit (the reference for tests).
+//!
+//! Every wire has a public class fixed when it is built, never by data:
+//! - a **constant** of the circuit (public to both parties): gates on it are
+//!   folded away while building (x AND 0 = 0, x XOR 1 = NOT x);
+//! - **garbler-known**: a garbler input, or a function of garbler inputs and
+//!   constants only. The garbler knows its value (the evaluator does not):
+//!   an AND of two such wires is a label the garbler sends (16 bytes, no
+//!   hashing), and an AND of one with an evaluator-dependent wire is a
+//!   garbler half-gate (16 bytes);
+//! - **mixed**: anything that depends on an evaluator input: an AND of two
+//!   costs a full half-gates table (32 bytes).
+//!
+//! XOR and NOT are free (free XOR). The shape of a circuit depends only on
+//! how it was built, never on the values of garbler or evaluator inputs.
+
+use crate::error::{Error, Result};
+
+/// A wire of a circuit under construction or built.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Wire(pub(crate) u32);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Class {
+    Const(bool),
+    Garbler,
+    Mixed,
+}
+
+/// One gate of a built circuit. Wires are indices into the label array.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Gate {
+    /// out = a XOR b (free).
+    Xor {
+        /// Input.
+        a: u32,
+        /// Input.
+        b: u32,
+        /// Output.
+        out: u32,
+    },
+    /// out = NOT a (free).
+    Not {
+        /// Input.
+        a: u32,
+        /// Output.
+        out: u32,
+    },
+    /// out = a AND b, both garbler-known: the garbler sends out's label.
+    AndKnown {
+        /// Input (garbler-known).
+        a: u32,
+        /// Input (garbler-known).
+        b: u32,
+        /// Output.
+        out: u32,
+    },
+    /// out = g AND e, g garbler-known: a garbler half-gate (one ciphertext).
+    AndHalf {
+        /// The garbler-known input.
+        g: u32,
+        /// The evaluator-dependent input.
+        e: u32,
+        /// Output.
+        out: u32,
+    },
+    /// out = a AND b, both evaluator-dependent: half-gates (two ciphertexts).
+    And {
+        /// Input.
+        a: u32,
+        /// Input.
+        b: u32,
+        /// Output.
+        out: u32,
+    },
+}
+
+/// An output of a circuit: a wire, or a constant the building folded it to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Output {
+    /// The value of a wire.
+    Wire(u32),
+    /// A public constant.
+    Const(bool),
+}
+
+/// A built circuit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Circuit {
+    pub(crate) wires: u32,
+    pub(crate) garbler_inputs: Vec<u32>,
+    pub(crate) evaluator_inputs: Vec<u32>,
+    pub(crate) gates: Vec<Gate>,
+    pub(crate) outputs: Vec<Output>,
+    /// Whether each wire is garbler-known (for the garbler's own values).
+    pub(crate) known: Vec<bool>,
+}
+
+impl Circuit {
+    /// Garbler input bits it takes.
+    pub fn garbler_inputs(&self) -> usize {
+        self.garbler_inputs.len()
+    }
+
+    /// Evaluator input bits it takes.
+    pub fn evaluator_inputs(&self) -> usize {
+        self.evaluator_inputs.len()
+    }
+
+    /// Output bits.
+    pub fn outputs(&self) -> usize {
+        self.outputs.len()
+    }
+
+    /// The gates, in evaluation order.
+    pub fn gates(&self) -> &[Gate] {
+        &self.gates
+    }
+
+    /// AND gates of every kind.
+    pub fn and_gates(&self) -> usize {
+        self.gates.iter().filter(|g| !matches!(g, Gate::Xor { .. } | Gate::Not { .. })).count()
+    }
+
+    /// Blocks of garbled tables: 2 per full AND, 1 per half-gate or known AND.
+    pub fn table_blocks(&self) -> usize {
+        self.gates
+            .iter()
+            .map(|g| match g {
+                Gate::And { .. } => 2,
+                Gate::AndHalf { .. } | Gate::AndKnown { .. } => 1,
+                _ => 0,
+            })
+            .sum()
+    }
+
+    /// Hash tweaks a garbling of this circuit consumes.
+    pub fn tweaks(&self) -> u64 {
+        self.gates
+            .iter()
+            .map(|g| match g {
+                Gate::And { .. } => 2,
+                Gate::AndHalf { .. } => 1,
+                _ => 0,
+            })
+            .sum()
+    }
+
+    /// Evaluates the circuit on plain bits: the reference for tests.
+    pub fn eval_plain(&self, garbler: &[bool], evaluator: &[bool]) -> Result<Vec<bool>> {
+        check_count("garbler input bits", garbler.len(), self.garbler_inputs.len())?;
+        check_count("evaluator input bits", evaluator.len(), self.evaluator_inputs.len())?;
+        let mut v = vec![false; self.wires as usize];
+        for (&w, &b) in self.garbler_inputs.iter().zip(garbler) {
+            v[w as usize] = b;
+        }
+        for (&w, &b) in self.evaluator_inputs.iter().zip(evaluator) {
+            v[w as usize] = b;
+        }
+        for g in &self.gates {
+            match *g {
+                Gate::Xor { a, b, out } => v[out as usize] = v[a as usize] ^ v[b as usize],
+                Gate::Not { a, out } => v[out as usize] = !v[a as usize],
+                Gate::AndKnown { a, b, out } | Gate::And { a, b, out } => {
+                    v[out as usize] = v[a as usize] & v[b as usize]
+                }
+                Gate::AndHalf { g, e, out } => v[out as usize] = v[g as usize] & v[e as usize],
+            }
+        }
+        Ok(self
+            .outputs
+            .iter()
+            .map(|o| match *o {
+                Output::Wire(w) => v[w as usize],
+                Output::Const(c) => c,
+            })
+            .collect())
+    }
+}
+
+pub(crate) fn check_count(what: &str, got: usize, expected: usize) -> Result<()> {
+    if got != expected {
+        return Err(Error::Count(format!("{got} {what} where the circuit takes {expected}")));
+    }
+    Ok(())
+}
+
+/// Builds a circuit gate by gate.
+#[derive(Debug, Default)]
+pub struct Builder {
+    classes: Vec<Class>,
+    gates: Vec<Gate>,
+    garbler_inputs: Vec<u32>,
+    evaluator_inputs: Vec<u32>,
+    outputs: Vec<Wire>,
+}
+
+impl Builder {
+    /// An empty circuit.
+    pub fn new() -> Self {
+        Builder::default()
+    }
+
+    fn wire(&mut self, class: Class) -> Wire {
+        let w = Wire(self.classes.len() as u32);
+        self.classes.push(class);
+        w
+    }
+
+    fn class(&self, w: Wire) -> Class {
+        self.classes[w.0 as usize]
+    }
+
+    /// A new input bit of the garbler.
+    pub fn garbler_input(&mut self) -> Wire {
+        let w = self.wire(Class::Garbler);
+        self.garbler_inputs.push(w.0);
+        w
+    }
+
+    /// A new input bit of the evaluator.
+    pub fn evaluator_input(&mut self) -> Wire {
+        let w = self.wire(Class::Mixed);
+        self.evaluator_inputs.push(w.0);
+        w
+    }
+
+    /// `n` new garbler input bits (least significant first).
+    pub fn garbler_inputs(&mut self, n: usize) -> Vec<Wire> {
+        (0..n).map(|_| self.garbler_input()).collect()
+    }
+
+    /// `n` new evaluator input bits (least significant first).
+    pub fn evaluator_inputs(&mut self, n: usize) -> Vec<Wire> {
+        (0..n).map(|_| self.evaluator_input()).collect()
+    }
+
+    /// A public constant.
+    pub fn constant(&mut self, value: bool) -> Wire {
+        self.wire(Class::Const(value))
+    }
+
+    /// a XOR b.
+    pub fn xor(&mut self, a: Wire, b: Wire) -> Wire {
+        match (self.class(a), self.class(b)) {
+            (Class::Const(x), Class::Const(y)) => self.constant(x ^ y),
+            (Class::Const(false), _) => b,
+            (_, Class::Const(false)) => a,
+            (Class::Const(true), _) => self.not(b),
+            (_, Class::Const(true)) => self.not(a),
+            (ca, cb) => {
+                let class = if ca == Class::Mixed || cb == Class::Mixed { Class::Mixed } else { Class::Garbler };
+                let out = self.wire(class);
+                self.gates.push(Gate::Xor { a: a.0, b: b.0, out: out.0 });
+                out
+            }
+        }
+    }
+
+    /// NOT a.
+    pub fn not(&mut self, a: Wire) -> Wire {
+        match self.class(a) {
+            Class::Const(x) => self.constant(!x),
+            class => {
+                let out = self.wire(class);
+                self.gates.push(Gate::Not { a: a.0, out: out.0 });
+                out
+            }
+        }
+    }
+
+    /// a AND b.
+    pub fn and(&mut self, a: Wire, b: Wire) -> Wire {
+        match (self.class(a), self.class(b)) {
+            (Class::Const(x), Class::Const(y)) => self.constant(x & y),
+            (Class::Const(false), _) | (_, Class::Const(false)) => self.constant(false),
+            (Class::Const(true), _) => b,
+            (_, Class::Const(true)) => a,
+            (Class::Garbler, Class::Garbler) => {
+                let out = self.wire(Class::Garbler);
+                self.gates.push(Gate::AndKnown { a: a.0, b: b.0, out: out.0 });
+                out
+            }
+            (Class::Garbler, Class::Mixed) => self.half(a, b),
+            (Class::Mixed, Class::Garbler) => self.half(b, a),
+            (Class::Mixed, Class::Mixed) => {
+                let out = self.wire(Class::Mixed);
+                self.gates.push(Gate::And { a: a.0, b: b.0, out: out.0 });
+                out
+            }
+        }
+    }
+
+    fn half(&mut self, g: Wire, e: Wire) -> Wire {
+        let out = self.wire(Class::Mixed);
+        self.gates.push(Gate::AndHalf { g: g.0, e: e.0, out: out.0 });
+        out
+    }
+
+    /// a OR b = a XOR b XOR (a AND b).
+    pub fn or(&mut self, a: Wire, b: Wire) -> Wire {
+        let x = self.xor(a, b);
+        let y = self.and(a, b);
+        self.xor(x, y)
+    }
+
+    /// Marks a wire as the next output.
+    pub fn output(&mut self, w: Wire) {
+        self.outputs.push(w);
+    }
+
+    /// Marks wires as the next outputs.
+    pub fn outputs(&mut self, ws: &[Wire]) {
+        self.outputs.extend_from_slice(ws);
+    }
+
+    /// AND gates so far.
+    pub fn and_gates(&self) -> usize {
+        self.gates.iter().filter(|g| !matches!(g, Gate::Xor { .. } | Gate::Not { .. })).count()
+    }
+
+    /// The circuit.
+    pub fn build(self) -> Circuit {
+        let outputs = self
+            .outputs
+            .iter()
+            .map(|w| match self.classes[w.0 as usize] {
+                Class::Const(c) => Output::Const(c),
+                _ => Output::Wire(w.0),
+            })
+            .collect();
+        Circuit {
+            wires: self.classes.len() as u32,
+            known: self.classes.iter().map(|c| *c == Class::Garbler).collect(),
+            garbler_inputs: self.garbler_inputs,
+            evaluator_inputs: self.evaluator_inputs,
+            gates: self.gates,
+            outputs,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn constants_fold_and_classes_pick_the_gate_kind() {
+        let mut b = Builder::new();
+        let g = b.garbler_input();
+        let e = b.evaluator_input();
+        let one = b.constant(true);
+        let zero = b.constant(false);
+        assert_eq!(b.and(e, one), e);
+        let z = b.and(e, zero);
+        let _ = b.xor(g, one);
+        let _ = b.and(g, g);
+        let _ = b.and(g, e);
+        let _ = b.and(e, e);
+        b.output(z);
+        let c = b.build();
+        assert_eq!(c.outputs, vec![Output::Const(false)]);
+        let kinds: Vec<&str> = c
+            .gates
+            .iter()
+            .map(|g| match g {
+                Gate::Xor { .. } => "xor",
+                Gate::Not { .. } => "not",
+                Gate::AndKnown { .. } => "known",
+                Gate::AndHalf { .. } => "half",
+                Gate::And { .. } => "and",
+            })
+            .collect();
+        assert_eq!(kinds, ["not", "known", "half", "and"]);
+        assert_eq!(c.table_blocks(), 4);
+        assert_eq!(c.tweaks(), 3);
+    }
+}

@@ -1,0 +1,303 @@
+//! Half-gates garbling (Zahur, Rosulek, Evans, Eurocrypt 2015) with free XOR
+//! and point-and-permute, and its evaluation.
+//!
+//! A session fixes a fresh global offset Delta (lsb 1): the one-label of every
+//! wire is its zero-label XOR Delta. Each hashed AND consumes fresh tweaks
+//! from a counter that both sides advance identically and that never
+//! repeats within a session. The evaluator's input zero-labels come from
+//! correlated OT with the same Delta ([`crate::iknp`]).
+
+use crate::aes_hash::tccr_many;
+use crate::block::{Block, blocks_from_bytes, blocks_to_bytes};
+use crate::circuit::{Circuit, Gate, Output, check_count};
+use crate::error::{Error, Result};
+use crate::prg::Prg;
+
+/// What the garbler sends for one circuit: the active labels of its inputs,
+/// the garbled tables, and the decode bits of the outputs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GarbledCircuit {
+    /// Active labels of the garbler's input wires, in input order.
+    pub garbler_labels: Vec<Block>,
+    /// The tables: 2 blocks per full AND, 1 per half-gate or known AND, in gate order.
+    pub tables: Vec<Block>,
+    /// lsb of each output's zero-label (false for constant outputs).
+    pub decode: Vec<bool>,
+}
+
+impl GarbledCircuit {
+    /// Bytes of the encoding for `circuit`.
+    pub fn encoded_len(circuit: &Circuit) -> usize {
+        Block::BYTES * (circuit.garbler_inputs() + circuit.table_blocks()) + circuit.outputs().div_ceil(8)
+    }
+
+    /// The wire form: garbler labels, tables (16 bytes each, little-endian),
+    /// then the decode bits packed 8 to a byte, bit k of byte k/8 (k mod 8)
+    /// for output k, unused high bits 0.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = blocks_to_bytes(&self.garbler_labels);
+        out.extend(blocks_to_bytes(&self.tables));
+        out.extend(pack_bits(&self.decode));
+        out
+    }
+
+    /// Parses and checks the wire form against the circuit it garbles.
+    pub fn from_bytes(circuit: &Circuit, bytes: &[u8]) -> Result<Self> {
+        let want = Self::encoded_len(circuit);
+        if bytes.len() != want {
+            return Err(Error::Length { what: "garbled circuit".into(), expected: want, got: bytes.len() });
+        }
+        let g = circuit.garbler_inputs() * Block::BYTES;
+        let t = circuit.table_blocks() * Block::BYTES;
+        let garbler_labels = blocks_from_bytes(&bytes[..g], circuit.garbler_inputs(), "garbler labels")?;
+        let tables = blocks_from_bytes(&bytes[g..g + t], circuit.table_blocks(), "garbled tables")?;
+        let decode = unpack_bits(&bytes[g + t..], circuit.outputs(), "decode bits")?;
+        Ok(GarbledCircuit { garbler_labels, tables, decode })
+    }
+}
+
+/// Bits packed 8 to a byte, least significant first.
+pub fn pack_bits(bits: &[bool]) -> Vec<u8> {
+    let mut out = vec![0u8; bits.len().div_ceil(8)];
+    for (k, &b) in bits.iter().enumerate() {
+        out[k / 8] |= (b as u8) << (k % 8);
+    }
+    out
+}
+
+/// `count` bits from their packed form; the unused high bits must be 0.
+pub fn unpack_bits(bytes: &[u8], count: usize, what: &str) -> Result<Vec<bool>> {
+    if bytes.len() != count.div_ceil(8) {
+        return Err(Error::Length { what: what.into(), expected: count.div_ceil(8), got: bytes.len() });
+    }
+    if count % 8 != 0 && bytes[bytes.len() - 1] >> (count % 8) != 0 {
+        return Err(Error::Count(format!("{what}: padding bits are not zero")));
+    }
+    Ok((0..count).map(|k| (bytes[k / 8] >> (k % 8)) & 1 == 1).collect())
+}
+
+/// The garbler's side of a session.
+pub struct Garbler {
+    delta: Block,
+    prg: Prg,
+    tweak: u64,
+}
+
+impl std::fmt::Debug for Garbler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Garbler").field("tweak", &self.tweak).finish_non_exhaustive()
+    }
+}
+
+impl Garbler {
+    /// A session with a fresh random Delta (lsb 1).
+    pub fn new() -> Result<Self> {
+        let mut prg = Prg::from_os()?;
+        let delta = Block(prg.block().0 | 1);
+        Ok(Garbler { delta, prg, tweak: 0 })
+    }
+
+    /// A session with a given Delta (its lsb must be 1): the Delta of the
+    /// correlated OT that delivered the evaluator's labels.
+    pub fn with_delta(delta: Block) -> Result<Self> {
+        if !delta.lsb() {
+            return Err(Error::State("Delta must have lsb 1 (point and permute)".into()));
+        }
+        Ok(Garbler { delta, prg: Prg::from_os()?, tweak: 0 })
+    }
+
+    /// The global offset Delta (secret).
+    pub fn delta(&self) -> Block {
+        self.delta
+    }
+
+    /// The next tweak the session will use.
+    pub fn next_tweak(&self) -> u64 {
+        self.tweak
+    }
+
+    /// Fresh zero-labels for `n` wires (for evaluator inputs without OT, in tests).
+    pub fn fresh_labels(&mut self, n: usize) -> Vec<Block> {
+        self.prg.blocks(n)
+    }
+
+    /// Garbles `circuit` with the garbler's input bits and the zero-labels of
+    /// the evaluator's inputs. Returns what to send, and the zero-labels of
+    /// the outputs (the garbler can decode any output label it is shown).
+    pub fn garble(
+        &mut self,
+        circuit: &Circuit,
+        garbler_bits: &[bool],
+        evaluator_zero_labels: &[Block],
+    ) -> Result<(GarbledCircuit, Vec<Block>)> {
+        check_count("garbler input bits", garbler_bits.len(), circuit.garbler_inputs())?;
+        check_count("evaluator input labels", evaluator_zero_labels.len(), circuit.evaluator_inputs())?;
+        let delta = self.delta;
+        let mut zero = vec![Block::ZERO; circuit.wires as usize];
+        // Values of garbler-known wires (the evaluator never learns them).
+        let mut known = vec![false; circuit.wires as usize];
+        let fresh = self.prg.blocks(circuit.garbler_inputs());
+        let mut garbler_labels = Vec::with_capacity(circuit.garbler_inputs());
+        for ((&w, &bit), &l) in circuit.garbler_inputs.iter().zip(garbler_bits).zip(&fresh) {
+            zero[w as usize] = l;
+            known[w as usize] = bit;
+            garbler_labels.push(l ^ delta.select(bit));
+        }
+        for (&w, &l) in circuit.evaluator_inputs.iter().zip(evaluator_zero_labels) {
+            zero[w as usize] = l;
+        }
+        let mut tables = Vec::with_capacity(circuit.table_blocks());
+        let mut t = self.tweak;
+        for g in &circuit.gates {
+            match *g {
+                Gate::Xor { a, b, out } => {
+                    zero[out as usize] = zero[a as usize] ^ zero[b as usize];
+                    known[out as usize] = known[a as usize] ^ known[b as usize];
+                }
+                Gate::Not { a, out } => {
+                    zero[out as usize] = zero[a as usize] ^ delta;
+                    known[out as usize] = !known[a as usize];
+                }
+                Gate::AndKnown { a, b, out } => {
+                    let v = known[a as usize] & known[b as usize];
+                    let l = self.prg.block();
+                    zero[out as usize] = l;
+                    known[out as usize] = v;
+                    tables.push(l ^ delta.select(v));
+                }
+                Gate::AndHalf { g, e, out } => {
+                    let b0 = zero[e as usize];
+                    let mut h = [b0, b0 ^ delta];
+                    tccr_many(&mut h, &[t, t]);
+                    t += 1;
+                    let tg = h[0] ^ h[1] ^ delta.select(known[g as usize]);
+                    zero[out as usize] = h[0] ^ tg.select(b0.lsb());
+                    tables.push(tg);
+                }
+                Gate::And { a, b, out } => {
+                    let (a0, b0) = (zero[a as usize], zero[b as usize]);
+                    let (pa, pb) = (a0.lsb(), b0.lsb());
+                    let mut h = [a0, a0 ^ delta, b0, b0 ^ delta];
+                    tccr_many(&mut h, &[t, t, t + 1, t + 1]);
+                    t += 2;
+                    // Garbler half: a AND p_b; evaluator half: a AND (b XOR p_b).
+                    let tg = h[0] ^ h[1] ^ delta.select(pb);
+                    let wg = h[0] ^ tg.select(pa);
+                    let te = h[2] ^ h[3] ^ a0;
+                    let we = h[2] ^ (te ^ a0).select(pb);
+                    zero[out as usize] = wg ^ we;
+                    tables.push(tg);
+                    tables.push(te);
+                }
+            }
+        }
+        self.tweak = t;
+        let out_zero: Vec<Block> = circuit
+            .outputs
+            .iter()
+            .map(|o| match *o {
+                Output::Wire(w) => zero[w as usize],
+                Output::Const(c) => Block(c as u128),
+            })
+            .collect();
+        let decode = circuit
+            .outputs
+            .iter()
+            .zip(&out_zero)
+            .map(|(o, l)| matches!(o, Output::Wire(_)) && l.lsb())
+            .collect();
+        Ok((GarbledCircuit { garbler_labels, tables, decode }, out_zero))
+    }
+}
+
+/// The evaluator's side of a session.
+#[derive(Debug, Default)]
+pub struct Evaluator {
+    tweak: u64,
+}
+
+impl Evaluator {
+    /// A session (its tweak counter starts where the garbler's does).
+    pub fn new() -> Self {
+        Evaluator::default()
+    }
+
+    /// The next tweak the session will use.
+    pub fn next_tweak(&self) -> u64 {
+        self.tweak
+    }
+
+    /// Evaluates a garbled circuit with the evaluator's input labels (from
+    /// OT); returns the output labels (constant outputs give a zero block).
+    pub fn evaluate(
+        &mut self,
+        circuit: &Circuit,
+        garbled: &GarbledCircuit,
+        evaluator_labels: &[Block],
+    ) -> Result<Vec<Block>> {
+        check_count("garbler labels", garbled.garbler_labels.len(), circuit.garbler_inputs())?;
+        check_count("evaluator labels", evaluator_labels.len(), circuit.evaluator_inputs())?;
+        check_count("table blocks", garbled.tables.len(), circuit.table_blocks())?;
+        check_count("decode bits", garbled.decode.len(), circuit.outputs())?;
+        let mut label = vec![Block::ZERO; circuit.wires as usize];
+        for (&w, &l) in circuit.garbler_inputs.iter().zip(&garbled.garbler_labels) {
+            label[w as usize] = l;
+        }
+        for (&w, &l) in circuit.evaluator_inputs.iter().zip(evaluator_labels) {
+            label[w as usize] = l;
+        }
+        let mut tables = garbled.tables.iter();
+        let mut next = || *tables.next().expect("the table count was checked against the circuit");
+        let mut t = self.tweak;
+        for g in &circuit.gates {
+            match *g {
+                Gate::Xor { a, b, out } => label[out as usize] = label[a as usize] ^ label[b as usize],
+                Gate::Not { a, out } => label[out as usize] = label[a as usize],
+                Gate::AndKnown { out, .. } => label[out as usize] = next(),
+                Gate::AndHalf { e, out, .. } => {
+                    let be = label[e as usize];
+                    let mut h = [be];
+                    tccr_many(&mut h, &[t]);
+                    t += 1;
+                    let tg = next();
+                    label[out as usize] = h[0] ^ tg.select(be.lsb());
+                }
+                Gate::And { a, b, out } => {
+                    let (la, lb) = (label[a as usize], label[b as usize]);
+                    let mut h = [la, lb];
+                    tccr_many(&mut h, &[t, t + 1]);
+                    t += 2;
+                    let (tg, te) = (next(), next());
+                    let wg = h[0] ^ tg.select(la.lsb());
+                    let we = h[1] ^ (te ^ la).select(lb.lsb());
+                    label[out as usize] = wg ^ we;
+                }
+            }
+        }
+        self.tweak = t;
+        Ok(circuit
+            .outputs
+            .iter()
+            .map(|o| match *o {
+                Output::Wire(w) => label[w as usize],
+                Output::Const(_) => Block::ZERO,
+            })
+            .collect())
+    }
+
+    /// The output values: lsb of each label XOR its decode bit (constant
+    /// outputs take the circuit's constant).
+    pub fn decode(circuit: &Circuit, labels: &[Block], decode: &[bool]) -> Result<Vec<bool>> {
+        check_count("output labels", labels.len(), circuit.outputs())?;
+        check_count("decode bits", decode.len(), circuit.outputs())?;
+        Ok(circuit
+            .outputs
+            .iter()
+            .zip(labels.iter().zip(decode))
+            .map(|(o, (l, &d))| match *o {
+                Output::Wire(_) => l.lsb() ^ d,
+                Output::Const(c) => c,
+            })
+            .collect())
+    }
+}
