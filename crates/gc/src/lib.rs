@@ -34,14 +34,17 @@
 #![forbid(unsafe_code)]
 
 pub mod aes_hash;
+pub mod base_ot;
 mod block;
 pub mod circuit;
 mod error;
 pub mod gadgets;
 mod garble;
+pub mod iknp;
 pub mod prg;
 
 pub use block::{Block, blocks_from_bytes, blocks_to_bytes};
 pub use circuit::{Builder, Circuit, Gate, Output, Wire};
 pub use error::{Error, Result};
 pub use garble::{Evaluator, GarbledCircuit, Garbler, pack_bits, unpack_bits};
+pub use iknp::{CotReceiver, CotReceiverSetup, CotSender};
