@@ -31,6 +31,19 @@ pub enum BenchCommand {
     /// Load on a loopback server: concurrent clients, each with its own key,
     /// classifying test images; throughput, latency, correctness, memory.
     Service(crate::service_cmds::LoadArgs),
+    /// Garbled circuits and oblivious transfer: AND gates garbled and
+    /// evaluated, correlated OTs (both sides) per second, 128 base OTs.
+    Gc {
+        /// Worker threads (default 1: the figures are per core).
+        #[arg(long, default_value_t = 1)]
+        threads: usize,
+        /// Seconds to spend on each figure.
+        #[arg(long, default_value_t = 2.0)]
+        seconds: f64,
+        /// Print one JSON object instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Serialize)]
@@ -71,6 +84,15 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
             Ok(())
         }
         BenchCommand::Service(args) => crate::service_cmds::load(args),
+        BenchCommand::Gc { threads, seconds, json } => {
+            let report = crate::bench_gc::bench_gc(threads, seconds)?;
+            if json {
+                println!("{}", serde_json::to_string(&report)?);
+            } else {
+                crate::bench_gc::print(&report);
+            }
+            Ok(())
+        }
     }
 }
 

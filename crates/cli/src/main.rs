@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 mod bench;
+mod bench_gc;
 mod crypto_cmds;
 mod encrypted_eval;
 mod model_cmds;

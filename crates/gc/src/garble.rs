@@ -7,7 +7,7 @@
 //! repeats within a session. The evaluator's input zero-labels come from
 //! correlated OT with the same Delta ([`crate::iknp`]).
 
-use crate::aes_hash::tccr_many;
+use crate::aes_hash::tccr_small;
 use crate::block::{Block, blocks_from_bytes, blocks_to_bytes};
 use crate::circuit::{Circuit, Gate, Output, check_count};
 use crate::error::{Error, Result};
@@ -167,8 +167,7 @@ impl Garbler {
                 }
                 Gate::AndHalf { g, e, out } => {
                     let b0 = zero[e as usize];
-                    let mut h = [b0, b0 ^ delta];
-                    tccr_many(&mut h, &[t, t]);
+                    let h = tccr_small([b0, b0 ^ delta], [t, t]);
                     t += 1;
                     let tg = h[0] ^ h[1] ^ delta.select(known[g as usize]);
                     zero[out as usize] = h[0] ^ tg.select(b0.lsb());
@@ -177,8 +176,7 @@ impl Garbler {
                 Gate::And { a, b, out } => {
                     let (a0, b0) = (zero[a as usize], zero[b as usize]);
                     let (pa, pb) = (a0.lsb(), b0.lsb());
-                    let mut h = [a0, a0 ^ delta, b0, b0 ^ delta];
-                    tccr_many(&mut h, &[t, t, t + 1, t + 1]);
+                    let h = tccr_small([a0, a0 ^ delta, b0, b0 ^ delta], [t, t, t + 1, t + 1]);
                     t += 2;
                     // Garbler half: a AND p_b; evaluator half: a AND (b XOR p_b).
                     let tg = h[0] ^ h[1] ^ delta.select(pb);
@@ -256,16 +254,14 @@ impl Evaluator {
                 Gate::AndKnown { out, .. } => label[out as usize] = next(),
                 Gate::AndHalf { e, out, .. } => {
                     let be = label[e as usize];
-                    let mut h = [be];
-                    tccr_many(&mut h, &[t]);
+                    let h = tccr_small([be], [t]);
                     t += 1;
                     let tg = next();
                     label[out as usize] = h[0] ^ tg.select(be.lsb());
                 }
                 Gate::And { a, b, out } => {
                     let (la, lb) = (label[a as usize], label[b as usize]);
-                    let mut h = [la, lb];
-                    tccr_many(&mut h, &[t, t + 1]);
+                    let h = tccr_small([la, lb], [t, t + 1]);
                     t += 2;
                     let (tg, te) = (next(), next());
                     let wg = h[0] ^ tg.select(la.lsb());

@@ -1,0 +1,157 @@
+//! `ppdnn bench gc`: garbling, evaluation, correlated OT and base OT rates.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Result, bail};
+use ppdnn_gc::{Block, Builder, Circuit, CotReceiver, CotSender, Evaluator, Garbler, Wire, base_ot};
+use serde::Serialize;
+
+/// The figures, per second (for `threads` threads together), as the issue names them.
+#[derive(Serialize)]
+pub struct GcReport {
+    threads: usize,
+    and_garble: f64,
+    and_eval: f64,
+    cot_send: f64,
+    cot_recv: f64,
+    base_ot_ms: f64,
+    bytes_per_and: f64,
+}
+
+/// A circuit of `ands` full AND gates over evaluator inputs (each gate takes
+/// two earlier wires, so labels stay in cache as in real gadgets).
+fn and_circuit(ands: usize) -> Circuit {
+    let mut b = Builder::new();
+    let mut wires: Vec<Wire> = b.evaluator_inputs(256);
+    for k in 0..ands {
+        let n = wires.len();
+        let (x, y) = (wires[n - 1 - (k % 200)], wires[n - 256 + (k * 7) % 50]);
+        let w = b.and(x, y);
+        wires.push(w);
+    }
+    b.output(wires[wires.len() - 1]);
+    b.build()
+}
+
+/// On each of `threads` threads: `setup` once (not timed), then `work`
+/// (which returns how many units it did) until `budget` has passed after
+/// every thread's setup. Units per second, all threads together.
+fn rate<S, F, W>(threads: usize, budget: Duration, setup: F, work: W) -> Result<f64>
+where
+    F: Fn() -> Result<S> + Sync,
+    W: Fn(&mut S) -> Result<usize> + Sync,
+{
+    let barrier = std::sync::Barrier::new(threads);
+    let results: Vec<Result<(usize, Duration)>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|_| {
+                s.spawn(|| -> Result<(usize, Duration)> {
+                    let state = setup();
+                    barrier.wait();
+                    let mut state = state?;
+                    let started = Instant::now();
+                    let mut done = 0;
+                    while started.elapsed() < budget {
+                        done += work(&mut state)?;
+                    }
+                    Ok((done, started.elapsed()))
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|_| Err(anyhow::anyhow!("a bench thread panicked"))))
+            .collect()
+    });
+    let mut total = 0.0;
+    for r in results {
+        let (done, took) = r?;
+        total += done as f64 / took.as_secs_f64();
+    }
+    Ok(total)
+}
+
+/// Measures everything; `seconds` per figure.
+pub fn bench_gc(threads: usize, seconds: f64) -> Result<GcReport> {
+    if !(0.05..=60.0).contains(&seconds) || threads == 0 || threads > 256 {
+        bail!("--seconds 0.05 to 60 and --threads 1 to 256");
+    }
+    let budget = Duration::from_secs_f64(seconds);
+    const ANDS: usize = 1 << 18;
+    let circuit = and_circuit(ANDS);
+    let and_garble = rate(
+        threads,
+        budget,
+        || {
+            let mut g = Garbler::new()?;
+            let zero = g.fresh_labels(circuit.evaluator_inputs());
+            Ok((g, zero))
+        },
+        |(g, zero)| {
+            std::hint::black_box(g.garble(&circuit, &[], zero)?);
+            Ok(ANDS)
+        },
+    )?;
+    let mut g = Garbler::new()?;
+    let zero = g.fresh_labels(circuit.evaluator_inputs());
+    let (garbled, _) = g.garble(&circuit, &[], &zero)?;
+    let bytes_per_and = (garbled.tables.len() * Block::BYTES) as f64 / circuit.and_gates() as f64;
+    let and_eval = rate(
+        threads,
+        budget,
+        || Ok(Evaluator::new()),
+        |ev| {
+            std::hint::black_box(ev.evaluate(&circuit, &garbled, &zero)?);
+            Ok(ANDS)
+        },
+    )?;
+    // Base OT: both sides in one thread, 128 instances.
+    let t = Instant::now();
+    let reps = 5;
+    for _ in 0..reps {
+        let (sender, a) = base_ot::BaseOtSender::new()?;
+        let (_, msg) = base_ot::receive(&a, &[true; 128])?;
+        std::hint::black_box(sender.finish(&msg, 128)?);
+    }
+    let base_ot_ms = t.elapsed().as_secs_f64() * 1000.0 / reps as f64;
+    // COT: extensions of 2^16 at a time; each side timed on its own.
+    const COTS: usize = 1 << 16;
+    let choices: Vec<bool> = (0..COTS).map(|j| j % 3 == 0).collect();
+    let cot_recv = rate(threads, budget, || Ok(cot_pair()?.1), |receiver| {
+        std::hint::black_box(receiver.extend(&choices));
+        Ok(COTS)
+    })?;
+    let cot_send = rate(
+        threads,
+        budget,
+        || {
+            let (sender, mut receiver) = cot_pair()?;
+            let (_, msg) = receiver.extend(&choices);
+            Ok((sender, msg))
+        },
+        |(sender, msg)| {
+            // Re-using one message leaves the PRG streams out of step with a
+            // receiver's, which does not change the work measured here.
+            std::hint::black_box(sender.extend(COTS, msg)?);
+            Ok(COTS)
+        },
+    )?;
+    Ok(GcReport { threads, and_garble, and_eval, cot_send, cot_recv, base_ot_ms, bytes_per_and })
+}
+
+fn cot_pair() -> Result<(CotSender, CotReceiver)> {
+    let (setup, a) = CotReceiver::start()?;
+    let (sender, answer) = CotSender::start(&a)?;
+    Ok((sender, setup.finish(&answer)?))
+}
+
+/// Prints the report as a table.
+pub fn print(r: &GcReport) {
+    println!("garbled circuits and OT, {} thread(s)", r.threads);
+    println!("  AND gates garbled      {:>14.0} /s", r.and_garble);
+    println!("  AND gates evaluated    {:>14.0} /s", r.and_eval);
+    println!("  COT, sender            {:>14.0} /s", r.cot_send);
+    println!("  COT, receiver          {:>14.0} /s", r.cot_recv);
+    println!("  128 base OTs           {:>14.2} ms", r.base_ot_ms);
+    println!("  bytes per AND gate     {:>14.1}", r.bytes_per_and);
+}
