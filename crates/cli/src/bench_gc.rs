@@ -18,18 +18,19 @@ pub struct GcReport {
     bytes_per_and: f64,
 }
 
-/// A circuit of `ands` full AND gates over evaluator inputs (each gate takes
-/// two earlier wires, so labels stay in cache as in real gadgets).
-fn and_circuit(ands: usize) -> Circuit {
+/// The shape of the model-private circuits: many independent lanes (slots),
+/// each a chain of ripple subtractions, all on evaluator-dependent wires (full
+/// AND gates): 512 lanes x 16 chained 32-bit subtractions = 262,144 ANDs.
+fn lanes_circuit() -> Circuit {
     let mut b = Builder::new();
-    let mut wires: Vec<Wire> = b.evaluator_inputs(256);
-    for k in 0..ands {
-        let n = wires.len();
-        let (x, y) = (wires[n - 1 - (k % 200)], wires[n - 256 + (k * 7) % 50]);
-        let w = b.and(x, y);
-        wires.push(w);
+    for _ in 0..512 {
+        let mut x: Vec<Wire> = b.evaluator_inputs(32);
+        let y: Vec<Wire> = b.evaluator_inputs(32);
+        for _ in 0..16 {
+            x = ppdnn_gc::gadgets::sub(&mut b, &x, &y).0;
+        }
+        b.outputs(&x);
     }
-    b.output(wires[wires.len() - 1]);
     b.build()
 }
 
@@ -77,8 +78,8 @@ pub fn bench_gc(threads: usize, seconds: f64) -> Result<GcReport> {
         bail!("--seconds 0.05 to 60 and --threads 1 to 256");
     }
     let budget = Duration::from_secs_f64(seconds);
-    const ANDS: usize = 1 << 18;
-    let circuit = and_circuit(ANDS);
+    let circuit = lanes_circuit();
+    let ands = circuit.and_gates();
     let and_garble = rate(
         threads,
         budget,
@@ -89,7 +90,7 @@ pub fn bench_gc(threads: usize, seconds: f64) -> Result<GcReport> {
         },
         |(g, zero)| {
             std::hint::black_box(g.garble(&circuit, &[], zero)?);
-            Ok(ANDS)
+            Ok(ands)
         },
     )?;
     let mut g = Garbler::new()?;
@@ -102,7 +103,7 @@ pub fn bench_gc(threads: usize, seconds: f64) -> Result<GcReport> {
         || Ok(Evaluator::new()),
         |ev| {
             std::hint::black_box(ev.evaluate(&circuit, &garbled, &zero)?);
-            Ok(ANDS)
+            Ok(ands)
         },
     )?;
     // Base OT: both sides in one thread, 128 instances.

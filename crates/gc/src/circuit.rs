@@ -95,6 +95,8 @@ pub struct Circuit {
     pub(crate) outputs: Vec<Output>,
     /// Whether each wire is garbler-known (for the garbler's own values).
     pub(crate) known: Vec<bool>,
+    /// The AND depth of each gate's output (gates are sorted by it).
+    pub(crate) depth: Vec<u32>,
 }
 
 impl Circuit {
@@ -145,6 +147,18 @@ impl Circuit {
                 _ => 0,
             })
             .sum()
+    }
+
+    /// The end of the run of AND gates that starts at gate `i`: the AND
+    /// gates that follow it at the same depth, which are independent of
+    /// each other and can be hashed together.
+    pub(crate) fn run_end(&self, i: usize) -> usize {
+        let d = self.depth[i];
+        i + self.gates[i..]
+            .iter()
+            .zip(&self.depth[i..])
+            .take_while(|(g, dj)| **dj == d && !matches!(g, Gate::Xor { .. } | Gate::Not { .. }))
+            .count()
     }
 
     /// Evaluates the circuit on plain bits: the reference for tests.
@@ -320,8 +334,86 @@ impl Builder {
         self.gates.iter().filter(|g| !matches!(g, Gate::Xor { .. } | Gate::Not { .. })).count()
     }
 
-    /// The circuit.
-    pub fn build(self) -> Circuit {
+    /// The circuit, its gates ordered by AND depth: every AND gate of depth
+    /// d (d ANDs on its longest path from an input), then the free gates of
+    /// depth d, keeping the building order within each group. The AND gates
+    /// of one depth are independent of each other, so garbling and
+    /// evaluation hash them in batches. The order is a function of the
+    /// circuit's structure only.
+    pub fn build(mut self) -> Circuit {
+        let mut depth = vec![0u32; self.classes.len()];
+        let mut keyed: Vec<(u32, Gate)> = Vec::with_capacity(self.gates.len());
+        for g in self.gates.drain(..) {
+            let (ins, out, and): ([u32; 2], u32, bool) = match g {
+                Gate::Xor { a, b, out } => ([a, b], out, false),
+                Gate::Not { a, out } => ([a, a], out, false),
+                Gate::AndKnown { a, b, out } | Gate::And { a, b, out } => ([a, b], out, true),
+                Gate::AndHalf { g, e, out } => ([g, e], out, true),
+            };
+            let d = depth[ins[0] as usize].max(depth[ins[1] as usize]) + and as u32;
+            depth[out as usize] = d;
+            keyed.push((2 * d + (!and) as u32, g));
+        }
+        keyed.sort_by_key(|&(k, _)| k);
+        let depth = keyed.iter().map(|&(k, _)| k / 2).collect();
+        self.gates = keyed.into_iter().map(|(_, g)| g).collect();
+        self.renumber();
+        self.finish(depth)
+    }
+
+    /// Numbers the wires in the order they are computed (inputs, then gate
+    /// outputs in gate order, then constants), so that a gate's inputs lie
+    /// close to its output in the label arrays.
+    fn renumber(&mut self) {
+        const NONE: u32 = u32::MAX;
+        let mut map = vec![NONE; self.classes.len()];
+        let mut next = 0u32;
+        let mut assign = |w: u32, map: &mut Vec<u32>| {
+            if map[w as usize] == NONE {
+                map[w as usize] = next;
+                next += 1;
+            }
+        };
+        for &w in self.garbler_inputs.iter().chain(&self.evaluator_inputs) {
+            assign(w, &mut map);
+        }
+        for g in &self.gates {
+            let out = match *g {
+                Gate::Xor { out, .. }
+                | Gate::Not { out, .. }
+                | Gate::AndKnown { out, .. }
+                | Gate::AndHalf { out, .. }
+                | Gate::And { out, .. } => out,
+            };
+            assign(out, &mut map);
+        }
+        for w in 0..self.classes.len() as u32 {
+            assign(w, &mut map);
+        }
+        let m = |w: u32| map[w as usize];
+        for g in &mut self.gates {
+            *g = match *g {
+                Gate::Xor { a, b, out } => Gate::Xor { a: m(a), b: m(b), out: m(out) },
+                Gate::Not { a, out } => Gate::Not { a: m(a), out: m(out) },
+                Gate::AndKnown { a, b, out } => Gate::AndKnown { a: m(a), b: m(b), out: m(out) },
+                Gate::AndHalf { g, e, out } => Gate::AndHalf { g: m(g), e: m(e), out: m(out) },
+                Gate::And { a, b, out } => Gate::And { a: m(a), b: m(b), out: m(out) },
+            };
+        }
+        for w in self.garbler_inputs.iter_mut().chain(self.evaluator_inputs.iter_mut()) {
+            *w = m(*w);
+        }
+        for w in &mut self.outputs {
+            *w = Wire(m(w.0));
+        }
+        let mut classes = vec![Class::Mixed; self.classes.len()];
+        for (old, &c) in self.classes.iter().enumerate() {
+            classes[map[old] as usize] = c;
+        }
+        self.classes = classes;
+    }
+
+    fn finish(self, depth: Vec<u32>) -> Circuit {
         let outputs = self
             .outputs
             .iter()
@@ -333,6 +425,7 @@ impl Builder {
         Circuit {
             wires: self.classes.len() as u32,
             known: self.classes.iter().map(|c| *c == Class::Garbler).collect(),
+            depth,
             garbler_inputs: self.garbler_inputs,
             evaluator_inputs: self.evaluator_inputs,
             gates: self.gates,

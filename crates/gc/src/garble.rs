@@ -7,7 +7,7 @@
 //! repeats within a session. The evaluator's input zero-labels come from
 //! correlated OT with the same Delta ([`crate::iknp`]).
 
-use crate::aes_hash::tccr_small;
+use crate::aes_hash::tccr_batch;
 use crate::block::{Block, blocks_from_bytes, blocks_to_bytes};
 use crate::circuit::{Circuit, Gate, Output, check_count};
 use crate::error::{Error, Result};
@@ -148,46 +148,86 @@ impl Garbler {
         }
         let mut tables = Vec::with_capacity(circuit.table_blocks());
         let mut t = self.tweak;
-        for g in &circuit.gates {
-            match *g {
+        let gates = &circuit.gates;
+        let mut i = 0;
+        while i < gates.len() {
+            match gates[i] {
                 Gate::Xor { a, b, out } => {
                     zero[out as usize] = zero[a as usize] ^ zero[b as usize];
                     known[out as usize] = known[a as usize] ^ known[b as usize];
+                    i += 1;
+                    continue;
                 }
                 Gate::Not { a, out } => {
                     zero[out as usize] = zero[a as usize] ^ delta;
                     known[out as usize] = !known[a as usize];
+                    i += 1;
+                    continue;
                 }
-                Gate::AndKnown { a, b, out } => {
-                    let v = known[a as usize] & known[b as usize];
-                    let l = self.prg.block();
-                    zero[out as usize] = l;
-                    known[out as usize] = v;
-                    tables.push(l ^ delta.select(v));
+                _ => {}
+            }
+            // A run of AND gates: independent of each other (the builder
+            // orders gates by AND depth), so hashed 4 gates (16 blocks) at a time.
+            let run_end = circuit.run_end(i);
+            for chunk in gates[i..run_end].chunks(4) {
+                let mut xs = [Block::ZERO; 16];
+                let mut tw = [0u64; 16];
+                let mut n = 0;
+                for g in chunk {
+                    match *g {
+                        Gate::AndHalf { e, .. } => {
+                            let b0 = zero[e as usize];
+                            xs[n..n + 2].copy_from_slice(&[b0, b0 ^ delta]);
+                            tw[n..n + 2].copy_from_slice(&[t, t]);
+                            n += 2;
+                            t += 1;
+                        }
+                        Gate::And { a, b, .. } => {
+                            let (a0, b0) = (zero[a as usize], zero[b as usize]);
+                            xs[n..n + 4].copy_from_slice(&[a0, a0 ^ delta, b0, b0 ^ delta]);
+                            tw[n..n + 4].copy_from_slice(&[t, t, t + 1, t + 1]);
+                            n += 4;
+                            t += 2;
+                        }
+                        _ => {}
+                    }
                 }
-                Gate::AndHalf { g, e, out } => {
-                    let b0 = zero[e as usize];
-                    let h = tccr_small([b0, b0 ^ delta], [t, t]);
-                    t += 1;
-                    let tg = h[0] ^ h[1] ^ delta.select(known[g as usize]);
-                    zero[out as usize] = h[0] ^ tg.select(b0.lsb());
-                    tables.push(tg);
-                }
-                Gate::And { a, b, out } => {
-                    let (a0, b0) = (zero[a as usize], zero[b as usize]);
-                    let (pa, pb) = (a0.lsb(), b0.lsb());
-                    let h = tccr_small([a0, a0 ^ delta, b0, b0 ^ delta], [t, t, t + 1, t + 1]);
-                    t += 2;
-                    // Garbler half: a AND p_b; evaluator half: a AND (b XOR p_b).
-                    let tg = h[0] ^ h[1] ^ delta.select(pb);
-                    let wg = h[0] ^ tg.select(pa);
-                    let te = h[2] ^ h[3] ^ a0;
-                    let we = h[2] ^ (te ^ a0).select(pb);
-                    zero[out as usize] = wg ^ we;
-                    tables.push(tg);
-                    tables.push(te);
+                tccr_batch(&mut xs[..n], &tw[..n]);
+                let mut k = 0;
+                for g in chunk {
+                    match *g {
+                        Gate::AndKnown { a, b, out } => {
+                            let v = known[a as usize] & known[b as usize];
+                            let l = self.prg.block();
+                            zero[out as usize] = l;
+                            known[out as usize] = v;
+                            tables.push(l ^ delta.select(v));
+                        }
+                        Gate::AndHalf { g, e, out } => {
+                            let (h0, h1) = (xs[k], xs[k + 1]);
+                            k += 2;
+                            let tg = h0 ^ h1 ^ delta.select(known[g as usize]);
+                            zero[out as usize] = h0 ^ tg.select(zero[e as usize].lsb());
+                            tables.push(tg);
+                        }
+                        Gate::And { a, b, out } => {
+                            let h = &xs[k..k + 4];
+                            k += 4;
+                            let (a0, b0) = (zero[a as usize], zero[b as usize]);
+                            // Garbler half: a AND p_b; evaluator half: a AND (b XOR p_b).
+                            let tg = h[0] ^ h[1] ^ delta.select(b0.lsb());
+                            let wg = h[0] ^ tg.select(a0.lsb());
+                            let te = h[2] ^ h[3] ^ a0;
+                            let we = h[2] ^ (te ^ a0).select(b0.lsb());
+                            zero[out as usize] = wg ^ we;
+                            tables.push(tg);
+                            tables.push(te);
+                        }
+                        Gate::Xor { .. } | Gate::Not { .. } => unreachable!("a run holds AND gates only"),
+                    }
                 }
             }
+            i = run_end;
         }
         self.tweak = t;
         let out_zero: Vec<Block> = circuit
@@ -244,31 +284,76 @@ impl Evaluator {
         for (&w, &l) in circuit.evaluator_inputs.iter().zip(evaluator_labels) {
             label[w as usize] = l;
         }
-        let mut tables = garbled.tables.iter();
-        let mut next = || *tables.next().expect("the table count was checked against the circuit");
+        let tables = &garbled.tables;
+        let mut next_table = 0usize;
         let mut t = self.tweak;
-        for g in &circuit.gates {
-            match *g {
-                Gate::Xor { a, b, out } => label[out as usize] = label[a as usize] ^ label[b as usize],
-                Gate::Not { a, out } => label[out as usize] = label[a as usize],
-                Gate::AndKnown { out, .. } => label[out as usize] = next(),
-                Gate::AndHalf { e, out, .. } => {
-                    let be = label[e as usize];
-                    let h = tccr_small([be], [t]);
-                    t += 1;
-                    let tg = next();
-                    label[out as usize] = h[0] ^ tg.select(be.lsb());
+        let gates = &circuit.gates;
+        let mut i = 0;
+        while i < gates.len() {
+            match gates[i] {
+                Gate::Xor { a, b, out } => {
+                    label[out as usize] = label[a as usize] ^ label[b as usize];
+                    i += 1;
+                    continue;
                 }
-                Gate::And { a, b, out } => {
-                    let (la, lb) = (label[a as usize], label[b as usize]);
-                    let h = tccr_small([la, lb], [t, t + 1]);
-                    t += 2;
-                    let (tg, te) = (next(), next());
-                    let wg = h[0] ^ tg.select(la.lsb());
-                    let we = h[1] ^ (te ^ la).select(lb.lsb());
-                    label[out as usize] = wg ^ we;
+                Gate::Not { a, out } => {
+                    label[out as usize] = label[a as usize];
+                    i += 1;
+                    continue;
+                }
+                _ => {}
+            }
+            let run_end = circuit.run_end(i);
+            for chunk in gates[i..run_end].chunks(8) {
+                let mut xs = [Block::ZERO; 16];
+                let mut tw = [0u64; 16];
+                let mut n = 0;
+                for g in chunk {
+                    match *g {
+                        Gate::AndHalf { e, .. } => {
+                            xs[n] = label[e as usize];
+                            tw[n] = t;
+                            n += 1;
+                            t += 1;
+                        }
+                        Gate::And { a, b, .. } => {
+                            xs[n..n + 2].copy_from_slice(&[label[a as usize], label[b as usize]]);
+                            tw[n..n + 2].copy_from_slice(&[t, t + 1]);
+                            n += 2;
+                            t += 2;
+                        }
+                        _ => {}
+                    }
+                }
+                tccr_batch(&mut xs[..n], &tw[..n]);
+                let mut k = 0;
+                for g in chunk {
+                    // The table count was checked against the circuit above.
+                    match *g {
+                        Gate::AndKnown { out, .. } => {
+                            label[out as usize] = tables[next_table];
+                            next_table += 1;
+                        }
+                        Gate::AndHalf { e, out, .. } => {
+                            let tg = tables[next_table];
+                            next_table += 1;
+                            label[out as usize] = xs[k] ^ tg.select(label[e as usize].lsb());
+                            k += 1;
+                        }
+                        Gate::And { a, b, out } => {
+                            let (tg, te) = (tables[next_table], tables[next_table + 1]);
+                            next_table += 2;
+                            let (la, lb) = (label[a as usize], label[b as usize]);
+                            let wg = xs[k] ^ tg.select(la.lsb());
+                            let we = xs[k + 1] ^ (te ^ la).select(lb.lsb());
+                            k += 2;
+                            label[out as usize] = wg ^ we;
+                        }
+                        Gate::Xor { .. } | Gate::Not { .. } => unreachable!("a run holds AND gates only"),
+                    }
                 }
             }
+            i = run_end;
         }
         self.tweak = t;
         Ok(circuit
