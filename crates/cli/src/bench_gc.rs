@@ -118,10 +118,15 @@ pub fn bench_gc(threads: usize, seconds: f64) -> Result<GcReport> {
     // COT: extensions of 2^16 at a time; each side timed on its own.
     const COTS: usize = 1 << 16;
     let choices: Vec<bool> = (0..COTS).map(|j| j % 3 == 0).collect();
-    let cot_recv = rate(threads, budget, || Ok(cot_pair()?.1), |receiver| {
-        std::hint::black_box(receiver.extend(&choices));
-        Ok(COTS)
-    })?;
+    let cot_recv = rate(
+        threads,
+        budget,
+        || Ok(cot_pair()?.1),
+        |receiver| {
+            std::hint::black_box(receiver.extend(&choices));
+            Ok(COTS)
+        },
+    )?;
     let cot_send = rate(
         threads,
         budget,

@@ -17,9 +17,8 @@ use crate::block::Block;
 
 /// The fixed, public AES key of the permutation (the first 16 bytes of the
 /// SHA-256 of "ppdnn-gc fixed-key AES v1"; any public constant would do).
-const FIXED_KEY: [u8; 16] = [
-    0x5c, 0x0b, 0x8e, 0x2f, 0x71, 0x9a, 0x44, 0xd3, 0x1e, 0x6b, 0xa0, 0x37, 0xc8, 0x95, 0x02, 0xf6,
-];
+const FIXED_KEY: [u8; 16] =
+    [0x5c, 0x0b, 0x8e, 0x2f, 0x71, 0x9a, 0x44, 0xd3, 0x1e, 0x6b, 0xa0, 0x37, 0xc8, 0x95, 0x02, 0xf6];
 
 fn fixed() -> &'static Aes128 {
     static AES: OnceLock<Aes128> = OnceLock::new();
@@ -28,7 +27,6 @@ fn fixed() -> &'static Aes128 {
 
 /// pi applied to every block in place (batched, so AES-NI pipelines them).
 pub fn permute(blocks: &mut [Block]) {
-    const BATCH: usize = 16;
     let aes = fixed();
     for chunk in blocks.chunks_mut(BATCH) {
         let mut buf = [aes::Block::default(); BATCH];
@@ -67,20 +65,26 @@ pub fn tccr_small<const N: usize>(xs: [Block; N], tweaks: [u64; N]) -> [Block; N
     out
 }
 
-/// H(x_k, tweak_k) for up to 16 blocks in place, padded to 8 or 16 so that
-/// every AES call takes the 8-block parallel path.
+/// Blocks per AES call that every backend of the `aes` crate takes on its
+/// parallel path (AES-NI: 8; VAES-256: 32; VAES-512: 64); fewer than the
+/// backend's own count go one block at a time.
+pub const BATCH: usize = 64;
+
+/// H(x_k, tweak_k) for up to [`BATCH`] blocks in place. Batches of more than
+/// 8 are padded to 64, so every AES call takes the parallel path of whichever
+/// backend the CPU selects.
 #[inline]
 pub fn tccr_batch(xs: &mut [Block], tweaks: &[u64]) {
     let n = xs.len();
-    assert!(n <= 16 && tweaks.len() == n, "a hash batch holds at most 16 blocks and one tweak each");
+    assert!(n <= BATCH && tweaks.len() == n, "a hash batch holds at most 64 blocks and one tweak each");
     let aes = fixed();
-    let mut buf = [aes::Block::default(); 16];
-    let padded = if n <= 8 { 8 } else { 16 };
+    let mut buf = [aes::Block::default(); BATCH];
+    let padded = if n <= 8 { 8 } else { BATCH };
     for k in 0..n {
         buf[k] = xs[k].0.to_le_bytes().into();
     }
     aes.encrypt_blocks(&mut buf[..padded]);
-    let mut first = [0u128; 16];
+    let mut first = [0u128; BATCH];
     for k in 0..n {
         first[k] = u128::from_le_bytes(buf[k].0);
         buf[k] = (first[k] ^ tweaks[k] as u128).to_le_bytes().into();
@@ -94,7 +98,6 @@ pub fn tccr_batch(xs: &mut [Block], tweaks: &[u64]) {
 /// H(x_k, tweak_k) for every k, in place: TMMO with the tweak as a block.
 pub fn tccr_many(xs: &mut [Block], tweaks: &[u64]) {
     debug_assert_eq!(xs.len(), tweaks.len());
-    const BATCH: usize = 16;
     for (chunk, tw) in xs.chunks_mut(BATCH).zip(tweaks.chunks(BATCH)) {
         let mut first = [Block::ZERO; BATCH];
         let n = chunk.len();

@@ -30,9 +30,11 @@ fn random_scalar() -> Result<Scalar> {
 }
 
 fn point(bytes: &[u8], what: &str) -> Result<RistrettoPoint> {
-    let arr: [u8; 32] = bytes
-        .try_into()
-        .map_err(|_| Error::Length { what: what.into(), expected: POINT_BYTES, got: bytes.len() })?;
+    let arr: [u8; 32] = bytes.try_into().map_err(|_| Error::Length {
+        what: what.into(),
+        expected: POINT_BYTES,
+        got: bytes.len(),
+    })?;
     let p = CompressedRistretto(arr)
         .decompress()
         .ok_or_else(|| Error::Point(format!("{what} is not a valid Ristretto point")))?;

@@ -264,7 +264,8 @@ impl Builder {
             (Class::Const(true), _) => self.not(b),
             (_, Class::Const(true)) => self.not(a),
             (ca, cb) => {
-                let class = if ca == Class::Mixed || cb == Class::Mixed { Class::Mixed } else { Class::Garbler };
+                let class =
+                    if ca == Class::Mixed || cb == Class::Mixed { Class::Mixed } else { Class::Garbler };
                 let out = self.wire(class);
                 self.gates.push(Gate::Xor { a: a.0, b: b.0, out: out.0 });
                 out

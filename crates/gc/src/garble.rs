@@ -7,7 +7,7 @@
 //! repeats within a session. The evaluator's input zero-labels come from
 //! correlated OT with the same Delta ([`crate::iknp`]).
 
-use crate::aes_hash::tccr_batch;
+use crate::aes_hash::{BATCH, tccr_batch};
 use crate::block::{Block, blocks_from_bytes, blocks_to_bytes};
 use crate::circuit::{Circuit, Gate, Output, check_count};
 use crate::error::{Error, Result};
@@ -70,7 +70,7 @@ pub fn unpack_bits(bytes: &[u8], count: usize, what: &str) -> Result<Vec<bool>> 
     if bytes.len() != count.div_ceil(8) {
         return Err(Error::Length { what: what.into(), expected: count.div_ceil(8), got: bytes.len() });
     }
-    if count % 8 != 0 && bytes[bytes.len() - 1] >> (count % 8) != 0 {
+    if !count.is_multiple_of(8) && bytes[bytes.len() - 1] >> (count % 8) != 0 {
         return Err(Error::Count(format!("{what}: padding bits are not zero")));
     }
     Ok((0..count).map(|k| (bytes[k / 8] >> (k % 8)) & 1 == 1).collect())
@@ -81,6 +81,10 @@ pub struct Garbler {
     delta: Block,
     prg: Prg,
     tweak: u64,
+    /// Scratch zero-labels and garbler-known values, reused across circuits
+    /// (every wire is written before it is read).
+    zero: Vec<Block>,
+    known: Vec<bool>,
 }
 
 impl std::fmt::Debug for Garbler {
@@ -89,12 +93,24 @@ impl std::fmt::Debug for Garbler {
     }
 }
 
+impl Drop for Garbler {
+    fn drop(&mut self) {
+        // Zero-labels with Delta open every wire: wipe them with the session.
+        use zeroize::Zeroize;
+        for b in self.zero.iter_mut() {
+            b.0.zeroize();
+        }
+        self.known.zeroize();
+        self.delta.0.zeroize();
+    }
+}
+
 impl Garbler {
     /// A session with a fresh random Delta (lsb 1).
     pub fn new() -> Result<Self> {
         let mut prg = Prg::from_os()?;
         let delta = Block(prg.block().0 | 1);
-        Ok(Garbler { delta, prg, tweak: 0 })
+        Ok(Garbler { delta, prg, tweak: 0, zero: Vec::new(), known: Vec::new() })
     }
 
     /// A session with a given Delta (its lsb must be 1): the Delta of the
@@ -103,7 +119,7 @@ impl Garbler {
         if !delta.lsb() {
             return Err(Error::State("Delta must have lsb 1 (point and permute)".into()));
         }
-        Ok(Garbler { delta, prg: Prg::from_os()?, tweak: 0 })
+        Ok(Garbler { delta, prg: Prg::from_os()?, tweak: 0, zero: Vec::new(), known: Vec::new() })
     }
 
     /// The global offset Delta (secret).
@@ -133,9 +149,11 @@ impl Garbler {
         check_count("garbler input bits", garbler_bits.len(), circuit.garbler_inputs())?;
         check_count("evaluator input labels", evaluator_zero_labels.len(), circuit.evaluator_inputs())?;
         let delta = self.delta;
-        let mut zero = vec![Block::ZERO; circuit.wires as usize];
+        let mut zero = std::mem::take(&mut self.zero);
+        zero.resize(circuit.wires as usize, Block::ZERO);
         // Values of garbler-known wires (the evaluator never learns them).
-        let mut known = vec![false; circuit.wires as usize];
+        let mut known = std::mem::take(&mut self.known);
+        known.resize(circuit.wires as usize, false);
         let fresh = self.prg.blocks(circuit.garbler_inputs());
         let mut garbler_labels = Vec::with_capacity(circuit.garbler_inputs());
         for ((&w, &bit), &l) in circuit.garbler_inputs.iter().zip(garbler_bits).zip(&fresh) {
@@ -167,11 +185,11 @@ impl Garbler {
                 _ => {}
             }
             // A run of AND gates: independent of each other (the builder
-            // orders gates by AND depth), so hashed 4 gates (16 blocks) at a time.
+            // orders gates by AND depth), so hashed 16 gates (64 blocks) at a time.
             let run_end = circuit.run_end(i);
-            for chunk in gates[i..run_end].chunks(4) {
-                let mut xs = [Block::ZERO; 16];
-                let mut tw = [0u64; 16];
+            for chunk in gates[i..run_end].chunks(BATCH / 4) {
+                let mut xs = [Block::ZERO; BATCH];
+                let mut tw = [0u64; BATCH];
                 let mut n = 0;
                 for g in chunk {
                     match *g {
@@ -244,6 +262,8 @@ impl Garbler {
             .zip(&out_zero)
             .map(|(o, l)| matches!(o, Output::Wire(_)) && l.lsb())
             .collect();
+        // Kept for the next circuit; wiped when the session is dropped.
+        (self.zero, self.known) = (zero, known);
         Ok((GarbledCircuit { garbler_labels, tables, decode }, out_zero))
     }
 }
@@ -252,6 +272,8 @@ impl Garbler {
 #[derive(Debug, Default)]
 pub struct Evaluator {
     tweak: u64,
+    /// Scratch active labels, reused across circuits.
+    label: Vec<Block>,
 }
 
 impl Evaluator {
@@ -277,7 +299,8 @@ impl Evaluator {
         check_count("evaluator labels", evaluator_labels.len(), circuit.evaluator_inputs())?;
         check_count("table blocks", garbled.tables.len(), circuit.table_blocks())?;
         check_count("decode bits", garbled.decode.len(), circuit.outputs())?;
-        let mut label = vec![Block::ZERO; circuit.wires as usize];
+        let mut label = std::mem::take(&mut self.label);
+        label.resize(circuit.wires as usize, Block::ZERO);
         for (&w, &l) in circuit.garbler_inputs.iter().zip(&garbled.garbler_labels) {
             label[w as usize] = l;
         }
@@ -304,9 +327,9 @@ impl Evaluator {
                 _ => {}
             }
             let run_end = circuit.run_end(i);
-            for chunk in gates[i..run_end].chunks(8) {
-                let mut xs = [Block::ZERO; 16];
-                let mut tw = [0u64; 16];
+            for chunk in gates[i..run_end].chunks(BATCH / 2) {
+                let mut xs = [Block::ZERO; BATCH];
+                let mut tw = [0u64; BATCH];
                 let mut n = 0;
                 for g in chunk {
                     match *g {
@@ -356,14 +379,16 @@ impl Evaluator {
             i = run_end;
         }
         self.tweak = t;
-        Ok(circuit
+        let out = circuit
             .outputs
             .iter()
             .map(|o| match *o {
                 Output::Wire(w) => label[w as usize],
                 Output::Const(_) => Block::ZERO,
             })
-            .collect())
+            .collect();
+        self.label = label;
+        Ok(out)
     }
 
     /// The output values: lsb of each label XOR its decode bit (constant

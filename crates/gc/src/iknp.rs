@@ -131,7 +131,9 @@ impl CotReceiverSetup {
     /// Reads the sender's 128 points and finishes the base OTs.
     pub fn finish(self, msg: &[u8]) -> Result<CotReceiver> {
         let pairs = self.sender.finish(msg, KAPPA)?;
-        Ok(CotReceiver { prgs: pairs.into_iter().map(|(k0, k1)| (Prg::from_seed(k0), Prg::from_seed(k1))).collect() })
+        Ok(CotReceiver {
+            prgs: pairs.into_iter().map(|(k0, k1)| (Prg::from_seed(k0), Prg::from_seed(k1))).collect(),
+        })
     }
 }
 
@@ -184,9 +186,9 @@ mod tests {
         }
         let orig = a;
         transpose(&mut a);
-        for r in 0..128 {
-            for c in 0..128 {
-                assert_eq!((a[c] >> r) & 1, (orig[r] >> c) & 1, "({r}, {c})");
+        for (r, row) in orig.iter().enumerate() {
+            for (c, col) in a.iter().enumerate() {
+                assert_eq!((col >> r) & 1, (row >> c) & 1, "({r}, {c})");
             }
         }
     }

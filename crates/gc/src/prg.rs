@@ -41,7 +41,7 @@ impl Prg {
 
     /// Fills `out` with the next blocks of the stream.
     pub fn fill(&mut self, out: &mut [Block]) {
-        const BATCH: usize = 16;
+        const BATCH: usize = crate::aes_hash::BATCH;
         for chunk in out.chunks_mut(BATCH) {
             let mut buf = [aes::Block::default(); BATCH];
             for b in buf.iter_mut().take(chunk.len()) {

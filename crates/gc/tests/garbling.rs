@@ -7,13 +7,7 @@ use ppdnn_gc::{
 use proptest::prelude::*;
 
 /// Garbles and evaluates with labels handed over directly (what OT would deliver).
-fn run(
-    garbler: &mut Garbler,
-    evaluator: &mut Evaluator,
-    c: &Circuit,
-    g: &[bool],
-    e: &[bool],
-) -> Vec<bool> {
+fn run(garbler: &mut Garbler, evaluator: &mut Evaluator, c: &Circuit, g: &[bool], e: &[bool]) -> Vec<bool> {
     let zero = garbler.fresh_labels(c.evaluator_inputs());
     let (garbled, _) = garbler.garble(c, g, &zero).unwrap();
     // Through the wire form, as the protocol sends it.
