@@ -33,6 +33,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod activation;
 pub mod aes_hash;
 pub mod base_ot;
 mod block;

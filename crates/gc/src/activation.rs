@@ -1,0 +1,183 @@
+//! The between-layer circuit of the model-private mode (the design's
+//! sections 2 and 3): unmask packed accumulators with a borrow chain through
+//! every slot, ReLU, sum pooling, requantization to 0..255, and an output
+//! mask chosen by the garbler.
+//!
+//! The garbler (the client) holds the digits d_i it decrypted from
+//! Y = M + O + R, with O = sum_i 2^(B-1) 2^(B i) and R = sum_i r_i 2^(B i) +
+//! 2^(S B) t; the evaluator (the server) holds the masks r_i, as its input
+//! bits. Slot i then holds v'_i = d_i - r_i - c_i mod 2^B with the borrow
+//! c_(i+1) passed on (c_0 = 0), and v_i = v'_i - 2^(B-1) in two's complement
+//! is v'_i with its top bit flipped. Every slot of a ciphertext is in the
+//! chain, padding included. The evaluator learns w = q + s for each output q
+//! (s the garbler's mask of `mask_bits` bits), and nothing else.
+//!
+//! The arithmetic is exactly the integer reference's: y = max(v, 0) (if
+//! `relu`), summed over each pooling group, then q = clamp((y * M +
+//! 2^(k-1)) >> k, 0, 255), a negative sum giving 0.
+
+use crate::circuit::{Builder, Circuit, Wire};
+use crate::gadgets;
+
+/// What one between-layer circuit computes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActivationSpec {
+    /// Slot width B, in bits (2 to 63).
+    pub slot_bits: u32,
+    /// Slots per ciphertext S: all of them go through the borrow chain.
+    pub slots: usize,
+    /// Ciphertexts.
+    pub ciphertexts: usize,
+    /// For each accumulator, its slot: ciphertext * S + slot.
+    pub accumulator_slots: Vec<usize>,
+    /// The accumulators summed into each output (one each without pooling,
+    /// four for 2x2 pooling), as indices into `accumulator_slots`.
+    pub groups: Vec<Vec<usize>>,
+    /// ReLU on each accumulator before the sum.
+    pub relu: bool,
+    /// Requantization multiplier M (positive, below 2^40).
+    pub multiplier: u64,
+    /// Requantization shift k (1 to 62).
+    pub shift: u32,
+    /// Bits of the garbler's output masks s.
+    pub mask_bits: u32,
+}
+
+/// Bits of each output w = q + s.
+pub fn output_bits(spec: &ActivationSpec) -> usize {
+    spec.mask_bits as usize + 1
+}
+
+/// Sign-extends `x` to `width` bits.
+fn sign_extend(x: &[Wire], width: usize) -> Vec<Wire> {
+    let mut v = x.to_vec();
+    let top = *x.last().expect("a value has at least one bit");
+    v.resize(width, top);
+    v
+}
+
+/// Zero-extends `x` to `width` bits.
+fn zero_extend(b: &mut Builder, x: &[Wire], width: usize) -> Vec<Wire> {
+    let mut v = x.to_vec();
+    while v.len() < width {
+        v.push(b.constant(false));
+    }
+    v
+}
+
+/// max(x, 0) for a two's-complement x: every bit ANDed with NOT sign.
+fn relu(b: &mut Builder, x: &[Wire]) -> Vec<Wire> {
+    let sign = *x.last().expect("a value has at least one bit");
+    let keep = b.not(sign);
+    x.iter().map(|&w| b.and(w, keep)).collect()
+}
+
+/// The non-adjacent form of m: digits in {-1, 0, 1}, least significant first.
+fn naf(mut m: u64) -> Vec<i8> {
+    let mut digits = Vec::new();
+    while m > 0 {
+        if m & 1 == 1 {
+            let d: i8 = if m & 3 == 3 { -1 } else { 1 };
+            digits.push(d);
+            m = if d == 1 { m - 1 } else { m + 1 };
+        } else {
+            digits.push(0);
+        }
+        m >>= 1;
+    }
+    digits
+}
+
+/// y * m for a non-negative y and a public m, as a sum of shifted copies of
+/// y with signed digits (an adder or subtractor per non-zero NAF digit), in
+/// `width` bits.
+fn times_constant(b: &mut Builder, y: &[Wire], m: u64, width: usize) -> Vec<Wire> {
+    let mut acc = gadgets::constant(b, 0, width);
+    for (j, &d) in naf(m).iter().enumerate() {
+        if d == 0 {
+            continue;
+        }
+        let mut shifted = gadgets::constant(b, 0, j.min(width));
+        shifted.extend(y.iter().copied().take(width.saturating_sub(j)));
+        let shifted = zero_extend(b, &shifted, width);
+        acc = if d > 0 { gadgets::add(b, &acc, &shifted).0 } else { gadgets::sub(b, &acc, &shifted).0 };
+    }
+    acc
+}
+
+/// Builds the circuit for `spec`. Garbler inputs: every ciphertext's S
+/// digits of B bits (slot 0 first, bit 0 first), then each output's mask s
+/// (`mask_bits` bits). Evaluator inputs: every ciphertext's S masks r_i of B
+/// bits. Outputs: each group's w = q + s in [`output_bits`] bits.
+pub fn activation_circuit(spec: &ActivationSpec) -> Circuit {
+    let bb = spec.slot_bits as usize;
+    let mut b = Builder::new();
+    let digits: Vec<Vec<Wire>> = (0..spec.ciphertexts * spec.slots).map(|_| b.garbler_inputs(bb)).collect();
+    let masks: Vec<Vec<Wire>> =
+        spec.groups.iter().map(|_| b.garbler_inputs(spec.mask_bits as usize)).collect();
+    let rs: Vec<Vec<Wire>> = (0..spec.ciphertexts * spec.slots).map(|_| b.evaluator_inputs(bb)).collect();
+    // Section 2: unmask every slot of every ciphertext, the borrow running
+    // from slot 0 up through the ciphertext's last slot.
+    let mut values: Vec<Vec<Wire>> = Vec::with_capacity(digits.len());
+    for ct in 0..spec.ciphertexts {
+        let mut borrow = b.constant(false);
+        for s in 0..spec.slots {
+            let k = ct * spec.slots + s;
+            let (mut v, br) = gadgets::sub_with_borrow(&mut b, &digits[k], &rs[k], borrow);
+            borrow = br;
+            // v = v' - 2^(B-1): flip the top bit (free).
+            let top = v[bb - 1];
+            v[bb - 1] = b.not(top);
+            values.push(v);
+        }
+    }
+    // Section 3: ReLU, pooling sum, requantization, output mask.
+    let sum_bits = bb + 2; // four B-bit values (signed) fit B + 2 bits
+    // y * M + 2^(k-1) fits: y < 2^(B+1), M < 2^bits(M), one more for the rounding.
+    let product_bits =
+        (sum_bits + 64 - spec.multiplier.leading_zeros() as usize + 1).max(spec.shift as usize + 1);
+    let out_bits = output_bits(spec);
+    for (g, group) in spec.groups.iter().enumerate() {
+        let mut sum = gadgets::constant(&mut b, 0, sum_bits);
+        for &a in group {
+            let v = &values[spec.accumulator_slots[a]];
+            let v = if spec.relu { relu(&mut b, v) } else { v.clone() };
+            let v = sign_extend(&v, sum_bits);
+            sum = gadgets::add(&mut b, &sum, &v).0;
+        }
+        // A negative sum gives 0, as the reference's clamp does.
+        let y = relu(&mut b, &sum);
+        let y = &y[..sum_bits - 1]; // non-negative now: the sign bit is 0
+        let p = times_constant(&mut b, y, spec.multiplier, product_bits);
+        let half = gadgets::constant(&mut b, 1u64 << (spec.shift - 1), product_bits);
+        let rounded = gadgets::add(&mut b, &p, &half).0;
+        let shifted = &rounded[spec.shift as usize..];
+        let over = gadgets::or_tree(&mut b, &shifted[8.min(shifted.len())..]);
+        let q: Vec<Wire> = (0..8)
+            .map(|i| match shifted.get(i) {
+                Some(&w) => b.or(w, over),
+                None => over,
+            })
+            .collect();
+        let q = zero_extend(&mut b, &q, out_bits);
+        let s = zero_extend(&mut b, &masks[g], out_bits);
+        let w = gadgets::add(&mut b, &q, &s).0;
+        b.outputs(&w);
+    }
+    b.build()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn naf_digits_sum_to_the_number_and_are_non_adjacent() {
+        for m in [1u64, 2, 3, 7, 11, 255, 0x5555, 1_234_567_891, (1 << 40) - 1] {
+            let d = naf(m);
+            let v: i128 = d.iter().enumerate().map(|(i, &x)| (x as i128) << i).sum();
+            assert_eq!(v, m as i128);
+            assert!(d.windows(2).all(|w| w[0] == 0 || w[1] == 0), "{m}: {d:?}");
+        }
+    }
+}
