@@ -164,6 +164,18 @@ impl Garbler {
         for (&w, &l) in circuit.evaluator_inputs.iter().zip(evaluator_zero_labels) {
             zero[w as usize] = l;
         }
+        // The garbler's own values on garbler-known wires: a plain pass over
+        // the gates that compute them, so the garbling loop below leaves them alone.
+        for g in &circuit.gates {
+            match *g {
+                Gate::Xor { a, b, out } if circuit.known[out as usize] => {
+                    known[out as usize] = known[a as usize] ^ known[b as usize]
+                }
+                Gate::Not { a, out } if circuit.known[out as usize] => known[out as usize] = !known[a as usize],
+                Gate::AndKnown { a, b, out } => known[out as usize] = known[a as usize] & known[b as usize],
+                _ => {}
+            }
+        }
         let mut tables = Vec::with_capacity(circuit.table_blocks());
         let mut t = self.tweak;
         let gates = &circuit.gates;
@@ -172,13 +184,11 @@ impl Garbler {
             match gates[i] {
                 Gate::Xor { a, b, out } => {
                     zero[out as usize] = zero[a as usize] ^ zero[b as usize];
-                    known[out as usize] = known[a as usize] ^ known[b as usize];
                     i += 1;
                     continue;
                 }
                 Gate::Not { a, out } => {
                     zero[out as usize] = zero[a as usize] ^ delta;
-                    known[out as usize] = !known[a as usize];
                     i += 1;
                     continue;
                 }
@@ -214,12 +224,10 @@ impl Garbler {
                 let mut k = 0;
                 for g in chunk {
                     match *g {
-                        Gate::AndKnown { a, b, out } => {
-                            let v = known[a as usize] & known[b as usize];
+                        Gate::AndKnown { out, .. } => {
                             let l = self.prg.block();
                             zero[out as usize] = l;
-                            known[out as usize] = v;
-                            tables.push(l ^ delta.select(v));
+                            tables.push(l ^ delta.select(known[out as usize]));
                         }
                         Gate::AndHalf { g, e, out } => {
                             let (h0, h1) = (xs[k], xs[k + 1]);
