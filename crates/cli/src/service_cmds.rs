@@ -59,6 +59,9 @@ pub struct LimitArgs {
     /// Memory budget, in MiB, for cached client-key tables.
     #[arg(long, default_value_t = 64)]
     key_cache_mib: usize,
+    /// Threads of the server's compute pool (default: one per core).
+    #[arg(long, default_value_t = 0)]
+    compute_threads: usize,
     /// Largest gRPC message, in MiB (clients must accept the same).
     #[arg(long, default_value_t = 4)]
     max_message_mib: usize,
@@ -112,6 +115,7 @@ impl LimitArgs {
             session_deadline: Duration::from_secs_f64(self.session_deadline),
             allow_unpacked: self.allow_unpacked,
             key_cache_bytes: self.key_cache_mib << 20,
+            compute_threads: self.compute_threads,
             max_message_bytes: self.max_message_mib << 20,
             max_chunk_bytes: (self.max_message_mib << 20) / 2,
             key_bits: self.key_bits.clone(),

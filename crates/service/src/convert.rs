@@ -18,6 +18,12 @@ pub fn key_to_pb(key: &PublicKey) -> pb::PublicKey {
 /// exact (docs/PROTOCOL.md): n in ceil(|n|/8) bytes with no leading zero
 /// byte, h^n (if present) in twice that.
 pub fn key_from_pb(key: &pb::PublicKey, policy: KeyPolicy) -> Result<PublicKey, String> {
+    let (n, hn) = key_numbers(key)?;
+    PublicKey::new(n, hn, policy).map_err(|e| e.to_string())
+}
+
+/// n and h^n of a wire key, with the widths checked (cheap), not yet validated.
+pub fn key_numbers(key: &pb::PublicKey) -> Result<(Integer, Option<Integer>), String> {
     if key.n.is_empty() {
         return Err("the public key has no n".into());
     }
@@ -37,7 +43,7 @@ pub fn key_from_pb(key: &pb::PublicKey, policy: KeyPolicy) -> Result<PublicKey, 
     }
     let n = Integer::from_digits(&key.n, rug::integer::Order::Msf);
     let hn = (!key.hn.is_empty()).then(|| Integer::from_digits(&key.hn, rug::integer::Order::Msf));
-    PublicKey::new(n, hn, policy).map_err(|e| e.to_string())
+    Ok((n, hn))
 }
 
 /// A string from a client, fit for a log line or an error message: at most

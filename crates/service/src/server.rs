@@ -16,7 +16,7 @@ use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
 use tracing::{info, warn};
 
-use crate::convert::{chunks, key_from_pb, packing_from_pb, shown};
+use crate::convert::{chunks, key_numbers, packing_from_pb, shown};
 use crate::on_blocking_thread;
 use crate::pb::inference_server::{Inference, InferenceServer};
 use crate::pb::{self, infer_request};
@@ -44,6 +44,10 @@ pub struct ServerConfig {
     pub allow_unpacked: bool,
     /// Memory budget of the cache of client keys' re-randomization tables.
     pub key_cache_bytes: usize,
+    /// Threads of the server's own compute pool for the homomorphic
+    /// arithmetic (0: one per core). A pool of its own keeps the sessions'
+    /// work together and apart from anything else in the process.
+    pub compute_threads: usize,
     /// Largest gRPC message accepted, in bytes.
     pub max_message_bytes: usize,
     /// Largest round chunk sent, in bytes (whole ciphertexts).
@@ -64,6 +68,7 @@ impl Default for ServerConfig {
             session_deadline: Duration::from_secs(120),
             allow_unpacked: false,
             key_cache_bytes: 64 << 20,
+            compute_threads: 0,
             max_message_bytes: 4 << 20,
             max_chunk_bytes: 1 << 20,
             key_bits: vec![2048, 3072],
@@ -114,6 +119,8 @@ impl Entry {
 pub struct InferenceService {
     models: Arc<Vec<Entry>>,
     config: Arc<ServerConfig>,
+    keys: Arc<KeyCache>,
+    pool: Arc<rayon::ThreadPool>,
     permits: Arc<Semaphore>,
     pending_starts: Arc<Semaphore>,
     per_client: Arc<Mutex<HashMap<IpAddr, usize>>>,
@@ -233,8 +240,15 @@ pub fn inference_service(
     }
     let gauge =
         SessionGauge { permits: Arc::new(Semaphore::new(config.max_sessions)), max: config.max_sessions };
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(config.compute_threads)
+        .thread_name(|i| format!("ppdnn-compute-{i}"))
+        .build()
+        .map_err(|e| format!("the compute pool: {e}"))?;
     let svc = InferenceService {
         models: Arc::new(entries),
+        keys: key_cache,
+        pool: Arc::new(pool),
         permits: gauge.permits.clone(),
         pending_starts: Arc::new(Semaphore::new(4 * config.max_sessions)),
         per_client: Arc::default(),
@@ -416,6 +430,8 @@ impl InferenceService {
         let session = Session {
             models: self.models.clone(),
             config: self.config.clone(),
+            keys: self.keys.clone(),
+            pool: self.pool.clone(),
             permits: self.permits.clone(),
             per_client: self.per_client.clone(),
             ip,
@@ -483,6 +499,8 @@ struct SessionStats {
 struct Session {
     models: Arc<Vec<Entry>>,
     config: Arc<ServerConfig>,
+    keys: Arc<KeyCache>,
+    pool: Arc<rayon::ThreadPool>,
     permits: Arc<Semaphore>,
     per_client: Arc<Mutex<HashMap<IpAddr, usize>>>,
     ip: Option<IpAddr>,
@@ -562,12 +580,19 @@ impl Session {
         let entry = find_entry(&self.models, &start.model)?;
         let packing = packing_from_pb(start.packing).map_err(Status::invalid_argument)?;
         let key_pb = start.key.ok_or_else(|| Status::invalid_argument("Start carries no public key"))?;
-        // Validation runs a primality test on up to 4,096 bits: not on the runtime's threads.
-        let policy = config.key_policy;
-        let key = tokio::task::spawn_blocking(move || key_from_pb(&key_pb, policy))
-            .await
-            .map_err(|e| Status::internal(e.to_string()))?
-            .map_err(Status::invalid_argument)?;
+        let (n, hn) = key_numbers(&key_pb).map_err(Status::invalid_argument)?;
+        let key = match self.keys.find(&n, hn.as_ref()) {
+            // A key this server validated and still caches.
+            Some(key) => key,
+            // Validation runs a primality test on up to 4,096 bits: not on the runtime's threads.
+            None => {
+                let policy = config.key_policy;
+                tokio::task::spawn_blocking(move || ppdnn_paillier::PublicKey::new(n, hn, policy))
+                    .await
+                    .map_err(|e| Status::internal(e.to_string()))?
+                    .map_err(|e| Status::invalid_argument(e.to_string()))?
+            }
+        };
         if !start.model_digest.is_empty() && start.model_digest != entry.digest {
             return Err(Status::failed_precondition(format!(
                 "model {} has digest {}, not the {} the client expects",
@@ -591,7 +616,8 @@ impl Session {
             let data = receive_round(inbound, config, round, layer.input_ciphertexts, width).await?;
             stats.bytes_in += data.len();
             let message = RoundMessage { round, data };
-            let (s, result) = on_blocking_thread(session, move |session| session.handle(&message))
+            let pool = self.pool.clone();
+            let (s, result) = on_blocking_thread(session, move |session| pool.install(|| session.handle(&message)))
                 .await
                 .map_err(|e| Status::internal(e.to_string()))?;
             session = s;
