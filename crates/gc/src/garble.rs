@@ -171,7 +171,9 @@ impl Garbler {
                 Gate::Xor { a, b, out } if circuit.known[out as usize] => {
                     known[out as usize] = known[a as usize] ^ known[b as usize]
                 }
-                Gate::Not { a, out } if circuit.known[out as usize] => known[out as usize] = !known[a as usize],
+                Gate::Not { a, out } if circuit.known[out as usize] => {
+                    known[out as usize] = !known[a as usize]
+                }
                 Gate::AndKnown { a, b, out } => known[out as usize] = known[a as usize] & known[b as usize],
                 _ => {}
             }

@@ -51,7 +51,11 @@ impl KeyCache {
 
     /// The cached key with this n and h^n, if there is one (it passed
     /// validation when it was cached), now the most recently used.
-    pub fn find(&self, n: &ppdnn_paillier::Integer, hn: Option<&ppdnn_paillier::Integer>) -> Option<PublicKey> {
+    pub fn find(
+        &self,
+        n: &ppdnn_paillier::Integer,
+        hn: Option<&ppdnn_paillier::Integer>,
+    ) -> Option<PublicKey> {
         let mut keys = self.keys.lock().unwrap_or_else(|e| e.into_inner());
         let i = keys.iter().position(|k| k.n() == n && k.hn() == hn)?;
         let key = keys.remove(i);

@@ -617,9 +617,10 @@ impl Session {
             stats.bytes_in += data.len();
             let message = RoundMessage { round, data };
             let pool = self.pool.clone();
-            let (s, result) = on_blocking_thread(session, move |session| pool.install(|| session.handle(&message)))
-                .await
-                .map_err(|e| Status::internal(e.to_string()))?;
+            let (s, result) =
+                on_blocking_thread(session, move |session| pool.install(|| session.handle(&message)))
+                    .await
+                    .map_err(|e| Status::internal(e.to_string()))?;
             session = s;
             let answer = result.map_err(protocol_status)?;
             stats.bytes_out += answer.len_bytes();
