@@ -1,4 +1,4 @@
-//! Known-answer tests against python-paillier (tests/data/paillier-kat.json, from ../shared/data/kat).
+//! Known-answer tests against python-paillier (tests/data/paillier-kat.json, vectors made with phe 1.5.0; see its README in the data folder of the workspace that made them).
 
 use std::path::PathBuf;
 
