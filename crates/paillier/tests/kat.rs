@@ -1,4 +1,5 @@
-//! Known-answer tests against python-paillier (tests/data/paillier-kat.json, vectors made with phe 1.5.0; see its README in the data folder of the workspace that made them).
+//! Known-answer tests against python-paillier (phe 1.5.0): tests/data/paillier-kat.json holds, for a
+//! 1024-bit and a 2048-bit key, encryptions with a given r, sums and scalar products.
 
 use std::path::PathBuf;
 
