@@ -40,31 +40,6 @@ pub fn permute(blocks: &mut [Block]) {
     }
 }
 
-/// H(x_k, tweak_k) for up to 8 blocks at once, the gate-sized batch: one
-/// 8-block AES call per permutation layer (AES-NI pipelines 8 blocks; fewer
-/// would go through one at a time).
-#[inline]
-pub fn tccr_small<const N: usize>(xs: [Block; N], tweaks: [u64; N]) -> [Block; N] {
-    const { assert!(N <= 8) };
-    let aes = fixed();
-    let mut buf = [aes::Block::default(); 8];
-    for k in 0..N {
-        buf[k] = xs[k].0.to_le_bytes().into();
-    }
-    aes.encrypt_blocks(&mut buf);
-    let mut first = [0u128; N];
-    for k in 0..N {
-        first[k] = u128::from_le_bytes(buf[k].0);
-        buf[k] = (first[k] ^ tweaks[k] as u128).to_le_bytes().into();
-    }
-    aes.encrypt_blocks(&mut buf);
-    let mut out = [Block::ZERO; N];
-    for k in 0..N {
-        out[k] = Block(u128::from_le_bytes(buf[k].0) ^ first[k]);
-    }
-    out
-}
-
 /// Blocks per AES call that every backend of the `aes` crate takes on its
 /// parallel path (AES-NI: 8; VAES-256: 32; VAES-512: 64); fewer than the
 /// backend's own count go one block at a time.
@@ -154,7 +129,6 @@ mod tests {
         let mut many = vec![x, x, Block(7)];
         tccr_many(&mut many, &[0, 1, 5]);
         assert_eq!(many, vec![tccr(x, 0), tccr(x, 1), tccr(Block(7), 5)]);
-        assert_eq!(tccr_small([x, x, Block(7)], [0, 1, 5]).to_vec(), many);
         let mut sixteen: Vec<Block> = (0..16u128).map(Block).collect();
         let tweaks: Vec<u64> = (100..116).collect();
         let want: Vec<Block> = sixteen.iter().zip(&tweaks).map(|(&b, &t)| tccr(b, t)).collect();
