@@ -7,13 +7,27 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use ppdnn_model::lenet::argmax;
 use ppdnn_paillier::{KeyPolicy, RandomnessPool, generate_keypair};
-use ppdnn_protocol::{ClientSession, ClientStep, Evaluator, Packing};
+use ppdnn_protocol::private::Output;
+use ppdnn_protocol::private::client::PrivateClientSession;
+use ppdnn_protocol::{ClientSession, ClientStep, Evaluator, Mode, Packing};
 use serde::Serialize;
 
 use crate::model_cmds::{EvalArgs, load_model, load_test_set, progress_bar};
 
+/// The options of `eval --encrypted`, parsed once.
+#[derive(Debug, Clone, Copy)]
+pub struct EncryptedOpts {
+    pub bits: u32,
+    pub no_packing: bool,
+    pub insecure_small_keys: bool,
+    pub mode: Mode,
+    pub output: Output,
+}
+
 #[derive(Serialize)]
 struct EncryptedReport {
+    mode: &'static str,
+    output: &'static str,
     dataset: &'static str,
     offset: usize,
     images: usize,
@@ -25,6 +39,8 @@ struct EncryptedReport {
     server_s: f64,
     offline_s: f64,
     bytes_per_image: f64,
+    gc_bytes_per_image: f64,
+    and_gates_per_image: f64,
     rounds: usize,
     ciphertexts_per_image: usize,
     bits: u32,
@@ -35,14 +51,22 @@ struct EncryptedReport {
 
 /// Timings and traffic of one encrypted inference.
 struct Run {
+    /// The logits (empty when only the label was learnt).
     logits: Vec<i64>,
+    label: usize,
+    gc_bytes: usize,
+    and_gates: usize,
     client: Duration,
     server: Duration,
     offline: Duration,
     bytes: usize,
 }
 
-pub fn eval_encrypted(args: EvalArgs, bits: u32, no_packing: bool, insecure_small_keys: bool) -> Result<()> {
+pub fn eval_encrypted(args: EvalArgs, opts: EncryptedOpts) -> Result<()> {
+    let EncryptedOpts { bits, no_packing, insecure_small_keys, mode, output } = opts;
+    if mode == Mode::Private && no_packing {
+        bail!("--no-packing: the private mode uses the packed layout only");
+    }
     let policy = if insecure_small_keys { KeyPolicy::INSECURE_TESTING } else { KeyPolicy::PRODUCTION };
     if policy == KeyPolicy::PRODUCTION && !ppdnn_paillier::SUPPORTED_BITS.contains(&bits) {
         bail!("--bits {bits}: supported sizes are 2048 and 3072 (smaller ones need --insecure-small-keys)");
@@ -50,7 +74,7 @@ pub fn eval_encrypted(args: EvalArgs, bits: u32, no_packing: bool, insecure_smal
     let model = load_model(&args.model)?;
     let test = load_test_set(&model, args.data.as_deref(), args.offset, args.limit.or(Some(100)))?;
     let packing = if no_packing { Packing::Unpacked } else { Packing::Packed };
-    let evaluator = Evaluator::new(Arc::new(model.quant.clone()), bits, packing)?;
+    let evaluator = Evaluator::for_mode(Arc::new(model.quant.clone()), bits, packing, mode)?;
     let plan = evaluator.plan().clone();
     let start = Instant::now();
     let pair = generate_keypair(bits, policy).context("generating the client's key")?;
@@ -66,11 +90,17 @@ pub fn eval_encrypted(args: EvalArgs, bits: u32, no_packing: bool, insecure_smal
     let mut agree = 0usize;
     for i in 0..test.len() {
         let image = test.image(i);
-        let run = infer(&evaluator, &sk, &pool, plan.client_encryptions(), image)
-            .with_context(|| format!("test image {i}"))?;
+        let run = match mode {
+            Mode::Fast => infer(&evaluator, &sk, &pool, plan.client_encryptions(), image),
+            Mode::Private => infer_private(&evaluator, &sk, &pool, output, image),
+        }
+        .with_context(|| format!("test image {i}"))?;
         let reference = model.quant.logits(image)?;
-        agree += usize::from(run.logits == reference);
-        correct += usize::from(argmax(&run.logits) == test.labels[i] as usize);
+        agree += usize::from(match output {
+            Output::Logits => run.logits == reference,
+            Output::Label => run.label == argmax(&reference),
+        });
+        correct += usize::from(run.label == test.labels[i] as usize);
         bar.set_message(format!("{:.2} s/image", (run.client + run.server).as_secs_f64()));
         bar.inc(1);
         runs.push(run);
@@ -86,6 +116,8 @@ pub fn eval_encrypted(args: EvalArgs, bits: u32, no_packing: bool, insecure_smal
     };
     let mean = |f: fn(&Run) -> f64| runs.iter().map(f).sum::<f64>() / n;
     let report = EncryptedReport {
+        mode: mode.name(),
+        output: if mode == Mode::Private { output.name() } else { "logits" },
         dataset: model.dataset.name(),
         offset: args.offset,
         images: runs.len(),
@@ -97,7 +129,11 @@ pub fn eval_encrypted(args: EvalArgs, bits: u32, no_packing: bool, insecure_smal
         server_s: mean(|r| r.server.as_secs_f64()),
         offline_s: mean(|r| r.offline.as_secs_f64()),
         bytes_per_image: mean(|r| r.bytes as f64),
-        rounds: plan.rounds(),
+        gc_bytes_per_image: mean(|r| r.gc_bytes as f64),
+        and_gates_per_image: mean(|r| r.and_gates as f64),
+        rounds: plan.rounds()
+            + usize::from(mode == Mode::Private)
+            + usize::from(output == Output::Label && mode == Mode::Private),
         ciphertexts_per_image: plan.client_encryptions() + plan.server_ciphertexts(),
         bits,
         packing: !no_packing,
@@ -108,9 +144,10 @@ pub fn eval_encrypted(args: EvalArgs, bits: u32, no_packing: bool, insecure_smal
         println!("{}", serde_json::to_string(&report)?);
     } else {
         println!(
-            "{} encrypted inferences on {} ({}-bit keys, {}):",
+            "{} encrypted inferences on {} ({} mode, {}-bit keys, {}):",
             report.images,
             report.dataset,
+            report.mode,
             bits,
             if no_packing { "one value per ciphertext" } else { "packed" }
         );
@@ -136,6 +173,13 @@ pub fn eval_encrypted(args: EvalArgs, bits: u32, no_packing: bool, insecure_smal
             report.keygen_s,
             report.total_s
         );
+        if mode == Mode::Private {
+            println!(
+                "  garbled circuits: {:.0} AND gates, {:.1} MiB per image (included above)",
+                report.and_gates_per_image,
+                report.gc_bytes_per_image / (1 << 20) as f64
+            );
+        }
     }
     Ok(())
 }
@@ -169,8 +213,84 @@ fn infer(
         match step {
             ClientStep::Send(next) => message = next,
             ClientStep::Done(logits) => {
-                return Ok(Run { logits, client: client_t, server: server_t, offline, bytes });
+                let label = argmax(&logits);
+                return Ok(Run {
+                    logits,
+                    label,
+                    gc_bytes: 0,
+                    and_gates: 0,
+                    client: client_t,
+                    server: server_t,
+                    offline,
+                    bytes,
+                });
             }
+            ClientStep::Label(_) => bail!("the fast mode answered with a label only"),
         }
+    }
+}
+
+/// One private inference: the offline randomness of both sides (the
+/// client's pool, the server's r'^n), then the rounds, timed apart.
+fn infer_private(
+    evaluator: &Evaluator,
+    sk: &Arc<ppdnn_paillier::PrivateKey>,
+    pool: &Arc<RandomnessPool>,
+    output: Output,
+    image: &[u8],
+) -> Result<Run> {
+    let plan = evaluator.plan().clone();
+    let circuits = evaluator.circuits().context("the private plan has its circuits")?.clone();
+    let mut client = PrivateClientSession::new(plan.clone(), circuits, sk.clone(), pool.clone(), output)?;
+    let (mut server, mut answer) = evaluator.private_session(sk.public_key().clone(), output)?;
+    let t = Instant::now();
+    pool.fill(plan.client_encryptions().saturating_sub(pool.available()))?;
+    server.randomness().fill(server.randomness_needed())?;
+    let offline = t.elapsed();
+    let (mut client_t, mut server_t, mut bytes) = (Duration::ZERO, Duration::ZERO, answer.len_bytes());
+    let t = Instant::now();
+    client.start(image)?;
+    client_t += t.elapsed();
+    loop {
+        let t = Instant::now();
+        let step = client.receive(&answer)?;
+        client_t += t.elapsed();
+        let message = match step {
+            ClientStep::Send(m) => m,
+            ClientStep::Done(logits) => {
+                return Ok(private_run(logits, None, &client, client_t, server_t, offline, bytes));
+            }
+            ClientStep::Label(label) => {
+                return Ok(private_run(Vec::new(), Some(label), &client, client_t, server_t, offline, bytes));
+            }
+        };
+        bytes += message.len_bytes();
+        let t = Instant::now();
+        answer = server.handle(&message)?;
+        server_t += t.elapsed();
+        bytes += answer.len_bytes();
+    }
+}
+
+fn private_run(
+    logits: Vec<i64>,
+    label: Option<usize>,
+    client: &PrivateClientSession,
+    client_t: Duration,
+    server_t: Duration,
+    offline: Duration,
+    bytes: usize,
+) -> Run {
+    let label = label.unwrap_or_else(|| argmax(&logits));
+    let stats = client.stats();
+    Run {
+        logits,
+        label,
+        gc_bytes: stats.garbled_bytes,
+        and_gates: stats.and_gates,
+        client: client_t,
+        server: server_t,
+        offline,
+        bytes,
     }
 }

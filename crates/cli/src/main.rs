@@ -58,6 +58,14 @@ enum Command {
         /// With --encrypted: allow keys below 2048 bits (tests only).
         #[arg(long, requires = "encrypted")]
         insecure_small_keys: bool,
+        /// With --encrypted: the protocol mode, fast (2P-DNN: the client sees
+        /// every layer's accumulators) or private (garbled activations: the
+        /// client learns only the answer).
+        #[arg(long, default_value = "fast", requires = "encrypted")]
+        mode: ppdnn_protocol::Mode,
+        /// With --mode private: what the client learns, logits or label.
+        #[arg(long, default_value = "logits", requires = "encrypted")]
+        output: ppdnn_protocol::private::Output,
     },
     /// Classify PNG images in plaintext with the integer model (the baseline for classify).
     Predict(model_cmds::PredictArgs),
@@ -84,8 +92,9 @@ fn main() -> ExitCode {
         Command::Multiply(args) => crypto_cmds::multiply(args),
         Command::Bench(cmd) => bench::run(cmd),
         Command::Eval { args, encrypted: false, .. } => model_cmds::eval_plain(args),
-        Command::Eval { args, encrypted: true, bits, no_packing, insecure_small_keys } => {
-            encrypted_eval::eval_encrypted(args, bits, no_packing, insecure_small_keys)
+        Command::Eval { args, encrypted: true, bits, no_packing, insecure_small_keys, mode, output } => {
+            let opts = encrypted_eval::EncryptedOpts { bits, no_packing, insecure_small_keys, mode, output };
+            encrypted_eval::eval_encrypted(args, opts)
         }
         Command::Predict(args) => model_cmds::predict(args),
         Command::Export(args) => model_cmds::export(args),

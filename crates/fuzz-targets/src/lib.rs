@@ -79,7 +79,7 @@ pub fn round_message(data: &[u8]) {
     let round = selector as usize % plan.layers.len();
     let layer = &plan.layers[round];
     let key = test_key();
-    let message = RoundMessage { round, data: payload.to_vec() };
+    let message = RoundMessage { round, data: payload.to_vec(), material: Vec::new() };
     let Ok(cts) = message.ciphertexts(key.public_key(), round, layer.output_ciphertexts) else { return };
     let plain: Vec<Integer> = cts.iter().map(|c| key.decrypt(c)).collect();
     if let Ok(acc) = unpack_outputs(plan.packing, layer, BITS, &plain) {

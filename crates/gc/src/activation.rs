@@ -116,21 +116,15 @@ pub fn activation_circuit(spec: &ActivationSpec) -> Circuit {
     let masks: Vec<Vec<Wire>> =
         spec.groups.iter().map(|_| b.garbler_inputs(spec.mask_bits as usize)).collect();
     let rs: Vec<Vec<Wire>> = (0..spec.ciphertexts * spec.slots).map(|_| b.evaluator_inputs(bb)).collect();
-    // Section 2: unmask every slot of every ciphertext, the borrow running
-    // from slot 0 up through the ciphertext's last slot.
-    let mut values: Vec<Vec<Wire>> = Vec::with_capacity(digits.len());
-    for ct in 0..spec.ciphertexts {
-        let mut borrow = b.constant(false);
-        for s in 0..spec.slots {
-            let k = ct * spec.slots + s;
-            let (mut v, br) = gadgets::sub_with_borrow(&mut b, &digits[k], &rs[k], borrow);
-            borrow = br;
+    let values: Vec<Vec<Wire>> = unmask(&mut b, &digits, &rs, spec.slots)
+        .into_iter()
+        .map(|mut v| {
             // v = v' - 2^(B-1): flip the top bit (free).
             let top = v[bb - 1];
             v[bb - 1] = b.not(top);
-            values.push(v);
-        }
-    }
+            v
+        })
+        .collect();
     // Section 3: ReLU, pooling sum, requantization, output mask.
     let sum_bits = bb + 2; // four B-bit values (signed) fit B + 2 bits
     // y * M + 2^(k-1) fits: y < 2^(B+1), M < 2^bits(M), one more for the rounding.
@@ -164,6 +158,68 @@ pub fn activation_circuit(spec: &ActivationSpec) -> Circuit {
         let w = gadgets::add(&mut b, &q, &s).0;
         b.outputs(&w);
     }
+    b.build()
+}
+
+/// Section 2's borrow chains: v'_i = d_i - r_i - c_i mod 2^B for every slot
+/// of every ciphertext (`slots` per ciphertext), the borrow running from
+/// slot 0 up through the ciphertext's last slot. Returns the v'_i (offset
+/// binary: v_i + 2^(B-1)).
+fn unmask(b: &mut Builder, digits: &[Vec<Wire>], rs: &[Vec<Wire>], slots: usize) -> Vec<Vec<Wire>> {
+    let mut values = Vec::with_capacity(digits.len());
+    for (d, r) in digits.chunks(slots).zip(rs.chunks(slots)) {
+        let mut borrow = b.constant(false);
+        for (dk, rk) in d.iter().zip(r) {
+            let (v, br) = gadgets::sub_with_borrow(b, dk, rk, borrow);
+            borrow = br;
+            values.push(v);
+        }
+    }
+    values
+}
+
+/// The label-only output: unmask the last layer's packed logits and find
+/// the index of the largest (the first one on ties, as the plaintext
+/// `argmax` does).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArgmaxSpec {
+    /// Slot width B, in bits (2 to 63).
+    pub slot_bits: u32,
+    /// Slots per ciphertext S: all of them go through the borrow chain.
+    pub slots: usize,
+    /// Ciphertexts.
+    pub ciphertexts: usize,
+    /// Values compared: slots 0..values of the ciphertexts in order (at
+    /// least 1, at most ciphertexts * slots).
+    pub values: usize,
+}
+
+/// Bits of the label the argmax circuit outputs.
+pub fn label_bits(spec: &ArgmaxSpec) -> usize {
+    (usize::BITS - spec.values.saturating_sub(1).leading_zeros()).max(1) as usize
+}
+
+/// Builds the argmax circuit. Garbler inputs: every ciphertext's S digits of
+/// B bits; evaluator inputs: the masks r_i, as for [`activation_circuit`].
+/// Outputs: the label's [`label_bits`] bits, least significant first. The
+/// comparisons run on the offset-binary v'_i, whose unsigned order is the
+/// signed order of the v_i.
+pub fn argmax_circuit(spec: &ArgmaxSpec) -> Circuit {
+    let bb = spec.slot_bits as usize;
+    let mut b = Builder::new();
+    let digits: Vec<Vec<Wire>> = (0..spec.ciphertexts * spec.slots).map(|_| b.garbler_inputs(bb)).collect();
+    let rs: Vec<Vec<Wire>> = (0..spec.ciphertexts * spec.slots).map(|_| b.evaluator_inputs(bb)).collect();
+    let values = unmask(&mut b, &digits, &rs, spec.slots);
+    let bits = label_bits(spec);
+    let mut best = values[0].clone();
+    let mut index = gadgets::constant(&mut b, 0, bits);
+    for (i, v) in values.iter().enumerate().take(spec.values).skip(1) {
+        let greater = gadgets::less_than(&mut b, &best, v);
+        best = gadgets::mux(&mut b, greater, v, &best);
+        let here = gadgets::constant(&mut b, i as u64, bits);
+        index = gadgets::mux(&mut b, greater, &here, &index);
+    }
+    b.outputs(&index);
     b.build()
 }
 

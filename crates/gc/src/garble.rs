@@ -137,6 +137,27 @@ impl Garbler {
         self.prg.blocks(n)
     }
 
+    /// Reads output labels the evaluator returned, with the outputs'
+    /// zero-labels from [`Garbler::garble`]: each must be the zero-label or
+    /// the zero-label XOR Delta (anything else was not produced by an honest
+    /// evaluation). Constant outputs take the circuit's constant.
+    pub fn decode_labels(&self, circuit: &Circuit, labels: &[Block], zero: &[Block]) -> Result<Vec<bool>> {
+        check_count("output labels", labels.len(), circuit.outputs())?;
+        check_count("output zero-labels", zero.len(), circuit.outputs())?;
+        circuit
+            .outputs
+            .iter()
+            .zip(labels.iter().zip(zero))
+            .enumerate()
+            .map(|(k, (o, (&l, &z)))| match *o {
+                Output::Const(c) => Ok(c),
+                Output::Wire(_) if l == z => Ok(false),
+                Output::Wire(_) if l == z ^ self.delta => Ok(true),
+                Output::Wire(_) => Err(Error::State(format!("output label {k} is not a label of that wire"))),
+            })
+            .collect()
+    }
+
     /// Garbles `circuit` with the garbler's input bits and the zero-labels of
     /// the evaluator's inputs. Returns what to send, and the zero-labels of
     /// the outputs (the garbler can decode any output label it is shown).

@@ -19,6 +19,8 @@ pub enum ClientStep {
     Send(RoundMessage),
     /// The inference is over: the integer logits.
     Done(Vec<i64>),
+    /// A label-only private inference is over: the class.
+    Label(usize),
 }
 
 /// One inference on the client side.
@@ -123,36 +125,47 @@ pub fn pack_inputs(packing: Packing, pl: &PlanLayer, key_bits: u32, x: &[i64]) -
         )));
     }
     match (packing, pl.shape) {
-        (Packing::Packed, LayerShape::Conv { in_channels, kernel, pad, in_side, .. }) => {
+        (Packing::Packed, LayerShape::Conv { .. }) => {
             let codec = pl.codec(key_bits)?;
-            let out_side = pl.shape.out_side();
-            let positions = pl.positions();
-            let chunks = pl.chunks();
-            let mut out = Vec::with_capacity(pl.input_ciphertexts);
-            for ic in 0..in_channels {
-                for ky in 0..kernel {
-                    for kx in 0..kernel {
-                        for j in 0..chunks {
-                            let slots: Vec<i64> = (j * pl.slots..positions.min((j + 1) * pl.slots))
-                                .map(|p| {
-                                    let iy = (p / out_side + ky) as isize - pad as isize;
-                                    let ix = (p % out_side + kx) as isize - pad as isize;
-                                    if iy < 0 || ix < 0 || iy >= in_side as isize || ix >= in_side as isize {
-                                        0
-                                    } else {
-                                        x[(ic * in_side + iy as usize) * in_side + ix as usize]
-                                    }
-                                })
-                                .collect();
-                            out.push(codec.encode(&slots)?);
-                        }
-                    }
-                }
-            }
-            Ok(out)
+            input_slots(pl, x).iter().map(|slots| Ok(codec.encode(slots)?)).collect()
         }
         _ => Ok(x.iter().map(|&v| Integer::from(v)).collect()),
     }
+}
+
+/// A packed convolution's input ciphertexts as slot vectors: for each kernel
+/// offset (ic, ky, kx) and each chunk j of S positions, the input values
+/// under that offset (0 outside the image). `x` must have the layer's input length.
+pub(crate) fn input_slots(pl: &PlanLayer, x: &[i64]) -> Vec<Vec<i64>> {
+    let LayerShape::Conv { in_channels, kernel, pad, in_side, .. } = pl.shape else {
+        return x.iter().map(|&v| vec![v]).collect();
+    };
+    let out_side = pl.shape.out_side();
+    let positions = pl.positions();
+    let chunks = pl.chunks();
+    let mut out = Vec::with_capacity(pl.input_ciphertexts);
+    for ic in 0..in_channels {
+        for ky in 0..kernel {
+            for kx in 0..kernel {
+                for j in 0..chunks {
+                    out.push(
+                        (j * pl.slots..positions.min((j + 1) * pl.slots))
+                            .map(|p| {
+                                let iy = (p / out_side + ky) as isize - pad as isize;
+                                let ix = (p % out_side + kx) as isize - pad as isize;
+                                if iy < 0 || ix < 0 || iy >= in_side as isize || ix >= in_side as isize {
+                                    0
+                                } else {
+                                    x[(ic * in_side + iy as usize) * in_side + ix as usize]
+                                }
+                            })
+                            .collect(),
+                    );
+                }
+            }
+        }
+    }
+    out
 }
 
 /// The layer's accumulators, in channel-major order, from the decrypted outputs.

@@ -15,11 +15,14 @@ mod error;
 mod key_cache;
 mod message;
 mod plan;
+pub mod private;
 mod server;
 
 pub use client::{ClientSession, ClientStep, pack_inputs, unpack_outputs};
 pub use error::{Error, Result};
 pub use key_cache::KeyCache;
 pub use message::RoundMessage;
-pub use plan::{Packing, Plan, PlanLayer, limits, model_digest, slot_bits_for};
+pub use plan::{
+    CircuitInfo, Mode, Packing, Plan, PlanLayer, STAT_BITS, limits, max_slots, model_digest, slot_bits_for,
+};
 pub use server::{Evaluator, ServerSession};

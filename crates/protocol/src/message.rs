@@ -1,4 +1,6 @@
-//! Round messages: the ciphertexts of one round in one direction.
+//! Round messages: the ciphertexts of one round in one direction, and in the
+//! private mode the round's other material (OT messages, garbled circuits,
+//! output labels).
 
 use ppdnn_paillier::{Ciphertext, PublicKey};
 use rayon::prelude::*;
@@ -14,11 +16,18 @@ pub struct RoundMessage {
     pub round: usize,
     /// The ciphertexts, back to back.
     pub data: Vec<u8>,
+    /// Private mode: the round's other bytes (docs/PROTOCOL.md gives their
+    /// layout for each round); empty in the fast mode.
+    pub material: Vec<u8>,
 }
 
 impl std::fmt::Debug for RoundMessage {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RoundMessage").field("round", &self.round).field("bytes", &self.data.len()).finish()
+        f.debug_struct("RoundMessage")
+            .field("round", &self.round)
+            .field("bytes", &self.data.len())
+            .field("material", &self.material.len())
+            .finish()
     }
 }
 
@@ -30,18 +39,41 @@ impl RoundMessage {
         for c in cts {
             data.extend_from_slice(&key.ciphertext_to_bytes(c));
         }
-        RoundMessage { round, data }
+        RoundMessage { round, data, material: Vec::new() }
     }
 
-    /// Size in bytes of the ciphertext payload.
+    /// A message of ciphertext bytes only (no other material).
+    pub fn new(round: usize, data: Vec<u8>) -> Self {
+        RoundMessage { round, data, material: Vec::new() }
+    }
+
+    /// Size in bytes of the whole payload (ciphertexts and material).
     pub fn len_bytes(&self) -> usize {
-        self.data.len()
+        self.data.len() + self.material.len()
     }
 
     /// Decodes and validates the ciphertexts: the round must be `round`, the
     /// payload a whole number of ciphertexts, `count` of them, each a valid
     /// ciphertext under `key` (0 < c < n^2, gcd(c, n) = 1).
     pub fn ciphertexts(&self, key: &PublicKey, round: usize, count: usize) -> Result<Vec<Ciphertext>> {
+        self.ciphertexts_with_material(key, round, count, 0)
+    }
+
+    /// As [`RoundMessage::ciphertexts`], also checking that the material
+    /// has exactly `material` bytes.
+    pub fn ciphertexts_with_material(
+        &self,
+        key: &PublicKey,
+        round: usize,
+        count: usize,
+        material: usize,
+    ) -> Result<Vec<Ciphertext>> {
+        if self.material.len() != material {
+            return Err(msg(
+                round,
+                format!("{} bytes of material where {material} are expected", self.material.len()),
+            ));
+        }
         if self.round != round {
             return Err(msg(
                 round,

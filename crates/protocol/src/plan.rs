@@ -48,6 +48,56 @@ pub enum Packing {
     Unpacked,
 }
 
+/// Which protocol a plan (and a session) follows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// 2P-DNN: the client decrypts every layer's accumulators (it learns
+    /// them, and with a few chosen queries the weights).
+    #[default]
+    Fast,
+    /// Model-private: the server masks the accumulators and the between-layer
+    /// step runs in a circuit garbled by the client; the client learns the
+    /// logits (or only the label) and nothing else about the model.
+    Private,
+}
+
+impl Mode {
+    /// The mode's name on the command line and in JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Fast => "fast",
+            Mode::Private => "private",
+        }
+    }
+}
+
+impl std::str::FromStr for Mode {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "fast" => Ok(Mode::Fast),
+            "private" => Ok(Mode::Private),
+            other => Err(Error::Plan(format!("unknown mode {other:?} (fast or private)"))),
+        }
+    }
+}
+
+/// The garbled circuit that follows a layer in the private mode: what both
+/// sides derive from the plan, stated so that a client can check it and
+/// size its buffers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CircuitInfo {
+    /// Correlated OTs the layer's masks need (one per mask bit: ciphertexts * S * B).
+    pub cots: usize,
+    /// AND gates of the circuit.
+    pub and_gates: usize,
+    /// Bytes of the garbled material the client sends for it.
+    pub garbled_bytes: usize,
+    /// Outputs w the server decodes (the next layer's inputs), or label bits.
+    pub outputs: usize,
+}
+
 /// One layer of the plan.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PlanLayer {
@@ -71,6 +121,10 @@ pub struct PlanLayer {
     pub input_ciphertexts: usize,
     /// Ciphertexts the server returns for this layer.
     pub output_ciphertexts: usize,
+    /// Private mode: the circuit after this layer (none after the last
+    /// layer, whose logits are returned as in the fast mode).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub circuit: Option<CircuitInfo>,
 }
 
 impl PlanLayer {
@@ -100,6 +154,12 @@ pub struct Plan {
     pub key_bits: u32,
     /// Packing mode.
     pub packing: Packing,
+    /// Protocol mode (absent in JSON: fast).
+    #[serde(default)]
+    pub mode: Mode,
+    /// Private mode: the label-only output's argmax circuit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub argmax: Option<CircuitInfo>,
     /// SHA-256 of the model's integer parameters and steps (hex), so a client
     /// can tell which model it is talking to.
     pub model_digest: String,
@@ -114,14 +174,42 @@ pub struct Plan {
     pub layers: Vec<PlanLayer>,
 }
 
+/// Statistical security of the private mode's masks, in bits (kappa): the
+/// mask t above the top slot, and the output masks s of 8 + kappa bits.
+pub const STAT_BITS: u32 = 40;
+
+/// The most slots of `slot_bits` bits a layer may use in `mode`: the private
+/// mode's masked plaintext Y = M + O + R < 2^(S B + kappa + 1) must stay
+/// below n, so S B + kappa + 2 <= |n|.
+pub fn max_slots(mode: Mode, key_bits: u32, slot_bits: u32) -> usize {
+    match mode {
+        Mode::Fast => SlotCodec::max_slots(key_bits, slot_bits),
+        Mode::Private => {
+            if slot_bits == 0 {
+                return 0;
+            }
+            (key_bits.saturating_sub(STAT_BITS + 2) / slot_bits) as usize
+        }
+    }
+}
+
 /// Bits of a signed slot that holds any value in [-bound, bound].
 pub fn slot_bits_for(bound: i64) -> u32 {
     (64 - bound.max(INPUT_MAX).unsigned_abs().leading_zeros()) + 1
 }
 
 impl Plan {
-    /// Derives the plan from a quantized model.
+    /// Derives the fast mode's plan from a quantized model.
     pub fn new(model: &QuantModel, key_bits: u32, packing: Packing) -> Result<Self> {
+        Self::for_mode(model, key_bits, packing, Mode::Fast)
+    }
+
+    /// Derives the plan of a mode. The private mode needs the packed layout;
+    /// its slots leave room for the statistical mask t above the top slot.
+    pub fn for_mode(model: &QuantModel, key_bits: u32, packing: Packing, mode: Mode) -> Result<Self> {
+        if mode == Mode::Private && packing != Packing::Packed {
+            return Err(Error::Plan("the private mode uses the packed layout only".into()));
+        }
         model.validate()?;
         let mut layers = Vec::with_capacity(model.layers.len());
         for (l, q) in model.layers.iter().enumerate() {
@@ -144,8 +232,9 @@ impl Plan {
                 slots: 1,
                 input_ciphertexts: 0,
                 output_ciphertexts: 0,
+                circuit: None,
             };
-            let max_slots = SlotCodec::max_slots(key_bits, slot_bits);
+            let max_slots = max_slots(mode, key_bits, slot_bits);
             if max_slots == 0 {
                 return Err(Error::Plan(format!(
                     "{}: a {key_bits}-bit key cannot hold one slot",
@@ -171,15 +260,20 @@ impl Plan {
             layers.push(layer);
         }
         let classes = layers.last().map(|l| l.shape.output_len()).unwrap_or(0);
-        let plan = Plan {
+        let mut plan = Plan {
             key_bits,
             packing,
+            mode,
+            argmax: None,
             model_digest: model_digest(model),
             input_shape: [1, 28, 28],
             classes,
             logit_scale: model.layers.last().map(|l| l.weight_scale * l.input_scale).unwrap_or(1.0),
             layers,
         };
+        if mode == Mode::Private {
+            crate::private::circuits::describe(&mut plan)?;
+        }
         plan.validate()?;
         Ok(plan)
     }
@@ -243,6 +337,14 @@ impl Plan {
                 )));
             }
             layer.codec(self.key_bits).map_err(|e| Error::Plan(format!("{name}: {e}")))?;
+            if layer.slots > max_slots(self.mode, self.key_bits, layer.slot_bits) {
+                return Err(Error::Plan(format!("{name}: too many slots for the {} mode", self.mode.name())));
+            }
+            if layer.circuit.is_some() != (self.mode == Mode::Private && !last) {
+                return Err(Error::Plan(format!(
+                    "{name}: the private mode describes a circuit after every layer but the last, the fast mode none"
+                )));
+            }
             let (want_in, want_out) = match (self.packing, layer.shape) {
                 (Packing::Packed, LayerShape::Conv { .. }) => {
                     if layer.slots > layer.positions() {
@@ -271,6 +373,12 @@ impl Plan {
         if !(self.logit_scale.is_finite() && self.logit_scale > 0.0) {
             return Err(Error::Plan("logit_scale must be a positive number".into()));
         }
+        if self.mode == Mode::Private && self.packing != Packing::Packed {
+            return Err(Error::Plan("the private mode uses the packed layout only".into()));
+        }
+        if (self.mode == Mode::Private) != self.argmax.is_some() {
+            return Err(Error::Plan("the argmax circuit belongs to the private mode only".into()));
+        }
         if self.classes != expected_input {
             return Err(Error::Plan(format!(
                 "{} classes but the last layer has {expected_input} outputs",
@@ -282,7 +390,7 @@ impl Plan {
 
     /// Checks that this plan is exactly the one the server's model gives.
     pub fn check_against(&self, model: &QuantModel) -> Result<()> {
-        let own = Plan::new(model, self.key_bits, self.packing)?;
+        let own = Plan::for_mode(model, self.key_bits, self.packing, self.mode)?;
         if own != *self {
             return Err(Error::Plan(
                 "the plan does not match the model (bounds, layout or digest differ)".into(),
@@ -304,6 +412,12 @@ impl Plan {
     /// Rounds (one per linear layer).
     pub fn rounds(&self) -> usize {
         self.layers.len()
+    }
+
+    /// SHA-256 (hex) of the plan's JSON: covers the layout, the mode and
+    /// the private mode's circuit shapes, as well as the model digest.
+    pub fn digest(&self) -> String {
+        Sha256::digest(self.to_json().as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
     }
 
     /// The plan as JSON.

@@ -10,7 +10,10 @@ use rayon::prelude::*;
 use crate::error::{Error, Result};
 use crate::key_cache::KeyCache;
 use crate::message::RoundMessage;
-use crate::plan::{Packing, Plan, PlanLayer};
+use crate::plan::{Mode, Packing, Plan, PlanLayer};
+use crate::private::Output;
+use crate::private::circuits::PrivateCircuits;
+use crate::private::server::PrivateServerSession;
 
 /// Magnitude bits of the quantized weights (|w| <= 127).
 const WEIGHT_BITS: u32 = 7;
@@ -23,13 +26,28 @@ pub struct Evaluator {
     /// Recently seen client keys with their fixed-base tables: a performance
     /// cache only (a fresh replica without it serves the same answers).
     keys: Arc<KeyCache>,
+    /// The private mode's circuits (None for a fast plan).
+    circuits: Option<Arc<PrivateCircuits>>,
 }
 
 impl Evaluator {
-    /// Pairs a model with the plan for `key_bits` and `packing`.
+    /// Pairs a model with the fast mode's plan for `key_bits` and `packing`.
     pub fn new(model: Arc<QuantModel>, key_bits: u32, packing: Packing) -> Result<Self> {
-        let plan = Arc::new(Plan::new(&model, key_bits, packing)?);
-        Ok(Evaluator { model, plan, keys: Arc::default() })
+        Self::for_mode(model, key_bits, packing, Mode::Fast)
+    }
+
+    /// Pairs a model with the plan of `mode` for `key_bits` and `packing`.
+    pub fn for_mode(model: Arc<QuantModel>, key_bits: u32, packing: Packing, mode: Mode) -> Result<Self> {
+        let plan = Plan::for_mode(&model, key_bits, packing, mode)?;
+        Self::from_checked_plan(model, plan)
+    }
+
+    fn from_checked_plan(model: Arc<QuantModel>, plan: Plan) -> Result<Self> {
+        let circuits = match plan.mode {
+            Mode::Fast => None,
+            Mode::Private => Some(PrivateCircuits::for_plan(&plan)?),
+        };
+        Ok(Evaluator { model, plan: Arc::new(plan), keys: Arc::default(), circuits })
     }
 
     /// Uses `cache` for client keys (a server shares one cache among all its
@@ -44,7 +62,40 @@ impl Evaluator {
     pub fn with_plan(model: Arc<QuantModel>, plan: Plan) -> Result<Self> {
         plan.validate()?;
         plan.check_against(&model)?;
-        Ok(Evaluator { model, plan: Arc::new(plan), keys: Arc::default() })
+        Self::from_checked_plan(model, plan)
+    }
+
+    /// The private mode's circuits, for a private plan.
+    pub fn circuits(&self) -> Option<&Arc<PrivateCircuits>> {
+        self.circuits.as_ref()
+    }
+
+    /// Starts a private session for a client's public key (already
+    /// validated); returns it and the server's first message (round 0).
+    /// The session's re-randomizers do not use the key's h^n.
+    pub fn private_session(
+        &self,
+        key: PublicKey,
+        output: Output,
+    ) -> Result<(PrivateServerSession, RoundMessage)> {
+        let circuits = self
+            .circuits
+            .clone()
+            .ok_or_else(|| Error::Plan("this model is not served in the private mode here".into()))?;
+        self.check_key_bits(&key)?;
+        let key = self.keys.get(key);
+        PrivateServerSession::start(self.model.clone(), self.plan.clone(), circuits, key, output)
+    }
+
+    fn check_key_bits(&self, key: &PublicKey) -> Result<()> {
+        if key.bits() != self.plan.key_bits {
+            return Err(Error::Plan(format!(
+                "the key has {} bits but the plan is for {}-bit keys",
+                key.bits(),
+                self.plan.key_bits
+            )));
+        }
+        Ok(())
     }
 
     /// The public plan.
@@ -60,13 +111,10 @@ impl Evaluator {
     /// Starts a session for a client's public key (already validated), whose
     /// size must match the plan's.
     pub fn session(&self, key: PublicKey) -> Result<ServerSession> {
-        if key.bits() != self.plan.key_bits {
-            return Err(Error::Plan(format!(
-                "the key has {} bits but the plan is for {}-bit keys",
-                key.bits(),
-                self.plan.key_bits
-            )));
+        if self.plan.mode != Mode::Fast {
+            return Err(Error::Plan("a fast session needs the fast mode's plan".into()));
         }
+        self.check_key_bits(&key)?;
         // The re-randomization table is built when the first round's
         // ciphertexts have arrived and passed validation, not here: a Start
         // alone costs the server nothing.
@@ -114,25 +162,38 @@ impl ServerSession {
         };
         let cts = input.ciphertexts(&self.key, round, pl.input_ciphertexts)?;
         self.key.precompute_randomness(table_window(&self.plan));
-        let layer = &self.model.layers[round];
-        let outputs = match (self.plan.packing, pl.shape) {
-            (Packing::Packed, LayerShape::Conv { .. }) => conv_packed(&self.key, layer, pl, &cts)?,
-            (Packing::Packed, LayerShape::Dense { .. }) => dense_packed(&self.key, layer, pl, &cts)?,
-            (Packing::Unpacked, LayerShape::Conv { .. }) => conv_unpacked(&self.key, layer, &cts)?,
-            (Packing::Unpacked, LayerShape::Dense { .. }) => dense_outputs(&self.key, layer, &cts)?,
-        };
-        if outputs.len() != pl.output_ciphertexts {
-            return Err(Error::Internal(format!(
-                "round {round}: {} outputs where the plan says {}",
-                outputs.len(),
-                pl.output_ciphertexts
-            )));
-        }
+        let outputs = linear_layer(&self.key, &self.model.layers[round], pl, self.plan.packing, &cts)?;
         let fresh: Vec<Ciphertext> =
             outputs.par_iter().map(|c| self.key.rerandomize(c)).collect::<std::result::Result<_, _>>()?;
         self.round += 1;
         Ok(RoundMessage::from_ciphertexts(&self.key, round, &fresh))
     }
+}
+
+/// A linear layer on its input ciphertexts: the encrypted accumulators, in
+/// the plan's output layout (not yet re-randomized).
+pub(crate) fn linear_layer(
+    key: &PublicKey,
+    layer: &QuantLayer,
+    pl: &PlanLayer,
+    packing: Packing,
+    cts: &[Ciphertext],
+) -> Result<Vec<Ciphertext>> {
+    let outputs = match (packing, pl.shape) {
+        (Packing::Packed, LayerShape::Conv { .. }) => conv_packed(key, layer, pl, cts)?,
+        (Packing::Packed, LayerShape::Dense { .. }) => dense_packed(key, layer, pl, cts)?,
+        (Packing::Unpacked, LayerShape::Conv { .. }) => conv_unpacked(key, layer, cts)?,
+        (Packing::Unpacked, LayerShape::Dense { .. }) => dense_outputs(key, layer, cts)?,
+    };
+    if outputs.len() != pl.output_ciphertexts {
+        return Err(Error::Internal(format!(
+            "{}: {} outputs where the plan says {}",
+            pl.name,
+            outputs.len(),
+            pl.output_ciphertexts
+        )));
+    }
+    Ok(outputs)
 }
 
 fn weight_rows(layer: &QuantLayer) -> Vec<Vec<i64>> {

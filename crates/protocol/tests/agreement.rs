@@ -48,6 +48,7 @@ fn run(ev: &Evaluator, pair: &KeyPair, image: &[u8]) -> Vec<i64> {
                 assert!(server.finished());
                 return logits;
             }
+            ClientStep::Label(_) => unreachable!("the fast mode returns logits"),
         }
     }
 }
@@ -120,24 +121,36 @@ fn tampered_messages_are_rejected_with_clear_errors() {
 
     // Wrong count: one ciphertext missing.
     let (_, mut server, msg) = started(&ev, pair);
-    let short = RoundMessage { round: 0, data: msg.data[..msg.data.len() - width].to_vec() };
+    let short =
+        RoundMessage { round: 0, data: msg.data[..msg.data.len() - width].to_vec(), material: Vec::new() };
     let e = server.handle(&short).unwrap_err().to_string();
     assert!(e.contains("round 0") && e.contains("the plan says"), "{e}");
     // Ragged payload.
-    let ragged = RoundMessage { round: 0, data: msg.data[..msg.data.len() - 3].to_vec() };
+    let ragged =
+        RoundMessage { round: 0, data: msg.data[..msg.data.len() - 3].to_vec(), material: Vec::new() };
     assert!(server.handle(&ragged).unwrap_err().to_string().contains("whole number"));
     // Out-of-range ciphertext (all ones is above n^2).
     let mut bad = msg.data.clone();
     bad[width..2 * width].fill(0xff);
-    let e = server.handle(&RoundMessage { round: 0, data: bad }).unwrap_err().to_string();
+    let e =
+        server.handle(&RoundMessage { round: 0, data: bad, material: Vec::new() }).unwrap_err().to_string();
     assert!(e.contains("ciphertext 1") && e.contains("n^2"), "{e}");
     // A ciphertext that shares a factor with n: n itself.
     let mut bad = msg.data.clone();
     let n_bytes = ppdnn_paillier::to_fixed_bytes(pair.public().n(), width);
     bad[..width].copy_from_slice(&n_bytes);
-    assert!(server.handle(&RoundMessage { round: 0, data: bad }).unwrap_err().to_string().contains("factor"));
+    assert!(
+        server
+            .handle(&RoundMessage { round: 0, data: bad, material: Vec::new() })
+            .unwrap_err()
+            .to_string()
+            .contains("factor")
+    );
     // Wrong round.
-    let e = server.handle(&RoundMessage { round: 1, data: msg.data.clone() }).unwrap_err().to_string();
+    let e = server
+        .handle(&RoundMessage { round: 1, data: msg.data.clone(), material: Vec::new() })
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("round 1") && e.contains("expected"), "{e}");
     // After all that, the same session still serves the correct message.
     let answer = server.handle(&msg).unwrap();
@@ -146,10 +159,13 @@ fn tampered_messages_are_rejected_with_clear_errors() {
     // The client checks the server's answers the same way.
     let (mut client, mut server, msg) = started(&ev, pair);
     let answer = server.handle(&msg).unwrap();
-    let e = client.receive(&RoundMessage { round: 3, data: answer.data.clone() }).unwrap_err().to_string();
+    let e = client
+        .receive(&RoundMessage { round: 3, data: answer.data.clone(), material: Vec::new() })
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("round 3"), "{e}");
     let e = client
-        .receive(&RoundMessage { round: 0, data: answer.data[width..].to_vec() })
+        .receive(&RoundMessage { round: 0, data: answer.data[width..].to_vec(), material: Vec::new() })
         .unwrap_err()
         .to_string();
     assert!(e.contains("the plan says"), "{e}");
@@ -157,7 +173,7 @@ fn tampered_messages_are_rejected_with_clear_errors() {
     let huge = pair.public().encrypt(&(ppdnn_paillier::Integer::from(1) << 1021)).unwrap();
     let mut data = answer.data.clone();
     data[..width].copy_from_slice(&pair.public().ciphertext_to_bytes(&huge));
-    let e = client.receive(&RoundMessage { round: 0, data }).unwrap_err().to_string();
+    let e = client.receive(&RoundMessage { round: 0, data, material: Vec::new() }).unwrap_err().to_string();
     assert!(e.contains("round 0: output ciphertext 0") && e.contains("a slot overflowed"), "{e}");
 }
 

@@ -94,7 +94,7 @@ fn a_start_alone_costs_the_server_no_table() {
     let mut server = ev.session(fresh.clone()).unwrap();
     assert!(!fresh.has_randomness_table(), "a table was built before any ciphertext arrived");
     // A bad first round builds nothing either.
-    assert!(server.handle(&RoundMessage { round: 0, data: vec![1, 2, 3] }).is_err());
+    assert!(server.handle(&RoundMessage { round: 0, data: vec![1, 2, 3], material: Vec::new() }).is_err());
     assert!(!fresh.has_randomness_table());
     // A genuine first round does.
     let pool = Arc::new(RandomnessPool::new(pair.public()));

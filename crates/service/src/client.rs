@@ -192,7 +192,7 @@ impl RemoteClient {
                 }
             }
             received += data.len();
-            let answer = RoundMessage { round, data };
+            let answer = RoundMessage { round, data, material: Vec::new() };
             let (s, step) = on_blocking_thread(session, move |session| session.receive(&answer))
                 .await
                 .map_err(|e| ClientError::Other(e.to_string()))?;
@@ -206,6 +206,9 @@ impl RemoteClient {
                         bytes_received: received,
                         duration: started.elapsed(),
                     });
+                }
+                ClientStep::Label(_) => {
+                    return Err(ClientError::Other("a fast session ended with a label only".into()));
                 }
             }
         }

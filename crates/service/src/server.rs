@@ -615,7 +615,7 @@ impl Session {
         for (round, layer) in plan.layers.iter().enumerate() {
             let data = receive_round(inbound, config, round, layer.input_ciphertexts, width).await?;
             stats.bytes_in += data.len();
-            let message = RoundMessage { round, data };
+            let message = RoundMessage { round, data, material: Vec::new() };
             let pool = self.pool.clone();
             let (s, result) =
                 on_blocking_thread(session, move |session| pool.install(|| session.handle(&message)))

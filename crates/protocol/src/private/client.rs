@@ -1,0 +1,314 @@
+//! The client's side of a private inference: decrypts masked digits,
+//! garbles the between-layer circuits, and reads the logits or the label.
+
+use std::sync::Arc;
+
+use ppdnn_gc::prg::Prg;
+use ppdnn_gc::{Block, CotSender, Garbler, blocks_from_bytes};
+use ppdnn_paillier::{Integer, PrivateKey, RandomnessPool};
+use rayon::prelude::*;
+
+use super::circuits::{MASK_BITS, PrivateCircuits, argmax_bytes, cots};
+use super::{BASE_OT_SETUP_BYTES, LABEL_BYTES, Output, centred, pack_residues, random_below_pow2};
+use crate::client::{ClientStep, pack_inputs, unpack_outputs};
+use crate::error::{Error, Result, msg};
+use crate::message::RoundMessage;
+use crate::plan::{Mode, Plan, STAT_BITS};
+
+/// Bytes of the IKNP extension message for `count` correlated OTs.
+pub fn extension_bytes(count: usize) -> usize {
+    128 * count.div_ceil(128) * LABEL_BYTES
+}
+
+/// What a private session has cost so far, for reports.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct GarblingStats {
+    /// Bytes of garbled material sent.
+    pub garbled_bytes: usize,
+    /// AND gates garbled.
+    pub and_gates: usize,
+}
+
+/// One private inference on the client side.
+pub struct PrivateClientSession {
+    plan: Arc<Plan>,
+    key: Arc<PrivateKey>,
+    pool: Arc<RandomnessPool>,
+    circuits: Arc<PrivateCircuits>,
+    output: Output,
+    first: Option<RoundMessage>,
+    garbler: Option<Garbler>,
+    cot: Option<CotSender>,
+    /// Per masked layer: the zero-labels of the server's mask bits.
+    zero: Vec<Vec<Block>>,
+    /// The argmax outputs' zero-labels (label mode).
+    argmax_zero: Vec<Block>,
+    /// The server round awaited; None before `start` and after the end.
+    awaiting: Option<usize>,
+    stats: GarblingStats,
+}
+
+impl std::fmt::Debug for PrivateClientSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PrivateClientSession").field("awaiting", &self.awaiting).finish_non_exhaustive()
+    }
+}
+
+impl PrivateClientSession {
+    /// A session for a validated private plan and its circuits
+    /// ([`PrivateCircuits::for_plan`]), with the client's key pair and
+    /// randomness pool.
+    pub fn new(
+        plan: Arc<Plan>,
+        circuits: Arc<PrivateCircuits>,
+        key: Arc<PrivateKey>,
+        pool: Arc<RandomnessPool>,
+        output: Output,
+    ) -> Result<Self> {
+        plan.validate()?;
+        if plan.mode != Mode::Private {
+            return Err(Error::Plan("a private session needs a private plan".into()));
+        }
+        if key.public_key().bits() != plan.key_bits {
+            return Err(Error::Plan(format!(
+                "the plan is for {}-bit keys but the client's key has {} bits",
+                plan.key_bits,
+                key.public_key().bits()
+            )));
+        }
+        if pool.key() != key.public_key() {
+            return Err(Error::State("the randomness pool belongs to another key".into()));
+        }
+        Ok(PrivateClientSession {
+            plan,
+            key,
+            pool,
+            circuits,
+            output,
+            first: None,
+            garbler: None,
+            cot: None,
+            zero: Vec::new(),
+            argmax_zero: Vec::new(),
+            awaiting: None,
+            stats: GarblingStats::default(),
+        })
+    }
+
+    /// Encrypts the input (pixels 0..255, channel-major); it goes out with
+    /// the answer to the server's setup (round 0).
+    pub fn start(&mut self, image: &[u8]) -> Result<()> {
+        if self.awaiting.is_some() || self.first.is_some() {
+            return Err(Error::State("the session has already started".into()));
+        }
+        let want: usize = self.plan.input_shape.iter().product();
+        if image.len() != want {
+            return Err(Error::State(format!(
+                "the input has {} values, the model takes {want}",
+                image.len()
+            )));
+        }
+        let x: Vec<i64> = image.iter().map(|&p| p as i64).collect();
+        let pk = self.key.public_key();
+        let plain = pack_inputs(self.plan.packing, &self.plan.layers[0], pk.bits(), &x)?;
+        let cts = self.pool.encrypt_many(&plain)?;
+        self.first = Some(RoundMessage::from_ciphertexts(pk, 0, &cts));
+        self.awaiting = Some(0);
+        Ok(())
+    }
+
+    /// What garbling has cost so far.
+    pub fn stats(&self) -> GarblingStats {
+        self.stats
+    }
+
+    /// Handles server round k.
+    pub fn receive(&mut self, answer: &RoundMessage) -> Result<ClientStep> {
+        let Some(k) = self.awaiting else {
+            return Err(Error::State("no round is in progress".into()));
+        };
+        let layers = self.plan.layers.len();
+        let step = if k == 0 {
+            self.setup(answer)?
+        } else if k <= layers {
+            self.layer_answer(k, answer)?
+        } else {
+            self.label(k, answer)?
+        };
+        self.awaiting = match step {
+            ClientStep::Send(_) => Some(k + 1),
+            _ => None,
+        };
+        Ok(step)
+    }
+
+    fn masked_layers(&self) -> usize {
+        self.plan.layers.len() - usize::from(self.output == Output::Logits)
+    }
+
+    /// Server round 0: answer the base OTs with Delta, send the input.
+    fn setup(&mut self, answer: &RoundMessage) -> Result<ClientStep> {
+        check_round(answer, 0)?;
+        if !answer.data.is_empty() || answer.material.len() != BASE_OT_SETUP_BYTES {
+            return Err(msg(
+                0,
+                format!(
+                    "the setup has {} bytes of material, not {BASE_OT_SETUP_BYTES}",
+                    answer.material.len()
+                ),
+            ));
+        }
+        let (cot, reply) = CotSender::start(&answer.material).map_err(|e| msg(0, format!("base OT: {e}")))?;
+        self.garbler = Some(Garbler::with_delta(cot.delta()).map_err(|e| Error::Internal(e.to_string()))?);
+        self.cot = Some(cot);
+        let mut first = self.first.take().ok_or_else(|| Error::State("start() was not called".into()))?;
+        first.material = reply;
+        Ok(ClientStep::Send(first))
+    }
+
+    /// Server round k (1..=L): layer k-1's accumulators, masked or (the
+    /// logits of a logits-mode session) not.
+    fn layer_answer(&mut self, k: usize, answer: &RoundMessage) -> Result<ClientStep> {
+        let l = k - 1;
+        let layers = self.plan.layers.len();
+        let pl = &self.plan.layers[l];
+        let pk = self.key.public_key();
+        let total_cots: usize = self.plan.layers[..self.masked_layers()].iter().map(cots).sum();
+        let material = if k == 1 { extension_bytes(total_cots) } else { 0 };
+        let cts = answer.ciphertexts_with_material(pk, k, pl.output_ciphertexts, material)?;
+        if k == 1 {
+            let cot = self.cot.as_mut().ok_or_else(|| Error::State("the base OTs are not done".into()))?;
+            let q =
+                cot.extend(total_cots, &answer.material).map_err(|e| msg(k, format!("OT extension: {e}")))?;
+            let mut rest = q.as_slice();
+            for p in &self.plan.layers[..self.masked_layers()] {
+                let (mine, tail) = rest.split_at(cots(p));
+                self.zero.push(mine.to_vec());
+                rest = tail;
+            }
+        }
+        let plain: Vec<Integer> = cts.par_iter().map(|c| self.key.decrypt(c)).collect();
+        if l + 1 == layers && self.output == Output::Logits {
+            let logits = unpack_outputs(self.plan.packing, pl, pk.bits(), &plain)
+                .map_err(|e| msg(k, e.to_string()))?;
+            if let Some(bad) =
+                logits.iter().position(|a| a.unsigned_abs() > pl.accumulator_bound.unsigned_abs())
+            {
+                return Err(msg(
+                    k,
+                    format!(
+                        "logit {bad} is {}, beyond the plan's bound {}",
+                        logits[bad], pl.accumulator_bound
+                    ),
+                ));
+            }
+            return Ok(ClientStep::Done(logits));
+        }
+        let digits = self.digits(k, &plain)?;
+        if l + 1 == layers {
+            return self.garble_argmax(k, &digits);
+        }
+        self.garble_layer(k, &digits)
+    }
+
+    /// The B-bit digits of every slot of every masked plaintext, as garbler
+    /// input bits (ciphertext, slot, bit 0 first).
+    fn digits(&self, k: usize, plain: &[Integer]) -> Result<Vec<bool>> {
+        let pl = &self.plan.layers[k - 1];
+        let n = self.key.public_key().n();
+        let top = pl.slots as u32 * pl.slot_bits + STAT_BITS + 1;
+        let mut bits = Vec::with_capacity(plain.len() * pl.slots * pl.slot_bits as usize);
+        for (i, m) in plain.iter().enumerate() {
+            let mut y = m.clone();
+            if y < 0 {
+                y += n;
+            }
+            if y.significant_bits() > top {
+                return Err(msg(
+                    k,
+                    format!("masked ciphertext {i} holds more than {top} bits: not the plan's masking"),
+                ));
+            }
+            for b in 0..(pl.slots as u32 * pl.slot_bits) {
+                bits.push(y.get_bit(b));
+            }
+        }
+        Ok(bits)
+    }
+
+    /// Garbles the circuit after layer k-1 with fresh output masks s, and
+    /// encrypts pack_k(-s) for the server.
+    fn garble_layer(&mut self, k: usize, digits: &[bool]) -> Result<ClientStep> {
+        let l = k - 1;
+        let circuit =
+            self.circuits.layer(l).ok_or_else(|| Error::Internal(format!("no circuit after layer {l}")))?;
+        let next = &self.plan.layers[k];
+        let outputs = next.shape.input_len();
+        let mut prg = Prg::from_os().map_err(|e| Error::Internal(e.to_string()))?;
+        let s: Vec<i64> = (0..outputs).map(|_| random_below_pow2(&mut prg, MASK_BITS) as i64).collect();
+        let mut bits = digits.to_vec();
+        for &v in &s {
+            bits.extend((0..MASK_BITS).map(|i| (v >> i) & 1 == 1));
+        }
+        let garbler =
+            self.garbler.as_mut().ok_or_else(|| Error::State("the base OTs are not done".into()))?;
+        let (garbled, _) =
+            garbler.garble(circuit, &bits, &self.zero[l]).map_err(|e| Error::Internal(e.to_string()))?;
+        self.zero[l] = Vec::new();
+        let neg: Vec<i64> = s.iter().map(|&v| -v).collect();
+        let n = self.key.public_key().n();
+        let plain: Vec<Integer> = pack_residues(next, &neg, n)?.into_iter().map(|m| centred(m, n)).collect();
+        let cts = self.pool.encrypt_many(&plain)?;
+        let mut message = RoundMessage::from_ciphertexts(self.key.public_key(), k, &cts);
+        message.material = garbled.to_bytes();
+        self.stats.garbled_bytes += message.material.len();
+        self.stats.and_gates += circuit.and_gates();
+        Ok(ClientStep::Send(message))
+    }
+
+    /// Label mode: garbles the argmax over the last layer's digits.
+    fn garble_argmax(&mut self, k: usize, digits: &[bool]) -> Result<ClientStep> {
+        let circuit = self.circuits.argmax();
+        let garbler =
+            self.garbler.as_mut().ok_or_else(|| Error::State("the base OTs are not done".into()))?;
+        let l = k - 1;
+        let (garbled, zero) =
+            garbler.garble(circuit, digits, &self.zero[l]).map_err(|e| Error::Internal(e.to_string()))?;
+        self.argmax_zero = zero;
+        let mut material = garbled.to_bytes();
+        material.truncate(argmax_bytes(circuit));
+        self.stats.garbled_bytes += material.len();
+        self.stats.and_gates += circuit.and_gates();
+        Ok(ClientStep::Send(RoundMessage { round: k, data: Vec::new(), material }))
+    }
+
+    /// Label mode, server round L + 1: the argmax's output labels.
+    fn label(&mut self, k: usize, answer: &RoundMessage) -> Result<ClientStep> {
+        check_round(answer, k)?;
+        let circuit = self.circuits.argmax();
+        if !answer.data.is_empty() {
+            return Err(msg(k, "the label round carries no ciphertexts"));
+        }
+        let labels = blocks_from_bytes(&answer.material, circuit.outputs(), "output labels")
+            .map_err(|e| msg(k, e.to_string()))?;
+        let garbler =
+            self.garbler.as_ref().ok_or_else(|| Error::State("the base OTs are not done".into()))?;
+        let bits =
+            garbler.decode_labels(circuit, &labels, &self.argmax_zero).map_err(|e| msg(k, e.to_string()))?;
+        let label = bits.iter().enumerate().fold(0usize, |acc, (i, &b)| acc | (usize::from(b) << i));
+        if label >= self.plan.classes {
+            return Err(msg(k, format!("label {label} is not a class")));
+        }
+        Ok(ClientStep::Label(label))
+    }
+}
+
+fn check_round(m: &RoundMessage, round: usize) -> Result<()> {
+    if m.round != round {
+        return Err(msg(
+            round,
+            format!("a message for round {} arrived where round {round} was expected", m.round),
+        ));
+    }
+    Ok(())
+}
