@@ -167,7 +167,10 @@ pub fn print_predictions(preds: &[Prediction], json: bool) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(preds)?);
     } else {
         for p in preds {
-            println!("{}\t{}\t{} ({:.1}%)", p.file, p.label, p.class, p.scores[p.label] * 100.0);
+            match p.scores.get(p.label) {
+                Some(score) => println!("{}\t{}\t{} ({:.1}%)", p.file, p.label, p.class, score * 100.0),
+                None => println!("{}\t{}\t{} (label only)", p.file, p.label, p.class),
+            }
         }
     }
     Ok(())

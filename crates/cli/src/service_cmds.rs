@@ -8,10 +8,12 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use ppdnn_model::image_io::load_png;
-use ppdnn_model::lenet::argmax;
 use ppdnn_model::quant::softmax;
 use ppdnn_paillier::{KeyPolicy, PrivateKey, RandomnessPool, generate_keypair, keyfile};
-use ppdnn_protocol::Packing;
+use ppdnn_protocol::private::Output;
+use ppdnn_protocol::private::circuits::PrivateCircuits;
+use ppdnn_protocol::{Mode, Packing};
+use ppdnn_service::client::{Classification, ClientError};
 use ppdnn_service::{LocalServer, RemoteClient, ServedModel, ServerConfig, serve, service};
 
 use crate::model_cmds::{DEFAULT_MODEL, Prediction, load_model, print_predictions};
@@ -68,6 +70,14 @@ pub struct LimitArgs {
     /// Key sizes accepted, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "2048,3072")]
     key_bits: Vec<u32>,
+    /// Protocol modes offered, comma-separated: private (the client learns
+    /// only the answer) and/or fast (2P-DNN: the client can learn the
+    /// weights). Private only unless the operator says otherwise.
+    #[arg(long, value_delimiter = ',', default_value = "private")]
+    modes: Vec<Mode>,
+    /// Private mode: the most garbled-circuit MiB a session may send in one round.
+    #[arg(long, default_value_t = 64)]
+    max_garbled_mib: usize,
     /// Accept client keys below 2048 bits (tests only).
     #[arg(long)]
     insecure_small_keys: bool,
@@ -96,6 +106,14 @@ impl LimitArgs {
         if self.max_sessions == 0 {
             bail!("--max-sessions must be at least 1");
         }
+        if !(1..=4096).contains(&self.max_garbled_mib) {
+            bail!("--max-garbled-mib {}: choose 1 to 4096", self.max_garbled_mib);
+        }
+        let mut modes = self.modes.clone();
+        modes.dedup();
+        if modes.is_empty() {
+            bail!("--modes: name at least one of private, fast");
+        }
         let policy =
             if self.insecure_small_keys { KeyPolicy::INSECURE_TESTING } else { KeyPolicy::PRODUCTION };
         for &b in &self.key_bits {
@@ -119,6 +137,8 @@ impl LimitArgs {
             max_message_bytes: self.max_message_mib << 20,
             max_chunk_bytes: (self.max_message_mib << 20) / 2,
             key_bits: self.key_bits.clone(),
+            modes,
+            max_garbled_bytes: self.max_garbled_mib << 20,
             key_policy: policy,
         })
     }
@@ -201,9 +221,16 @@ pub struct ClassifyArgs {
     /// Key size when generating a key.
     #[arg(long, default_value_t = 2048)]
     bits: u32,
-    /// One value per ciphertext (slow; for comparison).
+    /// One value per ciphertext (slow; for comparison; fast mode only).
     #[arg(long)]
     no_packing: bool,
+    /// Protocol mode: private (the server's model stays private) or fast
+    /// (2P-DNN). Default: private when the server offers it, else fast.
+    #[arg(long)]
+    mode: Option<Mode>,
+    /// Private mode: what to learn, logits (and class scores) or the label only.
+    #[arg(long, default_value = "logits")]
+    output: Output,
     /// Largest gRPC message, in MiB.
     #[arg(long, default_value_t = 4)]
     max_message_mib: usize,
@@ -223,6 +250,7 @@ pub struct ClassifyArgs {
 }
 
 /// A client ready to classify: connection, plan, key and pool.
+#[derive(Clone)]
 pub(crate) struct Prepared {
     pub(crate) client: RemoteClient,
     pub(crate) model: String,
@@ -230,6 +258,52 @@ pub(crate) struct Prepared {
     pub(crate) plan: Arc<ppdnn_protocol::Plan>,
     pub(crate) key: Arc<PrivateKey>,
     pub(crate) pool: Arc<RandomnessPool>,
+    /// The private mode's circuits (None in the fast mode).
+    circuits: Option<Arc<PrivateCircuits>>,
+    output: Output,
+}
+
+impl Prepared {
+    /// Classifies one image in the prepared mode.
+    pub(crate) async fn classify(&mut self, pixels: Vec<u8>) -> Result<Classification, ClientError> {
+        match &self.circuits {
+            None => {
+                self.client
+                    .infer(&self.model, self.plan.clone(), self.key.clone(), self.pool.clone(), pixels)
+                    .await
+            }
+            Some(c) => {
+                self.client
+                    .infer_private(
+                        &self.model,
+                        self.plan.clone(),
+                        c.clone(),
+                        self.key.clone(),
+                        self.pool.clone(),
+                        self.output,
+                        pixels,
+                    )
+                    .await
+            }
+        }
+    }
+
+    /// The protocol mode.
+    pub(crate) fn mode(&self) -> Mode {
+        self.plan.mode
+    }
+}
+
+/// How a client picks its mode: the one asked for, or private when the
+/// server offers it for the model, else fast.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ModeChoice {
+    pub(crate) mode: Option<Mode>,
+    pub(crate) output: Output,
+}
+
+impl ModeChoice {
+    pub(crate) const FAST: ModeChoice = ModeChoice { mode: Some(Mode::Fast), output: Output::Logits };
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -242,24 +316,58 @@ pub(crate) async fn prepare(
     policy: KeyPolicy,
     max_message: usize,
     ca: Option<&[u8]>,
+    choice: ModeChoice,
 ) -> Result<Prepared> {
     let mut client = RemoteClient::connect_with(url, max_message, ca).await?;
+    let mode = match choice.mode {
+        Some(m) => m,
+        None => {
+            let models = client.list_models().await?;
+            let summary =
+                if model.is_empty() { models.first() } else { models.iter().find(|m| m.name == model) };
+            let private = ppdnn_service::convert::mode_to_pb(Mode::Private);
+            if summary.is_some_and(|s| s.modes.contains(&private)) { Mode::Private } else { Mode::Fast }
+        }
+    };
+    if mode == Mode::Private && packing != Packing::Packed {
+        bail!("--no-packing: the private mode uses the packed layout only");
+    }
     let key = match key {
         Some(k) => k,
         None => tokio::task::spawn_blocking(move || generate_keypair(bits, policy)).await??.private,
     };
     let bits = key.public_key().bits();
-    let (desc, plan) = client.describe(model, bits, packing).await?;
+    let (desc, plan) = client.describe(model, bits, packing, mode).await?;
+    let circuits = match mode {
+        Mode::Fast => None,
+        Mode::Private => {
+            let p = plan.clone();
+            Some(tokio::task::spawn_blocking(move || PrivateCircuits::for_plan(&p)).await??)
+        }
+    };
     let key = Arc::new(key);
     let k = key.clone();
     tokio::task::spawn_blocking(move || k.public_key().precompute_randomness(8)).await?;
     let pool = Arc::new(RandomnessPool::new(key.public_key()));
-    Ok(Prepared { client, model: desc.name, classes: desc.classes, plan: Arc::new(plan), key, pool })
+    Ok(Prepared {
+        client,
+        model: desc.name,
+        classes: desc.classes,
+        plan: Arc::new(plan),
+        key,
+        pool,
+        circuits,
+        output: choice.output,
+    })
 }
 
-fn prediction(file: &str, logits: Vec<i64>, classes: &[String], scale: f64) -> Prediction {
-    let label = argmax(&logits);
-    let scores = softmax(&logits.iter().map(|&v| v as f64 * scale).collect::<Vec<_>>());
+/// A prediction from the logits, or (label-only) from the label alone, with no scores.
+fn prediction(file: &str, logits: Vec<i64>, label: usize, classes: &[String], scale: f64) -> Prediction {
+    let scores = if logits.is_empty() {
+        Vec::new()
+    } else {
+        softmax(&logits.iter().map(|&v| v as f64 * scale).collect::<Vec<_>>())
+    };
     Prediction {
         file: file.into(),
         label,
@@ -287,17 +395,25 @@ pub fn classify(args: ClassifyArgs) -> Result<()> {
             policy,
             args.max_message_mib << 20,
             ca.as_deref(),
+            ModeChoice { mode: args.mode, output: args.output },
         )
         .await?;
+        if !args.json {
+            eprintln!(
+                "mode: {}{}",
+                p.mode().name(),
+                if p.mode() == Mode::Private {
+                    format!(" (output: {})", args.output.name())
+                } else {
+                    String::new()
+                }
+            );
+        }
         let scale = p.plan.logit_scale;
         let mut preds = Vec::new();
         for (file, pixels) in images {
-            let c = p
-                .client
-                .infer(&p.model, p.plan.clone(), p.key.clone(), p.pool.clone(), pixels)
-                .await
-                .with_context(|| file.clone())?;
-            preds.push(prediction(&file, c.logits, &p.classes, scale));
+            let c = p.classify(pixels).await.with_context(|| file.clone())?;
+            preds.push(prediction(&file, c.logits, c.label, &p.classes, scale));
         }
         anyhow::Ok(preds)
     })?;
@@ -333,55 +449,106 @@ pub fn demo(args: DemoArgs) -> Result<()> {
     }
     let name = args.model.file_stem().and_then(|s| s.to_str()).unwrap_or("model").to_string();
     let policy = if args.bits < 2048 { KeyPolicy::INSECURE_TESTING } else { KeyPolicy::PRODUCTION };
-    let config = ServerConfig { key_bits: vec![args.bits], key_policy: policy, ..ServerConfig::default() };
+    let config = ServerConfig {
+        key_bits: vec![args.bits],
+        key_policy: policy,
+        modes: vec![Mode::Private, Mode::Fast],
+        ..ServerConfig::default()
+    };
     let svc = service(vec![ServedModel { name: name.clone(), file }], config).map_err(anyhow::Error::msg)?;
     runtime()?.block_on(async move {
         let server = LocalServer::start(svc, None, Duration::from_secs(5)).await?;
         let url = format!("http://{}", server.addr());
-        println!("ppdnn demo: server on {url} serving {name}; client key {} bits", args.bits);
-        let t = Instant::now();
-        let mut p = prepare(&url, &name, None, args.bits, Packing::Packed, policy, 4 << 20, None).await?;
-        let encryptions = p.plan.client_encryptions() * images.len();
-        let pool = p.pool.clone();
-        tokio::task::spawn_blocking(move || pool.fill(encryptions)).await??;
+        println!("ppdnn demo: server on {url} serving {name} in both modes; client key {} bits", args.bits);
+        let mut summaries = Vec::new();
+        for mode in [Mode::Private, Mode::Fast] {
+            summaries.push(demo_mode(&url, &name, mode, &images, &reference, args.bits, policy).await?);
+        }
         println!(
-            "key generation and offline randomness for {} images: {:.2} s\n",
-            images.len(),
-            t.elapsed().as_secs_f64()
+            "\n{:<8} {:>8} {:>6} {:>15} {:>14}  what the client learns",
+            "mode", "correct", "exact", "median latency", "traffic/image"
         );
-        println!("{:<16} {:>5} {:>9} {:>7} {:>9} {:>10}", "image", "true", "predicted", "exact", "latency", "traffic");
-        let (mut correct, mut exact, mut latencies, mut bytes) = (0, 0, Vec::new(), 0usize);
-        for path in &images {
-            let pixels = load_png(path)?;
-            let c = p.client.infer(&p.model, p.plan.clone(), p.key.clone(), p.pool.clone(), pixels.clone()).await?;
-            let label = argmax(&c.logits);
-            let truth = true_label(path);
-            let same = reference.logits(&pixels)? == c.logits;
-            correct += usize::from(truth == Some(label));
-            exact += usize::from(same);
-            latencies.push(c.duration.as_secs_f64());
-            let traffic = c.bytes_sent + c.bytes_received;
-            bytes += traffic;
+        for (mode, s) in [Mode::Private, Mode::Fast].iter().zip(&summaries) {
             println!(
-                "{:<16} {:>5} {:>9} {:>7} {:>8.3}s {:>7.0} KiB",
-                path.file_name().and_then(|s| s.to_str()).unwrap_or("?"),
-                truth.map(|t| t.to_string()).unwrap_or_else(|| "?".into()),
-                format!("{label} ({})", p.classes.get(label).map(String::as_str).unwrap_or("?")),
-                if same { "yes" } else { "NO" },
-                c.duration.as_secs_f64(),
-                traffic as f64 / 1024.0
+                "{:<8} {:>5}/{:<2} {:>3}/{:<2} {:>14.3}s {:>10.1} MiB  {}",
+                mode.name(),
+                s.correct,
+                s.n,
+                s.exact,
+                s.n,
+                s.median,
+                s.bytes_per_image / (1 << 20) as f64,
+                match mode {
+                    Mode::Private => "the logits only (the model stays the server's)",
+                    Mode::Fast => "every layer's accumulators (enough to recover the weights)",
+                }
             );
         }
-        latencies.sort_by(f64::total_cmp);
-        let n = images.len();
-        println!(
-            "\n{correct} of {n} correct; {exact} of {n} bit-identical to the plaintext integer model; median latency {:.3} s; {:.0} KiB per image",
-            latencies[n / 2],
-            bytes as f64 / n as f64 / 1024.0
-        );
         server.stop().await.map_err(anyhow::Error::msg)?;
         anyhow::Ok(())
     })
+}
+
+struct DemoSummary {
+    n: usize,
+    correct: usize,
+    exact: usize,
+    median: f64,
+    bytes_per_image: f64,
+}
+
+/// The demo's images through one mode.
+async fn demo_mode(
+    url: &str,
+    name: &str,
+    mode: Mode,
+    images: &[PathBuf],
+    reference: &ppdnn_model::quant::QuantModel,
+    bits: u32,
+    policy: KeyPolicy,
+) -> Result<DemoSummary> {
+    let t = Instant::now();
+    let choice = ModeChoice { mode: Some(mode), output: Output::Logits };
+    let mut p = prepare(url, name, None, bits, Packing::Packed, policy, 4 << 20, None, choice).await?;
+    let encryptions = p.plan.client_encryptions() * images.len();
+    let pool = p.pool.clone();
+    tokio::task::spawn_blocking(move || pool.fill(encryptions)).await??;
+    println!(
+        "\n{} mode: key generation, plan{} and offline randomness for {} images: {:.2} s",
+        mode.name(),
+        if mode == Mode::Private { ", circuits" } else { "" },
+        images.len(),
+        t.elapsed().as_secs_f64()
+    );
+    println!(
+        "{:<16} {:>5} {:>9} {:>7} {:>9} {:>10}",
+        "image", "true", "predicted", "exact", "latency", "traffic"
+    );
+    let (mut correct, mut exact, mut latencies, mut bytes) = (0, 0, Vec::new(), 0usize);
+    for path in images {
+        let pixels = load_png(path)?;
+        let c = p.classify(pixels.clone()).await?;
+        let label = c.label;
+        let truth = true_label(path);
+        let same = reference.logits(&pixels)? == c.logits;
+        correct += usize::from(truth == Some(label));
+        exact += usize::from(same);
+        latencies.push(c.duration.as_secs_f64());
+        let traffic = c.bytes_sent + c.bytes_received;
+        bytes += traffic;
+        println!(
+            "{:<16} {:>5} {:>9} {:>7} {:>8.3}s {:>7.0} KiB",
+            path.file_name().and_then(|s| s.to_str()).unwrap_or("?"),
+            truth.map(|t| t.to_string()).unwrap_or_else(|| "?".into()),
+            format!("{label} ({})", p.classes.get(label).map(String::as_str).unwrap_or("?")),
+            if same { "yes" } else { "NO" },
+            c.duration.as_secs_f64(),
+            traffic as f64 / 1024.0
+        );
+    }
+    latencies.sort_by(f64::total_cmp);
+    let n = images.len();
+    Ok(DemoSummary { n, correct, exact, median: latencies[n / 2], bytes_per_image: bytes as f64 / n as f64 })
 }
 
 /// The label in a file name of the form INDEX-LABEL.png.
@@ -418,9 +585,18 @@ pub struct LoadArgs {
     /// silent, trickle, send garbage, disconnect, use a fresh key every stream).
     #[arg(long, default_value_t = 0, requires = "duration")]
     hostile: usize,
+    /// Protocol mode of the load (without --duration): fast or private.
+    #[arg(long, default_value = "fast")]
+    mode: Mode,
     /// Print one JSON object.
     #[arg(long)]
     json: bool,
+}
+
+impl LoadArgs {
+    fn choice(&self) -> ModeChoice {
+        ModeChoice { mode: Some(self.mode), output: Output::Logits }
+    }
 }
 
 #[derive(serde::Serialize)]
@@ -466,6 +642,7 @@ pub fn load(args: LoadArgs) -> Result<()> {
         key_bits: vec![args.bits],
         key_policy: policy,
         max_sessions: args.clients,
+        modes: vec![args.mode],
         ..ServerConfig::default()
     };
     let models = vec![ServedModel { name: "model".into(), file }];
@@ -476,7 +653,9 @@ pub fn load(args: LoadArgs) -> Result<()> {
         // Keys and offline randomness first, so the timed part is the service.
         let mut clients = Vec::new();
         for _ in 0..args.clients {
-            clients.push(prepare(&url, "model", None, args.bits, Packing::Packed, policy, 4 << 20, None).await?);
+            clients.push(
+                prepare(&url, "model", None, args.bits, Packing::Packed, policy, 4 << 20, None, args.choice()).await?,
+            );
         }
         let rss_before = rss_mib();
         let (mut correct, mut exact, mut lat, mut count, mut seconds, mut rss_passes) =
@@ -491,13 +670,12 @@ pub fn load(args: LoadArgs) -> Result<()> {
             .iter()
             .enumerate()
             .map(|(c, p)| {
-                let mut client = p.client.clone();
-                let (model, plan, key, pool) = (p.model.clone(), p.plan.clone(), p.key.clone(), p.pool.clone());
+                let mut p = p.clone();
                 let images: Vec<Vec<u8>> = (0..args.images).map(|k| test.image(c * args.images + k).to_vec()).collect();
                 tokio::spawn(async move {
                     let mut out = Vec::new();
                     for img in images {
-                        let r = client.infer(&model, plan.clone(), key.clone(), pool.clone(), img.clone()).await;
+                        let r = p.classify(img.clone()).await;
                         out.push((img, r));
                     }
                     out
@@ -509,7 +687,7 @@ pub fn load(args: LoadArgs) -> Result<()> {
                 let r = r.with_context(|| format!("client {c}, image {k}"))?;
                 count += 1;
                 exact += usize::from(reference.logits(&img)? == r.logits);
-                correct += usize::from(argmax(&r.logits) == test.labels[c * args.images + k] as usize);
+                correct += usize::from(r.label == test.labels[c * args.images + k] as usize);
                 lat.push(r.duration.as_secs_f64());
             }
         }

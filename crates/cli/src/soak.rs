@@ -25,7 +25,7 @@ use ppdnn_service::{LocalServer, ServedModel, ServerConfig};
 use tokio::sync::{Mutex, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 
-use crate::service_cmds::{Prepared, prepare, rss_mib};
+use crate::service_cmds::{ModeChoice, Prepared, prepare, rss_mib};
 
 /// The kinds of hostile client, assigned in turn.
 const KINDS: [&str; 6] = ["never-start", "silent", "slow", "garbage", "disconnecting", "fresh-key"];
@@ -119,6 +119,7 @@ pub fn soak(
         key_bits: vec![bits],
         key_policy: policy,
         max_sessions: clients,
+        modes: vec![ppdnn_protocol::Mode::Fast],
         ..Default::default()
     };
     let key_cache_mib = (config.key_cache_bytes >> 20) as f64;
@@ -132,7 +133,10 @@ pub fn soak(
         let good = clients - hostile;
         let mut prepared = Vec::new();
         for _ in 0..good {
-            prepared.push(prepare(&url, "model", None, bits, Packing::Packed, policy, 4 << 20, None).await?);
+            prepared.push(
+                prepare(&url, "model", None, bits, Packing::Packed, policy, 4 << 20, None, ModeChoice::FAST)
+                    .await?,
+            );
         }
         let start_key = ppdnn_service::convert::key_to_pb(prepared[0].key.public_key());
         let round0_ciphertexts = prepared[0].plan.layers[0].input_ciphertexts;
@@ -250,7 +254,19 @@ async fn fresh_key(ctx: &Ctx, round: usize) -> String {
         Ok(Ok(k)) => k.private,
         _ => return "keygen failed".into(),
     };
-    let p = match prepare(&ctx.url, "model", Some(key), bits, Packing::Packed, policy, 4 << 20, None).await {
+    let p = match prepare(
+        &ctx.url,
+        "model",
+        Some(key),
+        bits,
+        Packing::Packed,
+        policy,
+        4 << 20,
+        None,
+        ModeChoice::FAST,
+    )
+    .await
+    {
         Ok(p) => p,
         Err(e) => return format!("prepare failed: {e}"),
     };
@@ -275,13 +291,20 @@ fn start_msg(ctx: &Ctx) -> pb::InferRequest {
             key: Some(ctx.start_key.clone()),
             packing: pb::Packing::Packed as i32,
             model_digest: String::new(),
+            mode: pb::Mode::Fast as i32,
+            output: pb::Output::Logits as i32,
         })),
     }
 }
 
 fn chunk(data: Vec<u8>, last: bool) -> pb::InferRequest {
     pb::InferRequest {
-        kind: Some(infer_request::Kind::Round(pb::Round { round: 0, ciphertexts: data, last })),
+        kind: Some(infer_request::Kind::Round(pb::Round {
+            round: 0,
+            ciphertexts: data,
+            last,
+            material: Vec::new(),
+        })),
     }
 }
 

@@ -58,7 +58,7 @@ fn main() {
         );
         match client.receive(&answer).unwrap() {
             ClientStep::Send(next) => outgoing = next,
-            ClientStep::Done(_) => break,
+            ClientStep::Done(_) | ClientStep::Label(_) => break,
         }
     }
 
@@ -70,11 +70,18 @@ fn main() {
             key: Some(wire.clone()),
             packing: pb::Packing::Packed as i32,
             model_digest: plan.model_digest.clone(),
+            mode: pb::Mode::Fast as i32,
+            output: pb::Output::Logits as i32,
         })),
     };
     let round = |data: &[u8], last: bool| {
         pb::InferRequest {
-            kind: Some(infer_request::Kind::Round(pb::Round { round: 0, ciphertexts: data.to_vec(), last })),
+            kind: Some(infer_request::Kind::Round(pb::Round {
+                round: 0,
+                ciphertexts: data.to_vec(),
+                last,
+                material: Vec::new(),
+            })),
         }
         .encode_to_vec()
     };

@@ -146,6 +146,7 @@ fn server() -> &'static (tokio::runtime::Runtime, InferenceService) {
             start_timeout: Duration::from_millis(200),
             session_deadline: Duration::from_secs(5),
             allow_unpacked: true,
+            modes: vec![ppdnn_protocol::Mode::Fast, ppdnn_protocol::Mode::Private],
             ..ServerConfig::default()
         };
         let models = vec![ServedModel { name: "lenet5-mnist".into(), file: model().clone() }];

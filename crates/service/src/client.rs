@@ -4,12 +4,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ppdnn_paillier::{PrivateKey, RandomnessPool};
-use ppdnn_protocol::{ClientSession, ClientStep, Packing, Plan, RoundMessage};
+use ppdnn_protocol::private::Output;
+use ppdnn_protocol::private::circuits::PrivateCircuits;
+use ppdnn_protocol::private::client::PrivateClientSession;
+use ppdnn_protocol::{ClientSession, ClientStep, Mode, Packing, Plan, RoundMessage};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::Channel;
 
-use crate::convert::{chunks, key_to_pb, packing_to_pb};
+use crate::convert::{chunks, key_to_pb, mode_to_pb, output_to_pb, packing_to_pb};
 use crate::on_blocking_thread;
 use crate::pb::inference_client::InferenceClient;
 use crate::pb::{self, infer_request};
@@ -39,8 +42,15 @@ pub enum ClientError {
 /// One classified input.
 #[derive(Debug, Clone)]
 pub struct Classification {
-    /// The integer logits (identical to the plaintext integer model's).
+    /// The integer logits (identical to the plaintext integer model's);
+    /// empty when the client asked for the label only.
     pub logits: Vec<i64>,
+    /// The class: the argmax of the logits, or the label-only answer.
+    pub label: usize,
+    /// The protocol mode used.
+    pub mode: Mode,
+    /// Private mode: garbled-circuit bytes sent (included in `bytes_sent`).
+    pub garbled_bytes: usize,
     /// Ciphertext bytes sent.
     pub bytes_sent: usize,
     /// Ciphertext bytes received.
@@ -103,17 +113,28 @@ impl RemoteClient {
         Ok(self.inner.list_models(pb::ListModelsRequest {}).await?.into_inner().models)
     }
 
-    /// A model's description and its validated plan for `key_bits` and `packing`.
+    /// A model's description and its validated plan for `key_bits`,
+    /// `packing` and `mode`.
     pub async fn describe(
         &mut self,
         model: &str,
         key_bits: u32,
         packing: Packing,
+        mode: Mode,
     ) -> Result<(pb::ModelDescription, Plan), ClientError> {
-        let req = pb::DescribeModelRequest { model: model.into(), key_bits, packing: packing_to_pb(packing) };
+        let req = pb::DescribeModelRequest {
+            model: model.into(),
+            key_bits,
+            packing: packing_to_pb(packing),
+            mode: mode_to_pb(mode),
+        };
         let desc = self.inner.describe_model(req).await?.into_inner();
         let plan = Plan::from_json(&desc.plan_json)?;
-        if plan.model_digest != desc.digest || plan.key_bits != key_bits || plan.packing != packing {
+        if plan.model_digest != desc.digest
+            || plan.key_bits != key_bits
+            || plan.packing != packing
+            || plan.mode != mode
+        {
             return Err(ClientError::Other("the server's plan does not match its description".into()));
         }
         Ok((desc, plan))
@@ -138,6 +159,8 @@ impl RemoteClient {
             key: Some(key_to_pb(&public)),
             packing: packing_to_pb(plan.packing),
             model_digest: plan.model_digest.clone(),
+            mode: mode_to_pb(Mode::Fast),
+            output: output_to_pb(Output::Logits),
         };
         let send = |kind| pb::InferRequest { kind: Some(kind) };
         tx.send(send(infer_request::Kind::Start(start)))
@@ -201,7 +224,10 @@ impl RemoteClient {
                 ClientStep::Send(next) => outgoing = next,
                 ClientStep::Done(logits) => {
                     return Ok(Classification {
+                        label: ppdnn_model::lenet::argmax(&logits),
                         logits,
+                        mode: Mode::Fast,
+                        garbled_bytes: 0,
                         bytes_sent: sent,
                         bytes_received: received,
                         duration: started.elapsed(),
@@ -210,6 +236,125 @@ impl RemoteClient {
                 ClientStep::Label(_) => {
                     return Err(ClientError::Other("a fast session ended with a label only".into()));
                 }
+            }
+        }
+    }
+
+    /// Classifies one image in the private mode: the server's model stays
+    /// its own; the client learns the logits or, with [`Output::Label`],
+    /// only the label. `circuits` are the plan's ([`PrivateCircuits::for_plan`]).
+    #[allow(clippy::too_many_arguments)]
+    pub async fn infer_private(
+        &mut self,
+        model: &str,
+        plan: Arc<Plan>,
+        circuits: Arc<PrivateCircuits>,
+        key: Arc<PrivateKey>,
+        pool: Arc<RandomnessPool>,
+        output: Output,
+        image: Vec<u8>,
+    ) -> Result<Classification, ClientError> {
+        let started = Instant::now();
+        let public = key.public_key().clone();
+        let width = public.ciphertext_bytes();
+        let max_chunk = (self.max_message / 2).max(width);
+        let (tx, rx) = mpsc::channel::<pb::InferRequest>(8);
+        let start = pb::Start {
+            model: model.into(),
+            key: Some(key_to_pb(&public)),
+            packing: packing_to_pb(plan.packing),
+            model_digest: plan.model_digest.clone(),
+            mode: mode_to_pb(Mode::Private),
+            output: output_to_pb(output),
+        };
+        let send = |kind| pb::InferRequest { kind: Some(kind) };
+        tx.send(send(infer_request::Kind::Start(start)))
+            .await
+            .map_err(|_| ClientError::Other("stream closed".into()))?;
+        let mut inbound = self.inner.infer(ReceiverStream::new(rx)).await?.into_inner();
+        let mut session = PrivateClientSession::new(plan.clone(), circuits, key, pool, output)?;
+        let (s, started_ok) = on_blocking_thread(session, move |session| session.start(&image))
+            .await
+            .map_err(|e| ClientError::Other(e.to_string()))?;
+        session = s;
+        started_ok?;
+        let (mut sent, mut received) = (0usize, 0usize);
+        loop {
+            let (round, data, material) = session.expected_answer();
+            let answer = self.read_round(&mut inbound, round, data * width, material).await?;
+            received += answer.len_bytes();
+            let (s, step) = on_blocking_thread(session, move |session| session.receive(&answer))
+                .await
+                .map_err(|e| ClientError::Other(e.to_string()))?;
+            session = s;
+            let (logits, label) = match step? {
+                ClientStep::Send(next) => {
+                    sent += next.len_bytes();
+                    for c in chunks(&next, width, max_chunk) {
+                        if tx.send(send(infer_request::Kind::Round(c))).await.is_err() {
+                            break;
+                        }
+                    }
+                    continue;
+                }
+                ClientStep::Done(logits) => {
+                    let label = ppdnn_model::lenet::argmax(&logits);
+                    (logits, label)
+                }
+                ClientStep::Label(label) => (Vec::new(), label),
+            };
+            return Ok(Classification {
+                logits,
+                label,
+                mode: Mode::Private,
+                garbled_bytes: session.stats().garbled_bytes,
+                bytes_sent: sent,
+                bytes_received: received,
+                duration: started.elapsed(),
+            });
+        }
+    }
+
+    /// Reads one server round of exactly `data` ciphertext bytes and
+    /// `material` other bytes (the plan fixes both; nothing beyond is accepted).
+    async fn read_round(
+        &self,
+        inbound: &mut tonic::Streaming<pb::Round>,
+        round: usize,
+        data: usize,
+        material: usize,
+    ) -> Result<RoundMessage, ClientError> {
+        let mut message =
+            RoundMessage { round, data: Vec::with_capacity(data), material: Vec::with_capacity(material) };
+        loop {
+            let msg = tokio::time::timeout(self.read_timeout, inbound.message())
+                .await
+                .map_err(|_| {
+                    ClientError::Other(format!(
+                        "no answer from the server for {} s in round {round}",
+                        self.read_timeout.as_secs_f64()
+                    ))
+                })??
+                .ok_or_else(|| {
+                    ClientError::Other(format!("the server closed the stream in round {round}"))
+                })?;
+            if msg.round as usize != round {
+                return Err(ClientError::Other(format!(
+                    "the server sent round {} in round {round}",
+                    msg.round
+                )));
+            }
+            if message.data.len() + msg.ciphertexts.len() > data
+                || message.material.len() + msg.material.len() > material
+            {
+                return Err(ClientError::Other(format!(
+                    "the server sent more than the plan's bytes in round {round}"
+                )));
+            }
+            message.data.extend_from_slice(&msg.ciphertexts);
+            message.material.extend_from_slice(&msg.material);
+            if msg.last {
+                return Ok(message);
             }
         }
     }

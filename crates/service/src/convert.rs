@@ -1,7 +1,8 @@
 //! Conversions between the wire types and the library types.
 
 use ppdnn_paillier::{Integer, KeyPolicy, PublicKey, to_fixed_bytes};
-use ppdnn_protocol::{Packing, RoundMessage};
+use ppdnn_protocol::private::Output;
+use ppdnn_protocol::{Mode, Packing, RoundMessage};
 
 use crate::pb;
 
@@ -74,16 +75,58 @@ pub fn packing_to_pb(p: Packing) -> i32 {
     }
 }
 
-/// Splits a round message into chunks of whole ciphertexts of at most `max_chunk` bytes.
+/// Mode from the wire enum.
+pub fn mode_from_pb(m: i32) -> Result<Mode, String> {
+    match pb::Mode::try_from(m) {
+        Ok(pb::Mode::Fast) => Ok(Mode::Fast),
+        Ok(pb::Mode::Private) => Ok(Mode::Private),
+        Err(_) => Err(format!("unknown mode {m}")),
+    }
+}
+
+/// Mode to the wire enum.
+pub fn mode_to_pb(m: Mode) -> i32 {
+    match m {
+        Mode::Fast => pb::Mode::Fast as i32,
+        Mode::Private => pb::Mode::Private as i32,
+    }
+}
+
+/// Output from the wire enum.
+pub fn output_from_pb(o: i32) -> Result<Output, String> {
+    match pb::Output::try_from(o) {
+        Ok(pb::Output::Logits) => Ok(Output::Logits),
+        Ok(pb::Output::Label) => Ok(Output::Label),
+        Err(_) => Err(format!("unknown output {o}")),
+    }
+}
+
+/// Output to the wire enum.
+pub fn output_to_pb(o: Output) -> i32 {
+    match o {
+        Output::Logits => pb::Output::Logits as i32,
+        Output::Label => pb::Output::Label as i32,
+    }
+}
+
+/// Splits a round message into chunks of at most `max_chunk` bytes: first
+/// whole ciphertexts, then the material; the last chunk is marked.
 pub fn chunks(msg: &RoundMessage, width: usize, max_chunk: usize) -> Vec<pb::Round> {
     let per = (max_chunk / width).max(1) * width;
+    let round = msg.round as u32;
     let mut out: Vec<pb::Round> = msg
         .data
         .chunks(per)
-        .map(|c| pb::Round { round: msg.round as u32, ciphertexts: c.to_vec(), last: false })
+        .map(|c| pb::Round { round, ciphertexts: c.to_vec(), last: false, material: Vec::new() })
         .collect();
+    out.extend(msg.material.chunks(max_chunk.max(1)).map(|m| pb::Round {
+        round,
+        ciphertexts: Vec::new(),
+        last: false,
+        material: m.to_vec(),
+    }));
     if out.is_empty() {
-        out.push(pb::Round { round: msg.round as u32, ciphertexts: Vec::new(), last: false });
+        out.push(pb::Round { round, ciphertexts: Vec::new(), last: false, material: Vec::new() });
     }
     if let Some(last) = out.last_mut() {
         last.last = true;

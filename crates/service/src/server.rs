@@ -9,14 +9,15 @@ use std::time::{Duration, Instant};
 
 use ppdnn_model::modelfile::ModelFile;
 use ppdnn_paillier::KeyPolicy;
-use ppdnn_protocol::{Evaluator, KeyCache, Packing, RoundMessage, ServerSession};
+use ppdnn_protocol::private::server::PrivateServerSession;
+use ppdnn_protocol::{Evaluator, KeyCache, Mode, Packing, RoundMessage, ServerSession};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
 use tracing::{info, warn};
 
-use crate::convert::{chunks, key_numbers, packing_from_pb, shown};
+use crate::convert::{chunks, key_numbers, mode_from_pb, mode_to_pb, output_from_pb, packing_from_pb, shown};
 use crate::on_blocking_thread;
 use crate::pb::inference_server::{Inference, InferenceServer};
 use crate::pb::{self, infer_request};
@@ -54,6 +55,13 @@ pub struct ServerConfig {
     pub max_chunk_bytes: usize,
     /// Key sizes accepted.
     pub key_bits: Vec<u32>,
+    /// The protocol modes offered (default: private only, so that a server
+    /// does not give its model away unless its operator says so).
+    pub modes: Vec<Mode>,
+    /// Private mode: the most garbled-circuit bytes a session may send in
+    /// one round (the session holds one round's at a time). A model whose
+    /// circuits need more is not served in the private mode.
+    pub max_garbled_bytes: usize,
     /// Validation policy for client keys.
     pub key_policy: KeyPolicy,
 }
@@ -72,6 +80,8 @@ impl Default for ServerConfig {
             max_message_bytes: 4 << 20,
             max_chunk_bytes: 1 << 20,
             key_bits: vec![2048, 3072],
+            modes: vec![Mode::Private],
+            max_garbled_bytes: 64 << 20,
             key_policy: KeyPolicy::PRODUCTION,
         }
     }
@@ -106,12 +116,15 @@ struct Entry {
     dataset: &'static str,
     digest: String,
     classes: Vec<String>,
-    evaluators: Vec<((u32, Packing), Evaluator)>,
+    evaluators: Vec<((u32, Packing, Mode), Evaluator)>,
 }
 
 impl Entry {
-    fn evaluator(&self, bits: u32, packing: Packing) -> Option<&Evaluator> {
-        self.evaluators.iter().find(|((b, p), _)| *b == bits && *p == packing).map(|(_, e)| e)
+    fn evaluator(&self, bits: u32, packing: Packing, mode: Mode) -> Option<&Evaluator> {
+        self.evaluators
+            .iter()
+            .find(|((b, p, m), _)| *b == bits && *p == packing && *m == mode)
+            .map(|(_, e)| e)
     }
 }
 
@@ -208,6 +221,9 @@ pub fn inference_service(
     if config.max_sessions == 0 || config.key_bits.is_empty() {
         return Err("max_sessions and key_bits must be non-empty".into());
     }
+    if config.modes.is_empty() {
+        return Err("no protocol mode to offer".into());
+    }
     if config.max_sessions_per_client == Some(0) {
         return Err("max_sessions_per_client must be at least 1".into());
     }
@@ -222,11 +238,29 @@ pub fn inference_service(
         let quant = Arc::new(m.file.quant.clone());
         let mut evaluators = Vec::new();
         for &bits in &config.key_bits {
-            for &packing in packings {
-                let ev = Evaluator::new(quant.clone(), bits, packing)
-                    .map_err(|e| format!("{}: {e}", m.name))?
-                    .with_key_cache(key_cache.clone());
-                evaluators.push(((bits, packing), ev));
+            for &mode in &config.modes {
+                for &packing in packings {
+                    if mode == Mode::Private && packing != Packing::Packed {
+                        continue;
+                    }
+                    let ev = Evaluator::for_mode(quant.clone(), bits, packing, mode)
+                        .map_err(|e| format!("{}: {e}", m.name))?
+                        .with_key_cache(key_cache.clone());
+                    let largest = ev
+                        .plan()
+                        .layers
+                        .iter()
+                        .filter_map(|l| l.circuit.as_ref())
+                        .map(|c| c.garbled_bytes)
+                        .max();
+                    if let Some(bytes) = largest.filter(|&b| b > config.max_garbled_bytes) {
+                        return Err(format!(
+                            "{}: the private mode at {bits} bits sends {bytes} bytes of garbled circuit in a round, over the server's cap of {} (raise --max-garbled-mib)",
+                            m.name, config.max_garbled_bytes
+                        ));
+                    }
+                    evaluators.push(((bits, packing, mode), ev));
+                }
             }
         }
         let digest = evaluators[0].1.plan().model_digest.clone();
@@ -366,6 +400,7 @@ impl Inference for InferenceService {
                 name: e.name.clone(),
                 dataset: e.dataset.into(),
                 digest: e.digest.clone(),
+                modes: self.config.modes.iter().map(|&m| mode_to_pb(m)).collect(),
             })
             .collect();
         Ok(Response::new(pb::ListModelsResponse { models }))
@@ -379,7 +414,8 @@ impl Inference for InferenceService {
         let entry = self.entry(&req.model)?;
         let bits = if req.key_bits == 0 { 2048 } else { req.key_bits };
         let packing = packing_from_pb(req.packing).map_err(Status::invalid_argument)?;
-        let ev = evaluator_for(entry, &self.config, bits, packing)?;
+        let mode = mode_from_pb(req.mode).map_err(Status::invalid_argument)?;
+        let ev = evaluator_for(entry, &self.config, bits, packing, mode)?;
         let plan = ev.plan();
         Ok(Response::new(pb::ModelDescription {
             name: entry.name.clone(),
@@ -397,7 +433,9 @@ impl Inference for InferenceService {
                 session_deadline_ms: millis(self.config.session_deadline),
                 start_timeout_ms: millis(self.config.start_timeout),
                 unpacked_offered: self.config.allow_unpacked,
+                max_garbled_bytes: self.config.max_garbled_bytes as u64,
             }),
+            modes: self.config.modes.iter().map(|&m| mode_to_pb(m)).collect(),
         }))
     }
 
@@ -459,16 +497,30 @@ fn evaluator_for<'a>(
     config: &ServerConfig,
     bits: u32,
     packing: Packing,
+    mode: Mode,
 ) -> Result<&'a Evaluator, Status> {
     if !config.key_bits.contains(&bits) {
         return Err(bad_key_bits(config, bits));
+    }
+    if !config.modes.contains(&mode) {
+        let offered: Vec<&str> = config.modes.iter().map(|m| m.name()).collect();
+        return Err(Status::failed_precondition(format!(
+            "this server does not offer the {} mode (it offers: {})",
+            mode.name(),
+            offered.join(", ")
+        )));
+    }
+    if mode == Mode::Private && packing != Packing::Packed {
+        return Err(Status::invalid_argument("the private mode uses the packed layout only"));
     }
     if packing == Packing::Unpacked && !config.allow_unpacked {
         return Err(Status::failed_precondition(
             "this server does not offer the unpacked layout (its operator can enable it with serve --allow-unpacked)",
         ));
     }
-    entry.evaluator(bits, packing).ok_or_else(|| Status::internal("no evaluator for an accepted key size"))
+    entry
+        .evaluator(bits, packing, mode)
+        .ok_or_else(|| Status::internal("no evaluator for an accepted key size"))
 }
 
 fn find_entry<'a>(models: &'a [Entry], name: &str) -> Result<&'a Entry, Status> {
@@ -601,21 +653,44 @@ impl Session {
                 shown(&start.model_digest)
             )));
         }
-        let ev = evaluator_for(entry, config, key.bits(), packing)?.clone();
-        let plan = ev.plan().clone();
-        let width = key.ciphertext_bytes();
-        let mut session: ServerSession = ev.session(key).map_err(protocol_status)?;
+        let mode = mode_from_pb(start.mode).map_err(Status::invalid_argument)?;
+        let ev = evaluator_for(entry, config, key.bits(), packing, mode)?.clone();
         let mut stats = SessionStats {
             model: entry.name.clone(),
-            bits: plan.key_bits,
+            bits: ev.plan().key_bits,
             rounds: 0,
             bytes_in: 0,
             bytes_out: 0,
         };
+        match mode {
+            Mode::Fast => self.serve_fast(inbound, tx, ev, key, &mut stats).await?,
+            Mode::Private => {
+                let output = output_from_pb(start.output).map_err(Status::invalid_argument)?;
+                let (session, setup) = ev.private_session(key, output).map_err(protocol_status)?;
+                self.serve_private(inbound, tx, session, setup, &mut stats).await?
+            }
+        }
+        Ok(stats)
+    }
+
+    async fn serve_fast<S>(
+        &self,
+        inbound: &mut S,
+        tx: &mpsc::Sender<Result<pb::Round, Status>>,
+        ev: Evaluator,
+        key: ppdnn_paillier::PublicKey,
+        stats: &mut SessionStats,
+    ) -> Result<(), Status>
+    where
+        S: Stream<Item = Result<pb::InferRequest, Status>> + Unpin,
+    {
+        let config = &self.config;
+        let plan = ev.plan().clone();
+        let width = key.ciphertext_bytes();
+        let mut session: ServerSession = ev.session(key).map_err(protocol_status)?;
         for (round, layer) in plan.layers.iter().enumerate() {
-            let data = receive_round(inbound, config, round, layer.input_ciphertexts, width).await?;
-            stats.bytes_in += data.len();
-            let message = RoundMessage { round, data, material: Vec::new() };
+            let message = receive_round(inbound, config, round, (layer.input_ciphertexts, 0), width).await?;
+            stats.bytes_in += message.len_bytes();
             let pool = self.pool.clone();
             let (s, result) =
                 on_blocking_thread(session, move |session| pool.install(|| session.handle(&message)))
@@ -623,32 +698,100 @@ impl Session {
                     .map_err(|e| Status::internal(e.to_string()))?;
             session = s;
             let answer = result.map_err(protocol_status)?;
-            stats.bytes_out += answer.len_bytes();
-            for c in chunks(&answer, width, config.max_chunk_bytes) {
-                if tx.send(Ok(c)).await.is_err() {
-                    return Err(Status::cancelled(format!("the client went away in round {round}")));
-                }
-            }
-            stats.rounds += 1;
+            send_round(tx, &answer, width, config, stats).await?;
         }
-        Ok(stats)
+        Ok(())
+    }
+
+    /// The private mode: the server's setup, then one answer per client round.
+    /// The session's re-randomizers are computed in the background from the
+    /// moment the key is known.
+    async fn serve_private<S>(
+        &self,
+        inbound: &mut S,
+        tx: &mpsc::Sender<Result<pb::Round, Status>>,
+        mut session: PrivateServerSession,
+        setup: RoundMessage,
+        stats: &mut SessionStats,
+    ) -> Result<(), Status>
+    where
+        S: Stream<Item = Result<pb::InferRequest, Status>> + Unpin,
+    {
+        let config = &self.config;
+        let width = self.plan_width(&session);
+        let stock = Arc::downgrade(session.randomness());
+        let need = session.randomness_needed();
+        self.pool.spawn(move || {
+            // Small batches, stopping as soon as the session is gone.
+            let mut made = 0;
+            while made < need {
+                let Some(stock) = stock.upgrade() else { return };
+                let batch = 4.min(need - made);
+                if stock.fill(batch).is_err() {
+                    return;
+                }
+                made += batch;
+            }
+        });
+        send_round(tx, &setup, width, config, stats).await?;
+        while !session.finished() {
+            let round = session.next_round();
+            let (count, material) = session.expected();
+            if material > config.max_garbled_bytes {
+                return Err(Status::internal("a round's garbled material exceeds the server's cap"));
+            }
+            let message = receive_round(inbound, config, round, (count, material), width).await?;
+            stats.bytes_in += message.len_bytes();
+            let pool = self.pool.clone();
+            let (s, result) =
+                on_blocking_thread(session, move |session| pool.install(|| session.handle(&message)))
+                    .await
+                    .map_err(|e| Status::internal(e.to_string()))?;
+            session = s;
+            let answer = result.map_err(protocol_status)?;
+            send_round(tx, &answer, width, config, stats).await?;
+        }
+        Ok(())
+    }
+
+    fn plan_width(&self, session: &PrivateServerSession) -> usize {
+        session.key().ciphertext_bytes()
     }
 }
 
-/// Collects one round's chunks: each for this round, each a whole number of
-/// ciphertexts, none empty unless it is the last, no more than the plan's count.
+/// Sends a round in chunks.
+async fn send_round(
+    tx: &mpsc::Sender<Result<pb::Round, Status>>,
+    answer: &RoundMessage,
+    width: usize,
+    config: &ServerConfig,
+    stats: &mut SessionStats,
+) -> Result<(), Status> {
+    stats.bytes_out += answer.len_bytes();
+    for c in chunks(answer, width, config.max_chunk_bytes) {
+        if tx.send(Ok(c)).await.is_err() {
+            return Err(Status::cancelled(format!("the client went away in round {}", answer.round)));
+        }
+    }
+    stats.rounds += 1;
+    Ok(())
+}
+
+/// Collects one round's chunks: each for this round, ciphertexts (whole
+/// ones) before material, none empty unless it is the last, no more than
+/// the plan's (ciphertexts, material bytes).
 async fn receive_round<S>(
     inbound: &mut S,
     config: &ServerConfig,
     round: usize,
-    count: usize,
+    (count, material): (usize, usize),
     width: usize,
-) -> Result<Vec<u8>, Status>
+) -> Result<RoundMessage, Status>
 where
     S: Stream<Item = Result<pb::InferRequest, Status>> + Unpin,
 {
     let expected = count * width;
-    let mut data = Vec::with_capacity(expected);
+    let mut message = RoundMessage { round, data: Vec::with_capacity(expected), material: Vec::new() };
     loop {
         let what = format!("round {round}");
         // The session's overall deadline is enforced around the whole session.
@@ -656,31 +799,38 @@ where
         else {
             return Err(Status::invalid_argument(format!("a second Start arrived in round {round}")));
         };
+        let bad = |m: String| Err(Status::invalid_argument(format!("round {round}: {m}")));
         if chunk.round as usize != round {
-            return Err(Status::invalid_argument(format!(
-                "round {round}: a message for round {} arrived where round {round} was expected",
+            return bad(format!(
+                "a message for round {} arrived where round {round} was expected",
                 chunk.round
-            )));
+            ));
         }
         if !chunk.ciphertexts.len().is_multiple_of(width) {
-            return Err(Status::invalid_argument(format!(
-                "round {round}: a chunk of {} bytes is not a whole number of {width}-byte ciphertexts",
+            return bad(format!(
+                "a chunk of {} bytes is not a whole number of {width}-byte ciphertexts",
                 chunk.ciphertexts.len()
-            )));
+            ));
         }
-        if chunk.ciphertexts.is_empty() && !chunk.last {
-            return Err(Status::invalid_argument(format!(
-                "round {round}: an empty chunk that is not the last; every chunk but the last carries ciphertexts"
-            )));
+        if chunk.ciphertexts.is_empty() && chunk.material.is_empty() && !chunk.last {
+            return bad("an empty chunk that is not the last; every chunk but the last carries ciphertexts or material".into());
         }
-        if data.len() + chunk.ciphertexts.len() > expected {
-            return Err(Status::invalid_argument(format!(
-                "round {round}: more than the plan's {count} ciphertexts ({expected} bytes)"
-            )));
+        if !chunk.ciphertexts.is_empty() && !message.material.is_empty() {
+            return bad("ciphertexts after material: a round sends its ciphertexts first".into());
         }
-        data.extend_from_slice(&chunk.ciphertexts);
+        if message.data.len() + chunk.ciphertexts.len() > expected {
+            return bad(format!("more than the plan's {count} ciphertexts ({expected} bytes)"));
+        }
+        if message.material.len() + chunk.material.len() > material {
+            return bad(format!("more than the plan's {material} bytes of material"));
+        }
+        message.data.extend_from_slice(&chunk.ciphertexts);
+        if message.material.capacity() == 0 && !chunk.material.is_empty() {
+            message.material.reserve_exact(material);
+        }
+        message.material.extend_from_slice(&chunk.material);
         if chunk.last {
-            return Ok(data);
+            return Ok(message);
         }
     }
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use ppdnn_model::dataset::{Dataset, DatasetKind, Split};
 use ppdnn_model::modelfile::ModelFile;
 use ppdnn_paillier::{Integer, KeyPair, KeyPolicy, RandomnessPool, generate_keypair, to_fixed_bytes};
-use ppdnn_protocol::{ClientSession, Packing, Plan};
+use ppdnn_protocol::{ClientSession, Mode, Packing, Plan};
 use ppdnn_service::pb::inference_client::InferenceClient;
 use ppdnn_service::pb::{self, infer_request};
 use ppdnn_service::{LocalServer, RemoteClient, ServedModel, ServerConfig, SessionGauge, service_with_gauge};
@@ -57,6 +57,7 @@ fn test_config() -> ServerConfig {
         max_chunk_bytes: 64 << 10,
         key_bits: vec![BITS],
         key_policy: KeyPolicy::INSECURE_TESTING,
+        modes: vec![Mode::Fast, Mode::Private],
         ..ServerConfig::default()
     }
 }
@@ -70,7 +71,7 @@ async fn start_with(config: ServerConfig) -> Server {
 
 async fn plan(url: &str) -> Plan {
     let mut c = RemoteClient::connect(url, 1 << 20).await.unwrap();
-    c.describe("lenet5-mnist", BITS, Packing::Packed).await.unwrap().1
+    c.describe("lenet5-mnist", BITS, Packing::Packed, Mode::Fast).await.unwrap().1
 }
 
 /// A correct inference of test image `i` through the library client.
@@ -90,6 +91,8 @@ fn start_msg(n: Vec<u8>, hn: Vec<u8>, model: &str) -> pb::InferRequest {
             key: Some(pb::PublicKey { n, hn }),
             packing: pb::Packing::Packed as i32,
             model_digest: String::new(),
+            mode: pb::Mode::Fast as i32,
+            output: pb::Output::Logits as i32,
         })),
     }
 }
@@ -105,7 +108,12 @@ fn round(r: u32, data: Vec<u8>) -> pb::InferRequest {
 
 fn chunk(r: u32, data: Vec<u8>, last: bool) -> pb::InferRequest {
     pb::InferRequest {
-        kind: Some(infer_request::Kind::Round(pb::Round { round: r, ciphertexts: data, last })),
+        kind: Some(infer_request::Kind::Round(pb::Round {
+            round: r,
+            ciphertexts: data,
+            last,
+            material: Vec::new(),
+        })),
     }
 }
 
@@ -296,11 +304,11 @@ async fn list_and_describe() {
     let models = c.list_models().await.unwrap();
     assert_eq!(models.len(), 1);
     assert_eq!(models[0].name, "lenet5-mnist");
-    let (desc, plan) = c.describe("", BITS, Packing::Packed).await.unwrap();
+    let (desc, plan) = c.describe("", BITS, Packing::Packed, Mode::Fast).await.unwrap();
     assert_eq!(desc.input_shape, vec![1, 28, 28]);
     assert_eq!(desc.classes.len(), 10);
     assert_eq!(plan.model_digest, desc.digest);
-    let e = c.describe("", 2048, Packing::Packed).await.unwrap_err().to_string();
+    let e = c.describe("", 2048, Packing::Packed, Mode::Fast).await.unwrap_err().to_string();
     assert!(e.contains("2048"), "{e}");
     assert!(RemoteClient::connect("http://127.0.0.1:1", 1 << 20).await.is_err());
 }
@@ -315,6 +323,7 @@ async fn tls_with_a_private_ca() {
     let config = ServerConfig {
         key_bits: vec![BITS],
         key_policy: KeyPolicy::INSECURE_TESTING,
+        modes: vec![Mode::Fast],
         ..ServerConfig::default()
     };
     let models = vec![ServedModel { name: "m".into(), file: model().clone() }];
@@ -323,7 +332,7 @@ async fn tls_with_a_private_ca() {
     let url = format!("https://localhost:{}", server.addr().port());
     let ca = cert.cert.pem().into_bytes();
     let mut c = RemoteClient::connect_with(&url, 1 << 20, Some(&ca)).await.unwrap();
-    let (_, plan) = c.describe("m", BITS, Packing::Packed).await.unwrap();
+    let (_, plan) = c.describe("m", BITS, Packing::Packed, Mode::Fast).await.unwrap();
     let pool = Arc::new(RandomnessPool::new(key().public()));
     let image = test_set().image(4).to_vec();
     let out =
@@ -498,13 +507,13 @@ async fn keys_must_have_the_documented_widths_and_a_sound_base() {
 async fn the_unpacked_layout_is_off_unless_enabled() {
     let server = start(2, Duration::from_secs(5)).await;
     let mut c = RemoteClient::connect(&server.url, 1 << 20).await.unwrap();
-    let e = c.describe("", BITS, Packing::Unpacked).await.unwrap_err().to_string();
+    let e = c.describe("", BITS, Packing::Unpacked, Mode::Fast).await.unwrap_err().to_string();
     assert!(e.contains("unpacked") && e.contains("FailedPrecondition"), "{e}");
-    let (desc, _) = c.describe("", BITS, Packing::Packed).await.unwrap();
+    let (desc, _) = c.describe("", BITS, Packing::Packed, Mode::Fast).await.unwrap();
     assert!(!desc.limits.unwrap().unpacked_offered);
     let on = start_with(ServerConfig { allow_unpacked: true, ..test_config() }).await;
     let mut c = RemoteClient::connect(&on.url, 1 << 20).await.unwrap();
-    let (desc, plan) = c.describe("", BITS, Packing::Unpacked).await.unwrap();
+    let (desc, plan) = c.describe("", BITS, Packing::Unpacked, Mode::Fast).await.unwrap();
     assert!(desc.limits.unwrap().unpacked_offered);
     assert_eq!(plan.packing, Packing::Unpacked);
 }

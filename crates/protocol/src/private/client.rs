@@ -117,6 +117,20 @@ impl PrivateClientSession {
         Ok(())
     }
 
+    /// The server round awaited and its size: (round, ciphertexts, material bytes).
+    pub fn expected_answer(&self) -> (usize, usize, usize) {
+        let layers = self.plan.layers.len();
+        match self.awaiting {
+            Some(0) | None => (0, 0, BASE_OT_SETUP_BYTES),
+            Some(k) if k <= layers => {
+                let total: usize = self.plan.layers[..self.masked_layers()].iter().map(cots).sum();
+                let material = if k == 1 { extension_bytes(total) } else { 0 };
+                (k, self.plan.layers[k - 1].output_ciphertexts, material)
+            }
+            Some(k) => (k, 0, self.circuits.argmax().outputs() * LABEL_BYTES),
+        }
+    }
+
     /// What garbling has cost so far.
     pub fn stats(&self) -> GarblingStats {
         self.stats

@@ -78,6 +78,11 @@ impl PrivateServerSession {
         &self.randomness
     }
 
+    /// The client's public key.
+    pub fn key(&self) -> &PublicKey {
+        &self.key
+    }
+
     /// Re-randomizers the whole session uses: one per returned ciphertext.
     pub fn randomness_needed(&self) -> usize {
         self.plan.server_ciphertexts()
