@@ -17,7 +17,7 @@ def main():
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     server = subprocess.Popen([PPDNN, "serve", "--listen", f"127.0.0.1:{port}", "--key-bits", "1024",
-                               "--insecure-small-keys"], cwd=ROOT, stderr=subprocess.DEVNULL)
+                               "--insecure-small-keys", "--modes", "fast"], cwd=ROOT, stderr=subprocess.DEVNULL)
     passed = failed = 0
     try:
         deadline = time.time() + 30
