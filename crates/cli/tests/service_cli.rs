@@ -40,7 +40,16 @@ fn classify_through_a_server_matches_predict() {
     let addr = format!("127.0.0.1:{port}");
     let server = Server(
         ppdnn()
-            .args(["serve", "--listen", &addr, "--key-bits", "1024", "--insecure-small-keys"])
+            .args([
+                "serve",
+                "--listen",
+                &addr,
+                "--key-bits",
+                "1024",
+                "--insecure-small-keys",
+                "--modes",
+                "private,fast",
+            ])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -63,11 +72,27 @@ fn classify_through_a_server_matches_predict() {
     let mut args =
         vec!["classify", "--server", &url, "--key", key.to_str().unwrap(), "--insecure-small-keys", "--json"];
     args.extend(images);
-    let encrypted = json(ppdnn().args(&args).output().unwrap());
-    let mut args = vec!["predict", "--json"];
-    args.extend(images);
-    let plain = json(ppdnn().args(&args).output().unwrap());
-    assert_eq!(encrypted, plain, "classify --json and predict --json agree exactly");
+    let mut plain_args = vec!["predict", "--json"];
+    plain_args.extend(images);
+    let plain = json(ppdnn().args(&plain_args).output().unwrap());
+    // The default is the private mode when the server offers it; then each mode forced.
+    for mode in [None, Some("private"), Some("fast")] {
+        let mut a = args.clone();
+        if let Some(m) = mode {
+            a.extend(["--mode", m]);
+        }
+        let encrypted = json(ppdnn().args(&a).output().unwrap());
+        assert_eq!(encrypted, plain, "classify --json ({mode:?}) and predict --json agree exactly");
+    }
+    // Label only: the same labels, and nothing else.
+    let mut a = args.clone();
+    a.extend(["--mode", "private", "--output", "label"]);
+    let labels = json(ppdnn().args(&a).output().unwrap());
+    for (got, want) in labels.as_array().unwrap().iter().zip(plain.as_array().unwrap()) {
+        assert_eq!(got["label"], want["label"]);
+        assert_eq!(got["logits"], serde_json::json!([]), "label-only output carries no logits");
+        assert_eq!(got["scores"], serde_json::json!([]), "label-only output carries no scores");
+    }
 
     // An unknown model is a clear error, and the server goes on serving.
     let out = ppdnn()

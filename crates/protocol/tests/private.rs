@@ -8,10 +8,11 @@ use std::time::Instant;
 use ppdnn_model::dataset::{Dataset, DatasetKind, Split};
 use ppdnn_model::lenet::argmax;
 use ppdnn_model::modelfile::ModelFile;
-use ppdnn_paillier::{KeyPair, KeyPolicy, RandomnessPool, generate_keypair};
+use ppdnn_paillier::{Integer, KeyPair, KeyPolicy, RandomnessPool, generate_keypair};
 use ppdnn_protocol::private::Output;
 use ppdnn_protocol::private::client::PrivateClientSession;
-use ppdnn_protocol::{ClientStep, Evaluator, Mode, Packing};
+use ppdnn_protocol::{ClientStep, Evaluator, Mode, Packing, RoundMessage};
+use proptest::prelude::*;
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -70,4 +71,337 @@ fn private_logits_and_labels_equal_the_plaintext_models_at_1024_bits() {
         eprintln!("image {i}: {:?}", t.elapsed());
         assert_eq!(run(&ev, pair, image, Output::Label), ClientStep::Label(argmax(&want)), "image {i}");
     }
+}
+
+#[test]
+fn two_hundred_real_images_at_2048_bits_bit_exact() {
+    let ev = evaluator(2048);
+    let pair = key(2048);
+    pair.public().precompute_randomness(8);
+    for i in 0..200 {
+        let image = test_set().image(i);
+        let want = model().quant.logits(image).unwrap();
+        assert_eq!(run(&ev, pair, image, Output::Logits), ClientStep::Done(want), "test image {i}");
+    }
+}
+
+fn random_model(seed: u64) -> ppdnn_model::quant::QuantModel {
+    let mut s = seed | 1;
+    let mut next = move || {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        ((s >> 11) as f64 / (1u64 << 53) as f64) as f32 - 0.5
+    };
+    let float = ppdnn_model::lenet::FloatModel {
+        layers: ppdnn_model::lenet::LENET5
+            .iter()
+            .map(|spec| ppdnn_model::lenet::FloatLayer {
+                weight: (0..spec.shape.weight_shape().iter().product::<usize>()).map(|_| next()).collect(),
+                bias: (0..spec.shape.out_channels()).map(|_| next() * 0.3).collect(),
+            })
+            .collect(),
+    };
+    ppdnn_model::quant::QuantModel::quantize(&float, test_set().image(100)).unwrap()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(3))]
+
+    /// Random weights and random pixels at 1024 bits, logits and label.
+    #[test]
+    fn random_models_and_inputs_at_1024_bits(seed in any::<u64>(), pixels in prop::collection::vec(any::<u8>(), 784)) {
+        let quant = random_model(seed);
+        let ev = Evaluator::for_mode(Arc::new(quant.clone()), 1024, Packing::Packed, Mode::Private).unwrap();
+        let want = quant.logits(&pixels).unwrap();
+        prop_assert_eq!(run(&ev, key(1024), &pixels, Output::Logits), ClientStep::Done(want.clone()));
+        prop_assert_eq!(run(&ev, key(1024), &pixels, Output::Label), ClientStep::Label(argmax(&want)));
+    }
+}
+
+/// The plan's circuits on accumulators at both ends of each layer's bound,
+/// with masks chosen so that every slot borrows: slot 0's masked sum
+/// reaches 2^B and every other slot's is 2^B - 1, so the carry out of slot
+/// 0 runs through the whole ciphertext (and the digits are all 0).
+#[test]
+fn plan_circuits_at_the_bounds_with_every_carry_propagating() {
+    use ppdnn_protocol::private::circuits::{MASK_BITS, activation_spec};
+    let plan = evaluator(1024).plan().clone();
+    for pl in &plan.layers[..plan.layers.len() - 1] {
+        let spec = activation_spec(pl).unwrap();
+        let circuit = ppdnn_gc::activation::activation_circuit(&spec);
+        let bb = pl.slot_bits;
+        let bound = pl.accumulator_bound;
+        for case in 0..3 {
+            let acc: Vec<i64> = (0..pl.shape.output_len())
+                .map(|a| match (case, a % 3) {
+                    (0, _) => bound,
+                    (1, _) => -bound,
+                    (_, 0) => bound,
+                    (_, 1) => -bound,
+                    _ => 0,
+                })
+                .collect();
+            let mut slot_values = vec![0i64; spec.ciphertexts * spec.slots];
+            for (a, &slot) in spec.accumulator_slots.iter().enumerate() {
+                slot_values[slot] = acc[a];
+            }
+            let (mut garbler, mut evaluator) = (Vec::new(), Vec::new());
+            for ct in 0..spec.ciphertexts {
+                for i in 0..spec.slots {
+                    let v = (slot_values[ct * spec.slots + i] + (1i64 << (bb - 1))) as u64;
+                    let r = if i == 0 { (1u64 << bb) - v } else { (1u64 << bb) - 1 - v };
+                    assert!(r < 1 << bb);
+                    garbler.extend((0..bb).map(|_| false)); // every digit is 0
+                    evaluator.extend((0..bb).map(|k| (r >> k) & 1 == 1));
+                }
+            }
+            let s: Vec<u64> =
+                (0..spec.groups.len()).map(|g| (g as u64 * 0x9e37_79b9_7f4a) % (1 << MASK_BITS)).collect();
+            for &m in &s {
+                garbler.extend((0..MASK_BITS).map(|k| (m >> k) & 1 == 1));
+            }
+            let out = circuit.eval_plain(&garbler, &evaluator).unwrap();
+            let got: Vec<i64> = out
+                .chunks(MASK_BITS as usize + 1)
+                .zip(&s)
+                .map(|(w, &m)| w.iter().enumerate().map(|(k, &b)| (b as i64) << k).sum::<i64>() - m as i64)
+                .collect();
+            let want = ppdnn_model::quant::activate(&pl.shape, pl.relu, pl.pool, pl.requant, &acc);
+            assert_eq!(got, want, "{} case {case}", pl.name);
+        }
+    }
+}
+
+/// The server's first masked answer (round 1) for `image`, and the client's round 0.
+fn first_answer(ev: &Evaluator, pair: &KeyPair, image: &[u8]) -> (RoundMessage, RoundMessage) {
+    let sk = Arc::new(pair.private.clone());
+    let pool = Arc::new(RandomnessPool::new(pair.public()));
+    let circuits = ev.circuits().unwrap().clone();
+    let mut client =
+        PrivateClientSession::new(ev.plan().clone(), circuits, sk, pool, Output::Logits).unwrap();
+    let (mut server, setup) = ev.private_session(pair.public().clone(), Output::Logits).unwrap();
+    client.start(image).unwrap();
+    let ClientStep::Send(m0) = client.receive(&setup).unwrap() else { panic!("round 0 is sent") };
+    (server.handle(&m0).unwrap(), m0)
+}
+
+/// Chi-square statistic of counts against the uniform distribution.
+fn chi_square(counts: &[u64]) -> f64 {
+    let total: u64 = counts.iter().sum();
+    let e = total as f64 / counts.len() as f64;
+    counts.iter().map(|&c| (c as f64 - e).powi(2) / e).sum()
+}
+
+/// What the client decrypts is uniform: for every slot position, the top two
+/// bits of its digit over many ciphertexts and runs, for a blank image and a
+/// white one alike. Without the masks (or with a slot left out of them) the
+/// digits would be the shifted accumulators, far from uniform.
+#[test]
+fn the_digits_the_client_decrypts_are_uniform_whatever_the_input() {
+    let ev = evaluator(1024);
+    let pair = key(1024);
+    let pl = &ev.plan().layers[0];
+    let n = pair.public().n();
+    let (bb, slots) = (pl.slot_bits, pl.slots);
+    for image in [vec![0u8; 784], vec![255u8; 784]] {
+        let mut counts = vec![[0u64; 4]; slots];
+        for _ in 0..4 {
+            let (answer, _) = first_answer(&ev, pair, &image);
+            let cts = answer
+                .ciphertexts_with_material(pair.public(), 1, pl.output_ciphertexts, answer.material.len())
+                .unwrap();
+            for c in &cts {
+                let mut y = pair.private.decrypt(c);
+                if y < 0 {
+                    y += n;
+                }
+                assert!(
+                    y.significant_bits() <= slots as u32 * bb + 41,
+                    "Y carries no more than kappa bits above the slots"
+                );
+                for (i, count) in counts.iter_mut().enumerate() {
+                    let top = u32::from(y.get_bit(bb * i as u32 + bb - 1)) * 2
+                        + u32::from(y.get_bit(bb * i as u32 + bb - 2));
+                    count[top as usize] += 1;
+                }
+            }
+        }
+        // 3 degrees of freedom: 30 is exceeded with probability ~1e-6.
+        for (i, c) in counts.iter().enumerate() {
+            assert!(chi_square(c) < 30.0, "slot {i}: top bits {c:?} are not uniform");
+        }
+    }
+}
+
+/// r with c = (1 + n)^m r^n mod n^2, as a curious key holder recovers it:
+/// r = (c mod n)^(n^-1 mod phi(n)) mod n.
+fn randomness_of(pair: &KeyPair, c: &ppdnn_paillier::Ciphertext) -> Integer {
+    let sk = &pair.private;
+    let n = pair.public().n();
+    let phi = Integer::from(sk.p() - 1u32) * Integer::from(sk.q() - 1u32);
+    let e = n.clone().invert(&phi).unwrap();
+    let base = Integer::from(c.value() % n);
+    base.pow_mod(&e, n).unwrap()
+}
+
+/// Every ciphertext the server returns carries randomness of its own: the
+/// same client message answered twice gives unrelated randomness (without
+/// the server's r'^n it would be the same product of the client's own
+/// input randomness both times), and no value repeats.
+#[test]
+fn every_returned_ciphertext_has_fresh_randomness() {
+    let ev = evaluator(1024);
+    let pair = key(1024);
+    let pl = &ev.plan().layers[0];
+    let (first, m0) = first_answer(&ev, pair, test_set().image(4));
+    // A second session, whose client's round 0 carries the very same input ciphertexts.
+    let sk = Arc::new(pair.private.clone());
+    let pool = Arc::new(RandomnessPool::new(pair.public()));
+    let circuits = ev.circuits().unwrap().clone();
+    let mut client =
+        PrivateClientSession::new(ev.plan().clone(), circuits, sk, pool, Output::Logits).unwrap();
+    client.start(test_set().image(4)).unwrap();
+    let (mut server, setup) = ev.private_session(pair.public().clone(), Output::Logits).unwrap();
+    let ClientStep::Send(mut m1) = client.receive(&setup).unwrap() else { panic!("round 0 is sent") };
+    m1.data = m0.data.clone();
+    let second = server.handle(&m1).unwrap();
+    let count = pl.output_ciphertexts;
+    let a = first.ciphertexts_with_material(pair.public(), 1, count, first.material.len()).unwrap();
+    let b = second.ciphertexts_with_material(pair.public(), 1, count, second.material.len()).unwrap();
+    let mut seen = std::collections::HashSet::new();
+    for (x, y) in a.iter().zip(&b) {
+        let (rx, ry) = (randomness_of(pair, x), randomness_of(pair, y));
+        assert_ne!(rx, ry, "the same input answered twice with the same randomness");
+        assert!(seen.insert(rx) && seen.insert(ry), "a randomness value repeats");
+    }
+}
+
+/// The private mode does not depend on the key's h^n: a key without one
+/// gets the same exact answers.
+#[test]
+fn a_key_without_hn_is_served_the_same() {
+    let ev = evaluator(1024);
+    let pair = key(1024);
+    let sk = &pair.private;
+    let bare = ppdnn_paillier::PrivateKey::from_primes(
+        sk.p().clone(),
+        sk.q().clone(),
+        None,
+        KeyPolicy::INSECURE_TESTING,
+    )
+    .unwrap();
+    assert!(bare.public_key().hn().is_none());
+    let bare = KeyPair { private: bare };
+    let image = test_set().image(6);
+    assert_eq!(
+        run(&ev, &bare, image, Output::Logits),
+        ClientStep::Done(model().quant.logits(image).unwrap())
+    );
+}
+
+/// Label-only: the client's last round is the garbled argmax without decode
+/// bits, and the server's answer is nothing but the output labels.
+#[test]
+fn label_only_returns_the_label_and_nothing_else() {
+    let ev = evaluator(1024);
+    let pair = key(1024);
+    let plan = ev.plan().clone();
+    let sk = Arc::new(pair.private.clone());
+    let pool = Arc::new(RandomnessPool::new(pair.public()));
+    let circuits = ev.circuits().unwrap().clone();
+    let label_bits = circuits.argmax().outputs();
+    let mut client = PrivateClientSession::new(plan.clone(), circuits, sk, pool, Output::Label).unwrap();
+    let (mut server, mut answer) = ev.private_session(pair.public().clone(), Output::Label).unwrap();
+    let image = test_set().image(11);
+    client.start(image).unwrap();
+    let mut last_sent = None;
+    let step = loop {
+        match client.receive(&answer).unwrap() {
+            ClientStep::Send(m) => {
+                answer = server.handle(&m).unwrap();
+                last_sent = Some(m);
+            }
+            other => break other,
+        }
+    };
+    let want = argmax(&model().quant.logits(image).unwrap());
+    assert_eq!(step, ClientStep::Label(want));
+    let last_sent = last_sent.unwrap();
+    assert_eq!(last_sent.round, plan.layers.len());
+    assert!(last_sent.data.is_empty());
+    assert_eq!(
+        last_sent.material.len(),
+        plan.argmax.as_ref().unwrap().garbled_bytes,
+        "no decode bits are sent"
+    );
+    assert!(answer.data.is_empty(), "no ciphertexts come back with the label");
+    assert_eq!(answer.material.len(), label_bits * 16, "only the label's output labels come back");
+    assert_eq!(label_bits, 4, "ten classes need four bits");
+}
+
+/// Malformed rounds get clear errors on both sides, and the evaluator goes on serving.
+#[test]
+fn tampered_private_rounds_are_rejected_with_clear_errors() {
+    let ev = evaluator(1024);
+    let pair = key(1024);
+    let sk = Arc::new(pair.private.clone());
+    let pool = Arc::new(RandomnessPool::new(pair.public()));
+    let circuits = ev.circuits().unwrap().clone();
+    let width = pair.public().ciphertext_bytes();
+    let fresh_client = || {
+        let mut c = PrivateClientSession::new(
+            ev.plan().clone(),
+            circuits.clone(),
+            sk.clone(),
+            pool.clone(),
+            Output::Logits,
+        )
+        .unwrap();
+        c.start(test_set().image(0)).unwrap();
+        c
+    };
+    let err = |r: ppdnn_protocol::Result<RoundMessage>| r.unwrap_err().to_string();
+
+    // Server side, round 0: a missing ciphertext, a short base-OT answer, the wrong round.
+    let mut client = fresh_client();
+    let (mut server, setup) = ev.private_session(pair.public().clone(), Output::Logits).unwrap();
+    let ClientStep::Send(m0) = client.receive(&setup).unwrap() else { panic!() };
+    let mut short = m0.clone();
+    short.data.truncate(short.data.len() - width);
+    assert!(err(server.handle(&short)).contains("ciphertexts where the plan says"));
+    let mut cut = m0.clone();
+    cut.material.pop();
+    assert!(err(server.handle(&cut)).contains("bytes of material"));
+    let mut wrong = m0.clone();
+    wrong.round = 1;
+    assert!(err(server.handle(&wrong)).contains("round 1 arrived where round 0"));
+    let a1 = server.handle(&m0).unwrap();
+
+    // Client side: a truncated OT extension, an extra ciphertext, the wrong round.
+    let mut t = a1.clone();
+    t.material.truncate(t.material.len() - 16);
+    assert!(client.receive(&t).unwrap_err().to_string().contains("material"));
+    let mut t = a1.clone();
+    t.data.extend_from_slice(&a1.data[..width]);
+    assert!(client.receive(&t).unwrap_err().to_string().contains("ciphertexts where the plan says"));
+    let mut t = a1.clone();
+    t.round = 2;
+    assert!(client.receive(&t).unwrap_err().to_string().contains("round 2 arrived where round 1"));
+
+    // Server side, round 1: a truncated garbled table, labels of another round.
+    let ClientStep::Send(m1) = client.receive(&a1).unwrap() else { panic!() };
+    let mut t = m1.clone();
+    t.material.truncate(t.material.len() - 100);
+    assert!(err(server.handle(&t)).contains("bytes of material"));
+    let mut t = m1.clone();
+    t.round = 0;
+    assert!(err(server.handle(&t)).contains("round 0 arrived where round 1"));
+    let mut t = m1.clone();
+    t.data.truncate(width);
+    assert!(err(server.handle(&t)).contains("ciphertexts where the plan says"));
+
+    // The evaluator goes on serving.
+    let image = test_set().image(5);
+    assert_eq!(run(&ev, pair, image, Output::Logits), ClientStep::Done(model().quant.logits(image).unwrap()));
 }

@@ -6,8 +6,11 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use ppdnn_model::dataset::{Dataset, DatasetKind, Split};
+use ppdnn_model::lenet::argmax;
 use ppdnn_model::modelfile::ModelFile;
 use ppdnn_paillier::{Integer, KeyPair, KeyPolicy, RandomnessPool, generate_keypair, to_fixed_bytes};
+use ppdnn_protocol::private::Output;
+use ppdnn_protocol::private::circuits::PrivateCircuits;
 use ppdnn_protocol::{ClientSession, Mode, Packing, Plan};
 use ppdnn_service::pb::inference_client::InferenceClient;
 use ppdnn_service::pb::{self, infer_request};
@@ -584,4 +587,120 @@ async fn undecodable_bytes_get_invalid_argument() {
     };
     assert_eq!(status.code(), Code::InvalidArgument, "{}", status.message());
     assert!(status.message().contains("undecodable"), "{}", status.message());
+}
+
+/// A private-mode inference of test image `i` through the library client.
+async fn private_inference(url: &str, i: usize, output: Output) -> ppdnn_service::Classification {
+    let mut c = RemoteClient::connect(url, 1 << 20).await.unwrap();
+    let (_, plan) = c.describe("lenet5-mnist", BITS, Packing::Packed, Mode::Private).await.unwrap();
+    let circuits = PrivateCircuits::for_plan(&plan).unwrap();
+    let pool = Arc::new(RandomnessPool::new(key().public()));
+    let image = test_set().image(i).to_vec();
+    let sk = Arc::new(key().private.clone());
+    c.infer_private("", Arc::new(plan), circuits, sk, pool, output, image).await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn eight_concurrent_private_clients_every_answer_exact() {
+    let server = start(8, Duration::from_secs(30)).await;
+    let tasks: Vec<_> = (0..8)
+        .map(|i| {
+            let url = server.url.clone();
+            tokio::spawn(async move { (i, private_inference(&url, i, Output::Logits).await) })
+        })
+        .collect();
+    for t in tasks {
+        let (i, out) = t.await.unwrap();
+        let want = model().quant.logits(test_set().image(i)).unwrap();
+        assert_eq!(out.logits, want, "image {i}");
+        assert_eq!(out.mode, Mode::Private);
+        assert!(out.garbled_bytes > 0);
+    }
+    let label = private_inference(&server.url, 9, Output::Label).await;
+    assert!(label.logits.is_empty(), "label-only answers carry no logits");
+    assert_eq!(label.label, argmax(&model().quant.logits(test_set().image(9)).unwrap()));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(server.gauge.active(), 0, "every session returned its permit");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_offers_only_the_modes_its_operator_chose() {
+    // The default is private only.
+    let private_only =
+        start_with(ServerConfig { modes: ServerConfig::default().modes, ..test_config() }).await;
+    let mut c = RemoteClient::connect(&private_only.url, 1 << 20).await.unwrap();
+    let models = c.list_models().await.unwrap();
+    assert_eq!(models[0].modes, vec![pb::Mode::Private as i32]);
+    let e = c.describe("", BITS, Packing::Packed, Mode::Fast).await.unwrap_err().to_string();
+    assert!(e.contains("does not offer the fast mode") && e.contains("FailedPrecondition"), "{e}");
+    // A fast Start (what an old client sends) is refused the same way.
+    expect(
+        raw(&private_only.url, vec![good_start()], Duration::ZERO).await,
+        Code::FailedPrecondition,
+        &["fast"],
+    );
+    let out = private_inference(&private_only.url, 1, Output::Logits).await;
+    assert_eq!(out.logits, model().quant.logits(test_set().image(1)).unwrap());
+
+    let fast_only = start_with(ServerConfig { modes: vec![Mode::Fast], ..test_config() }).await;
+    let mut c = RemoteClient::connect(&fast_only.url, 1 << 20).await.unwrap();
+    let e = c.describe("", BITS, Packing::Packed, Mode::Private).await.unwrap_err().to_string();
+    assert!(e.contains("does not offer the private mode"), "{e}");
+}
+
+/// Sends a private Start and `rounds` raw rounds; returns the server's answer or status.
+async fn raw_private(url: &str, rounds: Vec<pb::Round>) -> Result<usize, tonic::Status> {
+    let pb::InferRequest { kind: Some(infer_request::Kind::Start(mut start)) } = good_start() else {
+        unreachable!("good_start is a Start")
+    };
+    start.mode = pb::Mode::Private as i32;
+    let mut msgs = vec![pb::InferRequest { kind: Some(infer_request::Kind::Start(start)) }];
+    msgs.extend(rounds.into_iter().map(|r| pb::InferRequest { kind: Some(infer_request::Kind::Round(r)) }));
+    raw(url, msgs, Duration::from_millis(500)).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tampered_private_rounds_get_clear_statuses_and_the_server_keeps_serving() {
+    let server = start(4, Duration::from_secs(5)).await;
+    let data = round0(&server.url).await;
+    let r =
+        |ciphertexts: Vec<u8>, material: Vec<u8>| pb::Round { round: 0, ciphertexts, last: true, material };
+    // No base-OT answer with the input.
+    expect(
+        raw_private(&server.url, vec![r(data.clone(), Vec::new())]).await,
+        Code::InvalidArgument,
+        &["material"],
+    );
+    // A truncated base-OT answer.
+    expect(
+        raw_private(&server.url, vec![r(data.clone(), vec![7u8; 4095])]).await,
+        Code::InvalidArgument,
+        &["material"],
+    );
+    // Too much material is refused as it arrives.
+    expect(
+        raw_private(&server.url, vec![r(data.clone(), vec![7u8; 4097])]).await,
+        Code::InvalidArgument,
+        &["material"],
+    );
+    // An answer of the right size that is not a set of curve points.
+    expect(
+        raw_private(&server.url, vec![r(data.clone(), vec![0xffu8; 4096])]).await,
+        Code::InvalidArgument,
+        &["base-OT"],
+    );
+    // Material before ciphertexts.
+    let split = vec![
+        pb::Round { round: 0, ciphertexts: Vec::new(), last: false, material: vec![1u8; 16] },
+        pb::Round {
+            round: 0,
+            ciphertexts: data[..key().public().ciphertext_bytes()].to_vec(),
+            last: true,
+            material: Vec::new(),
+        },
+    ];
+    expect(raw_private(&server.url, split).await, Code::InvalidArgument, &["ciphertexts after material"]);
+    // The server goes on serving.
+    let out = private_inference(&server.url, 2, Output::Logits).await;
+    assert_eq!(out.logits, model().quant.logits(test_set().image(2)).unwrap());
 }
