@@ -1,12 +1,13 @@
 //! The encrypted pipeline gives exactly the plaintext integer model's
 //! accumulators, on real images at 2048 bits and on random inputs with small keys.
 
+mod common;
+
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 
 use ppdnn_model::dataset::{Dataset, DatasetKind, Split};
 use ppdnn_model::modelfile::ModelFile;
-use ppdnn_model::quant::QuantModel;
 use ppdnn_paillier::{KeyPair, KeyPolicy, RandomnessPool, generate_keypair};
 use ppdnn_protocol::{ClientSession, ClientStep, Evaluator, Packing, RoundMessage};
 use proptest::prelude::*;
@@ -72,33 +73,13 @@ fn unpacked_mode_agrees_too() {
     assert_eq!(run(&ev, pair, image), model().quant.logits(image).unwrap());
 }
 
-fn random_model(seed: u64) -> QuantModel {
-    let mut s = seed | 1;
-    let mut next = move || {
-        s ^= s << 13;
-        s ^= s >> 7;
-        s ^= s << 17;
-        ((s >> 11) as f64 / (1u64 << 53) as f64) as f32 - 0.5
-    };
-    let float = ppdnn_model::lenet::FloatModel {
-        layers: ppdnn_model::lenet::LENET5
-            .iter()
-            .map(|spec| ppdnn_model::lenet::FloatLayer {
-                weight: (0..spec.shape.weight_shape().iter().product::<usize>()).map(|_| next()).collect(),
-                bias: (0..spec.shape.out_channels()).map(|_| next() * 0.3).collect(),
-            })
-            .collect(),
-    };
-    QuantModel::quantize(&float, test_set().image(100)).unwrap()
-}
-
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(4))]
 
     /// Random weights and random pixels, small keys (fewer slots, more ciphertexts).
     #[test]
     fn random_models_and_inputs_with_small_keys(seed in any::<u64>(), pixels in prop::collection::vec(any::<u8>(), 784)) {
-        let quant = random_model(seed);
+        let quant = common::random_model(seed, test_set());
         let ev = Evaluator::new(Arc::new(quant.clone()), 1024, Packing::Packed).unwrap();
         prop_assert_eq!(run(&ev, key(1024), &pixels), quant.logits(&pixels).unwrap());
     }

@@ -1,6 +1,8 @@
 //! The private mode: exact logits and labels, what the client sees, and
 //! what each side does with malformed messages.
 
+mod common;
+
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
@@ -85,33 +87,13 @@ fn two_hundred_real_images_at_2048_bits_bit_exact() {
     }
 }
 
-fn random_model(seed: u64) -> ppdnn_model::quant::QuantModel {
-    let mut s = seed | 1;
-    let mut next = move || {
-        s ^= s << 13;
-        s ^= s >> 7;
-        s ^= s << 17;
-        ((s >> 11) as f64 / (1u64 << 53) as f64) as f32 - 0.5
-    };
-    let float = ppdnn_model::lenet::FloatModel {
-        layers: ppdnn_model::lenet::LENET5
-            .iter()
-            .map(|spec| ppdnn_model::lenet::FloatLayer {
-                weight: (0..spec.shape.weight_shape().iter().product::<usize>()).map(|_| next()).collect(),
-                bias: (0..spec.shape.out_channels()).map(|_| next() * 0.3).collect(),
-            })
-            .collect(),
-    };
-    ppdnn_model::quant::QuantModel::quantize(&float, test_set().image(100)).unwrap()
-}
-
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(3))]
 
     /// Random weights and random pixels at 1024 bits, logits and label.
     #[test]
     fn random_models_and_inputs_at_1024_bits(seed in any::<u64>(), pixels in prop::collection::vec(any::<u8>(), 784)) {
-        let quant = random_model(seed);
+        let quant = common::random_model(seed, test_set());
         let ev = Evaluator::for_mode(Arc::new(quant.clone()), 1024, Packing::Packed, Mode::Private).unwrap();
         let want = quant.logits(&pixels).unwrap();
         prop_assert_eq!(run(&ev, key(1024), &pixels, Output::Logits), ClientStep::Done(want.clone()));
