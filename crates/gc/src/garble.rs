@@ -132,6 +132,25 @@ impl Garbler {
         self.tweak
     }
 
+    /// A garbler with the same Delta that starts at `tweak`, for garbling
+    /// independent circuits in parallel: give each fork a tweak range of its
+    /// own (circuit.tweaks() apart) and then [`Garbler::skip_to`] past them
+    /// all, so that no tweak is ever used twice with this Delta.
+    pub fn fork(&self, tweak: u64) -> Result<Garbler> {
+        let mut g = Garbler::with_delta(self.delta)?;
+        g.tweak = tweak;
+        Ok(g)
+    }
+
+    /// Moves the tweak counter forward to `tweak` (never back).
+    pub fn skip_to(&mut self, tweak: u64) -> Result<()> {
+        if tweak < self.tweak {
+            return Err(Error::State(format!("tweak {tweak} is behind the session's {}", self.tweak)));
+        }
+        self.tweak = tweak;
+        Ok(())
+    }
+
     /// Fresh zero-labels for `n` wires (for evaluator inputs without OT, in tests).
     pub fn fresh_labels(&mut self, n: usize) -> Vec<Block> {
         self.prg.blocks(n)
@@ -316,6 +335,20 @@ impl Evaluator {
     /// The next tweak the session will use.
     pub fn next_tweak(&self) -> u64 {
         self.tweak
+    }
+
+    /// An evaluator starting at `tweak`: the counterpart of [`Garbler::fork`].
+    pub fn at_tweak(tweak: u64) -> Self {
+        Evaluator { tweak, label: Vec::new() }
+    }
+
+    /// Moves the tweak counter forward to `tweak` (never back).
+    pub fn skip_to(&mut self, tweak: u64) -> Result<()> {
+        if tweak < self.tweak {
+            return Err(Error::State(format!("tweak {tweak} is behind the session's {}", self.tweak)));
+        }
+        self.tweak = tweak;
+        Ok(())
     }
 
     /// Evaluates a garbled circuit with the evaluator's input labels (from

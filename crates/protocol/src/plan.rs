@@ -96,6 +96,8 @@ pub struct CircuitInfo {
     pub garbled_bytes: usize,
     /// Outputs w the server decodes (the next layer's inputs), or label bits.
     pub outputs: usize,
+    /// Independent parts the circuit is garbled in (sent back to back).
+    pub parts: usize,
 }
 
 /// One layer of the plan.

@@ -60,6 +60,86 @@ pub fn activation_spec(pl: &PlanLayer) -> Result<ActivationSpec> {
     })
 }
 
+/// Most parts a layer's circuit is split into (see [`Part`]).
+pub const MAX_PARTS: usize = 8;
+
+/// One independent piece of a layer's between-layer circuit: a contiguous
+/// range of output ciphertexts that no pooling window crosses, with the
+/// outputs computed from them. Parts are garbled and evaluated in parallel,
+/// each with its own range of tweaks; their wire encodings are sent back to
+/// back in order.
+#[derive(Debug)]
+pub struct Part {
+    /// First output ciphertext of the part.
+    pub first_ciphertext: usize,
+    /// Output ciphertexts in the part.
+    pub ciphertexts: usize,
+    /// First output (next-layer input) computed by the part.
+    pub first_output: usize,
+    /// Outputs computed by the part.
+    pub outputs: usize,
+    /// The part's circuit: [`activation_circuit`] of its own spec.
+    pub circuit: Circuit,
+}
+
+/// The part specs of the circuit after `pl`: cut greedily, in order, at
+/// ciphertext boundaries that no output's accumulators cross, once a part
+/// holds at least ceil(ciphertexts / MAX_PARTS) ciphertexts.
+pub fn activation_part_specs(pl: &PlanLayer) -> Result<Vec<(usize, usize, ActivationSpec)>> {
+    let full = activation_spec(pl)?;
+    let s = full.slots;
+    let n = full.ciphertexts;
+    let target = n.div_ceil(MAX_PARTS).max(1);
+    let span = |g: &Vec<usize>| {
+        let cts = g.iter().map(|&a| full.accumulator_slots[a] / s);
+        (cts.clone().min().unwrap_or(0), cts.max().unwrap_or(0))
+    };
+    // (first ciphertext, first group) of each part.
+    let mut cuts = vec![(0usize, 0usize)];
+    let mut top = 0usize;
+    for (gi, g) in full.groups.iter().enumerate() {
+        let (lo, hi) = span(g);
+        let start = cuts.last().map_or(0, |c| c.0);
+        if gi > 0 && lo > top && top + 1 - start >= target {
+            cuts.push((lo, gi));
+        }
+        top = top.max(hi);
+    }
+    let mut parts = Vec::with_capacity(cuts.len());
+    for (k, &(first_ct, first_group)) in cuts.iter().enumerate() {
+        let (end_ct, end_group) = cuts.get(k + 1).copied().unwrap_or((n, full.groups.len()));
+        let mut accumulator_slots = Vec::new();
+        let groups = full.groups[first_group..end_group]
+            .iter()
+            .map(|g| {
+                g.iter()
+                    .map(|&a| {
+                        accumulator_slots.push(full.accumulator_slots[a] - first_ct * s);
+                        accumulator_slots.len() - 1
+                    })
+                    .collect()
+            })
+            .collect();
+        let spec =
+            ActivationSpec { ciphertexts: end_ct - first_ct, accumulator_slots, groups, ..full.clone() };
+        parts.push((first_ct, first_group, spec));
+    }
+    Ok(parts)
+}
+
+fn build_parts(pl: &PlanLayer) -> Result<Vec<Part>> {
+    Ok(activation_part_specs(pl)?
+        .into_iter()
+        .map(|(first_ciphertext, first_output, spec)| Part {
+            first_ciphertext,
+            ciphertexts: spec.ciphertexts,
+            first_output,
+            outputs: spec.groups.len(),
+            circuit: activation_circuit(&spec),
+        })
+        .collect())
+}
+
 /// The label-only output's argmax over the last layer's outputs.
 pub fn argmax_spec(pl: &PlanLayer) -> ArgmaxSpec {
     ArgmaxSpec {
@@ -84,7 +164,7 @@ pub fn argmax_bytes(c: &Circuit) -> usize {
 /// The circuits of one private plan, built once and shared by its sessions.
 #[derive(Debug)]
 pub struct PrivateCircuits {
-    layers: Vec<Option<Circuit>>,
+    layers: Vec<Vec<Part>>,
     argmax: Circuit,
 }
 
@@ -97,8 +177,8 @@ impl PrivateCircuits {
         }
         let built = build(plan)?;
         let (layers, argmax) = (built.layers, built.argmax);
-        for (l, (pl, c)) in plan.layers.iter().zip(&layers).enumerate() {
-            let want = c.as_ref().map(|c| info(c, cots(pl), GarbledCircuit::encoded_len(c)));
+        for (l, (pl, parts)) in plan.layers.iter().zip(&layers).enumerate() {
+            let want = info(pl, parts);
             if pl.circuit != want {
                 return Err(Error::Plan(format!(
                     "{}: the stated circuit shape is not the plan's own",
@@ -107,15 +187,15 @@ impl PrivateCircuits {
             }
         }
         let last = plan.layers.last().ok_or_else(|| Error::Plan("no layers".into()))?;
-        if plan.argmax != Some(info(&argmax, cots(last), argmax_bytes(&argmax))) {
+        if plan.argmax != Some(argmax_info(last, &argmax)) {
             return Err(Error::Plan("the stated argmax circuit shape is not the plan's own".into()));
         }
         Ok(Arc::new(PrivateCircuits { layers, argmax }))
     }
 
-    /// The circuit after layer `l`; None for the last layer.
-    pub fn layer(&self, l: usize) -> Option<&Circuit> {
-        self.layers.get(l).and_then(Option::as_ref)
+    /// The parts of the circuit after layer `l`; empty for the last layer.
+    pub fn layer(&self, l: usize) -> &[Part] {
+        self.layers.get(l).map_or(&[], Vec::as_slice)
     }
 
     /// The argmax circuit.
@@ -125,7 +205,7 @@ impl PrivateCircuits {
 }
 
 struct Built {
-    layers: Vec<Option<Circuit>>,
+    layers: Vec<Vec<Part>>,
     argmax: Circuit,
 }
 
@@ -139,26 +219,42 @@ fn build(plan: &Plan) -> Result<Built> {
         .layers
         .iter()
         .enumerate()
-        .map(
-            |(l, pl)| {
-                if l + 1 < n { activation_spec(pl).map(|s| Some(activation_circuit(&s))) } else { Ok(None) }
-            },
-        )
+        .map(|(l, pl)| if l + 1 < n { build_parts(pl) } else { Ok(Vec::new()) })
         .collect::<Result<Vec<_>>>()?;
     Ok(Built { layers, argmax: argmax_circuit(&argmax_spec(last)) })
 }
 
-fn info(c: &Circuit, cots: usize, garbled_bytes: usize) -> CircuitInfo {
-    CircuitInfo { cots, and_gates: c.and_gates(), garbled_bytes, outputs: c.outputs() }
+/// The stated shape of a layer's circuit (None for no parts: the last layer).
+fn info(pl: &PlanLayer, parts: &[Part]) -> Option<CircuitInfo> {
+    if parts.is_empty() {
+        return None;
+    }
+    Some(CircuitInfo {
+        cots: cots(pl),
+        and_gates: parts.iter().map(|p| p.circuit.and_gates()).sum(),
+        garbled_bytes: parts.iter().map(|p| GarbledCircuit::encoded_len(&p.circuit)).sum(),
+        outputs: parts.iter().map(|p| p.circuit.outputs()).sum(),
+        parts: parts.len(),
+    })
+}
+
+fn argmax_info(last: &PlanLayer, c: &Circuit) -> CircuitInfo {
+    CircuitInfo {
+        cots: cots(last),
+        and_gates: c.and_gates(),
+        garbled_bytes: argmax_bytes(c),
+        outputs: c.outputs(),
+        parts: 1,
+    }
 }
 
 /// Fills in a private plan's circuit shapes.
 pub(crate) fn describe(plan: &mut Plan) -> Result<()> {
     let built = build(plan)?;
-    for (pl, c) in plan.layers.iter_mut().zip(&built.layers) {
-        pl.circuit = c.as_ref().map(|c| info(c, cots(pl), GarbledCircuit::encoded_len(c)));
+    for (pl, parts) in plan.layers.iter_mut().zip(&built.layers) {
+        pl.circuit = info(pl, parts);
     }
     let last = plan.layers.last().ok_or_else(|| Error::Plan("no layers".into()))?;
-    plan.argmax = Some(info(&built.argmax, cots(last), argmax_bytes(&built.argmax)));
+    plan.argmax = Some(argmax_info(last, &built.argmax));
     Ok(())
 }

@@ -254,29 +254,53 @@ impl PrivateClientSession {
     /// encrypts pack_k(-s) for the server.
     fn garble_layer(&mut self, k: usize, digits: &[bool]) -> Result<ClientStep> {
         let l = k - 1;
-        let circuit =
-            self.circuits.layer(l).ok_or_else(|| Error::Internal(format!("no circuit after layer {l}")))?;
+        let parts = self.circuits.layer(l);
+        if parts.is_empty() {
+            return Err(Error::Internal(format!("no circuit after layer {l}")));
+        }
         let next = &self.plan.layers[k];
         let outputs = next.shape.input_len();
         let mut prg = Prg::from_os().map_err(|e| Error::Internal(e.to_string()))?;
         let s: Vec<i64> = (0..outputs).map(|_| random_below_pow2(&mut prg, MASK_BITS) as i64).collect();
-        let mut bits = digits.to_vec();
-        for &v in &s {
-            bits.extend((0..MASK_BITS).map(|i| (v >> i) & 1 == 1));
+        let per_ct = self.plan.layers[l].slots * self.plan.layers[l].slot_bits as usize;
+        let garbler =
+            self.garbler.as_ref().ok_or_else(|| Error::State("the base OTs are not done".into()))?;
+        // Each part garbled by a fork of the session's garbler on a tweak range of its own.
+        let base = garbler.next_tweak();
+        let mut offsets = Vec::with_capacity(parts.len());
+        let mut total = 0u64;
+        for p in parts {
+            offsets.push(base + total);
+            total += p.circuit.tweaks();
         }
+        let zero = &self.zero[l];
+        let encoded: Vec<Vec<u8>> = parts
+            .par_iter()
+            .zip(&offsets)
+            .map(|(p, &tweak)| -> Result<Vec<u8>> {
+                let cts = p.first_ciphertext * per_ct..(p.first_ciphertext + p.ciphertexts) * per_ct;
+                let mut bits = digits[cts.clone()].to_vec();
+                for &v in &s[p.first_output..p.first_output + p.outputs] {
+                    bits.extend((0..MASK_BITS).map(|i| (v >> i) & 1 == 1));
+                }
+                let mut g = garbler.fork(tweak).map_err(|e| Error::Internal(e.to_string()))?;
+                let (garbled, _) =
+                    g.garble(&p.circuit, &bits, &zero[cts]).map_err(|e| Error::Internal(e.to_string()))?;
+                Ok(garbled.to_bytes())
+            })
+            .collect::<Result<_>>()?;
         let garbler =
             self.garbler.as_mut().ok_or_else(|| Error::State("the base OTs are not done".into()))?;
-        let (garbled, _) =
-            garbler.garble(circuit, &bits, &self.zero[l]).map_err(|e| Error::Internal(e.to_string()))?;
+        garbler.skip_to(base + total).map_err(|e| Error::Internal(e.to_string()))?;
         self.zero[l] = Vec::new();
         let neg: Vec<i64> = s.iter().map(|&v| -v).collect();
         let n = self.key.public_key().n();
         let plain: Vec<Integer> = pack_residues(next, &neg, n)?.into_iter().map(|m| centred(m, n)).collect();
         let cts = self.pool.encrypt_many(&plain)?;
         let mut message = RoundMessage::from_ciphertexts(self.key.public_key(), k, &cts);
-        message.material = garbled.to_bytes();
+        message.material = encoded.concat();
         self.stats.garbled_bytes += message.material.len();
-        self.stats.and_gates += circuit.and_gates();
+        self.stats.and_gates += parts.iter().map(|p| p.circuit.and_gates()).sum::<usize>();
         Ok(ClientStep::Send(message))
     }
 

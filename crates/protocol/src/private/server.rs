@@ -190,22 +190,48 @@ impl PrivateServerSession {
     /// Evaluates the garbled circuit after layer `l`; returns the outputs w = q + s.
     fn evaluate_layer(&mut self, l: usize, material: &[u8]) -> Result<Vec<i64>> {
         let round = l + 1;
-        let circuit =
-            self.circuits.layer(l).ok_or_else(|| Error::Internal(format!("no circuit after layer {l}")))?;
-        let garbled = GarbledCircuit::from_bytes(circuit, material)
-            .map_err(|e| msg(round, format!("garbled circuit: {e}")))?;
+        let parts = self.circuits.layer(l);
+        if parts.is_empty() {
+            return Err(Error::Internal(format!("no circuit after layer {l}")));
+        }
+        let per_ct = self.plan.layers[l].slots * self.plan.layers[l].slot_bits as usize;
+        // The parts' encodings back to back, each evaluated on its own tweak range.
+        let base = self.evaluator.next_tweak();
+        let (mut offsets, mut at, mut tweak) = (Vec::with_capacity(parts.len()), 0usize, base);
+        for p in parts {
+            let len = GarbledCircuit::encoded_len(&p.circuit);
+            offsets.push((at, len, tweak));
+            at += len;
+            tweak += p.circuit.tweaks();
+        }
+        if at != material.len() {
+            return Err(msg(
+                round,
+                format!("{} bytes of garbled circuit where {at} are expected", material.len()),
+            ));
+        }
         let labels = std::mem::take(&mut self.labels[l]);
-        let out = self
-            .evaluator
-            .evaluate(circuit, &garbled, &labels)
-            .map_err(|e| msg(round, format!("garbled circuit: {e}")))?;
-        let bits = ppdnn_gc::Evaluator::decode(circuit, &out, &garbled.decode)
-            .map_err(|e| msg(round, format!("garbled circuit: {e}")))?;
         let width = MASK_BITS as usize + 1;
-        Ok(bits
-            .chunks(width)
-            .map(|b| b.iter().enumerate().fold(0i64, |acc, (i, &bit)| acc | (i64::from(bit) << i)))
-            .collect())
+        let outputs: Vec<Vec<i64>> = parts
+            .par_iter()
+            .zip(&offsets)
+            .enumerate()
+            .map(|(k, (p, &(at, len, tweak)))| -> Result<Vec<i64>> {
+                let bad = |e: ppdnn_gc::Error| msg(round, format!("garbled circuit, part {k}: {e}"));
+                let garbled = GarbledCircuit::from_bytes(&p.circuit, &material[at..at + len]).map_err(bad)?;
+                let mine =
+                    &labels[p.first_ciphertext * per_ct..(p.first_ciphertext + p.ciphertexts) * per_ct];
+                let out =
+                    ppdnn_gc::Evaluator::at_tweak(tweak).evaluate(&p.circuit, &garbled, mine).map_err(bad)?;
+                let bits = ppdnn_gc::Evaluator::decode(&p.circuit, &out, &garbled.decode).map_err(bad)?;
+                Ok(bits
+                    .chunks(width)
+                    .map(|b| b.iter().enumerate().fold(0i64, |acc, (i, &bit)| acc | (i64::from(bit) << i)))
+                    .collect())
+            })
+            .collect::<Result<_>>()?;
+        self.evaluator.skip_to(tweak).map_err(|e| Error::Internal(e.to_string()))?;
+        Ok(outputs.concat())
     }
 
     /// Evaluates the garbled argmax; returns its output labels for the client.
