@@ -47,7 +47,7 @@ pub enum Gate {
         /// Output.
         out: u32,
     },
-    /// out = a AND b, both garbler-known: the garbler sends out's label.
+    /// out = a AND b, both garbler-known: free (out is garbler-known too).
     AndKnown {
         /// Input (garbler-known).
         a: u32,
@@ -125,13 +125,13 @@ impl Circuit {
         self.gates.iter().filter(|g| !matches!(g, Gate::Xor { .. } | Gate::Not { .. })).count()
     }
 
-    /// Blocks of garbled tables: 2 per full AND, 1 per half-gate or known AND.
+    /// Blocks of garbled tables: 2 per full AND, 1 per half-gate.
     pub fn table_blocks(&self) -> usize {
         self.gates
             .iter()
             .map(|g| match g {
                 Gate::And { .. } => 2,
-                Gate::AndHalf { .. } | Gate::AndKnown { .. } => 1,
+                Gate::AndHalf { .. } => 1,
                 _ => 0,
             })
             .sum()
@@ -467,7 +467,7 @@ mod tests {
             })
             .collect();
         assert_eq!(kinds, ["not", "known", "half", "and"]);
-        assert_eq!(c.table_blocks(), 4);
+        assert_eq!(c.table_blocks(), 3, "a known AND is free: half 1 + full 2");
         assert_eq!(c.tweaks(), 3);
     }
 }

@@ -13,13 +13,15 @@ use crate::circuit::{Circuit, Gate, Output, check_count};
 use crate::error::{Error, Result};
 use crate::prg::Prg;
 
-/// What the garbler sends for one circuit: the active labels of its inputs,
-/// the garbled tables, and the decode bits of the outputs.
+/// What the garbler sends for one circuit: the garbled tables and the
+/// decode bits of the outputs. Nothing is sent for the garbler's inputs:
+/// every garbler-known wire carries the all-zero active label (its
+/// zero-label is its value times Delta), so the evaluator holds Block::ZERO
+/// for it without being told, and a garbler-known wire is never hashed
+/// (it enters AND gates only as the known side of a garbler half-gate).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GarbledCircuit {
-    /// Active labels of the garbler's input wires, in input order.
-    pub garbler_labels: Vec<Block>,
-    /// The tables: 2 blocks per full AND, 1 per half-gate or known AND, in gate order.
+    /// The tables: 2 blocks per full AND, 1 per half-gate, in gate order.
     pub tables: Vec<Block>,
     /// lsb of each output's zero-label (false for constant outputs).
     pub decode: Vec<bool>,
@@ -28,15 +30,14 @@ pub struct GarbledCircuit {
 impl GarbledCircuit {
     /// Bytes of the encoding for `circuit`.
     pub fn encoded_len(circuit: &Circuit) -> usize {
-        Block::BYTES * (circuit.garbler_inputs() + circuit.table_blocks()) + circuit.outputs().div_ceil(8)
+        Block::BYTES * circuit.table_blocks() + circuit.outputs().div_ceil(8)
     }
 
-    /// The wire form: garbler labels, tables (16 bytes each, little-endian),
-    /// then the decode bits packed 8 to a byte, bit k of byte k/8 (k mod 8)
-    /// for output k, unused high bits 0.
+    /// The wire form: the tables (16 bytes each, little-endian), then the
+    /// decode bits packed 8 to a byte, bit k of byte k/8 (k mod 8) for
+    /// output k, unused high bits 0.
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut out = blocks_to_bytes(&self.garbler_labels);
-        out.extend(blocks_to_bytes(&self.tables));
+        let mut out = blocks_to_bytes(&self.tables);
         out.extend(pack_bits(&self.decode));
         out
     }
@@ -47,12 +48,10 @@ impl GarbledCircuit {
         if bytes.len() != want {
             return Err(Error::Length { what: "garbled circuit".into(), expected: want, got: bytes.len() });
         }
-        let g = circuit.garbler_inputs() * Block::BYTES;
         let t = circuit.table_blocks() * Block::BYTES;
-        let garbler_labels = blocks_from_bytes(&bytes[..g], circuit.garbler_inputs(), "garbler labels")?;
-        let tables = blocks_from_bytes(&bytes[g..g + t], circuit.table_blocks(), "garbled tables")?;
-        let decode = unpack_bits(&bytes[g + t..], circuit.outputs(), "decode bits")?;
-        Ok(GarbledCircuit { garbler_labels, tables, decode })
+        let tables = blocks_from_bytes(&bytes[..t], circuit.table_blocks(), "garbled tables")?;
+        let decode = unpack_bits(&bytes[t..], circuit.outputs(), "decode bits")?;
+        Ok(GarbledCircuit { tables, decode })
     }
 }
 
@@ -194,12 +193,10 @@ impl Garbler {
         // Values of garbler-known wires (the evaluator never learns them).
         let mut known = std::mem::take(&mut self.known);
         known.resize(circuit.wires as usize, false);
-        let fresh = self.prg.blocks(circuit.garbler_inputs());
-        let mut garbler_labels = Vec::with_capacity(circuit.garbler_inputs());
-        for ((&w, &bit), &l) in circuit.garbler_inputs.iter().zip(garbler_bits).zip(&fresh) {
-            zero[w as usize] = l;
+        // A garbler input's active label is zero: its zero-label is bit * Delta.
+        for (&w, &bit) in circuit.garbler_inputs.iter().zip(garbler_bits) {
+            zero[w as usize] = delta.select(bit);
             known[w as usize] = bit;
-            garbler_labels.push(l ^ delta.select(bit));
         }
         for (&w, &l) in circuit.evaluator_inputs.iter().zip(evaluator_zero_labels) {
             zero[w as usize] = l;
@@ -266,11 +263,7 @@ impl Garbler {
                 let mut k = 0;
                 for g in chunk {
                     match *g {
-                        Gate::AndKnown { out, .. } => {
-                            let l = self.prg.block();
-                            zero[out as usize] = l;
-                            tables.push(l ^ delta.select(known[out as usize]));
-                        }
+                        Gate::AndKnown { out, .. } => zero[out as usize] = delta.select(known[out as usize]),
                         Gate::AndHalf { g, e, out } => {
                             let (h0, h1) = (xs[k], xs[k + 1]);
                             k += 2;
@@ -314,7 +307,7 @@ impl Garbler {
             .collect();
         // Kept for the next circuit; wiped when the session is dropped.
         (self.zero, self.known) = (zero, known);
-        Ok((GarbledCircuit { garbler_labels, tables, decode }, out_zero))
+        Ok((GarbledCircuit { tables, decode }, out_zero))
     }
 }
 
@@ -359,14 +352,14 @@ impl Evaluator {
         garbled: &GarbledCircuit,
         evaluator_labels: &[Block],
     ) -> Result<Vec<Block>> {
-        check_count("garbler labels", garbled.garbler_labels.len(), circuit.garbler_inputs())?;
         check_count("evaluator labels", evaluator_labels.len(), circuit.evaluator_inputs())?;
         check_count("table blocks", garbled.tables.len(), circuit.table_blocks())?;
         check_count("decode bits", garbled.decode.len(), circuit.outputs())?;
         let mut label = std::mem::take(&mut self.label);
         label.resize(circuit.wires as usize, Block::ZERO);
-        for (&w, &l) in circuit.garbler_inputs.iter().zip(&garbled.garbler_labels) {
-            label[w as usize] = l;
+        // Garbler-known wires carry the all-zero active label.
+        for &w in &circuit.garbler_inputs {
+            label[w as usize] = Block::ZERO;
         }
         for (&w, &l) in circuit.evaluator_inputs.iter().zip(evaluator_labels) {
             label[w as usize] = l;
@@ -417,10 +410,7 @@ impl Evaluator {
                 for g in chunk {
                     // The table count was checked against the circuit above.
                     match *g {
-                        Gate::AndKnown { out, .. } => {
-                            label[out as usize] = tables[next_table];
-                            next_table += 1;
-                        }
+                        Gate::AndKnown { out, .. } => label[out as usize] = Block::ZERO,
                         Gate::AndHalf { e, out, .. } => {
                             let tg = tables[next_table];
                             next_table += 1;

@@ -159,8 +159,8 @@ fn tweaks_never_repeat_delta_has_lsb_1_and_sessions_share_no_label() {
     let (g1, _) = garbler.garble(&c, &[false; 8], &z1).unwrap();
     let (g2, _) = other.garble(&c, &[false; 8], &z2).unwrap();
     let all: std::collections::HashSet<u128> =
-        g1.garbler_labels.iter().chain(&g2.garbler_labels).chain(&z1).chain(&z2).map(|b| b.0).collect();
-    assert_eq!(all.len(), 8 + 8 + 16 + 16);
+        g1.tables.iter().chain(&g2.tables).chain(&z1).chain(&z2).map(|b| b.0).collect();
+    assert_eq!(all.len(), g1.tables.len() + g2.tables.len() + 16 + 16);
     assert!(Garbler::with_delta(Block(2)).is_err(), "Delta with lsb 0 is refused");
 }
 
