@@ -3,7 +3,7 @@
 
 use ppdnn_model::lenet::{FloatLayer, FloatModel, LENET5, LayerShape};
 use ppdnn_model::modelfile::ModelFile;
-use ppdnn_model::quant::{QuantModel, Requant};
+use ppdnn_model::quant::{MULTIPLIER_BITS, QuantModel, Requant};
 use proptest::prelude::*;
 
 /// A deterministic pseudo-random float model (xorshift), for tests only.
@@ -105,7 +105,10 @@ proptest! {
     #[test]
     fn requant_matches_real_rounding(m in 1e-7f64..4.0, y in 0i64..(1 << 28)) {
         let r = Requant::from_real(m).unwrap();
-        prop_assert!((r.real() - m).abs() / m < 1e-8);
+        // Rounded to MULTIPLIER_BITS bits: within half a unit of the top bit's 2^-(bits-1).
+        prop_assert!((r.real() - m).abs() / m <= 1.0 / (1u64 << MULTIPLIER_BITS) as f64);
+        let fine = Requant::from_real_bits(m, 31).unwrap();
+        prop_assert!((fine.real() - m).abs() / m < 1e-8);
         let want = ((y as f64) * r.real()).round().clamp(0.0, 255.0) as i64;
         let got = r.apply(y);
         // Equal except where the real product sits within rounding error of .5.

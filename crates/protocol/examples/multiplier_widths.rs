@@ -12,12 +12,17 @@ fn main() {
         Dataset::load(std::path::Path::new("data/mnist"), DatasetKind::Mnist, Split::Test).expect("data");
     for bits in [31u32, 16, 12, 10, 8, 6] {
         let mut q = m.quant.clone();
-        for l in q.layers.iter_mut() {
-            if let Some(r) = l.requant {
-                let real = r.real();
-                let shift = (bits as i32 - real.log2().ceil() as i32).clamp(1, 62);
-                let multiplier = (real * 2f64.powi(shift)).round() as i64;
-                l.requant = Some(Requant { multiplier, shift: shift as u32 });
+        // The real factor of each step, from the stored scales (as quantization computes it).
+        let reals: Vec<Option<f64>> = (0..q.layers.len())
+            .map(|l| {
+                let (this, next) = (&q.layers[l], q.layers.get(l + 1)?);
+                let pool = if this.spec.pool { 4.0 } else { 1.0 };
+                Some(this.weight_scale * this.input_scale / (pool * next.input_scale))
+            })
+            .collect();
+        for (l, real) in q.layers.iter_mut().zip(reals) {
+            if let Some(real) = real {
+                l.requant = Some(Requant::from_real_bits(real, bits).expect("a positive factor"));
             }
         }
         let acc = q.accuracy(&test.pixels, &test.labels);
