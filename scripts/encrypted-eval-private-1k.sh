@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# The private mode on the first 1,000 MNIST test images at 2048 bits, in parts
+# of 100 images appended to results/encrypted-eval-mnist-2048-private.jsonl.
+# Parts already in the file are skipped, so the run can be stopped and
+# resumed. At the end, the totals are printed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out=results/encrypted-eval-mnist-2048-private.jsonl
+mkdir -p results
+cargo build --release --quiet
+for off in $(seq 0 100 900); do
+  if grep -q "\"offset\":$off," "$out" 2>/dev/null; then continue; fi
+  ./target/release/ppdnn eval --encrypted --mode private --offset "$off" --limit 100 --json >> "$out"
+done
+python3 scripts/summarize-parts.py "$out" 100 1000
