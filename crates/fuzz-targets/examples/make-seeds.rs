@@ -93,5 +93,32 @@ fn main() {
         chunked.push(round(piece, i + 1 == pieces.len()));
     }
     write("server_stream", "round0-chunked", &join_messages(&chunked));
+
+    // private_rounds: a genuine base-OT answer for the server, a genuine
+    // setup for the client, and a private Start for the server stream.
+    let ev = ppdnn_fuzz_targets::private_evaluator();
+    let circuits = ev.circuits().unwrap().clone();
+    let sk = Arc::new(key.clone());
+    let pool = Arc::new(RandomnessPool::new(pk));
+    let mut client = ppdnn_protocol::private::client::PrivateClientSession::new(
+        ev.plan().clone(),
+        circuits,
+        sk,
+        pool,
+        ppdnn_protocol::private::Output::Logits,
+    )
+    .unwrap();
+    client.start(&[0u8; 784]).unwrap();
+    let (_, setup) = ev.private_session(pk.clone(), ppdnn_protocol::private::Output::Logits).unwrap();
+    let ClientStep::Send(m0) = client.receive(&setup).unwrap() else { panic!("round 0 is sent") };
+    write("private_rounds", "server-round0", &[&[0u8][..], &m0.material].concat());
+    write("private_rounds", "client-setup", &[&[1u8][..], &setup.material].concat());
+    write("private_rounds", "client-round1-short", &[2u8, 32, 0, 7, 7, 7]);
+    write("private_rounds", "server-round1-short", &[3u8, 1, 2, 3]);
+    let mut private_start = start.clone();
+    if let Some(infer_request::Kind::Start(s)) = private_start.kind.as_mut() {
+        s.mode = pb::Mode::Private as i32;
+    }
+    write("server_stream", "private-start", &join_messages(&[private_start.encode_to_vec()]));
     println!("seeds written");
 }

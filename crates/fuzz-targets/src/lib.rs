@@ -20,14 +20,19 @@ use std::time::Duration;
 use ppdnn_model::modelfile::ModelFile;
 use ppdnn_paillier::keyfile::{private_key_from_json, public_key_from_json};
 use ppdnn_paillier::{Integer, KeyPolicy, PrivateKey, RandomnessPool};
-use ppdnn_protocol::{ClientSession, Packing, Plan, RoundMessage, pack_inputs, unpack_outputs};
+use ppdnn_protocol::private::Output;
+use ppdnn_protocol::private::client::PrivateClientSession;
+use ppdnn_protocol::{
+    ClientSession, ClientStep, Evaluator, Mode, Packing, Plan, RoundMessage, pack_inputs, unpack_outputs,
+};
 use ppdnn_service::pb;
 use ppdnn_service::{InferenceService, ServedModel, ServerConfig, inference_service};
 use prost::Message;
 use tokio_stream::StreamExt;
 
 /// The names of the targets, as cargo-fuzz and the corpus folders know them.
-pub const TARGETS: [&str; 4] = ["round_message", "key_decoders", "plan_json", "server_stream"];
+pub const TARGETS: [&str; 5] =
+    ["round_message", "key_decoders", "plan_json", "server_stream", "private_rounds"];
 
 /// Runs target `name` on `data`; false if there is no such target.
 pub fn run(name: &str, data: &[u8]) -> bool {
@@ -36,6 +41,7 @@ pub fn run(name: &str, data: &[u8]) -> bool {
         "key_decoders" => key_decoders(data),
         "plan_json" => plan_json(data),
         "server_stream" => server_stream(data),
+        "private_rounds" => private_rounds(data),
         _ => return false,
     }
     true
@@ -68,6 +74,69 @@ pub fn plan() -> &'static Arc<Plan> {
     PLAN.get_or_init(|| {
         Arc::new(Plan::new(&model().quant, BITS, Packing::Packed).expect("a plan for 512 bits"))
     })
+}
+
+/// The model's private-mode evaluator for 512-bit keys (plan and circuits).
+pub fn private_evaluator() -> &'static Evaluator {
+    static EV: OnceLock<Evaluator> = OnceLock::new();
+    EV.get_or_init(|| {
+        Evaluator::for_mode(Arc::new(model().quant.clone()), BITS, Packing::Packed, Mode::Private)
+            .expect("a private plan for 512 bits")
+    })
+}
+
+/// A private client that has encrypted test image 0, and the server's
+/// genuine setup for it.
+fn private_pair(
+    output: Output,
+) -> (PrivateClientSession, ppdnn_protocol::private::server::PrivateServerSession, RoundMessage) {
+    let ev = private_evaluator();
+    let key = Arc::new(test_key().clone());
+    let pool = Arc::new(RandomnessPool::new(key.public_key()));
+    let circuits = ev.circuits().expect("a private evaluator has circuits").clone();
+    let mut client = PrivateClientSession::new(ev.plan().clone(), circuits, key.clone(), pool, output)
+        .expect("a session for the evaluator's own plan");
+    client.start(&[0u8; 784]).expect("a blank image encrypts");
+    let (server, setup) =
+        ev.private_session(key.public_key().clone(), output).expect("a session for a valid key");
+    (client, server, setup)
+}
+
+/// The private mode's messages: the first byte picks what receives the
+/// rest. 0: the server, as the client's round 0 (base-OT answer as
+/// material, then the genuine input); 1: the client, as the server's setup;
+/// 2: the client, as the server's round 1 after a genuine setup (two bytes
+/// of material length, the material, then ciphertext bytes); 3: the server,
+/// as a round-1 garbled circuit after a genuine round 0.
+pub fn private_rounds(data: &[u8]) {
+    let Some((&selector, payload)) = data.split_first() else { return };
+    let (mut client, mut server, setup) = private_pair(Output::Logits);
+    match selector % 4 {
+        0 => {
+            let Ok(ClientStep::Send(mut m0)) = client.receive(&setup) else { return };
+            m0.material = payload.to_vec();
+            let _ = server.handle(&m0);
+        }
+        1 => {
+            let _ = client.receive(&RoundMessage { round: 0, data: Vec::new(), material: payload.to_vec() });
+        }
+        2 => {
+            let Ok(ClientStep::Send(_)) = client.receive(&setup) else { return };
+            let Some((len, rest)) = payload.split_first_chunk::<2>() else { return };
+            let len = (u16::from_le_bytes(*len) as usize).min(rest.len());
+            let (material, data) = rest.split_at(len);
+            let _ =
+                client.receive(&RoundMessage { round: 1, data: data.to_vec(), material: material.to_vec() });
+        }
+        _ => {
+            let Ok(ClientStep::Send(m0)) = client.receive(&setup) else { return };
+            let Ok(a1) = server.handle(&m0) else { return };
+            let Ok(ClientStep::Send(mut m1)) = client.receive(&a1) else { return };
+            // The genuine Enc(-s) with fuzzed garbled material.
+            m1.material = payload.to_vec();
+            let _ = server.handle(&m1);
+        }
+    }
 }
 
 /// A server's answer as the client decodes it: the first byte picks the
