@@ -72,6 +72,14 @@ fn relu(b: &mut Builder, x: &[Wire]) -> Vec<Wire> {
     x.iter().map(|&w| b.and(w, keep)).collect()
 }
 
+/// max(x, 0) for a two's-complement x, without its sign bit (which is 0
+/// for every result): the magnitude bits ANDed with NOT sign.
+fn relu_magnitude(b: &mut Builder, x: &[Wire]) -> Vec<Wire> {
+    let (&sign, magnitude) = x.split_last().expect("a value has at least one bit");
+    let keep = b.not(sign);
+    magnitude.iter().map(|&w| b.and(w, keep)).collect()
+}
+
 /// The non-adjacent form of m: digits in {-1, 0, 1}, least significant first.
 fn naf(mut m: u64) -> Vec<i8> {
     let mut digits = Vec::new();
@@ -126,22 +134,37 @@ pub fn activation_circuit(spec: &ActivationSpec) -> Circuit {
         })
         .collect();
     // Section 3: ReLU, pooling sum, requantization, output mask.
-    let sum_bits = bb + 2; // four B-bit values (signed) fit B + 2 bits
-    // y * M + 2^(k-1) fits: y < 2^(B+1), M < 2^bits(M), one more for the rounding.
+    let largest = spec.groups.iter().map(Vec::len).max().unwrap_or(1).max(1);
+    let grow = (usize::BITS - (largest - 1).leading_zeros()) as usize; // ceil(log2(largest))
+    // With ReLU every term is non-negative and fits B - 1 bits, so the sum
+    // fits B - 1 + grow bits and needs no clamp at 0. Without, the terms are
+    // signed B-bit values, their sum fits B + grow bits, and a negative sum
+    // gives 0, as the reference's clamp does.
+    let y_bits = bb - 1 + grow;
+    // y * M + 2^(k-1) fits: y < 2^y_bits, M < 2^bits(M), one more for the rounding.
     let product_bits =
-        (sum_bits + 64 - spec.multiplier.leading_zeros() as usize + 1).max(spec.shift as usize + 1);
+        (y_bits + 64 - spec.multiplier.leading_zeros() as usize + 1).max(spec.shift as usize + 1);
     let out_bits = output_bits(spec);
     for (g, group) in spec.groups.iter().enumerate() {
-        let mut sum = gadgets::constant(&mut b, 0, sum_bits);
-        for &a in group {
-            let v = &values[spec.accumulator_slots[a]];
-            let v = if spec.relu { relu(&mut b, v) } else { v.clone() };
-            let v = sign_extend(&v, sum_bits);
-            sum = gadgets::add(&mut b, &sum, &v).0;
-        }
-        // A negative sum gives 0, as the reference's clamp does.
-        let y = relu(&mut b, &sum);
-        let y = &y[..sum_bits - 1]; // non-negative now: the sign bit is 0
+        let y: Vec<Wire> = if spec.relu {
+            let mut sum = gadgets::constant(&mut b, 0, y_bits);
+            for &a in group {
+                let v = relu_magnitude(&mut b, &values[spec.accumulator_slots[a]]);
+                let v = zero_extend(&mut b, &v, y_bits);
+                sum = gadgets::add(&mut b, &sum, &v).0;
+            }
+            sum
+        } else {
+            let signed_bits = bb + grow;
+            let mut sum = gadgets::constant(&mut b, 0, signed_bits);
+            for &a in group {
+                let v = sign_extend(&values[spec.accumulator_slots[a]], signed_bits);
+                sum = gadgets::add(&mut b, &sum, &v).0;
+            }
+            let y = relu(&mut b, &sum);
+            y[..signed_bits - 1].to_vec() // non-negative now: the sign bit is 0
+        };
+        let y = &y[..];
         let p = times_constant(&mut b, y, spec.multiplier, product_bits);
         let half = gadgets::constant(&mut b, 1u64 << (spec.shift - 1), product_bits);
         let rounded = gadgets::add(&mut b, &p, &half).0;
