@@ -15,6 +15,9 @@ use crate::keys::PublicKey;
 /// fresh randomness on demand, so encryption never fails for lack of it.
 pub struct RandomnessPool {
     key: PublicKey,
+    /// Full-strength values r^n for a uniform unit r, whatever base the key
+    /// publishes (see [`RandomnessPool::full_strength`]).
+    full: bool,
     values: Mutex<Vec<Integer>>,
 }
 
@@ -25,9 +28,22 @@ impl std::fmt::Debug for RandomnessPool {
 }
 
 impl RandomnessPool {
-    /// An empty pool for `key`.
+    /// An empty pool for `key`, of the randomness its owner encrypts with
+    /// ([`PublicKey::random_rn`]).
     pub fn new(key: &PublicKey) -> Self {
-        RandomnessPool { key: key.clone(), values: Mutex::new(Vec::new()) }
+        RandomnessPool { key: key.clone(), full: false, values: Mutex::new(Vec::new()) }
+    }
+
+    /// An empty pool of full-strength r^n, r uniform in Z_n^*, never derived
+    /// from the key's h^n ([`PublicKey::random_rn_full`]): what someone other
+    /// than the key holder re-randomizes with when the key holder must not
+    /// be able to relate the result to anything it knows.
+    pub fn full_strength(key: &PublicKey) -> Self {
+        RandomnessPool { key: key.clone(), full: true, values: Mutex::new(Vec::new()) }
+    }
+
+    fn fresh(&self) -> Result<Integer> {
+        if self.full { self.key.random_rn_full() } else { self.key.random_rn() }
     }
 
     /// The key this pool serves.
@@ -37,8 +53,7 @@ impl RandomnessPool {
 
     /// Adds `count` fresh r^n values, computed in parallel.
     pub fn fill(&self, count: usize) -> Result<()> {
-        let fresh: Vec<Integer> =
-            (0..count).into_par_iter().map(|_| self.key.random_rn()).collect::<Result<_>>()?;
+        let fresh: Vec<Integer> = (0..count).into_par_iter().map(|_| self.fresh()).collect::<Result<_>>()?;
         self.lock().extend(fresh);
         Ok(())
     }
@@ -53,7 +68,7 @@ impl RandomnessPool {
         let pooled = self.lock().pop();
         match pooled {
             Some(rn) => Ok(rn),
-            None => self.key.random_rn(),
+            None => self.fresh(),
         }
     }
 
@@ -67,7 +82,7 @@ impl RandomnessPool {
         let missing = count - out.len();
         if missing > 0 {
             let fresh: Vec<Integer> =
-                (0..missing).into_par_iter().map(|_| self.key.random_rn()).collect::<Result<_>>()?;
+                (0..missing).into_par_iter().map(|_| self.fresh()).collect::<Result<_>>()?;
             out.extend(fresh);
         }
         Ok(out)

@@ -42,17 +42,7 @@ impl ClientSession {
     /// A session for a (validated) plan, with the client's key pair and a
     /// randomness pool for its public key.
     pub fn new(plan: Arc<Plan>, key: Arc<PrivateKey>, pool: Arc<RandomnessPool>) -> Result<Self> {
-        plan.validate()?;
-        if key.public_key().bits() != plan.key_bits {
-            return Err(Error::Plan(format!(
-                "the plan is for {}-bit keys but the client's key has {} bits",
-                plan.key_bits,
-                key.public_key().bits()
-            )));
-        }
-        if pool.key() != key.public_key() {
-            return Err(Error::State("the randomness pool belongs to another key".into()));
-        }
+        check_session(&plan, &key, &pool)?;
         Ok(ClientSession { plan, key, pool, awaiting: None })
     }
 
@@ -112,6 +102,23 @@ impl ClientSession {
         self.awaiting = Some(round);
         Ok(RoundMessage::from_ciphertexts(pk, round, &cts))
     }
+}
+
+/// What a client session of either mode checks first: a valid plan for the
+/// key's size, and a randomness pool of that key.
+pub(crate) fn check_session(plan: &Plan, key: &PrivateKey, pool: &RandomnessPool) -> Result<()> {
+    plan.validate()?;
+    if key.public_key().bits() != plan.key_bits {
+        return Err(Error::Plan(format!(
+            "the plan is for {}-bit keys but the client's key has {} bits",
+            plan.key_bits,
+            key.public_key().bits()
+        )));
+    }
+    if pool.key() != key.public_key() {
+        return Err(Error::State("the randomness pool belongs to another key".into()));
+    }
+    Ok(())
 }
 
 /// The plaintexts the client encrypts for a layer whose inputs are `x`.

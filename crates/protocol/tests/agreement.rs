@@ -3,35 +3,13 @@
 
 mod common;
 
-use std::path::PathBuf;
-use std::sync::{Arc, OnceLock};
+use common::{key, model, test_set};
 
-use ppdnn_model::dataset::{Dataset, DatasetKind, Split};
-use ppdnn_model::modelfile::ModelFile;
-use ppdnn_paillier::{KeyPair, KeyPolicy, RandomnessPool, generate_keypair};
+use std::sync::Arc;
+
+use ppdnn_paillier::{KeyPair, RandomnessPool};
 use ppdnn_protocol::{ClientSession, ClientStep, Evaluator, Packing, RoundMessage};
 use proptest::prelude::*;
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn model() -> &'static ModelFile {
-    static M: OnceLock<ModelFile> = OnceLock::new();
-    M.get_or_init(|| ModelFile::load(&root().join("models/lenet5-mnist.safetensors")).expect("shipped model"))
-}
-
-fn test_set() -> &'static Dataset {
-    static D: OnceLock<Dataset> = OnceLock::new();
-    D.get_or_init(|| Dataset::load(&root().join("data/mnist"), DatasetKind::Mnist, Split::Test).unwrap())
-}
-
-fn key(bits: u32) -> &'static KeyPair {
-    static K1: OnceLock<KeyPair> = OnceLock::new();
-    static K2: OnceLock<KeyPair> = OnceLock::new();
-    let cell = if bits == 2048 { &K2 } else { &K1 };
-    cell.get_or_init(|| generate_keypair(bits, KeyPolicy::INSECURE_TESTING).unwrap())
-}
 
 /// Runs the protocol for one image; returns the logits and every round's
 /// messages for inspection.

@@ -3,39 +3,17 @@
 
 mod common;
 
-use std::path::PathBuf;
-use std::sync::{Arc, OnceLock};
+use common::{key, model, test_set};
+
+use std::sync::Arc;
 use std::time::Instant;
 
-use ppdnn_model::dataset::{Dataset, DatasetKind, Split};
 use ppdnn_model::lenet::argmax;
-use ppdnn_model::modelfile::ModelFile;
-use ppdnn_paillier::{Integer, KeyPair, KeyPolicy, RandomnessPool, generate_keypair};
+use ppdnn_paillier::{Integer, KeyPair, KeyPolicy, RandomnessPool};
 use ppdnn_protocol::private::Output;
 use ppdnn_protocol::private::client::PrivateClientSession;
 use ppdnn_protocol::{ClientStep, Evaluator, Mode, Packing, RoundMessage};
 use proptest::prelude::*;
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn model() -> &'static ModelFile {
-    static M: OnceLock<ModelFile> = OnceLock::new();
-    M.get_or_init(|| ModelFile::load(&root().join("models/lenet5-mnist.safetensors")).expect("shipped model"))
-}
-
-fn test_set() -> &'static Dataset {
-    static D: OnceLock<Dataset> = OnceLock::new();
-    D.get_or_init(|| Dataset::load(&root().join("data/mnist"), DatasetKind::Mnist, Split::Test).unwrap())
-}
-
-fn key(bits: u32) -> &'static KeyPair {
-    static K1: OnceLock<KeyPair> = OnceLock::new();
-    static K2: OnceLock<KeyPair> = OnceLock::new();
-    let cell = if bits == 2048 { &K2 } else { &K1 };
-    cell.get_or_init(|| generate_keypair(bits, KeyPolicy::INSECURE_TESTING).unwrap())
-}
 
 fn evaluator(bits: u32) -> Evaluator {
     Evaluator::for_mode(Arc::new(model().quant.clone()), bits, Packing::Packed, Mode::Private).unwrap()

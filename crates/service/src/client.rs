@@ -184,38 +184,10 @@ impl RemoteClient {
             }
             let round = outgoing.round;
             // The plan fixes the answer's size: nothing beyond it is accepted.
-            let expected = plan.layers[round].output_ciphertexts * width;
-            let mut data = Vec::with_capacity(expected);
-            loop {
-                let msg = tokio::time::timeout(self.read_timeout, inbound.message())
-                    .await
-                    .map_err(|_| {
-                        ClientError::Other(format!(
-                            "no answer from the server for {} s in round {round}",
-                            self.read_timeout.as_secs_f64()
-                        ))
-                    })??
-                    .ok_or_else(|| {
-                        ClientError::Other(format!("the server closed the stream in round {round}"))
-                    })?;
-                if msg.round as usize != round {
-                    return Err(ClientError::Other(format!(
-                        "the server answered round {} in round {round}",
-                        msg.round
-                    )));
-                }
-                if data.len() + msg.ciphertexts.len() > expected {
-                    return Err(ClientError::Other(format!(
-                        "the server sent more than the plan's {expected} bytes in round {round}"
-                    )));
-                }
-                data.extend_from_slice(&msg.ciphertexts);
-                if msg.last {
-                    break;
-                }
-            }
-            received += data.len();
-            let answer = RoundMessage { round, data, material: Vec::new() };
+            let answer = self
+                .read_round(&mut inbound, round, plan.layers[round].output_ciphertexts * width, 0)
+                .await?;
+            received += answer.len_bytes();
             let (s, step) = on_blocking_thread(session, move |session| session.receive(&answer))
                 .await
                 .map_err(|e| ClientError::Other(e.to_string()))?;

@@ -691,13 +691,8 @@ impl Session {
         for (round, layer) in plan.layers.iter().enumerate() {
             let message = receive_round(inbound, config, round, (layer.input_ciphertexts, 0), width).await?;
             stats.bytes_in += message.len_bytes();
-            let pool = self.pool.clone();
-            let (s, result) =
-                on_blocking_thread(session, move |session| pool.install(|| session.handle(&message)))
-                    .await
-                    .map_err(|e| Status::internal(e.to_string()))?;
+            let (s, answer) = self.compute(session, move |session| session.handle(&message)).await?;
             session = s;
-            let answer = result.map_err(protocol_status)?;
             send_round(tx, &answer, width, config, stats).await?;
         }
         Ok(())
@@ -718,7 +713,7 @@ impl Session {
         S: Stream<Item = Result<pb::InferRequest, Status>> + Unpin,
     {
         let config = &self.config;
-        let width = self.plan_width(&session);
+        let width = session.key().ciphertext_bytes();
         let stock = Arc::downgrade(session.randomness());
         let need = session.randomness_needed();
         self.pool.spawn(move || {
@@ -742,20 +737,25 @@ impl Session {
             }
             let message = receive_round(inbound, config, round, (count, material), width).await?;
             stats.bytes_in += message.len_bytes();
-            let pool = self.pool.clone();
-            let (s, result) =
-                on_blocking_thread(session, move |session| pool.install(|| session.handle(&message)))
-                    .await
-                    .map_err(|e| Status::internal(e.to_string()))?;
+            let (s, answer) = self.compute(session, move |session| session.handle(&message)).await?;
             session = s;
-            let answer = result.map_err(protocol_status)?;
             send_round(tx, &answer, width, config, stats).await?;
         }
         Ok(())
     }
 
-    fn plan_width(&self, session: &PrivateServerSession) -> usize {
-        session.key().ciphertext_bytes()
+    /// Runs one round's arithmetic on the session in the server's compute
+    /// pool, off the runtime's threads.
+    async fn compute<S: Send + 'static>(
+        &self,
+        session: S,
+        handle: impl FnOnce(&mut S) -> ppdnn_protocol::Result<RoundMessage> + Send + 'static,
+    ) -> Result<(S, RoundMessage), Status> {
+        let pool = self.pool.clone();
+        let (session, result) = on_blocking_thread(session, move |session| pool.install(|| handle(session)))
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?;
+        Ok((session, result.map_err(protocol_status)?))
     }
 }
 

@@ -10,7 +10,7 @@ use rayon::prelude::*;
 
 use super::circuits::{MASK_BITS, PrivateCircuits, argmax_bytes, cots};
 use super::{BASE_OT_SETUP_BYTES, LABEL_BYTES, Output, centred, pack_residues, random_below_pow2};
-use crate::client::{ClientStep, pack_inputs, unpack_outputs};
+use crate::client::{ClientStep, check_session, pack_inputs, unpack_outputs};
 use crate::error::{Error, Result, msg};
 use crate::message::RoundMessage;
 use crate::plan::{Mode, Plan, STAT_BITS};
@@ -65,19 +65,9 @@ impl PrivateClientSession {
         pool: Arc<RandomnessPool>,
         output: Output,
     ) -> Result<Self> {
-        plan.validate()?;
+        check_session(&plan, &key, &pool)?;
         if plan.mode != Mode::Private {
             return Err(Error::Plan("a private session needs a private plan".into()));
-        }
-        if key.public_key().bits() != plan.key_bits {
-            return Err(Error::Plan(format!(
-                "the plan is for {}-bit keys but the client's key has {} bits",
-                plan.key_bits,
-                key.public_key().bits()
-            )));
-        }
-        if pool.key() != key.public_key() {
-            return Err(Error::State("the randomness pool belongs to another key".into()));
         }
         Ok(PrivateClientSession {
             plan,
@@ -123,7 +113,7 @@ impl PrivateClientSession {
         match self.awaiting {
             Some(0) | None => (0, 0, BASE_OT_SETUP_BYTES),
             Some(k) if k <= layers => {
-                let total: usize = self.plan.layers[..self.masked_layers()].iter().map(cots).sum();
+                let total = self.total_cots();
                 let material = if k == 1 { extension_bytes(total) } else { 0 };
                 (k, self.plan.layers[k - 1].output_ciphertexts, material)
             }
@@ -160,6 +150,11 @@ impl PrivateClientSession {
         self.plan.layers.len() - usize::from(self.output == Output::Logits)
     }
 
+    /// Correlated OTs of the whole session: one per mask bit of every masked layer.
+    fn total_cots(&self) -> usize {
+        self.plan.layers[..self.masked_layers()].iter().map(cots).sum()
+    }
+
     /// Server round 0: answer the base OTs with Delta, send the input.
     fn setup(&mut self, answer: &RoundMessage) -> Result<ClientStep> {
         check_round(answer, 0)?;
@@ -187,7 +182,7 @@ impl PrivateClientSession {
         let layers = self.plan.layers.len();
         let pl = &self.plan.layers[l];
         let pk = self.key.public_key();
-        let total_cots: usize = self.plan.layers[..self.masked_layers()].iter().map(cots).sum();
+        let total_cots = self.total_cots();
         let material = if k == 1 { extension_bytes(total_cots) } else { 0 };
         let cts = answer.ciphertexts_with_material(pk, k, pl.output_ciphertexts, material)?;
         if k == 1 {

@@ -9,7 +9,6 @@
 
 pub mod circuits;
 pub mod client;
-mod randomness;
 pub mod server;
 
 use ppdnn_gc::prg::Prg;
@@ -18,8 +17,6 @@ use ppdnn_paillier::{Ciphertext, Integer, PublicKey};
 use crate::client::input_slots;
 use crate::error::{Error, Result};
 use crate::plan::PlanLayer;
-
-pub use randomness::FreshRandomness;
 
 /// What the client learns at the end of a private inference.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -6,11 +6,11 @@ use ppdnn_gc::iknp::CotReceiverSetup;
 use ppdnn_gc::prg::Prg;
 use ppdnn_gc::{Block, CotReceiver, GarbledCircuit, blocks_to_bytes};
 use ppdnn_model::quant::QuantModel;
-use ppdnn_paillier::{Ciphertext, Integer, PublicKey};
+use ppdnn_paillier::{Ciphertext, Integer, PublicKey, RandomnessPool};
 use rayon::prelude::*;
 
 use super::circuits::{MASK_BITS, PrivateCircuits, argmax_bytes, cots};
-use super::{BASE_OT_ANSWER_BYTES, FreshRandomness, Output, add_residue, pack_residues, random_below_pow2};
+use super::{BASE_OT_ANSWER_BYTES, Output, add_residue, pack_residues, random_below_pow2};
 use crate::error::{Error, Result, msg};
 use crate::message::RoundMessage;
 use crate::plan::{Plan, STAT_BITS};
@@ -29,7 +29,7 @@ pub struct PrivateServerSession {
     circuits: Arc<PrivateCircuits>,
     key: PublicKey,
     output: Output,
-    randomness: Arc<FreshRandomness>,
+    randomness: Arc<RandomnessPool>,
     ot: Option<CotReceiverSetup>,
     /// Per masked layer: the masks r of every slot of every output ciphertext.
     masks: Vec<Vec<u64>>,
@@ -55,7 +55,7 @@ impl PrivateServerSession {
         output: Output,
     ) -> Result<(Self, RoundMessage)> {
         let (ot, setup) = CotReceiver::start().map_err(gc_internal)?;
-        let randomness = Arc::new(FreshRandomness::new(&key));
+        let randomness = Arc::new(RandomnessPool::full_strength(&key));
         let session = PrivateServerSession {
             model,
             plan,
@@ -74,7 +74,7 @@ impl PrivateServerSession {
 
     /// The session's stock of re-randomizers: fill it ahead of the rounds
     /// (with [`PrivateServerSession::randomness_needed`] values) in idle time.
-    pub fn randomness(&self) -> &Arc<FreshRandomness> {
+    pub fn randomness(&self) -> &Arc<RandomnessPool> {
         &self.randomness
     }
 
