@@ -7,9 +7,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 out=results/encrypted-eval-mnist-2048-private.jsonl
 mkdir -p results
-cargo build --release --quiet
+# PPDNN names the binary to run (default: a fresh release build of this
+# checkout), so that a copy can run while the checkout is rebuilt.
+if [ -z "${PPDNN:-}" ]; then
+  cargo build --release --quiet
+  PPDNN=./target/release/ppdnn
+fi
 for off in $(seq 0 100 900); do
   if grep -q "\"offset\":$off," "$out" 2>/dev/null; then continue; fi
-  ./target/release/ppdnn eval --encrypted --mode private --offset "$off" --limit 100 --json >> "$out"
+  "$PPDNN" eval --encrypted --mode private --offset "$off" --limit 100 --json >> "$out"
 done
 python3 scripts/summarize-parts.py "$out" 100 1000
