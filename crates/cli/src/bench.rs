@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use clap::Subcommand;
 use ppdnn_paillier::{
-    Ciphertext, Integer, KeyPolicy, PublicKey, RandomnessPool, generate_keypair, random_bits,
+    Backend, Ciphertext, Integer, KeyPolicy, PublicKey, RandomnessPool, generate_keypair, random_bits,
 };
 use rayon::prelude::*;
 use serde::Serialize;
@@ -27,6 +27,10 @@ pub enum BenchCommand {
         /// Print one JSON object instead of a table.
         #[arg(long)]
         json: bool,
+        /// Arithmetic backend to measure: gmp or ifma. Default: both when
+        /// the CPU has IFMA (in one run, with their ratios), else gmp.
+        #[arg(long, value_parser = parse_backend)]
+        backend: Option<Backend>,
     },
     /// Load on a loopback server: concurrent clients, each with its own key,
     /// classifying test images; throughput, latency, correctness, memory.
@@ -46,14 +50,26 @@ pub enum BenchCommand {
     },
 }
 
+fn parse_backend(s: &str) -> std::result::Result<Backend, String> {
+    Backend::parse(s).map_err(|e| e.to_string())
+}
+
 #[derive(Serialize)]
 struct PaillierReport {
     bits: u32,
     threads: usize,
+    /// The backend of `ops`.
+    backend: &'static str,
     ops: Ops,
+    /// The other backend's figures, when both were measured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    gmp: Option<Ops>,
+    /// ops / gmp, per operation, when both were measured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    speedup: Option<Ops>,
 }
 
-#[derive(Serialize, Default)]
+#[derive(Serialize, Default, Clone)]
 struct Ops {
     keygen: f64,
     encrypt: f64,
@@ -67,15 +83,56 @@ struct Ops {
     modmul: f64,
 }
 
+impl Ops {
+    /// self / other, operation by operation.
+    fn ratio(&self, other: &Ops) -> Ops {
+        let r = |a: f64, b: f64| if b > 0.0 { a / b } else { 0.0 };
+        Ops {
+            keygen: r(self.keygen, other.keygen),
+            encrypt: r(self.encrypt, other.encrypt),
+            encrypt_online: r(self.encrypt_online, other.encrypt_online),
+            decrypt: r(self.decrypt, other.decrypt),
+            add: r(self.add, other.add),
+            mul_small: r(self.mul_small, other.mul_small),
+            rerandomize: r(self.rerandomize, other.rerandomize),
+            lincomb400: r(self.lincomb400, other.lincomb400),
+            lincomb400_naive: r(self.lincomb400_naive, other.lincomb400_naive),
+            modmul: r(self.modmul, other.modmul),
+        }
+    }
+}
+
 pub fn run(cmd: BenchCommand) -> Result<()> {
     match cmd {
-        BenchCommand::Paillier { bits, threads, seconds, json } => {
+        BenchCommand::Paillier { bits, threads, seconds, json, backend } => {
             if !(0.05..=60.0).contains(&seconds) {
                 anyhow::bail!("--seconds {seconds}: choose between 0.05 and 60");
             }
+            if let Some(b) = backend {
+                b.check()?;
+            }
             let threads = threads.unwrap_or_else(rayon::current_num_threads).max(1);
             let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build()?;
-            let report = pool.install(|| bench_paillier(bits, threads, Duration::from_secs_f64(seconds)))?;
+            let budget = Duration::from_secs_f64(seconds);
+            let report = pool.install(|| -> Result<PaillierReport> {
+                let first =
+                    backend.unwrap_or(if Backend::ifma_available() { Backend::Ifma } else { Backend::Gmp });
+                if !json {
+                    eprintln!("measuring the {} backend", first.name());
+                }
+                let ops = bench_paillier(bits, threads, budget, first)?;
+                let (gmp, speedup) = if backend.is_none() && first == Backend::Ifma {
+                    if !json {
+                        eprintln!("measuring the gmp backend");
+                    }
+                    let gmp = bench_paillier(bits, threads, budget, Backend::Gmp)?;
+                    let speedup = ops.ratio(&gmp);
+                    (Some(gmp), Some(speedup))
+                } else {
+                    (None, None)
+                };
+                Ok(PaillierReport { bits, threads, backend: first.name(), ops, gmp, speedup })
+            })?;
             if json {
                 println!("{}", serde_json::to_string(&report)?);
             } else {
@@ -115,7 +172,23 @@ fn random_signed_8bit() -> Result<i64> {
     Ok(x - 128)
 }
 
-fn bench_paillier(bits: u32, threads: usize, budget: Duration) -> Result<PaillierReport> {
+/// Runs `op(k)` on batches of `batch` items until `budget` has passed;
+/// returns items per second.
+fn throughput_batched<F>(budget: Duration, batch: usize, op: F) -> Result<f64>
+where
+    F: Fn(usize) -> Result<()>,
+{
+    let start = Instant::now();
+    let mut done = 0usize;
+    while start.elapsed() < budget || done == 0 {
+        op(batch)?;
+        done += batch;
+    }
+    Ok(done as f64 / start.elapsed().as_secs_f64())
+}
+
+fn bench_paillier(bits: u32, threads: usize, budget: Duration, backend: Backend) -> Result<Ops> {
+    ppdnn_paillier::set_backend(backend)?;
     let policy = if bits < 2048 { KeyPolicy::INSECURE_TESTING } else { KeyPolicy::PRODUCTION };
     let mut ops = Ops::default();
     let keygen_budget = budget.max(Duration::from_secs(2));
@@ -132,12 +205,17 @@ fn bench_paillier(bits: u32, threads: usize, budget: Duration) -> Result<Paillie
     let sk = &pair.private;
     let pk: &PublicKey = pair.public();
     pk.precompute_randomness(8);
+    // Builds the IFMA backend's table too, outside the timed loops.
+    pk.random_rn_many(1)?;
 
     let batch = 64 * threads;
     let m = |i: usize| Integer::from(i as i64 * 7919 - 1_000_000);
-    ops.encrypt = throughput(budget, batch, |i| {
-        let _ = pk.encrypt(&m(i));
-    });
+    // Fresh randomness for each, batched on the backend (as a pool fills).
+    ops.encrypt = throughput_batched(budget, batch, |k| {
+        let rns = pk.random_rn_many(k)?;
+        rns.par_iter().enumerate().try_for_each(|(i, rn)| pk.encrypt_with_rn(&m(i), rn).map(|_| ()))?;
+        Ok(())
+    })?;
 
     // Online encryption: the pool is filled beforehand (offline, untimed).
     let pool = RandomnessPool::new(pk);
@@ -153,9 +231,10 @@ fn bench_paillier(bits: u32, threads: usize, budget: Duration) -> Result<Paillie
     let cts: Vec<Ciphertext> =
         (0..256).into_par_iter().map(|i| pk.encrypt(&m(i))).collect::<ppdnn_paillier::Result<_>>()?;
     let ct = |i: usize| &cts[i % cts.len()];
-    ops.decrypt = throughput(budget, batch, |i| {
-        let _ = sk.decrypt(ct(i));
-    });
+    ops.decrypt = throughput_batched(budget, cts.len(), |_| {
+        let _ = sk.decrypt_many(&cts);
+        Ok(())
+    })?;
     ops.add = throughput(budget, batch * 16, |i| {
         let _ = pk.add(ct(i), ct(i + 1));
     });
@@ -163,9 +242,10 @@ fn bench_paillier(bits: u32, threads: usize, budget: Duration) -> Result<Paillie
     ops.mul_small = throughput(budget, batch * 4, |i| {
         let _ = pk.mul_i64(ct(i), scalars[i % 256]);
     });
-    ops.rerandomize = throughput(budget, batch, |i| {
-        let _ = pk.rerandomize(ct(i));
-    });
+    ops.rerandomize = throughput_batched(budget, cts.len(), |_| {
+        pk.rerandomize_many(&cts)?;
+        Ok(())
+    })?;
 
     let bases: Vec<Ciphertext> = (0..400).map(|i| ct(i).clone()).collect();
     let weights: Vec<i64> = (0..400).map(|_| random_signed_8bit()).collect::<Result<_>>()?;
@@ -176,35 +256,71 @@ fn bench_paillier(bits: u32, threads: usize, budget: Duration) -> Result<Paillie
         let _ = pk.linear_combination_naive(&bases, &weights);
     });
 
+    // Chains of 1,000 products of eight values (one IFMA batch, or eight GMP
+    // chains), one chain per thread at a time.
     let n2 = pk.n_squared();
-    ops.modmul = throughput(budget, threads, |i| {
-        let mut acc = ct(i).value().clone();
-        let x = ct(i + 1).value();
-        for _ in 0..1000 {
-            acc *= x;
-            acc %= n2;
-        }
-    }) * 1000.0;
+    let eight: Vec<Integer> = (0..8).map(|i| ct(i).value().clone()).collect();
+    ops.modmul = throughput(budget, threads, |_| {
+        let _ = ppdnn_paillier::arith::product_chain_with(backend, &eight, n2, 1000);
+    }) * 8000.0;
 
-    Ok(PaillierReport { bits, threads, ops })
+    Ok(ops)
 }
 
 fn print_table(r: &PaillierReport) {
-    println!("Paillier, {}-bit n, {} thread(s)", r.bits, r.threads);
-    println!("{:<34} {:>14} {:>14}", "operation", "ops/s", "us/op/thread");
-    let row = |name: &str, x: f64| {
-        println!("{:<34} {:>14.1} {:>14.2}", name, x, r.threads as f64 * 1e6 / x);
+    println!("Paillier, {}-bit n, {} thread(s), {} backend", r.bits, r.threads, r.backend);
+    let with_gmp = r.gmp.is_some();
+    if with_gmp {
+        println!(
+            "{:<34} {:>14} {:>14} {:>14} {:>8}",
+            "operation", "ops/s", "us/op/thread", "gmp ops/s", "ratio"
+        );
+    } else {
+        println!("{:<34} {:>14} {:>14}", "operation", "ops/s", "us/op/thread");
+    }
+    let field = |o: &Ops, name: &str| -> f64 {
+        match name {
+            "keygen" => o.keygen,
+            "encrypt" => o.encrypt,
+            "encrypt_online" => o.encrypt_online,
+            "decrypt" => o.decrypt,
+            "add" => o.add,
+            "mul_small" => o.mul_small,
+            "rerandomize" => o.rerandomize,
+            "lincomb400" => o.lincomb400,
+            "lincomb400_naive" => o.lincomb400_naive,
+            _ => o.modmul,
+        }
     };
+    let names = [
+        ("keygen", "keygen"),
+        ("encrypt", "encrypt (DJN, fixed-base table)"),
+        ("encrypt_online", "encrypt_online (pooled r^n)"),
+        ("decrypt", "decrypt (CRT, constant-time)"),
+        ("add", "add"),
+        ("mul_small", "mul_small (8-bit scalar)"),
+        ("rerandomize", "rerandomize"),
+        ("lincomb400", "lincomb400 (multi-exponentiation)"),
+        ("lincomb400_naive", "lincomb400_naive"),
+        ("modmul", "modmul mod n^2"),
+    ];
+    for (key, label) in names {
+        let x = field(&r.ops, key);
+        match &r.gmp {
+            Some(g) => {
+                let y = field(g, key);
+                println!(
+                    "{:<34} {:>14.1} {:>14.2} {:>14.1} {:>7.1}x",
+                    label,
+                    x,
+                    r.threads as f64 * 1e6 / x,
+                    y,
+                    x / y
+                );
+            }
+            None => println!("{:<34} {:>14.1} {:>14.2}", label, x, r.threads as f64 * 1e6 / x),
+        }
+    }
     let o = &r.ops;
-    row("keygen", o.keygen);
-    row("encrypt (DJN, fixed-base table)", o.encrypt);
-    row("encrypt_online (pooled r^n)", o.encrypt_online);
-    row("decrypt (CRT)", o.decrypt);
-    row("add", o.add);
-    row("mul_small (8-bit scalar)", o.mul_small);
-    row("rerandomize", o.rerandomize);
-    row("lincomb400 (multi-exponentiation)", o.lincomb400);
-    row("lincomb400_naive", o.lincomb400_naive);
-    row("modmul mod n^2 (GMP)", o.modmul);
     println!("lincomb400 speed-up over naive: {:.1}x", o.lincomb400 / o.lincomb400_naive);
 }

@@ -46,6 +46,9 @@ pub enum Error {
         /// What went wrong.
         message: String,
     },
+    /// An arithmetic backend that cannot run here, or an unknown name for one.
+    #[error("arithmetic backend: {0}")]
+    Backend(String),
     /// The operating system's random number generator failed.
     #[error("the OS random number generator failed: {0}")]
     Random(String),

@@ -65,6 +65,8 @@ pub struct PublicKey {
     hn: Option<Integer>,
     bits: u32,
     table: Arc<OnceLock<FixedBaseTable>>,
+    /// The IFMA backend's constants for n^2 and its DJN table, built on first use.
+    pub(crate) lanes: Arc<crate::batch::PublicLanes>,
 }
 
 impl fmt::Debug for PublicKey {
@@ -99,7 +101,7 @@ impl PublicKey {
         let n_squared = n.clone().square();
         let half_n = n.clone() >> 1;
         let bits = n.significant_bits();
-        PublicKey { n, n_squared, half_n, hn, bits, table: Arc::new(OnceLock::new()) }
+        PublicKey { n, n_squared, half_n, hn, bits, table: Arc::new(OnceLock::new()), lanes: Arc::default() }
     }
 
     /// The modulus n.
@@ -137,27 +139,31 @@ impl PublicKey {
         &self.half_n
     }
 
-    /// Builds (once) the fixed-base table for h^n with `window`-bit windows, so
-    /// that later encryptions under this key cost |n|/(2*window) multiplications.
-    /// A window of 8 costs about 32,000 multiplications and 16 MiB at 2048
-    /// bits and suits a client that encrypts thousands of values; a server that
-    /// re-randomizes a few dozen ciphertexts is better served by 4.
-    /// Does nothing for a key without h^n, or if a table already exists.
+    /// Builds (once) the fixed-base table for h^n, so that later encryptions
+    /// under this key cost a multiplication per window. On the GMP backend
+    /// the table has `window`-bit windows: 8 costs about 32,000
+    /// multiplications and 16 MiB at 2048 bits and suits a client that
+    /// encrypts thousands of values; a server that re-randomizes a few dozen
+    /// ciphertexts is better served by 4 or 5. On the IFMA backend the table
+    /// is that backend's own (5-bit windows, 4.1 MB at 2048 bits), whatever
+    /// `window` says. Does nothing for a key without h^n, or if the table
+    /// exists.
     pub fn precompute_randomness(&self, window: u32) {
-        if let Some(hn) = &self.hn {
+        let Some(hn) = &self.hn else { return };
+        if !crate::batch::precompute_lanes(self) {
             self.table
                 .get_or_init(|| FixedBaseTable::new(hn, self.djn_exponent_bits(), window, &self.n_squared));
         }
     }
 
-    /// Whether a fixed-base table has been built for this key.
+    /// Whether a fixed-base table has been built for this key (on either backend).
     pub fn has_randomness_table(&self) -> bool {
-        self.table.get().is_some()
+        self.table.get().is_some() || self.lanes.has_table()
     }
 
     /// Bytes held by this key's fixed-base table (0 if none was built).
     pub fn randomness_table_bytes(&self) -> usize {
-        self.table.get().map_or(0, FixedBaseTable::memory_bytes)
+        self.table.get().map_or(0, FixedBaseTable::memory_bytes) + self.lanes.memory_bytes()
     }
 
     /// A fresh random n-th residue r^n mod n^2, the randomness of one encryption.
@@ -291,6 +297,8 @@ pub struct PrivateKey {
     hq: Integer,
     /// q^-1 mod p, for recombining the CRT halves.
     q_inv_p: Integer,
+    /// The IFMA backend's constants for p^2 and q^2 (secret, wiped on drop).
+    pub(crate) lanes: Arc<crate::batch::PrivateLanes>,
 }
 
 impl fmt::Debug for PrivateKey {
@@ -330,6 +338,7 @@ impl Clone for PrivateKey {
             hp: self.hp.clone(),
             hq: self.hq.clone(),
             q_inv_p: self.q_inv_p.clone(),
+            lanes: self.lanes.clone(),
         }
     }
 }
@@ -376,7 +385,19 @@ impl PrivateKey {
         let hp = inverse_mod_prime(Integer::from(&p - &q), &p);
         let hq = inverse_mod_prime(Integer::from(&q - &p), &q);
         let q_inv_p = inverse_mod_prime(q.clone(), &p);
-        PrivateKey { public, p, q, p_squared, q_squared, p_minus_1, q_minus_1, hp, hq, q_inv_p }
+        PrivateKey {
+            public,
+            p,
+            q,
+            p_squared,
+            q_squared,
+            p_minus_1,
+            q_minus_1,
+            hp,
+            hq,
+            q_inv_p,
+            lanes: Arc::default(),
+        }
     }
 
     /// The matching public key.
@@ -401,6 +422,11 @@ impl PrivateKey {
     fn half(c: &Integer, prime: &Integer, square: &Integer, exponent: &Integer, h: &Integer) -> Integer {
         let mut x = Secret(Integer::from(c % square));
         x.secure_pow_mod_mut(exponent, square);
+        Self::half_from_power(x, prime, h)
+    }
+
+    /// L_p(x) * h mod p for x = c^(p-1) mod p^2 (wiped here).
+    fn half_from_power(mut x: Secret, prime: &Integer, h: &Integer) -> Integer {
         *x -= 1u32;
         let mut m = Integer::from(&*x / prime);
         m *= h;
@@ -412,7 +438,24 @@ impl PrivateKey {
     pub(crate) fn decrypt_raw(&self, c: &Integer) -> Integer {
         let mp = Self::half(c, &self.p, &self.p_squared, &self.p_minus_1, &self.hp);
         let mq = Self::half(c, &self.q, &self.q_squared, &self.q_minus_1, &self.hq);
-        // m = mq + q * ((mp - mq) * q^-1 mod p)
+        self.recombine(mp, mq)
+    }
+
+    /// The plaintext in [0, n) from c^(p-1) mod p^2 and c^(q-1) mod q^2
+    /// (computed elsewhere, by the batched backend; both wiped here).
+    pub(crate) fn decrypt_from_powers(&self, xp: Integer, xq: Integer) -> Integer {
+        let mp = Self::half_from_power(Secret(xp), &self.p, &self.hp);
+        let mq = Self::half_from_power(Secret(xq), &self.q, &self.hq);
+        self.recombine(mp, mq)
+    }
+
+    /// The CRT bases and exponents: (p^2, p - 1) and (q^2, q - 1).
+    pub(crate) fn crt_parts(&self) -> [(&Integer, &Integer); 2] {
+        [(&self.p_squared, &self.p_minus_1), (&self.q_squared, &self.q_minus_1)]
+    }
+
+    /// m = mq + q * ((mp - mq) * q^-1 mod p).
+    fn recombine(&self, mp: Integer, mq: Integer) -> Integer {
         let mut t = mp - &mq;
         t *= &self.q_inv_p;
         t %= &self.p;

@@ -24,9 +24,13 @@
 //! assert_eq!(pair.private.decrypt(&c), Integer::from(25));
 //! ```
 
+pub mod arith;
+mod batch;
 mod ciphertext;
 mod error;
 mod fixed_base;
+#[cfg(target_arch = "x86_64")]
+mod ifma;
 pub mod keyfile;
 mod keys;
 mod multiexp;
@@ -36,6 +40,7 @@ mod random;
 mod secret;
 mod slots;
 
+pub use arith::{Backend, set_backend};
 pub use ciphertext::{Ciphertext, parse_decimal, to_fixed_bytes};
 pub use error::{Error, Result};
 pub use fixed_base::FixedBaseTable;

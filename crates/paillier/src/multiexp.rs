@@ -134,6 +134,47 @@ impl PublicKey {
     }
 }
 
+impl PublicKey {
+    /// Enc(row . x) for every row, over the same ciphertexts Enc(x_i): a
+    /// whole linear layer. On GMP this is [`SharedBases::for_rows`] then
+    /// [`SharedBases::combine_many`]; on IFMA the same products, eight at a
+    /// time. Errors if a row's length differs from the number of ciphertexts.
+    pub fn combine_rows(&self, bases: &[Ciphertext], rows: &[Vec<i64>]) -> Result<Vec<Ciphertext>> {
+        self.combine_rows_with(crate::arith::Backend::current(), bases, rows)
+    }
+
+    /// [`PublicKey::combine_rows`] on a given backend.
+    pub fn combine_rows_with(
+        &self,
+        backend: crate::arith::Backend,
+        bases: &[Ciphertext],
+        rows: &[Vec<i64>],
+    ) -> Result<Vec<Ciphertext>> {
+        backend.check()?;
+        check_rows(bases.len(), rows)?;
+        let max = rows.iter().flatten().map(|w| w.unsigned_abs()).max().unwrap_or(0);
+        #[cfg(target_arch = "x86_64")]
+        if let Some(ifma) = backend.ifma()
+            && max < EXACT_LIMIT
+        {
+            let values: Vec<Integer> = bases.iter().map(|c| c.0.clone()).collect();
+            let m = self.n2_lanes(ifma);
+            return Ok(ifma.combine_rows(m, &values, rows).into_iter().map(Ciphertext).collect());
+        }
+        let _ = max;
+        SharedBases::for_rows(self, bases, rows)?.combine_many(rows)
+    }
+}
+
+fn check_rows(bases: usize, rows: &[Vec<i64>]) -> Result<()> {
+    for (r, row) in rows.iter().enumerate() {
+        if row.len() != bases {
+            return Err(Error::Length(format!("row {r} has {} weights for {bases} ciphertexts", row.len())));
+        }
+    }
+    Ok(())
+}
+
 /// Fills t[d-1] = base^d (t[0] holds the base), from the largest known power
 /// below d when there is one: t[e-1] * t[d-e-1], computing the gap recursively.
 fn power(t: &mut [Option<Integer>], d: usize, hint: usize, m: &Integer) {
@@ -214,15 +255,7 @@ impl SharedBases {
     /// squaring. Falls back to [`SharedBases::new`] for weights of more than
     /// 12 bits. Other rows can still be combined (missing powers are computed).
     pub fn for_rows(key: &PublicKey, bases: &[Ciphertext], rows: &[Vec<i64>]) -> Result<Self> {
-        for (r, row) in rows.iter().enumerate() {
-            if row.len() != bases.len() {
-                return Err(Error::Length(format!(
-                    "row {r} has {} weights for {} ciphertexts",
-                    row.len(),
-                    bases.len()
-                )));
-            }
-        }
+        check_rows(bases.len(), rows)?;
         let max = rows.iter().flatten().map(|w| w.unsigned_abs()).max().unwrap_or(0);
         if max >= EXACT_LIMIT {
             return Ok(Self::new(key, bases, bit_len(max), rows.len()));

@@ -46,6 +46,11 @@ impl RandomnessPool {
         if self.full { self.key.random_rn_full() } else { self.key.random_rn() }
     }
 
+    /// `count` fresh values, batched on the backend in use.
+    fn fresh_many(&self, count: usize) -> Result<Vec<Integer>> {
+        if self.full { self.key.random_rn_full_many(count) } else { self.key.random_rn_many(count) }
+    }
+
     /// The key this pool serves.
     pub fn key(&self) -> &PublicKey {
         &self.key
@@ -53,7 +58,7 @@ impl RandomnessPool {
 
     /// Adds `count` fresh r^n values, computed in parallel.
     pub fn fill(&self, count: usize) -> Result<()> {
-        let fresh: Vec<Integer> = (0..count).into_par_iter().map(|_| self.fresh()).collect::<Result<_>>()?;
+        let fresh = self.fresh_many(count)?;
         self.lock().extend(fresh);
         Ok(())
     }
@@ -81,9 +86,7 @@ impl RandomnessPool {
         };
         let missing = count - out.len();
         if missing > 0 {
-            let fresh: Vec<Integer> =
-                (0..missing).into_par_iter().map(|_| self.fresh()).collect::<Result<_>>()?;
-            out.extend(fresh);
+            out.extend(self.fresh_many(missing)?);
         }
         Ok(out)
     }

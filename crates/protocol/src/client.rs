@@ -6,7 +6,6 @@ use std::sync::Arc;
 use ppdnn_model::lenet::LayerShape;
 use ppdnn_model::quant::activate;
 use ppdnn_paillier::{Integer, PrivateKey, RandomnessPool};
-use rayon::prelude::*;
 
 use crate::error::{Error, Result, msg};
 use crate::message::RoundMessage;
@@ -70,7 +69,7 @@ impl ClientSession {
         let pl = &self.plan.layers[round];
         let pk = self.key.public_key();
         let cts = answer.ciphertexts(pk, round, pl.output_ciphertexts)?;
-        let plain: Vec<Integer> = cts.par_iter().map(|c| self.key.decrypt(c)).collect();
+        let plain: Vec<Integer> = self.key.decrypt_many(&cts);
         let acc = unpack_outputs(self.plan.packing, pl, pk.bits(), &plain).map_err(|e| match e {
             Error::Message { .. } => e,
             Error::State(m) => msg(round, m),

@@ -163,8 +163,7 @@ impl ServerSession {
         let cts = input.ciphertexts(&self.key, round, pl.input_ciphertexts)?;
         self.key.precompute_randomness(table_window(&self.plan));
         let outputs = linear_layer(&self.key, &self.model.layers[round], pl, self.plan.packing, &cts)?;
-        let fresh: Vec<Ciphertext> =
-            outputs.par_iter().map(|c| self.key.rerandomize(c)).collect::<std::result::Result<_, _>>()?;
+        let fresh = self.key.rerandomize_many(&outputs)?;
         self.round += 1;
         Ok(RoundMessage::from_ciphertexts(&self.key, round, &fresh))
     }
@@ -218,9 +217,8 @@ fn conv_packed(
         .into_par_iter()
         .map(|j| -> Result<Vec<Ciphertext>> {
             let bases: Vec<Ciphertext> = (0..fan_in).map(|k| cts[k * chunks + j].clone()).collect();
-            let shared = SharedBases::for_rows(key, &bases, &rows)?;
             let used = pl.slots.min(positions - j * pl.slots);
-            let outs = shared.combine_many(&rows)?;
+            let outs = key.combine_rows(&bases, &rows)?;
             outs.iter()
                 .enumerate()
                 .map(|(c, ct)| Ok(key.add_plain(ct, &codec.encode(&vec![layer.bias[c]; used])?)?))
@@ -257,8 +255,7 @@ fn dense_packed(
 /// W x + b for a dense layer, one ciphertext per output.
 fn dense_outputs(key: &PublicKey, layer: &QuantLayer, cts: &[Ciphertext]) -> Result<Vec<Ciphertext>> {
     let rows = weight_rows(layer);
-    let shared = SharedBases::for_rows(key, cts, &rows)?;
-    let outs = shared.combine_many(&rows)?;
+    let outs = key.combine_rows(cts, &rows)?;
     outs.par_iter().zip(&layer.bias).map(|(c, &b)| Ok(key.add_plain(c, &Integer::from(b))?)).collect()
 }
 

@@ -196,7 +196,7 @@ impl PrivateClientSession {
                 rest = tail;
             }
         }
-        let plain: Vec<Integer> = cts.par_iter().map(|c| self.key.decrypt(c)).collect();
+        let plain: Vec<Integer> = self.key.decrypt_many(&cts);
         if l + 1 == layers && self.output == Output::Logits {
             let logits = unpack_outputs(self.plan.packing, pl, pk.bits(), &plain)
                 .map_err(|e| msg(k, e.to_string()))?;

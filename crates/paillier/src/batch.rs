@@ -1,0 +1,222 @@
+//! Batched operations on the backend in use (see [`crate::arith`]): many
+//! decryptions, many r^n, many re-randomizations. On IFMA they run eight
+//! lanes at a time (four ciphertexts' two CRT halves per batch for
+//! decryption); on GMP one at a time, in parallel. The results are the same.
+
+use std::sync::OnceLock;
+
+use rayon::prelude::*;
+use rug::Integer;
+
+use crate::arith::Backend;
+use crate::ciphertext::Ciphertext;
+use crate::error::Result;
+use crate::ifma::lanes::{LANES, Modulus8};
+use crate::ifma::{FixedBaseLanes, Ifma};
+use crate::keys::{PrivateKey, PublicKey};
+use crate::random::{random_bits, random_unit};
+use crate::secret::Secret;
+
+/// Window of the IFMA fixed-base table for DJN randomness: 205 rows of 32
+/// entries at 2048 bits (4.1 MB), one scan and one product per row.
+const DJN_WINDOW: u32 = 5;
+
+/// A public key's IFMA state: n^2's Montgomery constants (all lanes) and the
+/// DJN table in the lane layout, each built on first use.
+#[derive(Default)]
+pub(crate) struct PublicLanes {
+    modulus: OnceLock<Modulus8>,
+    table: OnceLock<FixedBaseLanes>,
+}
+
+/// Builds the IFMA DJN table of `key` when the backend in use is IFMA;
+/// false (nothing done) on GMP.
+pub(crate) fn precompute_lanes(key: &PublicKey) -> bool {
+    let (Some(ifma), Some(hn)) = (Backend::current().ifma(), key.hn()) else { return false };
+    let m = key.n2_lanes(ifma);
+    key.lanes.table.get_or_init(|| ifma.fixed_base_table(hn, key.djn_exponent_bits(), DJN_WINDOW, m));
+    true
+}
+
+impl PublicLanes {
+    /// Whether the DJN table exists.
+    pub(crate) fn has_table(&self) -> bool {
+        self.table.get().is_some()
+    }
+
+    /// Bytes held (for the service's key-cache budget).
+    pub(crate) fn memory_bytes(&self) -> usize {
+        self.modulus.get().map_or(0, Modulus8::memory_bytes)
+            + self.table.get().map_or(0, FixedBaseLanes::memory_bytes)
+    }
+}
+
+/// A private key's IFMA state: the Montgomery constants of p^2 and q^2 in
+/// alternate lanes. Secret: wiped on drop.
+#[derive(Default)]
+pub(crate) struct PrivateLanes {
+    modulus: OnceLock<Modulus8>,
+}
+
+impl PublicKey {
+    /// n^2's constants, broadcast to all lanes.
+    pub(crate) fn n2_lanes(&self, ifma: Ifma) -> &Modulus8 {
+        self.lanes.modulus.get_or_init(|| ifma.modulus([self.n_squared(); LANES], 2 * self.bits(), false))
+    }
+
+    /// `count` fresh r^n, as [`PublicKey::random_rn`] makes them, on the
+    /// backend in use.
+    pub fn random_rn_many(&self, count: usize) -> Result<Vec<Integer>> {
+        self.random_rn_many_with(Backend::current(), count)
+    }
+
+    /// [`PublicKey::random_rn_many`] on a given backend (an error if this
+    /// CPU cannot run it).
+    pub fn random_rn_many_with(&self, backend: Backend, count: usize) -> Result<Vec<Integer>> {
+        backend.check()?;
+        match (backend.ifma(), self.hn()) {
+            (Some(ifma), Some(hn)) => {
+                let m = self.n2_lanes(ifma);
+                let bits = self.djn_exponent_bits();
+                let table = self.lanes.table.get_or_init(|| ifma.fixed_base_table(hn, bits, DJN_WINDOW, m));
+                batches(count, |k| {
+                    let exps: Vec<Secret> =
+                        (0..k).map(|_| random_bits(bits).map(Secret)).collect::<Result<_>>()?;
+                    let refs: Vec<&Integer> = exps.iter().map(|e| &**e).collect();
+                    Ok(ifma.fixed_base_pow(table, &refs, m).0)
+                })
+            }
+            (Some(_), None) => self.random_rn_full_many_with(backend, count),
+            (None, _) => (0..count).into_par_iter().map(|_| self.random_rn()).collect(),
+        }
+    }
+
+    /// (h^n)^a for given DJN exponents a below 2^(|n|/2), on a given backend
+    /// (for tests of the two backends against each other; encryption draws
+    /// its own exponents). An error for a key without h^n.
+    pub fn djn_rn_from_exponents_with(&self, backend: Backend, exps: &[Integer]) -> Result<Vec<Integer>> {
+        backend.check()?;
+        let Some(hn) = self.hn() else {
+            return Err(crate::error::Error::InvalidPublicKey("this key has no DJN base h^n".into()));
+        };
+        let bits = self.djn_exponent_bits();
+        if exps.iter().any(|a| *a < 0 || a.significant_bits() > bits) {
+            return Err(crate::error::Error::Length(format!("DJN exponents are below 2^{bits}")));
+        }
+        match backend.ifma() {
+            Some(ifma) => {
+                let m = self.n2_lanes(ifma);
+                let table = self.lanes.table.get_or_init(|| ifma.fixed_base_table(hn, bits, DJN_WINDOW, m));
+                Ok(exps
+                    .par_chunks(LANES)
+                    .flat_map_iter(|chunk| ifma.fixed_base_pow(table, &chunk.iter().collect::<Vec<_>>(), m).0)
+                    .collect())
+            }
+            None => Ok(exps
+                .par_iter()
+                .map(|a| Integer::from(hn.secure_pow_mod_ref(a, self.n_squared())))
+                .collect()),
+        }
+    }
+
+    /// `count` full-strength r^n (r uniform in Z_n^*, as
+    /// [`PublicKey::random_rn_full`]) on the backend in use.
+    pub fn random_rn_full_many(&self, count: usize) -> Result<Vec<Integer>> {
+        self.random_rn_full_many_with(Backend::current(), count)
+    }
+
+    /// [`PublicKey::random_rn_full_many`] on a given backend.
+    pub fn random_rn_full_many_with(&self, backend: Backend, count: usize) -> Result<Vec<Integer>> {
+        backend.check()?;
+        match backend.ifma() {
+            Some(ifma) => {
+                let m = self.n2_lanes(ifma);
+                batches(count, |k| {
+                    let rs: Vec<Secret> =
+                        (0..k).map(|_| random_unit(self.n()).map(Secret)).collect::<Result<_>>()?;
+                    let bases: Vec<&Integer> = rs.iter().map(|r| &**r).collect();
+                    Ok(ifma.pow_lanes(&bases, &vec![self.n(); k], self.bits(), m).0)
+                })
+            }
+            None => (0..count).into_par_iter().map(|_| self.random_rn_full()).collect(),
+        }
+    }
+
+    /// r^n for given units r (as [`PublicKey::rn_from_r`]), on a given backend.
+    pub fn rn_from_r_many_with(&self, backend: Backend, rs: &[Integer]) -> Result<Vec<Integer>> {
+        backend.check()?;
+        match backend.ifma() {
+            Some(ifma) => {
+                let m = self.n2_lanes(ifma);
+                Ok(rs
+                    .par_chunks(LANES)
+                    .flat_map_iter(|chunk| {
+                        let bases: Vec<&Integer> = chunk.iter().collect();
+                        ifma.pow_lanes(&bases, &vec![self.n(); chunk.len()], self.bits(), m).0
+                    })
+                    .collect())
+            }
+            None => Ok(rs.par_iter().map(|r| self.rn_from_r(r)).collect()),
+        }
+    }
+
+    /// Re-randomizes many ciphertexts with fresh r^n from
+    /// [`PublicKey::random_rn_many`].
+    pub fn rerandomize_many(&self, cts: &[Ciphertext]) -> Result<Vec<Ciphertext>> {
+        let rns = self.random_rn_many(cts.len())?;
+        Ok(cts.par_iter().zip(rns.par_iter()).map(|(c, rn)| self.rerandomize_with_rn(c, rn)).collect())
+    }
+}
+
+/// Runs `batch(k)` for batches of up to eight, in parallel, and concatenates.
+fn batches<F>(count: usize, batch: F) -> Result<Vec<Integer>>
+where
+    F: Fn(usize) -> Result<Vec<Integer>> + Sync,
+{
+    let sizes: Vec<usize> = (0..count.div_ceil(LANES)).map(|b| LANES.min(count - b * LANES)).collect();
+    let parts: Vec<Vec<Integer>> = sizes.into_par_iter().map(|k| batch(k)).collect::<Result<_>>()?;
+    Ok(parts.into_iter().flatten().collect())
+}
+
+impl PrivateKey {
+    /// Decrypts many ciphertexts to signed plaintexts on the backend in use.
+    pub fn decrypt_many(&self, cts: &[Ciphertext]) -> Vec<Integer> {
+        self.decrypt_many_with(Backend::current(), cts)
+            .expect("Backend::current only names a backend this CPU runs")
+    }
+
+    /// [`PrivateKey::decrypt_many`] on a given backend: on IFMA, four
+    /// ciphertexts per batch, their p and q halves in alternate lanes, each
+    /// exponentiation constant-time in the secret exponent.
+    pub fn decrypt_many_with(&self, backend: Backend, cts: &[Ciphertext]) -> Result<Vec<Integer>> {
+        backend.check()?;
+        let public = self.public_key();
+        let Some(ifma) = backend.ifma() else {
+            return Ok(cts.par_iter().map(|c| self.decrypt(c)).collect());
+        };
+        let [(p2, p1), (q2, q1)] = self.crt_parts();
+        let m = self.lanes.modulus.get_or_init(|| {
+            let moduli: [&Integer; LANES] = std::array::from_fn(|l| if l % 2 == 0 { p2 } else { q2 });
+            ifma.modulus(moduli, p2.significant_bits().max(q2.significant_bits()), true)
+        });
+        let bits = p1.significant_bits().max(q1.significant_bits());
+        Ok(cts
+            .par_chunks(LANES / 2)
+            .flat_map_iter(|chunk| {
+                let reduced: Vec<Secret> = chunk
+                    .iter()
+                    .flat_map(|c| [Secret(Integer::from(&c.0 % p2)), Secret(Integer::from(&c.0 % q2))])
+                    .collect();
+                let bases: Vec<&Integer> = reduced.iter().map(|x| &**x).collect();
+                let exps: Vec<&Integer> =
+                    (0..bases.len()).map(|l| if l % 2 == 0 { p1 } else { q1 }).collect();
+                let mut powers = ifma.pow_lanes(&bases, &exps, bits, m).0.into_iter();
+                let mut out = Vec::with_capacity(chunk.len());
+                while let (Some(xp), Some(xq)) = (powers.next(), powers.next()) {
+                    out.push(public.decode_plaintext(self.decrypt_from_powers(xp, xq)));
+                }
+                out
+            })
+            .collect())
+    }
+}

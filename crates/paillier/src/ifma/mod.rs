@@ -1,0 +1,280 @@
+//! ppdnn's own modular arithmetic on AVX-512 IFMA: eight independent
+//! Montgomery products at once (see [`lanes`]), and on them batched
+//! constant-time exponentiation ([`pow`]). The GMP path stays as the
+//! portable fallback and as the oracle every result here is tested against.
+//!
+//! This module is the only place that calls the `#[target_feature]`
+//! kernels, and [`Ifma`] the only way to reach it: a value of that type
+//! exists only once the CPU was seen to have AVX-512F and IFMA.
+#![allow(unsafe_code)]
+
+pub(crate) mod lanes;
+mod linear;
+pub(crate) mod pow;
+
+use rug::Integer;
+use rug::integer::Order;
+
+use self::lanes::{LANES, Modulus8};
+pub use self::pow::OpCount;
+use self::pow::SharedTable;
+
+/// Proof that this CPU has AVX-512F and AVX-512 IFMA: the token every IFMA
+/// entry point takes, so that none can run without the check.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Ifma(());
+
+impl Ifma {
+    /// The token, if the CPU has the instructions (checked once per call of
+    /// `is_x86_feature_detected!`, which caches).
+    pub(crate) fn detect() -> Option<Ifma> {
+        (std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("avx512ifma"))
+            .then_some(Ifma(()))
+    }
+
+    /// Montgomery constants for eight moduli (see [`Modulus8::new`]).
+    pub(crate) fn modulus(self, moduli: [&Integer; LANES], bits: u32, secret: bool) -> Modulus8 {
+        Modulus8::new(moduli, bits, secret)
+    }
+
+    /// base_i^e_i mod m_i for up to eight lanes (bases below their moduli,
+    /// exponents non-negative and below 2^bits), constant-time in the
+    /// exponents: the sequence of operations depends on `bits` only. Unused
+    /// lanes compute 1^0. Returns the results and the operations performed.
+    pub(crate) fn pow_lanes(
+        self,
+        bases: &[&Integer],
+        exps: &[&Integer],
+        bits: u32,
+        m: &Modulus8,
+    ) -> (Vec<Integer>, OpCount) {
+        assert!(
+            bases.len() <= LANES && bases.len() == exps.len(),
+            "at most eight lanes, one exponent per base"
+        );
+        let unit = Integer::from(1u32);
+        let xs: [&Integer; LANES] = std::array::from_fn(|l| bases.get(l).copied().unwrap_or(&unit));
+        let mut limbs: Vec<Vec<u64>> = (0..LANES)
+            .map(|l| exps.get(l).map(|e| e.to_digits::<u64>(Order::Lsf)).unwrap_or_default())
+            .collect();
+        let refs: [&[u64]; LANES] = std::array::from_fn(|l| limbs[l].as_slice());
+        let mut count = OpCount::default();
+        // SAFETY: an `Ifma` exists only when the CPU has AVX-512F and IFMA,
+        // the features these functions are compiled for.
+        let out = unsafe {
+            let mut t = lanes::scratch(m);
+            let mut base = lanes::lanes_from(xs, m.digits());
+            let mont = lanes::to_mont(&base, m, &mut t);
+            lanes::wipe_lanes(&mut base);
+            let mut r = pow::pow(&mont, &refs, bits, m, &mut count);
+            let out = lanes::from_mont(&r, m, &mut t);
+            lanes::wipe_lanes(&mut r);
+            out
+        };
+        limbs.iter_mut().for_each(|l| zeroize::Zeroize::zeroize(l));
+        (out.into_iter().take(bases.len()).collect(), count)
+    }
+
+    /// a_i * b_i mod m_i for up to eight lanes (operands below their moduli).
+    #[cfg(test)]
+    pub(crate) fn mul_lanes(self, a: &[&Integer], b: &[&Integer], m: &Modulus8) -> Vec<Integer> {
+        assert!(a.len() <= LANES && a.len() == b.len(), "at most eight lanes, two operands each");
+        let unit = Integer::from(1u32);
+        let pick = |xs: &[&Integer]| -> [Integer; LANES] {
+            std::array::from_fn(|l| xs.get(l).map_or_else(|| unit.clone(), |x| Integer::from(*x)))
+        };
+        let (xa, xb) = (pick(a), pick(b));
+        // SAFETY: as in `pow_lanes`.
+        let mut out = unsafe {
+            let mut t = lanes::scratch(m);
+            let n = m.digits();
+            let ma = lanes::to_mont(&lanes::lanes_from(std::array::from_fn(|l| &xa[l]), n), m, &mut t);
+            let lb = lanes::lanes_from(std::array::from_fn(|l| &xb[l]), n);
+            // (aR) b / R = ab, below 2m.
+            let mut p = vec![lanes::zero_lanes(); n];
+            lanes::mul(&mut p, &ma, &lb, m, &mut t);
+            lanes::lanes_to(&p)
+        };
+        for (v, modulus) in out.iter_mut().zip(m.moduli()) {
+            if *v >= *modulus {
+                *v -= modulus;
+            }
+        }
+        out.into_iter().take(a.len()).collect()
+    }
+
+    /// The Montgomery forms (digits) of up to eight values below their moduli.
+    pub(crate) fn to_mont_digits(self, xs: &[&Integer], m: &Modulus8) -> Vec<Vec<u64>> {
+        assert!(xs.len() <= LANES, "at most eight lanes");
+        let unit = Integer::from(1u32);
+        let all: [&Integer; LANES] = std::array::from_fn(|l| xs.get(l).copied().unwrap_or(&unit));
+        // SAFETY: as in `pow_lanes`.
+        let mont = unsafe {
+            let mut t = lanes::scratch(m);
+            lanes::to_mont(&lanes::lanes_from(all, m.digits()), m, &mut t)
+        };
+        lanes::untranspose(&mont).into_iter().take(xs.len()).collect()
+    }
+
+    /// Montgomery products of up to eight pairs of Montgomery forms (digits).
+    pub(crate) fn mul_digits(self, pairs: &[(&[u64], &[u64])], m: &Modulus8) -> Vec<Vec<u64>> {
+        assert!(pairs.len() <= LANES, "at most eight lanes");
+        let n = m.digits();
+        let one: &[u64] = &[];
+        let a = lanes::transpose(std::array::from_fn(|l| pairs.get(l).map_or(one, |p| p.0)), n);
+        let b = lanes::transpose(std::array::from_fn(|l| pairs.get(l).map_or(one, |p| p.1)), n);
+        let mut out = vec![lanes::zero_lanes(); n];
+        // SAFETY: as in `pow_lanes`.
+        unsafe {
+            let mut t = lanes::scratch(m);
+            lanes::mul(&mut out, &a, &b, m, &mut t);
+        }
+        lanes::untranspose(&out).into_iter().take(pairs.len()).collect()
+    }
+
+    /// The products of up to eight chains of Montgomery forms (each chain
+    /// non-empty), run in lockstep (a finished chain multiplies by `one`,
+    /// Montgomery's 1), converted out and fully reduced.
+    pub(crate) fn chain_products(self, chains: &[Vec<&[u64]>], one: &[u64], m: &Modulus8) -> Vec<Integer> {
+        assert!(chains.len() <= LANES, "at most eight lanes");
+        let n = m.digits();
+        let longest = chains.iter().map(Vec::len).max().unwrap_or(0);
+        let operand = |k: usize| -> lanes::Lanes {
+            lanes::transpose(
+                std::array::from_fn(|l| chains.get(l).and_then(|c| c.get(k)).copied().unwrap_or(one)),
+                n,
+            )
+        };
+        // SAFETY: as in `pow_lanes`.
+        let out = unsafe {
+            let mut t = lanes::scratch(m);
+            let mut acc = operand(0);
+            let mut tmp = vec![lanes::zero_lanes(); n];
+            for k in 1..longest {
+                lanes::mul(&mut tmp, &acc, &operand(k), m, &mut t);
+                std::mem::swap(&mut acc, &mut tmp);
+            }
+            lanes::from_mont(&acc, m, &mut t)
+        };
+        out.into_iter().take(chains.len()).collect()
+    }
+
+    /// x_i^rounds mod m_i by `rounds` successive Montgomery products, the
+    /// values kept in Montgomery form throughout (the throughput benchmark).
+    pub(crate) fn power_by_products(self, x: &[&Integer], rounds: u64, m: &Modulus8) -> Vec<Integer> {
+        assert!(x.len() <= LANES, "at most eight lanes");
+        let unit = Integer::from(1u32);
+        let xs: [&Integer; LANES] = std::array::from_fn(|l| x.get(l).copied().unwrap_or(&unit));
+        // SAFETY: as in `pow_lanes`.
+        let out = unsafe {
+            let mut t = lanes::scratch(m);
+            let n = m.digits();
+            let mx = lanes::to_mont(&lanes::lanes_from(xs, n), m, &mut t);
+            let mut acc = m.one().clone();
+            let mut tmp = vec![lanes::zero_lanes(); n];
+            for _ in 0..rounds {
+                lanes::mul(&mut tmp, &acc, &mx, m, &mut t);
+                std::mem::swap(&mut acc, &mut tmp);
+            }
+            lanes::from_mont(&acc, m, &mut t)
+        };
+        out.into_iter().take(x.len()).collect()
+    }
+
+    /// Squares x_i mod m_i for up to eight lanes, by the squaring kernel.
+    #[cfg(test)]
+    pub(crate) fn sqr_lanes(self, x: &[&Integer], m: &Modulus8) -> Vec<Integer> {
+        assert!(x.len() <= LANES, "at most eight lanes");
+        let unit = Integer::from(1u32);
+        let xs: [&Integer; LANES] = std::array::from_fn(|l| x.get(l).copied().unwrap_or(&unit));
+        // SAFETY: as in `pow_lanes`.
+        let out = unsafe {
+            let mut t = lanes::scratch(m);
+            let n = m.digits();
+            let mx = lanes::to_mont(&lanes::lanes_from(xs, n), m, &mut t);
+            let mut s = vec![lanes::zero_lanes(); n];
+            lanes::sqr(&mut s, &mx, m, &mut t);
+            lanes::from_mont(&s, m, &mut t)
+        };
+        out.into_iter().take(x.len()).collect()
+    }
+
+    /// Converts into Montgomery form and straight back (tests the conversions).
+    #[cfg(test)]
+    pub(crate) fn round_trip_lanes(self, x: &[&Integer], m: &Modulus8) -> Vec<Integer> {
+        let unit = Integer::from(1u32);
+        let xs: [&Integer; LANES] = std::array::from_fn(|l| x.get(l).copied().unwrap_or(&unit));
+        // SAFETY: as in `pow_lanes`.
+        let out = unsafe {
+            let mut t = lanes::scratch(m);
+            let mx = lanes::to_mont(&lanes::lanes_from(xs, m.digits()), m, &mut t);
+            lanes::from_mont(&mx, m, &mut t)
+        };
+        out.into_iter().take(x.len()).collect()
+    }
+
+    /// The fixed-base table for `base` with `window`-bit digits, for
+    /// exponents of up to `exponent_bits` bits, under the broadcast modulus `m`.
+    pub(crate) fn fixed_base_table(
+        self,
+        base: &Integer,
+        exponent_bits: u32,
+        window: u32,
+        m: &Modulus8,
+    ) -> FixedBaseLanes {
+        let modulus = &m.moduli()[0];
+        let rows = exponent_bits.max(1).div_ceil(window) as usize;
+        let mut row_bases = Vec::with_capacity(rows);
+        let mut b = Integer::from(base % modulus);
+        for _ in 0..rows {
+            row_bases.push(b.clone());
+            for _ in 0..window {
+                b.square_mut();
+                b %= modulus;
+            }
+        }
+        // SAFETY: as in `pow_lanes`.
+        let table = unsafe { SharedTable::build(&row_bases, window, m) };
+        FixedBaseLanes { table }
+    }
+
+    /// base^e_i for up to eight exponents below 2^exponent_bits, from the table.
+    pub(crate) fn fixed_base_pow(
+        self,
+        table: &FixedBaseLanes,
+        exps: &[&Integer],
+        m: &Modulus8,
+    ) -> (Vec<Integer>, OpCount) {
+        assert!(exps.len() <= LANES, "at most eight lanes");
+        let mut limbs: Vec<Vec<u64>> = (0..LANES)
+            .map(|l| exps.get(l).map(|e| e.to_digits::<u64>(Order::Lsf)).unwrap_or_default())
+            .collect();
+        let refs: [&[u64]; LANES] = std::array::from_fn(|l| limbs[l].as_slice());
+        let mut count = OpCount::default();
+        // SAFETY: as in `pow_lanes`.
+        let out = unsafe {
+            let mut t = lanes::scratch(m);
+            let mut r = table.table.pow(&refs, m, &mut count);
+            let out = lanes::from_mont(&r, m, &mut t);
+            lanes::wipe_lanes(&mut r);
+            out
+        };
+        limbs.iter_mut().for_each(|l| zeroize::Zeroize::zeroize(l));
+        (out.into_iter().take(exps.len()).collect(), count)
+    }
+}
+
+/// A fixed-base table in the IFMA layout (see [`Ifma::fixed_base_table`]).
+pub(crate) struct FixedBaseLanes {
+    table: SharedTable,
+}
+
+impl FixedBaseLanes {
+    /// Bytes of the table.
+    pub(crate) fn memory_bytes(&self) -> usize {
+        self.table.memory_bytes()
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,193 @@
+//! The IFMA kernels against GMP, on random and edge operands, for every
+//! modulus size ppdnn uses (n^2, p^2 and q^2 at 2048 and 3072-bit keys) and
+//! a few odd sizes in between.
+
+use proptest::prelude::*;
+use rug::Integer;
+
+use super::lanes::{self, LANES};
+use super::*;
+
+/// The moduli sizes: p^2 and n^2 at 2048 and 3072-bit keys, and odd ones.
+const SIZES: [u32; 7] = [2048, 4096, 3072, 6144, 520, 1000, 4097];
+
+fn ifma() -> Option<Ifma> {
+    let found = Ifma::detect();
+    if found.is_none() {
+        eprintln!("this CPU has no AVX-512 IFMA: the IFMA kernels are NOT tested here (the GMP path is)");
+    }
+    found
+}
+
+/// An odd number of exactly `bits` bits from the seed bytes.
+fn odd_modulus(bits: u32, seed: &[u8]) -> Integer {
+    let mut x = Integer::from_digits(seed, rug::integer::Order::Lsf);
+    x.keep_bits_mut(bits);
+    x.set_bit(bits - 1, true);
+    x.set_bit(0, true);
+    x
+}
+
+/// The seed bytes rotated left by `k`.
+fn rotated(seed: &[u8], k: usize) -> Vec<u8> {
+    let mut v = seed.to_vec();
+    v.rotate_left(k % seed.len().max(1));
+    v
+}
+
+fn below(m: &Integer, seed: &[u8]) -> Integer {
+    Integer::from_digits(seed, rug::integer::Order::Lsf) % m
+}
+
+/// The edge operands: 0, 1, 2 and m - 1.
+fn edges(m: &Integer) -> Vec<Integer> {
+    vec![Integer::new(), Integer::from(1u32), Integer::from(2u32), Integer::from(m - 1u32)]
+}
+
+#[test]
+fn radix52_round_trips() {
+    for bits in [1u32, 52, 53, 64, 104, 4096, 6144] {
+        let x = (Integer::from(1u32) << bits) - 1u32;
+        assert_eq!(lanes::from_radix52(&lanes::to_radix52(&x, lanes::digits_for(bits))), x, "{bits} bits");
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    #[test]
+    fn products_squares_and_conversions_match_gmp(
+        size in 0..SIZES.len(),
+        seed in prop::collection::vec(any::<u8>(), 800),
+        lanes_used in 1..=LANES,
+    ) {
+        let Some(ifma) = ifma() else { return Ok(()) };
+        let bits = SIZES[size];
+        // Each lane gets its own modulus of the size.
+        let moduli: Vec<Integer> = (0..LANES).map(|l| odd_modulus(bits, &rotated(&seed, l * 13))).collect();
+        let m = ifma.modulus(std::array::from_fn(|l| &moduli[l]), bits, false);
+        let mut a: Vec<Integer> = (0..lanes_used).map(|l| below(&moduli[l], &seed[l..])).collect();
+        let b: Vec<Integer> = (0..lanes_used).map(|l| below(&moduli[l], &seed[(l * 7) % 50..])).collect();
+        // Edge operands in the first lanes.
+        for (l, e) in edges(&moduli[0]).into_iter().enumerate().take(lanes_used) {
+            if l > 0 { a[l] = Integer::from(&moduli[l] - 1u32) } else { a[l] = e }
+        }
+        let ar: Vec<&Integer> = a.iter().collect();
+        let br: Vec<&Integer> = b.iter().collect();
+        let prod = ifma.mul_lanes(&ar, &br, &m);
+        let sq = ifma.sqr_lanes(&ar, &m);
+        let rt = ifma.round_trip_lanes(&ar, &m);
+        prop_assert_eq!(prod.len(), lanes_used);
+        for l in 0..lanes_used {
+            prop_assert_eq!(&prod[l], &(Integer::from(&a[l] * &b[l]) % &moduli[l]), "product, lane {}, {} bits", l, bits);
+            prop_assert_eq!(&sq[l], &(Integer::from(a[l].square_ref()) % &moduli[l]), "square, lane {}, {} bits", l, bits);
+            prop_assert_eq!(&rt[l], &a[l], "round trip, lane {}", l);
+        }
+    }
+
+    #[test]
+    fn exponentiation_matches_gmp(
+        size in 0..SIZES.len(),
+        seed in prop::collection::vec(any::<u8>(), 800),
+        ebits in 1u32..300,
+    ) {
+        let Some(ifma) = ifma() else { return Ok(()) };
+        let bits = SIZES[size];
+        let moduli: Vec<Integer> = (0..LANES).map(|l| odd_modulus(bits, &rotated(&seed, l * 10))).collect();
+        let m = ifma.modulus(std::array::from_fn(|l| &moduli[l]), bits, false);
+        let bases: Vec<Integer> = (0..LANES).map(|l| below(&moduli[l], &seed[l * 3..])).collect();
+        let mut exps: Vec<Integer> = (0..LANES).map(|l| {
+            let mut e = Integer::from_digits(&seed[l * 40..l * 40 + 40], rug::integer::Order::Lsf);
+            e.keep_bits_mut(ebits);
+            e
+        }).collect();
+        // Edge exponents: 0, 1, all ones.
+        exps[0] = Integer::new();
+        exps[1] = Integer::from(1u32);
+        exps[2] = (Integer::from(1u32) << ebits) - 1u32;
+        let (got, _) = ifma.pow_lanes(&bases.iter().collect::<Vec<_>>(), &exps.iter().collect::<Vec<_>>(), ebits, &m);
+        for l in 0..LANES {
+            let want = bases[l].clone().pow_mod(&exps[l], &moduli[l]).unwrap();
+            prop_assert_eq!(&got[l], &want, "lane {}, {} bits, exponent of {} bits", l, bits, ebits);
+        }
+    }
+}
+
+#[test]
+fn exponentiation_by_the_modulus_minus_one_and_edge_bases() {
+    let Some(ifma) = ifma() else { return };
+    for bits in [2048u32, 4096, 3072, 6144] {
+        let moduli: Vec<Integer> =
+            (0..LANES as u32).map(|l| odd_modulus(bits, &[0x5a ^ l as u8; 800])).collect();
+        let m = ifma.modulus(std::array::from_fn(|l| &moduli[l]), bits, false);
+        let mut bases = edges(&moduli[0]);
+        bases.extend((4..LANES).map(|l| Integer::from(&moduli[l] - 1u32)));
+        let exps: Vec<Integer> = moduli.iter().map(|m| Integer::from(m - 1u32)).collect();
+        let (got, _) =
+            ifma.pow_lanes(&bases.iter().collect::<Vec<_>>(), &exps.iter().collect::<Vec<_>>(), bits, &m);
+        for l in 0..LANES {
+            let want = bases[l].clone().pow_mod(&exps[l], &moduli[l]).unwrap();
+            assert_eq!(got[l], want, "lane {l}, {bits} bits");
+        }
+    }
+}
+
+#[test]
+fn the_sequence_of_operations_does_not_depend_on_the_exponent() {
+    let Some(ifma) = ifma() else { return };
+    let modulus = odd_modulus(2048, &[0xa7; 300]);
+    let m = ifma.modulus([&modulus; LANES], 2048, false);
+    let base = Integer::from(12345u32);
+    let bits = 1024;
+    let all_ones = (Integer::from(1u32) << bits) - 1u32;
+    let top_only = Integer::from(1u32) << (bits - 1);
+    let counts: Vec<OpCount> =
+        [Integer::new(), Integer::from(1u32), all_ones, top_only, Integer::from(0xdead_beefu32)]
+            .iter()
+            .map(|e| ifma.pow_lanes(&[&base], &[e], bits, &m).1)
+            .collect();
+    assert!(counts.iter().all(|c| *c == counts[0]), "operation counts differ: {counts:?}");
+    // And the count is what a fixed-window exponentiation costs: 2^5 - 2
+    // table products, then 5 squarings, a scan and a product per window.
+    let windows = u64::from(bits.div_ceil(pow::WINDOW));
+    assert_eq!(counts[0], OpCount { muls: 30 + windows - 1, sqrs: 5 * (windows - 1), scans: windows });
+    let table = ifma.fixed_base_table(&base, bits, 5, &m);
+    let fixed: Vec<OpCount> = [Integer::new(), Integer::from(0xffff_ffffu32)]
+        .iter()
+        .map(|e| ifma.fixed_base_pow(&table, &[e], &m).1)
+        .collect();
+    assert_eq!(fixed[0], fixed[1]);
+    assert_eq!(fixed[0], OpCount { muls: windows - 1, sqrs: 0, scans: windows });
+}
+
+#[test]
+fn fixed_base_powers_match_gmp() {
+    let Some(ifma) = ifma() else { return };
+    for bits in [4096u32, 6144] {
+        let modulus = odd_modulus(bits, &[0x3c; 800]);
+        let m = ifma.modulus([&modulus; LANES], bits, false);
+        let base = below(&modulus, &[0x77; 700]);
+        for window in [1u32, 4, 5, 6] {
+            let table = ifma.fixed_base_table(&base, bits / 4, window, &m);
+            let exps: Vec<Integer> = (0..LANES as u32)
+                .map(|l| match l {
+                    0 => Integer::new(),
+                    1 => Integer::from(1u32),
+                    2 => (Integer::from(1u32) << (bits / 4)) - 1u32,
+                    _ => {
+                        Integer::from_digits(&[l as u8 * 37 + 1; 128], rug::integer::Order::Lsf)
+                            >> (1024 - bits / 4 + 1)
+                    }
+                })
+                .collect();
+            let (got, _) = ifma.fixed_base_pow(&table, &exps.iter().collect::<Vec<_>>(), &m);
+            for l in 0..LANES {
+                assert_eq!(
+                    got[l],
+                    base.clone().pow_mod(&exps[l], &modulus).unwrap(),
+                    "lane {l}, window {window}, {bits} bits"
+                );
+            }
+        }
+    }
+}
