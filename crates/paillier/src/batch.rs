@@ -112,10 +112,7 @@ impl PublicKey {
                     .flat_map_iter(|chunk| ifma.fixed_base_pow(table, &chunk.iter().collect::<Vec<_>>(), m).0)
                     .collect())
             }
-            None => Ok(exps
-                .par_iter()
-                .map(|a| Integer::from(hn.secure_pow_mod_ref(a, self.n_squared())))
-                .collect()),
+            None => Ok(exps.par_iter().map(|a| crate::keys::secure_pow(hn, a, self.n_squared())).collect()),
         }
     }
 

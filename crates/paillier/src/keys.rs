@@ -178,7 +178,7 @@ impl PublicKey {
                 let a = Secret(random_bits(self.djn_exponent_bits())?);
                 Ok(match self.table.get() {
                     Some(table) => table.pow(&a),
-                    None => Integer::from(hn.secure_pow_mod_ref(&a, &self.n_squared)),
+                    None => secure_pow(hn, &a, &self.n_squared),
                 })
             }
             None => self.random_rn_full(),
@@ -221,6 +221,12 @@ impl PublicKey {
         }
         m
     }
+}
+
+/// base^e mod m with GMP's constant-time exponentiation, which refuses
+/// e = 0 (whose power is 1).
+pub(crate) fn secure_pow(base: &Integer, e: &Integer, m: &Integer) -> Integer {
+    if *e == 0 { Integer::from(1u32) } else { Integer::from(base.secure_pow_mod_ref(e, m)) }
 }
 
 /// Checks a foreign modulus: size within policy, odd, not a perfect square, no

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use ppdnn_paillier::{Integer, KeyPolicy, PrivateKey, parse_decimal};
+use ppdnn_paillier::{Backend, Ciphertext, Integer, KeyPolicy, PrivateKey, parse_decimal};
 use serde_json::Value;
 
 fn kat() -> Value {
@@ -64,4 +64,54 @@ fn python_paillier_known_answers() {
         }
     }
     assert!(checked > 30, "only {checked} vectors checked");
+}
+
+/// The backends this machine can run: GMP always, IFMA where the CPU has it
+/// (and a line in the output saying so where it does not).
+fn backends() -> Vec<Backend> {
+    if Backend::ifma_available() {
+        vec![Backend::Gmp, Backend::Ifma]
+    } else {
+        eprintln!("this CPU has no AVX-512 IFMA: the known answers are checked on GMP only");
+        vec![Backend::Gmp]
+    }
+}
+
+#[test]
+fn python_paillier_known_answers_on_every_backend() {
+    let kat = kat();
+    let mut checked = 0;
+    for key in kat["keys"].as_array().expect("keys") {
+        let sk = PrivateKey::from_primes(num(&key["p"]), num(&key["q"]), None, KeyPolicy::INSECURE_TESTING)
+            .expect("KAT key");
+        let pk = sk.public_key();
+        let n = pk.n().clone();
+        let encryptions = key["encryptions"].as_array().expect("encryptions");
+        let rs: Vec<Integer> = encryptions.iter().map(|e| num(&e["r"])).collect();
+        let cts: Vec<Ciphertext> = encryptions.iter().map(|e| pk.ciphertext(num(&e["c"])).unwrap()).collect();
+        let want: Vec<Integer> = encryptions
+            .iter()
+            .map(|e| {
+                let mut r = num(&e["m"]) % &n;
+                if r < 0 {
+                    r += &n;
+                }
+                pk.decode_plaintext(r)
+            })
+            .collect();
+        for backend in backends() {
+            // r^n through the backend, then the encryption it gives.
+            let rns = pk.rn_from_r_many_with(backend, &rs).unwrap();
+            for ((rn, m), c) in rns.iter().zip(&want).zip(&cts) {
+                assert_eq!(
+                    pk.encrypt_with_rn(m, rn).unwrap().value(),
+                    c.value(),
+                    "{backend:?}: encryption of {m}"
+                );
+            }
+            assert_eq!(sk.decrypt_many_with(backend, &cts).unwrap(), want, "{backend:?}: decryptions");
+            checked += cts.len();
+        }
+    }
+    assert!(checked > 20, "only {checked} vectors checked");
 }

@@ -212,30 +212,89 @@ fn normalize(out: &mut [__m512i], t: &[__m512i]) {
 /// out = a * b / R mod m (almost reduced: below 2m when a and b are).
 /// `t` is scratch of 2N + 1 vectors; `out` may not alias `a` or `b`
 /// (the borrow checker sees to it).
+///
+/// Operand scanning with the reduction interleaved, two digits of b per
+/// pass over the accumulators (each accumulator is loaded and stored once
+/// per two digits; eight products go into it in between).
 #[target_feature(enable = "avx512f,avx512ifma")]
 pub(crate) fn mul(out: &mut [__m512i], a: &[__m512i], b: &[__m512i], m: &Modulus8, t: &mut [__m512i]) {
     let n = m.digits;
-    let (a, b, md, mp) = (&a[..n], &b[..n], &m.m[..n], m.m_prime);
-    let zero = _mm512_setzero_si512();
-    t.fill(zero);
-    for (i, &bi) in b.iter().enumerate() {
-        let row = &mut t[i..=i + n];
-        // Position 0 first: y makes it divisible by 2^52.
-        let t0 = _mm512_madd52lo_epu64(row[0], a[0], bi);
-        let y = _mm512_madd52lo_epu64(zero, t0, mp);
-        let t0 = _mm512_madd52lo_epu64(t0, md[0], y);
-        for k in 1..n {
-            let mut x = row[k];
-            x = _mm512_madd52lo_epu64(x, a[k], bi);
-            x = _mm512_madd52lo_epu64(x, md[k], y);
-            x = _mm512_madd52hi_epu64(x, a[k - 1], bi);
-            x = _mm512_madd52hi_epu64(x, md[k - 1], y);
-            row[k] = x;
-        }
-        row[n] = _mm512_madd52hi_epu64(_mm512_madd52hi_epu64(row[n], a[n - 1], bi), md[n - 1], y);
-        row[1] = _mm512_add_epi64(row[1], _mm512_srli_epi64::<52>(t0));
+    let (a, b, md) = (&a[..n], &b[..n], &m.m[..n]);
+    t.fill(_mm512_setzero_si512());
+    let mut i = 0;
+    while i + 1 < n {
+        two_rows(&mut t[i..=i + n + 1], a, b[i], b[i + 1], md, m.m_prime);
+        i += 2;
+    }
+    if i < n {
+        one_row(&mut t[i..=i + n], a, b[i], md, m.m_prime);
     }
     normalize(&mut out[..n], &t[n..2 * n]);
+}
+
+/// Adds a * b0 + m * y0 (y0 making position 0 divisible by 2^52) into
+/// `row`, then drops position 0 into position 1 as a carry.
+#[target_feature(enable = "avx512f,avx512ifma")]
+#[inline]
+fn one_row(row: &mut [__m512i], a: &[__m512i], b0: __m512i, md: &[__m512i], mp: __m512i) {
+    let n = md.len();
+    let zero = _mm512_setzero_si512();
+    let t0 = _mm512_madd52lo_epu64(row[0], a[0], b0);
+    let y = _mm512_madd52lo_epu64(zero, t0, mp);
+    let t0 = _mm512_madd52lo_epu64(t0, md[0], y);
+    for k in 1..n {
+        let mut x = row[k];
+        x = _mm512_madd52lo_epu64(x, a[k], b0);
+        x = _mm512_madd52lo_epu64(x, md[k], y);
+        x = _mm512_madd52hi_epu64(x, a[k - 1], b0);
+        x = _mm512_madd52hi_epu64(x, md[k - 1], y);
+        row[k] = x;
+    }
+    row[n] = _mm512_madd52hi_epu64(_mm512_madd52hi_epu64(row[n], a[n - 1], b0), md[n - 1], y);
+    row[1] = _mm512_add_epi64(row[1], _mm512_srli_epi64::<52>(t0));
+}
+
+/// Two consecutive digits b0, b1 in one pass: position 0 is cleared by y0,
+/// position 1 (which then holds everything of digit b0) by y1.
+#[target_feature(enable = "avx512f,avx512ifma")]
+#[inline]
+fn two_rows(row: &mut [__m512i], a: &[__m512i], b0: __m512i, b1: __m512i, md: &[__m512i], mp: __m512i) {
+    let n = md.len();
+    let zero = _mm512_setzero_si512();
+    let t0 = _mm512_madd52lo_epu64(row[0], a[0], b0);
+    let y0 = _mm512_madd52lo_epu64(zero, t0, mp);
+    let t0 = _mm512_madd52lo_epu64(t0, md[0], y0);
+    let mut t1 = row[1];
+    t1 = _mm512_madd52lo_epu64(t1, a[1], b0);
+    t1 = _mm512_madd52lo_epu64(t1, md[1], y0);
+    t1 = _mm512_madd52hi_epu64(t1, a[0], b0);
+    t1 = _mm512_madd52hi_epu64(t1, md[0], y0);
+    t1 = _mm512_add_epi64(t1, _mm512_srli_epi64::<52>(t0));
+    t1 = _mm512_madd52lo_epu64(t1, a[0], b1);
+    let y1 = _mm512_madd52lo_epu64(zero, t1, mp);
+    let t1 = _mm512_madd52lo_epu64(t1, md[0], y1);
+    for k in 2..n {
+        let mut x = row[k];
+        x = _mm512_madd52lo_epu64(x, a[k], b0);
+        x = _mm512_madd52lo_epu64(x, md[k], y0);
+        x = _mm512_madd52hi_epu64(x, a[k - 1], b0);
+        x = _mm512_madd52hi_epu64(x, md[k - 1], y0);
+        x = _mm512_madd52lo_epu64(x, a[k - 1], b1);
+        x = _mm512_madd52lo_epu64(x, md[k - 1], y1);
+        x = _mm512_madd52hi_epu64(x, a[k - 2], b1);
+        x = _mm512_madd52hi_epu64(x, md[k - 2], y1);
+        row[k] = x;
+    }
+    let mut x = row[n];
+    x = _mm512_madd52hi_epu64(x, a[n - 1], b0);
+    x = _mm512_madd52hi_epu64(x, md[n - 1], y0);
+    x = _mm512_madd52lo_epu64(x, a[n - 1], b1);
+    x = _mm512_madd52lo_epu64(x, md[n - 1], y1);
+    x = _mm512_madd52hi_epu64(x, a[n - 2], b1);
+    x = _mm512_madd52hi_epu64(x, md[n - 2], y1);
+    row[n] = x;
+    row[n + 1] = _mm512_madd52hi_epu64(_mm512_madd52hi_epu64(row[n + 1], a[n - 1], b1), md[n - 1], y1);
+    row[2] = _mm512_add_epi64(row[2], _mm512_srli_epi64::<52>(t1));
 }
 
 /// out = a^2 / R mod m: the cross products once, doubled, then the squares
@@ -261,11 +320,35 @@ pub(crate) fn sqr(out: &mut [__m512i], a: &[__m512i], m: &Modulus8, t: &mut [__m
     reduce(out, md, mp, t, n);
 }
 
-/// Montgomery reduction of the 2N accumulators in `t` into `out`.
+/// Montgomery reduction of the 2N accumulators in `t` into `out`, two
+/// digits per pass.
 #[target_feature(enable = "avx512f,avx512ifma")]
 fn reduce(out: &mut [__m512i], md: &[__m512i], mp: __m512i, t: &mut [__m512i], n: usize) {
     let zero = _mm512_setzero_si512();
-    for i in 0..n {
+    let mut i = 0;
+    while i + 1 < n {
+        let row = &mut t[i..=i + n + 1];
+        let y0 = _mm512_madd52lo_epu64(zero, row[0], mp);
+        let t0 = _mm512_madd52lo_epu64(row[0], md[0], y0);
+        let mut t1 = _mm512_madd52lo_epu64(row[1], md[1], y0);
+        t1 = _mm512_madd52hi_epu64(t1, md[0], y0);
+        t1 = _mm512_add_epi64(t1, _mm512_srli_epi64::<52>(t0));
+        let y1 = _mm512_madd52lo_epu64(zero, t1, mp);
+        let t1 = _mm512_madd52lo_epu64(t1, md[0], y1);
+        for k in 2..n {
+            let mut x = _mm512_madd52lo_epu64(row[k], md[k], y0);
+            x = _mm512_madd52hi_epu64(x, md[k - 1], y0);
+            x = _mm512_madd52lo_epu64(x, md[k - 1], y1);
+            row[k] = _mm512_madd52hi_epu64(x, md[k - 2], y1);
+        }
+        let mut x = _mm512_madd52hi_epu64(row[n], md[n - 1], y0);
+        x = _mm512_madd52lo_epu64(x, md[n - 1], y1);
+        row[n] = _mm512_madd52hi_epu64(x, md[n - 2], y1);
+        row[n + 1] = _mm512_madd52hi_epu64(row[n + 1], md[n - 1], y1);
+        row[2] = _mm512_add_epi64(row[2], _mm512_srli_epi64::<52>(t1));
+        i += 2;
+    }
+    if i < n {
         let row = &mut t[i..=i + n];
         let y = _mm512_madd52lo_epu64(zero, row[0], mp);
         let t0 = _mm512_madd52lo_epu64(row[0], md[0], y);

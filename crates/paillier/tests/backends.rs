@@ -1,0 +1,134 @@
+//! The IFMA backend against GMP through the public API: decryption,
+//! randomness, re-randomization and linear layers give identical results.
+//! On a CPU without AVX-512 IFMA these tests say so and check GMP alone.
+
+mod common;
+
+use ppdnn_paillier::{Backend, Ciphertext, Integer, KeyPair, SharedBases, random_bits};
+use proptest::prelude::*;
+
+fn ifma_or_skip() -> bool {
+    let ok = Backend::ifma_available();
+    if !ok {
+        eprintln!("this CPU has no AVX-512 IFMA: only the GMP path is tested here");
+    }
+    ok
+}
+
+fn ciphertexts(pair: &KeyPair, values: &[i64]) -> Vec<Ciphertext> {
+    values.iter().map(|&v| pair.public().encrypt_i64(v).unwrap()).collect()
+}
+
+#[test]
+fn batched_decryption_agrees_on_both_backends() {
+    for pair in [common::key1024(), common::key2048()] {
+        let sk = &pair.private;
+        // 0, +-1, the extremes of the plaintext range, and a count that leaves lanes unused.
+        let max = pair.public().max_plaintext().clone();
+        let mut values: Vec<Integer> =
+            [0i64, 1, -1, 123_456_789, -987_654_321].iter().map(|&v| Integer::from(v)).collect();
+        values.push(max.clone());
+        values.push(Integer::from(-&max));
+        let cts: Vec<Ciphertext> = values.iter().map(|v| pair.public().encrypt(v).unwrap()).collect();
+        let gmp = sk.decrypt_many_with(Backend::Gmp, &cts).unwrap();
+        assert_eq!(gmp, values);
+        if ifma_or_skip() {
+            for len in [0, 1, 3, 4, 5, 7] {
+                assert_eq!(
+                    sk.decrypt_many_with(Backend::Ifma, &cts[..len]).unwrap(),
+                    values[..len],
+                    "{len} ciphertexts"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn djn_and_full_randomness_agree_on_both_backends() {
+    let pair = common::key2048();
+    let pk = pair.public();
+    let exps: Vec<Integer> = (0..11)
+        .map(|i| match i {
+            0 => Integer::new(),
+            1 => Integer::from(1u32),
+            2 => (Integer::from(1u32) << pk.djn_exponent_bits()) - 1u32,
+            _ => random_bits(pk.djn_exponent_bits()).unwrap(),
+        })
+        .collect();
+    let rs: Vec<Integer> =
+        (0..9).map(|i| Integer::from(i * 7919 + 2)).chain([Integer::from(pk.n() - 1u32)]).collect();
+    let gmp_djn = pk.djn_rn_from_exponents_with(Backend::Gmp, &exps).unwrap();
+    let gmp_full = pk.rn_from_r_many_with(Backend::Gmp, &rs).unwrap();
+    for (a, x) in exps.iter().zip(&gmp_djn) {
+        assert_eq!(*x, pk.hn().unwrap().clone().pow_mod(a, pk.n_squared()).unwrap());
+    }
+    if ifma_or_skip() {
+        assert_eq!(pk.djn_rn_from_exponents_with(Backend::Ifma, &exps).unwrap(), gmp_djn);
+        assert_eq!(pk.rn_from_r_many_with(Backend::Ifma, &rs).unwrap(), gmp_full);
+    }
+    // Fresh randomness from either backend encrypts and decrypts.
+    for backend in [Backend::Gmp].into_iter().chain(Backend::ifma_available().then_some(Backend::Ifma)) {
+        for rn in pk
+            .random_rn_many_with(backend, 9)
+            .unwrap()
+            .iter()
+            .chain(&pk.random_rn_full_many_with(backend, 3).unwrap())
+        {
+            let c = pk.encrypt_with_rn(&Integer::from(-42), rn).unwrap();
+            assert_eq!(pair.private.decrypt(&c), -42);
+        }
+    }
+}
+
+#[test]
+fn rerandomized_ciphertexts_keep_their_plaintexts_and_change() {
+    let pair = common::key1024();
+    let cts = ciphertexts(pair, &[5, -6, 7, 0, 1, 2, 3, 4, 9]);
+    let fresh = pair.public().rerandomize_many(&cts).unwrap();
+    for (a, b) in cts.iter().zip(&fresh) {
+        assert_ne!(a.value(), b.value());
+        assert_eq!(pair.private.decrypt(a), pair.private.decrypt(b));
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(12))]
+
+    /// Whole linear layers: random 8-bit (and some 12-bit) weight rows, both
+    /// backends, the same ciphertexts bit for bit, and the right plaintexts.
+    #[test]
+    fn linear_layers_agree_on_both_backends(
+        inputs in prop::collection::vec(-300i64..300, 1..24),
+        rows in prop::collection::vec(prop::collection::vec(-127i64..=127, 24), 1..12),
+        wide in any::<bool>(),
+    ) {
+        let pair = common::key1024();
+        let pk = pair.public();
+        let cts = ciphertexts(pair, &inputs);
+        let rows: Vec<Vec<i64>> = rows.iter().map(|r| r[..inputs.len()].iter().map(|&w| if wide { w * 31 } else { w }).collect()).collect();
+        let gmp = pk.combine_rows_with(Backend::Gmp, &cts, &rows).unwrap();
+        let shared = SharedBases::for_rows(pk, &cts, &rows).unwrap().combine_many(&rows).unwrap();
+        prop_assert_eq!(&gmp, &shared);
+        for (row, c) in rows.iter().zip(&gmp) {
+            let want: i64 = row.iter().zip(&inputs).map(|(w, x)| w * x).sum();
+            prop_assert_eq!(pair.private.decrypt(c), want);
+        }
+        if Backend::ifma_available() {
+            prop_assert_eq!(pk.combine_rows_with(Backend::Ifma, &cts, &rows).unwrap(), gmp);
+        }
+    }
+}
+
+#[test]
+fn linear_layer_rows_of_the_wrong_length_are_refused() {
+    let pair = common::key1024();
+    let cts = ciphertexts(pair, &[1, 2, 3]);
+    for backend in [Backend::Gmp, Backend::Ifma] {
+        if backend == Backend::Ifma && !ifma_or_skip() {
+            continue;
+        }
+        let err = pair.public().combine_rows_with(backend, &cts, &[vec![1, 2]]).unwrap_err();
+        assert!(err.to_string().contains("row 0 has 2 weights for 3 ciphertexts"), "{err}");
+    }
+}
