@@ -45,14 +45,7 @@ impl Backend {
 
     /// Whether this CPU can run the IFMA backend.
     pub fn ifma_available() -> bool {
-        #[cfg(target_arch = "x86_64")]
-        {
-            crate::ifma::Ifma::detect().is_some()
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        {
-            false
-        }
+        crate::ifma::Ifma::detect().is_some()
     }
 
     /// The backend `PPDNN_ARITH` asks for: None when unset or `auto`; an
@@ -94,7 +87,6 @@ impl Backend {
     }
 
     /// The IFMA token when this backend is IFMA (and the CPU has it).
-    #[cfg(target_arch = "x86_64")]
     pub(crate) fn ifma(self) -> Option<crate::ifma::Ifma> {
         match self {
             Backend::Ifma => crate::ifma::Ifma::detect(),
@@ -125,7 +117,6 @@ pub fn product_chain_with(
     if xs.len() > 8 || m.is_even() || *m <= 1 || xs.iter().any(|x| *x < 0 || x >= m) {
         return Err(Error::Length("product_chain_with: up to 8 values below an odd modulus > 1".into()));
     }
-    #[cfg(target_arch = "x86_64")]
     if let Some(ifma) = backend.ifma() {
         let lanes = ifma.modulus([m; 8], m.significant_bits(), false);
         let refs: Vec<&crate::Integer> = xs.iter().collect();

@@ -171,7 +171,7 @@ where
     F: Fn(usize) -> Result<Vec<Integer>> + Sync,
 {
     let sizes: Vec<usize> = (0..count.div_ceil(LANES)).map(|b| LANES.min(count - b * LANES)).collect();
-    let parts: Vec<Vec<Integer>> = sizes.into_par_iter().map(|k| batch(k)).collect::<Result<_>>()?;
+    let parts: Vec<Vec<Integer>> = sizes.into_par_iter().map(&batch).collect::<Result<_>>()?;
     Ok(parts.into_iter().flatten().collect())
 }
 

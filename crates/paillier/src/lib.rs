@@ -24,12 +24,18 @@
 //! assert_eq!(pair.private.decrypt(&c), Integer::from(25));
 //! ```
 
+// Off x86-64 the IFMA types are uninhabited, which makes their call sites unreachable.
+#![cfg_attr(not(target_arch = "x86_64"), allow(unreachable_code, unused_variables))]
+
 pub mod arith;
 mod batch;
 mod ciphertext;
 mod error;
 mod fixed_base;
 #[cfg(target_arch = "x86_64")]
+mod ifma;
+#[cfg(not(target_arch = "x86_64"))]
+#[path = "ifma_unsupported.rs"]
 mod ifma;
 pub mod keyfile;
 mod keys;

@@ -107,7 +107,23 @@ impl PublicKey {
     /// Enc(sum_i w_i * x_i) from Enc(x_i) and signed weights, as one
     /// multi-exponentiation (Pippenger). Errors if the lengths differ.
     pub fn linear_combination(&self, bases: &[Ciphertext], weights: &[i64]) -> Result<Ciphertext> {
+        self.linear_combination_with(crate::arith::Backend::current(), bases, weights)
+    }
+
+    /// [`PublicKey::linear_combination`] on a given backend (Pippenger's
+    /// method on both; on IFMA its independent products eight at a time).
+    pub fn linear_combination_with(
+        &self,
+        backend: crate::arith::Backend,
+        bases: &[Ciphertext],
+        weights: &[i64],
+    ) -> Result<Ciphertext> {
+        backend.check()?;
         check_lengths(bases.len(), weights.len())?;
+        if let Some(ifma) = backend.ifma() {
+            let values: Vec<&Integer> = bases.iter().map(|c| &c.0).collect();
+            return Ok(Ciphertext(ifma.linear_combination(self.n2_lanes(ifma), &values, weights)));
+        }
         let m = self.n_squared();
         let mut pos = Vec::new();
         let mut neg = Vec::new();
@@ -153,7 +169,6 @@ impl PublicKey {
         backend.check()?;
         check_rows(bases.len(), rows)?;
         let max = rows.iter().flatten().map(|w| w.unsigned_abs()).max().unwrap_or(0);
-        #[cfg(target_arch = "x86_64")]
         if let Some(ifma) = backend.ifma()
             && max < EXACT_LIMIT
         {
@@ -161,7 +176,6 @@ impl PublicKey {
             let m = self.n2_lanes(ifma);
             return Ok(ifma.combine_rows(m, &values, rows).into_iter().map(Ciphertext).collect());
         }
-        let _ = max;
         SharedBases::for_rows(self, bases, rows)?.combine_many(rows)
     }
 }

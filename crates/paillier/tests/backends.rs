@@ -120,6 +120,30 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(16))]
+
+    /// Single combinations (Pippenger): weights of 1 to 40 bits, zeros
+    /// included, on both backends.
+    #[test]
+    fn single_combinations_agree_on_both_backends(
+        inputs in prop::collection::vec(-1000i64..1000, 1..60),
+        weights in prop::collection::vec(any::<i64>(), 60),
+        bits in 1u32..40,
+    ) {
+        let pair = common::key1024();
+        let pk = pair.public();
+        let cts = ciphertexts(pair, &inputs);
+        let weights: Vec<i64> = weights[..inputs.len()].iter().map(|w| w % (1i64 << bits)).collect();
+        let gmp = pk.linear_combination_with(Backend::Gmp, &cts, &weights).unwrap();
+        let want: i128 = weights.iter().zip(&inputs).map(|(&w, &x)| i128::from(w) * i128::from(x)).sum();
+        prop_assert_eq!(pair.private.decrypt(&gmp), Integer::from(want));
+        if Backend::ifma_available() {
+            prop_assert_eq!(pk.linear_combination_with(Backend::Ifma, &cts, &weights).unwrap(), gmp);
+        }
+    }
+}
+
 #[test]
 fn linear_layer_rows_of_the_wrong_length_are_refused() {
     let pair = common::key1024();
@@ -130,5 +154,28 @@ fn linear_layer_rows_of_the_wrong_length_are_refused() {
         }
         let err = pair.public().combine_rows_with(backend, &cts, &[vec![1, 2]]).unwrap_err();
         assert!(err.to_string().contains("row 0 has 2 weights for 3 ciphertexts"), "{err}");
+    }
+}
+
+/// Timing, not a test: `cargo test --release -p ppdnn-paillier --test
+/// backends timing -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn timing() {
+    let pair = common::key2048();
+    let pk = pair.public();
+    let cts = ciphertexts(pair, &(0..400).collect::<Vec<i64>>());
+    let weights: Vec<i64> = (0..400).map(|i| (i * 37 % 255) - 127).collect();
+    for backend in [Backend::Gmp, Backend::Ifma] {
+        let start = std::time::Instant::now();
+        for _ in 0..20 {
+            pk.linear_combination_with(backend, &cts, &weights).unwrap();
+        }
+        eprintln!("{backend:?}: lincomb400 {:.2} ms", start.elapsed().as_secs_f64() * 1000.0 / 20.0);
+        let start = std::time::Instant::now();
+        for _ in 0..5 {
+            pair.private.decrypt_many_with(backend, &cts[..64]).unwrap();
+        }
+        eprintln!("{backend:?}: decrypt {:.3} ms each", start.elapsed().as_secs_f64() * 1000.0 / 320.0);
     }
 }

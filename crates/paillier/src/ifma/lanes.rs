@@ -213,151 +213,173 @@ fn normalize(out: &mut [__m512i], t: &[__m512i]) {
 /// `t` is scratch of 2N + 1 vectors; `out` may not alias `a` or `b`
 /// (the borrow checker sees to it).
 ///
-/// Operand scanning with the reduction interleaved, two digits of b per
-/// pass over the accumulators (each accumulator is loaded and stored once
-/// per two digits; eight products go into it in between).
+/// Operand scanning with the reduction interleaved, four digits of b per
+/// pass over the accumulators: each accumulator is loaded and stored once
+/// per pass, with sixteen products added in between, in two independent
+/// chains (the low and the high halves) so that their latency overlaps.
 #[target_feature(enable = "avx512f,avx512ifma")]
 pub(crate) fn mul(out: &mut [__m512i], a: &[__m512i], b: &[__m512i], m: &Modulus8, t: &mut [__m512i]) {
     let n = m.digits;
     let (a, b, md) = (&a[..n], &b[..n], &m.m[..n]);
     t.fill(_mm512_setzero_si512());
     let mut i = 0;
-    while i + 1 < n {
-        two_rows(&mut t[i..=i + n + 1], a, b[i], b[i + 1], md, m.m_prime);
-        i += 2;
+    while i + PASS <= n {
+        let bs: [__m512i; PASS] = std::array::from_fn(|r| b[i + r]);
+        pass::<PASS, true>(&mut t[i..i + n + PASS], a, bs, md, m.m_prime);
+        i += PASS;
     }
-    if i < n {
-        one_row(&mut t[i..=i + n], a, b[i], md, m.m_prime);
+    while i < n {
+        pass::<1, true>(&mut t[i..=i + n], a, [b[i]], md, m.m_prime);
+        i += 1;
     }
     normalize(&mut out[..n], &t[n..2 * n]);
 }
 
-/// Adds a * b0 + m * y0 (y0 making position 0 divisible by 2^52) into
-/// `row`, then drops position 0 into position 1 as a carry.
+/// Digits of b (rows) per pass over the accumulators.
+const PASS: usize = 4;
+
+/// One pass of R rows over `row` (N + R accumulators): adds, for each row r,
+/// a * b_r (when `AB`: a multiplication; without it, a reduction of
+/// accumulators already holding the product, and `a`, `bs` unused) and md * y_r, where y_r
+/// makes position r divisible by 2^52; then carries position R - 1 into R.
 #[target_feature(enable = "avx512f,avx512ifma")]
 #[inline]
-fn one_row(row: &mut [__m512i], a: &[__m512i], b0: __m512i, md: &[__m512i], mp: __m512i) {
+fn pass<const R: usize, const AB: bool>(
+    row: &mut [__m512i],
+    a: &[__m512i],
+    bs: [__m512i; R],
+    md: &[__m512i],
+    mp: __m512i,
+) {
     let n = md.len();
     let zero = _mm512_setzero_si512();
-    let t0 = _mm512_madd52lo_epu64(row[0], a[0], b0);
-    let y = _mm512_madd52lo_epu64(zero, t0, mp);
-    let t0 = _mm512_madd52lo_epu64(t0, md[0], y);
-    for k in 1..n {
-        let mut x = row[k];
-        x = _mm512_madd52lo_epu64(x, a[k], b0);
-        x = _mm512_madd52lo_epu64(x, md[k], y);
-        x = _mm512_madd52hi_epu64(x, a[k - 1], b0);
-        x = _mm512_madd52hi_epu64(x, md[k - 1], y);
-        row[k] = x;
+    let a = &a[..n];
+    // Head: positions 0..R, each completed by the earlier rows, then cleared by its y.
+    let mut ys = [zero; R];
+    let mut carry = zero;
+    for j in 0..R {
+        let mut x = _mm512_add_epi64(row[j], carry);
+        for r in 0..j {
+            if AB {
+                x = _mm512_madd52lo_epu64(x, a[j - r], bs[r]);
+                x = _mm512_madd52hi_epu64(x, a[j - r - 1], bs[r]);
+            }
+            x = _mm512_madd52lo_epu64(x, md[j - r], ys[r]);
+            x = _mm512_madd52hi_epu64(x, md[j - r - 1], ys[r]);
+        }
+        if AB {
+            x = _mm512_madd52lo_epu64(x, a[0], bs[j]);
+        }
+        let y = _mm512_madd52lo_epu64(zero, x, mp);
+        x = _mm512_madd52lo_epu64(x, md[0], y);
+        ys[j] = y;
+        carry = _mm512_srli_epi64::<52>(x);
     }
-    row[n] = _mm512_madd52hi_epu64(_mm512_madd52hi_epu64(row[n], a[n - 1], b0), md[n - 1], y);
-    row[1] = _mm512_add_epi64(row[1], _mm512_srli_epi64::<52>(t0));
+    // Body: every row contributes both halves.
+    // Four independent chains (low and high halves, even and odd rows) keep
+    // the dependency chains short: the products' latency overlaps.
+    for p in R..n {
+        let mut acc = [row[p], zero, zero, zero];
+        for r in 0..R {
+            let c = 2 * (r % 2);
+            if AB {
+                acc[c] = _mm512_madd52lo_epu64(acc[c], a[p - r], bs[r]);
+                acc[c + 1] = _mm512_madd52hi_epu64(acc[c + 1], a[p - r - 1], bs[r]);
+            }
+            acc[c] = _mm512_madd52lo_epu64(acc[c], md[p - r], ys[r]);
+            acc[c + 1] = _mm512_madd52hi_epu64(acc[c + 1], md[p - r - 1], ys[r]);
+        }
+        row[p] = _mm512_add_epi64(_mm512_add_epi64(acc[0], acc[1]), _mm512_add_epi64(acc[2], acc[3]));
+    }
+    // Tail: positions n..n+R, where the rows run out.
+    #[allow(clippy::needless_range_loop)] // p indexes a, md and row at different offsets
+    for p in n..n + R {
+        let mut x = row[p];
+        for r in 0..R {
+            let o = p - r;
+            if o < n {
+                if AB {
+                    x = _mm512_madd52lo_epu64(x, a[o], bs[r]);
+                }
+                x = _mm512_madd52lo_epu64(x, md[o], ys[r]);
+            }
+            if o <= n {
+                if AB {
+                    x = _mm512_madd52hi_epu64(x, a[o - 1], bs[r]);
+                }
+                x = _mm512_madd52hi_epu64(x, md[o - 1], ys[r]);
+            }
+        }
+        row[p] = x;
+    }
+    row[R] = _mm512_add_epi64(row[R], carry);
 }
 
-/// Two consecutive digits b0, b1 in one pass: position 0 is cleared by y0,
-/// position 1 (which then holds everything of digit b0) by y1.
-#[target_feature(enable = "avx512f,avx512ifma")]
-#[inline]
-fn two_rows(row: &mut [__m512i], a: &[__m512i], b0: __m512i, b1: __m512i, md: &[__m512i], mp: __m512i) {
-    let n = md.len();
-    let zero = _mm512_setzero_si512();
-    let t0 = _mm512_madd52lo_epu64(row[0], a[0], b0);
-    let y0 = _mm512_madd52lo_epu64(zero, t0, mp);
-    let t0 = _mm512_madd52lo_epu64(t0, md[0], y0);
-    let mut t1 = row[1];
-    t1 = _mm512_madd52lo_epu64(t1, a[1], b0);
-    t1 = _mm512_madd52lo_epu64(t1, md[1], y0);
-    t1 = _mm512_madd52hi_epu64(t1, a[0], b0);
-    t1 = _mm512_madd52hi_epu64(t1, md[0], y0);
-    t1 = _mm512_add_epi64(t1, _mm512_srli_epi64::<52>(t0));
-    t1 = _mm512_madd52lo_epu64(t1, a[0], b1);
-    let y1 = _mm512_madd52lo_epu64(zero, t1, mp);
-    let t1 = _mm512_madd52lo_epu64(t1, md[0], y1);
-    for k in 2..n {
-        let mut x = row[k];
-        x = _mm512_madd52lo_epu64(x, a[k], b0);
-        x = _mm512_madd52lo_epu64(x, md[k], y0);
-        x = _mm512_madd52hi_epu64(x, a[k - 1], b0);
-        x = _mm512_madd52hi_epu64(x, md[k - 1], y0);
-        x = _mm512_madd52lo_epu64(x, a[k - 1], b1);
-        x = _mm512_madd52lo_epu64(x, md[k - 1], y1);
-        x = _mm512_madd52hi_epu64(x, a[k - 2], b1);
-        x = _mm512_madd52hi_epu64(x, md[k - 2], y1);
-        row[k] = x;
-    }
-    let mut x = row[n];
-    x = _mm512_madd52hi_epu64(x, a[n - 1], b0);
-    x = _mm512_madd52hi_epu64(x, md[n - 1], y0);
-    x = _mm512_madd52lo_epu64(x, a[n - 1], b1);
-    x = _mm512_madd52lo_epu64(x, md[n - 1], y1);
-    x = _mm512_madd52hi_epu64(x, a[n - 2], b1);
-    x = _mm512_madd52hi_epu64(x, md[n - 2], y1);
-    row[n] = x;
-    row[n + 1] = _mm512_madd52hi_epu64(_mm512_madd52hi_epu64(row[n + 1], a[n - 1], b1), md[n - 1], y1);
-    row[2] = _mm512_add_epi64(row[2], _mm512_srli_epi64::<52>(t1));
-}
-
-/// out = a^2 / R mod m: the cross products once, doubled, then the squares
-/// and a separate Montgomery reduction (about 3N^2 instead of 4N^2 products).
+/// out = a^2 / R mod m (tested against GMP; not yet faster than `mul(a, a)`,
+/// which the exponentiation therefore uses): the cross products once, by product scanning
+/// (each accumulator summed in registers), doubled, plus the squares; then
+/// a separate Montgomery reduction (about 3N^2 products instead of 4N^2).
+#[cfg(test)]
 #[target_feature(enable = "avx512f,avx512ifma")]
 pub(crate) fn sqr(out: &mut [__m512i], a: &[__m512i], m: &Modulus8, t: &mut [__m512i]) {
     let n = m.digits;
-    let (a, md, mp) = (&a[..n], &m.m[..n], m.m_prime);
+    let (a, md) = (&a[..n], &m.m[..n]);
     let zero = _mm512_setzero_si512();
     t.fill(zero);
-    for i in 0..n {
-        let ai = a[i];
-        for k in i + 1..n {
-            t[i + k] = _mm512_madd52lo_epu64(t[i + k], ai, a[k]);
-            t[i + k + 1] = _mm512_madd52hi_epu64(t[i + k + 1], ai, a[k]);
+    for (p, tp) in t[..2 * n].iter_mut().enumerate() {
+        // Low halves of a_i a_k with i + k = p, high halves with i + k + 1 = p;
+        // i < k < n. Four chains, so that the products' latency overlaps.
+        let lo = diagonal::<false>(a, p, (p + 1).saturating_sub(n), p.div_ceil(2));
+        let hi = match p.checked_sub(1) {
+            Some(q) => diagonal::<true>(a, q, q.saturating_sub(n - 1), q.div_ceil(2)),
+            None => zero,
+        };
+        let sum = _mm512_add_epi64(lo, hi);
+        let mut x = _mm512_slli_epi64::<1>(sum);
+        if p % 2 == 0 {
+            x = _mm512_madd52lo_epu64(x, a[p / 2], a[p / 2]);
+        } else {
+            x = _mm512_madd52hi_epu64(x, a[p / 2], a[p / 2]);
         }
+        *tp = x;
     }
-    for i in 0..n {
-        let (lo, hi) = (2 * i, 2 * i + 1);
-        t[lo] = _mm512_madd52lo_epu64(_mm512_slli_epi64::<1>(t[lo]), a[i], a[i]);
-        t[hi] = _mm512_madd52hi_epu64(_mm512_slli_epi64::<1>(t[hi]), a[i], a[i]);
-    }
-    reduce(out, md, mp, t, n);
+    reduce(out, md, m.m_prime, t, n);
 }
 
-/// Montgomery reduction of the 2N accumulators in `t` into `out`, two
-/// digits per pass.
+#[cfg(test)]
+/// The sum over i in start..end of the low (or, if HIGH, the high) halves
+/// of a_i * a_(q - i), in two chains.
 #[target_feature(enable = "avx512f,avx512ifma")]
-fn reduce(out: &mut [__m512i], md: &[__m512i], mp: __m512i, t: &mut [__m512i], n: usize) {
-    let zero = _mm512_setzero_si512();
-    let mut i = 0;
-    while i + 1 < n {
-        let row = &mut t[i..=i + n + 1];
-        let y0 = _mm512_madd52lo_epu64(zero, row[0], mp);
-        let t0 = _mm512_madd52lo_epu64(row[0], md[0], y0);
-        let mut t1 = _mm512_madd52lo_epu64(row[1], md[1], y0);
-        t1 = _mm512_madd52hi_epu64(t1, md[0], y0);
-        t1 = _mm512_add_epi64(t1, _mm512_srli_epi64::<52>(t0));
-        let y1 = _mm512_madd52lo_epu64(zero, t1, mp);
-        let t1 = _mm512_madd52lo_epu64(t1, md[0], y1);
-        for k in 2..n {
-            let mut x = _mm512_madd52lo_epu64(row[k], md[k], y0);
-            x = _mm512_madd52hi_epu64(x, md[k - 1], y0);
-            x = _mm512_madd52lo_epu64(x, md[k - 1], y1);
-            row[k] = _mm512_madd52hi_epu64(x, md[k - 2], y1);
-        }
-        let mut x = _mm512_madd52hi_epu64(row[n], md[n - 1], y0);
-        x = _mm512_madd52lo_epu64(x, md[n - 1], y1);
-        row[n] = _mm512_madd52hi_epu64(x, md[n - 2], y1);
-        row[n + 1] = _mm512_madd52hi_epu64(row[n + 1], md[n - 1], y1);
-        row[2] = _mm512_add_epi64(row[2], _mm512_srli_epi64::<52>(t1));
+#[inline]
+fn diagonal<const HIGH: bool>(a: &[__m512i], q: usize, start: usize, end: usize) -> __m512i {
+    let madd =
+        |acc, x, y| if HIGH { _mm512_madd52hi_epu64(acc, x, y) } else { _mm512_madd52lo_epu64(acc, x, y) };
+    let (mut c0, mut c1) = (_mm512_setzero_si512(), _mm512_setzero_si512());
+    let mut i = start;
+    while i + 1 < end {
+        c0 = madd(c0, a[i], a[q - i]);
+        c1 = madd(c1, a[i + 1], a[q - i - 1]);
         i += 2;
     }
-    if i < n {
-        let row = &mut t[i..=i + n];
-        let y = _mm512_madd52lo_epu64(zero, row[0], mp);
-        let t0 = _mm512_madd52lo_epu64(row[0], md[0], y);
-        for k in 1..n {
-            let x = _mm512_madd52lo_epu64(row[k], md[k], y);
-            row[k] = _mm512_madd52hi_epu64(x, md[k - 1], y);
-        }
-        row[n] = _mm512_madd52hi_epu64(row[n], md[n - 1], y);
-        row[1] = _mm512_add_epi64(row[1], _mm512_srli_epi64::<52>(t0));
+    if i < end {
+        c0 = madd(c0, a[i], a[q - i]);
+    }
+    _mm512_add_epi64(c0, c1)
+}
+
+/// Montgomery reduction of the 2N accumulators in `t` into `out`, four
+/// digits per pass.
+#[cfg(test)]
+#[target_feature(enable = "avx512f,avx512ifma")]
+fn reduce(out: &mut [__m512i], md: &[__m512i], mp: __m512i, t: &mut [__m512i], n: usize) {
+    let mut i = 0;
+    while i + PASS <= n {
+        pass::<PASS, false>(&mut t[i..i + n + PASS], md, [mp; PASS], md, mp);
+        i += PASS;
+    }
+    while i < n {
+        pass::<1, false>(&mut t[i..=i + n], md, [mp], md, mp);
+        i += 1;
     }
     normalize(&mut out[..n], &t[n..2 * n]);
 }

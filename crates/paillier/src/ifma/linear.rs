@@ -161,6 +161,102 @@ impl Ifma {
     }
 }
 
+/// Pippenger's window for `terms` terms of `bits`-bit magnitudes on eight
+/// lanes: the one with the fewest steps. The bucket entries are shared by
+/// eight lanes; each (sign, window) pair's running sum is one lane, two
+/// products per bucket; the windows are joined by c squarings each.
+fn lane_window(terms: usize, bits: u32) -> u32 {
+    let steps = |c: u32| -> u64 {
+        let windows = bits.div_ceil(c) as u64;
+        let entries = (windows * terms as u64).div_ceil(8);
+        let running = (2 * windows).div_ceil(8) * 2 * ((1u64 << c) - 1);
+        entries + running + u64::from(c) * windows
+    };
+    (1..=bits.clamp(1, 12)).min_by_key(|&c| steps(c)).unwrap_or(1)
+}
+
+impl Ifma {
+    /// prod_i bases_i^(w_i) mod m for one row of signed weights (bases below
+    /// the broadcast modulus m, units): Pippenger's bucket method with its
+    /// independent products on eight lanes. The buckets of every (sign,
+    /// window) pair are chains run in lockstep; each pair's running sum is a
+    /// lane; the pairs' sums are put together with a few GMP products.
+    pub(crate) fn linear_combination(self, m: &Modulus8, bases: &[&Integer], weights: &[i64]) -> Integer {
+        let modulus = &m.moduli()[0];
+        let terms: Vec<(usize, u64, bool)> = weights
+            .iter()
+            .enumerate()
+            .filter(|&(_, &w)| w != 0)
+            .map(|(i, &w)| (i, w.unsigned_abs(), w < 0))
+            .collect();
+        let bits = terms.iter().map(|&(_, e, _)| 64 - e.leading_zeros()).max().unwrap_or(0);
+        if bits == 0 {
+            return Integer::from(1u32);
+        }
+        let n = m.digits();
+        let mut arena = Arena { digits: n, data: Vec::with_capacity((terms.len() + 1) * n) };
+        let one = {
+            let ones: &[[u64; LANES]] = bytemuck::cast_slice(m.one());
+            arena.push(&ones.iter().map(|r| r[0]).collect::<Vec<u64>>())
+        };
+        let used: Vec<&Integer> = terms.iter().map(|&(i, _, _)| bases[i]).collect();
+        for x in used.par_chunks(LANES).flat_map_iter(|c| self.to_mont_digits(c, m)).collect::<Vec<_>>() {
+            arena.push(&x);
+        }
+        let c = lane_window(terms.len(), bits);
+        let windows = bits.div_ceil(c) as usize;
+        let size = (1usize << c) - 1;
+        // chains[(sign * windows + w) * size + d - 1]: the bases of bucket d.
+        let mut chains: Vec<Vec<usize>> = vec![Vec::new(); 2 * windows * size];
+        for (t, &(_, e, negative)) in terms.iter().enumerate() {
+            for w in 0..windows {
+                let d = ((e >> (w as u32 * c)) as usize) & size;
+                if d != 0 {
+                    chains[(usize::from(negative) * windows + w) * size + d - 1].push(t + 1);
+                }
+            }
+        }
+        let mut order: Vec<usize> = (0..chains.len()).filter(|&b| !chains[b].is_empty()).collect();
+        order.sort_by_key(|&b| std::cmp::Reverse(chains[b].len()));
+        let filled: Vec<Vec<u64>> = order
+            .par_chunks(LANES)
+            .flat_map_iter(|batch| {
+                let lists: Vec<Vec<&[u64]>> =
+                    batch.iter().map(|&b| chains[b].iter().map(|&t| arena.get(t)).collect()).collect();
+                self.chain_products_mont(&lists, arena.get(one), m)
+            })
+            .collect();
+        let mut bucket: Vec<Option<usize>> = vec![None; chains.len()];
+        for (&b, x) in order.iter().zip(&filled) {
+            bucket[b] = Some(arena.push(x));
+        }
+        // One running sum per (sign, window) pair, from the top digit down.
+        let pairs: Vec<Vec<Option<&[u64]>>> = (0..2 * windows)
+            .map(|p| (1..=size).rev().map(|d| bucket[p * size + d - 1].map(|i| arena.get(i))).collect())
+            .collect();
+        let sums: Vec<Integer> = pairs
+            .par_chunks(LANES)
+            .flat_map_iter(|batch| self.running_sums(batch, arena.get(one), m))
+            .collect();
+        // Horner over the windows, per sign; then pos / neg.
+        let combine = |sign: usize| -> Integer {
+            let mut acc = Integer::from(1u32);
+            for w in (0..windows).rev() {
+                for _ in 0..c {
+                    acc.square_mut();
+                    acc %= modulus;
+                }
+                acc *= &sums[sign * windows + w];
+                acc %= modulus;
+            }
+            acc
+        };
+        let (pos, neg) = (combine(0), combine(1));
+        let inv = neg.invert(modulus).expect("a product of ciphertexts is a unit mod n^2");
+        (pos * inv) % modulus
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::chain_steps;
@@ -169,7 +265,7 @@ mod tests {
     fn chains_reach_every_wanted_power_from_earlier_ones() {
         let wanted = [1usize, 2, 3, 7, 64, 100, 127];
         let steps = chain_steps(&wanted);
-        let mut known = vec![false; 128];
+        let mut known = [false; 128];
         known[1] = true;
         for (d, e, f) in steps {
             assert!(known[e] && known[f] && e + f == d && !known[d]);

@@ -71,7 +71,7 @@ impl Ifma {
             lanes::wipe_lanes(&mut r);
             out
         };
-        limbs.iter_mut().for_each(|l| zeroize::Zeroize::zeroize(l));
+        limbs.iter_mut().for_each(zeroize::Zeroize::zeroize);
         (out.into_iter().take(bases.len()).collect(), count)
     }
 
@@ -157,6 +157,72 @@ impl Ifma {
             lanes::from_mont(&acc, m, &mut t)
         };
         out.into_iter().take(chains.len()).collect()
+    }
+
+    /// Like [`Ifma::chain_products`], but the products stay in Montgomery form (digits).
+    pub(crate) fn chain_products_mont(
+        self,
+        chains: &[Vec<&[u64]>],
+        one: &[u64],
+        m: &Modulus8,
+    ) -> Vec<Vec<u64>> {
+        assert!(chains.len() <= LANES, "at most eight lanes");
+        let n = m.digits();
+        let longest = chains.iter().map(Vec::len).max().unwrap_or(0);
+        let operand = |k: usize| -> lanes::Lanes {
+            lanes::transpose(
+                std::array::from_fn(|l| chains.get(l).and_then(|c| c.get(k)).copied().unwrap_or(one)),
+                n,
+            )
+        };
+        // SAFETY: as in `pow_lanes`.
+        let acc = unsafe {
+            let mut t = lanes::scratch(m);
+            let mut acc = operand(0);
+            let mut tmp = vec![lanes::zero_lanes(); n];
+            for k in 1..longest {
+                lanes::mul(&mut tmp, &acc, &operand(k), m, &mut t);
+                std::mem::swap(&mut acc, &mut tmp);
+            }
+            acc
+        };
+        lanes::untranspose(&acc).into_iter().take(chains.len()).collect()
+    }
+
+    /// Pippenger's running sums on up to eight lanes: lane l gets
+    /// prod_d B_{l,d}^d over the digits d = len..1, where `buckets[l][len - d]`
+    /// is B_{l,d} in Montgomery form, or None for an empty bucket (1).
+    /// Two products per digit: running *= B_d, total *= running.
+    pub(crate) fn running_sums(
+        self,
+        buckets: &[Vec<Option<&[u64]>>],
+        one: &[u64],
+        m: &Modulus8,
+    ) -> Vec<Integer> {
+        assert!(buckets.len() <= LANES, "at most eight lanes");
+        let n = m.digits();
+        let longest = buckets.iter().map(Vec::len).max().unwrap_or(0);
+        // SAFETY: as in `pow_lanes`.
+        let out = unsafe {
+            let mut t = lanes::scratch(m);
+            let ones = lanes::transpose([one; LANES], n);
+            let (mut running, mut total) = (ones.clone(), ones);
+            let mut tmp = vec![lanes::zero_lanes(); n];
+            for k in 0..longest {
+                let b = lanes::transpose(
+                    std::array::from_fn(|l| {
+                        buckets.get(l).and_then(|c| c.get(k).copied().flatten()).unwrap_or(one)
+                    }),
+                    n,
+                );
+                lanes::mul(&mut tmp, &running, &b, m, &mut t);
+                std::mem::swap(&mut running, &mut tmp);
+                lanes::mul(&mut tmp, &total, &running, m, &mut t);
+                std::mem::swap(&mut total, &mut tmp);
+            }
+            lanes::from_mont(&total, m, &mut t)
+        };
+        out.into_iter().take(buckets.len()).collect()
     }
 
     /// x_i^rounds mod m_i by `rounds` successive Montgomery products, the
@@ -259,7 +325,7 @@ impl Ifma {
             lanes::wipe_lanes(&mut r);
             out
         };
-        limbs.iter_mut().for_each(|l| zeroize::Zeroize::zeroize(l));
+        limbs.iter_mut().for_each(zeroize::Zeroize::zeroize);
         (out.into_iter().take(exps.len()).collect(), count)
     }
 }

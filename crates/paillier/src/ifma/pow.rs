@@ -71,7 +71,10 @@ pub(crate) fn pow(
     count.scans += 1;
     for win in (0..windows - 1).rev() {
         for _ in 0..WINDOW {
-            lanes::sqr(&mut tmp, &acc, m, &mut t);
+            // Squares by the product kernel: the dedicated `lanes::sqr`
+            // (3N^2 products instead of 4N^2) is slower as it stands (its
+            // product-scanning half is load-bound), see `kernel_timing`.
+            lanes::mul(&mut tmp, &acc, &acc, m, &mut t);
             std::mem::swap(&mut acc, &mut tmp);
             count.sqrs += 1;
         }
@@ -119,8 +122,8 @@ impl SharedTable {
                 };
                 for l in 0..chunk.len() {
                     let at = ((batch * lanes::LANES + l) * size + d) * n;
-                    for (k, e) in entries[at..at + n].iter_mut().enumerate() {
-                        *e = digits[k][l];
+                    for (e, row) in entries[at..at + n].iter_mut().zip(digits) {
+                        *e = row[l];
                     }
                 }
                 if d >= 1 && d + 1 < size {

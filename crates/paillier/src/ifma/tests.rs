@@ -191,3 +191,69 @@ fn fixed_base_powers_match_gmp() {
         }
     }
 }
+
+/// Timing of the kernels (not a test: `cargo test --release -p
+/// ppdnn-paillier --lib kernel_timing -- --ignored --nocapture`).
+#[test]
+#[ignore]
+fn kernel_timing() {
+    let Some(_) = ifma() else { return };
+    for bits in [2048u32, 4096] {
+        let modulus = odd_modulus(bits, &[0x3c; 800]);
+        let m = Modulus8::new([&modulus; LANES], bits, false);
+        let x = lanes::lanes_from([&Integer::from(12345u32); LANES], m.digits());
+        let mut t = lanes::scratch(&m);
+        let mut a = x.clone();
+        let mut b = x.clone();
+        let rounds = 20_000;
+        // SAFETY: the CPU has IFMA (checked above).
+        #[allow(unsafe_code)]
+        let (mul, sqr) = unsafe {
+            let start = std::time::Instant::now();
+            for _ in 0..rounds {
+                lanes::mul(&mut b, &a, &x, &m, &mut t);
+                std::mem::swap(&mut a, &mut b);
+            }
+            let mul = start.elapsed().as_secs_f64();
+            let start = std::time::Instant::now();
+            for _ in 0..rounds {
+                lanes::sqr(&mut b, &a, &m, &mut t);
+                std::mem::swap(&mut a, &mut b);
+            }
+            (mul, start.elapsed().as_secs_f64())
+        };
+        let per = |s: f64| s / (rounds * LANES) as f64 * 1e6;
+        eprintln!(
+            "{bits}-bit modulus: {:.3} us per product, {:.3} us per square (per lane)",
+            per(mul),
+            per(sqr)
+        );
+    }
+}
+
+#[test]
+#[ignore]
+fn conversion_timing() {
+    let Some(ifma) = ifma() else { return };
+    let modulus = odd_modulus(4096, &[0x3c; 800]);
+    let m = Modulus8::new([&modulus; LANES], 4096, false);
+    let xs: Vec<Integer> = (0..8).map(|i| below(&modulus, &[0x11 + i as u8; 600])).collect();
+    let refs: Vec<&Integer> = xs.iter().collect();
+    let start = std::time::Instant::now();
+    for _ in 0..1000 {
+        std::hint::black_box(ifma.to_mont_digits(&refs, &m));
+    }
+    eprintln!("to_mont_digits: {:.2} us per batch", start.elapsed().as_secs_f64() * 1e3);
+    let start = std::time::Instant::now();
+    for _ in 0..1000 {
+        std::hint::black_box(lanes::lanes_from(std::array::from_fn(|l| refs[l]), m.digits()));
+    }
+    eprintln!("lanes_from: {:.2} us per batch", start.elapsed().as_secs_f64() * 1e3);
+    let d = ifma.to_mont_digits(&refs, &m);
+    let pairs: Vec<(&[u64], &[u64])> = d.iter().map(|x| (x.as_slice(), x.as_slice())).collect();
+    let start = std::time::Instant::now();
+    for _ in 0..1000 {
+        std::hint::black_box(ifma.mul_digits(&pairs, &m));
+    }
+    eprintln!("mul_digits: {:.2} us per batch", start.elapsed().as_secs_f64() * 1e3);
+}
