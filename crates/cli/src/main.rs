@@ -84,6 +84,12 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // PPDNN_ARITH picks the arithmetic backend (gmp or ifma); a value that is
+    // not one, or ifma on a CPU without it, is refused here, not ignored.
+    if let Err(e) = ppdnn_paillier::Backend::from_env() {
+        eprintln!("error: {e}");
+        return ExitCode::FAILURE;
+    }
     let result = match cli.command {
         Command::Key(cmd) => crypto_cmds::key(cmd),
         Command::Encrypt(args) => crypto_cmds::encrypt(args),

@@ -200,7 +200,7 @@ pub fn serve_cmd(args: ServeArgs) -> Result<()> {
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
             .with_context(|| format!("cannot listen on {}", args.listen))?;
-        tracing::info!(address = %args.listen, models = ?names, "serving");
+        tracing::info!(address = %args.listen, models = ?names, arithmetic = ppdnn_paillier::Backend::current().name(), "serving");
         serve(listener, models, config, tls, shutdown_signal(), Duration::from_secs(10))
             .await
             .map_err(anyhow::Error::msg)

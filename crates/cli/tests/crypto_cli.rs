@@ -93,3 +93,43 @@ fn bench_json_has_every_field() {
         assert!(v["ops"][field].as_f64().unwrap() > 0.0, "{field}");
     }
 }
+
+#[test]
+fn the_arithmetic_backend_is_chosen_by_ppdnn_arith_and_checked() {
+    let out = Command::new(env!("CARGO_BIN_EXE_ppdnn"))
+        .env("PPDNN_ARITH", "avx9000")
+        .args(["bench", "gc", "--seconds", "0.05"])
+        .output()
+        .expect("run ppdnn");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("PPDNN_ARITH") && err.contains("\"avx9000\"") && err.contains("gmp or ifma"),
+        "{err}"
+    );
+    // Both backends bench and report which one ran.
+    for backend in ["gmp", "ifma"] {
+        let out = ppdnn(&[
+            "bench",
+            "paillier",
+            "--bits",
+            "1024",
+            "--seconds",
+            "0.05",
+            "--json",
+            "--backend",
+            backend,
+        ]);
+        let text = String::from_utf8_lossy(&out.stdout);
+        let cpu_has_ifma = std::fs::read_to_string("/proc/cpuinfo").is_ok_and(|c| c.contains("avx512ifma"));
+        if backend == "ifma" && !cpu_has_ifma {
+            eprintln!(
+                "this CPU has no AVX-512 IFMA: --backend ifma must be refused, and is checked for that"
+            );
+            assert!(!out.status.success());
+            continue;
+        }
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(text.contains(&format!("\"backend\":\"{backend}\"")), "{text}");
+    }
+}
