@@ -199,10 +199,15 @@ impl Ifma {
             let ones: &[[u64; LANES]] = bytemuck::cast_slice(m.one());
             arena.push(&ones.iter().map(|r| r[0]).collect::<Vec<u64>>())
         };
-        let used: Vec<&Integer> = terms.iter().map(|&(i, _, _)| bases[i]).collect();
-        for x in used.par_chunks(LANES).flat_map_iter(|c| self.to_mont_digits(c, m)).collect::<Vec<_>>() {
-            arena.push(&x);
+        // No conversion into Montgomery form: the digits of b stand for
+        // b / R, so the products come out as prod b^w / R^(sum w), corrected
+        // at the end by one power of R (a few GMP products instead of a
+        // Montgomery product per eight bases).
+        for &(i, _, _) in &terms {
+            arena.push(&super::lanes::to_radix52(bases[i], n));
         }
+        let shift: i128 =
+            terms.iter().map(|&(_, e, negative)| if negative { -(e as i128) } else { e as i128 }).sum();
         let c = lane_window(terms.len(), bits);
         let windows = bits.div_ceil(c) as usize;
         let size = (1usize << c) - 1;
@@ -253,7 +258,14 @@ impl Ifma {
         };
         let (pos, neg) = (combine(0), combine(1));
         let inv = neg.invert(modulus).expect("a product of ciphertexts is a unit mod n^2");
-        (pos * inv) % modulus
+        // pos / neg = prod b^w / R^shift: multiply by R^shift.
+        let ones: &[[u64; LANES]] = bytemuck::cast_slice(m.one());
+        let r = super::lanes::from_radix52(&ones.iter().map(|row| row[0]).collect::<Vec<u64>>());
+        let r = if shift < 0 { r.invert(modulus).expect("R is a unit mod an odd modulus") } else { r };
+        let correction = r
+            .pow_mod(&Integer::from(shift.unsigned_abs()), modulus)
+            .expect("a non-negative exponent always has a power");
+        (pos * inv % modulus * correction) % modulus
     }
 }
 
