@@ -136,26 +136,9 @@ impl Ifma {
     /// non-empty), run in lockstep (a finished chain multiplies by `one`,
     /// Montgomery's 1), converted out and fully reduced.
     pub(crate) fn chain_products(self, chains: &[Vec<&[u64]>], one: &[u64], m: &Modulus8) -> Vec<Integer> {
-        assert!(chains.len() <= LANES, "at most eight lanes");
-        let n = m.digits();
-        let longest = chains.iter().map(Vec::len).max().unwrap_or(0);
-        let operand = |k: usize| -> lanes::Lanes {
-            lanes::transpose(
-                std::array::from_fn(|l| chains.get(l).and_then(|c| c.get(k)).copied().unwrap_or(one)),
-                n,
-            )
-        };
+        let acc = self.chain_lanes(chains, one, m);
         // SAFETY: as in `pow_lanes`.
-        let out = unsafe {
-            let mut t = lanes::scratch(m);
-            let mut acc = operand(0);
-            let mut tmp = vec![lanes::zero_lanes(); n];
-            for k in 1..longest {
-                lanes::mul(&mut tmp, &acc, &operand(k), m, &mut t);
-                std::mem::swap(&mut acc, &mut tmp);
-            }
-            lanes::from_mont(&acc, m, &mut t)
-        };
+        let out = unsafe { lanes::from_mont(&acc, m, &mut lanes::scratch(m)) };
         out.into_iter().take(chains.len()).collect()
     }
 
@@ -166,6 +149,12 @@ impl Ifma {
         one: &[u64],
         m: &Modulus8,
     ) -> Vec<Vec<u64>> {
+        let acc = self.chain_lanes(chains, one, m);
+        lanes::untranspose(&acc).into_iter().take(chains.len()).collect()
+    }
+
+    /// The lockstep chain products of [`Ifma::chain_products`], still in lanes.
+    fn chain_lanes(self, chains: &[Vec<&[u64]>], one: &[u64], m: &Modulus8) -> lanes::Lanes {
         assert!(chains.len() <= LANES, "at most eight lanes");
         let n = m.digits();
         let longest = chains.iter().map(Vec::len).max().unwrap_or(0);
@@ -176,7 +165,7 @@ impl Ifma {
             )
         };
         // SAFETY: as in `pow_lanes`.
-        let acc = unsafe {
+        unsafe {
             let mut t = lanes::scratch(m);
             let mut acc = operand(0);
             let mut tmp = vec![lanes::zero_lanes(); n];
@@ -185,8 +174,7 @@ impl Ifma {
                 std::mem::swap(&mut acc, &mut tmp);
             }
             acc
-        };
-        lanes::untranspose(&acc).into_iter().take(chains.len()).collect()
+        }
     }
 
     /// Pippenger's running sums on up to eight lanes: lane l gets
