@@ -150,9 +150,14 @@ impl PublicKey {
     /// exists.
     pub fn precompute_randomness(&self, window: u32) {
         let Some(hn) = &self.hn else { return };
-        if !crate::batch::precompute_lanes(self) {
-            self.table
-                .get_or_init(|| FixedBaseTable::new(hn, self.djn_exponent_bits(), window, &self.n_squared));
+        if !crate::batch::precompute_lanes(self) && self.table.get().is_none() {
+            // Built outside the cell's lock: the construction is parallel, and
+            // a rayon worker waiting inside `get_or_init` may steal another
+            // job that waits on the same cell, a deadlock (sessions sharing a
+            // key did that in the server's pool). Two sessions that race here
+            // both build a table; the first one set is kept.
+            let table = FixedBaseTable::new(hn, self.djn_exponent_bits(), window, &self.n_squared);
+            let _ = self.table.set(table);
         }
     }
 
