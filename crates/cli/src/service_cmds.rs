@@ -2,19 +2,16 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use ppdnn_model::image_io::load_png;
-use ppdnn_model::quant::softmax;
-use ppdnn_paillier::{KeyPolicy, PrivateKey, RandomnessPool, generate_keypair, keyfile};
+use ppdnn_paillier::{KeyPolicy, PrivateKey, generate_keypair, keyfile};
 use ppdnn_protocol::private::Output;
-use ppdnn_protocol::private::circuits::PrivateCircuits;
 use ppdnn_protocol::{Mode, Packing};
-use ppdnn_service::client::{Classification, ClientError};
-use ppdnn_service::{LocalServer, RemoteClient, ServedModel, ServerConfig, serve, service};
+use ppdnn_service::classifier::{ClassifierOptions, RetryPolicy};
+use ppdnn_service::{Classifier, LocalServer, ServedModel, ServerConfig, serve, service};
 
 use crate::model_cmds::{DEFAULT_MODEL, Prediction, load_model, print_predictions};
 
@@ -234,6 +231,11 @@ pub struct ClassifyArgs {
     /// Largest gRPC message, in MiB.
     #[arg(long, default_value_t = 4)]
     max_message_mib: usize,
+    /// Attempts per image: an inference whose stream failed with UNAVAILABLE
+    /// or RESOURCE_EXHAUSTED is tried again (with backoff) up to this many
+    /// times in all; 1 never retries.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=20))]
+    attempts: u32,
     /// Certificate authority (PEM) to trust for the server's TLS certificate
     /// (use an https:// URL).
     #[arg(long)]
@@ -249,130 +251,39 @@ pub struct ClassifyArgs {
     images: Vec<PathBuf>,
 }
 
-/// A client ready to classify: connection, plan, key and pool.
-#[derive(Clone)]
-pub(crate) struct Prepared {
-    pub(crate) client: RemoteClient,
-    pub(crate) model: String,
-    classes: Vec<String>,
-    pub(crate) plan: Arc<ppdnn_protocol::Plan>,
-    pub(crate) key: Arc<PrivateKey>,
-    pub(crate) pool: Arc<RandomnessPool>,
-    /// The private mode's circuits (None in the fast mode).
-    circuits: Option<Arc<PrivateCircuits>>,
-    output: Output,
-}
-
-impl Prepared {
-    /// Classifies one image in the prepared mode.
-    pub(crate) async fn classify(&mut self, pixels: Vec<u8>) -> Result<Classification, ClientError> {
-        match &self.circuits {
-            None => {
-                self.client
-                    .infer(&self.model, self.plan.clone(), self.key.clone(), self.pool.clone(), pixels)
-                    .await
-            }
-            Some(c) => {
-                self.client
-                    .infer_private(
-                        &self.model,
-                        self.plan.clone(),
-                        c.clone(),
-                        self.key.clone(),
-                        self.pool.clone(),
-                        self.output,
-                        pixels,
-                    )
-                    .await
-            }
-        }
-    }
-
-    /// The protocol mode.
-    pub(crate) fn mode(&self) -> Mode {
-        self.plan.mode
-    }
-}
-
-/// How a client picks its mode: the one asked for, or private when the
-/// server offers it for the model, else fast.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct ModeChoice {
-    pub(crate) mode: Option<Mode>,
-    pub(crate) output: Output,
-}
-
-impl ModeChoice {
-    pub(crate) const FAST: ModeChoice = ModeChoice { mode: Some(Mode::Fast), output: Output::Logits };
-}
-
-#[allow(clippy::too_many_arguments)]
+/// Connects a classifier holding `key`, or a fresh key of `bits` bits.
 pub(crate) async fn prepare(
     url: &str,
-    model: &str,
     key: Option<PrivateKey>,
     bits: u32,
-    packing: Packing,
     policy: KeyPolicy,
-    max_message: usize,
-    ca: Option<&[u8]>,
-    choice: ModeChoice,
-) -> Result<Prepared> {
-    let mut client = RemoteClient::connect_with(url, max_message, ca).await?;
-    let mode = match choice.mode {
-        Some(m) => m,
-        None => {
-            let models = client.list_models().await?;
-            let summary =
-                if model.is_empty() { models.first() } else { models.iter().find(|m| m.name == model) };
-            let private = ppdnn_service::convert::mode_to_pb(Mode::Private);
-            if summary.is_some_and(|s| s.modes.contains(&private)) { Mode::Private } else { Mode::Fast }
-        }
-    };
-    if mode == Mode::Private && packing != Packing::Packed {
-        bail!("--no-packing: the private mode uses the packed layout only");
-    }
+    options: &ClassifierOptions,
+) -> Result<Classifier> {
     let key = match key {
         Some(k) => k,
         None => tokio::task::spawn_blocking(move || generate_keypair(bits, policy)).await??.private,
     };
-    let bits = key.public_key().bits();
-    let (desc, plan) = client.describe(model, bits, packing, mode).await?;
-    let circuits = match mode {
-        Mode::Fast => None,
-        Mode::Private => {
-            let p = plan.clone();
-            Some(tokio::task::spawn_blocking(move || PrivateCircuits::for_plan(&p)).await??)
-        }
-    };
-    let key = Arc::new(key);
-    let k = key.clone();
-    tokio::task::spawn_blocking(move || k.public_key().precompute_randomness(8)).await?;
-    let pool = Arc::new(RandomnessPool::new(key.public_key()));
-    Ok(Prepared {
-        client,
-        model: desc.name,
-        classes: desc.classes,
-        plan: Arc::new(plan),
-        key,
-        pool,
-        circuits,
-        output: choice.output,
-    })
+    Ok(Classifier::connect(url, key, options).await?)
+}
+
+/// The options of the CLI's own measurements: one mode, logits, no retries
+/// (a retried inference would hide a failure and skew a latency).
+pub(crate) fn measuring(model: &str, mode: Mode) -> ClassifierOptions {
+    ClassifierOptions {
+        model: model.into(),
+        mode: Some(mode),
+        retry: RetryPolicy::NONE,
+        ..Default::default()
+    }
 }
 
 /// A prediction from the logits, or (label-only) from the label alone, with no scores.
-fn prediction(file: &str, logits: Vec<i64>, label: usize, classes: &[String], scale: f64) -> Prediction {
-    let scores = if logits.is_empty() {
-        Vec::new()
-    } else {
-        softmax(&logits.iter().map(|&v| v as f64 * scale).collect::<Vec<_>>())
-    };
+fn prediction(file: &str, classifier: &Classifier, logits: Vec<i64>, label: usize) -> Prediction {
     Prediction {
         file: file.into(),
         label,
-        class: classes.get(label).cloned().unwrap_or_default(),
-        scores,
+        class: classifier.classes().get(label).cloned().unwrap_or_default(),
+        scores: classifier.scores(&logits),
         logits,
     }
 }
@@ -385,19 +296,17 @@ pub fn classify(args: ClassifyArgs) -> Result<()> {
     let packing = if args.no_packing { Packing::Unpacked } else { Packing::Packed };
     let ca =
         args.ca.as_deref().map(|p| std::fs::read(p).with_context(|| p.display().to_string())).transpose()?;
+    let options = ClassifierOptions {
+        model: args.model.clone(),
+        mode: args.mode,
+        output: args.output,
+        packing,
+        max_message: args.max_message_mib << 20,
+        ca_pem: ca,
+        retry: RetryPolicy { attempts: args.attempts, ..RetryPolicy::default() },
+    };
     let preds = runtime()?.block_on(async {
-        let mut p = prepare(
-            &args.server,
-            &args.model,
-            key,
-            args.bits,
-            packing,
-            policy,
-            args.max_message_mib << 20,
-            ca.as_deref(),
-            ModeChoice { mode: args.mode, output: args.output },
-        )
-        .await?;
+        let p = prepare(&args.server, key, args.bits, policy, &options).await?;
         if !args.json {
             eprintln!(
                 "mode: {}{}",
@@ -409,11 +318,14 @@ pub fn classify(args: ClassifyArgs) -> Result<()> {
                 }
             );
         }
-        let scale = p.plan.logit_scale;
         let mut preds = Vec::new();
         for (file, pixels) in images {
-            let c = p.classify(pixels).await.with_context(|| file.clone())?;
-            preds.push(prediction(&file, c.logits, c.label, &p.classes, scale));
+            let answer = p.classify(pixels).await.with_context(|| file.clone())?;
+            for (k, why) in answer.retried.iter().enumerate() {
+                eprintln!("{file}: attempt {} failed ({why}); retried", k + 1);
+            }
+            let c = answer.classification;
+            preds.push(prediction(&file, &p, c.logits, c.label));
         }
         anyhow::Ok(preds)
     })?;
@@ -508,10 +420,9 @@ async fn demo_mode(
     policy: KeyPolicy,
 ) -> Result<DemoSummary> {
     let t = Instant::now();
-    let choice = ModeChoice { mode: Some(mode), output: Output::Logits };
-    let mut p = prepare(url, name, None, bits, Packing::Packed, policy, 4 << 20, None, choice).await?;
-    let encryptions = p.plan.client_encryptions() * images.len();
-    let pool = p.pool.clone();
+    let p = prepare(url, None, bits, policy, &measuring(name, mode)).await?;
+    let encryptions = p.plan().client_encryptions() * images.len();
+    let pool = p.pool().clone();
     tokio::task::spawn_blocking(move || pool.fill(encryptions)).await??;
     println!(
         "\n{} mode: key generation, plan{} and offline randomness for {} images: {:.2} s",
@@ -527,7 +438,7 @@ async fn demo_mode(
     let (mut correct, mut exact, mut latencies, mut bytes) = (0, 0, Vec::new(), 0usize);
     for path in images {
         let pixels = load_png(path)?;
-        let c = p.classify(pixels.clone()).await?;
+        let c = p.classify(pixels.clone()).await?.classification;
         let label = c.label;
         let truth = true_label(path);
         let same = reference.logits(&pixels)? == c.logits;
@@ -540,7 +451,7 @@ async fn demo_mode(
             "{:<16} {:>5} {:>9} {:>7} {:>8.3}s {:>7.0} KiB",
             path.file_name().and_then(|s| s.to_str()).unwrap_or("?"),
             truth.map(|t| t.to_string()).unwrap_or_else(|| "?".into()),
-            format!("{label} ({})", p.classes.get(label).map(String::as_str).unwrap_or("?")),
+            format!("{label} ({})", p.classes().get(label).map(String::as_str).unwrap_or("?")),
             if same { "yes" } else { "NO" },
             c.duration.as_secs_f64(),
             traffic as f64 / 1024.0
@@ -591,12 +502,6 @@ pub struct LoadArgs {
     /// Print one JSON object.
     #[arg(long)]
     json: bool,
-}
-
-impl LoadArgs {
-    fn choice(&self) -> ModeChoice {
-        ModeChoice { mode: Some(self.mode), output: Output::Logits }
-    }
 }
 
 #[derive(serde::Serialize)]
@@ -653,16 +558,14 @@ pub fn load(args: LoadArgs) -> Result<()> {
         // Keys and offline randomness first, so the timed part is the service.
         let mut clients = Vec::new();
         for _ in 0..args.clients {
-            clients.push(
-                prepare(&url, "model", None, args.bits, Packing::Packed, policy, 4 << 20, None, args.choice()).await?,
-            );
+            clients.push(prepare(&url, None, args.bits, policy, &measuring("model", args.mode)).await?);
         }
         let rss_before = rss_mib();
         let (mut correct, mut exact, mut lat, mut count, mut seconds, mut rss_passes) =
             (0, 0, Vec::new(), 0, 0.0, Vec::new());
         for _ in 0..args.passes {
         for p in &clients {
-            let (pool, n) = (p.pool.clone(), p.plan.client_encryptions() * args.images);
+            let (pool, n) = (p.pool().clone(), p.plan().client_encryptions() * args.images);
             tokio::task::spawn_blocking(move || pool.fill(n)).await??;
         }
         let t = Instant::now();
@@ -670,12 +573,12 @@ pub fn load(args: LoadArgs) -> Result<()> {
             .iter()
             .enumerate()
             .map(|(c, p)| {
-                let mut p = p.clone();
+                let p = p.clone();
                 let images: Vec<Vec<u8>> = (0..args.images).map(|k| test.image(c * args.images + k).to_vec()).collect();
                 tokio::spawn(async move {
                     let mut out = Vec::new();
                     for img in images {
-                        let r = p.classify(img.clone()).await;
+                        let r = p.classify(img.clone()).await.map(|a| a.classification);
                         out.push((img, r));
                     }
                     out

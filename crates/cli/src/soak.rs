@@ -18,14 +18,14 @@ use anyhow::{Result, bail};
 use ppdnn_model::dataset::Dataset;
 use ppdnn_model::quant::QuantModel;
 use ppdnn_paillier::{KeyPolicy, PrivateKey, generate_keypair};
-use ppdnn_protocol::Packing;
+use ppdnn_protocol::Mode;
 use ppdnn_service::pb::inference_client::InferenceClient;
 use ppdnn_service::pb::{self, infer_request};
-use ppdnn_service::{LocalServer, ServedModel, ServerConfig};
+use ppdnn_service::{Classifier, LocalServer, ServedModel, ServerConfig};
 use tokio::sync::{Mutex, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 
-use crate::service_cmds::{ModeChoice, Prepared, prepare, rss_mib};
+use crate::service_cmds::{measuring, prepare, rss_mib};
 
 /// The kinds of hostile client, assigned in turn.
 const KINDS: [&str; 6] = ["never-start", "silent", "slow", "garbage", "disconnecting", "fresh-key"];
@@ -133,13 +133,10 @@ pub fn soak(
         let good = clients - hostile;
         let mut prepared = Vec::new();
         for _ in 0..good {
-            prepared.push(
-                prepare(&url, "model", None, bits, Packing::Packed, policy, 4 << 20, None, ModeChoice::FAST)
-                    .await?,
-            );
+            prepared.push(prepare(&url, None, bits, policy, &measuring("model", Mode::Fast)).await?);
         }
-        let start_key = ppdnn_service::convert::key_to_pb(prepared[0].key.public_key());
-        let round0_ciphertexts = prepared[0].plan.layers[0].input_ciphertexts;
+        let start_key = ppdnn_service::convert::key_to_pb(prepared[0].public_key());
+        let round0_ciphertexts = prepared[0].plan().layers[0].input_ciphertexts;
         let ctx = Arc::new(Ctx {
             url,
             bits,
@@ -209,15 +206,15 @@ pub fn soak(
     })
 }
 
-async fn good_client(ctx: Arc<Ctx>, mut p: Prepared, index: usize) {
+async fn good_client(ctx: Arc<Ctx>, p: Classifier, index: usize) {
     let mut k = index;
     while !ctx.stop.load(Ordering::SeqCst) {
         let image = ctx.test.image(k % ctx.test.len()).to_vec();
         k += 97;
-        let pool = p.pool.clone();
-        let need = p.plan.client_encryptions();
+        let pool = p.pool().clone();
+        let need = p.plan().client_encryptions();
         let _ = tokio::task::spawn_blocking(move || pool.fill(need)).await;
-        let r = p.client.infer(&p.model, p.plan.clone(), p.key.clone(), p.pool.clone(), image.clone()).await;
+        let r = p.classify(image.clone()).await.map(|a| a.classification);
         let mut t = ctx.tally.lock().await;
         match r {
             Ok(c) => {
@@ -254,25 +251,12 @@ async fn fresh_key(ctx: &Ctx, round: usize) -> String {
         Ok(Ok(k)) => k.private,
         _ => return "keygen failed".into(),
     };
-    let p = match prepare(
-        &ctx.url,
-        "model",
-        Some(key),
-        bits,
-        Packing::Packed,
-        policy,
-        4 << 20,
-        None,
-        ModeChoice::FAST,
-    )
-    .await
-    {
+    let p = match prepare(&ctx.url, Some(key), bits, policy, &measuring("model", Mode::Fast)).await {
         Ok(p) => p,
         Err(e) => return format!("prepare failed: {e}"),
     };
     let image = ctx.test.image(round % ctx.test.len()).to_vec();
-    let mut client = p.client.clone();
-    match client.infer(&p.model, p.plan.clone(), p.key.clone(), p.pool.clone(), image.clone()).await {
+    match p.classify(image.clone()).await.map(|a| a.classification) {
         Ok(c) => {
             let exact = ctx.reference.logits(&image).ok() == Some(c.logits);
             let mut t = ctx.tally.lock().await;

@@ -6,6 +6,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod classifier;
 pub mod client;
 pub mod convert;
 pub mod server;
@@ -16,6 +17,7 @@ pub mod pb {
     tonic::include_proto!("ppdnn.v1");
 }
 
+pub use classifier::{Answer, Classifier, ClassifierOptions, RetryPolicy};
 pub use client::{Classification, RemoteClient};
 pub use server::{
     InferenceService, LocalServer, RoundStream, ServedModel, ServerConfig, ServerTls, SessionGauge,
