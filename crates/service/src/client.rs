@@ -39,6 +39,49 @@ pub enum ClientError {
     Other(String),
 }
 
+/// A status as the caller should see it. A stream that broke in transit (an
+/// HTTP/2 reset from a load balancer whose replica went away, a dropped
+/// connection) reaches tonic as INTERNAL or UNKNOWN with no gRPC status from
+/// the server behind it: that is a transient failure, reported as
+/// UNAVAILABLE so that it is retried. Statuses the server sent stay as they are.
+pub fn in_transit(status: tonic::Status) -> ClientError {
+    if status.code() == tonic::Code::Unavailable {
+        return ClientError::Status(status);
+    }
+    if broken_in_transit(&status) {
+        let message = format!("the stream broke in transit: {}", status.message());
+        return ClientError::Status(tonic::Status::unavailable(message));
+    }
+    if let Some(http) = gateway_failure(status.message()) {
+        let message = format!("the load balancer answered HTTP {http} (no replica could take the stream)");
+        return ClientError::Status(tonic::Status::unavailable(message));
+    }
+    ClientError::Status(status)
+}
+
+/// The HTTP status of a balancer's error page that tonic tried to read as
+/// gRPC (it reports "... while receiving response with status: 502 Bad
+/// Gateway"): 502, 503 and 504 mean UNAVAILABLE in gRPC's HTTP mapping
+/// (doc/http-grpc-status-mapping.md).
+fn gateway_failure(message: &str) -> Option<u16> {
+    let (_, rest) = message.split_once("response with status: ")?;
+    let code: u16 = rest.get(..3)?.parse().ok()?;
+    matches!(code, 502..=504).then_some(code)
+}
+
+fn broken_in_transit(status: &tonic::Status) -> bool {
+    let mut source = std::error::Error::source(status);
+    while let Some(e) = source {
+        // Any HTTP/2 error (a reset stream, GOAWAY, a broken connection) is
+        // the transport's: a server's own failures arrive as gRPC statuses.
+        if e.is::<h2::Error>() || e.is::<std::io::Error>() {
+            return true;
+        }
+        source = e.source();
+    }
+    false
+}
+
 /// One classified input.
 #[derive(Debug, Clone)]
 pub struct Classification {
@@ -166,7 +209,7 @@ impl RemoteClient {
         tx.send(send(infer_request::Kind::Start(start)))
             .await
             .map_err(|_| ClientError::Other("stream closed".into()))?;
-        let mut inbound = self.inner.infer(ReceiverStream::new(rx)).await?.into_inner();
+        let mut inbound = self.inner.infer(ReceiverStream::new(rx)).await.map_err(in_transit)?.into_inner();
 
         let mut session = ClientSession::new(plan.clone(), key, pool)?;
         let (s, first) = on_blocking_thread(session, move |session| session.start(&image))
@@ -243,7 +286,7 @@ impl RemoteClient {
         tx.send(send(infer_request::Kind::Start(start)))
             .await
             .map_err(|_| ClientError::Other("stream closed".into()))?;
-        let mut inbound = self.inner.infer(ReceiverStream::new(rx)).await?.into_inner();
+        let mut inbound = self.inner.infer(ReceiverStream::new(rx)).await.map_err(in_transit)?.into_inner();
         let mut session = PrivateClientSession::new(plan.clone(), circuits, key, pool, output)?;
         let (s, started_ok) = on_blocking_thread(session, move |session| session.start(&image))
             .await
@@ -306,7 +349,8 @@ impl RemoteClient {
                         "no answer from the server for {} s in round {round}",
                         self.read_timeout.as_secs_f64()
                     ))
-                })??
+                })?
+                .map_err(in_transit)?
                 .ok_or_else(|| {
                     ClientError::Other(format!("the server closed the stream in round {round}"))
                 })?;
@@ -329,5 +373,30 @@ impl RemoteClient {
                 return Ok(message);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn broken_streams_and_gateway_errors_become_unavailable_and_server_statuses_stay() {
+        let code = |s: tonic::Status| match in_transit(s) {
+            ClientError::Status(s) => s.code(),
+            other => panic!("{other}"),
+        };
+        let page = "protocol error: received message with invalid compression flag: 60 (valid flags are 0 and 1) \
+                    while receiving response with status: 502 Bad Gateway";
+        assert_eq!(code(tonic::Status::internal(page)), tonic::Code::Unavailable);
+        let not_gateway = page.replace("502 Bad Gateway", "500 Internal Server Error");
+        assert_eq!(code(tonic::Status::internal(not_gateway)), tonic::Code::Internal);
+        // A reset stream, as tonic reports one: INTERNAL with the h2 error as its source.
+        let reset = tonic::Status::from_error(Box::new(h2::Error::from(h2::Reason::INTERNAL_ERROR)));
+        assert_eq!(reset.code(), tonic::Code::Internal);
+        assert_eq!(code(reset), tonic::Code::Unavailable);
+        // What a server sends stays as it is.
+        assert_eq!(code(tonic::Status::internal("the server's own fault")), tonic::Code::Internal);
+        assert_eq!(code(tonic::Status::invalid_argument("bad key")), tonic::Code::InvalidArgument);
     }
 }
