@@ -14,7 +14,10 @@ use ppdnn_protocol::private::circuits::PrivateCircuits;
 use ppdnn_protocol::{ClientSession, Mode, Packing, Plan};
 use ppdnn_service::pb::inference_client::InferenceClient;
 use ppdnn_service::pb::{self, infer_request};
-use ppdnn_service::{LocalServer, RemoteClient, ServedModel, ServerConfig, SessionGauge, service_with_gauge};
+use ppdnn_service::{
+    Classifier, ClassifierOptions, LocalServer, RemoteClient, RetryPolicy, ServedModel, ServerConfig,
+    SessionGauge, service_with_gauge,
+};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Code;
@@ -277,6 +280,64 @@ async fn sessions_beyond_the_limit_get_resource_exhausted() {
     assert!(status.message().contains("limit of 1"));
     let _ = holder.await;
     good_inference(&url, 2).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_classifier_retries_a_busy_server_and_says_so() {
+    let server = start(1, Duration::from_secs(3)).await;
+    let url = server.url.clone();
+    let options = ClassifierOptions {
+        mode: Some(Mode::Fast),
+        retry: RetryPolicy {
+            attempts: 6,
+            initial_backoff: Duration::from_millis(200),
+            max_backoff: Duration::from_secs(1),
+        },
+        ..ClassifierOptions::default()
+    };
+    let classifier = Classifier::connect(&url, key().private.clone(), &options).await.unwrap();
+    // Another session holds the only slot for about a second.
+    let holder = tokio::spawn({
+        let url = url.clone();
+        async move { raw(&url, vec![good_start()], Duration::from_millis(1000)).await }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let image = test_set().image(5).to_vec();
+    let answer = classifier.classify(image.clone()).await.unwrap();
+    assert_eq!(answer.classification.logits, model().quant.logits(&image).unwrap());
+    assert!(!answer.retried.is_empty(), "the first attempt met a busy server");
+    assert!(answer.retried.iter().all(|why| why.contains("ResourceExhausted")), "{:?}", answer.retried);
+    let _ = holder.await;
+    // Without retries the same situation is an error, and a refusal is never retried.
+    let once = ClassifierOptions { retry: RetryPolicy::NONE, ..options.clone() };
+    let classifier = Classifier::connect(&url, key().private.clone(), &once).await.unwrap();
+    let holder = tokio::spawn({
+        let url = url.clone();
+        async move { raw(&url, vec![good_start()], Duration::from_millis(800)).await }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let e = classifier.classify(image.clone()).await.unwrap_err();
+    assert!(e.to_string().contains("ResourceExhausted"), "{e}");
+    let _ = holder.await;
+    let e = classifier.classify(vec![0; 10]).await.unwrap_err();
+    assert!(e.to_string().contains("784"), "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_health_says_serving_for_the_server_and_the_inference_service() {
+    use tonic_health::pb::health_check_response::ServingStatus;
+    use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+    let server = start(2, Duration::from_secs(5)).await;
+    let channel =
+        tonic::transport::Channel::from_shared(server.url.clone()).unwrap().connect().await.unwrap();
+    let mut health = HealthClient::new(channel);
+    // "" is what a Kubernetes gRPC readiness probe asks by default.
+    for service in ["", "ppdnn.v1.Inference"] {
+        let r = health.check(HealthCheckRequest { service: service.into() }).await.unwrap().into_inner();
+        assert_eq!(r.status, ServingStatus::Serving as i32, "{service:?}");
+    }
+    let e = health.check(HealthCheckRequest { service: "no.such.Service".into() }).await.unwrap_err();
+    assert_eq!(e.code(), Code::NotFound);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
