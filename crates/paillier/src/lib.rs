@@ -46,7 +46,7 @@ mod random;
 mod secret;
 mod slots;
 
-pub use arith::{Backend, set_backend};
+pub use arith::{Backend, LANES, set_backend};
 pub use ciphertext::{Ciphertext, parse_decimal, to_fixed_bytes};
 pub use error::{Error, Result};
 pub use fixed_base::FixedBaseTable;

@@ -717,11 +717,13 @@ impl Session {
         let stock = Arc::downgrade(session.randomness());
         let need = session.randomness_needed();
         self.pool.spawn(move || {
-            // Small batches, stopping as soon as the session is gone.
+            // Batches of two full lane sets (one per core of a 2-core
+            // machine), stopping as soon as the session is gone. Batches of
+            // 4 left half of every IFMA exponentiation idle.
             let mut made = 0;
             while made < need {
                 let Some(stock) = stock.upgrade() else { return };
-                let batch = 4.min(need - made);
+                let batch = (2 * ppdnn_paillier::LANES).min(need - made);
                 if stock.fill(batch).is_err() {
                     return;
                 }
