@@ -64,7 +64,10 @@ class Result:
     ``logits`` are the integer logits, identical to the plaintext integer
     model's (empty, like ``scores``, when only the label was asked for);
     ``scores`` are the class probabilities; ``seconds`` is the inference's
-    wall time; ``retries`` says why earlier attempts failed, if any did.
+    wall time, of which ``client_seconds`` computing on this side
+    (encrypting, decrypting, garbling) and the rest waiting for the server
+    and the network (``timings`` has all three); ``retries`` says why
+    earlier attempts failed, if any did.
     """
 
     label: int
@@ -75,10 +78,20 @@ class Result:
     mode: str
     output: str
     seconds: float
+    client_seconds: float
     bytes_sent: int
     bytes_received: int
     garbled_bytes: int
     retries: List[str] = field(default_factory=list)
+
+    @property
+    def timings(self) -> Dict[str, float]:
+        """Seconds in all, computing on the client, and waiting for the server and the network."""
+        return {
+            "total": self.seconds,
+            "client": self.client_seconds,
+            "server_and_network": max(0.0, self.seconds - self.client_seconds),
+        }
 
     @staticmethod
     def _from_native(d: Dict[str, Any]) -> "Result":
@@ -91,6 +104,7 @@ class Result:
             mode=d["mode"],
             output=d["output"],
             seconds=d["seconds"],
+            client_seconds=d["client_seconds"],
             bytes_sent=d["bytes_sent"],
             bytes_received=d["bytes_received"],
             garbled_bytes=d["garbled_bytes"],

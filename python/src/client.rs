@@ -230,6 +230,7 @@ fn result<'py>(py: Python<'py>, c: &Classifier, answer: Answer) -> PyResult<Boun
     d.set_item("mode", mode_name(r.mode))?;
     d.set_item("output", c.output().name())?;
     d.set_item("seconds", r.duration.as_secs_f64())?;
+    d.set_item("client_seconds", r.client_compute.as_secs_f64())?;
     d.set_item("bytes_sent", r.bytes_sent)?;
     d.set_item("bytes_received", r.bytes_received)?;
     d.set_item("garbled_bytes", r.garbled_bytes)?;

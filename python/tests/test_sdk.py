@@ -24,6 +24,8 @@ def test_classify_the_example_digits_in_the_private_mode(server, key, digits, pr
         assert r.mode == "private" and r.garbled_bytes > 0 and r.retries == []
         np.testing.assert_allclose(r.scores, expected["scores"], rtol=1e-9)
         assert r.seconds > 0 and r.bytes_sent > 0 and r.bytes_received > 0
+        assert 0 < r.client_seconds < r.seconds
+        assert abs(sum(v for k, v in r.timings.items() if k != "total") - r.timings["total"]) < 1e-9
 
 
 def test_a_numpy_batch_in_the_fast_mode(server, key, digits, predicted):

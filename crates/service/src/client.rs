@@ -98,6 +98,10 @@ pub struct Classification {
     pub bytes_sent: usize,
     /// Ciphertext bytes received.
     pub bytes_received: usize,
+    /// Of `duration`, the time the client spent computing (encrypting,
+    /// decrypting, garbling); the rest was spent waiting for the server's
+    /// answers and the network.
+    pub client_compute: Duration,
     /// Wall time of the inference.
     pub duration: Duration,
 }
@@ -212,9 +216,11 @@ impl RemoteClient {
         let mut inbound = self.inner.infer(ReceiverStream::new(rx)).await.map_err(in_transit)?.into_inner();
 
         let mut session = ClientSession::new(plan.clone(), key, pool)?;
+        let computing = Instant::now();
         let (s, first) = on_blocking_thread(session, move |session| session.start(&image))
             .await
             .map_err(|e| ClientError::Other(e.to_string()))?;
+        let mut client_compute = computing.elapsed();
         session = s;
         let mut outgoing = first?;
         let (mut sent, mut received) = (0usize, 0usize);
@@ -231,9 +237,11 @@ impl RemoteClient {
                 .read_round(&mut inbound, round, plan.layers[round].output_ciphertexts * width, 0)
                 .await?;
             received += answer.len_bytes();
+            let computing = Instant::now();
             let (s, step) = on_blocking_thread(session, move |session| session.receive(&answer))
                 .await
                 .map_err(|e| ClientError::Other(e.to_string()))?;
+            client_compute += computing.elapsed();
             session = s;
             match step? {
                 ClientStep::Send(next) => outgoing = next,
@@ -245,6 +253,7 @@ impl RemoteClient {
                         garbled_bytes: 0,
                         bytes_sent: sent,
                         bytes_received: received,
+                        client_compute,
                         duration: started.elapsed(),
                     });
                 }
@@ -288,9 +297,11 @@ impl RemoteClient {
             .map_err(|_| ClientError::Other("stream closed".into()))?;
         let mut inbound = self.inner.infer(ReceiverStream::new(rx)).await.map_err(in_transit)?.into_inner();
         let mut session = PrivateClientSession::new(plan.clone(), circuits, key, pool, output)?;
+        let computing = Instant::now();
         let (s, started_ok) = on_blocking_thread(session, move |session| session.start(&image))
             .await
             .map_err(|e| ClientError::Other(e.to_string()))?;
+        let mut client_compute = computing.elapsed();
         session = s;
         started_ok?;
         let (mut sent, mut received) = (0usize, 0usize);
@@ -298,9 +309,11 @@ impl RemoteClient {
             let (round, data, material) = session.expected_answer();
             let answer = self.read_round(&mut inbound, round, data * width, material).await?;
             received += answer.len_bytes();
+            let computing = Instant::now();
             let (s, step) = on_blocking_thread(session, move |session| session.receive(&answer))
                 .await
                 .map_err(|e| ClientError::Other(e.to_string()))?;
+            client_compute += computing.elapsed();
             session = s;
             let (logits, label) = match step? {
                 ClientStep::Send(next) => {
@@ -325,6 +338,7 @@ impl RemoteClient {
                 garbled_bytes: session.stats().garbled_bytes,
                 bytes_sent: sent,
                 bytes_received: received,
+                client_compute,
                 duration: started.elapsed(),
             });
         }
