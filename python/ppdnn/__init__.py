@@ -179,8 +179,9 @@ class Client:
         return self._native.describe(model)
 
     def classify(self, x: Input, model: Optional[str] = None) -> Result:
-        """Classifies one input: a PNG path, or a uint8 numpy array of the
-        model's input shape (for MNIST models (1, 28, 28) or (28, 28))."""
+        """Classifies one input: a PNG path, a .npy path, or a uint8 numpy
+        array of the model's input shape (for MNIST models (1, 28, 28) or
+        (28, 28))."""
         pixels = self._pixels(x, model)
         return Result._from_native(self._native.classify(pixels, model))
 
@@ -198,7 +199,7 @@ class Client:
             self._shapes[model] = tuple(self.describe(model)["input_shape"])
         shape = self._shapes[model]
         if isinstance(x, (str, os.PathLike)):
-            x = load_png(x)
+            x = np.load(x, allow_pickle=False) if os.fspath(x).lower().endswith(".npy") else load_png(x)
         if not isinstance(x, np.ndarray):
             raise TypeError(f"an input is a PNG path or a numpy array, not {type(x).__name__}")
         if x.dtype != np.uint8:

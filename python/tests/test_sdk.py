@@ -42,6 +42,22 @@ def test_a_numpy_batch_in_the_fast_mode(server, key, digits, predicted):
     assert r.logits.tolist() == predicted[digits[4]]["logits"]
 
 
+def test_npy_files_through_the_sdk_and_the_cli(server, key, digits, predicted, tmp_path):
+    batch = np.stack([ppdnn.load_png(p) for p in digits[:3]])
+    np.save(tmp_path / "one.npy", batch[1])
+    np.save(tmp_path / "batch.npy", batch[:, 0])  # shape (3, 28, 28)
+    client = ppdnn.Client(server.url, key=key, mode="fast")
+    assert client.classify(tmp_path / "one.npy").logits.tolist() == predicted[digits[1]]["logits"]
+    out = subprocess.run([ppdnn_bin(), "classify", "--server", server.url, "--mode", "fast", "--bits", "1024",
+                          "--insecure-small-keys", "--json", str(tmp_path / "batch.npy")],
+                         cwd=ROOT, check=True, capture_output=True, text=True).stdout
+    import json
+
+    got = json.loads(out)
+    assert [g["file"] for g in got] == [f"{tmp_path / 'batch.npy'}[{i}]" for i in range(3)]
+    assert [g["logits"] for g in got] == [predicted[p]["logits"] for p in digits[:3]]
+
+
 def test_label_only(server, key, digits, predicted):
     client = ppdnn.Client(server.url, key=key, output="label")
     r = client.classify(digits[0])

@@ -6,10 +6,11 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use clap::Args;
 use indicatif::{ParallelProgressIterator, ProgressBar, ProgressStyle};
-use ppdnn_model::dataset::{Dataset, PIXELS, Split, resolve_data_dir};
+use ppdnn_model::dataset::{Dataset, PIXELS, SIDE, Split, resolve_data_dir};
 use ppdnn_model::image_io::load_png;
 use ppdnn_model::lenet::argmax;
 use ppdnn_model::modelfile::ModelFile;
+use ppdnn_model::npy::load_npy;
 use rayon::prelude::*;
 use serde::Serialize;
 
@@ -141,7 +142,9 @@ pub struct PredictArgs {
     /// Print a JSON list instead of text.
     #[arg(long)]
     json: bool,
-    /// PNG images (any size; a dark digit on light paper is inverted).
+    /// PNG images (any size; a dark digit on light paper is inverted) or
+    /// .npy arrays of pixels 0..255: one input of shape (1, 28, 28) or
+    /// (28, 28), or a batch (N, 1, 28, 28) or (N, 28, 28).
     #[arg(required = true)]
     images: Vec<PathBuf>,
 }
@@ -176,17 +179,41 @@ pub fn print_predictions(preds: &[Prediction], json: bool) -> Result<()> {
     Ok(())
 }
 
+/// The shipped models' input: one channel of 28x28 pixels.
+pub(crate) const INPUT_SHAPE: [usize; 3] = [1, SIDE, SIDE];
+
+/// The inputs named on the command line, each with the name it is printed
+/// under: a PNG image is one input (`FILE`); a .npy array is one input
+/// (`FILE`) or a batch (`FILE[0]`, `FILE[1]`, ...) of `input_shape`.
+pub(crate) fn load_inputs(paths: &[PathBuf], input_shape: &[usize]) -> Result<Vec<(String, Vec<u8>)>> {
+    let mut out = Vec::new();
+    for path in paths {
+        let name = path.display().to_string();
+        if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("npy")) {
+            let npy = load_npy(path, input_shape)?;
+            let batched = npy.batched;
+            out.extend(
+                npy.inputs
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, x)| (if batched { format!("{name}[{i}]") } else { name.clone() }, x)),
+            );
+        } else {
+            out.push((name, load_png(path)?));
+        }
+    }
+    Ok(out)
+}
+
 pub fn predict(args: PredictArgs) -> Result<()> {
     let model = load_model(&args.model)?;
     let names = model.dataset.class_names();
     let mut preds = Vec::new();
-    for path in &args.images {
-        let pixels = load_png(path)?;
-        debug_assert_eq!(pixels.len(), PIXELS);
-        let logits = model.quant.logits(&pixels).with_context(|| path.display().to_string())?;
+    for (file, pixels) in load_inputs(&args.images, &INPUT_SHAPE)? {
+        let logits = model.quant.logits(&pixels).with_context(|| file.clone())?;
         let label = argmax(&logits);
         preds.push(Prediction {
-            file: path.display().to_string(),
+            file,
             label,
             class: names[label].to_string(),
             scores: model.quant.scores(&logits),

@@ -13,7 +13,7 @@ use ppdnn_protocol::{Mode, Packing};
 use ppdnn_service::classifier::{ClassifierOptions, RetryPolicy};
 use ppdnn_service::{Classifier, LocalServer, ServedModel, ServerConfig, serve, service};
 
-use crate::model_cmds::{DEFAULT_MODEL, Prediction, load_model, print_predictions};
+use crate::model_cmds::{DEFAULT_MODEL, Prediction, load_inputs, load_model, print_predictions};
 
 #[derive(Args)]
 pub struct ServeArgs {
@@ -246,7 +246,8 @@ pub struct ClassifyArgs {
     /// Print a JSON list (the shape of `ppdnn predict --json`).
     #[arg(long)]
     json: bool,
-    /// PNG images.
+    /// PNG images, or .npy arrays of pixels 0..255 in the model's input
+    /// shape (one input, or a batch with a leading axis).
     #[arg(required = true)]
     images: Vec<PathBuf>,
 }
@@ -291,8 +292,6 @@ fn prediction(file: &str, classifier: &Classifier, logits: Vec<i64>, label: usiz
 pub fn classify(args: ClassifyArgs) -> Result<()> {
     let policy = if args.insecure_small_keys { KeyPolicy::INSECURE_TESTING } else { KeyPolicy::PRODUCTION };
     let key = args.key.as_deref().map(|p| keyfile::read_private_key(p, policy)).transpose()?;
-    let images: Vec<(String, Vec<u8>)> =
-        args.images.iter().map(|p| Ok((p.display().to_string(), load_png(p)?))).collect::<Result<_>>()?;
     let packing = if args.no_packing { Packing::Unpacked } else { Packing::Packed };
     let ca =
         args.ca.as_deref().map(|p| std::fs::read(p).with_context(|| p.display().to_string())).transpose()?;
@@ -318,6 +317,8 @@ pub fn classify(args: ClassifyArgs) -> Result<()> {
                 }
             );
         }
+        // Inputs in the served model's shape: PNGs, or .npy arrays and batches.
+        let images = load_inputs(&args.images, p.input_shape())?;
         let mut preds = Vec::new();
         for (file, pixels) in images {
             let answer = p.classify(pixels).await.with_context(|| file.clone())?;

@@ -96,3 +96,30 @@ fn missing_data_says_where_to_put_it() {
     assert!(!out.status.success());
     assert!(err.contains("/nonexistent/mnist") && err.contains("PPDNN_DATA"), "{err}");
 }
+
+#[test]
+fn predict_reads_npy_inputs_and_batches_as_the_pngs_they_hold() {
+    let pngs = ["examples/digits/0000-7.png", "examples/digits/0001-2.png", "examples/digits/0002-1.png"];
+    let from_png = ok_json(&["predict", "--json", pngs[0], pngs[1], pngs[2]]);
+    let pixels: Vec<Vec<u8>> =
+        pngs.iter().map(|p| ppdnn_model::image_io::load_png(&root().join(p)).unwrap()).collect();
+    let dir = tempfile::tempdir().unwrap();
+    let one = dir.path().join("one.npy");
+    std::fs::write(&one, ppdnn_model::npy::to_npy_u8(&[1, 28, 28], &pixels[0])).unwrap();
+    let batch = dir.path().join("batch.npy");
+    std::fs::write(&batch, ppdnn_model::npy::to_npy_u8(&[3, 28, 28], &pixels.concat())).unwrap();
+    let v = ok_json(&["predict", "--json", one.to_str().unwrap(), batch.to_str().unwrap()]);
+    let list = v.as_array().unwrap();
+    assert_eq!(list.len(), 4);
+    assert_eq!(list[0]["file"], one.to_str().unwrap());
+    assert_eq!(list[0]["logits"], from_png[0]["logits"]);
+    for i in 0..3 {
+        assert_eq!(list[1 + i]["file"], format!("{}[{i}]", batch.display()));
+        assert_eq!(list[1 + i]["logits"], from_png[i]["logits"]);
+    }
+    let wrong = dir.path().join("wrong.npy");
+    std::fs::write(&wrong, ppdnn_model::npy::to_npy_u8(&[28, 27], &[0; 28 * 27])).unwrap();
+    let out = ppdnn(&["predict", wrong.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("wrong.npy") && err.contains("[28, 27]"), "{err}");
+}

@@ -14,4 +14,5 @@ pub mod lenet;
 pub use error::{Error, Result};
 pub mod image_io;
 pub mod modelfile;
+pub mod npy;
 pub mod quant;
