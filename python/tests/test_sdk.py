@@ -2,6 +2,7 @@
 bit for bit, in both modes, from paths and from numpy arrays; errors raise
 the exceptions the documentation names."""
 
+import json
 import os
 import subprocess
 
@@ -51,8 +52,6 @@ def test_npy_files_through_the_sdk_and_the_cli(server, key, digits, predicted, t
     out = subprocess.run([ppdnn_bin(), "classify", "--server", server.url, "--mode", "fast", "--bits", "1024",
                           "--insecure-small-keys", "--json", str(tmp_path / "batch.npy")],
                          cwd=ROOT, check=True, capture_output=True, text=True).stdout
-    import json
-
     got = json.loads(out)
     assert [g["file"] for g in got] == [f"{tmp_path / 'batch.npy'}[{i}]" for i in range(3)]
     assert [g["logits"] for g in got] == [predicted[p]["logits"] for p in digits[:3]]
@@ -194,8 +193,6 @@ def test_python_paillier_interoperates(key, tmp_path):
     phe = pytest.importorskip("phe")
     path = tmp_path / "key.json"
     key.save(path)
-    import json
-
     numbers = json.loads(path.read_text())
     phe_public = phe.PaillierPublicKey(int(numbers["n"]))
     phe_private = phe.PaillierPrivateKey(phe_public, int(numbers["p"]), int(numbers["q"]))
@@ -211,3 +208,24 @@ def test_python_paillier_interoperates(key, tmp_path):
     # and an operation by ppdnn on phe's ciphertext, read back by phe
     w = key.public().ciphertext_from_int(x.ciphertext(be_secure=False)) * 3
     assert phe_private.decrypt(phe.EncryptedNumber(phe_public, w.value, 0)) == 12726
+
+
+def test_one_server_serves_several_models_each_with_its_own_plan(key, digits, tmp_path):
+    """`ppdnn serve --model A --model B`: each model answers as its own plaintext model."""
+    from conftest import Server
+
+    models = ["models/lenet5-mnist.safetensors", "models/lenet5-fashion-mnist.safetensors"]
+    s = Server(tmp_path / "serve.log", "--modes", "private,fast", *[a for m in models for a in ("--model", m)])
+    try:
+        client = ppdnn.Client(s.url, key=key, mode="fast")
+        names = [m["name"] for m in client.models()]
+        assert names == ["lenet5-mnist", "lenet5-fashion-mnist"]
+        assert client.describe(names[0])["digest"] != client.describe(names[1])["digest"]
+        for name, path in zip(names, models):
+            expected = json.loads(subprocess.run([ppdnn_bin(), "predict", "--json", "--model", path, *digits[:2]],
+                                                 cwd=ROOT, check=True, capture_output=True, text=True).stdout)
+            for d, e in zip(digits[:2], expected):
+                r = client.classify(d, model=name)
+                assert r.model == name and r.logits.tolist() == e["logits"] and r.class_name == e["class"]
+    finally:
+        s.stop()
