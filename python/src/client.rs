@@ -27,10 +27,6 @@ pub struct Client {
     classifiers: Mutex<HashMap<String, Classifier>>,
 }
 
-fn mode_name(mode: Mode) -> &'static str {
-    mode.name()
-}
-
 #[pymethods]
 impl Client {
     /// Connects to `url`; a fresh key of `bits` bits is generated when `key` is None.
@@ -106,7 +102,7 @@ impl Client {
             d.set_item("dataset", &m.dataset)?;
             d.set_item("digest", &m.digest)?;
             let modes: Vec<&str> =
-                m.modes.iter().filter_map(|&v| convert::mode_from_pb(v).ok()).map(mode_name).collect();
+                m.modes.iter().filter_map(|&v| convert::mode_from_pb(v).ok()).map(Mode::name).collect();
             d.set_item("modes", modes)?;
             list.append(d)?;
         }
@@ -123,7 +119,7 @@ impl Client {
         d.set_item("digest", &c.plan().model_digest)?;
         d.set_item("input_shape", c.input_shape().to_vec())?;
         d.set_item("classes", c.classes().to_vec())?;
-        d.set_item("mode", mode_name(c.mode()))?;
+        d.set_item("mode", c.mode().name())?;
         d.set_item("output", c.output().name())?;
         d.set_item("key_bits", c.plan().key_bits)?;
         Ok(d)
@@ -206,7 +202,7 @@ impl Client {
         let key = (*self.key.inner).clone();
         let rt = runtime()?;
         let c = py
-            .detach(|| rt.block_on(Classifier::connect(&self.url, key, &options)))
+            .detach(|| rt.block_on(Classifier::with_client(self.remote.clone(), key, &options)))
             .map_err(|e| client_error(py, e))?;
         self.lock().insert(name, c.clone());
         Ok(c)
@@ -227,7 +223,7 @@ fn result<'py>(py: Python<'py>, c: &Classifier, answer: Answer) -> PyResult<Boun
     d.set_item("scores", c.scores(&r.logits))?;
     d.set_item("logits", r.logits)?;
     d.set_item("model", c.model())?;
-    d.set_item("mode", mode_name(r.mode))?;
+    d.set_item("mode", r.mode.name())?;
     d.set_item("output", c.output().name())?;
     d.set_item("seconds", r.duration.as_secs_f64())?;
     d.set_item("client_seconds", r.client_compute.as_secs_f64())?;

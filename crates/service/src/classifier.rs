@@ -141,8 +141,17 @@ impl Classifier {
         key: PrivateKey,
         options: &ClassifierOptions,
     ) -> Result<Self, ClientError> {
-        let mut client =
-            RemoteClient::connect_with(url, options.max_message, options.ca_pem.as_deref()).await?;
+        let client = RemoteClient::connect_with(url, options.max_message, options.ca_pem.as_deref()).await?;
+        Self::with_client(client, key, options).await
+    }
+
+    /// As [`Classifier::connect`], on a connection the caller already has
+    /// (its message limit and TLS settings are used; those of `options` are not).
+    pub async fn with_client(
+        mut client: RemoteClient,
+        key: PrivateKey,
+        options: &ClassifierOptions,
+    ) -> Result<Self, ClientError> {
         let mode = match options.mode {
             Some(m) => m,
             None => {

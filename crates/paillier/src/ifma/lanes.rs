@@ -22,8 +22,8 @@ use zeroize::Zeroize;
 /// Bits per digit.
 pub(crate) const DIGIT_BITS: u32 = 52;
 const DIGIT_MASK: u64 = (1 << DIGIT_BITS) - 1;
-/// Lanes per vector.
-pub(crate) const LANES: usize = 8;
+/// Lanes per vector (one 512-bit register of 64-bit digits).
+pub(crate) const LANES: usize = crate::arith::LANES;
 
 /// A number per lane, transposed: element k holds digit k of every lane.
 pub(crate) type Lanes = Vec<__m512i>;
