@@ -16,7 +16,7 @@ fn shipped_mnist_model_integer_accuracy_on_first_1000() {
     assert!(model.float_accuracy >= 0.99, "recorded float accuracy {}", model.float_accuracy);
     let mut test = Dataset::load(&root().join("data/mnist"), DatasetKind::Mnist, Split::Test).unwrap();
     test.truncate(1000);
-    let acc = model.quant.accuracy(&test.pixels, &test.labels);
+    let acc = model.quant.accuracy(&test.pixels, &test.labels).unwrap();
     assert!(acc >= 0.985, "integer accuracy on the first 1000 test images: {acc}");
 }
 
@@ -30,7 +30,7 @@ fn shipped_fashion_model_loads_with_its_record() {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/fashion-mnist-t10k-1000");
     let test = Dataset::load(&dir, DatasetKind::FashionMnist, Split::Test).unwrap();
     assert_eq!(test.labels.len(), 1000);
-    let acc = model.quant.accuracy(&test.pixels, &test.labels);
+    let acc = model.quant.accuracy(&test.pixels, &test.labels).unwrap();
     assert!(acc >= 0.87, "integer accuracy on the first 1000 Fashion-MNIST test images: {acc}");
 }
 
