@@ -101,7 +101,7 @@ pub fn eval_plain(args: EvalArgs) -> Result<()> {
         .map(|i| -> Result<(bool, bool, bool)> {
             let img = test.image(i);
             let label = test.labels[i] as usize;
-            let f = argmax(&model.float.logits(img));
+            let f = argmax(&model.float.logits(img)?);
             let q = model.quant.predict(img)?;
             Ok((f == label, q == label, f == q))
         })

@@ -409,7 +409,7 @@ where
 
 /// Pooling over each channel of `x` (of `shape`): `reduce` folds a window's
 /// values, in row-major order, into one.
-pub fn pool<T: Copy>(pool: &Pool, shape: Shape, x: &[T], reduce: impl Fn(&[T]) -> T) -> Vec<T> {
+pub fn pool<T: Copy, U>(pool: &Pool, shape: Shape, x: &[T], reduce: impl Fn(&[T]) -> U) -> Vec<U> {
     let [wh, ww] = pool.window;
     let [sy, sx] = pool.stride;
     let oh = (shape.height - wh) / sy + 1;
