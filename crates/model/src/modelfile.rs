@@ -199,10 +199,8 @@ impl ModelFile {
             let weight = f32s(read(format!("{name}.weight"), Dtype::F32, &ws)?);
             let bias = f32s(read(format!("{name}.bias"), Dtype::F32, &bs)?);
             float.push(FloatParams { weight, bias });
-            let qweight: Vec<i64> = read(format!("{name}.qweight"), Dtype::I8, &ws)?
-                .iter()
-                .map(|&b| b as i8 as i64)
-                .collect();
+            let qweight: Vec<i64> =
+                read(format!("{name}.qweight"), Dtype::I8, &ws)?.iter().map(|&b| b as i8 as i64).collect();
             let qbias: Vec<i64> = read(format!("{name}.qbias"), Dtype::I64, &bs)?
                 .chunks_exact(8)
                 .map(|c| i64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))

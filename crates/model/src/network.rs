@@ -567,7 +567,8 @@ mod tests {
         assert_eq!(outputs, [6 * 28 * 28, 16 * 10 * 10, 120, 84, 10]);
         let activations: Vec<usize> = net.shapes().iter().map(|s| s.activation.len()).collect();
         assert_eq!(activations, [6 * 14 * 14, 400, 120, 84, 10]);
-        let fan_in: Vec<usize> = net.layers().iter().zip(net.shapes()).map(|(l, s)| l.fan_in(s.input)).collect();
+        let fan_in: Vec<usize> =
+            net.layers().iter().zip(net.shapes()).map(|(l, s)| l.fan_in(s.input)).collect();
         assert_eq!(fan_in, [25, 150, 400, 120, 84]);
         assert_eq!(net.classes(), 10);
     }

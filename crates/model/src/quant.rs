@@ -203,7 +203,10 @@ impl QuantModel {
             if q.bias.iter().any(|b| b.abs() > 1 << 40) {
                 return Err(Error::Model(format!("{name}: an integer bias exceeds 2^40")));
             }
-            if !(q.weight_scale.is_finite() && q.weight_scale > 0.0 && q.input_scale.is_finite() && q.input_scale > 0.0)
+            if !(q.weight_scale.is_finite()
+                && q.weight_scale > 0.0
+                && q.input_scale.is_finite()
+                && q.input_scale > 0.0)
             {
                 return Err(Error::Model(format!("{name}: scales must be positive numbers")));
             }

@@ -142,7 +142,9 @@ fn independent_accumulators(q: &QuantModel, l: usize, x: &[i64]) -> Vec<i64> {
         Linear::Dense { outputs } => {
             let inputs = input.len();
             (0..outputs)
-                .map(|o| layer.bias[o] + (0..inputs).map(|i| layer.weight[o * inputs + i] * x[i]).sum::<i64>())
+                .map(|o| {
+                    layer.bias[o] + (0..inputs).map(|i| layer.weight[o * inputs + i] * x[i]).sum::<i64>()
+                })
                 .collect()
         }
     }
@@ -163,7 +165,8 @@ fn independent_activation(q: &QuantModel, l: usize, acc: &[i64]) -> Vec<i64> {
             for c in 0..out.channels {
                 for oy in 0..oh {
                     for ox in 0..ow {
-                        let cells = (0..wh).flat_map(|dy| (0..ww).map(move |dx| (oy * sy + dy, ox * sx + dx)));
+                        let cells =
+                            (0..wh).flat_map(|dy| (0..ww).map(move |dx| (oy * sy + dy, ox * sx + dx)));
                         let vals: Vec<i64> =
                             cells.map(|(yy, xx)| y[(c * out.height + yy) * out.width + xx]).collect();
                         v.push(match kind {

@@ -17,7 +17,9 @@ fn main() {
             .map(|l| {
                 let (this, next) = (&q.layers[l], q.layers.get(l + 1)?);
                 let pool = match q.network.layers()[l].pool {
-                    Some(p) if p.kind == ppdnn_model::network::PoolKind::Average => (p.window[0] * p.window[1]) as f64,
+                    Some(p) if p.kind == ppdnn_model::network::PoolKind::Average => {
+                        (p.window[0] * p.window[1]) as f64
+                    }
                     _ => 1.0,
                 };
                 Some(this.weight_scale * this.input_scale / (pool * next.input_scale))

@@ -137,7 +137,8 @@ pub fn pack_inputs(packing: Packing, pl: &PlanLayer, key_bits: u32, x: &[i64]) -
 /// offset (ic, ky, kx) and each chunk j of S positions, the input values
 /// under that offset (0 in the padding). `x` must have the layer's input length.
 pub(crate) fn input_slots(pl: &PlanLayer, x: &[i64]) -> Vec<Vec<i64>> {
-    let Linear::Conv2d { kernel: [kh, kw], stride: [sy, sx], padding: [top, left, ..], .. } = pl.linear else {
+    let Linear::Conv2d { kernel: [kh, kw], stride: [sy, sx], padding: [top, left, ..], .. } = pl.linear
+    else {
         return x.iter().map(|&v| vec![v]).collect();
     };
     let (ih, iw) = (pl.input.height, pl.input.width);

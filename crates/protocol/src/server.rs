@@ -271,7 +271,8 @@ fn conv_unpacked(
     pl: &PlanLayer,
     cts: &[Ciphertext],
 ) -> Result<Vec<Ciphertext>> {
-    let Linear::Conv2d { kernel: [kh, kw], stride: [sy, sx], padding: [top, left, ..], .. } = pl.linear else {
+    let Linear::Conv2d { kernel: [kh, kw], stride: [sy, sx], padding: [top, left, ..], .. } = pl.linear
+    else {
         return Err(Error::Internal("conv_unpacked on a dense layer".into()));
     };
     let (ic_count, ih, iw) = (pl.input.channels, pl.input.height, pl.input.width);

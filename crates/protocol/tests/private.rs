@@ -127,7 +127,8 @@ fn plan_circuits_at_the_bounds_with_every_carry_propagating() {
                 .zip(&s)
                 .map(|(w, &m)| w.iter().enumerate().map(|(k, &b)| (b as i64) << k).sum::<i64>() - m as i64)
                 .collect();
-            let want = ppdnn_model::network::activate_int(pl.relu, pl.pool.as_ref(), pl.output, pl.requant, &acc);
+            let want =
+                ppdnn_model::network::activate_int(pl.relu, pl.pool.as_ref(), pl.output, pl.requant, &acc);
             assert_eq!(got, want, "{} case {case}", pl.name);
         }
     }

@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use ppdnn_model::dataset::{Dataset, DatasetKind, Split};
-use ppdnn_model::modelfile::ModelFile;
 use ppdnn_model::float::FloatModel;
+use ppdnn_model::modelfile::ModelFile;
 use ppdnn_model::network::{FloatParams, Layer, Linear, Network, Pool, PoolKind, Shape};
 use ppdnn_model::quant::QuantModel;
 use ppdnn_paillier::{KeyPair, KeyPolicy, generate_keypair};
@@ -112,7 +112,9 @@ pub fn random_quant_model(network: Network, seed: u64, calibration: &[u8]) -> Qu
         .iter()
         .zip(network.shapes())
         .map(|(layer, shapes)| FloatParams {
-            weight: (0..layer.weight_shape(shapes.input).iter().product::<usize>()).map(|_| r.float()).collect(),
+            weight: (0..layer.weight_shape(shapes.input).iter().product::<usize>())
+                .map(|_| r.float())
+                .collect(),
             bias: (0..layer.bias_len()).map(|_| r.float() * 0.3).collect(),
         })
         .collect();
