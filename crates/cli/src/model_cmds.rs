@@ -208,7 +208,7 @@ pub(crate) fn load_inputs(paths: &[PathBuf], input_shape: &[usize]) -> Result<Ve
 
 pub fn predict(args: PredictArgs) -> Result<()> {
     let model = load_model(&args.model)?;
-    let names = model.dataset.class_names();
+    let names = model.class_names();
     let mut preds = Vec::new();
     let input = model.quant.network.input();
     for (file, pixels) in load_inputs(&args.images, &[input.channels, input.height, input.width])? {

@@ -66,6 +66,18 @@ fn bytes_i64(xs: &[i64]) -> Vec<u8> {
 }
 
 impl ModelFile {
+    /// The name of each class: the data set's own when the model has its
+    /// number of classes, the class indices otherwise.
+    pub fn class_names(&self) -> Vec<String> {
+        let known = self.dataset.class_names();
+        let classes = self.quant.network.classes();
+        if classes == known.len() {
+            known.iter().map(|s| s.to_string()).collect()
+        } else {
+            (0..classes).map(|i| i.to_string()).collect()
+        }
+    }
+
     /// Serializes to safetensors bytes.
     pub fn to_bytes(&self) -> Result<Vec<u8>> {
         let mut buffers: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = Vec::new();
