@@ -117,39 +117,38 @@ def decode(m, b, s):
     return out
 
 
-def out_side(shape):
-    return shape["in_side"] + 2 * shape["pad"] - shape["kernel"] + 1
-
-
 def input_plaintexts(layer, packing, x):
-    shape = layer["shape"]
-    if packing == "packed" and shape["kind"] == "conv":
-        side, k, pad, o = shape["in_side"], shape["kernel"], shape["pad"], out_side(shape)
-        positions, s = o * o, layer["slots"]
+    lin, inp, out = layer["linear"], layer["input"], layer["output"]
+    if packing == "packed" and lin["kind"] == "conv2d":
+        (kh, kw), (sy, sx) = lin["kernel"], lin["stride"]
+        top, left = lin["padding"][0], lin["padding"][1]
+        ih, iw, ow = inp["height"], inp["width"], out["width"]
+        positions, s = out["height"] * ow, layer["slots"]
         chunks = -(-positions // s)
-        out = []
-        for ic in range(shape["in_channels"]):
-            for ky in range(k):
-                for kx in range(k):
+        result = []
+        for ic in range(inp["channels"]):
+            for ky in range(kh):
+                for kx in range(kw):
                     for j in range(chunks):
                         vals = []
                         for p in range(j * s, min(positions, (j + 1) * s)):
-                            iy, ix = p // o + ky - pad, p % o + kx - pad
-                            inside = 0 <= iy < side and 0 <= ix < side
-                            vals.append(x[(ic * side + iy) * side + ix] if inside else 0)
-                        out.append(encode(vals, layer["slot_bits"]))
-        return out
+                            iy, ix = (p // ow) * sy + ky - top, (p % ow) * sx + kx - left
+                            inside = 0 <= iy < ih and 0 <= ix < iw
+                            vals.append(x[(ic * ih + iy) * iw + ix] if inside else 0)
+                        result.append(encode(vals, layer["slot_bits"]))
+        return result
     return list(x)
 
 
 def accumulators(layer, packing, plain):
-    shape = layer["shape"]
+    lin, out = layer["linear"], layer["output"]
     if packing == "unpacked":
         return plain
     b, s = layer["slot_bits"], layer["slots"]
-    positions = out_side(shape) ** 2 if shape["kind"] == "conv" else shape["outputs"]
+    conv = lin["kind"] == "conv2d"
+    positions = out["height"] * out["width"] if conv else lin["outputs"]
     chunks = -(-positions // s)
-    total = positions * (shape["out_channels"] if shape["kind"] == "conv" else 1)
+    total = positions * (out["channels"] if conv else 1)
     acc = [0] * total
     for i, m in enumerate(plain):
         vals = decode(m, b, s)
@@ -162,19 +161,23 @@ def accumulators(layer, packing, plain):
     return acc
 
 
+def pooled(pool, out, y):
+    """Each window's sum (average pooling) or maximum (max pooling)."""
+    (wh, ww), (sy, sx) = pool["window"], pool["stride"]
+    ch, h, w = out["channels"], out["height"], out["width"]
+    reduce = sum if pool["kind"] == "average" else max
+    return [reduce(y[(c * h + oy * sy + dy) * w + ox * sx + dx] for dy in range(wh) for dx in range(ww))
+            for c in range(ch) for oy in range((h - wh) // sy + 1) for ox in range((w - ww) // sx + 1)]
+
+
 def between_layers(layer, acc):
-    """ReLU, 2x2 pooling sums, requantization (PROTOCOL.md section 5)."""
+    """ReLU, pooling, requantization (PROTOCOL.md section 5)."""
     r = layer["requant"]
     if r is None:
         return acc
     y = [max(v, 0) for v in acc] if layer["relu"] else list(acc)
-    if layer["pool"]:
-        shape = layer["shape"]
-        o, ch = out_side(shape), shape["out_channels"]
-        h = o // 2
-        y = [y[(c * o + 2 * a) * o + 2 * b] + y[(c * o + 2 * a) * o + 2 * b + 1]
-             + y[(c * o + 2 * a + 1) * o + 2 * b] + y[(c * o + 2 * a + 1) * o + 2 * b + 1]
-             for c in range(ch) for a in range(h) for b in range(h)]
+    if layer.get("pool"):
+        y = pooled(layer["pool"], layer["output"], y)
     mult, shift = r["multiplier"], r["shift"]
     return [min(max((v * mult + (1 << (shift - 1))) >> shift, 0), 255) for v in y]
 

@@ -6,8 +6,8 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use clap::Args;
 use indicatif::{ParallelProgressIterator, ProgressBar, ProgressStyle};
-use ppdnn_model::dataset::{Dataset, PIXELS, SIDE, Split, resolve_data_dir};
-use ppdnn_model::image_io::load_png;
+use ppdnn_model::dataset::{Dataset, PIXELS, Split, resolve_data_dir};
+use ppdnn_model::image_io::load_png_as;
 use ppdnn_model::lenet::argmax;
 use ppdnn_model::modelfile::ModelFile;
 use ppdnn_model::npy::load_npy;
@@ -101,7 +101,7 @@ pub fn eval_plain(args: EvalArgs) -> Result<()> {
         .map(|i| -> Result<(bool, bool, bool)> {
             let img = test.image(i);
             let label = test.labels[i] as usize;
-            let f = argmax(&model.float.logits(img));
+            let f = argmax(&model.float.logits(img)?);
             let q = model.quant.predict(img)?;
             Ok((f == label, q == label, f == q))
         })
@@ -179,13 +179,14 @@ pub fn print_predictions(preds: &[Prediction], json: bool) -> Result<()> {
     Ok(())
 }
 
-/// The shipped models' input: one channel of 28x28 pixels.
-pub(crate) const INPUT_SHAPE: [usize; 3] = [1, SIDE, SIDE];
-
 /// The inputs named on the command line, each with the name it is printed
 /// under: a PNG image is one input (`FILE`); a .npy array is one input
-/// (`FILE`) or a batch (`FILE[0]`, `FILE[1]`, ...) of `input_shape`.
+/// (`FILE`) or a batch (`FILE[0]`, `FILE[1]`, ...) of `input_shape`
+/// (channels, height, width); a PNG is read in that shape.
 pub(crate) fn load_inputs(paths: &[PathBuf], input_shape: &[usize]) -> Result<Vec<(String, Vec<u8>)>> {
+    let png_shape: [usize; 3] = input_shape.try_into().map_err(|_| {
+        anyhow::anyhow!("the model's input shape {input_shape:?} is not channels x height x width")
+    })?;
     let mut out = Vec::new();
     for path in paths {
         let name = path.display().to_string();
@@ -199,7 +200,7 @@ pub(crate) fn load_inputs(paths: &[PathBuf], input_shape: &[usize]) -> Result<Ve
                     .map(|(i, x)| (if batched { format!("{name}[{i}]") } else { name.clone() }, x)),
             );
         } else {
-            out.push((name, load_png(path)?));
+            out.push((name, load_png_as(path, png_shape)?));
         }
     }
     Ok(out)
@@ -207,9 +208,10 @@ pub(crate) fn load_inputs(paths: &[PathBuf], input_shape: &[usize]) -> Result<Ve
 
 pub fn predict(args: PredictArgs) -> Result<()> {
     let model = load_model(&args.model)?;
-    let names = model.dataset.class_names();
+    let names = model.class_names();
     let mut preds = Vec::new();
-    for (file, pixels) in load_inputs(&args.images, &INPUT_SHAPE)? {
+    let input = model.quant.network.input();
+    for (file, pixels) in load_inputs(&args.images, &[input.channels, input.height, input.width])? {
         let logits = model.quant.logits(&pixels).with_context(|| file.clone())?;
         let label = argmax(&logits);
         preds.push(Prediction {

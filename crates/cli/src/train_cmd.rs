@@ -70,10 +70,10 @@ pub fn run(args: TrainArgs) -> Result<()> {
     let outcome = train(&train_set, &config, &bar)?;
     bar.finish_and_clear();
     let train_secs = start.elapsed().as_secs_f64();
-    let float_accuracy = outcome.model.accuracy(&test_set.pixels, &test_set.labels);
+    let float_accuracy = outcome.model.accuracy(&test_set.pixels, &test_set.labels)?;
     let calibration = &train_set.pixels[..CALIBRATION_IMAGES.min(train_set.len()) * PIXELS];
     let quant = QuantModel::quantize(&outcome.model, calibration)?;
-    let quantized_accuracy = quant.accuracy(&test_set.pixels, &test_set.labels);
+    let quantized_accuracy = quant.accuracy(&test_set.pixels, &test_set.labels)?;
     let file = ModelFile {
         dataset: kind,
         float: outcome.model,

@@ -115,3 +115,149 @@ fn classify_through_a_server_matches_predict() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot connect"));
     drop(server);
 }
+
+/// A model file of a network other than LeNet-5: 3x12x10 colour input, a
+/// stride-2 convolution with asymmetric padding, 3x3/2 max pooling, a 1x1
+/// convolution with 2x2 average pooling, dense layers, four classes.
+fn write_colour_model(path: &std::path::Path) {
+    use ppdnn_model::dataset::DatasetKind;
+    use ppdnn_model::float::FloatModel;
+    use ppdnn_model::modelfile::ModelFile;
+    use ppdnn_model::network::{FloatParams, Layer, Linear, Network, Pool, PoolKind, Shape};
+    use ppdnn_model::quant::QuantModel;
+    let conv = |name: &str, out_channels, kernel, stride, padding, pool| Layer {
+        name: name.into(),
+        linear: Linear::Conv2d { out_channels, kernel, stride, padding },
+        relu: true,
+        pool,
+    };
+    let layers = vec![
+        conv(
+            "stem",
+            6,
+            [3, 3],
+            [2, 2],
+            [1, 1, 0, 1],
+            Some(Pool { kind: PoolKind::Max, window: [3, 3], stride: [2, 1] }),
+        ),
+        conv(
+            "mix",
+            4,
+            [1, 1],
+            [1, 1],
+            [0; 4],
+            Some(Pool { kind: PoolKind::Average, window: [1, 2], stride: [1, 2] }),
+        ),
+        Layer { name: "fc1".into(), linear: Linear::Dense { outputs: 8 }, relu: true, pool: None },
+        Layer { name: "out".into(), linear: Linear::Dense { outputs: 4 }, relu: false, pool: None },
+    ];
+    let network = Network::new(Shape::new(3, 12, 10), layers).unwrap();
+    let mut s = 0x9e3779b97f4a7c15u64;
+    let mut next = move || {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        ((s >> 11) as f64 / (1u64 << 53) as f64) as f32 - 0.5
+    };
+    let params = network
+        .layers()
+        .iter()
+        .zip(network.shapes())
+        .map(|(l, sh)| FloatParams {
+            weight: (0..l.weight_shape(sh.input).iter().product::<usize>()).map(|_| next()).collect(),
+            bias: (0..l.bias_len()).map(|_| next() * 0.2).collect(),
+        })
+        .collect();
+    let float = FloatModel::new(network, params).unwrap();
+    let calibration: Vec<u8> = (0..16 * 360).map(|i| (i * 37 % 256) as u8).collect();
+    let quant = QuantModel::quantize(&float, &calibration).unwrap();
+    let file = ModelFile {
+        dataset: DatasetKind::Mnist,
+        float,
+        quant,
+        float_accuracy: 0.0,
+        quantized_accuracy: 0.0,
+        training: serde_json::json!({"note": "random weights, for tests"}),
+    };
+    file.save(path).unwrap();
+}
+
+#[test]
+fn a_colour_network_with_strides_and_max_pooling_is_served_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("colour.safetensors");
+    write_colour_model(&model);
+    // Inputs: an RGB PNG of the model's size, one twice as large, and a .npy batch.
+    let mut img = image::RgbImage::new(10, 12);
+    for (x, y, p) in img.enumerate_pixels_mut() {
+        *p = image::Rgb([(25 * x) as u8, (20 * y) as u8, ((x * y) % 256) as u8]);
+    }
+    let png = dir.path().join("small.png");
+    img.save(&png).unwrap();
+    let big = dir.path().join("big.png");
+    image::imageops::resize(&img, 20, 24, image::imageops::FilterType::Nearest).save(&big).unwrap();
+    let pixels: Vec<u8> = (0..2 * 360).map(|i| (i * 91 % 256) as u8).collect();
+    let npy = dir.path().join("batch.npy");
+    std::fs::write(&npy, ppdnn_model::npy::to_npy_u8(&[2, 3, 12, 10], &pixels)).unwrap();
+    let inputs = [png.to_str().unwrap(), big.to_str().unwrap(), npy.to_str().unwrap()];
+    let model_arg = model.to_str().unwrap();
+
+    let mut predict = vec!["predict", "--model", model_arg, "--json"];
+    predict.extend(inputs);
+    let plain = json(ppdnn().args(&predict).output().unwrap());
+    let plain = plain.as_array().unwrap();
+    assert_eq!(plain.len(), 4, "a PNG, a resized PNG and a batch of two");
+    assert_eq!(plain[0]["logits"].as_array().unwrap().len(), 4, "four classes");
+    // A PNG of another aspect ratio is refused, naming both sizes.
+    let square = dir.path().join("square.png");
+    image::RgbImage::new(8, 8).save(&square).unwrap();
+    let out = ppdnn().args(["predict", "--model", model_arg, square.to_str().unwrap()]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("8x8") && err.contains("10x12"), "{err}");
+
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let _server = Server(
+        ppdnn()
+            .args([
+                "serve",
+                "--model",
+                model_arg,
+                "--listen",
+                &addr,
+                "--key-bits",
+                "1024",
+                "--insecure-small-keys",
+                "--modes",
+                "private,fast",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let start = Instant::now();
+    while std::net::TcpStream::connect(&addr).is_err() {
+        assert!(start.elapsed() < Duration::from_secs(30), "the server did not start");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let url = format!("http://{addr}");
+    for mode in ["private", "fast"] {
+        let mut a = vec![
+            "classify",
+            "--server",
+            &url,
+            "--bits",
+            "1024",
+            "--insecure-small-keys",
+            "--model",
+            "colour",
+            "--mode",
+            mode,
+            "--json",
+        ];
+        a.extend(inputs);
+        let encrypted = json(ppdnn().args(&a).output().unwrap());
+        assert_eq!(encrypted.as_array().unwrap(), plain, "{mode}: classify and predict agree exactly");
+    }
+}

@@ -195,8 +195,8 @@ pub fn plan_json(data: &[u8]) {
     // Packing a zero input exercises every index of the first layer's layout;
     // it is bounded by the plan limits, and kept small here for speed.
     let first = &plan.layers[0];
-    if first.shape.input_len() <= 1 << 16 && first.input_ciphertexts <= 1 << 12 && plan.key_bits <= 4096 {
-        let _ = pack_inputs(plan.packing, first, plan.key_bits, &vec![0; first.shape.input_len()]);
+    if first.input.len() <= 1 << 16 && first.input_ciphertexts <= 1 << 12 && plan.key_bits <= 4096 {
+        let _ = pack_inputs(plan.packing, first, plan.key_bits, &vec![0; first.input.len()]);
     }
 }
 

@@ -35,6 +35,9 @@ pub struct ActivationSpec {
     pub groups: Vec<Vec<usize>>,
     /// ReLU on each accumulator before the sum.
     pub relu: bool,
+    /// Each group gives its largest accumulator (max pooling) instead of
+    /// their sum (average pooling, or a single accumulator).
+    pub max_pool: bool,
     /// Requantization multiplier M (positive, below 2^40).
     pub multiplier: u64,
     /// Requantization shift k (1 to 62).
@@ -124,10 +127,13 @@ pub fn activation_circuit(spec: &ActivationSpec) -> Circuit {
     let masks: Vec<Vec<Wire>> =
         spec.groups.iter().map(|_| b.garbler_inputs(spec.mask_bits as usize)).collect();
     let rs: Vec<Vec<Wire>> = (0..spec.ciphertexts * spec.slots).map(|_| b.evaluator_inputs(bb)).collect();
-    let values: Vec<Vec<Wire>> = unmask(&mut b, &digits, &rs, spec.slots)
-        .into_iter()
-        .map(|mut v| {
-            // v = v' - 2^(B-1): flip the top bit (free).
+    // The offset-binary v' = v + 2^(B-1), whose unsigned order is the
+    // signed order of the v, and v itself: v' with its top bit flipped (free).
+    let offset: Vec<Vec<Wire>> = unmask(&mut b, &digits, &rs, spec.slots);
+    let values: Vec<Vec<Wire>> = offset
+        .iter()
+        .map(|v| {
+            let mut v = v.clone();
             let top = v[bb - 1];
             v[bb - 1] = b.not(top);
             v
@@ -140,13 +146,28 @@ pub fn activation_circuit(spec: &ActivationSpec) -> Circuit {
     // fits B - 1 + grow bits and needs no clamp at 0. Without, the terms are
     // signed B-bit values, their sum fits B + grow bits, and a negative sum
     // gives 0, as the reference's clamp does.
-    let y_bits = bb - 1 + grow;
+    // A max pool's result is one of the values: ReLU'd, it fits B - 1 bits.
+    let y_bits = if spec.max_pool { bb - 1 } else { bb - 1 + grow };
     // y * M + 2^(k-1) fits: y < 2^y_bits, M < 2^bits(M), one more for the rounding.
     let product_bits =
         (y_bits + 64 - spec.multiplier.leading_zeros() as usize + 1).max(spec.shift as usize + 1);
     let out_bits = output_bits(spec);
     for (g, group) in spec.groups.iter().enumerate() {
-        let y: Vec<Wire> = if spec.relu {
+        let y: Vec<Wire> = if spec.max_pool {
+            // max(relu(x)) = relu(max(x)), and the requantization maps a
+            // negative maximum to 0 as ReLU does: compare the offset-binary
+            // values, then one ReLU on the largest.
+            let (&first, rest) = group.split_first().expect("a pooling window holds at least one value");
+            let mut best = offset[spec.accumulator_slots[first]].clone();
+            for &a in rest {
+                let v = &offset[spec.accumulator_slots[a]];
+                let greater = gadgets::less_than(&mut b, &best, v);
+                best = gadgets::mux(&mut b, greater, v, &best);
+            }
+            let top = best[bb - 1];
+            best[bb - 1] = b.not(top);
+            relu_magnitude(&mut b, &best)
+        } else if spec.relu {
             let mut sum = gadgets::constant(&mut b, 0, y_bits);
             for &a in group {
                 let v = relu_magnitude(&mut b, &values[spec.accumulator_slots[a]]);

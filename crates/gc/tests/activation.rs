@@ -7,12 +7,13 @@ use proptest::prelude::*;
 
 const KAPPA: u32 = 40;
 
-/// The reference: ReLU, sum, then clamp((y * M + 2^(k-1)) >> k, 0, 255).
+/// The reference: ReLU, sum (or maximum), then clamp((y * M + 2^(k-1)) >> k, 0, 255).
 fn reference(spec: &ActivationSpec, acc: &[i64]) -> Vec<u64> {
     spec.groups
         .iter()
         .map(|g| {
-            let y: i128 = g.iter().map(|&a| if spec.relu { acc[a].max(0) } else { acc[a] } as i128).sum();
+            let terms = g.iter().map(|&a| if spec.relu { acc[a].max(0) } else { acc[a] } as i128);
+            let y: i128 = if spec.max_pool { terms.max().unwrap() } else { terms.sum() };
             if y < 0 {
                 return 0;
             }
@@ -70,7 +71,7 @@ fn run(spec: &ActivationSpec, acc: &[i64], r: &[u64], t: &[u64], s: &[u64]) -> (
 }
 
 fn spec_strategy() -> impl Strategy<Value = (ActivationSpec, Vec<i64>, Vec<u64>, Vec<u64>, Vec<u64>)> {
-    (10u32..20, 1usize..5, 1usize..3, any::<bool>(), any::<bool>(), 1u64..(1 << 32), 1u32..40, any::<u64>())
+    (10u32..20, 1usize..5, 1usize..3, 0u8..3, any::<bool>(), 1u64..(1 << 32), 1u32..40, any::<u64>())
         .prop_map(|(bb, slots, cts, pool, relu, multiplier, shift, seed)| {
             let mut rng = seed;
             let mut next = move || {
@@ -83,8 +84,11 @@ fn spec_strategy() -> impl Strategy<Value = (ActivationSpec, Vec<i64>, Vec<u64>,
             // Accumulators in most slots, the rest padding (value 0, still in the chain).
             let accumulator_slots: Vec<usize> = (0..total).filter(|&k| k == 0 || next() % 4 != 0).collect();
             let n = accumulator_slots.len();
-            let groups: Vec<Vec<usize>> = if pool {
+            let groups: Vec<Vec<usize>> = if pool == 1 {
                 (0..n.div_ceil(4)).map(|g| (4 * g..(4 * g + 4).min(n)).collect()).collect()
+            } else if pool == 2 {
+                // Overlapping windows of three, stride two, as a 3x3/2 max pool has.
+                (0..n.div_ceil(2)).map(|g| (2 * g..(2 * g + 3).min(n)).collect()).collect()
             } else {
                 (0..n).map(|a| vec![a]).collect()
             };
@@ -108,6 +112,7 @@ fn spec_strategy() -> impl Strategy<Value = (ActivationSpec, Vec<i64>, Vec<u64>,
                 accumulator_slots,
                 groups,
                 relu,
+                max_pool: pool == 2,
                 multiplier,
                 shift,
                 mask_bits: 48,
@@ -139,6 +144,7 @@ fn every_carry_propagates_through_the_borrow_chain() {
         accumulator_slots: vec![0, 1, 2, 3],
         groups: vec![vec![0], vec![1], vec![2], vec![3]],
         relu: true,
+        max_pool: false,
         multiplier: 3,
         shift: 2,
         mask_bits: 48,
@@ -162,6 +168,7 @@ fn the_and_count_of_a_lenet_conv1_sized_circuit() {
         accumulator_slots: (0..200).collect(),
         groups: (0..50).map(|g| (4 * g..4 * g + 4).collect()).collect(),
         relu: true,
+        max_pool: false,
         multiplier: 1_518_500_249,
         shift: 40,
         mask_bits: 48,

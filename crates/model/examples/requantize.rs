@@ -15,13 +15,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for path in paths {
         let path = std::path::Path::new(&path);
         let mut file = ModelFile::load(path)?;
-        for layer in file.quant.layers.iter_mut() {
+        let names: Vec<String> = file.quant.network.layers().iter().map(|l| l.name.clone()).collect();
+        for (layer, name) in file.quant.layers.iter_mut().zip(&names) {
             if let Some(r) = layer.requant {
                 let new = Requant::from_real(r.real())?;
                 println!(
                     "{} {}: {} >> {} -> {} >> {}",
                     path.display(),
-                    layer.spec.name,
+                    name,
                     r.multiplier,
                     r.shift,
                     new.multiplier,

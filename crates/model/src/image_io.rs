@@ -1,4 +1,6 @@
-//! PNG images to and from the model's 28x28 grey input (white digit on black, as MNIST).
+//! PNG images to and from a model's input: 28x28 grey in MNIST's convention
+//! (white digit on black) for the shipped models, or any channels x height
+//! x width of grey (1 channel) or colour (3) for other networks.
 
 use std::path::Path;
 
@@ -21,6 +23,47 @@ pub fn load_png(path: &Path) -> Result<Vec<u8>> {
         return Err(err("the image is empty".into()));
     }
     Ok(to_mnist(&grey))
+}
+
+/// Reads an image as the input of a model whose input shape is `shape`
+/// (channels, height, width): MNIST's convention for 1x28x28 (see
+/// [`load_png`]); otherwise grey (1 channel) or RGB (3 channels, planes in
+/// that order) pixels 0..255, resized when the image has another size of the
+/// same aspect ratio, refused when its aspect ratio differs.
+pub fn load_png_as(path: &Path, shape: [usize; 3]) -> Result<Vec<u8>> {
+    if shape == [1, SIDE, SIDE] {
+        return load_png(path);
+    }
+    let err = |message: String| Error::Image { path: path.display().to_string(), message };
+    let [channels, height, width] = shape;
+    if !matches!(channels, 1 | 3) || height == 0 || width == 0 || height > 4096 || width > 4096 {
+        return Err(err(format!(
+            "a model input of {channels}x{height}x{width} is not an image (1 or 3 channels)"
+        )));
+    }
+    let bytes = std::fs::read(path).map_err(|e| err(e.to_string()))?;
+    let img = image::load_from_memory(&bytes).map_err(|e| err(format!("not a readable image: {e}")))?;
+    let (w, h) = (img.width() as usize, img.height() as usize);
+    if w == 0 || h == 0 {
+        return Err(err("the image is empty".into()));
+    }
+    // Same aspect ratio within one pixel of the model's size.
+    if (w * height).abs_diff(h * width) > w.max(h) {
+        return Err(err(format!(
+            "the image is {w}x{h} (width x height); the model takes {width}x{height}, and a different aspect ratio is not resized"
+        )));
+    }
+    let img = if (w, h) == (width, height) {
+        img
+    } else {
+        img.resize_exact(width as u32, height as u32, FilterType::Triangle)
+    };
+    Ok(if channels == 1 {
+        img.to_luma8().into_raw()
+    } else {
+        let rgb = img.to_rgb8();
+        (0..3).flat_map(|c| rgb.pixels().map(move |p| p.0[c])).collect()
+    })
 }
 
 /// Converts any grey image to 28x28 white-on-black pixels.

@@ -1,15 +1,18 @@
 //! # ppdnn-model
 //!
-//! The model side of ppdnn: MNIST-format data (IDX files, PNG images), the
-//! LeNet-5 architecture, its integer quantization and the exact integer
-//! forward pass that the encrypted pipeline must match bit for bit.
+//! The model side of ppdnn: data (IDX files, PNG images, .npy arrays), the
+//! architecture of any sequential network ppdnn serves ([`network`];
+//! LeNet-5 is one), float models, their integer quantization and the exact
+//! integer forward pass that the encrypted pipeline must match bit for bit.
 
 #![forbid(unsafe_code)]
 
 pub mod dataset;
 mod error;
+pub mod float;
 pub mod idx;
 pub mod lenet;
+pub mod network;
 
 pub use error::{Error, Result};
 pub mod image_io;

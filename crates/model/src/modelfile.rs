@@ -1,13 +1,17 @@
 //! Model files: safetensors with the float and the integer parameters, and the
 //! architecture, data set, accuracy and quantization in the metadata.
 //!
-//! Tensors, per layer `L` of conv1, conv2, fc1, fc2, fc3: `L.weight` (F32,
-//! [out, in, k, k] or [out, in]), `L.bias` (F32, [out]), `L.qweight` (I8, same
-//! shape), `L.qbias` (I64, [out]). Metadata (all strings): `format` =
-//! "ppdnn-model", `version` = "1", `architecture` = "lenet5", `pooling` =
-//! "avg", `dataset`, `float_accuracy`, `quantized_accuracy`, `quantization`
-//! (JSON: per layer weight_scale, input_scale, requant {multiplier, shift}),
-//! `training` (JSON, free-form).
+//! Tensors, per layer `L` of the network (by its name): `L.weight` (F32,
+//! [out, in, kh, kw] or [out, in]), `L.bias` (F32, [out]), `L.qweight` (I8,
+//! same shape), `L.qbias` (I64, [out]). Metadata (all strings): `format` =
+//! "ppdnn-model", `version` = "2", `architecture` (the network as JSON:
+//! input shape and layers, see [`Network::to_json`]), `dataset`,
+//! `float_accuracy`, `quantized_accuracy`, `quantization` (JSON: per layer
+//! name, weight_scale, input_scale, requant {multiplier, shift}), `training`
+//! (JSON, free-form).
+//!
+//! Version 1 files (LeNet-5 only: `architecture` = "lenet5", `pooling` =
+//! "avg") are still read, as [`Network::lenet5`].
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -17,13 +21,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::dataset::DatasetKind;
 use crate::error::{Error, Result, io_error};
-use crate::lenet::{FloatLayer, FloatModel, LENET5};
+use crate::float::FloatModel;
+use crate::network::{FloatParams, Network};
 use crate::quant::{QuantLayer, QuantModel, Requant};
 
 /// The `format` metadata value.
 pub const FORMAT: &str = "ppdnn-model";
-/// The model file version this build writes and reads.
-pub const VERSION: &str = "1";
+/// The model file version this build writes.
+pub const VERSION: &str = "2";
 
 /// A model as stored: float and integer parameters and what is known of them.
 #[derive(Debug, Clone)]
@@ -61,21 +66,35 @@ fn bytes_i64(xs: &[i64]) -> Vec<u8> {
 }
 
 impl ModelFile {
+    /// The name of each class: the data set's own when the model has its
+    /// number of classes, the class indices otherwise.
+    pub fn class_names(&self) -> Vec<String> {
+        let known = self.dataset.class_names();
+        let classes = self.quant.network.classes();
+        if classes == known.len() {
+            known.iter().map(|s| s.to_string()).collect()
+        } else {
+            (0..classes).map(|i| i.to_string()).collect()
+        }
+    }
+
     /// Serializes to safetensors bytes.
     pub fn to_bytes(&self) -> Result<Vec<u8>> {
         let mut buffers: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = Vec::new();
-        for ((spec, fl), ql) in LENET5.iter().zip(&self.float.layers).zip(&self.quant.layers) {
-            let wshape = spec.shape.weight_shape();
-            let bshape = vec![spec.shape.out_channels()];
-            buffers.push((
-                format!("{}.weight", spec.name),
-                Dtype::F32,
-                wshape.clone(),
-                bytes_f32(&fl.weight),
-            ));
-            buffers.push((format!("{}.bias", spec.name), Dtype::F32, bshape.clone(), bytes_f32(&fl.bias)));
-            buffers.push((format!("{}.qweight", spec.name), Dtype::I8, wshape, bytes_i8(&ql.weight)));
-            buffers.push((format!("{}.qbias", spec.name), Dtype::I64, bshape, bytes_i64(&ql.bias)));
+        if self.float.network != self.quant.network {
+            return Err(Error::Model("the float and integer models have different architectures".into()));
+        }
+        let net = &self.quant.network;
+        for (((layer, shapes), fl), ql) in
+            net.layers().iter().zip(net.shapes()).zip(&self.float.layers).zip(&self.quant.layers)
+        {
+            let wshape = layer.weight_shape(shapes.input);
+            let bshape = vec![layer.bias_len()];
+            let name = &layer.name;
+            buffers.push((format!("{name}.weight"), Dtype::F32, wshape.clone(), bytes_f32(&fl.weight)));
+            buffers.push((format!("{name}.bias"), Dtype::F32, bshape.clone(), bytes_f32(&fl.bias)));
+            buffers.push((format!("{name}.qweight"), Dtype::I8, wshape, bytes_i8(&ql.weight)));
+            buffers.push((format!("{name}.qbias"), Dtype::I64, bshape, bytes_i64(&ql.bias)));
         }
         let views = buffers
             .iter()
@@ -89,8 +108,9 @@ impl ModelFile {
             .quant
             .layers
             .iter()
-            .map(|l| LayerQuant {
-                name: l.spec.name.to_string(),
+            .zip(net.layers())
+            .map(|(l, layer)| LayerQuant {
+                name: layer.name.clone(),
                 weight_scale: l.weight_scale,
                 input_scale: l.input_scale,
                 requant: l.requant,
@@ -99,8 +119,7 @@ impl ModelFile {
         let mut meta = HashMap::new();
         meta.insert("format".into(), FORMAT.into());
         meta.insert("version".into(), VERSION.into());
-        meta.insert("architecture".into(), "lenet5".into());
-        meta.insert("pooling".into(), "avg".into());
+        meta.insert("architecture".into(), net.to_json());
         meta.insert("dataset".into(), self.dataset.name().into());
         meta.insert("float_accuracy".into(), format!("{:.4}", self.float_accuracy));
         meta.insert("quantized_accuracy".into(), format!("{:.4}", self.quantized_accuracy));
@@ -123,7 +142,8 @@ impl ModelFile {
         Self::from_bytes(&bytes).map_err(|e| Error::Model(format!("{}: {e}", path.display())))
     }
 
-    /// Parses and checks safetensors bytes against LeNet-5.
+    /// Parses and checks safetensors bytes: the architecture, then every
+    /// tensor against it.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
         let (_, header) =
             SafeTensors::read_metadata(bytes).map_err(|e| Error::Model(format!("not safetensors: {e}")))?;
@@ -132,23 +152,33 @@ impl ModelFile {
         if get("format")? != FORMAT {
             return Err(Error::Model(format!("format is not {FORMAT:?}")));
         }
-        if get("version")? != VERSION {
-            return Err(Error::Model(format!(
-                "model file version {} (this build reads {VERSION})",
-                get("version")?
-            )));
-        }
-        if get("architecture")? != "lenet5" || get("pooling")? != "avg" {
-            return Err(Error::Model("only LeNet-5 with average pooling is supported".into()));
-        }
+        let network = match get("version")?.as_str() {
+            "1" => {
+                if get("architecture")? != "lenet5" || get("pooling")? != "avg" {
+                    return Err(Error::Model(
+                        "a version 1 model file holds LeNet-5 with average pooling".into(),
+                    ));
+                }
+                Network::lenet5()
+            }
+            "2" => Network::from_json(&get("architecture")?)
+                .map_err(|e| Error::Model(format!("metadata \"architecture\": {e}")))?,
+            other => {
+                return Err(Error::Model(format!("model file version {other} (this build reads 1 and 2)")));
+            }
+        };
         let dataset = DatasetKind::from_name(&get("dataset")?)?;
         let num = |k: &str| -> Result<f64> {
             get(k)?.parse::<f64>().map_err(|_| Error::Model(format!("metadata {k:?} is not a number")))
         };
         let quant_meta: Vec<LayerQuant> = serde_json::from_str(&get("quantization")?)
             .map_err(|e| Error::Model(format!("metadata \"quantization\": {e}")))?;
-        if quant_meta.len() != LENET5.len() {
-            return Err(Error::Model("quantization metadata does not list the five layers".into()));
+        if quant_meta.len() != network.layers().len() {
+            return Err(Error::Model(format!(
+                "quantization metadata lists {} layers, the network has {}",
+                quant_meta.len(),
+                network.layers().len()
+            )));
         }
         let tensors =
             SafeTensors::deserialize(bytes).map_err(|e| Error::Model(format!("not safetensors: {e}")))?;
@@ -165,38 +195,29 @@ impl ModelFile {
         };
         let mut float = Vec::new();
         let mut quant = Vec::new();
-        for (spec, q) in LENET5.iter().zip(&quant_meta) {
-            if q.name != spec.name {
+        for ((layer, shapes), q) in network.layers().iter().zip(network.shapes()).zip(&quant_meta) {
+            let name = &layer.name;
+            if q.name != *name {
                 return Err(Error::Model(format!(
-                    "quantization metadata names {:?} where {:?} belongs",
-                    q.name, spec.name
+                    "quantization metadata names {:?} where {name:?} belongs",
+                    q.name
                 )));
             }
-            let ws = spec.shape.weight_shape();
-            let bs = [spec.shape.out_channels()];
+            let ws = layer.weight_shape(shapes.input);
+            let bs = [layer.bias_len()];
             let f32s = |b: Vec<u8>| -> Vec<f32> {
                 b.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
             };
-            let weight = f32s(read(format!("{}.weight", spec.name), Dtype::F32, &ws)?);
-            let bias = f32s(read(format!("{}.bias", spec.name), Dtype::F32, &bs)?);
-            float.push(FloatLayer { weight, bias });
-            let qweight: Vec<i64> = read(format!("{}.qweight", spec.name), Dtype::I8, &ws)?
-                .iter()
-                .map(|&b| b as i8 as i64)
-                .collect();
-            let qbias: Vec<i64> = read(format!("{}.qbias", spec.name), Dtype::I64, &bs)?
+            let weight = f32s(read(format!("{name}.weight"), Dtype::F32, &ws)?);
+            let bias = f32s(read(format!("{name}.bias"), Dtype::F32, &bs)?);
+            float.push(FloatParams { weight, bias });
+            let qweight: Vec<i64> =
+                read(format!("{name}.qweight"), Dtype::I8, &ws)?.iter().map(|&b| b as i8 as i64).collect();
+            let qbias: Vec<i64> = read(format!("{name}.qbias"), Dtype::I64, &bs)?
                 .chunks_exact(8)
                 .map(|c| i64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
                 .collect();
-            if !(q.weight_scale.is_finite()
-                && q.weight_scale > 0.0
-                && q.input_scale.is_finite()
-                && q.input_scale > 0.0)
-            {
-                return Err(Error::Model(format!("{}: scales must be positive numbers", spec.name)));
-            }
             quant.push(QuantLayer {
-                spec: *spec,
                 weight: qweight,
                 bias: qbias,
                 weight_scale: q.weight_scale,
@@ -204,9 +225,8 @@ impl ModelFile {
                 requant: q.requant,
             });
         }
-        let float = FloatModel { layers: float };
-        float.validate()?;
-        let quant = QuantModel { layers: quant };
+        let float = FloatModel::new(network.clone(), float)?;
+        let quant = QuantModel { network, layers: quant };
         quant.validate()?;
         let training = serde_json::from_str(&get("training").unwrap_or_else(|_| "{}".into()))
             .unwrap_or(serde_json::Value::Null);

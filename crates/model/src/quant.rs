@@ -1,4 +1,4 @@
-//! Integer quantization of LeNet-5 and the exact integer forward pass.
+//! Integer quantization of a network and the exact integer forward pass.
 //!
 //! Every step is an integer function, so the encrypted pipeline can be checked
 //! against this reference bit for bit:
@@ -7,8 +7,9 @@
 //! - layer l has symmetric 8-bit weights W (|w| <= 127, scale s_w per layer)
 //!   and integer biases b = round(bias / (s_w * s_x)), so its accumulators
 //!   acc = W x + b are exact integers (the server computes these, encrypted);
-//! - between layers the client applies ReLU, sums each 2x2 pooling window
-//!   (the 1/4 of average pooling is folded into the next step) and requantizes
+//! - between layers the client applies ReLU, pools (an average pool's window
+//!   is summed, its 1/area folded into the next step; a max pool takes the
+//!   window's largest value) and requantizes
 //!   to 0..255 with a fixed-point multiplier: x' = clamp((y * M + 2^(k-1)) >> k, 0, 255);
 //! - the last layer's accumulators are the logits.
 //!
@@ -17,9 +18,10 @@
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::dataset::PIXELS;
 use crate::error::{Error, Result};
-use crate::lenet::{FloatModel, LENET5, LayerShape, LayerSpec, argmax, linear, pool2};
+use crate::float::FloatModel;
+use crate::lenet::argmax;
+use crate::network::{Layer, LayerShapes, Network, PoolKind, activate_int, linear};
 
 /// Largest activation value: activations are unsigned 8-bit.
 pub const ACTIVATION_MAX: i64 = 255;
@@ -93,8 +95,6 @@ impl Requant {
 /// One quantized layer.
 #[derive(Debug, Clone, PartialEq)]
 pub struct QuantLayer {
-    /// Shape and what follows the layer.
-    pub spec: LayerSpec,
     /// Integer weights (|w| <= 127), in the float layout.
     pub weight: Vec<i64>,
     /// Integer biases, in accumulator units.
@@ -107,38 +107,42 @@ pub struct QuantLayer {
     pub requant: Option<Requant>,
 }
 
-/// LeNet-5 with integer weights: the exact reference of the encrypted pipeline.
+/// A network with integer parameters: the exact reference of the encrypted pipeline.
 #[derive(Debug, Clone, PartialEq)]
 pub struct QuantModel {
-    /// The layers in order.
+    /// The architecture.
+    pub network: Network,
+    /// One entry per layer of the network.
     pub layers: Vec<QuantLayer>,
 }
 
 impl QuantModel {
     /// Quantizes a float model, calibrating activation scales on
-    /// `calibration` (training images, PIXELS bytes each).
+    /// `calibration` (inputs of pixels 0..255, back to back; training data,
+    /// never the test set).
     pub fn quantize(float: &FloatModel, calibration: &[u8]) -> Result<Self> {
         float.validate()?;
-        if calibration.is_empty() || !calibration.len().is_multiple_of(PIXELS) {
-            return Err(Error::Input("calibration needs whole 28x28 images".into()));
+        let network = &float.network;
+        let n = network.input().len();
+        if calibration.is_empty() || !calibration.len().is_multiple_of(n) {
+            return Err(Error::Input(format!("calibration needs whole inputs of {n} values")));
         }
-        // Activation scales from float activations after each hidden layer.
         let acts: Vec<Vec<Vec<f32>>> =
-            calibration.par_chunks(PIXELS).map(|img| float.activations(img)).collect();
+            calibration.par_chunks(n).map(|x| float.activations(x)).collect::<Result<_>>()?;
         let mut input_scale = 1.0 / ACTIVATION_MAX as f64;
-        let mut layers = Vec::with_capacity(LENET5.len());
-        for (l, (spec, fl)) in LENET5.iter().zip(&float.layers).enumerate() {
-            let max_w = fl.weight.iter().fold(0f32, |m, w| m.max(w.abs())) as f64;
+        let mut layers = Vec::with_capacity(float.layers.len());
+        let count = network.layers().len();
+        for (l, (layer, p)) in network.layers().iter().zip(&float.layers).enumerate() {
+            let max_w = p.weight.iter().fold(0f32, |m, w| m.max(w.abs())) as f64;
             let weight_scale = if max_w > 0.0 { max_w / WEIGHT_MAX as f64 } else { 1.0 };
-            let weight: Vec<i64> = fl
+            let weight: Vec<i64> = p
                 .weight
                 .iter()
                 .map(|&w| ((w as f64 / weight_scale).round() as i64).clamp(-WEIGHT_MAX, WEIGHT_MAX))
                 .collect();
             let bias: Vec<i64> =
-                fl.bias.iter().map(|&b| (b as f64 / (weight_scale * input_scale)).round() as i64).collect();
-            let last = l + 1 == LENET5.len();
-            let (requant, next_scale) = if last {
+                p.bias.iter().map(|&b| (b as f64 / (weight_scale * input_scale)).round() as i64).collect();
+            let (requant, next_scale) = if l + 1 == count {
                 (None, 0.0)
             } else {
                 let mut values: Vec<f32> = acts.iter().flat_map(|a| a[l].iter().copied()).collect();
@@ -146,39 +150,69 @@ impl QuantModel {
                 let idx = ((values.len() - 1) as f64 * CALIBRATION_PERCENTILE) as usize;
                 let top = (values[idx] as f64).max(1e-6);
                 let next_scale = top / ACTIVATION_MAX as f64;
-                let pool_div = if spec.pool { 4.0 } else { 1.0 };
+                let pool_div = match &layer.pool {
+                    Some(p) if p.kind == PoolKind::Average => (p.window[0] * p.window[1]) as f64,
+                    _ => 1.0,
+                };
                 let r = Requant::from_real(weight_scale * input_scale / (pool_div * next_scale))?;
                 (Some(r), next_scale)
             };
-            layers.push(QuantLayer { spec: *spec, weight, bias, weight_scale, input_scale, requant });
+            layers.push(QuantLayer { weight, bias, weight_scale, input_scale, requant });
             input_scale = next_scale;
         }
-        Ok(QuantModel { layers })
+        let model = QuantModel { network: network.clone(), layers };
+        model.validate()?;
+        Ok(model)
     }
 
-    /// Checks shapes, weight ranges and requantization steps against LeNet-5.
+    /// The name of layer `l`.
+    pub fn name(&self, l: usize) -> &str {
+        &self.network.layers()[l].name
+    }
+
+    /// Values in one input.
+    pub fn input_len(&self) -> usize {
+        self.network.input().len()
+    }
+
+    /// Checks parameter counts and ranges against the architecture, and the
+    /// requantization steps (one after every layer but the last).
     pub fn validate(&self) -> Result<()> {
-        if self.layers.len() != LENET5.len() {
-            return Err(Error::Model(format!("{} layers, LeNet-5 has {}", self.layers.len(), LENET5.len())));
+        let net = &self.network;
+        if self.layers.len() != net.layers().len() {
+            return Err(Error::Model(format!(
+                "{} quantized layers for a network of {}",
+                self.layers.len(),
+                net.layers().len()
+            )));
         }
-        for (l, (layer, spec)) in self.layers.iter().zip(LENET5.iter()).enumerate() {
-            let name = spec.name;
-            if layer.spec != *spec {
-                return Err(Error::Model(format!("{name}: layer shape does not match LeNet-5")));
+        for (l, ((layer, shapes), q)) in net.layers().iter().zip(net.shapes()).zip(&self.layers).enumerate() {
+            let name = &layer.name;
+            let want: usize = layer.weight_shape(shapes.input).iter().product();
+            if q.weight.len() != want || q.bias.len() != layer.bias_len() {
+                return Err(Error::Model(format!(
+                    "{name}: {} integer weights and {} biases, expected {want} and {}",
+                    q.weight.len(),
+                    q.bias.len(),
+                    layer.bias_len()
+                )));
             }
-            let want: usize = spec.shape.weight_shape().iter().product();
-            if layer.weight.len() != want || layer.bias.len() != spec.shape.out_channels() {
-                return Err(Error::Model(format!("{name}: wrong number of integer weights or biases")));
-            }
-            if layer.weight.iter().any(|w| w.abs() > WEIGHT_MAX) {
+            if q.weight.iter().any(|w| w.abs() > WEIGHT_MAX) {
                 return Err(Error::Model(format!("{name}: an integer weight exceeds +-{WEIGHT_MAX}")));
             }
-            if layer.bias.iter().any(|b| b.abs() > 1 << 40) {
+            if q.bias.iter().any(|b| b.abs() > 1 << 40) {
                 return Err(Error::Model(format!("{name}: an integer bias exceeds 2^40")));
             }
-            let last = l + 1 == LENET5.len();
-            match (&layer.requant, last) {
-                (Some(r), false) => r.validate()?,
+            if !(q.weight_scale.is_finite()
+                && q.weight_scale > 0.0
+                && q.input_scale.is_finite()
+                && q.input_scale > 0.0)
+            {
+                return Err(Error::Model(format!("{name}: scales must be positive numbers")));
+            }
+            let last = l + 1 == net.layers().len();
+            match (&q.requant, last) {
+                (Some(r), false) => r.validate().map_err(|e| Error::Model(format!("{name}: {e}")))?,
                 (None, true) => {}
                 _ => return Err(Error::Model(format!("{name}: requantization present on the wrong layers"))),
             }
@@ -188,39 +222,47 @@ impl QuantModel {
 
     /// The accumulators of layer `l`: W x + b, exact.
     pub fn accumulators(&self, l: usize, input: &[i64]) -> Result<Vec<i64>> {
-        let layer = self.layers.get(l).ok_or_else(|| Error::Input(format!("no layer {l}")))?;
-        if input.len() != layer.spec.shape.input_len() {
+        let (layer, shapes, q) = self.layer(l)?;
+        if input.len() != shapes.input.len() {
             return Err(Error::Input(format!(
                 "{}: {} inputs, expected {}",
-                layer.spec.name,
+                layer.name,
                 input.len(),
-                layer.spec.shape.input_len()
+                shapes.input.len()
             )));
         }
-        Ok(linear(&layer.spec.shape, &layer.weight, &layer.bias, input, |w, x| w * x))
+        Ok(linear(layer, shapes.input, &q.weight, &q.bias, input, |w, x| w * x))
     }
 
-    /// The client's step after layer `l`: ReLU, 2x2 pooling sums and
-    /// requantization to 0..255; for the last layer the accumulators themselves (logits).
+    /// The client's step after layer `l`: ReLU, pooling and requantization
+    /// to 0..255; for the last layer the accumulators themselves (logits).
     pub fn activate(&self, l: usize, acc: &[i64]) -> Result<Vec<i64>> {
-        let layer = self.layers.get(l).ok_or_else(|| Error::Input(format!("no layer {l}")))?;
-        if acc.len() != layer.spec.shape.output_len() {
+        let (layer, shapes, q) = self.layer(l)?;
+        if acc.len() != shapes.output.len() {
             return Err(Error::Input(format!(
                 "{}: {} accumulators, expected {}",
-                layer.spec.name,
+                layer.name,
                 acc.len(),
-                layer.spec.shape.output_len()
+                shapes.output.len()
             )));
         }
-        Ok(activate(&layer.spec.shape, layer.spec.relu, layer.spec.pool, layer.requant, acc))
+        Ok(activate_int(layer.relu, layer.pool.as_ref(), shapes.output, q.requant, acc))
     }
 
-    /// Every layer's accumulators for one image (the last: logits).
-    pub fn trace(&self, image: &[u8]) -> Result<Vec<Vec<i64>>> {
-        if image.len() != PIXELS {
-            return Err(Error::Input(format!("an image has {PIXELS} pixels, got {}", image.len())));
+    fn layer(&self, l: usize) -> Result<(&Layer, &LayerShapes, &QuantLayer)> {
+        match (self.network.layers().get(l), self.network.shapes().get(l), self.layers.get(l)) {
+            (Some(layer), Some(shapes), Some(q)) => Ok((layer, shapes, q)),
+            _ => Err(Error::Input(format!("no layer {l}"))),
         }
-        let mut x: Vec<i64> = image.iter().map(|&p| p as i64).collect();
+    }
+
+    /// Every layer's accumulators for one input of pixels 0..255 (the last: logits).
+    pub fn trace(&self, input: &[u8]) -> Result<Vec<Vec<i64>>> {
+        let n = self.input_len();
+        if input.len() != n {
+            return Err(Error::Input(format!("an input has {n} values, got {}", input.len())));
+        }
+        let mut x: Vec<i64> = input.iter().map(|&p| p as i64).collect();
         let mut out = Vec::with_capacity(self.layers.len());
         for l in 0..self.layers.len() {
             let acc = self.accumulators(l, &x)?;
@@ -230,19 +272,24 @@ impl QuantModel {
         Ok(out)
     }
 
-    /// Integer logits for one image.
-    pub fn logits(&self, image: &[u8]) -> Result<Vec<i64>> {
-        Ok(self.trace(image)?.pop().unwrap_or_default())
+    /// Integer logits for one input.
+    pub fn logits(&self, input: &[u8]) -> Result<Vec<i64>> {
+        Ok(self.trace(input)?.pop().unwrap_or_default())
     }
 
-    /// The predicted class for one image.
-    pub fn predict(&self, image: &[u8]) -> Result<usize> {
-        Ok(argmax(&self.logits(image)?))
+    /// The predicted class for one input.
+    pub fn predict(&self, input: &[u8]) -> Result<usize> {
+        Ok(argmax(&self.logits(input)?))
+    }
+
+    /// Real value of one unit of the integer logits.
+    pub fn logit_scale(&self) -> f64 {
+        self.layers.last().map(|l| l.weight_scale * l.input_scale).unwrap_or(1.0)
     }
 
     /// Class probabilities from integer logits (softmax of the real-valued logits).
     pub fn scores(&self, logits: &[i64]) -> Vec<f64> {
-        let scale = self.layers.last().map(|l| l.weight_scale * l.input_scale).unwrap_or(1.0);
+        let scale = self.logit_scale();
         softmax(&logits.iter().map(|&v| v as f64 * scale).collect::<Vec<_>>())
     }
 
@@ -250,7 +297,7 @@ impl QuantModel {
     /// max over output channels of sum |w| * 255 + |b|.
     pub fn accumulator_bound(&self, l: usize) -> i64 {
         let layer = &self.layers[l];
-        let fan_in = layer.spec.shape.fan_in();
+        let fan_in = self.network.layers()[l].fan_in(self.network.shapes()[l].input);
         layer
             .weight
             .chunks(fan_in)
@@ -260,36 +307,24 @@ impl QuantModel {
             .unwrap_or(0)
     }
 
-    /// Accuracy over a data set, in parallel.
-    pub fn accuracy(&self, images: &[u8], labels: &[u8]) -> f64 {
-        let correct: usize = labels
-            .par_iter()
-            .enumerate()
-            .filter(|&(i, &l)| self.predict(&images[i * PIXELS..(i + 1) * PIXELS]).ok() == Some(l as usize))
-            .count();
-        correct as f64 / labels.len().max(1) as f64
+    /// Accuracy over a data set (inputs back to back), in parallel.
+    pub fn accuracy(&self, inputs: &[u8], labels: &[u8]) -> Result<f64> {
+        let n = self.input_len();
+        if inputs.len() != labels.len() * n {
+            return Err(Error::Input(format!(
+                "{} labels need {} input values of {n} each, got {}",
+                labels.len(),
+                labels.len() * n,
+                inputs.len()
+            )));
+        }
+        let correct = inputs
+            .par_chunks(n)
+            .zip(labels.par_iter())
+            .map(|(x, &l)| Ok(usize::from(self.predict(x)? == l as usize)))
+            .sum::<Result<usize>>()?;
+        Ok(correct as f64 / labels.len().max(1) as f64)
     }
-}
-
-/// The between-layer step as a public function of the layer's description:
-/// ReLU, 2x2 pooling sums, requantization to 0..255; with no requantization
-/// (the last layer) the accumulators are returned as they are. `acc` must
-/// have the layer's output length.
-pub fn activate(
-    shape: &LayerShape,
-    relu: bool,
-    pool: bool,
-    requant: Option<Requant>,
-    acc: &[i64],
-) -> Vec<i64> {
-    let Some(requant) = requant else {
-        return acc.to_vec();
-    };
-    let mut y: Vec<i64> = if relu { acc.iter().map(|&v| v.max(0)).collect() } else { acc.to_vec() };
-    if pool {
-        y = pool2(&y, shape.out_channels(), shape.out_side(), |a, b, c, d| a + b + c + d);
-    }
-    y.into_iter().map(|v| requant.apply(v)).collect()
 }
 
 /// Softmax, stable for large inputs.

@@ -96,3 +96,26 @@ fn png_round_trip_and_conventions() {
     let g = image::GrayImage::from_raw(28, 28, test.image(1).to_vec()).unwrap();
     assert_eq!(to_mnist(&g), test.image(1));
 }
+
+#[test]
+fn pngs_are_read_in_the_models_input_shape() {
+    use ppdnn_model::image_io::load_png_as;
+    let dir = tempfile::tempdir().unwrap();
+    // A 6x4 colour image: red, green and blue planes in that order.
+    let mut img = image::RgbImage::new(6, 4);
+    for (x, y, p) in img.enumerate_pixels_mut() {
+        *p = image::Rgb([(10 * x) as u8, (20 * y) as u8, 200]);
+    }
+    let path = dir.path().join("rgb.png");
+    img.save(&path).unwrap();
+    let v = load_png_as(&path, [3, 4, 6]).unwrap();
+    assert_eq!(v.len(), 72);
+    assert_eq!((v[5], v[24 + 18], v[48]), (50, 60, 200), "channel-major planes");
+    // The same aspect ratio is resized; another is refused with both sizes named.
+    assert_eq!(load_png_as(&path, [3, 8, 12]).unwrap().len(), 3 * 96);
+    assert_eq!(load_png_as(&path, [1, 2, 3]).unwrap().len(), 6);
+    let e = load_png_as(&path, [3, 6, 6]).unwrap_err().to_string();
+    assert!(e.contains("6x4") && e.contains("6x6") && e.contains("rgb.png"), "{e}");
+    let e = load_png_as(&path, [2, 4, 6]).unwrap_err().to_string();
+    assert!(e.contains("1 or 3 channels"), "{e}");
+}

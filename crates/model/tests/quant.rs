@@ -1,36 +1,100 @@
 //! The integer forward pass against an independent computation, the
 //! requantization step, and model file round trips.
 
-use ppdnn_model::lenet::{FloatLayer, FloatModel, LENET5, LayerShape};
+use ppdnn_model::float::FloatModel;
 use ppdnn_model::modelfile::ModelFile;
+use ppdnn_model::network::{FloatParams, Layer, Linear, Network, Pool, PoolKind, Shape};
 use ppdnn_model::quant::{MULTIPLIER_BITS, QuantModel, Requant};
 use proptest::prelude::*;
 
-/// A deterministic pseudo-random float model (xorshift), for tests only.
-fn random_float_model(seed: u64) -> FloatModel {
-    let mut s = seed | 1;
-    let mut next = move || {
-        s ^= s << 13;
-        s ^= s >> 7;
-        s ^= s << 17;
-        ((s >> 11) as f64 / (1u64 << 53) as f64) as f32 - 0.5
-    };
-    FloatModel {
-        layers: LENET5
-            .iter()
-            .map(|spec| FloatLayer {
-                weight: (0..spec.shape.weight_shape().iter().product::<usize>())
-                    .map(|_| next() * 0.4)
-                    .collect(),
-                bias: (0..spec.shape.out_channels()).map(|_| next() * 0.2).collect(),
-            })
-            .collect(),
+/// A small deterministic generator (xorshift), for tests only.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+    fn float(&mut self) -> f32 {
+        ((self.next() >> 11) as f64 / (1u64 << 53) as f64) as f32 - 0.5
     }
 }
 
-fn random_images(seed: u64, count: usize) -> Vec<u8> {
+/// A random network: one or two convolutions (any kernel, stride,
+/// asymmetric padding, non-square input, 1 or 3 input channels, average,
+/// max or no pooling with any window and stride), then one or two dense
+/// layers. LeNet-5 itself when `seed` is 0.
+fn random_network(seed: u64) -> Network {
+    if seed == 0 {
+        return Network::lenet5();
+    }
+    let mut r = Rng(seed | 1);
+    let channels = [1, 3][r.below(2)];
+    let (mut h, mut w) = (6 + r.below(8), 6 + r.below(8));
+    let input = Shape::new(channels, h, w);
+    let mut layers = Vec::new();
+    for c in 0..1 + r.below(2) {
+        let kernel = [1 + r.below(3.min(h)), 1 + r.below(3.min(w))];
+        let stride = [1 + r.below(2), 1 + r.below(2)];
+        let padding = [r.below(2), r.below(2), r.below(2), r.below(2)];
+        h = (h + padding[0] + padding[2] - kernel[0]) / stride[0] + 1;
+        w = (w + padding[1] + padding[3] - kernel[1]) / stride[1] + 1;
+        let pool = match r.below(3) {
+            0 if h >= 2 && w >= 2 => {
+                let window = [1 + r.below(2), 1 + r.below(2)];
+                let stride = [1 + r.below(2), 1 + r.below(2)];
+                let kind = [PoolKind::Average, PoolKind::Max][r.below(2)];
+                h = (h - window[0]) / stride[0] + 1;
+                w = (w - window[1]) / stride[1] + 1;
+                Some(Pool { kind, window, stride })
+            }
+            _ => None,
+        };
+        layers.push(Layer {
+            name: format!("conv{c}"),
+            linear: Linear::Conv2d { out_channels: 1 + r.below(4), kernel, stride, padding },
+            relu: r.below(4) != 0,
+            pool,
+        });
+    }
+    let dense = r.below(2);
+    for d in 0..=dense {
+        let last = d == dense;
+        layers.push(Layer {
+            name: format!("fc{d}"),
+            linear: Linear::Dense { outputs: if last { 10 } else { 4 + r.below(12) } },
+            relu: !last,
+            pool: None,
+        });
+    }
+    Network::new(input, layers).expect("the generator keeps every kernel and window inside its input")
+}
+
+/// Random float parameters for `network`.
+fn random_float_model(network: Network, seed: u64) -> FloatModel {
+    let mut r = Rng(seed | 1);
+    let layers = network
+        .layers()
+        .iter()
+        .zip(network.shapes())
+        .map(|(layer, shapes)| FloatParams {
+            weight: (0..layer.weight_shape(shapes.input).iter().product::<usize>())
+                .map(|_| r.float() * 0.4)
+                .collect(),
+            bias: (0..layer.bias_len()).map(|_| r.float() * 0.2).collect(),
+        })
+        .collect();
+    FloatModel::new(network, layers).unwrap()
+}
+
+fn random_inputs(seed: u64, count: usize, len: usize) -> Vec<u8> {
     let mut s = seed | 1;
-    (0..count * 784)
+    (0..count * len)
         .map(|_| {
             s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
             (s >> 56) as u8
@@ -42,28 +106,30 @@ fn random_images(seed: u64, count: usize) -> Vec<u8> {
 /// independently of the crate's `linear`.
 fn independent_accumulators(q: &QuantModel, l: usize, x: &[i64]) -> Vec<i64> {
     let layer = &q.layers[l];
-    match layer.spec.shape {
-        LayerShape::Conv { in_channels: ci, out_channels: co, kernel: k, pad, in_side: s } => {
-            let ps = s + 2 * pad;
-            let mut padded = vec![0i64; ci * ps * ps];
+    let input = q.network.shapes()[l].input;
+    match q.network.layers()[l].linear {
+        Linear::Conv2d { out_channels: co, kernel: [kh, kw], stride: [sy, sx], padding: [t, le, b, ri] } => {
+            let (ci, ih, iw) = (input.channels, input.height, input.width);
+            let (ph, pw) = (ih + t + b, iw + le + ri);
+            let mut padded = vec![0i64; ci * ph * pw];
             for c in 0..ci {
-                for y in 0..s {
-                    for xx in 0..s {
-                        padded[(c * ps + y + pad) * ps + xx + pad] = x[(c * s + y) * s + xx];
+                for y in 0..ih {
+                    for xx in 0..iw {
+                        padded[(c * ph + y + t) * pw + xx + le] = x[(c * ih + y) * iw + xx];
                     }
                 }
             }
-            let os = ps - k + 1;
+            let (oh, ow) = ((ph - kh) / sy + 1, (pw - kw) / sx + 1);
             let mut out = Vec::new();
             for o in 0..co {
-                for y in 0..os {
-                    for xx in 0..os {
+                for y in 0..oh {
+                    for xx in 0..ow {
                         let mut acc = layer.bias[o];
                         for c in 0..ci {
-                            for dy in 0..k {
-                                for dx in 0..k {
-                                    acc += layer.weight[o * ci * k * k + c * k * k + dy * k + dx]
-                                        * padded[(c * ps + y + dy) * ps + xx + dx];
+                            for dy in 0..kh {
+                                for dx in 0..kw {
+                                    acc += layer.weight[((o * ci + c) * kh + dy) * kw + dx]
+                                        * padded[(c * ph + y * sy + dy) * pw + xx * sx + dx];
                                 }
                             }
                         }
@@ -73,22 +139,61 @@ fn independent_accumulators(q: &QuantModel, l: usize, x: &[i64]) -> Vec<i64> {
             }
             out
         }
-        LayerShape::Dense { inputs, outputs } => (0..outputs)
-            .map(|o| layer.bias[o] + (0..inputs).map(|i| layer.weight[o * inputs + i] * x[i]).sum::<i64>())
-            .collect(),
+        Linear::Dense { outputs } => {
+            let inputs = input.len();
+            (0..outputs)
+                .map(|o| {
+                    layer.bias[o] + (0..inputs).map(|i| layer.weight[o * inputs + i] * x[i]).sum::<i64>()
+                })
+                .collect()
+        }
     }
 }
 
+/// The between-layer step, written independently: ReLU, pooling windows
+/// by explicit coordinates, requantization.
+fn independent_activation(q: &QuantModel, l: usize, acc: &[i64]) -> Vec<i64> {
+    let layer = &q.network.layers()[l];
+    let out = q.network.shapes()[l].output;
+    let Some(requant) = q.layers[l].requant else { return acc.to_vec() };
+    let y: Vec<i64> = acc.iter().map(|&v| if layer.relu { v.max(0) } else { v }).collect();
+    let pooled = match layer.pool {
+        None => y,
+        Some(Pool { kind, window: [wh, ww], stride: [sy, sx] }) => {
+            let (oh, ow) = ((out.height - wh) / sy + 1, (out.width - ww) / sx + 1);
+            let mut v = Vec::new();
+            for c in 0..out.channels {
+                for oy in 0..oh {
+                    for ox in 0..ow {
+                        let cells =
+                            (0..wh).flat_map(|dy| (0..ww).map(move |dx| (oy * sy + dy, ox * sx + dx)));
+                        let vals: Vec<i64> =
+                            cells.map(|(yy, xx)| y[(c * out.height + yy) * out.width + xx]).collect();
+                        v.push(match kind {
+                            PoolKind::Average => vals.iter().sum(),
+                            PoolKind::Max => *vals.iter().max().unwrap(),
+                        });
+                    }
+                }
+            }
+            v
+        }
+    };
+    pooled.into_iter().map(|v| requant.apply(v)).collect()
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(8))]
+    #![proptest_config(ProptestConfig::with_cases(48))]
 
     #[test]
-    fn integer_forward_matches_independent_computation(seed in any::<u64>()) {
-        let float = random_float_model(seed);
-        let calib = random_images(seed ^ 0xabc, 20);
+    fn integer_forward_matches_independent_computation(seed in prop_oneof![Just(0u64), any::<u64>()]) {
+        let network = random_network(seed);
+        let n = network.input().len();
+        let float = random_float_model(network, seed ^ 0x5eed);
+        let calib = random_inputs(seed ^ 0xabc, 20, n);
         let q = QuantModel::quantize(&float, &calib).unwrap();
         q.validate().unwrap();
-        let image = random_images(seed ^ 0x123, 1);
+        let image = random_inputs(seed ^ 0x123, 1, n);
         let trace = q.trace(&image).unwrap();
         let mut x: Vec<i64> = image.iter().map(|&p| p as i64).collect();
         for (l, traced) in trace.iter().enumerate() {
@@ -96,7 +201,8 @@ proptest! {
             prop_assert_eq!(&acc, traced);
             prop_assert!(acc.iter().all(|a| a.abs() <= q.accumulator_bound(l)), "bound holds");
             x = q.activate(l, &acc).unwrap();
-            if l + 1 < LENET5.len() {
+            prop_assert_eq!(&x, &independent_activation(&q, l, &acc));
+            if l + 1 < q.layers.len() {
                 prop_assert!(x.iter().all(|&v| (0..=255).contains(&v)));
             }
         }
@@ -127,8 +233,13 @@ fn requant_clamps_and_rejects_nonsense() {
 }
 
 fn sample_file() -> ModelFile {
-    let float = random_float_model(7);
-    let quant = QuantModel::quantize(&float, &random_images(9, 10)).unwrap();
+    sample_file_of(Network::lenet5())
+}
+
+fn sample_file_of(network: Network) -> ModelFile {
+    let n = network.input().len();
+    let float = random_float_model(network, 7);
+    let quant = QuantModel::quantize(&float, &random_inputs(9, 10, n)).unwrap();
     ModelFile {
         dataset: ppdnn_model::dataset::DatasetKind::Mnist,
         float,
@@ -141,12 +252,31 @@ fn sample_file() -> ModelFile {
 
 #[test]
 fn model_file_round_trip() {
-    let file = sample_file();
-    let back = ModelFile::from_bytes(&file.to_bytes().unwrap()).unwrap();
-    assert_eq!(back.float, file.float);
-    assert_eq!(back.quant, file.quant);
-    assert_eq!(back.dataset, file.dataset);
-    assert_eq!(back.training, file.training);
+    for seed in [0, 3, 11, 12345] {
+        let file = sample_file_of(random_network(seed));
+        let back = ModelFile::from_bytes(&file.to_bytes().unwrap()).unwrap();
+        assert_eq!(back.float, file.float);
+        assert_eq!(back.quant, file.quant);
+        assert_eq!(back.dataset, file.dataset);
+        assert_eq!(back.training, file.training);
+    }
+}
+
+#[test]
+fn version_1_files_load_as_lenet5_and_are_rewritten_as_version_2() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/lenet5-mnist.safetensors");
+    let bytes = std::fs::read(&path).unwrap();
+    let (_, header) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+    let meta = header.metadata().clone().unwrap();
+    assert_eq!(meta["version"], "1", "the shipped models are version 1 files");
+    let v1 = ModelFile::from_bytes(&bytes).unwrap();
+    assert_eq!(v1.quant.network, Network::lenet5());
+    let v2 = v1.to_bytes().unwrap();
+    let (_, header) = safetensors::SafeTensors::read_metadata(&v2).unwrap();
+    assert_eq!(header.metadata().as_ref().unwrap()["version"], "2");
+    let back = ModelFile::from_bytes(&v2).unwrap();
+    assert_eq!(back.quant, v1.quant);
+    assert_eq!(back.float, v1.float);
 }
 
 #[test]

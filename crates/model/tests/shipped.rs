@@ -16,7 +16,7 @@ fn shipped_mnist_model_integer_accuracy_on_first_1000() {
     assert!(model.float_accuracy >= 0.99, "recorded float accuracy {}", model.float_accuracy);
     let mut test = Dataset::load(&root().join("data/mnist"), DatasetKind::Mnist, Split::Test).unwrap();
     test.truncate(1000);
-    let acc = model.quant.accuracy(&test.pixels, &test.labels);
+    let acc = model.quant.accuracy(&test.pixels, &test.labels).unwrap();
     assert!(acc >= 0.985, "integer accuracy on the first 1000 test images: {acc}");
 }
 
@@ -30,6 +30,33 @@ fn shipped_fashion_model_loads_with_its_record() {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/fashion-mnist-t10k-1000");
     let test = Dataset::load(&dir, DatasetKind::FashionMnist, Split::Test).unwrap();
     assert_eq!(test.labels.len(), 1000);
-    let acc = model.quant.accuracy(&test.pixels, &test.labels);
+    let acc = model.quant.accuracy(&test.pixels, &test.labels).unwrap();
     assert!(acc >= 0.87, "integer accuracy on the first 1000 Fashion-MNIST test images: {acc}");
+}
+
+/// Integer logits of the shipped models on their first 200 test images, as
+/// computed before the architecture became general (issue 13): any change
+/// of the integer forward pass shows here.
+#[test]
+fn shipped_models_give_their_recorded_integer_logits() {
+    let cases = [
+        ("models/lenet5-mnist.safetensors", root().join("data/mnist"), DatasetKind::Mnist, "mnist"),
+        (
+            "models/lenet5-fashion-mnist.safetensors",
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/fashion-mnist-t10k-1000"),
+            DatasetKind::FashionMnist,
+            "fashion-mnist",
+        ),
+    ];
+    for (model, data, kind, name) in cases {
+        let model = ModelFile::load(&root().join(model)).unwrap();
+        let mut test = Dataset::load(&data, kind, Split::Test).unwrap();
+        test.truncate(200);
+        let logits: Vec<Vec<i64>> = (0..200).map(|i| model.quant.logits(test.image(i)).unwrap()).collect();
+        let golden =
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("tests/data/logits-{name}-200.json"));
+        let recorded: Vec<Vec<i64>> =
+            serde_json::from_str(&std::fs::read_to_string(&golden).unwrap()).unwrap();
+        assert_eq!(logits, recorded, "{name}");
+    }
 }

@@ -16,7 +16,12 @@ fn main() {
         let reals: Vec<Option<f64>> = (0..q.layers.len())
             .map(|l| {
                 let (this, next) = (&q.layers[l], q.layers.get(l + 1)?);
-                let pool = if this.spec.pool { 4.0 } else { 1.0 };
+                let pool = match q.network.layers()[l].pool {
+                    Some(p) if p.kind == ppdnn_model::network::PoolKind::Average => {
+                        (p.window[0] * p.window[1]) as f64
+                    }
+                    _ => 1.0,
+                };
                 Some(this.weight_scale * this.input_scale / (pool * next.input_scale))
             })
             .collect();
@@ -25,7 +30,7 @@ fn main() {
                 l.requant = Some(Requant::from_real_bits(real, bits).expect("a positive factor"));
             }
         }
-        let acc = q.accuracy(&test.pixels, &test.labels);
+        let acc = q.accuracy(&test.pixels, &test.labels).expect("accuracy");
         let p = Plan::for_mode(&q, 2048, Packing::Packed, Mode::Private).expect("plan");
         let ands: usize = p.layers.iter().filter_map(|l| l.circuit.as_ref()).map(|c| c.and_gates).sum();
         let bytes: usize = p.layers.iter().filter_map(|l| l.circuit.as_ref()).map(|c| c.garbled_bytes).sum();

@@ -3,8 +3,7 @@
 
 use std::sync::Arc;
 
-use ppdnn_model::lenet::LayerShape;
-use ppdnn_model::quant::activate;
+use ppdnn_model::network::{Linear, activate_int};
 use ppdnn_paillier::{Integer, PrivateKey, RandomnessPool};
 
 use crate::error::{Error, Result, msg};
@@ -85,7 +84,7 @@ impl ClientSession {
                 ),
             ));
         }
-        let next = activate(&pl.shape, pl.relu, pl.pool, pl.requant, &acc);
+        let next = activate_int(pl.relu, pl.pool.as_ref(), pl.output, pl.requant, &acc);
         if round + 1 == self.plan.layers.len() {
             self.awaiting = None;
             return Ok(ClientStep::Done(next));
@@ -122,16 +121,11 @@ pub(crate) fn check_session(plan: &Plan, key: &PrivateKey, pool: &RandomnessPool
 
 /// The plaintexts the client encrypts for a layer whose inputs are `x`.
 pub fn pack_inputs(packing: Packing, pl: &PlanLayer, key_bits: u32, x: &[i64]) -> Result<Vec<Integer>> {
-    if x.len() != pl.shape.input_len() {
-        return Err(Error::State(format!(
-            "{}: {} inputs, expected {}",
-            pl.name,
-            x.len(),
-            pl.shape.input_len()
-        )));
+    if x.len() != pl.input.len() {
+        return Err(Error::State(format!("{}: {} inputs, expected {}", pl.name, x.len(), pl.input.len())));
     }
-    match (packing, pl.shape) {
-        (Packing::Packed, LayerShape::Conv { .. }) => {
+    match (packing, pl.linear) {
+        (Packing::Packed, Linear::Conv2d { .. }) => {
             let codec = pl.codec(key_bits)?;
             input_slots(pl, x).iter().map(|slots| Ok(codec.encode(slots)?)).collect()
         }
@@ -141,28 +135,29 @@ pub fn pack_inputs(packing: Packing, pl: &PlanLayer, key_bits: u32, x: &[i64]) -
 
 /// A packed convolution's input ciphertexts as slot vectors: for each kernel
 /// offset (ic, ky, kx) and each chunk j of S positions, the input values
-/// under that offset (0 outside the image). `x` must have the layer's input length.
+/// under that offset (0 in the padding). `x` must have the layer's input length.
 pub(crate) fn input_slots(pl: &PlanLayer, x: &[i64]) -> Vec<Vec<i64>> {
-    let LayerShape::Conv { in_channels, kernel, pad, in_side, .. } = pl.shape else {
+    let Linear::Conv2d { kernel: [kh, kw], stride: [sy, sx], padding: [top, left, ..], .. } = pl.linear
+    else {
         return x.iter().map(|&v| vec![v]).collect();
     };
-    let out_side = pl.shape.out_side();
+    let (ih, iw) = (pl.input.height, pl.input.width);
+    let ow = pl.output.width;
     let positions = pl.positions();
     let chunks = pl.chunks();
     let mut out = Vec::with_capacity(pl.input_ciphertexts);
-    for ic in 0..in_channels {
-        for ky in 0..kernel {
-            for kx in 0..kernel {
+    for ic in 0..pl.input.channels {
+        for ky in 0..kh {
+            for kx in 0..kw {
                 for j in 0..chunks {
                     out.push(
                         (j * pl.slots..positions.min((j + 1) * pl.slots))
                             .map(|p| {
-                                let iy = (p / out_side + ky) as isize - pad as isize;
-                                let ix = (p % out_side + kx) as isize - pad as isize;
-                                if iy < 0 || ix < 0 || iy >= in_side as isize || ix >= in_side as isize {
-                                    0
-                                } else {
-                                    x[(ic * in_side + iy as usize) * in_side + ix as usize]
+                                let iy = ((p / ow) * sy + ky).checked_sub(top).filter(|&y| y < ih);
+                                let ix = ((p % ow) * sx + kx).checked_sub(left).filter(|&v| v < iw);
+                                match (iy, ix) {
+                                    (Some(iy), Some(ix)) => x[(ic * ih + iy) * iw + ix],
+                                    _ => 0,
                                 }
                             })
                             .collect(),
@@ -181,7 +176,7 @@ pub fn unpack_outputs(
     key_bits: u32,
     plain: &[Integer],
 ) -> Result<Vec<i64>> {
-    let total = pl.shape.output_len();
+    let total = pl.output.len();
     if packing == Packing::Unpacked {
         return plain
             .iter()

@@ -2,10 +2,10 @@
 //! between-layer step, worst-case accumulator bounds, slot layout, and how
 //! many ciphertexts each round carries.
 //!
-//! Layouts (packed mode; positions p = oy * out_side + ox, channel-major outputs):
+//! Layouts (packed mode; positions p = oy * out_width + ox, channel-major outputs):
 //! - convolution input: for each kernel offset k = (ic, ky, kx) in that order
 //!   and each chunk j of S positions, one ciphertext packing
-//!   X[k][j*S + s] = x[ic][oy+ky-pad][ox+kx-pad] (0 outside the image) in slot s;
+//!   X[k][j*S + s] = x[ic][oy*sy+ky-top][ox*sx+kx-left] (0 outside the input) in slot s;
 //! - convolution output: for each output channel c and chunk j, one
 //!   ciphertext with acc[c][j*S + s] in slot s (unused slots of the last chunk are 0);
 //! - dense input: one ciphertext per input value (slot 0 only);
@@ -14,7 +14,7 @@
 //! In unpacked mode every value travels in its own ciphertext, inputs in
 //! activation order and outputs in accumulator order.
 
-use ppdnn_model::lenet::LayerShape;
+use ppdnn_model::network::{Layer, Linear, Network, Pool, Shape};
 use ppdnn_model::quant::{QuantModel, Requant};
 use ppdnn_paillier::SlotCodec;
 use serde::{Deserialize, Serialize};
@@ -105,12 +105,19 @@ pub struct CircuitInfo {
 pub struct PlanLayer {
     /// The layer's name (conv1, ...).
     pub name: String,
-    /// Its linear shape.
-    pub shape: LayerShape,
+    /// Its linear part (a convolution's kernel, stride and padding, or a
+    /// dense layer's outputs).
+    pub linear: Linear,
     /// ReLU after the layer.
     pub relu: bool,
-    /// 2x2 pooling (sum; the 1/4 is folded into the requantization) after the ReLU.
-    pub pool: bool,
+    /// Pooling after the ReLU: average (the window's sum; 1/area is folded
+    /// into the requantization) or max, with its window and stride.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pool: Option<Pool>,
+    /// The layer's input shape (channels, height, width).
+    pub input: Shape,
+    /// Its accumulators' shape.
+    pub output: Shape,
     /// Requantization to the next layer's 0..255 inputs; None for the last layer.
     pub requant: Option<Requant>,
     /// Worst-case |accumulator| over all inputs in 0..255.
@@ -130,12 +137,32 @@ pub struct PlanLayer {
 }
 
 impl PlanLayer {
-    /// Positions of a convolution's output map (out_side^2); outputs of a dense layer.
+    /// Whether the layer is a convolution.
+    pub fn is_conv(&self) -> bool {
+        matches!(self.linear, Linear::Conv2d { .. })
+    }
+
+    /// Positions of a convolution's output map (height * width); outputs of a dense layer.
     pub fn positions(&self) -> usize {
-        match self.shape {
-            LayerShape::Conv { .. } => self.shape.out_side() * self.shape.out_side(),
-            LayerShape::Dense { outputs, .. } => outputs,
+        match self.linear {
+            Linear::Conv2d { .. } => self.output.height * self.output.width,
+            Linear::Dense { outputs } => outputs,
         }
+    }
+
+    /// Output channels of a convolution (outputs of a dense layer).
+    pub fn out_channels(&self) -> usize {
+        self.output.channels
+    }
+
+    /// Weights per output channel.
+    pub fn fan_in(&self) -> usize {
+        self.layer().fan_in(self.input)
+    }
+
+    /// The network layer this plan layer describes.
+    pub fn layer(&self) -> Layer {
+        Layer { name: self.name.clone(), linear: self.linear, relu: self.relu, pool: self.pool }
     }
 
     /// Position chunks per output channel of a packed convolution.
@@ -213,21 +240,24 @@ impl Plan {
             return Err(Error::Plan("the private mode uses the packed layout only".into()));
         }
         model.validate()?;
+        let net = &model.network;
         let mut layers = Vec::with_capacity(model.layers.len());
-        for (l, q) in model.layers.iter().enumerate() {
+        for (l, ((q, nl), shapes)) in model.layers.iter().zip(net.layers()).zip(net.shapes()).enumerate() {
             let bound = model.accumulator_bound(l);
             let slot_bits = slot_bits_for(bound);
             if slot_bits > SlotCodec::MAX_SLOT_BITS {
                 return Err(Error::Plan(format!(
                     "{}: accumulators up to {bound} do not fit 63-bit slots",
-                    q.spec.name
+                    nl.name
                 )));
             }
             let mut layer = PlanLayer {
-                name: q.spec.name.to_string(),
-                shape: q.spec.shape,
-                relu: q.spec.relu,
-                pool: q.spec.pool,
+                name: nl.name.clone(),
+                linear: nl.linear,
+                relu: nl.relu,
+                pool: nl.pool,
+                input: shapes.input,
+                output: shapes.output,
                 requant: q.requant,
                 accumulator_bound: bound,
                 slot_bits,
@@ -243,34 +273,20 @@ impl Plan {
                     layer.name
                 )));
             }
-            match (packing, q.spec.shape) {
-                (Packing::Packed, LayerShape::Conv { .. }) => {
-                    layer.slots = max_slots.min(layer.positions());
-                    layer.input_ciphertexts = q.spec.shape.fan_in() * layer.chunks();
-                    layer.output_ciphertexts = q.spec.shape.out_channels() * layer.chunks();
-                }
-                (Packing::Packed, LayerShape::Dense { inputs, outputs }) => {
-                    layer.slots = max_slots.min(outputs);
-                    layer.input_ciphertexts = inputs;
-                    layer.output_ciphertexts = outputs.div_ceil(layer.slots);
-                }
-                (Packing::Unpacked, shape) => {
-                    layer.input_ciphertexts = shape.input_len();
-                    layer.output_ciphertexts = shape.output_len();
-                }
-            }
+            (layer.slots, layer.input_ciphertexts, layer.output_ciphertexts) =
+                layout(packing, &layer, max_slots);
             layers.push(layer);
         }
-        let classes = layers.last().map(|l| l.shape.output_len()).unwrap_or(0);
+        let classes = net.classes();
         let mut plan = Plan {
             key_bits,
             packing,
             mode,
             argmax: None,
             model_digest: model_digest(model),
-            input_shape: [1, 28, 28],
+            input_shape: [net.input().channels, net.input().height, net.input().width],
             classes,
-            logit_scale: model.layers.last().map(|l| l.weight_scale * l.input_scale).unwrap_or(1.0),
+            logit_scale: model.logit_scale(),
             layers,
         };
         if mode == Mode::Private {
@@ -297,10 +313,17 @@ impl Plan {
         if self.input_shape.iter().any(|&d| d == 0 || d > MAX_INPUT_DIM) {
             return Err(Error::Plan(format!("input dimensions must be 1 to {MAX_INPUT_DIM}")));
         }
-        let mut expected_input = self.input_shape.iter().product::<usize>();
-        for (l, layer) in self.layers.iter().enumerate() {
+        let [c, h, w] = self.input_shape;
+        let network = Network::new(Shape::new(c, h, w), self.layers.iter().map(PlanLayer::layer).collect())
+            .map_err(|e| Error::Plan(e.to_string()))?;
+        for (l, (layer, shapes)) in self.layers.iter().zip(network.shapes()).enumerate() {
             let name = &layer.name;
-            layer.shape.check_limits().map_err(|e| Error::Plan(format!("{name}: {e}")))?;
+            if (layer.input, layer.output) != (shapes.input, shapes.output) {
+                return Err(Error::Plan(format!(
+                    "{name}: the stated shapes {:?} -> {:?} are not the layer's own ({:?} -> {:?})",
+                    layer.input, layer.output, shapes.input, shapes.output
+                )));
+            }
             if layer.slots == 0 || layer.slots > self.key_bits as usize {
                 return Err(Error::Plan(format!("{name}: {} slots per ciphertext", layer.slots)));
             }
@@ -309,20 +332,6 @@ impl Plan {
             {
                 return Err(Error::Plan(format!(
                     "{name}: more than {MAX_ROUND_CIPHERTEXTS} ciphertexts in a round"
-                )));
-            }
-            if layer.shape.input_len() != expected_input {
-                return Err(Error::Plan(format!(
-                    "{name} takes {} inputs but receives {expected_input}",
-                    layer.shape.input_len()
-                )));
-            }
-            if layer.pool
-                && (!matches!(layer.shape, LayerShape::Conv { .. })
-                    || !layer.shape.out_side().is_multiple_of(2))
-            {
-                return Err(Error::Plan(format!(
-                    "{name}: 2x2 pooling needs a convolution with an even output side"
                 )));
             }
             let last = l + 1 == self.layers.len();
@@ -347,30 +356,22 @@ impl Plan {
                     "{name}: the private mode describes a circuit after every layer but the last, the fast mode none"
                 )));
             }
-            let (want_in, want_out) = match (self.packing, layer.shape) {
-                (Packing::Packed, LayerShape::Conv { .. }) => {
-                    if layer.slots > layer.positions() {
-                        return Err(Error::Plan(format!("{name}: more slots than positions")));
-                    }
-                    (layer.shape.fan_in() * layer.chunks(), layer.shape.out_channels() * layer.chunks())
+            match self.packing {
+                Packing::Packed if layer.slots > layer.positions() => {
+                    return Err(Error::Plan(format!("{name}: more slots than positions")));
                 }
-                (Packing::Packed, LayerShape::Dense { inputs, outputs }) => {
-                    (inputs, outputs.div_ceil(layer.slots))
+                Packing::Unpacked if layer.slots != 1 => {
+                    return Err(Error::Plan(format!("{name}: unpacked layers have one slot")));
                 }
-                (Packing::Unpacked, shape) => {
-                    if layer.slots != 1 {
-                        return Err(Error::Plan(format!("{name}: unpacked layers have one slot")));
-                    }
-                    (shape.input_len(), shape.output_len())
-                }
-            };
+                _ => {}
+            }
+            let (want_in, want_out) = ciphertext_counts(self.packing, layer);
             if (layer.input_ciphertexts, layer.output_ciphertexts) != (want_in, want_out) {
                 return Err(Error::Plan(format!(
                     "{name}: ciphertext counts {}/{} do not follow from the layout ({want_in}/{want_out})",
                     layer.input_ciphertexts, layer.output_ciphertexts
                 )));
             }
-            expected_input = if layer.pool { layer.shape.output_len() / 4 } else { layer.shape.output_len() };
         }
         if !(self.logit_scale.is_finite() && self.logit_scale > 0.0) {
             return Err(Error::Plan("logit_scale must be a positive number".into()));
@@ -381,10 +382,11 @@ impl Plan {
         if (self.mode == Mode::Private) != self.argmax.is_some() {
             return Err(Error::Plan("the argmax circuit belongs to the private mode only".into()));
         }
-        if self.classes != expected_input {
+        if self.classes != network.classes() {
             return Err(Error::Plan(format!(
-                "{} classes but the last layer has {expected_input} outputs",
-                self.classes
+                "{} classes but the last layer has {} outputs",
+                self.classes,
+                network.classes()
             )));
         }
         Ok(())
@@ -436,12 +438,35 @@ impl Plan {
     }
 }
 
-/// SHA-256 over the integer weights, biases and steps of a quantized model.
+/// The slots of a layer and its ciphertext counts (in, out) in `packing`,
+/// with at most `max_slots` slots per ciphertext.
+fn layout(packing: Packing, layer: &PlanLayer, max_slots: usize) -> (usize, usize, usize) {
+    let slots = match packing {
+        Packing::Packed => max_slots.min(layer.positions()),
+        Packing::Unpacked => 1,
+    };
+    let (input, output) = ciphertext_counts(packing, &PlanLayer { slots, ..layer.clone() });
+    (slots, input, output)
+}
+
+/// The ciphertexts a layer's round carries (in, out), from its slots.
+fn ciphertext_counts(packing: Packing, layer: &PlanLayer) -> (usize, usize) {
+    match (packing, layer.linear) {
+        (Packing::Packed, Linear::Conv2d { .. }) => {
+            (layer.fan_in() * layer.chunks(), layer.out_channels() * layer.chunks())
+        }
+        (Packing::Packed, Linear::Dense { outputs }) => (layer.input.len(), outputs.div_ceil(layer.slots)),
+        (Packing::Unpacked, _) => (layer.input.len(), layer.output.len()),
+    }
+}
+
+/// SHA-256 over the architecture and the integer weights, biases and steps
+/// of a quantized model.
 pub fn model_digest(model: &QuantModel) -> String {
     let mut h = Sha256::new();
-    h.update(b"ppdnn-model-digest-v1");
+    h.update(b"ppdnn-model-digest-v2");
+    h.update(model.network.to_json().as_bytes());
     for layer in &model.layers {
-        h.update(layer.spec.name.as_bytes());
         for w in &layer.weight {
             h.update(w.to_le_bytes());
         }

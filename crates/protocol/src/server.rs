@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use ppdnn_model::lenet::LayerShape;
+use ppdnn_model::network::Linear;
 use ppdnn_model::quant::{QuantLayer, QuantModel};
 use ppdnn_paillier::{Ciphertext, Integer, PublicKey, SharedBases};
 use rayon::prelude::*;
@@ -178,11 +178,11 @@ pub(crate) fn linear_layer(
     packing: Packing,
     cts: &[Ciphertext],
 ) -> Result<Vec<Ciphertext>> {
-    let outputs = match (packing, pl.shape) {
-        (Packing::Packed, LayerShape::Conv { .. }) => conv_packed(key, layer, pl, cts)?,
-        (Packing::Packed, LayerShape::Dense { .. }) => dense_packed(key, layer, pl, cts)?,
-        (Packing::Unpacked, LayerShape::Conv { .. }) => conv_unpacked(key, layer, cts)?,
-        (Packing::Unpacked, LayerShape::Dense { .. }) => dense_outputs(key, layer, cts)?,
+    let outputs = match (packing, pl.linear) {
+        (Packing::Packed, Linear::Conv2d { .. }) => conv_packed(key, layer, pl, cts)?,
+        (Packing::Packed, Linear::Dense { .. }) => dense_packed(key, layer, pl, cts)?,
+        (Packing::Unpacked, Linear::Conv2d { .. }) => conv_unpacked(key, layer, pl, cts)?,
+        (Packing::Unpacked, Linear::Dense { .. }) => dense_outputs(key, layer, pl, cts)?,
     };
     if outputs.len() != pl.output_ciphertexts {
         return Err(Error::Internal(format!(
@@ -195,8 +195,8 @@ pub(crate) fn linear_layer(
     Ok(outputs)
 }
 
-fn weight_rows(layer: &QuantLayer) -> Vec<Vec<i64>> {
-    layer.weight.chunks(layer.spec.shape.fan_in()).map(<[i64]>::to_vec).collect()
+fn weight_rows(layer: &QuantLayer, pl: &PlanLayer) -> Vec<Vec<i64>> {
+    layer.weight.chunks(pl.fan_in()).map(<[i64]>::to_vec).collect()
 }
 
 /// Packed convolution: per position chunk, one multi-exponentiation per output
@@ -207,12 +207,12 @@ fn conv_packed(
     pl: &PlanLayer,
     cts: &[Ciphertext],
 ) -> Result<Vec<Ciphertext>> {
-    let fan_in = pl.shape.fan_in();
-    let out_c = pl.shape.out_channels();
+    let fan_in = pl.fan_in();
+    let out_c = pl.out_channels();
     let chunks = pl.chunks();
     let positions = pl.positions();
     let codec = pl.codec(key.bits())?;
-    let rows = weight_rows(layer);
+    let rows = weight_rows(layer, pl);
     let per_chunk: Vec<Vec<Ciphertext>> = (0..chunks)
         .into_par_iter()
         .map(|j| -> Result<Vec<Ciphertext>> {
@@ -238,7 +238,7 @@ fn dense_packed(
     pl: &PlanLayer,
     cts: &[Ciphertext],
 ) -> Result<Vec<Ciphertext>> {
-    let outs = dense_outputs(key, layer, cts)?;
+    let outs = dense_outputs(key, layer, pl, cts)?;
     let shift = Integer::from(1u32) << pl.slot_bits;
     Ok(outs
         .par_chunks(pl.slots)
@@ -253,33 +253,43 @@ fn dense_packed(
 }
 
 /// W x + b for a dense layer, one ciphertext per output.
-fn dense_outputs(key: &PublicKey, layer: &QuantLayer, cts: &[Ciphertext]) -> Result<Vec<Ciphertext>> {
-    let rows = weight_rows(layer);
+fn dense_outputs(
+    key: &PublicKey,
+    layer: &QuantLayer,
+    pl: &PlanLayer,
+    cts: &[Ciphertext],
+) -> Result<Vec<Ciphertext>> {
+    let rows = weight_rows(layer, pl);
     let outs = key.combine_rows(cts, &rows)?;
     outs.par_iter().zip(&layer.bias).map(|(c, &b)| Ok(key.add_plain(c, &Integer::from(b))?)).collect()
 }
 
 /// Unpacked convolution: every accumulator from the input ciphertexts under its kernel window.
-fn conv_unpacked(key: &PublicKey, layer: &QuantLayer, cts: &[Ciphertext]) -> Result<Vec<Ciphertext>> {
-    let LayerShape::Conv { in_channels, out_channels, kernel, pad, in_side } = layer.spec.shape else {
+fn conv_unpacked(
+    key: &PublicKey,
+    layer: &QuantLayer,
+    pl: &PlanLayer,
+    cts: &[Ciphertext],
+) -> Result<Vec<Ciphertext>> {
+    let Linear::Conv2d { kernel: [kh, kw], stride: [sy, sx], padding: [top, left, ..], .. } = pl.linear
+    else {
         return Err(Error::Internal("conv_unpacked on a dense layer".into()));
     };
-    let out_side = layer.spec.shape.out_side();
-    let shared = SharedBases::new(key, cts, WEIGHT_BITS, layer.spec.shape.output_len());
-    (0..out_channels * out_side * out_side)
+    let (ic_count, ih, iw) = (pl.input.channels, pl.input.height, pl.input.width);
+    let (oh, ow) = (pl.output.height, pl.output.width);
+    let shared = SharedBases::new(key, cts, WEIGHT_BITS, pl.output.len());
+    (0..pl.output.len())
         .into_par_iter()
         .map(|o| {
-            let (oc, oy, ox) = (o / (out_side * out_side), (o / out_side) % out_side, o % out_side);
-            let mut terms = Vec::with_capacity(in_channels * kernel * kernel);
-            for ic in 0..in_channels {
-                for ky in 0..kernel {
-                    for kx in 0..kernel {
-                        let (iy, ix) = ((oy + ky) as isize - pad as isize, (ox + kx) as isize - pad as isize);
-                        if iy < 0 || ix < 0 || iy >= in_side as isize || ix >= in_side as isize {
-                            continue;
-                        }
-                        let w = layer.weight[((oc * in_channels + ic) * kernel + ky) * kernel + kx];
-                        terms.push(((ic * in_side + iy as usize) * in_side + ix as usize, w));
+            let (oc, oy, ox) = (o / (oh * ow), (o / ow) % oh, o % ow);
+            let mut terms = Vec::with_capacity(ic_count * kh * kw);
+            for ic in 0..ic_count {
+                for ky in 0..kh {
+                    let Some(iy) = (oy * sy + ky).checked_sub(top).filter(|&y| y < ih) else { continue };
+                    for kx in 0..kw {
+                        let Some(ix) = (ox * sx + kx).checked_sub(left).filter(|&x| x < iw) else { continue };
+                        let w = layer.weight[((oc * ic_count + ic) * kh + ky) * kw + kx];
+                        terms.push(((ic * ih + iy) * iw + ix, w));
                     }
                 }
             }

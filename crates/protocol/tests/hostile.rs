@@ -43,11 +43,13 @@ fn plans_with_huge_or_wrapping_dimensions_are_refused_cleanly() {
     let cases = [
         // A kernel and padding that validate by fitting each other, and would
         // then ask for ~7e14 slots of memory.
-        (vec!["shape", "kernel"], serde_json::json!(20000), "kernel"),
-        (vec!["shape", "pad"], serde_json::json!(20000), "padding"),
+        (vec!["linear", "kernel"], serde_json::json!([20000, 20000]), "kernel"),
+        (vec!["linear", "padding"], serde_json::json!([20000, 20000, 20000, 20000]), "padding"),
+        (vec!["linear", "stride"], serde_json::json!([0, 1]), "stride"),
         // 2^63 + 1 channels: wraps in release arithmetic.
-        (vec!["shape", "in_channels"], serde_json::json!(9223372036854775809u64), "channels"),
-        (vec!["shape", "in_side"], serde_json::json!(usize::MAX), "side"),
+        (vec!["linear", "out_channels"], serde_json::json!(9223372036854775809u64), "channels"),
+        (vec!["output", "height"], serde_json::json!(usize::MAX), "shapes"),
+        (vec!["input", "channels"], serde_json::json!(usize::MAX), "shapes"),
         (vec!["slots"], serde_json::json!(0), "slots"),
         (vec!["input_ciphertexts"], serde_json::json!(1u64 << 40), "ciphertexts"),
     ];

@@ -93,7 +93,7 @@ fn plan_circuits_at_the_bounds_with_every_carry_propagating() {
         let bb = pl.slot_bits;
         let bound = pl.accumulator_bound;
         for case in 0..3 {
-            let acc: Vec<i64> = (0..pl.shape.output_len())
+            let acc: Vec<i64> = (0..pl.output.len())
                 .map(|a| match (case, a % 3) {
                     (0, _) => bound,
                     (1, _) => -bound,
@@ -127,7 +127,8 @@ fn plan_circuits_at_the_bounds_with_every_carry_propagating() {
                 .zip(&s)
                 .map(|(w, &m)| w.iter().enumerate().map(|(k, &b)| (b as i64) << k).sum::<i64>() - m as i64)
                 .collect();
-            let want = ppdnn_model::quant::activate(&pl.shape, pl.relu, pl.pool, pl.requant, &acc);
+            let want =
+                ppdnn_model::network::activate_int(pl.relu, pl.pool.as_ref(), pl.output, pl.requant, &acc);
             assert_eq!(got, want, "{} case {case}", pl.name);
         }
     }

@@ -268,7 +268,7 @@ pub fn inference_service(
             name: m.name,
             dataset: m.file.dataset.name(),
             digest,
-            classes: m.file.dataset.class_names().iter().map(|s| s.to_string()).collect(),
+            classes: m.file.class_names(),
             evaluators,
         });
     }

@@ -1,6 +1,6 @@
 //! # ppdnn-train
 //!
-//! Trains LeNet-5 (see [`ppdnn_model::lenet::LENET5`]) on the CPU with burn's
+//! Trains LeNet-5 (see [`ppdnn_model::network::Network::lenet5`]) on the CPU with burn's
 //! flex backend and autodiff: no hand-written back-propagation. The result is a
 //! [`FloatModel`], which the model crate quantizes and saves.
 
@@ -14,7 +14,8 @@ use burn::prelude::*;
 use burn::tensor::TensorData;
 use indicatif::ProgressBar;
 use ppdnn_model::dataset::{Dataset, PIXELS, SIDE};
-use ppdnn_model::lenet::{FloatLayer, FloatModel};
+use ppdnn_model::float::FloatModel;
+use ppdnn_model::network::{FloatParams, Network};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
@@ -104,29 +105,28 @@ impl LeNet5 {
         let vec = |t: Tensor<1>| -> Result<Vec<f32>, TrainError> {
             t.into_data().try_to_vec::<f32>().map_err(|e| TrainError::Export(format!("{e:?}")))
         };
-        let conv = |c: &Conv2d| -> Result<FloatLayer, TrainError> {
+        let conv = |c: &Conv2d| -> Result<FloatParams, TrainError> {
             // burn stores conv weights as [out, in, kh, kw], as ppdnn does.
             let w = c.weight.val();
             let n = w.shape().num_elements();
             let bias = c.bias.as_ref().map(|b| vec(b.val())).transpose()?.unwrap_or_default();
-            Ok(FloatLayer { weight: vec(w.reshape([n]))?, bias })
+            Ok(FloatParams { weight: vec(w.reshape([n]))?, bias })
         };
-        let dense = |l: &Linear| -> Result<FloatLayer, TrainError> {
+        let dense = |l: &Linear| -> Result<FloatParams, TrainError> {
             // burn stores linear weights as [in, out]; ppdnn uses [out, in].
             let w = l.weight.val().transpose();
             let n = w.shape().num_elements();
             let bias = l.bias.as_ref().map(|b| vec(b.val())).transpose()?.unwrap_or_default();
-            Ok(FloatLayer { weight: vec(w.reshape([n]))?, bias })
+            Ok(FloatParams { weight: vec(w.reshape([n]))?, bias })
         };
-        Ok(FloatModel {
-            layers: vec![
-                conv(&self.conv1)?,
-                conv(&self.conv2)?,
-                dense(&self.fc1)?,
-                dense(&self.fc2)?,
-                dense(&self.fc3)?,
-            ],
-        })
+        let layers = vec![
+            conv(&self.conv1)?,
+            conv(&self.conv2)?,
+            dense(&self.fc1)?,
+            dense(&self.fc2)?,
+            dense(&self.fc3)?,
+        ];
+        FloatModel::new(Network::lenet5(), layers).map_err(|e| TrainError::Export(e.to_string()))
     }
 }
 

@@ -18,7 +18,7 @@ fn a_few_hundred_steps_lower_the_loss_and_beat_chance() {
     out.model.validate().unwrap();
     let mut test = Dataset::load(&dir, DatasetKind::Mnist, Split::Test).unwrap();
     test.truncate(500);
-    let acc = out.model.accuracy(&test.pixels, &test.labels);
+    let acc = out.model.accuracy(&test.pixels, &test.labels).unwrap();
     assert!(acc > 0.8, "accuracy after 200 steps: {acc}");
 }
 

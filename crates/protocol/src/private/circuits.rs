@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use ppdnn_gc::activation::{ActivationSpec, ArgmaxSpec, activation_circuit, argmax_circuit};
 use ppdnn_gc::{Circuit, GarbledCircuit};
-use ppdnn_model::lenet::LayerShape;
+use ppdnn_model::network::{PoolKind, pool};
 
 use crate::error::{Error, Result};
 use crate::plan::{CircuitInfo, Mode, Plan, PlanLayer, STAT_BITS};
@@ -21,31 +21,26 @@ pub fn activation_spec(pl: &PlanLayer) -> Result<ActivationSpec> {
     let requant =
         pl.requant.ok_or_else(|| Error::Internal(format!("{}: no requantization to garble", pl.name)))?;
     let (positions, chunks, s) = (pl.positions(), pl.chunks(), pl.slots);
-    let total = pl.shape.output_len();
+    let total = pl.output.len();
+    let conv = pl.is_conv();
     let accumulator_slots = (0..total)
-        .map(|a| match pl.shape {
-            LayerShape::Conv { .. } => {
+        .map(|a| {
+            if conv {
                 let (c, p) = (a / positions, a % positions);
                 (c * chunks + p / s) * s + p % s
+            } else {
+                a
             }
-            LayerShape::Dense { .. } => a,
         })
         .collect();
-    let groups = if pl.pool {
-        let (channels, side) = (pl.shape.out_channels(), pl.shape.out_side());
-        let half = side / 2;
-        let mut g = Vec::with_capacity(channels * half * half);
-        for c in 0..channels {
-            for y in 0..half {
-                for x in 0..half {
-                    let at = |dy: usize, dx: usize| (c * side + 2 * y + dy) * side + 2 * x + dx;
-                    g.push(vec![at(0, 0), at(0, 1), at(1, 0), at(1, 1)]);
-                }
-            }
+    // Each output's accumulators: its pooling window (the indices the
+    // plaintext pooling reads, in the same order), or itself.
+    let groups = match &pl.pool {
+        Some(p) => {
+            let indices: Vec<usize> = (0..total).collect();
+            pool(p, pl.output, &indices, <[usize]>::to_vec)
         }
-        g
-    } else {
-        (0..total).map(|a| vec![a]).collect()
+        None => (0..total).map(|a| vec![a]).collect(),
     };
     Ok(ActivationSpec {
         slot_bits: pl.slot_bits,
@@ -54,6 +49,7 @@ pub fn activation_spec(pl: &PlanLayer) -> Result<ActivationSpec> {
         accumulator_slots,
         groups,
         relu: pl.relu,
+        max_pool: pl.pool.is_some_and(|p| p.kind == PoolKind::Max),
         multiplier: requant.multiplier as u64,
         shift: requant.shift,
         mask_bits: MASK_BITS,
@@ -109,17 +105,27 @@ pub fn activation_part_specs(pl: &PlanLayer) -> Result<Vec<(usize, usize, Activa
     for (k, &(first_ct, first_group)) in cuts.iter().enumerate() {
         let (end_ct, end_group) = cuts.get(k + 1).copied().unwrap_or((n, full.groups.len()));
         let mut accumulator_slots = Vec::new();
+        let range = first_ct * s..end_ct * s;
         let groups = full.groups[first_group..end_group]
             .iter()
             .map(|g| {
                 g.iter()
                     .map(|&a| {
-                        accumulator_slots.push(full.accumulator_slots[a] - first_ct * s);
-                        accumulator_slots.len() - 1
+                        let slot = full.accumulator_slots[a];
+                        if !range.contains(&slot) {
+                            // Windows are cut where no later one reaches back; a
+                            // layout where one would is a bug, not an input.
+                            return Err(Error::Internal(format!(
+                                "{}: a pooling window crosses part {k}'s ciphertexts",
+                                pl.name
+                            )));
+                        }
+                        accumulator_slots.push(slot - range.start);
+                        Ok(accumulator_slots.len() - 1)
                     })
-                    .collect()
+                    .collect::<Result<Vec<usize>>>()
             })
-            .collect();
+            .collect::<Result<Vec<_>>>()?;
         let spec =
             ActivationSpec { ciphertexts: end_ct - first_ct, accumulator_slots, groups, ..full.clone() };
         parts.push((first_ct, first_group, spec));
@@ -146,7 +152,7 @@ pub fn argmax_spec(pl: &PlanLayer) -> ArgmaxSpec {
         slot_bits: pl.slot_bits,
         slots: pl.slots,
         ciphertexts: pl.output_ciphertexts,
-        values: pl.shape.output_len(),
+        values: pl.output.len(),
     }
 }
 
@@ -212,7 +218,7 @@ struct Built {
 fn build(plan: &Plan) -> Result<Built> {
     let n = plan.layers.len();
     let last = plan.layers.last().ok_or_else(|| Error::Plan("no layers".into()))?;
-    if last.output_ciphertexts * last.slots < last.shape.output_len() || last.shape.output_len() == 0 {
+    if last.output_ciphertexts * last.slots < last.output.len() || last.output.is_empty() {
         return Err(Error::Plan("the last layer's layout does not hold its outputs".into()));
     }
     let layers = plan

@@ -254,7 +254,7 @@ impl PrivateClientSession {
             return Err(Error::Internal(format!("no circuit after layer {l}")));
         }
         let next = &self.plan.layers[k];
-        let outputs = next.shape.input_len();
+        let outputs = next.input.len();
         let mut prg = Prg::from_os().map_err(|e| Error::Internal(e.to_string()))?;
         let s: Vec<i64> = (0..outputs).map(|_| random_below_pow2(&mut prg, MASK_BITS) as i64).collect();
         let per_ct = self.plan.layers[l].slots * self.plan.layers[l].slot_bits as usize;

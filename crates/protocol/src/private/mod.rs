@@ -67,13 +67,10 @@ pub(crate) fn random_below_pow2(prg: &mut Prg, bits: u32) -> u64 {
 /// residues mod n: the packing is linear over the integers, so
 /// pack(-s) + pack(w) = pack(q) mod n whatever the sizes of s and w.
 pub(crate) fn pack_residues(pl: &PlanLayer, values: &[i64], n: &Integer) -> Result<Vec<Integer>> {
-    if values.len() != pl.shape.input_len() {
+    if values.len() != pl.input.len() {
         return Err(Error::Internal(format!("{}: {} values to pack", pl.name, values.len())));
     }
-    let b = match pl.shape {
-        ppdnn_model::lenet::LayerShape::Conv { .. } => pl.slot_bits,
-        ppdnn_model::lenet::LayerShape::Dense { .. } => 0,
-    };
+    let b = if pl.is_conv() { pl.slot_bits } else { 0 };
     Ok(input_slots(pl, values)
         .iter()
         .map(|slots| {
