@@ -112,17 +112,19 @@ fn load_data(args: &ImportArgs, kind: DatasetKind, shape: Shape) -> Result<Data>
         for f in &files {
             pixels.extend(load_png_as(f, dims)?);
         }
-        let labels: Option<Vec<u8>> = files
-            .iter()
-            .map(|f| f.file_stem()?.to_str()?.rsplit('-').next()?.parse::<u8>().ok())
-            .collect();
+        let labels: Option<Vec<u8>> =
+            files.iter().map(|f| f.file_stem()?.to_str()?.rsplit('-').next()?.parse::<u8>().ok()).collect();
         return Ok(Data {
             description: format!("{} PNG images of {}", files.len(), path.display()),
             calibration: pixels[..pixels.len().min(args.calibration_count * n)].to_vec(),
             labelled: labels.map(|l| (pixels, l)),
         });
     }
-    let npy = load_npy(path, &dims)?;
+    // Inputs of the model's shape, or flat rows of as many values.
+    let npy = match load_npy(path, &dims) {
+        Ok(npy) => npy,
+        Err(e) => load_npy(path, &[n]).map_err(|_| e)?,
+    };
     let pixels: Vec<u8> = npy.inputs.concat();
     let labelled = match &args.labels {
         Some(l) => {
@@ -201,7 +203,14 @@ pub fn import_cmd(args: ImportArgs) -> Result<()> {
         return Ok(());
     }
     let i = net.input();
-    println!("{}: {}x{}x{} -> {} classes", args.model.display(), i.channels, i.height, i.width, net.classes());
+    println!(
+        "{}: {}x{}x{} -> {} classes",
+        args.model.display(),
+        i.channels,
+        i.height,
+        i.width,
+        net.classes()
+    );
     for (layer, shapes) in net.layers().iter().zip(net.shapes()) {
         let what = match layer.linear {
             Linear::Conv2d { out_channels, kernel, stride, padding } => {
@@ -210,7 +219,10 @@ pub fn import_cmd(args: ImportArgs) -> Result<()> {
             Linear::Dense { outputs } => format!("dense {outputs}"),
         };
         let relu = if layer.relu { ", relu" } else { "" };
-        let pool = layer.pool.map(|p| format!(", {:?} pool {:?}/{:?}", p.kind, p.window, p.stride)).unwrap_or_default();
+        let pool = layer
+            .pool
+            .map(|p| format!(", {:?} pool {:?}/{:?}", p.kind, p.window, p.stride))
+            .unwrap_or_default();
         let a = shapes.activation;
         println!("  {:<12} {what}{relu}{pool} -> {}x{}x{}", layer.name, a.channels, a.height, a.width);
     }
