@@ -111,7 +111,10 @@ fn unsupported_operators_are_refused_by_name() {
 }
 
 fn served(ev: &Evaluator, input: &[u8], private: bool) -> ClientStep {
-    let pair = key();
+    served_with(ev, key(), input, private)
+}
+
+fn served_with(ev: &Evaluator, pair: &KeyPair, input: &[u8], private: bool) -> ClientStep {
     let sk = Arc::new(pair.private.clone());
     let pool = Arc::new(RandomnessPool::new(pair.public()));
     if private {
@@ -150,5 +153,30 @@ fn imported_integer_models_are_served_exactly_in_both_modes() {
         assert_eq!(served(&fast, input, false), want, "{} fast", f.name);
         let private = Evaluator::for_mode(quant.clone(), 1024, Packing::Packed, Mode::Private).unwrap();
         assert_eq!(served(&private, input, true), want, "{} private", f.name);
+    }
+}
+
+/// A few 2048-bit cases: the whole fixture networks (max pooling and
+/// stride-2 convolutions; three channels with batch norm and both poolings)
+/// at the production key size, both modes.
+#[test]
+fn whole_fixture_networks_at_2048_bits() {
+    let pair = generate_keypair(2048, KeyPolicy::INSECURE_TESTING).unwrap();
+    for f in fixtures().iter().filter(|f| ["cnn_maxpool_stride2", "rgb_cnn"].contains(&f.name.as_str())) {
+        let float = import(&f.bytes, &f.options()).unwrap().model;
+        let pixels = f.pixels();
+        let quant = Arc::new(QuantModel::quantize(&float, &pixels.concat()).unwrap());
+        for input in &pixels[..2] {
+            let want = ClientStep::Done(quant.logits(input).unwrap());
+            for mode in [Mode::Fast, Mode::Private] {
+                let ev = Evaluator::for_mode(quant.clone(), 2048, Packing::Packed, mode).unwrap();
+                assert_eq!(
+                    served_with(&ev, &pair, input, mode == Mode::Private),
+                    want,
+                    "{} {mode:?}",
+                    f.name
+                );
+            }
+        }
     }
 }
