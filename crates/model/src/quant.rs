@@ -311,21 +311,7 @@ impl QuantModel {
 
     /// Accuracy over a data set (inputs back to back), in parallel.
     pub fn accuracy(&self, inputs: &[u8], labels: &[u8]) -> Result<f64> {
-        let n = self.input_len();
-        if inputs.len() != labels.len() * n {
-            return Err(Error::Input(format!(
-                "{} labels need {} input values of {n} each, got {}",
-                labels.len(),
-                labels.len() * n,
-                inputs.len()
-            )));
-        }
-        let correct = inputs
-            .par_chunks(n)
-            .zip(labels.par_iter())
-            .map(|(x, &l)| Ok(usize::from(self.predict(x)? == l as usize)))
-            .sum::<Result<usize>>()?;
-        Ok(correct as f64 / labels.len().max(1) as f64)
+        crate::float::accuracy_of(self.input_len(), inputs, labels, |x| self.predict(x))
     }
 }
 
