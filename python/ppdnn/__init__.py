@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Union
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -112,10 +112,13 @@ class Result:
         )
 
 
-def load_png(path: Union[str, "os.PathLike[str]"]) -> np.ndarray:
-    """A PNG (grey or colour, any size) as the 1x28x28 uint8 array the
-    shipped models take: centred, resized, white on black."""
-    return np.frombuffer(_load_png(os.fspath(path)), dtype=np.uint8).reshape(1, 28, 28).copy()
+def load_png(path: Union[str, "os.PathLike[str]"], shape: Tuple[int, int, int] = (1, 28, 28)) -> np.ndarray:
+    """A PNG as a model input of ``shape`` (channels, height, width), uint8.
+    For the shipped models' 1x28x28: any size, grey or colour, centred,
+    resized, white on black. Otherwise grey (1 channel) or RGB planes (3),
+    resized at the same aspect ratio, refused at another."""
+    shape = tuple(int(d) for d in shape)
+    return np.frombuffer(_load_png(os.fspath(path), shape), dtype=np.uint8).reshape(shape).copy()
 
 
 class Client:
@@ -199,7 +202,7 @@ class Client:
             self._shapes[model] = tuple(self.describe(model)["input_shape"])
         shape = self._shapes[model]
         if isinstance(x, (str, os.PathLike)):
-            x = np.load(x, allow_pickle=False) if os.fspath(x).lower().endswith(".npy") else load_png(x)
+            x = np.load(x, allow_pickle=False) if os.fspath(x).lower().endswith(".npy") else load_png(x, shape)
         if not isinstance(x, np.ndarray):
             raise TypeError(f"an input is a PNG path or a numpy array, not {type(x).__name__}")
         if x.dtype != np.uint8:

@@ -1,7 +1,7 @@
 """Type stubs of ppdnn's native module (the Rust half of the SDK)."""
 
 import os
-from typing import Any, Dict, List, Optional, Union
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 __version__: str
 
@@ -101,4 +101,4 @@ class Client:
         self, inputs: List[bytes], model: Optional[str] = None, progress: bool = False
     ) -> List[Dict[str, Any]]: ...
 
-def load_png(path: _Path) -> bytes: ...
+def load_png(path: _Path, shape: Tuple[int, int, int] = (1, 28, 28)) -> bytes: ...

@@ -48,10 +48,13 @@ pub(crate) fn from_py_int(x: &Bound<'_, PyAny>, what: &str) -> PyResult<ppdnn_pa
         .map_err(|e| pyo3::exceptions::PyValueError::new_err(format!("{what}: {e}")))
 }
 
-/// Reads a PNG (grey or colour) as the 28x28 grey pixels the shipped models take.
+/// Reads a PNG as a model input of `shape` (channels, height, width): the
+/// 28x28 grey pixels of the shipped models by default, or grey / RGB planes.
 #[pyfunction]
-fn load_png(py: Python<'_>, path: std::path::PathBuf) -> PyResult<Vec<u8>> {
-    py.detach(|| ppdnn_model::image_io::load_png(&path)).map_err(|e| errors::Error::new_err(e.to_string()))
+#[pyo3(signature = (path, shape = (1, 28, 28)))]
+fn load_png(py: Python<'_>, path: std::path::PathBuf, shape: (usize, usize, usize)) -> PyResult<Vec<u8>> {
+    py.detach(|| ppdnn_model::image_io::load_png_as(&path, [shape.0, shape.1, shape.2]))
+        .map_err(|e| errors::Error::new_err(e.to_string()))
 }
 
 #[pymodule]

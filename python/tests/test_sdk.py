@@ -229,3 +229,52 @@ def test_one_server_serves_several_models_each_with_its_own_plan(key, digits, tm
                 assert r.model == name and r.logits.tolist() == e["logits"] and r.class_name == e["class"]
     finally:
         s.stop()
+
+
+def _png_rgb(path, pixels):
+    """Writes an RGB PNG (height x width x 3 uint8) with zlib alone."""
+    import struct
+    import zlib
+
+    h, w, _ = pixels.shape
+    raw = b"".join(b"\x00" + pixels[y].tobytes() for y in range(h))
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    with open(path, "wb") as f:
+        f.write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))
+                + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+
+
+def test_an_imported_colour_network_through_the_sdk(key, tmp_path):
+    """An ONNX fixture with 3x16x16 inputs, batch norm, max and average pooling
+    and a stride-2 convolution: imported with `ppdnn import`, served, and
+    classified from an RGB PNG and from numpy arrays in both modes, equal to
+    `ppdnn predict --json`."""
+    from conftest import Server
+
+    rng = np.random.default_rng(5)
+    calibration = rng.integers(0, 256, size=(16, 3, 16, 16), dtype=np.uint8)
+    np.save(tmp_path / "calibration.npy", calibration)
+    model = tmp_path / "rgb.safetensors"
+    subprocess.run([ppdnn_bin(), "import", "crates/onnx/tests/data/rgb_cnn.onnx", "--calibration",
+                    str(tmp_path / "calibration.npy"), "--out", str(model)], cwd=ROOT, check=True, capture_output=True)
+    image = rng.integers(0, 256, size=(16, 16, 3), dtype=np.uint8)
+    png = tmp_path / "image.png"
+    _png_rgb(png, image)
+    assert (ppdnn.load_png(png, (3, 16, 16)) == image.transpose(2, 0, 1)).all(), "RGB planes in channel order"
+    expected = json.loads(subprocess.run([ppdnn_bin(), "predict", "--json", "--model", str(model), str(png)],
+                                         cwd=ROOT, check=True, capture_output=True, text=True).stdout)[0]
+    s = Server(tmp_path / "serve.log", "--modes", "private,fast", "--model", str(model))
+    try:
+        for mode in ["private", "fast"]:
+            client = ppdnn.Client(s.url, key=key, mode=mode)
+            assert client.describe("rgb")["input_shape"] == [3, 16, 16]
+            for x in [str(png), image.transpose(2, 0, 1)]:
+                r = client.classify(x)
+                assert r.logits.tolist() == expected["logits"] and r.label == expected["label"], mode
+            with pytest.raises(ValueError):
+                client.classify(np.zeros((1, 28, 28), dtype=np.uint8))
+    finally:
+        s.stop()

@@ -7,6 +7,7 @@ mod bench_gc;
 mod crypto_cmds;
 mod encrypted_eval;
 mod model_cmds;
+mod onnx_cmds;
 mod service_cmds;
 mod soak;
 #[cfg(feature = "train")]
@@ -69,6 +70,10 @@ enum Command {
     },
     /// Classify PNG images in plaintext with the integer model (the baseline for classify).
     Predict(model_cmds::PredictArgs),
+    /// Import an ONNX model: read the network, quantize it on calibration data, write a model file.
+    Import(onnx_cmds::ImportArgs),
+    /// Write a model file's float network as ONNX.
+    ExportOnnx(onnx_cmds::ExportOnnxArgs),
     /// Write the first test images of a data set as PNG files (INDEX-LABEL.png).
     Export(model_cmds::ExportArgs),
     /// Serve models over gRPC: clients send encrypted inputs, the server never sees them.
@@ -104,6 +109,8 @@ fn main() -> ExitCode {
         }
         Command::Predict(args) => model_cmds::predict(args),
         Command::Export(args) => model_cmds::export(args),
+        Command::Import(args) => onnx_cmds::import_cmd(args),
+        Command::ExportOnnx(args) => onnx_cmds::export_onnx_cmd(args),
         Command::Serve(args) => service_cmds::serve_cmd(args),
         Command::Classify(args) => service_cmds::classify(args),
         Command::Demo(args) => service_cmds::demo(args),

@@ -142,6 +142,10 @@ pub struct PredictArgs {
     /// Print a JSON list instead of text.
     #[arg(long)]
     json: bool,
+    /// Run the float model instead of the integer one: `float_logits` in
+    /// the JSON (what onnxruntime gives for the exported or imported network).
+    #[arg(long)]
+    float: bool,
     /// PNG images (any size; a dark digit on light paper is inverted) or
     /// .npy arrays of pixels 0..255: one input of shape (1, 28, 28) or
     /// (28, 28), or a batch (N, 1, 28, 28) or (N, 28, 28).
@@ -211,7 +215,11 @@ pub fn predict(args: PredictArgs) -> Result<()> {
     let names = model.class_names();
     let mut preds = Vec::new();
     let input = model.quant.network.input();
-    for (file, pixels) in load_inputs(&args.images, &[input.channels, input.height, input.width])? {
+    let inputs = load_inputs(&args.images, &[input.channels, input.height, input.width])?;
+    if args.float {
+        return predict_float(&model, inputs, args.json);
+    }
+    for (file, pixels) in inputs {
         let logits = model.quant.logits(&pixels).with_context(|| file.clone())?;
         let label = argmax(&logits);
         preds.push(Prediction {
@@ -223,6 +231,26 @@ pub fn predict(args: PredictArgs) -> Result<()> {
         });
     }
     print_predictions(&preds, args.json)
+}
+
+/// `predict --float`: the float model's logits.
+fn predict_float(model: &ModelFile, inputs: Vec<(String, Vec<u8>)>, json: bool) -> Result<()> {
+    let names = model.class_names();
+    let mut out = Vec::new();
+    for (file, pixels) in inputs {
+        let logits = model.float.logits(&pixels).with_context(|| file.clone())?;
+        let label = argmax(&logits);
+        if !json {
+            println!("{file}\t{label}\t{}\t{logits:?}", names[label]);
+        }
+        out.push(
+            serde_json::json!({"file": file, "label": label, "class": names[label], "float_logits": logits}),
+        );
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    }
+    Ok(())
 }
 
 #[derive(Args)]

@@ -123,3 +123,72 @@ fn predict_reads_npy_inputs_and_batches_as_the_pngs_they_hold() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains("wrong.npy") && err.contains("[28, 27]"), "{err}");
 }
+
+#[test]
+fn export_onnx_then_import_gives_the_same_model_and_predictions() {
+    let dir = tempfile::tempdir().unwrap();
+    let onnx = dir.path().join("lenet.onnx");
+    let back = dir.path().join("lenet.safetensors");
+    let (onnx_s, back_s) = (onnx.to_str().unwrap(), back.to_str().unwrap());
+    let out = ppdnn(&["export-onnx", "models/lenet5-mnist.safetensors", "--out", onnx_s]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v = ok_json(&["import", onnx_s, "--calibration", "data/mnist", "--out", back_s, "--json"]);
+    assert_eq!(v["layers"], 5);
+    assert_eq!(v["classes"], 10);
+    assert_eq!(v["input_shape"], serde_json::json!([1, 28, 28]));
+    assert_eq!(v["accuracy_inputs"], 10000);
+    assert!((v["quantized_accuracy"].as_f64().unwrap() - 0.9905).abs() < 1e-9, "{v}");
+    // The re-imported model is the shipped one: the same integer logits.
+    let digits: Vec<String> = std::fs::read_dir(root().join("examples/digits"))
+        .unwrap()
+        .map(|e| e.unwrap().path().display().to_string())
+        .collect();
+    let mut shipped = vec!["predict", "--json"];
+    shipped.extend(digits.iter().map(String::as_str));
+    let mut imported = vec!["predict", "--json", "--model", back_s];
+    imported.extend(digits.iter().map(String::as_str));
+    assert_eq!(ok_json(&shipped), ok_json(&imported));
+    // --out is not overwritten without --force; an unsupported operator is refused by name.
+    let again = ppdnn(&["import", onnx_s, "--calibration", "data/mnist", "--out", back_s]);
+    assert!(String::from_utf8_lossy(&again.stderr).contains("--force"));
+    let sigmoid = "crates/onnx/tests/data/unsupported_sigmoid.onnx";
+    let out = ppdnn(&["import", sigmoid, "--calibration", "data/mnist", "--out", back_s, "--force"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("\"squash\" (Sigmoid)"), "{err}");
+    let out = ppdnn(&["import", "no-such.onnx", "--calibration", "data/mnist", "--out", back_s, "--force"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no-such.onnx"));
+}
+
+#[test]
+fn an_mlp_imports_with_an_image_shape_and_npy_labels() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("mlp.safetensors");
+    let pixels: Vec<u8> = (0..8 * 784).map(|i| (i * 131 % 256) as u8).collect();
+    let x = dir.path().join("x.npy");
+    std::fs::write(&x, ppdnn_model::npy::to_npy_u8(&[8, 784], &pixels)).unwrap();
+    let y = dir.path().join("y.npy");
+    std::fs::write(&y, ppdnn_model::npy::to_npy_u8(&[8], &[0, 1, 2, 3, 4, 5, 6, 7])).unwrap();
+    let mlp = "crates/onnx/tests/data/mlp.onnx";
+    let (m, xs, ys) = (model.to_str().unwrap(), x.to_str().unwrap(), y.to_str().unwrap());
+    // The graph takes 784 values; as 1x28x28 it reads images too.
+    let v = ok_json(&[
+        "import",
+        mlp,
+        "--calibration",
+        xs,
+        "--labels",
+        ys,
+        "--out",
+        m,
+        "--input-shape",
+        "1x28x28",
+        "--json",
+    ]);
+    assert_eq!(v["input_shape"], serde_json::json!([1, 28, 28]));
+    assert_eq!(v["accuracy_inputs"], 8);
+    let p = ok_json(&["predict", "--model", m, "--json", "examples/digits/0000-7.png"]);
+    assert_eq!(p[0]["logits"].as_array().unwrap().len(), 10);
+    let out = ppdnn(&["import", mlp, "--calibration", xs, "--out", m, "--force", "--input-shape", "3x28x28"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("2352") && err.contains("784"), "{err}");
+}

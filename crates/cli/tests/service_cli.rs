@@ -29,6 +29,21 @@ fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
+/// `ppdnn serve` on a free loopback port with 1024-bit test keys and
+/// `extra` arguments, once it accepts connections; its URL.
+fn serve(extra: &[&str]) -> (Server, String) {
+    let addr = format!("127.0.0.1:{}", free_port());
+    let mut args = vec!["serve", "--listen", &addr, "--key-bits", "1024", "--insecure-small-keys"];
+    args.extend(extra);
+    let server = Server(ppdnn().args(&args).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap());
+    let start = Instant::now();
+    while std::net::TcpStream::connect(&addr).is_err() {
+        assert!(start.elapsed() < Duration::from_secs(30), "the server did not start");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    (server, format!("http://{addr}"))
+}
+
 fn json(out: std::process::Output) -> serde_json::Value {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     serde_json::from_slice(&out.stdout).unwrap()
@@ -36,30 +51,7 @@ fn json(out: std::process::Output) -> serde_json::Value {
 
 #[test]
 fn classify_through_a_server_matches_predict() {
-    let port = free_port();
-    let addr = format!("127.0.0.1:{port}");
-    let server = Server(
-        ppdnn()
-            .args([
-                "serve",
-                "--listen",
-                &addr,
-                "--key-bits",
-                "1024",
-                "--insecure-small-keys",
-                "--modes",
-                "private,fast",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let start = Instant::now();
-    while std::net::TcpStream::connect(&addr).is_err() {
-        assert!(start.elapsed() < Duration::from_secs(30), "the server did not start");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let (server, url) = serve(&["--modes", "private,fast"]);
     let dir = tempfile::tempdir().unwrap();
     let key = dir.path().join("key.json");
     let out = ppdnn()
@@ -68,7 +60,6 @@ fn classify_through_a_server_matches_predict() {
         .unwrap();
     assert!(out.status.success());
     let images = ["examples/digits/0000-7.png", "examples/digits/0008-5.png"];
-    let url = format!("http://{addr}");
     let mut args =
         vec!["classify", "--server", &url, "--key", key.to_str().unwrap(), "--insecure-small-keys", "--json"];
     args.extend(images);
@@ -215,33 +206,7 @@ fn a_colour_network_with_strides_and_max_pooling_is_served_exactly() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains("8x8") && err.contains("10x12"), "{err}");
 
-    let port = free_port();
-    let addr = format!("127.0.0.1:{port}");
-    let _server = Server(
-        ppdnn()
-            .args([
-                "serve",
-                "--model",
-                model_arg,
-                "--listen",
-                &addr,
-                "--key-bits",
-                "1024",
-                "--insecure-small-keys",
-                "--modes",
-                "private,fast",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let start = Instant::now();
-    while std::net::TcpStream::connect(&addr).is_err() {
-        assert!(start.elapsed() < Duration::from_secs(30), "the server did not start");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let url = format!("http://{addr}");
+    let (_server, url) = serve(&["--model", model_arg, "--modes", "private,fast"]);
     for mode in ["private", "fast"] {
         let mut a = vec![
             "classify",

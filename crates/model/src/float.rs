@@ -49,20 +49,30 @@ impl FloatModel {
 
     /// Accuracy over a data set (inputs back to back), in parallel.
     pub fn accuracy(&self, inputs: &[u8], labels: &[u8]) -> Result<f64> {
-        let n = self.input_len();
-        if inputs.len() != labels.len() * n {
-            return Err(Error::Input(format!(
-                "{} labels need {} input values of {n} each, got {}",
-                labels.len(),
-                labels.len() * n,
-                inputs.len()
-            )));
-        }
-        let correct = inputs
-            .par_chunks(n)
-            .zip(labels.par_iter())
-            .map(|(x, &l)| Ok(usize::from(argmax(&self.logits(x)?) == l as usize)))
-            .sum::<Result<usize>>()?;
-        Ok(correct as f64 / labels.len().max(1) as f64)
+        accuracy_of(self.input_len(), inputs, labels, |x| Ok(argmax(&self.logits(x)?)))
     }
+}
+
+/// The share of `inputs` (of `n` values each, back to back) that `predict`
+/// gives their label, computed in parallel.
+pub(crate) fn accuracy_of(
+    n: usize,
+    inputs: &[u8],
+    labels: &[u8],
+    predict: impl Fn(&[u8]) -> Result<usize> + Sync,
+) -> Result<f64> {
+    if inputs.len() != labels.len() * n {
+        return Err(Error::Input(format!(
+            "{} labels need {} input values of {n} each, got {}",
+            labels.len(),
+            labels.len() * n,
+            inputs.len()
+        )));
+    }
+    let correct = inputs
+        .par_chunks(n)
+        .zip(labels.par_iter())
+        .map(|(x, &l)| Ok(usize::from(predict(x)? == l as usize)))
+        .sum::<Result<usize>>()?;
+    Ok(correct as f64 / labels.len().max(1) as f64)
 }

@@ -19,3 +19,5 @@ pub mod image_io;
 pub mod modelfile;
 pub mod npy;
 pub mod quant;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;

@@ -146,9 +146,11 @@ impl QuantModel {
                 (None, 0.0)
             } else {
                 let mut values: Vec<f32> = acts.iter().flat_map(|a| a[l].iter().copied()).collect();
-                values.sort_by(|a, b| a.total_cmp(b));
+                // The value at the percentile's rank in sorted order (a
+                // selection, linear time: the same value a full sort gives).
                 let idx = ((values.len() - 1) as f64 * CALIBRATION_PERCENTILE) as usize;
-                let top = (values[idx] as f64).max(1e-6);
+                let (_, &mut at, _) = values.select_nth_unstable_by(idx, |a, b| a.total_cmp(b));
+                let top = (at as f64).max(1e-6);
                 let next_scale = top / ACTIVATION_MAX as f64;
                 let pool_div = match &layer.pool {
                     Some(p) if p.kind == PoolKind::Average => (p.window[0] * p.window[1]) as f64,
@@ -309,21 +311,7 @@ impl QuantModel {
 
     /// Accuracy over a data set (inputs back to back), in parallel.
     pub fn accuracy(&self, inputs: &[u8], labels: &[u8]) -> Result<f64> {
-        let n = self.input_len();
-        if inputs.len() != labels.len() * n {
-            return Err(Error::Input(format!(
-                "{} labels need {} input values of {n} each, got {}",
-                labels.len(),
-                labels.len() * n,
-                inputs.len()
-            )));
-        }
-        let correct = inputs
-            .par_chunks(n)
-            .zip(labels.par_iter())
-            .map(|(x, &l)| Ok(usize::from(self.predict(x)? == l as usize)))
-            .sum::<Result<usize>>()?;
-        Ok(correct as f64 / labels.len().max(1) as f64)
+        crate::float::accuracy_of(self.input_len(), inputs, labels, |x| self.predict(x))
     }
 }
 

@@ -3,104 +3,21 @@
 
 use ppdnn_model::float::FloatModel;
 use ppdnn_model::modelfile::ModelFile;
-use ppdnn_model::network::{FloatParams, Layer, Linear, Network, Pool, PoolKind, Shape};
+use ppdnn_model::network::{Linear, Network, Pool, PoolKind};
 use ppdnn_model::quant::{MULTIPLIER_BITS, QuantModel, Requant};
 use proptest::prelude::*;
 
-/// A small deterministic generator (xorshift), for tests only.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-    fn float(&mut self) -> f32 {
-        ((self.next() >> 11) as f64 / (1u64 << 53) as f64) as f32 - 0.5
-    }
-}
-
-/// A random network: one or two convolutions (any kernel, stride,
-/// asymmetric padding, non-square input, 1 or 3 input channels, average,
-/// max or no pooling with any window and stride), then one or two dense
-/// layers. LeNet-5 itself when `seed` is 0.
+/// A random network from the shared generator, or LeNet-5 when `seed` is 0.
 fn random_network(seed: u64) -> Network {
-    if seed == 0 {
-        return Network::lenet5();
-    }
-    let mut r = Rng(seed | 1);
-    let channels = [1, 3][r.below(2)];
-    let (mut h, mut w) = (6 + r.below(8), 6 + r.below(8));
-    let input = Shape::new(channels, h, w);
-    let mut layers = Vec::new();
-    for c in 0..1 + r.below(2) {
-        let kernel = [1 + r.below(3.min(h)), 1 + r.below(3.min(w))];
-        let stride = [1 + r.below(2), 1 + r.below(2)];
-        let padding = [r.below(2), r.below(2), r.below(2), r.below(2)];
-        h = (h + padding[0] + padding[2] - kernel[0]) / stride[0] + 1;
-        w = (w + padding[1] + padding[3] - kernel[1]) / stride[1] + 1;
-        let pool = match r.below(3) {
-            0 if h >= 2 && w >= 2 => {
-                let window = [1 + r.below(2), 1 + r.below(2)];
-                let stride = [1 + r.below(2), 1 + r.below(2)];
-                let kind = [PoolKind::Average, PoolKind::Max][r.below(2)];
-                h = (h - window[0]) / stride[0] + 1;
-                w = (w - window[1]) / stride[1] + 1;
-                Some(Pool { kind, window, stride })
-            }
-            _ => None,
-        };
-        layers.push(Layer {
-            name: format!("conv{c}"),
-            linear: Linear::Conv2d { out_channels: 1 + r.below(4), kernel, stride, padding },
-            relu: r.below(4) != 0,
-            pool,
-        });
-    }
-    let dense = r.below(2);
-    for d in 0..=dense {
-        let last = d == dense;
-        layers.push(Layer {
-            name: format!("fc{d}"),
-            linear: Linear::Dense { outputs: if last { 10 } else { 4 + r.below(12) } },
-            relu: !last,
-            pool: None,
-        });
-    }
-    Network::new(input, layers).expect("the generator keeps every kernel and window inside its input")
+    if seed == 0 { Network::lenet5() } else { ppdnn_model::testing::random_network(seed) }
 }
 
 /// Random float parameters for `network`.
 fn random_float_model(network: Network, seed: u64) -> FloatModel {
-    let mut r = Rng(seed | 1);
-    let layers = network
-        .layers()
-        .iter()
-        .zip(network.shapes())
-        .map(|(layer, shapes)| FloatParams {
-            weight: (0..layer.weight_shape(shapes.input).iter().product::<usize>())
-                .map(|_| r.float() * 0.4)
-                .collect(),
-            bias: (0..layer.bias_len()).map(|_| r.float() * 0.2).collect(),
-        })
-        .collect();
-    FloatModel::new(network, layers).unwrap()
+    ppdnn_model::testing::random_float_model(network, seed)
 }
 
-fn random_inputs(seed: u64, count: usize, len: usize) -> Vec<u8> {
-    let mut s = seed | 1;
-    (0..count * len)
-        .map(|_| {
-            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            (s >> 56) as u8
-        })
-        .collect()
-}
+use ppdnn_model::testing::random_inputs;
 
 /// Straightforward accumulators on an explicitly zero-padded input, written
 /// independently of the crate's `linear`.

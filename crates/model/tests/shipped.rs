@@ -60,3 +60,16 @@ fn shipped_models_give_their_recorded_integer_logits() {
         assert_eq!(logits, recorded, "{name}");
     }
 }
+
+/// The shipped integer models are what quantizing their float models on
+/// the first 5,000 training images gives, bit for bit (so an import of the
+/// same float network with the same calibration reproduces them).
+#[test]
+fn shipped_integer_models_are_their_float_models_quantized() {
+    use ppdnn_model::quant::QuantModel;
+    let model = ModelFile::load(&root().join("models/lenet5-mnist.safetensors")).unwrap();
+    let mut train = Dataset::load(&root().join("data/mnist"), DatasetKind::Mnist, Split::Train).unwrap();
+    train.truncate(5000);
+    let quant = QuantModel::quantize(&model.float, &train.pixels).unwrap();
+    assert_eq!(quant, model.quant);
+}

@@ -1,0 +1,583 @@
+//! ONNX graphs to float models: a walk along the graph's single data path,
+//! collecting each linear node with what follows it (bias, batch norm,
+//! ReLU, pooling) into one layer of a [`Network`].
+
+use std::collections::HashMap;
+
+use prost::Message;
+
+use ppdnn_model::float::FloatModel;
+use ppdnn_model::network::{FloatParams, Layer, Linear, Network, Pool, PoolKind, Shape};
+
+use crate::error::{Error, Result};
+use crate::proto::{ModelProto, NodeProto};
+use crate::tensor::{Attributes, Constant};
+
+/// What the ONNX model's input values are, relative to pixels 0..255.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum InputScale {
+    /// pixel / 255 (what `ppdnn export-onnx` writes, and PyTorch's ToTensor gives).
+    #[default]
+    Unit,
+    /// The pixel values themselves, 0..255.
+    Byte,
+}
+
+/// How to read a model.
+#[derive(Debug, Clone, Default)]
+pub struct ImportOptions {
+    /// The input shape (channels, height, width) to use instead of the
+    /// graph's, e.g. 1x28x28 for an MLP whose graph takes 784 values; the
+    /// number of values must agree.
+    pub input_shape: Option<Shape>,
+    /// The scale of the graph's input values.
+    pub input_scale: InputScale,
+}
+
+/// An imported model and what the import did to get it.
+#[derive(Debug, Clone)]
+pub struct Imported {
+    /// The float network.
+    pub model: FloatModel,
+    /// Steps folded or dropped, in words (batch norms folded, a final
+    /// softmax dropped, input normalization folded), for the user to see.
+    pub notes: Vec<String>,
+}
+
+/// A linear node being collected into a layer.
+struct Pending {
+    name: String,
+    linear: Linear,
+    weight: Vec<f32>,
+    bias: Vec<f32>,
+    relu: bool,
+    pool: Option<Pool>,
+}
+
+impl Pending {
+    fn outputs(&self) -> usize {
+        self.bias.len()
+    }
+
+    fn fan_in(&self) -> usize {
+        self.weight.len() / self.bias.len().max(1)
+    }
+}
+
+struct Importer<'a> {
+    consts: HashMap<String, Constant>,
+    current: String,
+    input: Shape,
+    /// x_graph = scale * x + offset, with x = pixel / 255, until the first linear layer.
+    scale: f32,
+    offset: f32,
+    flattened: bool,
+    layers: Vec<(Layer, FloatParams)>,
+    pending: Option<Pending>,
+    ended: bool,
+    notes: Vec<String>,
+    node: &'a NodeProto,
+    label: String,
+}
+
+/// Reads an ONNX model (its bytes) as a float model.
+pub fn import(bytes: &[u8], options: &ImportOptions) -> Result<Imported> {
+    let model = ModelProto::decode(bytes).map_err(|e| Error::Decode(e.to_string()))?;
+    let graph = model.graph.as_ref().ok_or_else(|| Error::Decode("the model has no graph".into()))?;
+    let mut consts = HashMap::new();
+    for t in &graph.initializer {
+        consts.insert(t.name().to_string(), Constant::from_proto(t)?);
+    }
+    let inputs: Vec<_> = graph.input.iter().filter(|i| !consts.contains_key(i.name())).collect();
+    let [input] = inputs[..] else {
+        return Err(Error::Graph(format!(
+            "the graph has {} data inputs ({}); ppdnn serves networks of one input",
+            inputs.len(),
+            inputs.iter().map(|i| i.name()).collect::<Vec<_>>().join(", ")
+        )));
+    };
+    let shape = graph_input_shape(input)?;
+    let input_shape = match options.input_shape {
+        Some(s) if s.len() == shape.len() => s,
+        Some(s) => {
+            return Err(Error::Graph(format!(
+                "--input-shape {}x{}x{} has {} values, the graph's input {} has {}",
+                s.channels,
+                s.height,
+                s.width,
+                s.len(),
+                input.name(),
+                shape.len()
+            )));
+        }
+        None => shape,
+    };
+    let scale = match options.input_scale {
+        InputScale::Unit => 1.0,
+        InputScale::Byte => 255.0,
+    };
+    let placeholder = NodeProto::default();
+    let mut im = Importer {
+        consts,
+        current: input.name().to_string(),
+        input: input_shape,
+        scale,
+        offset: 0.0,
+        flattened: false,
+        layers: Vec::new(),
+        pending: None,
+        ended: false,
+        notes: Vec::new(),
+        node: &placeholder,
+        label: String::new(),
+    };
+    for (i, node) in graph.node.iter().enumerate() {
+        im.node = node;
+        im.label =
+            if node.name().is_empty() { format!("{}_{i}", node.op_type()) } else { node.name().to_string() };
+        im.step()?;
+    }
+    let outputs: Vec<&str> = graph.output.iter().map(|o| o.name()).collect();
+    if outputs != [im.current.as_str()] {
+        return Err(Error::Graph(format!(
+            "the graph's outputs {outputs:?} are not the end of its single data path ({:?})",
+            im.current
+        )));
+    }
+    im.finish()
+}
+
+/// The shape of the graph's input without its batch dimension.
+fn graph_input_shape(input: &crate::proto::ValueInfoProto) -> Result<Shape> {
+    use crate::proto::type_proto::Value;
+    let name = input.name();
+    let dims: Vec<Option<i64>> = match input.r#type.as_ref().and_then(|t| t.value.as_ref()) {
+        Some(Value::TensorType(t)) => t
+            .shape
+            .as_ref()
+            .map(|s| {
+                s.dim
+                    .iter()
+                    .map(|d| match d.value {
+                        Some(crate::proto::tensor_shape_proto::dimension::Value::DimValue(v)) => Some(v),
+                        _ => None,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
+        _ => return Err(Error::Graph(format!("input {name:?} is not a tensor"))),
+    };
+    let known = |d: &Option<i64>| d.filter(|&v| v > 0).map(|v| v as usize);
+    let rest: Option<Vec<usize>> = dims.iter().skip(1).map(known).collect();
+    let shape = match (dims.len(), rest) {
+        (4, Some(r)) => Shape::new(r[0], r[1], r[2]),
+        (3, Some(r)) => Shape::new(1, r[0], r[1]),
+        (2, Some(r)) => Shape::vector(r[0]),
+        _ => {
+            return Err(Error::Graph(format!(
+                "input {name:?} has shape {dims:?}; ppdnn needs [batch, channels, height, width], [batch, height, width] or [batch, features] with known sizes"
+            )));
+        }
+    };
+    Ok(shape)
+}
+
+impl Importer<'_> {
+    fn unsupported(&self, why: impl Into<String>) -> Error {
+        Error::Unsupported { node: self.label.clone(), op: self.node.op_type().to_string(), why: why.into() }
+    }
+
+    /// The constant named by input `i` of the node.
+    fn constant(&self, i: usize) -> Result<&Constant> {
+        let name = self.node.input.get(i).ok_or_else(|| self.unsupported(format!("input {i} is missing")))?;
+        self.consts
+            .get(name)
+            .ok_or_else(|| self.unsupported(format!("input {name:?} must be a constant (an initializer)")))
+    }
+
+    /// The optional constant input `i` (absent or named "").
+    fn optional_constant(&self, i: usize) -> Result<Option<&Constant>> {
+        match self.node.input.get(i) {
+            None => Ok(None),
+            Some(n) if n.is_empty() => Ok(None),
+            Some(_) => self.constant(i).map(Some),
+        }
+    }
+
+    fn step(&mut self) -> Result<()> {
+        let node = self.node;
+        let op = node.op_type();
+        if self.ended {
+            return Err(self.unsupported(format!("comes after the final {op}; nothing may follow it")));
+        }
+        if node.op_type() == "Constant" {
+            let value = node.attribute.iter().find(|a| a.name() == "value").and_then(|a| a.t.as_ref());
+            let (Some(t), [out]) = (value, &node.output[..]) else {
+                return Err(self.unsupported("a Constant node ppdnn reads holds one tensor in `value`"));
+            };
+            self.consts.insert(out.clone(), Constant::from_proto(t)?);
+            return Ok(());
+        }
+        if node.domain.as_deref().is_some_and(|d| !d.is_empty() && d != "ai.onnx") {
+            return Err(
+                self.unsupported(format!("operators of domain {:?} are not supported", node.domain()))
+            );
+        }
+        match node.input.first() {
+            Some(x) if *x == self.current => {}
+            Some(x) => {
+                return Err(self.unsupported(format!(
+                    "reads {x:?}, not the previous step's output {:?}: ppdnn serves sequential networks",
+                    self.current
+                )));
+            }
+            None => return Err(self.unsupported("has no input")),
+        }
+        if node.output.len() != 1 && !matches!(op, "Dropout" | "BatchNormalization" | "MaxPool") {
+            return Err(self.unsupported("has more than one output"));
+        }
+        match op {
+            "Identity" | "Dropout" => {}
+            "Flatten" => self.flatten()?,
+            "Reshape" => self.reshape()?,
+            "Conv" => self.conv()?,
+            "Gemm" => self.gemm()?,
+            "MatMul" => self.matmul()?,
+            "Add" | "Sub" | "Mul" | "Div" => self.elementwise(op)?,
+            "BatchNormalization" => self.batch_norm()?,
+            "Relu" => self.relu()?,
+            "MaxPool" | "AveragePool" => self.pool(op)?,
+            "Softmax" | "LogSoftmax" => {
+                self.ended = true;
+                self.notes.push(format!(
+                    "dropped the final {op} {:?}: the served model returns the logits before it (the same argmax)",
+                    self.label
+                ));
+            }
+            _ => {
+                return Err(self.unsupported(
+                    "operator not supported (ppdnn reads Conv, Gemm, MatMul, Add, BatchNormalization, Relu, MaxPool, AveragePool, Flatten, Reshape, Identity, Dropout, Softmax, and scalar Sub/Mul/Div on the input)",
+                ));
+            }
+        }
+        self.current = node.output[0].clone();
+        Ok(())
+    }
+
+    fn flatten(&mut self) -> Result<()> {
+        let axis = Attributes::of(self.node).int("axis", 1);
+        if axis != 1 {
+            return Err(self.unsupported(format!("axis {axis}: only Flatten(axis=1) keeps the batch apart")));
+        }
+        self.flattened = true;
+        Ok(())
+    }
+
+    fn reshape(&mut self) -> Result<()> {
+        let shape = self.constant(1)?;
+        // [batch, -1], [-1, k], [1, k] or [batch, k]: a flattening of one input.
+        if shape.ints.len() != 2 {
+            return Err(self.unsupported(format!(
+                "reshapes to {:?}; only a flattening to [batch, features] is supported",
+                shape.ints
+            )));
+        }
+        self.flattened = true;
+        Ok(())
+    }
+
+    fn finish_pending(&mut self) -> Result<()> {
+        if let Some(p) = self.pending.take() {
+            let layer =
+                Layer { name: unique(&self.layers, &p.name), linear: p.linear, relu: p.relu, pool: p.pool };
+            self.layers.push((layer, FloatParams { weight: p.weight, bias: p.bias }));
+        }
+        Ok(())
+    }
+
+    /// Folds the input normalization into the first layer's parameters:
+    /// W (a x + b) + c = (a W) x + (c + b * row sums of W).
+    fn fold_input(&mut self, weight: &mut [f32], bias: &mut [f32], padded: bool) -> Result<()> {
+        if !self.layers.is_empty() || self.pending.is_some() {
+            return Ok(());
+        }
+        if self.offset != 0.0 && padded {
+            return Err(self.unsupported(
+                "the input is shifted (a Sub or Add on it) before a zero-padded convolution; the shift cannot be folded exactly, since the padding would no longer be zero in pixel terms",
+            ));
+        }
+        let fan_in = weight.len() / bias.len().max(1);
+        for (row, b) in weight.chunks_mut(fan_in).zip(bias.iter_mut()) {
+            *b += self.offset * row.iter().sum::<f32>();
+            row.iter_mut().for_each(|w| *w *= self.scale);
+        }
+        if self.scale != 1.0 || self.offset != 0.0 {
+            self.notes.push(format!(
+                "folded the input scaling x * {} + {} into {:?}",
+                self.scale, self.offset, self.label
+            ));
+        }
+        Ok(())
+    }
+
+    fn conv(&mut self) -> Result<()> {
+        self.finish_pending()?;
+        if self.flattened || self.layers.iter().any(|(l, _)| matches!(l.linear, Linear::Dense { .. })) {
+            return Err(self.unsupported("a convolution after a flattening or a dense layer"));
+        }
+        let a = Attributes::of(self.node);
+        if let Some(k) =
+            a.unknown(&["kernel_shape", "strides", "pads", "dilations", "group", "auto_pad"]).first()
+        {
+            return Err(self.unsupported(format!("attribute {k} is not supported")));
+        }
+        if a.int("group", 1) != 1 {
+            return Err(self.unsupported("grouped (depthwise) convolutions are not supported"));
+        }
+        if a.sizes("dilations", 2, Some(vec![1, 1]))? != [1, 1] {
+            return Err(self.unsupported("dilated convolutions are not supported"));
+        }
+        let auto_pad = a.string("auto_pad", "NOTSET");
+        if auto_pad != "NOTSET" && auto_pad != "VALID" {
+            return Err(self.unsupported(format!("auto_pad {auto_pad}: give the padding explicitly in pads")));
+        }
+        let w = self.constant(1)?.clone();
+        if w.dims.len() != 4 || w.floats.is_empty() {
+            return Err(self.unsupported(format!("weights of shape {:?}; 2-D convolutions only", w.dims)));
+        }
+        let (out, kh, kw) = (w.dims[0], w.dims[2], w.dims[3]);
+        let kernel = a.sizes("kernel_shape", 2, Some(vec![kh, kw]))?;
+        if kernel != [kh, kw] {
+            return Err(
+                self.unsupported(format!("kernel_shape {kernel:?} disagrees with the weights {:?}", w.dims))
+            );
+        }
+        let stride = a.sizes("strides", 2, Some(vec![1, 1]))?;
+        let padding = a.sizes("pads", 4, Some(vec![0; 4]))?;
+        let mut bias = match self.optional_constant(2)? {
+            Some(b) if b.floats.len() == out => b.floats.clone(),
+            Some(b) => return Err(self.unsupported(format!("bias of shape {:?} for {out} channels", b.dims))),
+            None => vec![0.0; out],
+        };
+        let mut weight = w.floats;
+        self.fold_input(&mut weight, &mut bias, padding.iter().any(|&p| p > 0))?;
+        self.pending = Some(Pending {
+            name: self.label.clone(),
+            linear: Linear::Conv2d {
+                out_channels: out,
+                kernel: [kh, kw],
+                stride: [stride[0], stride[1]],
+                padding: [padding[0], padding[1], padding[2], padding[3]],
+            },
+            weight,
+            bias,
+            relu: false,
+            pool: None,
+        });
+        Ok(())
+    }
+
+    /// A dense layer from weights in [out][in] order.
+    fn dense(&mut self, mut weight: Vec<f32>, mut bias: Vec<f32>) -> Result<()> {
+        self.fold_input(&mut weight, &mut bias, false)?;
+        self.flattened = false;
+        self.pending = Some(Pending {
+            name: self.label.clone(),
+            linear: Linear::Dense { outputs: bias.len() },
+            weight,
+            bias,
+            relu: false,
+            pool: None,
+        });
+        Ok(())
+    }
+
+    fn gemm(&mut self) -> Result<()> {
+        self.finish_pending()?;
+        let a = Attributes::of(self.node);
+        if a.int("transA", 0) != 0 {
+            return Err(self.unsupported("transA = 1 is not supported"));
+        }
+        let (alpha, beta) = (a.float("alpha", 1.0), a.float("beta", 1.0));
+        let w = self.constant(1)?.clone();
+        if w.dims.len() != 2 || w.floats.is_empty() {
+            return Err(self.unsupported(format!("weights of shape {:?}; a matrix expected", w.dims)));
+        }
+        let (weight, outputs) = if a.int("transB", 0) != 0 {
+            (w.floats.clone(), w.dims[0])
+        } else {
+            (transpose(&w.floats, w.dims[0], w.dims[1]), w.dims[1])
+        };
+        let bias = match self.optional_constant(2)? {
+            Some(c) if c.floats.len() == outputs => c.floats.iter().map(|&b| b * beta).collect(),
+            Some(c) if c.floats.len() == 1 => vec![c.floats[0] * beta; outputs],
+            Some(c) => {
+                return Err(self.unsupported(format!("bias of shape {:?} for {outputs} outputs", c.dims)));
+            }
+            None => vec![0.0; outputs],
+        };
+        let weight = weight.iter().map(|&v| v * alpha).collect();
+        self.dense(weight, bias)
+    }
+
+    fn matmul(&mut self) -> Result<()> {
+        self.finish_pending()?;
+        let w = self.constant(1)?.clone();
+        if w.dims.len() != 2 || w.floats.is_empty() {
+            return Err(self.unsupported(format!("weights of shape {:?}; a matrix expected", w.dims)));
+        }
+        let outputs = w.dims[1];
+        self.dense(transpose(&w.floats, w.dims[0], outputs), vec![0.0; outputs])
+    }
+
+    fn elementwise(&mut self, op: &str) -> Result<()> {
+        let c = self.constant(1)?;
+        if c.floats.is_empty() {
+            return Err(self.unsupported("a float constant operand is required"));
+        }
+        let values = c.floats.clone();
+        match &mut self.pending {
+            None if self.layers.is_empty() => {
+                // Input normalization: scalars only.
+                let [v] = values[..] else {
+                    return Err(self.unsupported(format!(
+                        "{} values: only a scalar {op} on the input can be folded",
+                        values.len()
+                    )));
+                };
+                match op {
+                    "Add" => self.offset += v,
+                    "Sub" => self.offset -= v,
+                    "Mul" => (self.scale, self.offset) = (self.scale * v, self.offset * v),
+                    _ if v == 0.0 => return Err(self.unsupported("division by zero")),
+                    _ => (self.scale, self.offset) = (self.scale / v, self.offset / v),
+                }
+                Ok(())
+            }
+            Some(p) if op == "Add" && !p.relu && p.pool.is_none() => {
+                let n = p.outputs();
+                match values.len() {
+                    1 => p.bias.iter_mut().for_each(|b| *b += values[0]),
+                    len if len == n => p.bias.iter_mut().zip(&values).for_each(|(b, v)| *b += v),
+                    _ => {
+                        return Err(self.unsupported(format!(
+                            "adds {} values to {n} outputs; a bias per output channel is expected",
+                            values.len()
+                        )));
+                    }
+                }
+                Ok(())
+            }
+            _ => Err(self.unsupported(format!(
+                "{op} is supported on the input (normalization) and, for Add, as the bias of the layer just before"
+            ))),
+        }
+    }
+
+    fn batch_norm(&mut self) -> Result<()> {
+        let eps = Attributes::of(self.node).float("epsilon", 1e-5);
+        let [gamma, beta, mean, var] = [1, 2, 3, 4].map(|i| self.constant(i).map(|c| c.floats.clone()));
+        let (gamma, beta, mean, var) = (gamma?, beta?, mean?, var?);
+        let label = self.label.clone();
+        let Some(p) = self.pending.as_mut().filter(|p| !p.relu && p.pool.is_none()) else {
+            return Err(
+                self.unsupported("a batch normalization must follow a convolution or dense layer directly")
+            );
+        };
+        let n = p.outputs();
+        if [&gamma, &beta, &mean, &var].iter().any(|v| v.len() != n) {
+            return Err(Error::Unsupported {
+                node: label,
+                op: "BatchNormalization".into(),
+                why: format!("its parameters do not have one value per channel ({n})"),
+            });
+        }
+        let fan_in = p.fan_in();
+        for c in 0..n {
+            let k = gamma[c] / (var[c] + eps).sqrt();
+            p.weight[c * fan_in..(c + 1) * fan_in].iter_mut().for_each(|w| *w *= k);
+            p.bias[c] = (p.bias[c] - mean[c]) * k + beta[c];
+        }
+        self.notes.push(format!("folded batch normalization {label:?} into {:?}", p.name));
+        Ok(())
+    }
+
+    fn relu(&mut self) -> Result<()> {
+        let Some(p) = self.pending.as_mut() else {
+            return Err(self.unsupported("a ReLU must follow a convolution or dense layer"));
+        };
+        match p.pool {
+            Some(Pool { kind: PoolKind::Average, .. }) => {
+                Err(self.unsupported("a ReLU after average pooling: ppdnn applies ReLU before pooling"))
+            }
+            // max pooling and ReLU commute.
+            _ => {
+                p.relu = true;
+                Ok(())
+            }
+        }
+    }
+
+    fn pool(&mut self, op: &str) -> Result<()> {
+        let a = Attributes::of(self.node);
+        let kind = if op == "MaxPool" { PoolKind::Max } else { PoolKind::Average };
+        let known = [
+            "kernel_shape",
+            "strides",
+            "pads",
+            "auto_pad",
+            "ceil_mode",
+            "dilations",
+            "count_include_pad",
+            "storage_order",
+        ];
+        if let Some(k) = a.unknown(&known).first() {
+            return Err(self.unsupported(format!("attribute {k} is not supported")));
+        }
+        let window = a.sizes("kernel_shape", 2, None)?;
+        let stride = a.sizes("strides", 2, Some(vec![1, 1]))?;
+        if a.sizes("pads", 4, Some(vec![0; 4]))?.iter().any(|&p| p > 0) {
+            return Err(self.unsupported("padded pooling is not supported"));
+        }
+        if a.int("ceil_mode", 0) != 0 || a.sizes("dilations", 2, Some(vec![1, 1]))? != [1, 1] {
+            return Err(self.unsupported("ceil_mode and dilations are not supported"));
+        }
+        let auto_pad = a.string("auto_pad", "NOTSET");
+        if auto_pad != "NOTSET" && auto_pad != "VALID" {
+            return Err(self.unsupported(format!("auto_pad {auto_pad} is not supported")));
+        }
+        let Some(p) = self.pending.as_mut().filter(|p| matches!(p.linear, Linear::Conv2d { .. })) else {
+            return Err(self.unsupported("pooling must follow a convolution"));
+        };
+        if p.pool.is_some() {
+            return Err(self.unsupported("a second pooling after the same convolution"));
+        }
+        p.pool = Some(Pool { kind, window: [window[0], window[1]], stride: [stride[0], stride[1]] });
+        Ok(())
+    }
+
+    fn finish(mut self) -> Result<Imported> {
+        self.finish_pending()?;
+        if self.layers.is_empty() {
+            return Err(Error::Graph("the graph has no convolution or dense layer".into()));
+        }
+        let (layers, params): (Vec<Layer>, Vec<FloatParams>) = self.layers.into_iter().unzip();
+        let network = Network::new(self.input, layers)?;
+        Ok(Imported { model: FloatModel::new(network, params)?, notes: self.notes })
+    }
+}
+
+/// A row-major rows x cols matrix transposed.
+fn transpose(m: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+    (0..cols).flat_map(|c| (0..rows).map(move |r| m[r * cols + c])).collect()
+}
+
+/// `name`, or `name_2`, `name_3`, ... if a layer already has it.
+fn unique(layers: &[(Layer, FloatParams)], name: &str) -> String {
+    let taken = |n: &str| layers.iter().any(|(l, _)| l.name == n);
+    let name = if name.is_empty() { "layer" } else { name };
+    if !taken(name) {
+        return name.to_string();
+    }
+    (2..).map(|i| format!("{name}_{i}")).find(|n| !taken(n)).expect("some suffix is free")
+}

@@ -1,0 +1,49 @@
+//! # ppdnn-onnx
+//!
+//! Reads sequential networks from ONNX, the format every framework exports,
+//! into ppdnn's float models, and writes them back.
+//!
+//! [`import`] accepts the operators a sequential CNN or MLP is made of:
+//! `Conv` (any kernel, stride and explicit padding; one group, no
+//! dilation), `Gemm`, `MatMul` (with a following `Add` as its bias),
+//! `BatchNormalization` (folded into the preceding convolution or dense
+//! layer), `Relu`, `MaxPool` and `AveragePool` (no padding), `Flatten` and
+//! flattening `Reshape`, `Identity` and `Dropout` (no-ops at inference),
+//! scalar `Sub`/`Add`/`Mul`/`Div` on the input (input normalization, folded
+//! into the first layer) and a final `Softmax` or `LogSoftmax` (dropped: the
+//! integer model's logits give the same argmax). Anything else is refused
+//! with the node's name and operator. [`export`] writes a float model as
+//! opset-13 ONNX that onnxruntime runs, and that imports back unchanged.
+//!
+//! ```
+//! use ppdnn_model::float::FloatModel;
+//! use ppdnn_model::network::{FloatParams, Layer, Linear, Network, Shape};
+//!
+//! let net = Network::new(
+//!     Shape::new(1, 4, 4),
+//!     vec![Layer { name: "fc".into(), linear: Linear::Dense { outputs: 2 }, relu: false, pool: None }],
+//! )?;
+//! let params = vec![FloatParams { weight: vec![0.5; 32], bias: vec![0.0, 1.0] }];
+//! let model = FloatModel::new(net, params)?;
+//! let bytes = ppdnn_onnx::export(&model);
+//! let back = ppdnn_onnx::import(&bytes, &ppdnn_onnx::ImportOptions::default())?;
+//! assert_eq!(back.model, model);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+#![forbid(unsafe_code)]
+
+mod error;
+mod export;
+mod import;
+mod tensor;
+
+/// The ONNX protobuf messages (generated from the vendored `onnx.proto`).
+#[allow(clippy::all, missing_docs)]
+pub mod proto {
+    include!(concat!(env!("OUT_DIR"), "/onnx.rs"));
+}
+
+pub use error::{Error, Result};
+pub use export::export;
+pub use import::{ImportOptions, Imported, InputScale, import};

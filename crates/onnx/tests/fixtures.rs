@@ -1,0 +1,182 @@
+//! The ONNX fixtures (made by scripts/onnx_fixtures.py with the `onnx`
+//! package, expected outputs from onnxruntime): each imports to a float
+//! network whose outputs equal onnxruntime's to 1e-4, exports and imports
+//! back unchanged, and as an integer model is served exactly in both
+//! protocol modes; a graph with an unsupported operator is refused by name.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+
+use ppdnn_model::quant::{QuantModel, softmax};
+use ppdnn_onnx::{ImportOptions, InputScale, import};
+use ppdnn_paillier::{KeyPair, KeyPolicy, RandomnessPool, generate_keypair};
+use ppdnn_protocol::private::Output;
+use ppdnn_protocol::private::client::PrivateClientSession;
+use ppdnn_protocol::{ClientSession, ClientStep, Evaluator, Mode, Packing};
+
+fn data() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data")
+}
+
+struct Fixture {
+    name: String,
+    bytes: Vec<u8>,
+    meta: serde_json::Value,
+}
+
+impl Fixture {
+    fn options(&self) -> ImportOptions {
+        let byte = self.meta["byte"].as_bool().unwrap_or(false);
+        ImportOptions {
+            input_shape: None,
+            input_scale: if byte { InputScale::Byte } else { InputScale::Unit },
+        }
+    }
+
+    fn pixels(&self) -> Vec<Vec<u8>> {
+        serde_json::from_value(self.meta["pixels"].clone()).unwrap()
+    }
+}
+
+fn fixtures() -> Vec<Fixture> {
+    let mut names: Vec<String> = std::fs::read_dir(data())
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok()?.strip_suffix(".onnx").map(str::to_string))
+        .collect();
+    names.sort();
+    assert!(names.len() >= 10, "the fixtures are in the repository: {names:?}");
+    names
+        .into_iter()
+        .map(|name| Fixture {
+            bytes: std::fs::read(data().join(format!("{name}.onnx"))).unwrap(),
+            meta: serde_json::from_str(
+                &std::fs::read_to_string(data().join(format!("{name}.json"))).unwrap(),
+            )
+            .unwrap(),
+            name,
+        })
+        .collect()
+}
+
+fn key() -> &'static KeyPair {
+    static K: OnceLock<KeyPair> = OnceLock::new();
+    K.get_or_init(|| generate_keypair(1024, KeyPolicy::INSECURE_TESTING).unwrap())
+}
+
+#[test]
+fn imported_networks_compute_what_onnxruntime_computes() {
+    for f in fixtures().iter().filter(|f| f.meta.get("refused").is_none()) {
+        let imported = import(&f.bytes, &f.options()).unwrap_or_else(|e| panic!("{}: {e}", f.name));
+        let expected: Vec<Vec<f64>> = serde_json::from_value(f.meta["expected"].clone()).unwrap();
+        for (pixels, want) in f.pixels().iter().zip(&expected) {
+            let logits = imported.model.logits(pixels).unwrap();
+            let got: Vec<f64> = if f.meta["softmax"].as_bool().unwrap_or(false) {
+                softmax(&logits.iter().map(|&v| v as f64).collect::<Vec<_>>())
+            } else {
+                logits.iter().map(|&v| v as f64).collect()
+            };
+            assert_eq!(got.len(), want.len(), "{}", f.name);
+            for (g, w) in got.iter().zip(want) {
+                assert!(
+                    (g - w).abs() <= 1e-4 * w.abs().max(1.0),
+                    "{}: {got:?} vs onnxruntime {want:?}",
+                    f.name
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn exported_networks_import_back_unchanged() {
+    for f in fixtures().iter().filter(|f| f.meta.get("refused").is_none()) {
+        let model = import(&f.bytes, &f.options()).unwrap().model;
+        let again = import(&ppdnn_onnx::export(&model), &ImportOptions::default()).unwrap();
+        assert_eq!(again.model, model, "{}", f.name);
+        assert!(again.notes.is_empty(), "{}: {:?}", f.name, again.notes);
+    }
+}
+
+#[test]
+fn unsupported_operators_are_refused_by_name() {
+    let f = fixtures().into_iter().find(|f| f.name == "unsupported_sigmoid").unwrap();
+    let e = import(&f.bytes, &ImportOptions::default()).unwrap_err().to_string();
+    assert!(e.contains("squash") && e.contains("Sigmoid") && e.contains("not supported"), "{e}");
+    assert!(
+        import(b"not a model", &ImportOptions::default())
+            .unwrap_err()
+            .to_string()
+            .contains("not an ONNX model")
+    );
+}
+
+fn served(ev: &Evaluator, input: &[u8], private: bool) -> ClientStep {
+    served_with(ev, key(), input, private)
+}
+
+fn served_with(ev: &Evaluator, pair: &KeyPair, input: &[u8], private: bool) -> ClientStep {
+    let sk = Arc::new(pair.private.clone());
+    let pool = Arc::new(RandomnessPool::new(pair.public()));
+    if private {
+        let circuits = ev.circuits().unwrap().clone();
+        let mut client =
+            PrivateClientSession::new(ev.plan().clone(), circuits, sk, pool, Output::Logits).unwrap();
+        let (mut server, mut answer) = ev.private_session(pair.public().clone(), Output::Logits).unwrap();
+        client.start(input).unwrap();
+        loop {
+            match client.receive(&answer).unwrap() {
+                ClientStep::Send(next) => answer = server.handle(&next).unwrap(),
+                done => return done,
+            }
+        }
+    }
+    let mut client = ClientSession::new(ev.plan().clone(), sk, pool).unwrap();
+    let mut server = ev.session(pair.public().clone()).unwrap();
+    let mut msg = client.start(input).unwrap();
+    loop {
+        match client.receive(&server.handle(&msg).unwrap()).unwrap() {
+            ClientStep::Send(next) => msg = next,
+            done => return done,
+        }
+    }
+}
+
+#[test]
+fn imported_integer_models_are_served_exactly_in_both_modes() {
+    for f in fixtures().iter().filter(|f| f.meta.get("refused").is_none()) {
+        let float = import(&f.bytes, &f.options()).unwrap().model;
+        let pixels = f.pixels();
+        let quant = Arc::new(QuantModel::quantize(&float, &pixels.concat()).unwrap());
+        let input = &pixels[0];
+        let want = ClientStep::Done(quant.logits(input).unwrap());
+        let fast = Evaluator::new(quant.clone(), 1024, Packing::Packed).unwrap();
+        assert_eq!(served(&fast, input, false), want, "{} fast", f.name);
+        let private = Evaluator::for_mode(quant.clone(), 1024, Packing::Packed, Mode::Private).unwrap();
+        assert_eq!(served(&private, input, true), want, "{} private", f.name);
+    }
+}
+
+/// A few 2048-bit cases: the whole fixture networks (max pooling and
+/// stride-2 convolutions; three channels with batch norm and both poolings)
+/// at the production key size, both modes.
+#[test]
+fn whole_fixture_networks_at_2048_bits() {
+    let pair = generate_keypair(2048, KeyPolicy::INSECURE_TESTING).unwrap();
+    for f in fixtures().iter().filter(|f| ["cnn_maxpool_stride2", "rgb_cnn"].contains(&f.name.as_str())) {
+        let float = import(&f.bytes, &f.options()).unwrap().model;
+        let pixels = f.pixels();
+        let quant = Arc::new(QuantModel::quantize(&float, &pixels.concat()).unwrap());
+        for input in &pixels[..2] {
+            let want = ClientStep::Done(quant.logits(input).unwrap());
+            for mode in [Mode::Fast, Mode::Private] {
+                let ev = Evaluator::for_mode(quant.clone(), 2048, Packing::Packed, mode).unwrap();
+                assert_eq!(
+                    served_with(&ev, &pair, input, mode == Mode::Private),
+                    want,
+                    "{} {mode:?}",
+                    f.name
+                );
+            }
+        }
+    }
+}

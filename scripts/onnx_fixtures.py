@@ -1,0 +1,154 @@
+#!/usr/bin/env python3
+"""Writes the ONNX fixtures of crates/onnx/tests/data: one small network per
+supported operator (and attribute), a few whole networks, and one with an
+operator ppdnn refuses. Needs the `onnx`, `onnxruntime` and `numpy` wheels,
+no deep-learning framework.
+
+For each fixture NAME.onnx it also writes NAME.json: four inputs as pixels
+0..255 (the graph sees pixel / 255 unless the fixture says "byte"), and
+onnxruntime's outputs on them, which the Rust tests compare with ppdnn's
+import to 1e-4.
+
+    python3 scripts/onnx_fixtures.py [--out crates/onnx/tests/data]
+"""
+import argparse
+import json
+import os
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+from onnx import TensorProto, helper, numpy_helper
+
+rng = np.random.default_rng(20261130)
+
+
+def weights(*shape, scale=0.5):
+    return (rng.standard_normal(shape) * scale / np.sqrt(np.prod(shape[1:]))).astype(np.float32)
+
+
+class Net:
+    """A sequential graph under construction."""
+
+    def __init__(self, name, input_shape):
+        self.name, self.input_shape = name, input_shape
+        self.nodes, self.inits, self.current, self.count = [], [], "input", 0
+
+    def const(self, name, value):
+        self.inits.append(numpy_helper.from_array(np.asarray(value), name))
+        return name
+
+    def op(self, op, *consts, name=None, **attrs):
+        self.count += 1
+        name = name or f"{op.lower()}{self.count}"
+        out = f"{name}_out"
+        inputs = [self.current] + [c if isinstance(c, str) else self.const(f"{name}.{i}", c)
+                                   for i, c in enumerate(consts)]
+        self.nodes.append(helper.make_node(op, inputs, [out], name=name, **attrs))
+        self.current = out
+        return self
+
+    def model(self):
+        graph = helper.make_graph(
+            self.nodes, self.name,
+            [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch"] + list(self.input_shape))],
+            [helper.make_tensor_value_info(self.current, TensorProto.FLOAT, ["batch", "classes"])],
+            self.inits)
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+        model.ir_version = 8
+        onnx.checker.check_model(model)
+        return model
+
+
+def fixtures():
+    n = Net("conv_stride_pad", [1, 9, 8])
+    n.op("Conv", weights(4, 1, 3, 2), rng.standard_normal(4).astype(np.float32) * 0.1,
+         name="conv", kernel_shape=[3, 2], strides=[2, 1], pads=[1, 0, 0, 1])
+    n.op("Relu").op("Flatten", axis=1).op("Gemm", weights(5, 4 * 4 * 8), np.zeros(5, np.float32), name="fc", transB=1)
+    yield n, {}
+
+    n = Net("maxpool_overlapping", [2, 10, 11])
+    n.op("Conv", weights(3, 2, 3, 3), name="conv", pads=[1, 1, 1, 1])
+    n.op("Relu").op("MaxPool", kernel_shape=[3, 3], strides=[2, 2])
+    n.op("Flatten").op("Gemm", weights(6, 3 * 4 * 5), weights(6, scale=0.1), name="fc", transB=1)
+    yield n, {}
+
+    n = Net("avgpool_matmul_add", [1, 8, 8])
+    n.op("Conv", weights(4, 1, 3, 3), rng.standard_normal(4).astype(np.float32) * 0.1, name="conv")
+    n.op("Relu").op("AveragePool", kernel_shape=[2, 3], strides=[2, 3])
+    n.op("Reshape", np.array([-1, 4 * 3 * 2], np.int64))
+    n.op("MatMul", weights(7, 24).T.copy(), name="fc")
+    n.op("Add", rng.standard_normal(7).astype(np.float32) * 0.1)
+    yield n, {}
+
+    n = Net("batchnorm_gemm_attributes", [1, 7, 7])
+    n.op("Conv", weights(5, 1, 3, 3), name="conv")
+    n.op("BatchNormalization", rng.uniform(0.5, 1.5, 5).astype(np.float32), rng.standard_normal(5).astype(np.float32) * 0.1,
+         rng.standard_normal(5).astype(np.float32) * 0.1, rng.uniform(0.5, 2, 5).astype(np.float32), epsilon=1e-3)
+    n.op("Relu").op("Flatten")
+    n.op("Gemm", weights(5 * 5 * 5, 6), rng.standard_normal(6).astype(np.float32), name="fc", alpha=0.5, beta=2.0)
+    yield n, {}
+
+    n = Net("input_normalization_softmax", [1, 8, 8])
+    n.op("Sub", np.array(0.1307, np.float32)).op("Div", np.array(0.3081, np.float32))
+    n.op("Conv", weights(3, 1, 3, 3), name="conv").op("Relu").op("Flatten")
+    n.op("Gemm", weights(4, 3 * 6 * 6), np.zeros(4, np.float32), name="fc", transB=1).op("Softmax", axis=1)
+    yield n, {"softmax": True}
+
+    n = Net("byte_input_dropout_identity", [20])
+    n.op("Gemm", weights(12, 20), np.zeros(12, np.float32), name="fc1", transB=1)
+    n.op("Dropout").op("Relu").op("Identity")
+    n.op("Gemm", weights(3, 12), weights(3), name="fc2", transB=1)
+    yield n, {"byte": True}
+
+    n = Net("mlp", [784])
+    n.op("Gemm", weights(64, 784), weights(64, scale=0.1), name="fc1", transB=1).op("Relu")
+    n.op("Gemm", weights(10, 64), weights(10, scale=0.1), name="fc2", transB=1)
+    yield n, {}
+
+    n = Net("cnn_maxpool_stride2", [1, 28, 28])
+    n.op("Conv", weights(6, 1, 5, 5), weights(6, scale=0.1), name="conv1", pads=[2, 2, 2, 2]).op("Relu")
+    n.op("MaxPool", kernel_shape=[2, 2], strides=[2, 2])
+    n.op("Conv", weights(12, 6, 3, 3), weights(12, scale=0.1), name="conv2", strides=[2, 2]).op("Relu")
+    n.op("Flatten").op("Gemm", weights(32, 12 * 6 * 6), weights(32, scale=0.1), name="fc1", transB=1).op("Relu")
+    n.op("Gemm", weights(10, 32), weights(10, scale=0.1), name="fc2", transB=1)
+    yield n, {}
+
+    n = Net("rgb_cnn", [3, 16, 16])
+    n.op("Conv", weights(8, 3, 3, 3), name="conv1", pads=[1, 1, 1, 1])
+    n.op("BatchNormalization", rng.uniform(0.5, 1.5, 8).astype(np.float32), weights(8, scale=0.1),
+         weights(8, scale=0.1), rng.uniform(0.5, 2, 8).astype(np.float32))
+    n.op("Relu").op("MaxPool", kernel_shape=[2, 2], strides=[2, 2])
+    n.op("Conv", weights(8, 8, 3, 3), weights(8, scale=0.1), name="conv2", strides=[2, 2]).op("Relu")
+    n.op("AveragePool", kernel_shape=[3, 3], strides=[1, 1])
+    n.op("Flatten").op("Gemm", weights(5, 8 * 1 * 1), weights(5, scale=0.1), name="fc", transB=1)
+    yield n, {}
+
+    n = Net("unsupported_sigmoid", [1, 6, 6])
+    n.op("Conv", weights(2, 1, 3, 3), name="conv").op("Sigmoid", name="squash")
+    n.op("Flatten").op("Gemm", weights(3, 2 * 4 * 4), np.zeros(3, np.float32), name="fc", transB=1)
+    yield n, {"refused": "squash"}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "..", "crates", "onnx", "tests", "data"))
+    args = parser.parse_args()
+    os.makedirs(args.out, exist_ok=True)
+    for net, meta in fixtures():
+        model = net.model()
+        path = os.path.join(args.out, net.name + ".onnx")
+        onnx.save(model, path)
+        pixels = rng.integers(0, 256, size=[4] + net.input_shape, dtype=np.uint8)
+        x = pixels.astype(np.float32) if meta.get("byte") else pixels.astype(np.float32) / 255
+        session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+        expected = session.run(None, {"input": x})[0]
+        record = {"input_shape": net.input_shape, "pixels": pixels.reshape(4, -1).tolist(),
+                  "expected": expected.astype(float).tolist(), **meta}
+        with open(os.path.join(args.out, net.name + ".json"), "w") as f:
+            json.dump(record, f)
+        print(f"{path}: {len(model.graph.node)} nodes")
+
+
+if __name__ == "__main__":
+    main()
