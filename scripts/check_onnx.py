@@ -65,6 +65,8 @@ def main():
         import_args = ["import", path, "--calibration", npy, "--out", out, "--force"]
         if meta.get("byte"):
             import_args += ["--input-scale", "byte"]
+        if "mean" in meta:
+            import_args += ["--input-mean", ",".join(map(str, meta["mean"])), "--input-std", ",".join(map(str, meta["std"]))]
         code, _, err = run(args.ppdnn, *import_args)
         if "refused" in meta:
             if code == 0 or meta["refused"] not in err:
@@ -82,6 +84,8 @@ def main():
         if meta.get("softmax"):
             ours = softmax(ours)
         x = pixels.astype(np.float32) if meta.get("byte") else pixels.astype(np.float32) / 255
+        if "mean" in meta:
+            x = ((x - np.float32(meta["mean"][0])) / np.float32(meta["std"][0])).astype(np.float32)
         want = onnxruntime_outputs(path, x).astype(np.float64)
         if not close(ours, want):
             failures.append(f"{name}: ppdnn {ours.tolist()} vs onnxruntime {want.tolist()}")

@@ -124,6 +124,26 @@ def fixtures():
     n.op("Flatten").op("Gemm", weights(5, 8 * 1 * 1), weights(5, scale=0.1), name="fc", transB=1)
     yield n, {}
 
+    n = Net("global_average_pool", [2, 9, 7])
+    n.op("Conv", weights(4, 2, 3, 3), weights(4, scale=0.1), name="conv").op("Relu").op("GlobalAveragePool")
+    n.op("Flatten").op("Gemm", weights(3, 4), weights(3, scale=0.1), name="fc", transB=1)
+    yield n, {}
+
+    n = Net("per_channel_normalization_rgb", [3, 8, 8])
+    n.op("Sub", np.array([0.485, 0.456, 0.406], np.float32).reshape(1, 3, 1, 1))
+    n.op("Div", np.array([0.229, 0.224, 0.225], np.float32).reshape(1, 3, 1, 1))
+    n.op("Conv", weights(4, 3, 3, 3), weights(4, scale=0.1), name="conv", strides=[2, 2]).op("Relu")
+    n.op("Flatten").op("Gemm", weights(5, 4 * 3 * 3), weights(5, scale=0.1), name="fc", transB=1)
+    yield n, {}
+
+    # Normalization the graph expects but does not contain: `ppdnn import
+    # --input-mean 0.1307 --input-std 0.3081` folds it in.
+    n = Net("external_normalization", [1, 10, 10])
+    n.op("Conv", weights(3, 1, 3, 3), weights(3, scale=0.1), name="conv").op("Relu")
+    n.op("MaxPool", kernel_shape=[2, 2], strides=[2, 2])
+    n.op("Flatten").op("Gemm", weights(4, 3 * 4 * 4), weights(4, scale=0.1), name="fc", transB=1)
+    yield n, {"mean": [0.1307], "std": [0.3081]}
+
     n = Net("unsupported_sigmoid", [1, 6, 6])
     n.op("Conv", weights(2, 1, 3, 3), name="conv").op("Sigmoid", name="squash")
     n.op("Flatten").op("Gemm", weights(3, 2 * 4 * 4), np.zeros(3, np.float32), name="fc", transB=1)
@@ -141,6 +161,8 @@ def main():
         onnx.save(model, path)
         pixels = rng.integers(0, 256, size=[4] + net.input_shape, dtype=np.uint8)
         x = pixels.astype(np.float32) if meta.get("byte") else pixels.astype(np.float32) / 255
+        if "mean" in meta:
+            x = ((x - np.float32(meta["mean"][0])) / np.float32(meta["std"][0])).astype(np.float32)
         session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
         expected = session.run(None, {"input": x})[0]
         record = {"input_shape": net.input_shape, "pixels": pixels.reshape(4, -1).tolist(),

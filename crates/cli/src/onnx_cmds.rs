@@ -55,6 +55,15 @@ pub struct ImportArgs {
     /// What the graph's input values are.
     #[arg(long, value_enum, default_value = "unit")]
     input_scale: Scale,
+    /// Input normalization the graph expects but does not contain: the
+    /// mean subtracted, one value or one per channel (comma-separated), in
+    /// the units of --input-scale (PyTorch's MNIST: 0.1307). Folded into the
+    /// first layer: the served model still takes pixels 0..255.
+    #[arg(long, value_delimiter = ',', allow_negative_numbers = true)]
+    input_mean: Vec<f32>,
+    /// The standard deviation divided by, as --input-mean (PyTorch's MNIST: 0.3081).
+    #[arg(long, value_delimiter = ',')]
+    input_std: Vec<f32>,
     /// Overwrite --out if it exists.
     #[arg(long)]
     force: bool,
@@ -160,6 +169,8 @@ pub fn import_cmd(args: ImportArgs) -> Result<()> {
             Scale::Unit => InputScale::Unit,
             Scale::Byte => InputScale::Byte,
         },
+        mean: args.input_mean.clone(),
+        std: args.input_std.clone(),
     };
     let imported = import(&bytes, &options).with_context(|| format!("importing {}", args.model.display()))?;
     let parsed = start.elapsed().as_secs_f64();

@@ -31,8 +31,8 @@ use prost::Message;
 use tokio_stream::StreamExt;
 
 /// The names of the targets, as cargo-fuzz and the corpus folders know them.
-pub const TARGETS: [&str; 5] =
-    ["round_message", "key_decoders", "plan_json", "server_stream", "private_rounds"];
+pub const TARGETS: [&str; 6] =
+    ["round_message", "key_decoders", "plan_json", "server_stream", "private_rounds", "onnx_import"];
 
 /// Runs target `name` on `data`; false if there is no such target.
 pub fn run(name: &str, data: &[u8]) -> bool {
@@ -42,6 +42,7 @@ pub fn run(name: &str, data: &[u8]) -> bool {
         "plan_json" => plan_json(data),
         "server_stream" => server_stream(data),
         "private_rounds" => private_rounds(data),
+        "onnx_import" => onnx_import(data),
         _ => return false,
     }
     true
@@ -269,4 +270,16 @@ pub fn server_stream(data: &[u8]) {
             }
         }
     });
+}
+
+/// ONNX import of arbitrary bytes (a provider's model file, or anything):
+/// an error or a model, never a panic or a hang; a model that imports
+/// exports and imports back unchanged.
+pub fn onnx_import(data: &[u8]) {
+    let options = ppdnn_onnx::ImportOptions::default();
+    if let Ok(imported) = ppdnn_onnx::import(data, &options) {
+        let again = ppdnn_onnx::import(&ppdnn_onnx::export(&imported.model), &options)
+            .expect("an exported model imports");
+        assert_eq!(again.model, imported.model, "export then import is the identity");
+    }
 }

@@ -157,7 +157,7 @@ fn slide(len: usize, window: usize, stride: usize) -> Option<usize> {
 
 impl Layer {
     /// The accumulators' shape for an input of `input`, checked.
-    fn output_shape(&self, input: Shape) -> Result<Shape> {
+    pub fn output_shape(&self, input: Shape) -> Result<Shape> {
         let err = |what: String| bad(&self.name, what);
         match self.linear {
             Linear::Conv2d { out_channels, kernel, stride, padding } => {
@@ -223,7 +223,8 @@ impl Layer {
 }
 
 impl Pool {
-    fn output_shape(&self, input: Shape, name: &str) -> Result<Shape> {
+    /// The pooled shape of an input of `input`, checked; `name` is the layer's, for errors.
+    pub fn output_shape(&self, input: Shape, name: &str) -> Result<Shape> {
         if self.window.iter().chain(&self.stride).any(|v| !(1..=MAX_SIDE).contains(v)) {
             return Err(bad(
                 name,

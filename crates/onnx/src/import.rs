@@ -32,6 +32,14 @@ pub struct ImportOptions {
     pub input_shape: Option<Shape>,
     /// The scale of the graph's input values.
     pub input_scale: InputScale,
+    /// Input normalization the graph expects but does not contain, per
+    /// channel (one value for all channels, or one per channel), in the
+    /// units of `input_scale`: the graph sees (x - mean) / std. PyTorch's
+    /// MNIST convention is mean 0.1307, std 0.3081. Folded into the first
+    /// layer, so the served model still takes pixels 0..255.
+    pub mean: Vec<f32>,
+    /// See `mean`; empty means 1.
+    pub std: Vec<f32>,
 }
 
 /// An imported model and what the import did to get it.
@@ -68,9 +76,12 @@ struct Importer<'a> {
     consts: HashMap<String, Constant>,
     current: String,
     input: Shape,
-    /// x_graph = scale * x + offset, with x = pixel / 255, until the first linear layer.
-    scale: f32,
-    offset: f32,
+    /// The current activation shape (after the layers finished so far).
+    shape: Shape,
+    /// Per input channel: x_graph = scale * x + offset, with x = pixel /
+    /// 255, until the first linear layer folds it in.
+    scale: Vec<f32>,
+    offset: Vec<f32>,
     flattened: bool,
     layers: Vec<(Layer, FloatParams)>,
     pending: Option<Pending>,
@@ -112,17 +123,19 @@ pub fn import(bytes: &[u8], options: &ImportOptions) -> Result<Imported> {
         }
         None => shape,
     };
-    let scale = match options.input_scale {
+    let unit = match options.input_scale {
         InputScale::Unit => 1.0,
         InputScale::Byte => 255.0,
     };
+    let (scale, offset) = normalization(options, input_shape.channels, unit)?;
     let placeholder = NodeProto::default();
     let mut im = Importer {
         consts,
         current: input.name().to_string(),
         input: input_shape,
+        shape: input_shape,
         scale,
-        offset: 0.0,
+        offset,
         flattened: false,
         layers: Vec::new(),
         pending: None,
@@ -180,6 +193,29 @@ fn graph_input_shape(input: &crate::proto::ValueInfoProto) -> Result<Shape> {
         }
     };
     Ok(shape)
+}
+
+/// Per channel (scale, offset) of the graph's input as a function of
+/// pixel / 255: scale = unit / std, offset = -mean / std.
+fn normalization(options: &ImportOptions, channels: usize, unit: f32) -> Result<(Vec<f32>, Vec<f32>)> {
+    let per_channel = |v: &[f32], what: &str, default: f32| -> Result<Vec<f32>> {
+        match v.len() {
+            0 => Ok(vec![default; channels]),
+            1 => Ok(vec![v[0]; channels]),
+            n if n == channels => Ok(v.to_vec()),
+            n => Err(Error::Graph(format!("--input-{what} has {n} values for {channels} input channels"))),
+        }
+    };
+    let mean = per_channel(&options.mean, "mean", 0.0)?;
+    let std = per_channel(&options.std, "std", 1.0)?;
+    if let Some(bad) = std.iter().chain(&mean).find(|v| !v.is_finite()) {
+        return Err(Error::Graph(format!("input normalization value {bad} is not a number")));
+    }
+    if std.iter().any(|&s| s <= 0.0) {
+        return Err(Error::Graph("--input-std values must be positive".into()));
+    }
+    // (unit * x - mean) / std
+    Ok((std.iter().map(|s| unit / s).collect(), mean.iter().zip(&std).map(|(m, s)| -m / s).collect()))
 }
 
 impl Importer<'_> {
@@ -247,6 +283,7 @@ impl Importer<'_> {
             "BatchNormalization" => self.batch_norm()?,
             "Relu" => self.relu()?,
             "MaxPool" | "AveragePool" => self.pool(op)?,
+            "GlobalAveragePool" => self.global_pool()?,
             "Softmax" | "LogSoftmax" => {
                 self.ended = true;
                 self.notes.push(format!(
@@ -256,7 +293,7 @@ impl Importer<'_> {
             }
             _ => {
                 return Err(self.unsupported(
-                    "operator not supported (ppdnn reads Conv, Gemm, MatMul, Add, BatchNormalization, Relu, MaxPool, AveragePool, Flatten, Reshape, Identity, Dropout, Softmax, and scalar Sub/Mul/Div on the input)",
+                    "operator not supported (ppdnn reads Conv, Gemm, MatMul, Add, BatchNormalization, Relu, MaxPool, AveragePool, GlobalAveragePool, Flatten, Reshape, Identity, Dropout, Softmax, and Sub/Mul/Div on the input)",
                 ));
             }
         }
@@ -290,30 +327,49 @@ impl Importer<'_> {
         if let Some(p) = self.pending.take() {
             let layer =
                 Layer { name: unique(&self.layers, &p.name), linear: p.linear, relu: p.relu, pool: p.pool };
+            let output = layer.output_shape(self.shape)?;
+            self.shape = match &layer.pool {
+                Some(pool) => pool.output_shape(output, &layer.name)?,
+                None => output,
+            };
             self.layers.push((layer, FloatParams { weight: p.weight, bias: p.bias }));
         }
         Ok(())
     }
 
+    /// The accumulators' shape of the pending layer.
+    fn pending_output(&self) -> Result<Shape> {
+        let p = self.pending.as_ref().ok_or_else(|| self.unsupported("no layer before it"))?;
+        let layer = Layer { name: p.name.clone(), linear: p.linear, relu: false, pool: None };
+        Ok(layer.output_shape(self.shape)?)
+    }
+
     /// Folds the input normalization into the first layer's parameters:
-    /// W (a x + b) + c = (a W) x + (c + b * row sums of W).
+    /// W (a x + b) + c = (a W) x + (c + W b), with a and b per input channel.
     fn fold_input(&mut self, weight: &mut [f32], bias: &mut [f32], padded: bool) -> Result<()> {
         if !self.layers.is_empty() || self.pending.is_some() {
             return Ok(());
         }
-        if self.offset != 0.0 && padded {
+        let shifted = self.offset.iter().any(|&b| b != 0.0);
+        if shifted && padded {
             return Err(self.unsupported(
-                "the input is shifted (a Sub or Add on it) before a zero-padded convolution; the shift cannot be folded exactly, since the padding would no longer be zero in pixel terms",
+                "the input is normalized with a mean (or shifted by a Sub or Add) before a zero-padded convolution: the shift cannot be folded exactly, since the padding would no longer be zero in pixel terms; pad the input explicitly in the model, or train without the shift",
             ));
         }
         let fan_in = weight.len() / bias.len().max(1);
+        // Values per input channel in a row of weights (kh * kw for a
+        // convolution, height * width for a dense layer over the input).
+        let per_channel = fan_in / self.input.channels.max(1);
         for (row, b) in weight.chunks_mut(fan_in).zip(bias.iter_mut()) {
-            *b += self.offset * row.iter().sum::<f32>();
-            row.iter_mut().for_each(|w| *w *= self.scale);
+            for (i, w) in row.iter_mut().enumerate() {
+                let c = i / per_channel.max(1);
+                *b += self.offset[c] * *w;
+                *w *= self.scale[c];
+            }
         }
-        if self.scale != 1.0 || self.offset != 0.0 {
+        if self.scale.iter().any(|&a| a != 1.0) || shifted {
             self.notes.push(format!(
-                "folded the input scaling x * {} + {} into {:?}",
+                "folded the input normalization x * {:?} + {:?} into {:?}",
                 self.scale, self.offset, self.label
             ));
         }
@@ -346,6 +402,12 @@ impl Importer<'_> {
             return Err(self.unsupported(format!("weights of shape {:?}; 2-D convolutions only", w.dims)));
         }
         let (out, kh, kw) = (w.dims[0], w.dims[2], w.dims[3]);
+        if w.dims[1] != self.shape.channels {
+            return Err(self.unsupported(format!(
+                "weights {:?} for an input of {} channels",
+                w.dims, self.shape.channels
+            )));
+        }
         let kernel = a.sizes("kernel_shape", 2, Some(vec![kh, kw]))?;
         if kernel != [kh, kw] {
             return Err(
@@ -379,6 +441,14 @@ impl Importer<'_> {
 
     /// A dense layer from weights in [out][in] order.
     fn dense(&mut self, mut weight: Vec<f32>, mut bias: Vec<f32>) -> Result<()> {
+        let inputs = self.shape.len();
+        if bias.is_empty() || weight.len() != bias.len() * inputs {
+            return Err(self.unsupported(format!(
+                "{} weights for {} outputs of an input of {inputs} values",
+                weight.len(),
+                bias.len()
+            )));
+        }
         self.fold_input(&mut weight, &mut bias, false)?;
         self.flattened = false;
         self.pending = Some(Pending {
@@ -438,19 +508,28 @@ impl Importer<'_> {
         let values = c.floats.clone();
         match &mut self.pending {
             None if self.layers.is_empty() => {
-                // Input normalization: scalars only.
-                let [v] = values[..] else {
-                    return Err(self.unsupported(format!(
-                        "{} values: only a scalar {op} on the input can be folded",
-                        values.len()
-                    )));
+                // Input normalization: a scalar, or one value per channel.
+                let channels = self.input.channels;
+                let per_channel: Vec<f32> = match values.len() {
+                    1 => vec![values[0]; channels],
+                    n if n == channels => values,
+                    n => {
+                        return Err(self.unsupported(format!(
+                            "{n} values: only a scalar or per-channel {op} on the input can be folded"
+                        )));
+                    }
                 };
-                match op {
-                    "Add" => self.offset += v,
-                    "Sub" => self.offset -= v,
-                    "Mul" => (self.scale, self.offset) = (self.scale * v, self.offset * v),
-                    _ if v == 0.0 => return Err(self.unsupported("division by zero")),
-                    _ => (self.scale, self.offset) = (self.scale / v, self.offset / v),
+                if op == "Div" && per_channel.contains(&0.0) {
+                    return Err(self.unsupported("division by zero"));
+                }
+                for (c, v) in per_channel.into_iter().enumerate() {
+                    let (a, b) = (&mut self.scale[c], &mut self.offset[c]);
+                    match op {
+                        "Add" => *b += v,
+                        "Sub" => *b -= v,
+                        "Mul" => (*a, *b) = (*a * v, *b * v),
+                        _ => (*a, *b) = (*a / v, *b / v),
+                    }
                 }
                 Ok(())
             }
@@ -553,6 +632,19 @@ impl Importer<'_> {
             return Err(self.unsupported("a second pooling after the same convolution"));
         }
         p.pool = Some(Pool { kind, window: [window[0], window[1]], stride: [stride[0], stride[1]] });
+        Ok(())
+    }
+
+    /// Average pooling over each whole channel.
+    fn global_pool(&mut self) -> Result<()> {
+        let out = self.pending_output()?;
+        let Some(p) = self.pending.as_mut().filter(|p| matches!(p.linear, Linear::Conv2d { .. })) else {
+            return Err(self.unsupported("pooling must follow a convolution"));
+        };
+        if p.pool.is_some() {
+            return Err(self.unsupported("a second pooling after the same convolution"));
+        }
+        p.pool = Some(Pool { kind: PoolKind::Average, window: [out.height, out.width], stride: [1, 1] });
         Ok(())
     }
 

@@ -7,10 +7,12 @@
 //! `Conv` (any kernel, stride and explicit padding; one group, no
 //! dilation), `Gemm`, `MatMul` (with a following `Add` as its bias),
 //! `BatchNormalization` (folded into the preceding convolution or dense
-//! layer), `Relu`, `MaxPool` and `AveragePool` (no padding), `Flatten` and
+//! layer), `Relu`, `MaxPool` and `AveragePool` (no padding),
+//! `GlobalAveragePool`, `Flatten` and
 //! flattening `Reshape`, `Identity` and `Dropout` (no-ops at inference),
-//! scalar `Sub`/`Add`/`Mul`/`Div` on the input (input normalization, folded
-//! into the first layer) and a final `Softmax` or `LogSoftmax` (dropped: the
+//! scalar or per-channel `Sub`/`Add`/`Mul`/`Div` on the input (input
+//! normalization, folded into the first layer, as is the normalization
+//! given in [`ImportOptions`]) and a final `Softmax` or `LogSoftmax` (dropped: the
 //! integer model's logits give the same argmax). Anything else is refused
 //! with the node's name and operator. [`export`] writes a float model as
 //! opset-13 ONNX that onnxruntime runs, and that imports back unchanged.

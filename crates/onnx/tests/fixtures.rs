@@ -27,9 +27,13 @@ struct Fixture {
 impl Fixture {
     fn options(&self) -> ImportOptions {
         let byte = self.meta["byte"].as_bool().unwrap_or(false);
+        let floats =
+            |k: &str| -> Vec<f32> { serde_json::from_value(self.meta[k].clone()).unwrap_or_default() };
         ImportOptions {
             input_shape: None,
             input_scale: if byte { InputScale::Byte } else { InputScale::Unit },
+            mean: floats("mean"),
+            std: floats("std"),
         }
     }
 
