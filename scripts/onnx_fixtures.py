@@ -144,6 +144,15 @@ def fixtures():
     n.op("Flatten").op("Gemm", weights(4, 3 * 4 * 4), weights(4, scale=0.1), name="fc", transB=1)
     yield n, {"mean": [0.1307], "std": [0.3081]}
 
+    # The same before a zero-padded convolution (PyTorch's LeNet on
+    # normalized MNIST): folded exactly as a bias map.
+    n = Net("external_normalization_padded", [1, 12, 12])
+    n.op("Conv", weights(4, 1, 5, 5), weights(4, scale=0.1), name="conv1", pads=[2, 2, 2, 2]).op("Relu")
+    n.op("AveragePool", kernel_shape=[2, 2], strides=[2, 2])
+    n.op("Conv", weights(4, 4, 3, 3), weights(4, scale=0.1), name="conv2", pads=[1, 1, 1, 1]).op("Relu")
+    n.op("Flatten").op("Gemm", weights(5, 4 * 6 * 6), weights(5, scale=0.1), name="fc", transB=1)
+    yield n, {"mean": [0.1307], "std": [0.3081]}
+
     n = Net("unsupported_sigmoid", [1, 6, 6])
     n.op("Conv", weights(2, 1, 3, 3), name="conv").op("Sigmoid", name="squash")
     n.op("Flatten").op("Gemm", weights(3, 2 * 4 * 4), np.zeros(3, np.float32), name="fc", transB=1)

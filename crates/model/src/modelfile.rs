@@ -89,7 +89,13 @@ impl ModelFile {
             net.layers().iter().zip(net.shapes()).zip(&self.float.layers).zip(&self.quant.layers)
         {
             let wshape = layer.weight_shape(shapes.input);
-            let bshape = vec![layer.bias_len()];
+            let bshape = layer.bias_shape(shapes.output, fl.bias.len());
+            if ql.bias.len() != fl.bias.len() {
+                return Err(Error::Model(format!(
+                    "{}: float and integer biases differ in shape",
+                    layer.name
+                )));
+            }
             let name = &layer.name;
             buffers.push((format!("{name}.weight"), Dtype::F32, wshape.clone(), bytes_f32(&fl.weight)));
             buffers.push((format!("{name}.bias"), Dtype::F32, bshape.clone(), bytes_f32(&fl.bias)));
@@ -204,7 +210,15 @@ impl ModelFile {
                 )));
             }
             let ws = layer.weight_shape(shapes.input);
-            let bs = [layer.bias_len()];
+            // One bias per channel, or a convolution's bias map [out, h, w].
+            let stored =
+                tensors.tensor(&format!("{name}.bias")).map(|t| t.shape().to_vec()).unwrap_or_default();
+            let map = layer.bias_shape(shapes.output, shapes.output.len());
+            let bs = if layer.accepts_bias_len(shapes.output, shapes.output.len()) && stored == map {
+                map
+            } else {
+                vec![layer.bias_len()]
+            };
             let f32s = |b: Vec<u8>| -> Vec<f32> {
                 b.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
             };

@@ -220,6 +220,20 @@ impl Layer {
             Linear::Dense { outputs } => outputs,
         }
     }
+
+    /// Whether `len` biases fit the layer whose accumulators have shape
+    /// `output`: one per output channel, or, for a convolution, one per
+    /// accumulator (a bias map, as folding a normalized input into a padded
+    /// convolution gives: the padding sees the normalization's offset
+    /// nowhere, the interior everywhere).
+    pub fn accepts_bias_len(&self, output: Shape, len: usize) -> bool {
+        len == self.bias_len() || (matches!(self.linear, Linear::Conv2d { .. }) && len == output.len())
+    }
+
+    /// The bias tensor's shape for `len` biases: [out] or a map [out, h, w].
+    pub fn bias_shape(&self, output: Shape, len: usize) -> Vec<usize> {
+        if len == self.bias_len() { vec![len] } else { vec![output.channels, output.height, output.width] }
+    }
 }
 
 impl Pool {
@@ -378,7 +392,12 @@ where
             // output; the loop per kernel offset over whole rows is faster.
             for o in 0..out_channels {
                 let plane = &mut out[o * oh * ow..(o + 1) * oh * ow];
-                plane.iter_mut().for_each(|v| *v = bias[o]);
+                if bias.len() == out_channels {
+                    plane.iter_mut().for_each(|v| *v = bias[o]);
+                } else {
+                    // A bias map: one per accumulator.
+                    plane.copy_from_slice(&bias[o * oh * ow..(o + 1) * oh * ow]);
+                }
                 for i in 0..ic {
                     for ky in 0..kh {
                         let rows = inside(ky, top, sy, ih, oh);
@@ -466,7 +485,8 @@ impl Network {
 }
 
 /// A layer's parameters in the float model (weights in [out][in][kh][kw] or
-/// [out][in] order, one bias per output channel).
+/// [out][in] order, one bias per output channel, or for a convolution a
+/// bias map of one per accumulator, [out][y][x]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct FloatParams {
     /// Weights, output-major.
@@ -488,7 +508,7 @@ impl Network {
         }
         for ((layer, shapes), p) in self.layers.iter().zip(&self.shapes).zip(params) {
             let want: usize = layer.weight_shape(shapes.input).iter().product();
-            if p.weight.len() != want || p.bias.len() != layer.bias_len() {
+            if p.weight.len() != want || !layer.accepts_bias_len(shapes.output, p.bias.len()) {
                 return Err(bad(
                     &layer.name,
                     format!(

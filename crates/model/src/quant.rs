@@ -191,7 +191,7 @@ impl QuantModel {
         for (l, ((layer, shapes), q)) in net.layers().iter().zip(net.shapes()).zip(&self.layers).enumerate() {
             let name = &layer.name;
             let want: usize = layer.weight_shape(shapes.input).iter().product();
-            if q.weight.len() != want || q.bias.len() != layer.bias_len() {
+            if q.weight.len() != want || !layer.accepts_bias_len(shapes.output, q.bias.len()) {
                 return Err(Error::Model(format!(
                     "{name}: {} integer weights and {} biases, expected {want} and {}",
                     q.weight.len(),
@@ -296,15 +296,21 @@ impl QuantModel {
     }
 
     /// Worst-case |accumulator| of layer `l` over all inputs in 0..255:
-    /// max over output channels of sum |w| * 255 + |b|.
+    /// max over output channels of sum |w| * 255 + |b| (the largest |b| of
+    /// the channel for a bias map).
     pub fn accumulator_bound(&self, l: usize) -> i64 {
         let layer = &self.layers[l];
         let fan_in = self.network.layers()[l].fan_in(self.network.shapes()[l].input);
+        let channels = layer.weight.len() / fan_in.max(1);
+        let per_channel = layer.bias.len() / channels.max(1);
         layer
             .weight
             .chunks(fan_in)
-            .zip(&layer.bias)
-            .map(|(ws, b)| ws.iter().map(|w| w.abs()).sum::<i64>() * ACTIVATION_MAX + b.abs())
+            .zip(layer.bias.chunks(per_channel.max(1)))
+            .map(|(ws, b)| {
+                ws.iter().map(|w| w.abs()).sum::<i64>() * ACTIVATION_MAX
+                    + b.iter().map(|v| v.abs()).max().unwrap_or(0)
+            })
             .max()
             .unwrap_or(0)
     }

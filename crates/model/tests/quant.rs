@@ -180,6 +180,36 @@ fn model_file_round_trip() {
 }
 
 #[test]
+fn bias_maps_round_trip_and_add_per_accumulator() {
+    // LeNet-5 whose conv1 has a bias map (one per accumulator), as folding a
+    // normalized input into a padded convolution gives.
+    let mut float = random_float_model(Network::lenet5(), 3);
+    let out = float.network.shapes()[0].output;
+    let map: Vec<f32> = (0..out.len()).map(|i| (i % 97) as f32 * 0.01 - 0.4).collect();
+    float.layers[0].bias = map.clone();
+    float.validate().unwrap();
+    let image = random_inputs(4, 1, 784);
+    let zero_bias = {
+        let mut f = float.clone();
+        f.layers[0].bias = vec![0.0; 6];
+        f
+    };
+    let with = float.activations(&image).unwrap();
+    let without = zero_bias.activations(&image).unwrap();
+    assert_ne!(with[0], without[0], "the map changes conv1's outputs");
+    let quant = QuantModel::quantize(&float, &random_inputs(5, 8, 784)).unwrap();
+    assert_eq!(quant.layers[0].bias.len(), out.len());
+    let file = ModelFile { float, quant, ..sample_file() };
+    let back = ModelFile::from_bytes(&file.to_bytes().unwrap()).unwrap();
+    assert_eq!(back.float, file.float);
+    assert_eq!(back.quant, file.quant);
+    // A bias of any other length is refused.
+    let mut bad = file.float.clone();
+    bad.layers[0].bias.pop();
+    assert!(bad.validate().unwrap_err().to_string().contains("conv1"));
+}
+
+#[test]
 fn version_1_files_load_as_lenet5_and_are_rewritten_as_version_2() {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/lenet5-mnist.safetensors");
     let bytes = std::fs::read(&path).unwrap();

@@ -76,7 +76,13 @@ pub fn export(model: &FloatModel) -> Vec<u8> {
         let name = &layer.name;
         let (w, b) = (format!("{name}.weight"), format!("{name}.bias"));
         initializer.push(float_tensor(&w, &layer.weight_shape(shapes.input), &params.weight));
-        initializer.push(float_tensor(&b, &[layer.bias_len()], &params.bias));
+        // A bias map is added after the convolution as a [1, out, h, w] constant.
+        let map = params.bias.len() != layer.bias_len();
+        let mut bias_dims = layer.bias_shape(shapes.output, params.bias.len());
+        if map {
+            bias_dims.insert(0, 1);
+        }
+        initializer.push(float_tensor(&b, &bias_dims, &params.bias));
         let out = format!("{name}.out");
         match layer.linear {
             Linear::Conv2d { kernel, stride, padding, .. } => {
@@ -87,7 +93,13 @@ pub fn export(model: &FloatModel) -> Vec<u8> {
                     ints("dilations", &[1, 1]),
                     int("group", 1),
                 ];
-                nodes.push(node(name, "Conv", &[&current, &w, &b], &out, attrs));
+                if map {
+                    let conv = format!("{name}.conv");
+                    nodes.push(node(name, "Conv", &[&current, &w], &conv, attrs));
+                    nodes.push(node(&format!("{name}.bias_map"), "Add", &[&conv, &b], &out, Vec::new()));
+                } else {
+                    nodes.push(node(name, "Conv", &[&current, &w, &b], &out, attrs));
+                }
             }
             Linear::Dense { .. } => {
                 if !is_vector {

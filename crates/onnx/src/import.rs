@@ -63,12 +63,21 @@ struct Pending {
 }
 
 impl Pending {
+    /// Output channels.
     fn outputs(&self) -> usize {
-        self.bias.len()
+        match self.linear {
+            Linear::Conv2d { out_channels, .. } => out_channels,
+            Linear::Dense { outputs } => outputs,
+        }
     }
 
     fn fan_in(&self) -> usize {
-        self.weight.len() / self.bias.len().max(1)
+        self.weight.len() / self.outputs().max(1)
+    }
+
+    /// Biases per output channel: 1, or the positions of a bias map.
+    fn bias_per_channel(&self) -> usize {
+        self.bias.len() / self.outputs().max(1)
     }
 }
 
@@ -345,31 +354,42 @@ impl Importer<'_> {
     }
 
     /// Folds the input normalization into the first layer's parameters:
-    /// W (a x + b) + c = (a W) x + (c + W b), with a and b per input channel.
-    fn fold_input(&mut self, weight: &mut [f32], bias: &mut [f32], padded: bool) -> Result<()> {
+    /// W (a x + b) + c = (a W) x + (c + W b), with a and b per input
+    /// channel. Through a zero-padded convolution W b differs at the borders
+    /// (the padding is zero after normalization, not b): the bias becomes a
+    /// map, one per accumulator, which is W b + c itself.
+    fn fold_input(&mut self, linear: Linear, weight: &mut [f32], bias: &mut Vec<f32>) -> Result<()> {
         if !self.layers.is_empty() || self.pending.is_some() {
             return Ok(());
         }
         let shifted = self.offset.iter().any(|&b| b != 0.0);
-        if shifted && padded {
-            return Err(self.unsupported(
-                "the input is normalized with a mean (or shifted by a Sub or Add) before a zero-padded convolution: the shift cannot be folded exactly, since the padding would no longer be zero in pixel terms; pad the input explicitly in the model, or train without the shift",
-            ));
+        let padded = matches!(linear, Linear::Conv2d { padding, .. } if padding.iter().any(|&p| p > 0));
+        let per_channel = self.input.height * self.input.width;
+        // Output channels: the bias given here has one per channel.
+        let rows = bias.len().max(1);
+        let as_map = shifted && padded;
+        if as_map {
+            let layer = Layer { name: self.label.clone(), linear, relu: false, pool: None };
+            let offsets: Vec<f32> = (0..self.input.len()).map(|i| self.offset[i / per_channel]).collect();
+            *bias = ppdnn_model::network::linear(&layer, self.input, weight, bias, &offsets, |w, v| w * v);
         }
-        let fan_in = weight.len() / bias.len().max(1);
+        let fan_in = weight.len() / rows;
         // Values per input channel in a row of weights (kh * kw for a
         // convolution, height * width for a dense layer over the input).
-        let per_channel = fan_in / self.input.channels.max(1);
-        for (row, b) in weight.chunks_mut(fan_in).zip(bias.iter_mut()) {
+        let taps = fan_in / self.input.channels.max(1);
+        for (o, row) in weight.chunks_mut(fan_in).enumerate() {
             for (i, w) in row.iter_mut().enumerate() {
-                let c = i / per_channel.max(1);
-                *b += self.offset[c] * *w;
+                let c = i / taps.max(1);
+                if !as_map {
+                    bias[o] += self.offset[c] * *w;
+                }
                 *w *= self.scale[c];
             }
         }
         if self.scale.iter().any(|&a| a != 1.0) || shifted {
+            let map = if as_map { " (as a bias map: the convolution is padded)" } else { "" };
             self.notes.push(format!(
-                "folded the input normalization x * {:?} + {:?} into {:?}",
+                "folded the input normalization x * {:?} + {:?} into {:?}{map}",
                 self.scale, self.offset, self.label
             ));
         }
@@ -422,20 +442,15 @@ impl Importer<'_> {
             None => vec![0.0; out],
         };
         let mut weight = w.floats;
-        self.fold_input(&mut weight, &mut bias, padding.iter().any(|&p| p > 0))?;
-        self.pending = Some(Pending {
-            name: self.label.clone(),
-            linear: Linear::Conv2d {
-                out_channels: out,
-                kernel: [kh, kw],
-                stride: [stride[0], stride[1]],
-                padding: [padding[0], padding[1], padding[2], padding[3]],
-            },
-            weight,
-            bias,
-            relu: false,
-            pool: None,
-        });
+        let linear = Linear::Conv2d {
+            out_channels: out,
+            kernel: [kh, kw],
+            stride: [stride[0], stride[1]],
+            padding: [padding[0], padding[1], padding[2], padding[3]],
+        };
+        self.fold_input(linear, &mut weight, &mut bias)?;
+        self.pending =
+            Some(Pending { name: self.label.clone(), linear, weight, bias, relu: false, pool: None });
         Ok(())
     }
 
@@ -449,7 +464,7 @@ impl Importer<'_> {
                 bias.len()
             )));
         }
-        self.fold_input(&mut weight, &mut bias, false)?;
+        self.fold_input(Linear::Dense { outputs: bias.len() }, &mut weight, &mut bias)?;
         self.flattened = false;
         self.pending = Some(Pending {
             name: self.label.clone(),
@@ -506,6 +521,10 @@ impl Importer<'_> {
             return Err(self.unsupported("a float constant operand is required"));
         }
         let values = c.floats.clone();
+        let map_len = match &self.pending {
+            Some(p) if matches!(p.linear, Linear::Conv2d { .. }) => Some(self.pending_output()?.len()),
+            _ => None,
+        };
         match &mut self.pending {
             None if self.layers.is_empty() => {
                 // Input normalization: a scalar, or one value per channel.
@@ -535,9 +554,19 @@ impl Importer<'_> {
             }
             Some(p) if op == "Add" && !p.relu && p.pool.is_none() => {
                 let n = p.outputs();
+                let per = p.bias_per_channel();
                 match values.len() {
                     1 => p.bias.iter_mut().for_each(|b| *b += values[0]),
-                    len if len == n => p.bias.iter_mut().zip(&values).for_each(|(b, v)| *b += v),
+                    len if len == n => {
+                        p.bias.iter_mut().enumerate().for_each(|(i, b)| *b += values[i / per.max(1)])
+                    }
+                    // A bias map (one per accumulator) on a convolution.
+                    len if Some(len) == map_len => {
+                        if per == 1 {
+                            p.bias = p.bias.iter().flat_map(|&b| vec![b; len / n.max(1)]).collect();
+                        }
+                        p.bias.iter_mut().zip(&values).for_each(|(b, v)| *b += v);
+                    }
                     _ => {
                         return Err(self.unsupported(format!(
                             "adds {} values to {n} outputs; a bias per output channel is expected",
@@ -571,11 +600,11 @@ impl Importer<'_> {
                 why: format!("its parameters do not have one value per channel ({n})"),
             });
         }
-        let fan_in = p.fan_in();
+        let (fan_in, per) = (p.fan_in(), p.bias_per_channel());
         for c in 0..n {
             let k = gamma[c] / (var[c] + eps).sqrt();
             p.weight[c * fan_in..(c + 1) * fan_in].iter_mut().for_each(|w| *w *= k);
-            p.bias[c] = (p.bias[c] - mean[c]) * k + beta[c];
+            p.bias[c * per..(c + 1) * per].iter_mut().for_each(|b| *b = (*b - mean[c]) * k + beta[c]);
         }
         self.notes.push(format!("folded batch normalization {label:?} into {:?}", p.name));
         Ok(())

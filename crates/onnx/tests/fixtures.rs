@@ -112,6 +112,18 @@ fn unsupported_operators_are_refused_by_name() {
             .to_string()
             .contains("not an ONNX model")
     );
+    // A mean before a zero-padded first convolution becomes a bias map, one per accumulator.
+    let padded = fixtures().into_iter().find(|f| f.name == "conv_stride_pad").unwrap();
+    let options = ImportOptions { mean: vec![0.1307], std: vec![0.3081], ..ImportOptions::default() };
+    let imported = import(&padded.bytes, &options).unwrap();
+    assert_eq!(imported.model.layers[0].bias.len(), imported.model.network.shapes()[0].output.len());
+    assert!(imported.notes.iter().any(|n| n.contains("bias map")), "{:?}", imported.notes);
+    // Normalization values must fit the input's channels.
+    let two = ImportOptions { mean: vec![0.1, 0.2], ..ImportOptions::default() };
+    let e = import(&padded.bytes, &two).unwrap_err().to_string();
+    assert!(e.contains("2 values for 1 input channels"), "{e}");
+    let zero = ImportOptions { std: vec![0.0], ..ImportOptions::default() };
+    assert!(import(&padded.bytes, &zero).unwrap_err().to_string().contains("positive"));
 }
 
 fn served(ev: &Evaluator, input: &[u8], private: bool) -> ClientStep {

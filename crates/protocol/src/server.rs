@@ -221,7 +221,15 @@ fn conv_packed(
             let outs = key.combine_rows(&bases, &rows)?;
             outs.iter()
                 .enumerate()
-                .map(|(c, ct)| Ok(key.add_plain(ct, &codec.encode(&vec![layer.bias[c]; used])?)?))
+                .map(|(c, ct)| {
+                    // One bias per channel, or the chunk's part of a bias map.
+                    let bias = if layer.bias.len() == out_c {
+                        vec![layer.bias[c]; used]
+                    } else {
+                        layer.bias[c * positions + j * pl.slots..][..used].to_vec()
+                    };
+                    Ok(key.add_plain(ct, &codec.encode(&bias)?)?)
+                })
                 .collect()
         })
         .collect::<Result<_>>()?;
@@ -293,7 +301,8 @@ fn conv_unpacked(
                     }
                 }
             }
-            Ok(key.add_plain(&shared.combine_terms(&terms)?, &Integer::from(layer.bias[oc]))?)
+            let bias = if layer.bias.len() == pl.output.len() { layer.bias[o] } else { layer.bias[oc] };
+            Ok(key.add_plain(&shared.combine_terms(&terms)?, &Integer::from(bias))?)
         })
         .collect()
 }
