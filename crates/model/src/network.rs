@@ -92,6 +92,17 @@ pub enum Linear {
     },
 }
 
+impl Linear {
+    /// Weights per output channel on an input of `input`: the kernel's
+    /// volume (input channels x kh x kw), or the inputs of a dense layer.
+    pub fn fan_in(&self, input: Shape) -> usize {
+        match *self {
+            Linear::Conv2d { kernel: [kh, kw], .. } => input.channels * kh * kw,
+            Linear::Dense { .. } => input.len(),
+        }
+    }
+}
+
 /// What a pooling window computes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -210,7 +221,7 @@ impl Layer {
 
     /// Weights per output channel (the kernel's volume, or the inputs).
     pub fn fan_in(&self, input: Shape) -> usize {
-        self.weight_shape(input)[1..].iter().product()
+        self.linear.fan_in(input)
     }
 
     /// Biases: one per output channel.

@@ -654,27 +654,25 @@ impl Importer<'_> {
         if auto_pad != "NOTSET" && auto_pad != "VALID" {
             return Err(self.unsupported(format!("auto_pad {auto_pad} is not supported")));
         }
+        self.attach_pool(Pool { kind, window: [window[0], window[1]], stride: [stride[0], stride[1]] })
+    }
+
+    /// Sets the pending convolution's pooling (there must be one, not yet pooled).
+    fn attach_pool(&mut self, pool: Pool) -> Result<()> {
         let Some(p) = self.pending.as_mut().filter(|p| matches!(p.linear, Linear::Conv2d { .. })) else {
             return Err(self.unsupported("pooling must follow a convolution"));
         };
         if p.pool.is_some() {
             return Err(self.unsupported("a second pooling after the same convolution"));
         }
-        p.pool = Some(Pool { kind, window: [window[0], window[1]], stride: [stride[0], stride[1]] });
+        p.pool = Some(pool);
         Ok(())
     }
 
     /// Average pooling over each whole channel.
     fn global_pool(&mut self) -> Result<()> {
         let out = self.pending_output()?;
-        let Some(p) = self.pending.as_mut().filter(|p| matches!(p.linear, Linear::Conv2d { .. })) else {
-            return Err(self.unsupported("pooling must follow a convolution"));
-        };
-        if p.pool.is_some() {
-            return Err(self.unsupported("a second pooling after the same convolution"));
-        }
-        p.pool = Some(Pool { kind: PoolKind::Average, window: [out.height, out.width], stride: [1, 1] });
-        Ok(())
+        self.attach_pool(Pool { kind: PoolKind::Average, window: [out.height, out.width], stride: [1, 1] })
     }
 
     fn finish(mut self) -> Result<Imported> {

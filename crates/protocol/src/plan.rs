@@ -157,7 +157,7 @@ impl PlanLayer {
 
     /// Weights per output channel.
     pub fn fan_in(&self) -> usize {
-        self.layer().fan_in(self.input)
+        self.linear.fan_in(self.input)
     }
 
     /// The network layer this plan layer describes.
