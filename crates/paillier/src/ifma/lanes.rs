@@ -215,8 +215,8 @@ fn normalize(out: &mut [__m512i], t: &[__m512i]) {
 ///
 /// Operand scanning with the reduction interleaved, four digits of b per
 /// pass over the accumulators: each accumulator is loaded and stored once
-/// per pass, with sixteen products added in between, in two independent
-/// chains (the low and the high halves) so that their latency overlaps.
+/// per pass, with sixteen products added in between, in independent
+/// chains so that their latency overlaps.
 #[target_feature(enable = "avx512f,avx512ifma")]
 pub(crate) fn mul(out: &mut [__m512i], a: &[__m512i], b: &[__m512i], m: &Modulus8, t: &mut [__m512i]) {
     let n = m.digits;
@@ -240,8 +240,9 @@ const PASS: usize = 4;
 
 /// One pass of R rows over `row` (N + R accumulators): adds, for each row r,
 /// a * b_r (when `AB`: a multiplication; without it, a reduction of
-/// accumulators already holding the product, and `a`, `bs` unused) and md * y_r, where y_r
-/// makes position r divisible by 2^52; then carries position R - 1 into R.
+/// accumulators already holding the product, and `a`, `bs` unused) and
+/// md * y_r, where y_r makes position r divisible by 2^52; then carries
+/// position R - 1 into R.
 #[target_feature(enable = "avx512f,avx512ifma")]
 #[inline]
 fn pass<const R: usize, const AB: bool>(
@@ -253,35 +254,15 @@ fn pass<const R: usize, const AB: bool>(
 ) {
     let n = md.len();
     let zero = _mm512_setzero_si512();
-    let a = &a[..n];
-    // Head: positions 0..R, each completed by the earlier rows, then cleared by its y.
-    let mut ys = [zero; R];
-    let mut carry = zero;
-    for j in 0..R {
-        let mut x = _mm512_add_epi64(row[j], carry);
-        for r in 0..j {
-            if AB {
-                x = _mm512_madd52lo_epu64(x, a[j - r], bs[r]);
-                x = _mm512_madd52hi_epu64(x, a[j - r - 1], bs[r]);
-            }
-            x = _mm512_madd52lo_epu64(x, md[j - r], ys[r]);
-            x = _mm512_madd52hi_epu64(x, md[j - r - 1], ys[r]);
-        }
-        if AB {
-            x = _mm512_madd52lo_epu64(x, a[0], bs[j]);
-        }
-        let y = _mm512_madd52lo_epu64(zero, x, mp);
-        x = _mm512_madd52lo_epu64(x, md[0], y);
-        ys[j] = y;
-        carry = _mm512_srli_epi64::<52>(x);
-    }
-    // Body: every row contributes both halves.
-    // Four independent chains (low and high halves, even and odd rows) keep
-    // the dependency chains short: the products' latency overlaps.
+    let (a, row) = (&a[..n], &mut row[..n + R]);
+    let (ys, carry) = head::<R, AB>(row, a, bs, md, mp);
+    // Body: every row contributes both halves, in independent chains
+    // (a multiplication: low and high halves of even and odd rows; a
+    // reduction: low and high halves) so that the products' latency overlaps.
     for p in R..n {
         let mut acc = [row[p], zero, zero, zero];
         for r in 0..R {
-            let c = 2 * (r % 2);
+            let c = if AB { 2 * (r % 2) } else { 0 };
             if AB {
                 acc[c] = _mm512_madd52lo_epu64(acc[c], a[p - r], bs[r]);
                 acc[c + 1] = _mm512_madd52hi_epu64(acc[c + 1], a[p - r - 1], bs[r]);
@@ -289,7 +270,11 @@ fn pass<const R: usize, const AB: bool>(
             acc[c] = _mm512_madd52lo_epu64(acc[c], md[p - r], ys[r]);
             acc[c + 1] = _mm512_madd52hi_epu64(acc[c + 1], md[p - r - 1], ys[r]);
         }
-        row[p] = _mm512_add_epi64(_mm512_add_epi64(acc[0], acc[1]), _mm512_add_epi64(acc[2], acc[3]));
+        row[p] = if AB {
+            _mm512_add_epi64(_mm512_add_epi64(acc[0], acc[1]), _mm512_add_epi64(acc[2], acc[3]))
+        } else {
+            _mm512_add_epi64(acc[0], acc[1])
+        };
     }
     // Tail: positions n..n+R, where the rows run out.
     #[allow(clippy::needless_range_loop)] // p indexes a, md and row at different offsets
@@ -315,67 +300,174 @@ fn pass<const R: usize, const AB: bool>(
     row[R] = _mm512_add_epi64(row[R], carry);
 }
 
-/// out = a^2 / R mod m (tested against GMP; not yet faster than `mul(a, a)`,
-/// which the exponentiation therefore uses): the cross products once, by product scanning
-/// (each accumulator summed in registers), doubled, plus the squares; then
-/// a separate Montgomery reduction (about 3N^2 products instead of 4N^2).
-#[cfg(test)]
+/// The head of a pass: positions 0..R, completed and cleared one after the
+/// other. The products (independent of the ys) are summed first; each y is
+/// then scattered into the later head positions as soon as it is known, so
+/// that the serial chain from one y to the next is a few instructions long.
+/// Returns the ys and the carry out of position R - 1.
+#[target_feature(enable = "avx512f,avx512ifma")]
+#[inline]
+fn head<const R: usize, const AB: bool>(
+    row: &[__m512i],
+    a: &[__m512i],
+    bs: [__m512i; R],
+    md: &[__m512i],
+    mp: __m512i,
+) -> ([__m512i; R], __m512i) {
+    let zero = _mm512_setzero_si512();
+    let mut h: [__m512i; R] = std::array::from_fn(|j| row[j]);
+    if AB {
+        for (j, hj) in h.iter_mut().enumerate() {
+            let mut high = zero;
+            for r in 0..=j {
+                *hj = _mm512_madd52lo_epu64(*hj, a[j - r], bs[r]);
+                if r < j {
+                    high = _mm512_madd52hi_epu64(high, a[j - r - 1], bs[r]);
+                }
+            }
+            *hj = _mm512_add_epi64(*hj, high);
+        }
+    }
+    let mut ys = [zero; R];
+    let mut carry = zero;
+    for j in 0..R {
+        let x = _mm512_add_epi64(h[j], carry);
+        let y = _mm512_madd52lo_epu64(zero, x, mp);
+        carry = _mm512_srli_epi64::<52>(_mm512_madd52lo_epu64(x, md[0], y));
+        for k in j + 1..R {
+            h[k] = _mm512_madd52lo_epu64(h[k], md[k - j], y);
+            h[k] = _mm512_madd52hi_epu64(h[k], md[k - j - 1], y);
+        }
+        ys[j] = y;
+    }
+    (ys, carry)
+}
+
+/// out = a^2 / R mod m (almost reduced): the cross products a_g a_j (g < j)
+/// once, by rows of the upper triangle, doubled, plus the squares; then the
+/// Montgomery reduction: about 3N^2 products instead of the 4N^2 of `mul(a, a)`.
 #[target_feature(enable = "avx512f,avx512ifma")]
 pub(crate) fn sqr(out: &mut [__m512i], a: &[__m512i], m: &Modulus8, t: &mut [__m512i]) {
     let n = m.digits;
     let (a, md) = (&a[..n], &m.m[..n]);
-    let zero = _mm512_setzero_si512();
-    t.fill(zero);
-    for (p, tp) in t[..2 * n].iter_mut().enumerate() {
-        // Low halves of a_i a_k with i + k = p, high halves with i + k + 1 = p;
-        // i < k < n. Four chains, so that the products' latency overlaps.
-        let lo = diagonal::<false>(a, p, (p + 1).saturating_sub(n), p.div_ceil(2));
-        let hi = match p.checked_sub(1) {
-            Some(q) => diagonal::<true>(a, q, q.saturating_sub(n - 1), q.div_ceil(2)),
-            None => zero,
-        };
-        let sum = _mm512_add_epi64(lo, hi);
-        let mut x = _mm512_slli_epi64::<1>(sum);
-        if p % 2 == 0 {
-            x = _mm512_madd52lo_epu64(x, a[p / 2], a[p / 2]);
-        } else {
-            x = _mm512_madd52hi_epu64(x, a[p / 2], a[p / 2]);
-        }
-        *tp = x;
+    t.fill(_mm512_setzero_si512());
+    let mut i = 0;
+    while i + TRIANGLE <= n {
+        triangle::<TRIANGLE>(t, a, i);
+        i += TRIANGLE;
+    }
+    while i < n {
+        triangle::<1>(t, a, i);
+        i += 1;
+    }
+    for (g, &x) in a.iter().enumerate() {
+        t[2 * g] = _mm512_madd52lo_epu64(_mm512_slli_epi64::<1>(t[2 * g]), x, x);
+        t[2 * g + 1] = _mm512_madd52hi_epu64(_mm512_slli_epi64::<1>(t[2 * g + 1]), x, x);
     }
     reduce(out, md, m.m_prime, t, n);
 }
 
-#[cfg(test)]
-/// The sum over i in start..end of the low (or, if HIGH, the high) halves
-/// of a_i * a_(q - i), in two chains.
+/// Rows of the squaring's triangle per pass over the accumulators.
+const TRIANGLE: usize = 8;
+
+/// Adds to the accumulators `t` (global positions) the cross products
+/// a_g a_j, j > g, of the R rows g = i..i+R: low halves at g + j, high
+/// halves at g + j + 1. The pairs within the rows first (a small block
+/// whose shape is known at compile time), then the rows times the digits
+/// after them (a rectangle, `rectangle`).
 #[target_feature(enable = "avx512f,avx512ifma")]
 #[inline]
-fn diagonal<const HIGH: bool>(a: &[__m512i], q: usize, start: usize, end: usize) -> __m512i {
-    let madd =
-        |acc, x, y| if HIGH { _mm512_madd52hi_epu64(acc, x, y) } else { _mm512_madd52lo_epu64(acc, x, y) };
-    let (mut c0, mut c1) = (_mm512_setzero_si512(), _mm512_setzero_si512());
-    let mut i = start;
-    while i + 1 < end {
-        c0 = madd(c0, a[i], a[q - i]);
-        c1 = madd(c1, a[i + 1], a[q - i - 1]);
-        i += 2;
+fn triangle<const R: usize>(t: &mut [__m512i], a: &[__m512i], i: usize) {
+    let bs: [__m512i; R] = std::array::from_fn(|r| a[i + r]);
+    let block = &mut t[2 * i..2 * i + 2 * R];
+    for r in 0..R {
+        for s in r + 1..R {
+            block[r + s] = _mm512_madd52lo_epu64(block[r + s], bs[r], bs[s]);
+            block[r + s + 1] = _mm512_madd52hi_epu64(block[r + s + 1], bs[r], bs[s]);
+        }
     }
-    if i < end {
-        c0 = madd(c0, a[i], a[q - i]);
+    let rest = &a[i + R..];
+    let acc = &mut t[2 * i + R..2 * i + 2 * R + rest.len()];
+    if rest.len() >= R {
+        rectangle(acc, rest, bs);
+    } else {
+        rectangle_short(acc, rest, bs);
     }
-    _mm512_add_epi64(c0, c1)
 }
 
-/// Montgomery reduction of the 2N accumulators in `t` into `out`, four
+/// acc[q] += the low halves of a[q - r] * b_r and the high halves of
+/// a[q - r - 1] * b_r over the rows r: the product of an R-digit and an
+/// L-digit number (L = a.len() >= R, acc.len() = L + R), carries left in
+/// the accumulators.
+#[target_feature(enable = "avx512f,avx512ifma")]
+#[inline]
+fn rectangle<const R: usize>(acc: &mut [__m512i], a: &[__m512i], bs: [__m512i; R]) {
+    let l = a.len();
+    let zero = _mm512_setzero_si512();
+    // Head (q < R) and tail (q >= L): which terms exist is known per
+    // unrolled step.
+    for q in 0..R {
+        let mut x = acc[q];
+        for r in 0..=q {
+            x = _mm512_madd52lo_epu64(x, a[q - r], bs[r]);
+            if r < q {
+                x = _mm512_madd52hi_epu64(x, a[q - r - 1], bs[r]);
+            }
+        }
+        acc[q] = x;
+    }
+    let body = &mut acc[R..l];
+    for (k, x) in body.iter_mut().enumerate() {
+        // Position q = R + k reads a[q - R ..= q].
+        let w = &a[k..=k + R];
+        let (mut lo, mut hi) = (*x, zero);
+        for (r, &b) in bs.iter().enumerate() {
+            lo = _mm512_madd52lo_epu64(lo, w[R - r], b);
+            hi = _mm512_madd52hi_epu64(hi, w[R - r - 1], b);
+        }
+        *x = _mm512_add_epi64(lo, hi);
+    }
+    let (end, last) = (&mut acc[l..l + R], &a[l - R..]);
+    for s in 0..R {
+        // Position l + s: low halves of rows r > s, high halves of rows r >= s.
+        let mut x = end[s];
+        for r in s..R {
+            if r > s {
+                x = _mm512_madd52lo_epu64(x, last[R + s - r], bs[r]);
+            }
+            x = _mm512_madd52hi_epu64(x, last[R + s - r - 1], bs[r]);
+        }
+        end[s] = x;
+    }
+}
+
+/// [`rectangle`] for L < R (the last rows of a squaring), each term checked.
+#[target_feature(enable = "avx512f,avx512ifma")]
+#[inline]
+fn rectangle_short<const R: usize>(acc: &mut [__m512i], a: &[__m512i], bs: [__m512i; R]) {
+    for (q, x) in acc.iter_mut().enumerate() {
+        for (r, &b) in bs.iter().enumerate() {
+            if let Some(&d) = q.checked_sub(r).and_then(|j| a.get(j)) {
+                *x = _mm512_madd52lo_epu64(*x, d, b);
+            }
+            if let Some(&d) = q.checked_sub(r + 1).and_then(|j| a.get(j)) {
+                *x = _mm512_madd52hi_epu64(*x, d, b);
+            }
+        }
+    }
+}
+
+/// Digits per pass of a separate reduction.
+const REDUCE_PASS: usize = 4;
+
+/// Montgomery reduction of the 2N accumulators in `t` into `out`, `PASS`
 /// digits per pass.
-#[cfg(test)]
 #[target_feature(enable = "avx512f,avx512ifma")]
 fn reduce(out: &mut [__m512i], md: &[__m512i], mp: __m512i, t: &mut [__m512i], n: usize) {
     let mut i = 0;
-    while i + PASS <= n {
-        pass::<PASS, false>(&mut t[i..i + n + PASS], md, [mp; PASS], md, mp);
-        i += PASS;
+    while i + REDUCE_PASS <= n {
+        pass::<REDUCE_PASS, false>(&mut t[i..i + n + REDUCE_PASS], md, [mp; REDUCE_PASS], md, mp);
+        i += REDUCE_PASS;
     }
     while i < n {
         pass::<1, false>(&mut t[i..=i + n], md, [mp], md, mp);

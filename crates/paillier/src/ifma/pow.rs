@@ -71,10 +71,7 @@ pub(crate) fn pow(
     count.scans += 1;
     for win in (0..windows - 1).rev() {
         for _ in 0..WINDOW {
-            // Squares by the product kernel: the dedicated `lanes::sqr`
-            // (3N^2 products instead of 4N^2) is slower as it stands (its
-            // product-scanning half is load-bound), see `kernel_timing`.
-            lanes::mul(&mut tmp, &acc, &acc, m, &mut t);
+            lanes::sqr(&mut tmp, &acc, m, &mut t);
             std::mem::swap(&mut acc, &mut tmp);
             count.sqrs += 1;
         }

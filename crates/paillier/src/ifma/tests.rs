@@ -77,8 +77,15 @@ proptest! {
         let prod = ifma.mul_lanes(&ar, &br, &m);
         let sq = ifma.sqr_lanes(&ar, &m);
         let rt = ifma.round_trip_lanes(&ar, &m);
+        // Almost-reduced operands (in [m, 2m), as inside an exponentiation).
+        let almost: Vec<Integer> = (0..lanes_used).map(|l| Integer::from(&a[l] + &moduli[l])).collect();
+        let almost_refs: Vec<&Integer> = almost.iter().collect();
+        let prod_almost = ifma.mul_lanes(&br, &almost_refs, &m);
+        let sq_almost = ifma.sqr_lanes(&almost_refs, &m);
         prop_assert_eq!(prod.len(), lanes_used);
         for l in 0..lanes_used {
+            prop_assert_eq!(&prod_almost[l], &prod[l], "product of an almost-reduced operand, lane {}, {} bits", l, bits);
+            prop_assert_eq!(&sq_almost[l], &(Integer::from(a[l].square_ref()) % &moduli[l]), "square of an almost-reduced operand, lane {}, {} bits", l, bits);
             prop_assert_eq!(&prod[l], &(Integer::from(&a[l] * &b[l]) % &moduli[l]), "product, lane {}, {} bits", l, bits);
             prop_assert_eq!(&sq[l], &(Integer::from(a[l].square_ref()) % &moduli[l]), "square, lane {}, {} bits", l, bits);
             prop_assert_eq!(&rt[l], &a[l], "round trip, lane {}", l);
