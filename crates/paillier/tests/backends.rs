@@ -179,3 +179,68 @@ fn timing() {
         eprintln!("{backend:?}: decrypt {:.3} ms each", start.elapsed().as_secs_f64() * 1000.0 / 320.0);
     }
 }
+
+#[test]
+#[ignore]
+fn decrypt_profile() {
+    let pair = common::key2048();
+    let cts = ciphertexts(&pair, &(0..400).collect::<Vec<i64>>());
+    let start = std::time::Instant::now();
+    let mut k = 0;
+    while start.elapsed().as_secs_f64() < 4.0 {
+        std::hint::black_box(pair.private.decrypt_many_with(Backend::Ifma, &cts).unwrap());
+        k += 1;
+    }
+    eprintln!("{:.0} decryptions/s", (k * 400) as f64 / start.elapsed().as_secs_f64());
+}
+
+#[test]
+#[ignore]
+fn lincomb_profile() {
+    let pair = common::key2048();
+    let cts = ciphertexts(&pair, &(0..400).collect::<Vec<i64>>());
+    let weights: Vec<i64> = (0..400).map(|i| ((i * 37 + 11) % 255) as i64 - 127).collect();
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
+    pool.install(|| {
+        let start = std::time::Instant::now();
+        let mut k = 0;
+        while start.elapsed().as_secs_f64() < 4.0 {
+            std::hint::black_box(
+                pair.public().linear_combination_with(Backend::Ifma, &cts, &weights).unwrap(),
+            );
+            k += 1;
+        }
+        eprintln!("{:.0} us per lincomb400 on one thread", start.elapsed().as_secs_f64() * 1e6 / k as f64);
+    });
+}
+
+/// Many rows: the negative parts' inverses are batched (Montgomery's trick
+/// in parts of several steps of eight lanes); rows all positive, all
+/// negative, all zero and mixed.
+#[test]
+fn many_rows_agree_on_both_backends() {
+    let pair = common::key1024();
+    let pk = pair.public();
+    let inputs: Vec<i64> = (0..10).map(|i| i * 17 - 80).collect();
+    let cts = ciphertexts(pair, &inputs);
+    let rows: Vec<Vec<i64>> = (0..150i64)
+        .map(|r| {
+            (0..10i64)
+                .map(|i| match r % 4 {
+                    0 => (r + i) % 9 + 1,
+                    1 => -((r * i) % 11) - 1,
+                    2 if r % 8 == 2 => 0,
+                    _ => ((r * 7 + i * 13) % 255) - 127,
+                })
+                .collect()
+        })
+        .collect();
+    let gmp = pk.combine_rows_with(Backend::Gmp, &cts, &rows).unwrap();
+    for (row, c) in rows.iter().zip(&gmp) {
+        let want: i64 = row.iter().zip(&inputs).map(|(w, x)| w * x).sum();
+        assert_eq!(pair.private.decrypt(c), want);
+    }
+    if ifma_or_skip() {
+        assert_eq!(pk.combine_rows_with(Backend::Ifma, &cts, &rows).unwrap(), gmp);
+    }
+}

@@ -516,15 +516,30 @@ pub(crate) fn select(out: &mut [__m512i], table: &[Lanes], index: __m512i) {
     }
 }
 
-/// Like [`select`] for a table shared by all lanes, stored as plain digit
-/// rows of `digits` each (entry j at `table[j*digits..]`).
+/// Entries per group of [`select_shared`]: one two-source permutation picks
+/// each lane's entry among sixteen.
+pub(crate) const SHARED_GROUP: usize = 16;
+
+/// Like [`select`] for a table shared by all lanes, stored digit-major:
+/// digit k of entry j at `table[k * stride + j]`, `stride` a multiple of
+/// [`SHARED_GROUP`]. For every digit each group of sixteen entries is loaded
+/// and permuted by the lanes' indices (`vpermt2q`), and the lane's group kept
+/// by a masked move: every entry is read whatever the index, and no memory
+/// address depends on it.
 #[target_feature(enable = "avx512f,avx512ifma")]
-pub(crate) fn select_shared(out: &mut [__m512i], table: &[u64], digits: usize, index: __m512i) {
-    out.fill(_mm512_setzero_si512());
-    for (j, entry) in table.chunks_exact(digits).enumerate() {
-        let hit = _mm512_cmpeq_epi64_mask(index, _mm512_set1_epi64(j as i64));
-        for (o, &e) in out.iter_mut().zip(entry) {
-            *o = _mm512_mask_mov_epi64(*o, hit, _mm512_set1_epi64(e as i64));
+pub(crate) fn select_shared(out: &mut [__m512i], table: &[u64], stride: usize, index: __m512i) {
+    let groups = stride / SHARED_GROUP;
+    let high = _mm512_srli_epi64::<4>(index);
+    let masks: Vec<__mmask8> =
+        (0..groups).map(|g| _mm512_cmpeq_epi64_mask(high, _mm512_set1_epi64(g as i64))).collect();
+    for (o, digit) in out.iter_mut().zip(table.chunks_exact(stride)) {
+        let mut x = _mm512_setzero_si512();
+        for (group, &mask) in digit.chunks_exact(SHARED_GROUP).zip(&masks) {
+            let lo: [u64; LANES] = std::array::from_fn(|i| group[i]);
+            let hi: [u64; LANES] = std::array::from_fn(|i| group[LANES + i]);
+            let picked = _mm512_permutex2var_epi64(bytemuck::cast(lo), index, bytemuck::cast(hi));
+            x = _mm512_mask_mov_epi64(x, mask, picked);
         }
+        *o = x;
     }
 }

@@ -61,7 +61,6 @@ impl Ifma {
     /// `SharedBases::for_rows` then `combine_many` compute it.
     pub(crate) fn combine_rows(self, m: &Modulus8, bases: &[Integer], rows: &[Vec<i64>]) -> Vec<Integer> {
         let n = m.digits();
-        let modulus = &m.moduli()[0];
         let mut arena = Arena { digits: n, data: Vec::new() };
         let one = {
             let ones: &[[u64; LANES]] = bytemuck::cast_slice(m.one());
@@ -131,32 +130,44 @@ impl Ifma {
             }
         }
         chains.sort_by_key(|c| std::cmp::Reverse(c.2.len()));
-        let products: Vec<Integer> = chains
+        let products: Vec<Vec<u64>> = chains
             .par_chunks(LANES)
             .flat_map_iter(|batch| {
                 let lists: Vec<Vec<&[u64]>> =
                     batch.iter().map(|(_, _, terms)| terms.iter().map(|&t| arena.get(t)).collect()).collect();
-                self.chain_products(&lists, arena.get(one), m)
+                self.chain_products_mont(&lists, arena.get(one), m)
             })
             .collect();
-        let mut pos = vec![Integer::from(1u32); rows.len()];
-        let mut neg: Vec<Option<Integer>> = vec![None; rows.len()];
-        for ((r, negative, _), p) in chains.iter().zip(products) {
+        let mut pos: Vec<Option<&[u64]>> = vec![None; rows.len()];
+        let mut neg: Vec<(usize, &[u64])> = Vec::new();
+        for ((r, negative, _), p) in chains.iter().zip(&products) {
             if *negative {
-                neg[*r] = Some(p);
+                neg.push((*r, p));
             } else {
-                pos[*r] = p;
+                pos[*r] = Some(p);
             }
         }
-        pos.into_par_iter()
-            .zip(neg)
-            .map(|(p, q)| match q {
-                None => p,
-                Some(q) => {
-                    let inv = q.invert(modulus).expect("a product of ciphertexts is a unit mod n^2");
-                    (p * inv) % modulus
-                }
+        // The negative parts' inverses, by Montgomery's trick in a few
+        // independent parts (one per thread).
+        let part = neg.len().div_ceil(rayon::current_num_threads()).max(4 * LANES);
+        let inverses: Vec<Vec<u64>> = neg
+            .par_chunks(part)
+            .flat_map_iter(|c| self.invert_many_mont(&c.iter().map(|&(_, x)| x).collect::<Vec<_>>(), m))
+            .collect();
+        let mut inverse: Vec<Option<&[u64]>> = vec![None; rows.len()];
+        for (&(r, _), x) in neg.iter().zip(&inverses) {
+            inverse[r] = Some(x);
+        }
+        // pos * neg^-1, converted out of Montgomery form.
+        let finals: Vec<Vec<&[u64]>> = (0..rows.len())
+            .map(|r| {
+                let p = pos[r].unwrap_or(arena.get(one));
+                inverse[r].map_or_else(|| vec![p], |q| vec![p, q])
             })
+            .collect();
+        finals
+            .par_chunks(LANES)
+            .flat_map_iter(|batch| self.chain_products(batch, arena.get(one), m))
             .collect()
     }
 }

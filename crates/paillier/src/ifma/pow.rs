@@ -88,11 +88,14 @@ pub(crate) fn pow(
 }
 
 /// A fixed-base table shared by all lanes: for each window position j and
-/// digit d < 2^w, base^(d * 2^(w j)) in Montgomery form (digits, row-major).
+/// digit d < 2^w, base^(d * 2^(w j)) in Montgomery form, stored row by row,
+/// digit-major within a row (see [`lanes::select_shared`]).
 pub(crate) struct SharedTable {
     window: u32,
     rows: usize,
     digits: usize,
+    /// Entries per digit: 2^w rounded up to a whole group (unused ones zero).
+    stride: usize,
     entries: Vec<u64>,
 }
 
@@ -103,7 +106,8 @@ impl SharedTable {
     pub(crate) fn build(row_bases: &[rug::Integer], window: u32, m: &Modulus8) -> Self {
         let n = m.digits();
         let size = 1usize << window;
-        let mut entries = vec![0u64; row_bases.len() * size * n];
+        let stride = size.next_multiple_of(lanes::SHARED_GROUP);
+        let mut entries = vec![0u64; row_bases.len() * n * stride];
         let mut t = lanes::scratch(m);
         let one_digits: &[[u64; lanes::LANES]] = bytemuck::cast_slice(m.one());
         for (batch, chunk) in row_bases.chunks(lanes::LANES).enumerate() {
@@ -118,9 +122,9 @@ impl SharedTable {
                     _ => bytemuck::cast_slice(&power),
                 };
                 for l in 0..chunk.len() {
-                    let at = ((batch * lanes::LANES + l) * size + d) * n;
-                    for (e, row) in entries[at..at + n].iter_mut().zip(digits) {
-                        *e = row[l];
+                    let row = &mut entries[(batch * lanes::LANES + l) * n * stride..][..n * stride];
+                    for (k, digit) in digits.iter().enumerate() {
+                        row[k * stride + d] = digit[l];
                     }
                 }
                 if d >= 1 && d + 1 < size {
@@ -129,7 +133,7 @@ impl SharedTable {
                 }
             }
         }
-        SharedTable { window, rows: row_bases.len(), digits: n, entries }
+        SharedTable { window, rows: row_bases.len(), digits: n, stride, entries }
     }
 
     /// Bytes of the entries.
@@ -138,19 +142,18 @@ impl SharedTable {
     }
 
     /// The eight lanes' base^e in Montgomery form, for exponents below
-    /// 2^(w * rows): one scan and one multiplication per window, whatever e.
+    /// 2^(w * rows): one selection and one multiplication per window, whatever e.
     #[target_feature(enable = "avx512f,avx512ifma")]
     pub(crate) fn pow(&self, exps: &[&[u64]; lanes::LANES], m: &Modulus8, count: &mut OpCount) -> Lanes {
         let n = self.digits;
-        let row_len = (1usize << self.window) * n;
         let mut t = lanes::scratch(m);
         let mut acc = vec![zero_lanes(); n];
         let mut tmp = vec![zero_lanes(); n];
         let mut sel = vec![zero_lanes(); n];
-        for (j, row) in self.entries.chunks_exact(row_len).enumerate() {
+        for (j, row) in self.entries.chunks_exact(n * self.stride).enumerate() {
             let d = digit_vector(exps, j as u32 * self.window, self.window);
             let dest = if j == 0 { &mut acc } else { &mut sel };
-            lanes::select_shared(dest, row, n, d);
+            lanes::select_shared(dest, row, self.stride, d);
             count.scans += 1;
             if j > 0 {
                 lanes::mul(&mut tmp, &acc, &sel, m, &mut t);
@@ -158,7 +161,7 @@ impl SharedTable {
                 count.muls += 1;
             }
         }
-        debug_assert_eq!(self.rows * row_len, self.entries.len());
+        debug_assert_eq!(self.rows * n * self.stride, self.entries.len());
         for x in [&mut tmp, &mut sel, &mut t] {
             lanes::wipe_lanes(x);
         }

@@ -239,6 +239,44 @@ fn kernel_timing() {
 }
 
 #[test]
+fn batched_inverses_match_gmp() {
+    let Some(ifma) = ifma() else { return };
+    // A prime, so that every non-zero value is a unit.
+    let modulus = odd_modulus(2048, &[0x5a; 300]).next_prime();
+    let m = ifma.modulus([&modulus; LANES], 2048, false);
+    for count in [0usize, 1, 7, 8, 9, 33] {
+        let xs: Vec<Integer> = (0..count)
+            .map(|i| match i {
+                2 => Integer::from(&modulus - 1u32),
+                3 => Integer::from(1u32),
+                _ => {
+                    below(
+                        &Integer::from(&modulus - 1u32),
+                        &rotated(&[0x17; 64], i)
+                            .iter()
+                            .map(|b| b ^ (i as u8).wrapping_mul(29))
+                            .collect::<Vec<u8>>(),
+                    ) + 1u32
+                }
+            })
+            .collect();
+        let refs: Vec<&Integer> = xs.iter().collect();
+        let mont: Vec<Vec<u64>> = refs.chunks(LANES).flat_map(|c| ifma.to_mont_digits(c, &m)).collect();
+        let inv = ifma.invert_many_mont(&mont.iter().map(Vec::as_slice).collect::<Vec<_>>(), &m);
+        assert_eq!(inv.len(), count);
+        // x * x^-1 = 1: the chain product of the two, converted out.
+        let pairs: Vec<Vec<&[u64]>> =
+            mont.iter().zip(&inv).map(|(a, b)| vec![a.as_slice(), b.as_slice()]).collect();
+        let one: Vec<u64> = bytemuck::cast_slice::<_, [u64; LANES]>(m.one()).iter().map(|r| r[0]).collect();
+        for (k, chunk) in pairs.chunks(LANES).enumerate() {
+            for (l, p) in ifma.chain_products(chunk, &one, &m).iter().enumerate() {
+                assert_eq!(*p, 1u32, "value {} of {count}", k * LANES + l);
+            }
+        }
+    }
+}
+
+#[test]
 #[ignore]
 fn conversion_timing() {
     let Some(ifma) = ifma() else { return };
