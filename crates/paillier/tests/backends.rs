@@ -180,11 +180,13 @@ fn timing() {
     }
 }
 
+/// A loop of batched decryptions on IFMA for a profiler (`perf record` on
+/// this test binary with `decrypt_profile --ignored`); prints the rate.
 #[test]
 #[ignore]
 fn decrypt_profile() {
     let pair = common::key2048();
-    let cts = ciphertexts(&pair, &(0..400).collect::<Vec<i64>>());
+    let cts = ciphertexts(pair, &(0..400).collect::<Vec<i64>>());
     let start = std::time::Instant::now();
     let mut k = 0;
     while start.elapsed().as_secs_f64() < 4.0 {
@@ -194,11 +196,12 @@ fn decrypt_profile() {
     eprintln!("{:.0} decryptions/s", (k * 400) as f64 / start.elapsed().as_secs_f64());
 }
 
+/// A loop of one-thread 400-term linear combinations on IFMA, for a profiler.
 #[test]
 #[ignore]
 fn lincomb_profile() {
     let pair = common::key2048();
-    let cts = ciphertexts(&pair, &(0..400).collect::<Vec<i64>>());
+    let cts = ciphertexts(pair, &(0..400).collect::<Vec<i64>>());
     let weights: Vec<i64> = (0..400).map(|i| ((i * 37 + 11) % 255) as i64 - 127).collect();
     let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
     pool.install(|| {
