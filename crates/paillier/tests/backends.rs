@@ -247,3 +247,67 @@ fn many_rows_agree_on_both_backends() {
         assert_eq!(pk.combine_rows_with(Backend::Ifma, &cts, &rows).unwrap(), gmp);
     }
 }
+
+/// A dense layer of LeNet's size (400 inputs, 120 rows of weights spread
+/// like a trained layer's) on IFMA in a loop, for a profiler.
+#[test]
+#[ignore]
+fn dense_layer_profile() {
+    let pair = common::key2048();
+    let cts = ciphertexts(pair, &(0..400).collect::<Vec<i64>>());
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    let rows: Vec<Vec<i64>> = (0..120)
+        .map(|_| {
+            (0..400)
+                .map(|_| {
+                    seed ^= seed << 13;
+                    seed ^= seed >> 7;
+                    seed ^= seed << 17;
+                    // A sum of three uniforms: bell-shaped, most weights small.
+                    let u = |k: u32| ((seed >> (k * 8)) & 0x3f) as i64 - 32;
+                    (u(0) + u(1) + u(2)).clamp(-127, 127)
+                })
+                .collect()
+        })
+        .collect();
+    let start = std::time::Instant::now();
+    let mut k = 0;
+    while start.elapsed().as_secs_f64() < 4.0 {
+        std::hint::black_box(pair.public().combine_rows_with(Backend::Ifma, &cts, &rows).unwrap());
+        k += 1;
+    }
+    eprintln!("{:.1} ms per 400x120 layer", start.elapsed().as_secs_f64() * 1e3 / k as f64);
+}
+
+/// A dense layer with many distinct weights per input (64 x 64, uniform
+/// 8-bit): the IFMA path evaluates it by bit planes of offset weights
+/// (fewer products than the powers of every magnitude here), and must give
+/// GMP's ciphertexts bit for bit.
+#[test]
+fn a_wide_dense_layer_agrees_on_both_backends() {
+    let pair = common::key1024();
+    let pk = pair.public();
+    let inputs: Vec<i64> = (0..64).map(|i| (i * 29) % 200 - 100).collect();
+    let cts = ciphertexts(pair, &inputs);
+    let mut seed = 0x853c_49e6_748f_ea9bu64;
+    let rows: Vec<Vec<i64>> = (0..64)
+        .map(|_| {
+            (0..64)
+                .map(|_| {
+                    seed ^= seed << 13;
+                    seed ^= seed >> 7;
+                    seed ^= seed << 17;
+                    (seed % 255) as i64 - 127
+                })
+                .collect()
+        })
+        .collect();
+    let gmp = pk.combine_rows_with(Backend::Gmp, &cts, &rows).unwrap();
+    for (row, c) in rows.iter().zip(&gmp).take(8) {
+        let want: i64 = row.iter().zip(&inputs).map(|(w, x)| w * x).sum();
+        assert_eq!(pair.private.decrypt(c), want);
+    }
+    if ifma_or_skip() {
+        assert_eq!(pk.combine_rows_with(Backend::Ifma, &cts, &rows).unwrap(), gmp);
+    }
+}

@@ -1,5 +1,6 @@
 //! Linear combinations over shared bases on eight lanes: the server's
-//! linear layers. The same algorithm as [`crate::SharedBases::for_rows`]
+//! linear layers. Where it costs fewer products than the bit planes of
+//! [`super::planes`], the same algorithm as [`crate::SharedBases::for_rows`]
 //! (per-base powers for the magnitudes the rows use, by addition chains,
 //! then one product per non-zero weight), with its independent products
 //! fed eight at a time: the chains' k-th steps of all bases form one level,
@@ -12,6 +13,12 @@ use rug::Integer;
 
 use super::Ifma;
 use super::lanes::{LANES, Modulus8};
+
+#[cfg(test)]
+thread_local! {
+    /// How often this thread took the bit-plane path (for tests).
+    pub(crate) static PLANES_TAKEN: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
 
 /// Numbers in Montgomery form, `digits` words each, stored end to end.
 struct Arena {
@@ -84,6 +91,18 @@ impl Ifma {
             p[1] = Some(arena.push(x));
             power.push(p);
             steps.push(chain_steps(&wanted));
+        }
+        // Many rows with many distinct magnitudes: bit planes of offset
+        // weights cost fewer products than the powers (see `planes`).
+        let bits = rows.iter().flatten().map(|w| 64 - w.unsigned_abs().leading_zeros()).max().unwrap_or(0);
+        let nonzero = rows.iter().flatten().filter(|&&w| w != 0).count();
+        let by_powers = (steps.iter().map(Vec::len).sum::<usize>() + nonzero).div_ceil(LANES) as u64;
+        let by_planes = super::planes::plane_cost(bases.len(), rows.len(), bits);
+        if bits >= 1 && by_planes.products < by_powers {
+            #[cfg(test)]
+            PLANES_TAKEN.with(|c| c.set(c.get() + 1));
+            let one = arena.get(one).to_vec();
+            return self.combine_rows_by_planes(m, &converted, &one, rows, bits, by_planes.group);
         }
         // Level k: the k-th step of every base's chain.
         let levels = steps.iter().map(Vec::len).max().unwrap_or(0);
@@ -282,7 +301,51 @@ impl Ifma {
 
 #[cfg(test)]
 mod tests {
-    use super::chain_steps;
+    use rug::Integer;
+
+    use super::{PLANES_TAKEN, chain_steps};
+    use crate::ifma::Ifma;
+    use crate::ifma::lanes::LANES;
+
+    /// Both algorithms through `combine_rows`: sparse rows take the powers,
+    /// a dense uniform layer the bit planes; both equal GMP.
+    #[test]
+    fn combine_rows_takes_the_cheaper_algorithm_and_both_are_exact() {
+        let Some(ifma) = Ifma::detect() else {
+            eprintln!("this CPU has no AVX-512 IFMA: combine_rows is NOT tested here");
+            return;
+        };
+        let modulus = (Integer::from(1u32) << 1023u32).next_prime();
+        let m = ifma.modulus([&modulus; LANES], 1024, false);
+        let mut seed = 0x1234_5678_9abc_def1u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let bases: Vec<Integer> =
+            (0..64).map(|_| (Integer::from(next()) << 500u32) + next() + 1u32).collect();
+        // Sparse rows (one weight in eight non-zero): the powers are cheaper.
+        let narrow: Vec<Vec<i64>> = (0..64)
+            .map(|_| (0..64).map(|_| if next() % 8 == 0 { (next() % 255) as i64 - 127 } else { 0 }).collect())
+            .collect();
+        let wide: Vec<Vec<i64>> =
+            (0..64).map(|_| (0..64).map(|_| (next() % 255) as i64 - 127).collect()).collect();
+        for (rows, planes) in [(&narrow, false), (&wide, true)] {
+            let before = PLANES_TAKEN.with(|c| c.get());
+            let got = ifma.combine_rows(&m, &bases, rows);
+            assert_eq!(PLANES_TAKEN.with(|c| c.get()) > before, planes, "bit planes expected: {planes}");
+            for (row, g) in rows.iter().zip(&got) {
+                let mut want = Integer::from(1u32);
+                for (x, &w) in bases.iter().zip(row) {
+                    want *= x.clone().pow_mod(&Integer::from(w), &modulus).expect("a unit");
+                    want %= &modulus;
+                }
+                assert_eq!(*g, want);
+            }
+        }
+    }
 
     #[test]
     fn chains_reach_every_wanted_power_from_earlier_ones() {

@@ -10,6 +10,7 @@
 
 pub(crate) mod lanes;
 mod linear;
+mod planes;
 pub(crate) mod pow;
 
 use rug::Integer;
