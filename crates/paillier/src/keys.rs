@@ -145,7 +145,7 @@ impl PublicKey {
     /// multiplications and 16 MiB at 2048 bits and suits a client that
     /// encrypts thousands of values; a server that re-randomizes a few dozen
     /// ciphertexts is better served by 4 or 5. On the IFMA backend the table
-    /// is that backend's own (5-bit windows, 4.1 MB at 2048 bits), whatever
+    /// is that backend's own (6-bit windows, 6.9 MB at 2048 bits), whatever
     /// `window` says. Does nothing for a key without h^n, or if the table
     /// exists.
     pub fn precompute_randomness(&self, window: u32) {
