@@ -1,10 +1,21 @@
 //! Ciphertexts and their encodings.
 
+use rayon::prelude::*;
 use rug::integer::Order;
 use rug::{Complete, Integer};
 
 use crate::error::{Error, Result};
 use crate::keys::PublicKey;
+
+/// The first ciphertext of a batch that failed validation.
+#[derive(Debug, thiserror::Error)]
+#[error("ciphertext {index}: {error}")]
+pub struct BadCiphertext {
+    /// Its position in the batch, from 0.
+    pub index: usize,
+    /// Why it was refused.
+    pub error: Error,
+}
 
 /// A Paillier ciphertext: a unit of Z_{n^2} for the key it was made under.
 ///
@@ -29,16 +40,63 @@ impl PublicKey {
     /// Validates a residue from outside as a ciphertext under this key:
     /// 0 < c < n^2 and gcd(c, n) = 1.
     pub fn ciphertext(&self, c: Integer) -> Result<Ciphertext> {
-        if c <= 0 {
-            return Err(Error::InvalidCiphertext("not positive".into()));
-        }
-        if &c >= self.n_squared() {
-            return Err(Error::InvalidCiphertext("not below n^2".into()));
-        }
+        self.check_range(&c)?;
         if c.gcd_ref(self.n()).complete() != 1 {
-            return Err(Error::InvalidCiphertext("shares a factor with n".into()));
+            return Err(shares_a_factor());
         }
         Ok(Ciphertext(c))
+    }
+
+    /// 0 < c < n^2.
+    fn check_range(&self, c: &Integer) -> Result<()> {
+        if *c <= 0 {
+            return Err(Error::InvalidCiphertext("not positive".into()));
+        }
+        if c >= self.n_squared() {
+            return Err(Error::InvalidCiphertext("not below n^2".into()));
+        }
+        Ok(())
+    }
+
+    /// Decodes and validates ciphertexts of [`PublicKey::ciphertext_bytes`]
+    /// bytes each, stored end to end: the checks of
+    /// [`PublicKey::ciphertext_from_bytes`] for every one, with the
+    /// coprimality checks batched (the product of all mod n is a unit iff
+    /// each is: one gcd instead of one per ciphertext). On failure, the
+    /// first bad ciphertext's position and why.
+    pub fn ciphertexts_from_bytes(&self, data: &[u8]) -> std::result::Result<Vec<Ciphertext>, BadCiphertext> {
+        let width = self.ciphertext_bytes();
+        if !data.len().is_multiple_of(width) {
+            return Err(BadCiphertext {
+                index: data.len() / width,
+                error: Error::InvalidCiphertext(format!(
+                    "{} bytes where a {}-bit key's ciphertexts take {width}",
+                    data.len() % width,
+                    self.bits()
+                )),
+            });
+        }
+        let values: Vec<Integer> = data
+            .par_chunks(width)
+            .enumerate()
+            .map(|(index, bytes)| {
+                let c = Integer::from_digits(bytes, Order::Msf);
+                self.check_range(&c).map(|()| c).map_err(|error| BadCiphertext { index, error })
+            })
+            .collect::<std::result::Result<_, _>>()?;
+        let n = self.n();
+        let product = values
+            .par_iter()
+            .map(|c| Integer::from(c % n))
+            .reduce(|| Integer::from(1u32), |a, b| Integer::from(&a * &b) % n);
+        if product.gcd_ref(n).complete() != 1 {
+            let index = values
+                .iter()
+                .position(|c| c.gcd_ref(n).complete() != 1)
+                .expect("a product shares a factor with n only if one of its factors does");
+            return Err(BadCiphertext { index, error: shares_a_factor() });
+        }
+        Ok(values.into_iter().map(Ciphertext).collect())
     }
 
     /// Encodes a ciphertext as big-endian unsigned bytes of the fixed width
@@ -64,6 +122,10 @@ impl PublicKey {
     pub fn ciphertext_from_decimal(&self, text: &str) -> Result<Ciphertext> {
         self.ciphertext(parse_decimal(text, "ciphertext")?)
     }
+}
+
+fn shares_a_factor() -> Error {
+    Error::InvalidCiphertext("shares a factor with n".into())
 }
 
 /// Big-endian unsigned bytes of `x`, left-padded with zeros to `width`.

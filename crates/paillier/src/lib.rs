@@ -47,7 +47,7 @@ mod secret;
 mod slots;
 
 pub use arith::{Backend, LANES, set_backend};
-pub use ciphertext::{Ciphertext, parse_decimal, to_fixed_bytes};
+pub use ciphertext::{BadCiphertext, Ciphertext, parse_decimal, to_fixed_bytes};
 pub use error::{Error, Result};
 pub use fixed_base::FixedBaseTable;
 pub use keys::{KeyPair, KeyPolicy, PrivateKey, PublicKey, SUPPORTED_BITS, generate_keypair};

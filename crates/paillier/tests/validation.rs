@@ -7,7 +7,9 @@ use ppdnn_paillier::keyfile::{
     private_key_from_json, private_key_to_json, public_key_from_json, public_key_to_json, read_private_key,
     write_private_key,
 };
-use ppdnn_paillier::{Error, Integer, KeyPolicy, PrivateKey, PublicKey, SlotCodec, generate_keypair};
+use ppdnn_paillier::{
+    Error, Integer, KeyPolicy, PrivateKey, PublicKey, SlotCodec, generate_keypair, to_fixed_bytes,
+};
 use proptest::prelude::*;
 
 const T: KeyPolicy = KeyPolicy::INSECURE_TESTING;
@@ -60,6 +62,45 @@ fn ciphertext_rules() {
     assert!(pk.ciphertext_from_bytes(&vec![0xff; 256]).is_err(), "above n^2");
     assert!(pk.ciphertext_from_decimal("12x").is_err());
     assert!(pk.ciphertext_from_decimal("").is_err());
+}
+
+/// Batches: every rule of a single ciphertext, with the coprimality checks
+/// batched; the first bad one is named by its position.
+#[test]
+fn batch_ciphertext_rules() {
+    let pk = key1024().public();
+    let good: Vec<Vec<u8>> = (0..9).map(|v| pk.ciphertext_to_bytes(&pk.encrypt_i64(v).unwrap())).collect();
+    let batch = |replace: &[(usize, Vec<u8>)]| -> Vec<u8> {
+        let mut parts = good.clone();
+        for (i, b) in replace {
+            parts[*i] = b.clone();
+        }
+        parts.concat()
+    };
+    let all = pk.ciphertexts_from_bytes(&batch(&[])).unwrap();
+    assert_eq!(all.len(), 9);
+    for (c, b) in all.iter().zip(&good) {
+        assert_eq!(pk.ciphertext_from_bytes(b).unwrap(), *c);
+    }
+    assert!(pk.ciphertexts_from_bytes(&[]).unwrap().is_empty());
+    let p = to_fixed_bytes(key1024().private.p(), 256);
+    let n = to_fixed_bytes(pk.n(), 256);
+    for (replace, index, reason) in [
+        (vec![(4, p.clone())], 4, "shares a factor"),
+        (vec![(7, n.clone()), (2, p.clone())], 2, "shares a factor"),
+        (vec![(3, vec![0xff; 256])], 3, "n^2"),
+        (vec![(0, vec![0; 256])], 0, "not positive"),
+        (vec![(8, p)], 8, "shares a factor"),
+    ] {
+        let e = pk.ciphertexts_from_bytes(&batch(&replace)).unwrap_err();
+        assert_eq!(e.index, index, "{e}");
+        assert!(
+            e.to_string().contains(reason) && e.to_string().starts_with(&format!("ciphertext {index}: ")),
+            "{e}"
+        );
+    }
+    let e = pk.ciphertexts_from_bytes(&batch(&[])[1..]).unwrap_err();
+    assert!(e.to_string().contains("bytes"), "{e}");
 }
 
 #[test]

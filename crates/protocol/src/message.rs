@@ -3,7 +3,6 @@
 //! output labels).
 
 use ppdnn_paillier::{Ciphertext, PublicKey};
-use rayon::prelude::*;
 
 use crate::error::{Result, msg};
 
@@ -91,12 +90,6 @@ impl RoundMessage {
         if got != count {
             return Err(msg(round, format!("{got} ciphertexts where the plan says {count}")));
         }
-        self.data
-            .par_chunks(width)
-            .enumerate()
-            .map(|(i, bytes)| {
-                key.ciphertext_from_bytes(bytes).map_err(|e| msg(round, format!("ciphertext {i}: {e}")))
-            })
-            .collect()
+        key.ciphertexts_from_bytes(&self.data).map_err(|e| msg(round, e.to_string()))
     }
 }
