@@ -264,7 +264,7 @@ fn dense_layer_profile() {
                     seed ^= seed >> 7;
                     seed ^= seed << 17;
                     // A sum of three uniforms: bell-shaped, most weights small.
-                    let u = |k: u32| ((seed >> (k * 8)) & 0x3f) as i64 - 32;
+                    let u = |k: u32| ((seed >> (k * 8)) & 0x1f) as i64 - 16;
                     (u(0) + u(1) + u(2)).clamp(-127, 127)
                 })
                 .collect()

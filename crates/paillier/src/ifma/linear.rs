@@ -12,7 +12,7 @@ use rayon::prelude::*;
 use rug::Integer;
 
 use super::Ifma;
-use super::lanes::{LANES, Modulus8};
+use super::lanes::{self, LANES, Modulus8};
 
 #[cfg(test)]
 thread_local! {
@@ -37,15 +37,18 @@ impl Arena {
     }
 }
 
+/// A step of an addition chain: x^d = x^e * x^f (d = e + f).
+type Step = (usize, usize, usize);
+
 /// The steps (d, e, d - e) that build base^d for every wanted magnitude
 /// from base^1, each step a product of two earlier powers: the symbolic
 /// twin of `multiexp::power`.
-fn chain_steps(wanted: &[usize]) -> Vec<(usize, usize, usize)> {
+fn chain_steps(wanted: &[usize]) -> Vec<Step> {
     let top = wanted.last().copied().unwrap_or(1).max(1);
     let mut known = vec![false; top + 1];
     known[1] = true;
     let mut steps = Vec::new();
-    fn build(known: &mut [bool], steps: &mut Vec<(usize, usize, usize)>, d: usize, hint: usize) {
+    fn build(known: &mut [bool], steps: &mut Vec<Step>, d: usize, hint: usize) {
         if known[d] {
             return;
         }
@@ -104,31 +107,21 @@ impl Ifma {
             let one = arena.get(one).to_vec();
             return self.combine_rows_by_planes(m, &converted, &one, rows, bits, by_planes.group);
         }
-        // Level k: the k-th step of every base's chain.
-        let levels = steps.iter().map(Vec::len).max().unwrap_or(0);
-        for k in 0..levels {
-            let work: Vec<(usize, usize, usize, usize)> = steps
-                .iter()
-                .enumerate()
-                .filter_map(|(i, s)| s.get(k).map(|&(d, e, f)| (i, d, e, f)))
-                .collect();
-            let results: Vec<Vec<u64>> = work
-                .par_chunks(LANES)
-                .flat_map_iter(|batch| {
-                    let pairs: Vec<(&[u64], &[u64])> = batch
-                        .iter()
-                        .map(|&(i, _, e, f)| {
-                            let at = |d: usize| {
-                                power[i][d].expect("a chain step uses only powers built before it")
-                            };
-                            (arena.get(at(e)), arena.get(at(f)))
-                        })
-                        .collect();
-                    self.mul_digits(&pairs, m)
-                })
-                .collect();
-            for (&(i, d, _, _), r) in work.iter().zip(&results) {
-                power[i][d] = Some(arena.push(r));
+        // Each base's chain in its own lane, eight bases (longest chains
+        // first) per task, the powers lane-resident until the chains end.
+        let mut order: Vec<usize> = (0..bases.len()).filter(|&i| !steps[i].is_empty()).collect();
+        order.sort_by_key(|&i| std::cmp::Reverse(steps[i].len()));
+        let built: Vec<Vec<(usize, usize, Vec<u64>)>> = order
+            .par_chunks(LANES)
+            .map(|batch| {
+                let chains: Vec<(&[u64], &[Step])> =
+                    batch.iter().map(|&i| (converted[i].as_slice(), steps[i].as_slice())).collect();
+                self.power_chains(&chains, m)
+            })
+            .collect();
+        for (batch, results) in order.chunks(LANES).zip(built) {
+            for (lane, d, digits) in results {
+                power[batch[lane]][d] = Some(arena.push(&digits));
             }
         }
         // One chain per row and sign, longest first, eight in lockstep.
@@ -188,6 +181,61 @@ impl Ifma {
             .par_chunks(LANES)
             .flat_map_iter(|batch| self.chain_products(batch, arena.get(one), m))
             .collect()
+    }
+}
+
+impl Ifma {
+    /// Up to eight addition chains in lockstep, one per lane: lane l starts
+    /// from x_l (Montgomery digits) and its step k sets x_l^d = x_l^e * x_l^f.
+    /// Returns every power built, as (lane, d, digits).
+    fn power_chains(self, chains: &[(&[u64], &[Step])], m: &Modulus8) -> Vec<(usize, usize, Vec<u64>)> {
+        let n = m.digits();
+        let longest = chains.iter().map(|c| c.1.len()).max().unwrap_or(0);
+        let x = lanes::transpose(std::array::from_fn(|l| chains.get(l).map_or(&[][..], |c| c.0)), n);
+        // made[l][d]: the step that built x_l^d.
+        let mut made: Vec<Vec<Option<usize>>> =
+            chains.iter().map(|c| vec![None; c.1.iter().map(|s| s.0).max().unwrap_or(1) + 1]).collect();
+        let mut built: Vec<lanes::Lanes> = Vec::with_capacity(longest);
+        let (mut a, mut b) = (vec![lanes::zero_lanes(); n], vec![lanes::zero_lanes(); n]);
+        let mut t = lanes::scratch(m);
+        for k in 0..longest {
+            for (l, (_, steps)) in chains.iter().enumerate() {
+                // A lane whose chain has ended multiplies x by x (discarded).
+                let (e, f) = steps.get(k).map_or((1, 1), |s| (s.1, s.2));
+                let source = |d: usize| match d {
+                    1 => &x,
+                    _ => &built[made[l][d].expect("a chain step uses only powers built before it")],
+                };
+                copy_lane(&mut a, source(e), l);
+                copy_lane(&mut b, source(f), l);
+            }
+            let mut p = vec![lanes::zero_lanes(); n];
+            // SAFETY: an `Ifma` exists only when the CPU has AVX-512F and IFMA.
+            unsafe { lanes::mul(&mut p, &a, &b, m, &mut t) };
+            built.push(p);
+            for (l, (_, steps)) in chains.iter().enumerate() {
+                if let Some(&(d, _, _)) = steps.get(k) {
+                    made[l][d] = Some(k);
+                }
+            }
+        }
+        let mut out = Vec::new();
+        for (l, (_, steps)) in chains.iter().enumerate() {
+            for (k, &(d, _, _)) in steps.iter().enumerate() {
+                let rows: &[[u64; LANES]] = bytemuck::cast_slice(&built[k]);
+                out.push((l, d, rows.iter().map(|r| r[l]).collect()));
+            }
+        }
+        out
+    }
+}
+
+/// Copies lane `l` of `from` into lane `l` of `to`.
+fn copy_lane(to: &mut [std::arch::x86_64::__m512i], from: &[std::arch::x86_64::__m512i], l: usize) {
+    let to: &mut [[u64; LANES]] = bytemuck::cast_slice_mut(to);
+    let from: &[[u64; LANES]] = bytemuck::cast_slice(from);
+    for (t, f) in to.iter_mut().zip(from) {
+        t[l] = f[l];
     }
 }
 

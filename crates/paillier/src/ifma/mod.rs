@@ -118,6 +118,7 @@ impl Ifma {
     }
 
     /// Montgomery products of up to eight pairs of Montgomery forms (digits).
+    #[cfg(test)]
     pub(crate) fn mul_digits(self, pairs: &[(&[u64], &[u64])], m: &Modulus8) -> Vec<Vec<u64>> {
         assert!(pairs.len() <= LANES, "at most eight lanes");
         let n = m.digits();
