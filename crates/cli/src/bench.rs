@@ -117,20 +117,16 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
             let report = pool.install(|| -> Result<PaillierReport> {
                 let first =
                     backend.unwrap_or(if Backend::ifma_available() { Backend::Ifma } else { Backend::Gmp });
+                let both = backend.is_none() && first == Backend::Ifma;
+                let backends = if both { vec![first, Backend::Gmp] } else { vec![first] };
                 if !json {
-                    eprintln!("measuring the {} backend", first.name());
+                    let names: Vec<&str> = backends.iter().map(|b| b.name()).collect();
+                    eprintln!("measuring {} (operation by operation)", names.join(" and "));
                 }
-                let ops = bench_paillier(bits, threads, budget, first)?;
-                let (gmp, speedup) = if backend.is_none() && first == Backend::Ifma {
-                    if !json {
-                        eprintln!("measuring the gmp backend");
-                    }
-                    let gmp = bench_paillier(bits, threads, budget, Backend::Gmp)?;
-                    let speedup = ops.ratio(&gmp);
-                    (Some(gmp), Some(speedup))
-                } else {
-                    (None, None)
-                };
+                let mut measured = bench_paillier(bits, threads, budget, &backends)?.into_iter();
+                let ops = measured.next().context("the first backend was measured")?;
+                let gmp = measured.next();
+                let speedup = gmp.as_ref().map(|g| ops.ratio(g));
                 Ok(PaillierReport { bits, threads, backend: first.name(), ops, gmp, speedup })
             })?;
             if json {
@@ -187,84 +183,128 @@ where
     Ok(done as f64 / start.elapsed().as_secs_f64())
 }
 
-fn bench_paillier(bits: u32, threads: usize, budget: Duration, backend: Backend) -> Result<Ops> {
-    ppdnn_paillier::set_backend(backend)?;
+/// Measures every operation on each of `backends` (one key for all), the
+/// backends one after the other for each operation, so that a ratio
+/// compares two measurements taken moments apart on this shared machine.
+fn bench_paillier(bits: u32, threads: usize, budget: Duration, backends: &[Backend]) -> Result<Vec<Ops>> {
     let policy = if bits < 2048 { KeyPolicy::INSECURE_TESTING } else { KeyPolicy::PRODUCTION };
-    let mut ops = Ops::default();
-    let keygen_budget = budget.max(Duration::from_secs(2));
-    let keygen_start = Instant::now();
-    let mut keys = Vec::new();
-    while keygen_start.elapsed() < keygen_budget || keys.is_empty() {
-        let batch: Vec<_> = (0..threads).into_par_iter().map(|_| generate_keypair(bits, policy)).collect();
-        for k in batch {
-            keys.push(k.context("key generation")?);
+    let mut all = vec![Ops::default(); backends.len()];
+    // Runs `measure` on every backend in turn, with that backend in use.
+    let each = |all: &mut Vec<Ops>, measure: &mut dyn FnMut(&mut Ops, Backend) -> Result<()>| -> Result<()> {
+        for (ops, &b) in all.iter_mut().zip(backends) {
+            ppdnn_paillier::set_backend(b)?;
+            measure(ops, b)?;
         }
-    }
-    ops.keygen = keys.len() as f64 / keygen_start.elapsed().as_secs_f64();
+        Ok(())
+    };
+    let keygen_budget = budget.max(Duration::from_secs(2));
+    let mut keys = Vec::new();
+    each(&mut all, &mut |ops, _| {
+        let start = Instant::now();
+        let mut made = 0usize;
+        while start.elapsed() < keygen_budget || made == 0 {
+            let batch: Vec<_> =
+                (0..threads).into_par_iter().map(|_| generate_keypair(bits, policy)).collect();
+            for k in batch {
+                keys.push(k.context("key generation")?);
+                made += 1;
+            }
+        }
+        ops.keygen = made as f64 / start.elapsed().as_secs_f64();
+        Ok(())
+    })?;
     let pair = keys.swap_remove(0);
     let sk = &pair.private;
     let pk: &PublicKey = pair.public();
-    pk.precompute_randomness(8);
-    // Builds the IFMA backend's table too, outside the timed loops.
-    pk.random_rn_many(1)?;
+    // Each backend's fixed-base table, outside the timed loops.
+    each(&mut all, &mut |_, _| {
+        pk.precompute_randomness(8);
+        pk.random_rn_many(1)?;
+        Ok(())
+    })?;
 
     let batch = 64 * threads;
     let m = |i: usize| Integer::from(i as i64 * 7919 - 1_000_000);
     // Fresh randomness for each, batched on the backend (as a pool fills).
-    ops.encrypt = throughput_batched(budget, batch, |k| {
-        let rns = pk.random_rn_many(k)?;
-        rns.par_iter().enumerate().try_for_each(|(i, rn)| pk.encrypt_with_rn(&m(i), rn).map(|_| ()))?;
+    each(&mut all, &mut |ops, _| {
+        ops.encrypt = throughput_batched(budget, batch, |k| {
+            let rns = pk.random_rn_many(k)?;
+            rns.par_iter().enumerate().try_for_each(|(i, rn)| pk.encrypt_with_rn(&m(i), rn).map(|_| ()))?;
+            Ok(())
+        })?;
         Ok(())
     })?;
-
     // Online encryption: the pool is filled beforehand (offline, untimed).
-    let pool = RandomnessPool::new(pk);
-    let online_count = ((ops.encrypt * budget.as_secs_f64() * 20.0) as usize).clamp(1_000, 200_000);
-    pool.fill(online_count)?;
-    let rns = pool.take_many(online_count)?;
-    let start = Instant::now();
-    rns.par_iter().enumerate().for_each(|(i, rn)| {
-        let _ = pk.encrypt_with_rn(&m(i), rn);
-    });
-    ops.encrypt_online = online_count as f64 / start.elapsed().as_secs_f64();
+    each(&mut all, &mut |ops, _| {
+        let pool = RandomnessPool::new(pk);
+        let online_count = ((ops.encrypt * budget.as_secs_f64() * 20.0) as usize).clamp(1_000, 200_000);
+        pool.fill(online_count)?;
+        let rns = pool.take_many(online_count)?;
+        let start = Instant::now();
+        rns.par_iter().enumerate().for_each(|(i, rn)| {
+            let _ = pk.encrypt_with_rn(&m(i), rn);
+        });
+        ops.encrypt_online = online_count as f64 / start.elapsed().as_secs_f64();
+        Ok(())
+    })?;
 
     let cts: Vec<Ciphertext> =
         (0..256).into_par_iter().map(|i| pk.encrypt(&m(i))).collect::<ppdnn_paillier::Result<_>>()?;
     let ct = |i: usize| &cts[i % cts.len()];
-    ops.decrypt = throughput_batched(budget, cts.len(), |_| {
-        let _ = sk.decrypt_many(&cts);
+    each(&mut all, &mut |ops, _| {
+        ops.decrypt = throughput_batched(budget, cts.len(), |_| {
+            let _ = sk.decrypt_many(&cts);
+            Ok(())
+        })?;
         Ok(())
     })?;
-    ops.add = throughput(budget, batch * 16, |i| {
-        let _ = pk.add(ct(i), ct(i + 1));
-    });
+    each(&mut all, &mut |ops, _| {
+        ops.add = throughput(budget, batch * 16, |i| {
+            let _ = pk.add(ct(i), ct(i + 1));
+        });
+        Ok(())
+    })?;
     let scalars: Vec<i64> = (0..256).map(|i| 1 + (i * 37) % 255).collect();
-    ops.mul_small = throughput(budget, batch * 4, |i| {
-        let _ = pk.mul_i64(ct(i), scalars[i % 256]);
-    });
-    ops.rerandomize = throughput_batched(budget, cts.len(), |_| {
-        pk.rerandomize_many(&cts)?;
+    each(&mut all, &mut |ops, _| {
+        ops.mul_small = throughput(budget, batch * 4, |i| {
+            let _ = pk.mul_i64(ct(i), scalars[i % 256]);
+        });
+        Ok(())
+    })?;
+    each(&mut all, &mut |ops, _| {
+        ops.rerandomize = throughput_batched(budget, cts.len(), |_| {
+            pk.rerandomize_many(&cts)?;
+            Ok(())
+        })?;
         Ok(())
     })?;
 
     let bases: Vec<Ciphertext> = (0..400).map(|i| ct(i).clone()).collect();
     let weights: Vec<i64> = (0..400).map(|_| random_signed_8bit()).collect::<Result<_>>()?;
-    ops.lincomb400 = throughput(budget, threads, |_| {
-        let _ = pk.linear_combination(&bases, &weights);
-    });
-    ops.lincomb400_naive = throughput(budget, threads, |_| {
-        let _ = pk.linear_combination_naive(&bases, &weights);
-    });
+    each(&mut all, &mut |ops, _| {
+        ops.lincomb400 = throughput(budget, threads, |_| {
+            let _ = pk.linear_combination(&bases, &weights);
+        });
+        Ok(())
+    })?;
+    each(&mut all, &mut |ops, _| {
+        ops.lincomb400_naive = throughput(budget, threads, |_| {
+            let _ = pk.linear_combination_naive(&bases, &weights);
+        });
+        Ok(())
+    })?;
 
     // Chains of 1,000 products of eight values (one IFMA batch, or eight GMP
     // chains), one chain per thread at a time.
     let n2 = pk.n_squared();
     let eight: Vec<Integer> = (0..8).map(|i| ct(i).value().clone()).collect();
-    ops.modmul = throughput(budget, threads, |_| {
-        let _ = ppdnn_paillier::arith::product_chain_with(backend, &eight, n2, 1000);
-    }) * 8000.0;
-
-    Ok(ops)
+    each(&mut all, &mut |ops, backend| {
+        ops.modmul = throughput(budget, threads, |_| {
+            let _ = ppdnn_paillier::arith::product_chain_with(backend, &eight, n2, 1000);
+        }) * 8000.0;
+        Ok(())
+    })?;
+    Ok(all)
 }
 
 fn print_table(r: &PaillierReport) {

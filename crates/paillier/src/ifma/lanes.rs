@@ -150,8 +150,21 @@ impl Modulus8 {
     pub(crate) fn new(moduli: [&Integer; LANES], bits: u32, secret: bool) -> Self {
         let digits = digits_for(bits);
         let r = Integer::from(1u32) << (digits as u32 * DIGIT_BITS);
-        let mut r2s: Vec<Integer> = moduli.iter().map(|m| Integer::from(r.square_ref()) % *m).collect();
-        let mut ones: Vec<Integer> = moduli.iter().map(|m| Integer::from(&r % *m)).collect();
+        // Each distinct modulus once (a broadcast modulus fills all lanes).
+        let (mut r2s, mut ones): (Vec<Integer>, Vec<Integer>) = (Vec::new(), Vec::new());
+        for (l, m) in moduli.iter().enumerate() {
+            match moduli[..l].iter().position(|earlier| earlier == m) {
+                Some(k) => {
+                    let (r2, one) = (r2s[k].clone(), ones[k].clone());
+                    r2s.push(r2);
+                    ones.push(one);
+                }
+                None => {
+                    r2s.push(Integer::from(r.square_ref()) % *m);
+                    ones.push(Integer::from(&r % *m));
+                }
+            }
+        }
         let m_prime: [u64; LANES] = std::array::from_fn(|l| neg_inverse_52(moduli[l].to_u64_wrapping()));
         let out = Modulus8 {
             digits,
