@@ -184,7 +184,8 @@ pub fn eval_encrypted(args: EvalArgs, opts: EncryptedOpts) -> Result<()> {
     Ok(())
 }
 
-/// One inference: offline pool filling, then the rounds, client and server timed apart.
+/// One inference: the offline randomness of both sides (the client's pool,
+/// the server's re-randomizers), then the rounds, client and server timed apart.
 fn infer(
     evaluator: &Evaluator,
     sk: &Arc<ppdnn_paillier::PrivateKey>,
@@ -192,11 +193,12 @@ fn infer(
     encryptions: usize,
     image: &[u8],
 ) -> Result<Run> {
+    let mut server = evaluator.session(sk.public_key().clone())?;
     let t = Instant::now();
     pool.fill(encryptions.saturating_sub(pool.available()))?;
+    server.randomness().fill(server.randomness_needed())?;
     let offline = t.elapsed();
     let mut client = ClientSession::new(evaluator.plan().clone(), sk.clone(), pool.clone())?;
-    let mut server = evaluator.session(sk.public_key().clone())?;
     let (mut client_t, mut server_t, mut bytes) = (Duration::ZERO, Duration::ZERO, 0usize);
     let t = Instant::now();
     let mut message = client.start(image)?;

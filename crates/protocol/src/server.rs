@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use ppdnn_model::network::Linear;
 use ppdnn_model::quant::{QuantLayer, QuantModel};
-use ppdnn_paillier::{Ciphertext, Integer, PublicKey, SharedBases};
+use ppdnn_paillier::{Ciphertext, Integer, PublicKey, RandomnessPool, SharedBases};
 use rayon::prelude::*;
 
 use crate::error::{Error, Result};
@@ -119,7 +119,8 @@ impl Evaluator {
         // ciphertexts have arrived and passed validation, not here: a Start
         // alone costs the server nothing.
         let key = self.keys.get(key);
-        Ok(ServerSession { model: self.model.clone(), plan: self.plan.clone(), key, round: 0 })
+        let randomness = Arc::new(RandomnessPool::new(&key));
+        Ok(ServerSession { model: self.model.clone(), plan: self.plan.clone(), key, randomness, round: 0 })
     }
 }
 
@@ -136,6 +137,9 @@ pub struct ServerSession {
     model: Arc<QuantModel>,
     plan: Arc<Plan>,
     key: PublicKey,
+    /// Re-randomizers (DJN r^n) computed ahead, in idle time; a round takes
+    /// what it needs and computes any that are missing.
+    randomness: Arc<RandomnessPool>,
     round: usize,
 }
 
@@ -143,6 +147,17 @@ impl ServerSession {
     /// The round the session expects next.
     pub fn next_round(&self) -> usize {
         self.round
+    }
+
+    /// The session's stock of re-randomizers: fill it ahead of the rounds
+    /// (with [`ServerSession::randomness_needed`] values) in idle time.
+    pub fn randomness(&self) -> &Arc<RandomnessPool> {
+        &self.randomness
+    }
+
+    /// Re-randomizers the whole session uses: one per returned ciphertext.
+    pub fn randomness_needed(&self) -> usize {
+        self.plan.server_ciphertexts()
     }
 
     /// Whether every round has been served.
@@ -163,7 +178,9 @@ impl ServerSession {
         let cts = input.ciphertexts(&self.key, round, pl.input_ciphertexts)?;
         self.key.precompute_randomness(table_window(&self.plan));
         let outputs = linear_layer(&self.key, &self.model.layers[round], pl, self.plan.packing, &cts)?;
-        let fresh = self.key.rerandomize_many(&outputs)?;
+        let rns = self.randomness.take_many(outputs.len())?;
+        let fresh: Vec<Ciphertext> =
+            outputs.par_iter().zip(&rns).map(|(c, rn)| self.key.rerandomize_with_rn(c, rn)).collect();
         self.round += 1;
         Ok(RoundMessage::from_ciphertexts(&self.key, round, &fresh))
     }

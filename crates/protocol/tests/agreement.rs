@@ -179,3 +179,33 @@ fn a_deliberately_wrong_plan_cannot_be_served() {
     let e = Evaluator::with_plan(Arc::new(quant.clone()), plan).unwrap_err().to_string();
     assert!(e.contains("does not match the model"), "{e}");
 }
+
+/// The server re-randomizes every returned ciphertext with its session's
+/// stock of r^n (filled ahead, or computed on the spot when empty): two
+/// sessions answering the same message return different ciphertexts of
+/// the same values, and a filled stock is what the rounds consume.
+#[test]
+fn fast_sessions_rerandomize_from_their_stock() {
+    let pair = key(1024);
+    let ev = Evaluator::new(Arc::new(model().quant.clone()), 1024, Packing::Packed).unwrap();
+    let sk = Arc::new(pair.private.clone());
+    let pool = Arc::new(RandomnessPool::new(pair.public()));
+    let mut client = ClientSession::new(ev.plan().clone(), sk, pool).unwrap();
+    let msg = client.start(test_set().image(0)).unwrap();
+    let mut stocked = ev.session(pair.public().clone()).unwrap();
+    let need = stocked.randomness_needed();
+    assert_eq!(need, ev.plan().server_ciphertexts());
+    stocked.randomness().fill(need).unwrap();
+    let mut empty = ev.session(pair.public().clone()).unwrap();
+    let a = stocked.handle(&msg).unwrap();
+    let b = empty.handle(&msg).unwrap();
+    let count = ev.plan().layers[0].output_ciphertexts;
+    assert_eq!(stocked.randomness().available(), need - count, "the round took its r^n from the stock");
+    assert_eq!(empty.randomness().available(), 0);
+    let (ca, cb) =
+        (a.ciphertexts(pair.public(), 0, count).unwrap(), b.ciphertexts(pair.public(), 0, count).unwrap());
+    for (x, y) in ca.iter().zip(&cb) {
+        assert_ne!(x, y, "two sessions returned the same ciphertext");
+        assert_eq!(pair.private.decrypt(x), pair.private.decrypt(y));
+    }
+}

@@ -691,6 +691,14 @@ impl Session {
         for (round, layer) in plan.layers.iter().enumerate() {
             let message = receive_round(inbound, config, round, (layer.input_ciphertexts, 0), width).await?;
             stats.bytes_in += message.len_bytes();
+            if round == 0 {
+                // The later rounds' re-randomizers, computed in the background
+                // once a first round has arrived (a Start alone costs nothing),
+                // in the time the client spends between rounds.
+                let stock = Arc::downgrade(session.randomness());
+                let need = session.randomness_needed();
+                self.pool.spawn(move || fill_in_background(&stock, need));
+            }
             let (s, answer) = self.compute(session, move |session| session.handle(&message)).await?;
             session = s;
             send_round(tx, &answer, width, config, stats).await?;
@@ -716,20 +724,7 @@ impl Session {
         let width = session.key().ciphertext_bytes();
         let stock = Arc::downgrade(session.randomness());
         let need = session.randomness_needed();
-        self.pool.spawn(move || {
-            // Batches of two full lane sets (one per core of a 2-core
-            // machine), stopping as soon as the session is gone. Batches of
-            // 4 left half of every IFMA exponentiation idle.
-            let mut made = 0;
-            while made < need {
-                let Some(stock) = stock.upgrade() else { return };
-                let batch = (2 * ppdnn_paillier::LANES).min(need - made);
-                if stock.fill(batch).is_err() {
-                    return;
-                }
-                made += batch;
-            }
-        });
+        self.pool.spawn(move || fill_in_background(&stock, need));
         send_round(tx, &setup, width, config, stats).await?;
         while !session.finished() {
             let round = session.next_round();
@@ -874,6 +869,21 @@ fn inbound_status(status: Status, config: &ServerConfig) -> Status {
             Status::invalid_argument(format!("an undecodable message: {}", shown(status.message())))
         }
         _ => status,
+    }
+}
+
+/// Fills a session's stock of re-randomizers up to `need`, in batches of two
+/// full lane sets (one per core of a 2-core machine; batches of 4 left half
+/// of every IFMA exponentiation idle), stopping as soon as the session is gone.
+fn fill_in_background(stock: &std::sync::Weak<ppdnn_paillier::RandomnessPool>, need: usize) {
+    let mut made = 0;
+    while made < need {
+        let Some(stock) = stock.upgrade() else { return };
+        let batch = (2 * ppdnn_paillier::LANES).min(need - made);
+        if stock.fill(batch).is_err() {
+            return;
+        }
+        made += batch;
     }
 }
 
