@@ -83,6 +83,21 @@ pub(crate) fn transpose(lanes: [&[u64]; LANES], digits: usize) -> Lanes {
         .collect()
 }
 
+/// [`transpose`] into an existing number of `out.len()` digits (no
+/// allocation): lane by lane, each source read in order (missing digits zero).
+pub(crate) fn transpose_into(out: &mut [__m512i], lanes: [&[u64]; LANES]) {
+    let rows: &mut [[u64; LANES]] = bytemuck::cast_slice_mut(out);
+    for (l, src) in lanes.iter().enumerate() {
+        let used = src.len().min(rows.len());
+        for (row, &d) in rows[..used].iter_mut().zip(src.iter()) {
+            row[l] = d;
+        }
+        for row in &mut rows[used..] {
+            row[l] = 0;
+        }
+    }
+}
+
 /// Transposes eight integers (each below 2^(52*digits)) into lanes.
 pub(crate) fn lanes_from(xs: [&Integer; LANES], digits: usize) -> Lanes {
     let mut ds: Vec<Vec<u64>> = xs.iter().map(|x| to_radix52(x, digits)).collect();

@@ -160,19 +160,22 @@ impl Ifma {
         assert!(chains.len() <= LANES, "at most eight lanes");
         let n = m.digits();
         let longest = chains.iter().map(Vec::len).max().unwrap_or(0);
-        let operand = |k: usize| -> lanes::Lanes {
-            lanes::transpose(
+        let operand = |k: usize, out: &mut [std::arch::x86_64::__m512i]| {
+            lanes::transpose_into(
+                out,
                 std::array::from_fn(|l| chains.get(l).and_then(|c| c.get(k)).copied().unwrap_or(one)),
-                n,
             )
         };
         // SAFETY: as in `pow_lanes`.
         unsafe {
             let mut t = lanes::scratch(m);
-            let mut acc = operand(0);
+            let mut acc = vec![lanes::zero_lanes(); n];
+            operand(0, &mut acc);
             let mut tmp = vec![lanes::zero_lanes(); n];
+            let mut x = vec![lanes::zero_lanes(); n];
             for k in 1..longest {
-                lanes::mul(&mut tmp, &acc, &operand(k), m, &mut t);
+                operand(k, &mut x);
+                lanes::mul(&mut tmp, &acc, &x, m, &mut t);
                 std::mem::swap(&mut acc, &mut tmp);
             }
             acc
@@ -253,12 +256,13 @@ impl Ifma {
             let ones = lanes::transpose([one; LANES], n);
             let (mut running, mut total) = (ones.clone(), ones);
             let mut tmp = vec![lanes::zero_lanes(); n];
+            let mut b = vec![lanes::zero_lanes(); n];
             for k in 0..longest {
-                let b = lanes::transpose(
+                lanes::transpose_into(
+                    &mut b,
                     std::array::from_fn(|l| {
                         buckets.get(l).and_then(|c| c.get(k).copied().flatten()).unwrap_or(one)
                     }),
-                    n,
                 );
                 lanes::mul(&mut tmp, &running, &b, m, &mut t);
                 std::mem::swap(&mut running, &mut tmp);

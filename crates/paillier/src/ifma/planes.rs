@@ -169,15 +169,16 @@ impl Ifma {
             let mut t = lanes::scratch(m);
             let mut acc = lanes::transpose([one; LANES], n);
             let mut tmp = vec![lanes::zero_lanes(); n];
+            let mut x = vec![lanes::zero_lanes(); n];
             for plane in (0..=bits).rev() {
                 if plane < bits {
                     lanes::sqr(&mut tmp, &acc, m, &mut t);
                     std::mem::swap(&mut acc, &mut tmp);
                 }
                 for group in 0..tables.len() {
-                    let x = lanes::transpose(std::array::from_fn(|l| entry(group, plane, l)), n);
+                    lanes::transpose_into(&mut x, std::array::from_fn(|l| entry(group, plane, l)));
                     if plane == bits && group == 0 {
-                        acc = x;
+                        acc.copy_from_slice(&x);
                     } else {
                         lanes::mul(&mut tmp, &acc, &x, m, &mut t);
                         std::mem::swap(&mut acc, &mut tmp);
