@@ -255,14 +255,12 @@ fn many_rows_agree_on_both_backends() {
 fn dense_layer_profile() {
     let pair = common::key2048();
     let cts = ciphertexts(pair, &(0..400).collect::<Vec<i64>>());
-    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    let mut next = common::xorshift(0x2545_f491_4f6c_dd1d);
     let rows: Vec<Vec<i64>> = (0..120)
         .map(|_| {
             (0..400)
                 .map(|_| {
-                    seed ^= seed << 13;
-                    seed ^= seed >> 7;
-                    seed ^= seed << 17;
+                    let seed = next();
                     // A sum of three uniforms: bell-shaped, most weights small.
                     let u = |k: u32| ((seed >> (k * 8)) & 0x1f) as i64 - 16;
                     (u(0) + u(1) + u(2)).clamp(-127, 127)
@@ -289,19 +287,9 @@ fn a_wide_dense_layer_agrees_on_both_backends() {
     let pk = pair.public();
     let inputs: Vec<i64> = (0..64).map(|i| (i * 29) % 200 - 100).collect();
     let cts = ciphertexts(pair, &inputs);
-    let mut seed = 0x853c_49e6_748f_ea9bu64;
-    let rows: Vec<Vec<i64>> = (0..64)
-        .map(|_| {
-            (0..64)
-                .map(|_| {
-                    seed ^= seed << 13;
-                    seed ^= seed >> 7;
-                    seed ^= seed << 17;
-                    (seed % 255) as i64 - 127
-                })
-                .collect()
-        })
-        .collect();
+    let mut next = common::xorshift(0x853c_49e6_748f_ea9b);
+    let rows: Vec<Vec<i64>> =
+        (0..64).map(|_| (0..64).map(|_| (next() % 255) as i64 - 127).collect()).collect();
     let gmp = pk.combine_rows_with(Backend::Gmp, &cts, &rows).unwrap();
     for (row, c) in rows.iter().zip(&gmp).take(8) {
         let want: i64 = row.iter().zip(&inputs).map(|(w, x)| w * x).sum();

@@ -352,31 +352,26 @@ mod tests {
     use rug::Integer;
 
     use super::{PLANES_TAKEN, chain_steps};
-    use crate::ifma::Ifma;
     use crate::ifma::lanes::LANES;
+    use crate::ifma::tests::{gmp_combination, ifma, xorshift};
 
     /// Both algorithms through `combine_rows`: sparse rows take the powers,
     /// a dense uniform layer the bit planes; both equal GMP.
     #[test]
     fn combine_rows_takes_the_cheaper_algorithm_and_both_are_exact() {
-        let Some(ifma) = Ifma::detect() else {
-            eprintln!("this CPU has no AVX-512 IFMA: combine_rows is NOT tested here");
-            return;
-        };
+        let Some(ifma) = ifma() else { return };
         let modulus = (Integer::from(1u32) << 1023u32).next_prime();
         let m = ifma.modulus([&modulus; LANES], 1024, false);
-        let mut seed = 0x1234_5678_9abc_def1u64;
-        let mut next = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
+        let mut next = xorshift(0x1234_5678_9abc_def1);
         let bases: Vec<Integer> =
             (0..64).map(|_| (Integer::from(next()) << 500u32) + next() + 1u32).collect();
         // Sparse rows (one weight in eight non-zero): the powers are cheaper.
         let narrow: Vec<Vec<i64>> = (0..64)
-            .map(|_| (0..64).map(|_| if next() % 8 == 0 { (next() % 255) as i64 - 127 } else { 0 }).collect())
+            .map(|_| {
+                (0..64)
+                    .map(|_| if next().is_multiple_of(8) { (next() % 255) as i64 - 127 } else { 0 })
+                    .collect()
+            })
             .collect();
         let wide: Vec<Vec<i64>> =
             (0..64).map(|_| (0..64).map(|_| (next() % 255) as i64 - 127).collect()).collect();
@@ -385,12 +380,7 @@ mod tests {
             let got = ifma.combine_rows(&m, &bases, rows);
             assert_eq!(PLANES_TAKEN.with(|c| c.get()) > before, planes, "bit planes expected: {planes}");
             for (row, g) in rows.iter().zip(&got) {
-                let mut want = Integer::from(1u32);
-                for (x, &w) in bases.iter().zip(row) {
-                    want *= x.clone().pow_mod(&Integer::from(w), &modulus).expect("a unit");
-                    want %= &modulus;
-                }
-                assert_eq!(*g, want);
+                assert_eq!(*g, gmp_combination(&bases, row, &modulus));
             }
         }
     }

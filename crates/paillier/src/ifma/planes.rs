@@ -198,25 +198,16 @@ mod tests {
     use rug::Integer;
 
     use super::plane_cost;
-    use crate::ifma::Ifma;
     use crate::ifma::lanes::LANES;
+    use crate::ifma::tests::{gmp_combination, ifma, xorshift};
 
     /// Every group size, weights of 1, 7 and 12 bits with their extremes,
     /// partial groups and partial batches of rows: equal to GMP's products
     /// of powers (negative exponents by inversion).
     #[test]
     fn bit_planes_match_gmp() {
-        let Some(ifma) = Ifma::detect() else {
-            eprintln!("this CPU has no AVX-512 IFMA: the bit-plane path is NOT tested here");
-            return;
-        };
-        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
+        let Some(ifma) = ifma() else { return };
+        let mut next = xorshift(0x9e37_79b9_7f4a_7c15);
         // A prime modulus of 1024 bits: every non-zero base is a unit.
         let modulus = (Integer::from(1u32) << 1023u32).next_prime();
         let m = ifma.modulus([&modulus; LANES], 1024, false);
@@ -246,11 +237,7 @@ mod tests {
                 bytemuck::cast_slice::<_, [u64; LANES]>(m.one()).iter().map(|r| r[0]).collect();
             let got = ifma.combine_rows_by_planes(&m, &mont, &one, &weights, bits, group);
             for (r, row) in weights.iter().enumerate() {
-                let mut want = Integer::from(1u32);
-                for (x, &w) in xs.iter().zip(row) {
-                    want *= x.clone().pow_mod(&Integer::from(w), &modulus).expect("a unit");
-                    want %= &modulus;
-                }
+                let want = gmp_combination(&xs, row, &modulus);
                 assert_eq!(got[r], want, "row {r} of {rows}, {bases} bases, {bits} bits, groups of {group}");
             }
         }

@@ -11,12 +11,34 @@ use super::*;
 /// The moduli sizes: p^2 and n^2 at 2048 and 3072-bit keys, and odd ones.
 const SIZES: [u32; 7] = [2048, 4096, 3072, 6144, 520, 1000, 4097];
 
-fn ifma() -> Option<Ifma> {
+/// The IFMA token, or a line saying that the IFMA kernels are not tested here.
+pub(crate) fn ifma() -> Option<Ifma> {
     let found = Ifma::detect();
     if found.is_none() {
         eprintln!("this CPU has no AVX-512 IFMA: the IFMA kernels are NOT tested here (the GMP path is)");
     }
     found
+}
+
+/// A xorshift64 generator (test data).
+pub(crate) fn xorshift(mut seed: u64) -> impl FnMut() -> u64 {
+    move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    }
+}
+
+/// prod_i x_i^(w_i) mod m by GMP (negative exponents by inversion): the
+/// reference for the linear-layer paths.
+pub(crate) fn gmp_combination(xs: &[Integer], row: &[i64], modulus: &Integer) -> Integer {
+    let mut want = Integer::from(1u32);
+    for (x, &w) in xs.iter().zip(row) {
+        want *= x.clone().pow_mod(&Integer::from(w), modulus).expect("a unit");
+        want %= modulus;
+    }
+    want
 }
 
 /// An odd number of exactly `bits` bits from the seed bytes.

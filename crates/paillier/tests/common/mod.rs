@@ -14,3 +14,14 @@ pub fn key2048() -> &'static KeyPair {
     static K: OnceLock<KeyPair> = OnceLock::new();
     K.get_or_init(|| generate_keypair(2048, KeyPolicy::PRODUCTION).expect("keygen"))
 }
+
+/// A xorshift64 generator (test data).
+#[allow(dead_code)]
+pub fn xorshift(mut seed: u64) -> impl FnMut() -> u64 {
+    move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    }
+}
