@@ -691,16 +691,17 @@ impl Session {
         for (round, layer) in plan.layers.iter().enumerate() {
             let message = receive_round(inbound, config, round, (layer.input_ciphertexts, 0), width).await?;
             stats.bytes_in += message.len_bytes();
-            if round == 0 {
-                // The later rounds' re-randomizers, computed in the background
-                // once a first round has arrived (a Start alone costs nothing),
-                // in the time the client spends between rounds.
-                let stock = Arc::downgrade(session.randomness());
-                let need = session.randomness_needed();
-                self.pool.spawn(move || fill_in_background(&stock, need));
-            }
             let (s, answer) = self.compute(session, move |session| session.handle(&message)).await?;
             session = s;
+            if round == 0 {
+                // The later rounds' re-randomizers, computed in the background
+                // once the first round's ciphertexts have passed validation and
+                // been served (neither a Start nor invalid ciphertexts make the
+                // server build a table), in the time the client spends between rounds.
+                let stock = Arc::downgrade(session.randomness());
+                let need: usize = plan.layers[1..].iter().map(|l| l.output_ciphertexts).sum();
+                self.pool.spawn(move || fill_in_background(&stock, need));
+            }
             send_round(tx, &answer, width, config, stats).await?;
         }
         Ok(())
