@@ -187,13 +187,21 @@ fn timing() {
 fn decrypt_profile() {
     let pair = common::key2048();
     let cts = ciphertexts(pair, &(0..400).collect::<Vec<i64>>());
-    let start = std::time::Instant::now();
-    let mut k = 0;
-    while start.elapsed().as_secs_f64() < 4.0 {
+    let seconds = for_four_seconds(|| {
         std::hint::black_box(pair.private.decrypt_many_with(Backend::Ifma, &cts).unwrap());
-        k += 1;
+    });
+    eprintln!("{:.0} decryptions/s", 400.0 / seconds);
+}
+
+/// Runs `f` over and over for four seconds; the seconds per run.
+fn for_four_seconds(mut f: impl FnMut()) -> f64 {
+    let start = std::time::Instant::now();
+    let mut runs = 0;
+    while start.elapsed().as_secs_f64() < 4.0 {
+        f();
+        runs += 1;
     }
-    eprintln!("{:.0} decryptions/s", (k * 400) as f64 / start.elapsed().as_secs_f64());
+    start.elapsed().as_secs_f64() / f64::from(runs)
 }
 
 /// A loop of one-thread 400-term linear combinations on IFMA, for a profiler.
@@ -204,17 +212,14 @@ fn lincomb_profile() {
     let cts = ciphertexts(pair, &(0..400).collect::<Vec<i64>>());
     let weights: Vec<i64> = (0..400).map(|i| ((i * 37 + 11) % 255) as i64 - 127).collect();
     let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
-    pool.install(|| {
-        let start = std::time::Instant::now();
-        let mut k = 0;
-        while start.elapsed().as_secs_f64() < 4.0 {
+    let seconds = pool.install(|| {
+        for_four_seconds(|| {
             std::hint::black_box(
                 pair.public().linear_combination_with(Backend::Ifma, &cts, &weights).unwrap(),
             );
-            k += 1;
-        }
-        eprintln!("{:.0} us per lincomb400 on one thread", start.elapsed().as_secs_f64() * 1e6 / k as f64);
+        })
     });
+    eprintln!("{:.0} us per lincomb400 on one thread", seconds * 1e6);
 }
 
 /// Many rows: the negative parts' inverses are batched (Montgomery's trick
@@ -268,13 +273,10 @@ fn dense_layer_profile() {
                 .collect()
         })
         .collect();
-    let start = std::time::Instant::now();
-    let mut k = 0;
-    while start.elapsed().as_secs_f64() < 4.0 {
+    let seconds = for_four_seconds(|| {
         std::hint::black_box(pair.public().combine_rows_with(Backend::Ifma, &cts, &rows).unwrap());
-        k += 1;
-    }
-    eprintln!("{:.1} ms per 400x120 layer", start.elapsed().as_secs_f64() * 1e3 / k as f64);
+    });
+    eprintln!("{:.1} ms per 400x120 layer", seconds * 1e3);
 }
 
 /// A dense layer with many distinct weights per input (64 x 64, uniform
