@@ -3,8 +3,9 @@
 //! [`super::planes`], the same algorithm as [`crate::SharedBases::for_rows`]
 //! (per-base powers for the magnitudes the rows use, by addition chains,
 //! then one product per non-zero weight), with its independent products
-//! fed eight at a time: the chains' k-th steps of all bases form one level,
-//! and the rows' products are chains run in lockstep, sorted by length.
+//! fed eight at a time: each base's addition chain runs in its own lane,
+//! eight bases per task, and the rows' products are chains run in lockstep,
+//! sorted by length.
 //! Values stay in Montgomery form from the conversion of the bases to the
 //! end of each chain.
 
