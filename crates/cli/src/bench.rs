@@ -80,6 +80,9 @@ struct Ops {
     rerandomize: f64,
     lincomb400: f64,
     lincomb400_naive: f64,
+    /// Packing a dense layer's outputs: as many 22-bit slots as the key
+    /// holds (93 at 2048 bits) into one ciphertext by Horner's rule.
+    pack_slots: f64,
     modmul: f64,
 }
 
@@ -97,6 +100,7 @@ impl Ops {
             rerandomize: r(self.rerandomize, other.rerandomize),
             lincomb400: r(self.lincomb400, other.lincomb400),
             lincomb400_naive: r(self.lincomb400_naive, other.lincomb400_naive),
+            pack_slots: r(self.pack_slots, other.pack_slots),
             modmul: r(self.modmul, other.modmul),
         }
     }
@@ -294,6 +298,16 @@ fn bench_paillier(bits: u32, threads: usize, budget: Duration, backends: &[Backe
         Ok(())
     })?;
 
+    // The slots LeNet's fc1 packs: 22 bits each, as many as fit.
+    let slots = ((bits - 2) / 22) as usize;
+    let to_pack: Vec<Ciphertext> = (0..slots).map(|i| ct(i).clone()).collect();
+    each(&mut all, &mut |ops, _| {
+        ops.pack_slots = throughput(budget, threads, |_| {
+            let _ = pk.pack_slots(&to_pack, 22);
+        });
+        Ok(())
+    })?;
+
     // Chains of 1,000 products of eight values (one IFMA batch, or eight GMP
     // chains), one chain per thread at a time.
     let n2 = pk.n_squared();
@@ -329,6 +343,7 @@ fn print_table(r: &PaillierReport) {
             "rerandomize" => o.rerandomize,
             "lincomb400" => o.lincomb400,
             "lincomb400_naive" => o.lincomb400_naive,
+            "pack_slots" => o.pack_slots,
             _ => o.modmul,
         }
     };
@@ -342,6 +357,7 @@ fn print_table(r: &PaillierReport) {
         ("rerandomize", "rerandomize"),
         ("lincomb400", "lincomb400 (multi-exponentiation)"),
         ("lincomb400_naive", "lincomb400_naive"),
+        ("pack_slots", "pack_slots (22-bit slots, Horner)"),
         ("modmul", "modmul mod n^2"),
     ];
     for (key, label) in names {

@@ -12,6 +12,7 @@ use crate::arith::Backend;
 use crate::ciphertext::Ciphertext;
 use crate::error::Result;
 use crate::ifma::lanes::{LANES, Modulus8};
+use crate::ifma::single::SingleModulus;
 use crate::ifma::{FixedBaseLanes, Ifma};
 use crate::keys::{PrivateKey, PublicKey};
 use crate::random::{random_bits, random_unit};
@@ -29,6 +30,7 @@ const DJN_WINDOW: u32 = 6;
 pub(crate) struct PublicLanes {
     modulus: OnceLock<Modulus8>,
     table: OnceLock<FixedBaseLanes>,
+    single: OnceLock<Option<SingleModulus>>,
 }
 
 /// Builds the IFMA DJN table of `key` when the backend in use is IFMA;
@@ -49,6 +51,7 @@ impl PublicLanes {
     /// Bytes held (for the service's key-cache budget).
     pub(crate) fn memory_bytes(&self) -> usize {
         self.modulus.get().map_or(0, Modulus8::memory_bytes)
+            + self.single.get().map_or(0, |s| s.as_ref().map_or(0, SingleModulus::memory_bytes))
             + self.table.get().map_or(0, FixedBaseLanes::memory_bytes)
     }
 }
@@ -64,6 +67,11 @@ impl PublicKey {
     /// n^2's constants, broadcast to all lanes.
     pub(crate) fn n2_lanes(&self, ifma: Ifma) -> &Modulus8 {
         self.lanes.modulus.get_or_init(|| ifma.modulus([self.n_squared(); LANES], 2 * self.bits(), false))
+    }
+
+    /// n^2's constants for one-number-at-a-time products, if it fits them.
+    pub(crate) fn n2_single(&self, ifma: Ifma) -> Option<&SingleModulus> {
+        self.lanes.single.get_or_init(|| ifma.single_modulus(self.n_squared())).as_ref()
     }
 
     /// `count` fresh r^n, as [`PublicKey::random_rn`] makes them, on the

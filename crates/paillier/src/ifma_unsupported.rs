@@ -38,6 +38,19 @@ pub(crate) enum Ifma {}
 /// Never constructed off x86-64.
 pub(crate) enum FixedBaseLanes {}
 
+pub(crate) mod single {
+    /// Never constructed off x86-64.
+    pub(crate) enum SingleModulus {}
+
+    impl SingleModulus {
+        pub(crate) fn memory_bytes(&self) -> usize {
+            match *self {}
+        }
+    }
+}
+
+use single::SingleModulus;
+
 impl FixedBaseLanes {
     pub(crate) fn memory_bytes(&self) -> usize {
         match *self {}
@@ -78,6 +91,12 @@ impl Ifma {
         match self {}
     }
     pub(crate) fn power_by_products(self, _: &[&Integer], _: u64, _: &Modulus8) -> Vec<Integer> {
+        match self {}
+    }
+    pub(crate) fn single_modulus(self, _: &Integer) -> Option<SingleModulus> {
+        match self {}
+    }
+    pub(crate) fn horner(self, _: &[&Integer], _: u32, _: &SingleModulus) -> Integer {
         match self {}
     }
 }

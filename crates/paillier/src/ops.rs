@@ -78,6 +78,36 @@ impl PublicKey {
         Ciphertext(base.0.pow_mod(&e, self.n_squared()).expect("a non-negative exponent always has a power"))
     }
 
+    /// Packs ciphertexts into slots of `slot_bits` bits:
+    /// Enc(sum_s a_s * 2^(slot_bits * s)), i.e. prod_s a_s^(2^(slot_bits * s))
+    /// mod n^2, by Horner's rule (slot_bits squarings per further slot) on
+    /// the backend in use. Enc(0) (the ciphertext 1) for no ciphertexts.
+    pub fn pack_slots(&self, cts: &[Ciphertext], slot_bits: u32) -> Ciphertext {
+        self.pack_slots_with(crate::arith::Backend::current(), cts, slot_bits)
+            .expect("Backend::current only names a backend this CPU runs")
+    }
+
+    /// [`PublicKey::pack_slots`] on a given backend: the chain is
+    /// sequential, so on IFMA one number at a time with its digits across the
+    /// lanes (n^2 up to 6,654 bits; GMP beyond).
+    pub fn pack_slots_with(
+        &self,
+        backend: crate::arith::Backend,
+        cts: &[Ciphertext],
+        slot_bits: u32,
+    ) -> Result<Ciphertext> {
+        backend.check()?;
+        if let Some(ifma) = backend.ifma()
+            && let Some(m) = self.n2_single(ifma)
+        {
+            let xs: Vec<&Integer> = cts.iter().map(|c| &c.0).collect();
+            return Ok(Ciphertext(ifma.horner(&xs, slot_bits, m)));
+        }
+        let shift = Integer::from(1u32) << slot_bits;
+        let Some((last, rest)) = cts.split_last() else { return Ok(Ciphertext(Integer::from(1u32))) };
+        Ok(rest.iter().rev().fold(last.clone(), |acc, c| self.add(&self.mul(&acc, &shift), c)))
+    }
+
     /// Multiplies in fresh randomness: same plaintext, unlinkable ciphertext.
     pub fn rerandomize(&self, a: &Ciphertext) -> Result<Ciphertext> {
         let rn = self.random_rn()?;

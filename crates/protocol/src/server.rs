@@ -264,17 +264,7 @@ fn dense_packed(
     cts: &[Ciphertext],
 ) -> Result<Vec<Ciphertext>> {
     let outs = dense_outputs(key, layer, pl, cts)?;
-    let shift = Integer::from(1u32) << pl.slot_bits;
-    Ok(outs
-        .par_chunks(pl.slots)
-        .map(|group| {
-            let mut packed = group[group.len() - 1].clone();
-            for c in group[..group.len() - 1].iter().rev() {
-                packed = key.add(&key.mul(&packed, &shift), c);
-            }
-            packed
-        })
-        .collect())
+    Ok(outs.par_chunks(pl.slots).map(|group| key.pack_slots(group, pl.slot_bits)).collect())
 }
 
 /// W x + b for a dense layer, one ciphertext per output.

@@ -21,7 +21,8 @@ use zeroize::Zeroize;
 
 /// Bits per digit.
 pub(crate) const DIGIT_BITS: u32 = 52;
-const DIGIT_MASK: u64 = (1 << DIGIT_BITS) - 1;
+/// The low 52 bits.
+pub(crate) const DIGIT_MASK: u64 = (1 << DIGIT_BITS) - 1;
 /// Lanes per vector (one 512-bit register of 64-bit digits).
 pub(crate) const LANES: usize = crate::arith::LANES;
 
@@ -65,7 +66,7 @@ pub(crate) fn from_radix52(digits: &[u64]) -> Integer {
 }
 
 /// -m^-1 mod 2^52 for odd m (Newton's iteration doubles the correct bits).
-fn neg_inverse_52(m0: u64) -> u64 {
+pub(crate) fn neg_inverse_52(m0: u64) -> u64 {
     let mut inv = m0.wrapping_mul(3) ^ 2; // correct to 5 bits
     for _ in 0..4 {
         inv = inv.wrapping_mul(2u64.wrapping_sub(m0.wrapping_mul(inv)));

@@ -12,6 +12,7 @@ pub(crate) mod lanes;
 mod linear;
 mod planes;
 pub(crate) mod pow;
+pub(crate) mod single;
 
 use rug::Integer;
 use rug::integer::Order;
@@ -19,6 +20,7 @@ use rug::integer::Order;
 use self::lanes::{LANES, Modulus8};
 pub use self::pow::OpCount;
 use self::pow::SharedTable;
+use self::single::SingleModulus;
 
 /// Proof that this CPU has AVX-512F and AVX-512 IFMA: the token every IFMA
 /// entry point takes, so that none can run without the check.
@@ -36,6 +38,28 @@ impl Ifma {
     /// Montgomery constants for eight moduli (see [`Modulus8::new`]).
     pub(crate) fn modulus(self, moduli: [&Integer; LANES], bits: u32, secret: bool) -> Modulus8 {
         Modulus8::new(moduli, bits, secret)
+    }
+
+    /// Constants for products of one number at a time mod m (odd, > 1);
+    /// None when m is too large for [`single`] (more than 6,654 bits).
+    pub(crate) fn single_modulus(self, m: &Integer) -> Option<SingleModulus> {
+        SingleModulus::new(m)
+    }
+
+    /// prod_s x_s^(2^(shift * s)) mod m by Horner's rule, from the last x
+    /// down: (x_{S-1}^(2^shift) x_{S-2})^(2^shift) ... x_0, one number at a
+    /// time (the chain is sequential). Every x below m; 1 for no x.
+    pub(crate) fn horner(self, xs: &[&Integer], shift: u32, m: &SingleModulus) -> Integer {
+        let Some((last, rest)) = xs.split_last() else { return Integer::from(1u32) };
+        // SAFETY: as in `pow_lanes`.
+        unsafe {
+            let mut acc = single::to_mont(last, m);
+            for x in rest.iter().rev() {
+                acc = single::square_times(&acc, shift, m);
+                acc = single::mul(&acc, &single::to_mont(x, m), m);
+            }
+            single::from_mont(&acc, m)
+        }
     }
 
     /// base_i^e_i mod m_i for up to eight lanes (bases below their moduli,

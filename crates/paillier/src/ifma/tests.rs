@@ -324,3 +324,60 @@ fn conversion_timing() {
     }
     eprintln!("mul_digits: {:.2} us per batch", start.elapsed().as_secs_f64() * 1e3);
 }
+
+/// prod_s x_s^(2^(shift s)) mod m by GMP, Horner's rule with pow_mod.
+fn gmp_horner(xs: &[Integer], shift: u32, m: &Integer) -> Integer {
+    let step = Integer::from(1u32) << shift;
+    let Some((last, rest)) = xs.split_last() else { return Integer::from(1u32) };
+    rest.iter()
+        .rev()
+        .fold(last.clone(), |acc, x| Integer::from(acc.pow_mod_ref(&step, m).expect("a power")) * x % m)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    #[test]
+    fn single_number_products_and_horner_match_gmp(
+        size in 0..SIZES.len(),
+        seed in prop::collection::vec(any::<u8>(), 800),
+        count in 0usize..6,
+        shift in 1u32..70,
+    ) {
+        let Some(ifma) = ifma() else { return Ok(()) };
+        let bits = SIZES[size];
+        let modulus = odd_modulus(bits, &seed);
+        let m = ifma.single_modulus(&modulus).expect("every tested size fits");
+        let mut operands: Vec<Integer> = (0..8).map(|k| below(&modulus, &rotated(&seed, k * 31))).collect();
+        operands.extend(edges(&modulus));
+        for a in &operands {
+            for b in [&operands[1], &operands[operands.len() - 1], a] {
+                // SAFETY: the CPU has IFMA (checked above).
+                #[allow(unsafe_code)]
+                let (product, square) = unsafe {
+                    let x = single::to_mont(a, &m);
+                    (
+                        single::from_mont(&single::mul(&x, &single::to_mont(b, &m), &m), &m),
+                        single::from_mont(&single::square_times(&x, 3, &m), &m),
+                    )
+                };
+                prop_assert_eq!(product, Integer::from(a * b) % &modulus, "product, {} bits", bits);
+                let eighth = a.clone().pow_mod(&Integer::from(8u32), &modulus).expect("a power");
+                prop_assert_eq!(square, eighth, "three squarings, {} bits", bits);
+            }
+        }
+        let xs: Vec<Integer> = operands.iter().cycle().skip(count).take(count * 7).cloned().collect();
+        let refs: Vec<&Integer> = xs.iter().collect();
+        prop_assert_eq!(ifma.horner(&refs, shift, &m), gmp_horner(&xs, shift, &modulus), "Horner, {} bits", bits);
+    }
+}
+
+#[test]
+fn single_number_moduli_past_the_limit_stay_on_gmp() {
+    let Some(ifma) = ifma() else { return };
+    // 6,602 bits: 127 digits (R > 4m) and one to spare fill 16 vectors.
+    assert!(ifma.single_modulus(&odd_modulus(6602, &[0x77; 900])).is_some());
+    assert!(ifma.single_modulus(&odd_modulus(6603, &[0x77; 900])).is_none());
+    assert!(ifma.single_modulus(&Integer::from(1u32)).is_none());
+    assert!(ifma.single_modulus(&Integer::from(1u32 << 20)).is_none());
+}
