@@ -301,3 +301,32 @@ fn a_wide_dense_layer_agrees_on_both_backends() {
         assert_eq!(pk.combine_rows_with(Backend::Ifma, &cts, &rows).unwrap(), gmp);
     }
 }
+
+#[test]
+fn packed_slots_agree_on_both_backends_and_decode() {
+    let ifma = ifma_or_skip();
+    for pair in [common::key1024(), common::key2048()] {
+        let pk = pair.public();
+        let bits = 22;
+        let max = ppdnn_paillier::SlotCodec::max_slots(pk.bits(), bits);
+        let mut next = common::xorshift(0x5eed ^ u64::from(pk.bits()));
+        for count in [0, 1, 2, 5, max] {
+            let bound = 1i64 << (bits - 1);
+            let mut values: Vec<i64> =
+                (0..count).map(|_| (next() % (2 * bound as u64)) as i64 - bound).collect();
+            // The extremes of a slot, where they fit.
+            for (v, e) in values.iter_mut().zip([bound - 1, -bound, 0, -1]) {
+                *v = e;
+            }
+            let cts = ciphertexts(pair, &values);
+            let gmp = pk.pack_slots_with(Backend::Gmp, &cts, bits).unwrap();
+            if ifma {
+                assert_eq!(pk.pack_slots_with(Backend::Ifma, &cts, bits).unwrap(), gmp, "{count} slots");
+            }
+            let codec = ppdnn_paillier::SlotCodec::new(bits, count.max(1), pk.bits()).unwrap();
+            let mut want = values.clone();
+            want.resize(count.max(1), 0);
+            assert_eq!(codec.decode(&pair.private.decrypt(&gmp)).unwrap(), want, "{count} slots");
+        }
+    }
+}
