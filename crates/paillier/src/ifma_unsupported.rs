@@ -87,7 +87,13 @@ impl Ifma {
     pub(crate) fn combine_rows(self, _: &Modulus8, _: &[Integer], _: &[Vec<i64>]) -> Vec<Integer> {
         match self {}
     }
-    pub(crate) fn linear_combination(self, _: &Modulus8, _: &[&Integer], _: &[i64]) -> Integer {
+    pub(crate) fn linear_combination(
+        self,
+        _: &Modulus8,
+        _: &SingleModulus,
+        _: &[&Integer],
+        _: &[i64],
+    ) -> Integer {
         match self {}
     }
     pub(crate) fn power_by_products(self, _: &[&Integer], _: u64, _: &Modulus8) -> Vec<Integer> {

@@ -120,9 +120,11 @@ impl PublicKey {
     ) -> Result<Ciphertext> {
         backend.check()?;
         check_lengths(bases.len(), weights.len())?;
-        if let Some(ifma) = backend.ifma() {
+        if let Some(ifma) = backend.ifma()
+            && let Some(single) = self.n2_single(ifma)
+        {
             let values: Vec<&Integer> = bases.iter().map(|c| &c.0).collect();
-            return Ok(Ciphertext(ifma.linear_combination(self.n2_lanes(ifma), &values, weights)));
+            return Ok(Ciphertext(ifma.linear_combination(self.n2_lanes(ifma), single, &values, weights)));
         }
         let m = self.n_squared();
         let mut pos = Vec::new();

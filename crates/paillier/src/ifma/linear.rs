@@ -14,6 +14,7 @@ use rug::Integer;
 
 use super::Ifma;
 use super::lanes::{self, LANES, Modulus8};
+use super::single::{self, SingleModulus, SingleValue};
 
 #[cfg(test)]
 thread_local! {
@@ -260,8 +261,13 @@ impl Ifma {
     /// independent products on eight lanes. The buckets of every (sign,
     /// window) pair are chains run in lockstep; each pair's running sum is a
     /// lane; the pairs' sums are put together with a few GMP products.
-    pub(crate) fn linear_combination(self, m: &Modulus8, bases: &[&Integer], weights: &[i64]) -> Integer {
-        let modulus = &m.moduli()[0];
+    pub(crate) fn linear_combination(
+        self,
+        m: &Modulus8,
+        single: &SingleModulus,
+        bases: &[&Integer],
+        weights: &[i64],
+    ) -> Integer {
         let terms: Vec<(usize, u64, bool)> = weights
             .iter()
             .enumerate()
@@ -315,36 +321,50 @@ impl Ifma {
             bucket[b] = Some(arena.push(x));
         }
         // One running sum per (sign, window) pair, from the top digit down.
+        // With four pairs or fewer, each is split in halves so that all
+        // eight lanes work: sum_d d B_d = sum_top (d - h) B_d
+        // + h sum_top B_d + sum_bottom d B_d, the bottom half d = 1..=h.
         let pairs: Vec<Vec<Option<&[u64]>>> = (0..2 * windows)
             .map(|p| (1..=size).rev().map(|d| bucket[p * size + d - 1].map(|i| arena.get(i))).collect())
             .collect();
-        let sums: Vec<Integer> = pairs
+        let h = if 2 * pairs.len() <= LANES { size / 2 } else { 0 };
+        let lists: Vec<&[Option<&[u64]>]> = match h {
+            0 => pairs.iter().map(Vec::as_slice).collect(),
+            _ => pairs.iter().flat_map(|p| [&p[..size - h], &p[size - h..]]).collect(),
+        };
+        let sums: Vec<(Vec<u64>, Vec<u64>)> = lists
             .par_chunks(LANES)
             .flat_map_iter(|batch| self.running_sums(batch, arena.get(one), m))
             .collect();
-        // Horner over the windows, per sign; then pos / neg.
-        let combine = |sign: usize| -> Integer {
-            let mut acc = Integer::from(1u32);
-            for w in (0..windows).rev() {
-                for _ in 0..c {
-                    acc.square_mut();
-                    acc %= modulus;
+        // The rest, a few dozen sequential products, one number at a time:
+        // Horner over the windows per sign, then pos / neg * R^shift.
+        // SAFETY: an `Ifma` exists only on a CPU with AVX-512F and IFMA.
+        unsafe {
+            let value = |digits: &[u64]| SingleValue::from_digits(digits, single);
+            let pair_sum = |p: usize| match h {
+                0 => value(&sums[p].0),
+                _ => {
+                    let (top, bottom) = (&sums[2 * p], &sums[2 * p + 1]);
+                    let lift = single::pow_public(&value(&top.1), h as u64, single);
+                    single::mul(&single::mul(&value(&top.0), &lift, single), &value(&bottom.0), single)
                 }
-                acc *= &sums[sign * windows + w];
-                acc %= modulus;
-            }
-            acc
-        };
-        let (pos, neg) = (combine(0), combine(1));
-        let inv = neg.invert(modulus).expect("a product of ciphertexts is a unit mod n^2");
-        // pos / neg = prod b^w / R^shift: multiply by R^shift.
-        let ones: &[[u64; LANES]] = bytemuck::cast_slice(m.one());
-        let r = super::lanes::from_radix52(&ones.iter().map(|row| row[0]).collect::<Vec<u64>>());
-        let r = if shift < 0 { r.invert(modulus).expect("R is a unit mod an odd modulus") } else { r };
-        let correction = r
-            .pow_mod(&Integer::from(shift.unsigned_abs()), modulus)
-            .expect("a non-negative exponent always has a power");
-        (pos * inv % modulus * correction) % modulus
+            };
+            let combine = |sign: usize| {
+                let mut acc = pair_sum(sign * windows + windows - 1);
+                for w in (0..windows - 1).rev() {
+                    acc = single::square_times(&acc, c, single);
+                    acc = single::mul(&acc, &pair_sum(sign * windows + w), single);
+                }
+                acc
+            };
+            let (pos, neg) = (combine(0), combine(1));
+            let inv = single::from_mont(&neg, single)
+                .invert(single.modulus())
+                .expect("a product of ciphertexts is a unit mod n^2");
+            let quotient = single::mul(&pos, &single::to_mont(&inv, single), single);
+            // pos / neg = prod b^w / R^shift: multiply by R^shift.
+            single::from_mont(&single::mul(&quotient, &single::r_power(shift, single), single), single)
+        }
     }
 }
 
@@ -383,6 +403,26 @@ mod tests {
             for (row, g) in rows.iter().zip(&got) {
                 assert_eq!(*g, gmp_combination(&bases, row, &modulus));
             }
+        }
+    }
+
+    /// Single combinations for every weight width: windows of one to twelve
+    /// bits, running sums split in halves (four pairs or fewer, halves of
+    /// different lengths) or not, each equal to GMP.
+    #[test]
+    fn combinations_of_every_width_equal_gmp() {
+        let Some(ifma) = ifma() else { return };
+        let modulus = (Integer::from(1u32) << 2047u32).next_prime();
+        let m = ifma.modulus([&modulus; LANES], 2048, false);
+        let single = ifma.single_modulus(&modulus).expect("2048 bits fit");
+        let mut next = xorshift(0x1234_5678_9abc_def1);
+        let bases: Vec<Integer> =
+            (0..22).map(|_| (Integer::from(next()) << 500u32) + next() + 1u32).collect();
+        let refs: Vec<&Integer> = bases.iter().collect();
+        for bits in (1u32..=12).chain([20, 40]) {
+            let row: Vec<i64> = (0..22).map(|_| (next() as i64) % (1i64 << bits)).collect();
+            let got = ifma.linear_combination(&m, &single, &refs, &row);
+            assert_eq!(got, gmp_combination(&bases, &row, &modulus), "{bits}-bit weights");
         }
     }
 

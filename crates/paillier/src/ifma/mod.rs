@@ -264,16 +264,19 @@ impl Ifma {
     /// Pippenger's running sums on up to eight lanes: lane l gets
     /// prod_d B_{l,d}^d over the digits d = len..1, where `buckets[l][len - d]`
     /// is B_{l,d} in Montgomery form, or None for an empty bucket (1).
-    /// Two products per digit: running *= B_d, total *= running.
+    /// Two products per digit: running *= B_d, total *= running; lists of
+    /// different lengths end together. Returns
+    /// each lane's total and its last running product (prod_d B_{l,d}), in
+    /// Montgomery form.
     pub(crate) fn running_sums(
         self,
-        buckets: &[Vec<Option<&[u64]>>],
+        buckets: &[&[Option<&[u64]>]],
         one: &[u64],
         m: &Modulus8,
-    ) -> Vec<Integer> {
+    ) -> Vec<(Vec<u64>, Vec<u64>)> {
         assert!(buckets.len() <= LANES, "at most eight lanes");
         let n = m.digits();
-        let longest = buckets.iter().map(Vec::len).max().unwrap_or(0);
+        let longest = buckets.iter().map(|b| b.len()).max().unwrap_or(0);
         // SAFETY: as in `pow_lanes`.
         let out = unsafe {
             let mut t = lanes::scratch(m);
@@ -285,7 +288,13 @@ impl Ifma {
                 lanes::transpose_into(
                     &mut b,
                     std::array::from_fn(|l| {
-                        buckets.get(l).and_then(|c| c.get(k).copied().flatten()).unwrap_or(one)
+                        // Shorter lists start later: 1s before their top
+                        // digit leave both products at 1, while 1s after
+                        // their last digit would multiply the total again.
+                        buckets
+                            .get(l)
+                            .and_then(|c| (k + c.len()).checked_sub(longest).and_then(|j| c[j]))
+                            .unwrap_or(one)
                     }),
                 );
                 lanes::mul(&mut tmp, &running, &b, m, &mut t);
@@ -293,9 +302,9 @@ impl Ifma {
                 lanes::mul(&mut tmp, &total, &running, m, &mut t);
                 std::mem::swap(&mut total, &mut tmp);
             }
-            lanes::from_mont(&total, m, &mut t)
+            lanes::untranspose(&total).into_iter().zip(lanes::untranspose(&running))
         };
-        out.into_iter().take(buckets.len()).collect()
+        out.take(buckets.len()).collect()
     }
 
     /// x_i^rounds mod m_i by `rounds` successive Montgomery products, the

@@ -339,13 +339,14 @@ proptest! {
 
     #[test]
     fn single_number_products_and_horner_match_gmp(
-        size in 0..SIZES.len(),
-        seed in prop::collection::vec(any::<u8>(), 800),
+        size in 0..SIZES.len() + 2,
+        seed in prop::collection::vec(any::<u8>(), 2100),
         count in 0usize..6,
         shift in 1u32..70,
     ) {
         let Some(ifma) = ifma() else { return Ok(()) };
-        let bits = SIZES[size];
+        // Also n^2 of 4,096-bit keys and the largest size.
+        let bits = SIZES.get(size).copied().unwrap_or(if size == SIZES.len() { 8192 } else { 16586 });
         let modulus = odd_modulus(bits, &seed);
         let m = ifma.single_modulus(&modulus).expect("every tested size fits");
         let mut operands: Vec<Integer> = (0..8).map(|k| below(&modulus, &rotated(&seed, k * 31))).collect();
@@ -375,9 +376,31 @@ proptest! {
 #[test]
 fn single_number_moduli_past_the_limit_stay_on_gmp() {
     let Some(ifma) = ifma() else { return };
-    // 6,602 bits: 127 digits (R > 4m) and one to spare fill 16 vectors.
-    assert!(ifma.single_modulus(&odd_modulus(6602, &[0x77; 900])).is_some());
-    assert!(ifma.single_modulus(&odd_modulus(6603, &[0x77; 900])).is_none());
+    // 16,586 bits: 319 digits (R > 4m) and one to spare fill 40 vectors.
+    assert!(ifma.single_modulus(&odd_modulus(16586, &[0x77; 2100])).is_some());
+    assert!(ifma.single_modulus(&odd_modulus(16587, &[0x77; 2100])).is_none());
     assert!(ifma.single_modulus(&Integer::from(1u32)).is_none());
     assert!(ifma.single_modulus(&Integer::from(1u32 << 20)).is_none());
+}
+
+/// Times the single-number squaring at 4096 bits (ignored: run by hand
+/// with --ignored --nocapture).
+#[test]
+#[ignore]
+fn single_timing() {
+    let Some(ifma) = ifma() else { return };
+    for bits in [2048u32, 4096] {
+        let modulus = odd_modulus(bits, &[0x3c; 800]);
+        let m = ifma.single_modulus(&modulus).expect("fits");
+        let rounds = 20_000;
+        // SAFETY: the CPU has IFMA (checked above).
+        #[allow(unsafe_code)]
+        let seconds = unsafe {
+            let x = single::to_mont(&Integer::from(12345u32), &m);
+            let start = std::time::Instant::now();
+            std::hint::black_box(single::square_times(&x, rounds, &m));
+            start.elapsed().as_secs_f64()
+        };
+        eprintln!("{bits}-bit modulus: {:.3} us per single-number square", seconds / f64::from(rounds) * 1e6);
+    }
 }
