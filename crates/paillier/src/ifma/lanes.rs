@@ -36,12 +36,14 @@ pub(crate) fn digits_for(bits: u32) -> usize {
 
 /// The `digits` radix-2^52 digits of x (0 <= x < 2^(52*digits)), least significant first.
 pub(crate) fn to_radix52(x: &Integer, digits: usize) -> Vec<u64> {
-    let limbs: Vec<u64> = x.to_digits(Order::Lsf);
+    // GMP's own limbs (64-bit on x86-64), borrowed: no copy to wipe.
+    let limbs: &[u64] = x.as_limbs();
     let mut out = vec![0u64; digits];
     for (k, d) in out.iter_mut().enumerate() {
         let bit = k * DIGIT_BITS as usize;
         let (w, s) = (bit / 64, bit % 64);
-        let lo = limbs.get(w).copied().unwrap_or(0) >> s;
+        let Some(&low) = limbs.get(w) else { break };
+        let lo = low >> s;
         let hi = if s > 12 { limbs.get(w + 1).copied().unwrap_or(0) << (64 - s) } else { 0 };
         *d = (lo | hi) & DIGIT_MASK;
     }
