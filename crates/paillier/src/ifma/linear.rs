@@ -345,7 +345,7 @@ impl Ifma {
                 0 => value(&sums[p].0),
                 _ => {
                     let (top, bottom) = (&sums[2 * p], &sums[2 * p + 1]);
-                    let lift = single::pow_public(&value(&top.1), h as u64, single);
+                    let lift = single::pow_public(&value(&top.1), h as u128, single);
                     single::mul(&single::mul(&value(&top.0), &lift, single), &value(&bottom.0), single)
                 }
             };
@@ -419,8 +419,13 @@ mod tests {
         let bases: Vec<Integer> =
             (0..22).map(|_| (Integer::from(next()) << 500u32) + next() + 1u32).collect();
         let refs: Vec<&Integer> = bases.iter().collect();
-        for bits in (1u32..=12).chain([20, 40]) {
-            let row: Vec<i64> = (0..22).map(|_| (next() as i64) % (1i64 << bits)).collect();
+        for bits in (1u32..=12).chain([20, 40, 64]) {
+            // 64: any i64, mostly i64::MAX, so that the weights' sum (the
+            // power of R that corrects the result) needs more than 64 bits.
+            let row: Vec<i64> = match bits {
+                64 => (0..22).map(|i| [i64::MAX, i64::MAX, i64::MIN, next() as i64][i % 4]).collect(),
+                _ => (0..22).map(|_| (next() as i64) % (1i64 << bits)).collect(),
+            };
             let got = ifma.linear_combination(&m, &single, &refs, &row);
             assert_eq!(got, gmp_combination(&bases, &row, &modulus), "{bits}-bit weights");
         }

@@ -1,6 +1,7 @@
 //! One number at a time on AVX-512 IFMA, for chains that cannot be batched
 //! (the squarings of Horner's rule that pack a dense layer's outputs into
-//! slots): the number's radix-2^52 digits lie *across* the lanes, eight
+//! slots; the last few dozen products of a single linear combination): the
+//! number's radix-2^52 digits lie *across* the lanes, eight
 //! consecutive digits per vector, and one Montgomery product runs digit by
 //! digit of the multiplier with every vector of the accumulator updated at
 //! once (almost Montgomery multiplication, as in OpenSSL's RSAZ-AVX512).
@@ -9,14 +10,16 @@
 //! at most 4N products below 2^52 each (N <= 319 digits), below 2^63, so
 //! the 64-bit lanes cannot overflow; the result is carried into 52-bit
 //! digits once at the end. Values are "almost" reduced (below 2m) as in
-//! [`super::lanes`]. Nothing here depends on secrets' timing: it serves
-//! public ciphertexts only (the normalization's carry loop is variable-time).
+//! [`super::lanes`]. It serves public ciphertexts only, and is
+//! variable-time where that is free: the normalization's rare carry ripple,
+//! and [`pow_public`]'s square-and-multiply.
 
 use std::arch::x86_64::*;
 
 use rug::Integer;
 
 use super::lanes::{DIGIT_BITS, DIGIT_MASK, digits_for, from_radix52, neg_inverse_52, to_radix52};
+
 /// Digits per vector.
 const PER_VECTOR: usize = 8;
 /// The vector counts a kernel is compiled for; a number takes the smallest
@@ -245,12 +248,12 @@ pub(crate) fn square_times(x: &SingleValue, k: u32, m: &SingleModulus) -> Single
 /// x^e by left-to-right square-and-multiply: variable-time in e (public
 /// exponents only).
 #[target_feature(enable = "avx512f,avx512ifma")]
-pub(crate) fn pow_public(x: &SingleValue, e: u64, m: &SingleModulus) -> SingleValue {
+pub(crate) fn pow_public(x: &SingleValue, e: u128, m: &SingleModulus) -> SingleValue {
     if e == 0 {
         return one(m);
     }
     let mut acc = x.clone();
-    for bit in (0..63 - e.leading_zeros()).rev() {
+    for bit in (0..127 - e.leading_zeros()).rev() {
         acc = square_times(&acc, 1, m);
         if (e >> bit) & 1 == 1 {
             acc = mul(&acc, x, m);
@@ -264,8 +267,7 @@ pub(crate) fn pow_public(x: &SingleValue, e: u64, m: &SingleModulus) -> SingleVa
 #[target_feature(enable = "avx512f,avx512ifma")]
 pub(crate) fn r_power(e: i128, m: &SingleModulus) -> SingleValue {
     let base = if e >= 0 { m.r2.clone() } else { vec![1] };
-    let magnitude = u64::try_from(e.unsigned_abs()).expect("exponents of R stay below 2^64");
-    pow_public(&SingleValue(wide_from(&base, m.vectors)), magnitude, m)
+    pow_public(&SingleValue(wide_from(&base, m.vectors)), e.unsigned_abs(), m)
 }
 
 /// The value x/R mod m, fully reduced into [0, m).
