@@ -82,14 +82,14 @@ impl PublicKey {
     /// Enc(sum_s a_s * 2^(slot_bits * s)), i.e. prod_s a_s^(2^(slot_bits * s))
     /// mod n^2, by Horner's rule (slot_bits squarings per further slot) on
     /// the backend in use. Enc(0) (the ciphertext 1) for no ciphertexts.
-    pub fn pack_slots(&self, cts: &[Ciphertext], slot_bits: u32) -> Ciphertext {
+    /// Errors unless 1 <= slot_bits <= 63 ([`crate::SlotCodec::MAX_SLOT_BITS`]).
+    pub fn pack_slots(&self, cts: &[Ciphertext], slot_bits: u32) -> Result<Ciphertext> {
         self.pack_slots_with(crate::arith::Backend::current(), cts, slot_bits)
-            .expect("Backend::current only names a backend this CPU runs")
     }
 
     /// [`PublicKey::pack_slots`] on a given backend: the chain is
     /// sequential, so on IFMA one number at a time with its digits across the
-    /// lanes (n^2 up to 6,654 bits; GMP beyond).
+    /// lanes (see `ifma/single.rs`).
     pub fn pack_slots_with(
         &self,
         backend: crate::arith::Backend,
@@ -97,6 +97,9 @@ impl PublicKey {
         slot_bits: u32,
     ) -> Result<Ciphertext> {
         backend.check()?;
+        if !(1..=crate::SlotCodec::MAX_SLOT_BITS).contains(&slot_bits) {
+            return Err(Error::SlotLayout(format!("slot width {slot_bits} is outside 1..=63 bits")));
+        }
         if let Some(ifma) = backend.ifma()
             && let Some(m) = self.n2_single(ifma)
         {

@@ -323,6 +323,10 @@ fn packed_slots_agree_on_both_backends_and_decode() {
             if ifma {
                 assert_eq!(pk.pack_slots_with(Backend::Ifma, &cts, bits).unwrap(), gmp, "{count} slots");
             }
+            for bad in [0, 64, u32::MAX] {
+                assert!(pk.pack_slots_with(Backend::Gmp, &cts, bad).is_err(), "{bad}-bit slots refused");
+                assert!(pk.pack_slots(&cts, bad).is_err(), "{bad}-bit slots refused");
+            }
             let codec = ppdnn_paillier::SlotCodec::new(bits, count.max(1), pk.bits()).unwrap();
             let mut want = values.clone();
             want.resize(count.max(1), 0);

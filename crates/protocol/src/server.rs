@@ -264,7 +264,7 @@ fn dense_packed(
     cts: &[Ciphertext],
 ) -> Result<Vec<Ciphertext>> {
     let outs = dense_outputs(key, layer, pl, cts)?;
-    Ok(outs.par_chunks(pl.slots).map(|group| key.pack_slots(group, pl.slot_bits)).collect())
+    outs.par_chunks(pl.slots).map(|group| Ok(key.pack_slots(group, pl.slot_bits)?)).collect()
 }
 
 /// W x + b for a dense layer, one ciphertext per output.

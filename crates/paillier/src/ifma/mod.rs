@@ -41,7 +41,7 @@ impl Ifma {
     }
 
     /// Constants for products of one number at a time mod m (odd, > 1);
-    /// None when m is too large for [`single`] (more than 6,654 bits).
+    /// None when m is too large for [`single`] (more than 16,586 bits).
     pub(crate) fn single_modulus(self, m: &Integer) -> Option<SingleModulus> {
         SingleModulus::new(m)
     }
@@ -265,9 +265,8 @@ impl Ifma {
     /// prod_d B_{l,d}^d over the digits d = len..1, where `buckets[l][len - d]`
     /// is B_{l,d} in Montgomery form, or None for an empty bucket (1).
     /// Two products per digit: running *= B_d, total *= running; lists of
-    /// different lengths end together. Returns
-    /// each lane's total and its last running product (prod_d B_{l,d}), in
-    /// Montgomery form.
+    /// different lengths end together. Returns each lane's total and its
+    /// last running product (prod_d B_{l,d}), in Montgomery form.
     pub(crate) fn running_sums(
         self,
         buckets: &[&[Option<&[u64]>]],
