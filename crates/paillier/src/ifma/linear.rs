@@ -260,7 +260,9 @@ impl Ifma {
     /// the broadcast modulus m, units): Pippenger's bucket method with its
     /// independent products on eight lanes. The buckets of every (sign,
     /// window) pair are chains run in lockstep; each pair's running sum is a
-    /// lane; the pairs' sums are put together with a few GMP products.
+    /// lane (or two: halves, when that fills the lanes); the pairs' sums are
+    /// put together by a few dozen products on the one-number kernel
+    /// ([`single`]) and one GMP inversion.
     pub(crate) fn linear_combination(
         self,
         m: &Modulus8,
