@@ -155,9 +155,10 @@ impl ServerSession {
         &self.randomness
     }
 
-    /// Re-randomizers the whole session uses: one per returned ciphertext.
+    /// Re-randomizers the rounds not yet served use: one per returned
+    /// ciphertext (the whole session's before its first round).
     pub fn randomness_needed(&self) -> usize {
-        self.plan.server_ciphertexts()
+        self.plan.layers.iter().skip(self.round).map(|l| l.output_ciphertexts).sum()
     }
 
     /// Whether every round has been served.

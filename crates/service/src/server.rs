@@ -699,7 +699,7 @@ impl Session {
                 // been served (neither a Start nor invalid ciphertexts make the
                 // server build a table), in the time the client spends between rounds.
                 let stock = Arc::downgrade(session.randomness());
-                let need: usize = plan.layers[1..].iter().map(|l| l.output_ciphertexts).sum();
+                let need = session.randomness_needed();
                 self.pool.spawn(move || fill_in_background(&stock, need));
             }
             send_round(tx, &answer, width, config, stats).await?;

@@ -251,11 +251,23 @@ fn kernel_timing() {
             }
             (mul, start.elapsed().as_secs_f64())
         };
+        // The one-number kernel: squarings in a chain.
+        let single =
+            Ifma::detect().and_then(|i| i.single_modulus(&modulus)).expect("the CPU has IFMA; the size fits");
+        // SAFETY: the CPU has IFMA (checked above).
+        #[allow(unsafe_code)]
+        let chain = unsafe {
+            let x = single::to_mont(&Integer::from(12345u32), &single);
+            let start = std::time::Instant::now();
+            std::hint::black_box(single::square_times(&x, rounds as u32, &single));
+            start.elapsed().as_secs_f64()
+        };
         let per = |s: f64| s / (rounds * LANES) as f64 * 1e6;
         eprintln!(
-            "{bits}-bit modulus: {:.3} us per product, {:.3} us per square (per lane)",
+            "{bits}-bit modulus: {:.3} us per product, {:.3} us per square (per lane); one number at a time: {:.3} us per square",
             per(mul),
-            per(sqr)
+            per(sqr),
+            chain / rounds as f64 * 1e6
         );
     }
 }
@@ -381,26 +393,4 @@ fn single_number_moduli_past_the_limit_stay_on_gmp() {
     assert!(ifma.single_modulus(&odd_modulus(16587, &[0x77; 2100])).is_none());
     assert!(ifma.single_modulus(&Integer::from(1u32)).is_none());
     assert!(ifma.single_modulus(&Integer::from(1u32 << 20)).is_none());
-}
-
-/// Times the single-number squaring at 4096 bits (ignored: run by hand
-/// with --ignored --nocapture).
-#[test]
-#[ignore]
-fn single_timing() {
-    let Some(ifma) = ifma() else { return };
-    for bits in [2048u32, 4096] {
-        let modulus = odd_modulus(bits, &[0x3c; 800]);
-        let m = ifma.single_modulus(&modulus).expect("fits");
-        let rounds = 20_000;
-        // SAFETY: the CPU has IFMA (checked above).
-        #[allow(unsafe_code)]
-        let seconds = unsafe {
-            let x = single::to_mont(&Integer::from(12345u32), &m);
-            let start = std::time::Instant::now();
-            std::hint::black_box(single::square_times(&x, rounds, &m));
-            start.elapsed().as_secs_f64()
-        };
-        eprintln!("{bits}-bit modulus: {:.3} us per single-number square", seconds / f64::from(rounds) * 1e6);
-    }
 }
