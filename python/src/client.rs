@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use ppdnn_protocol::Mode;
-use ppdnn_protocol::private::Output;
+use ppdnn_protocol::Output;
 use ppdnn_service::classifier::{Answer, Classifier, ClassifierOptions, RetryPolicy};
 use ppdnn_service::{RemoteClient, convert};
 use pyo3::exceptions::PyValueError;

@@ -63,6 +63,6 @@ pub(crate) fn client_error(py: Python<'_>, e: ClientError) -> PyErr {
             err
         }
         ClientError::Protocol(p) => ProtocolError::new_err(p.to_string()),
-        ClientError::Other(m) => Error::new_err(m),
+        other => Error::new_err(other.to_string()),
     }
 }

@@ -34,7 +34,7 @@ pub enum BenchCommand {
     },
     /// Load on a loopback server: concurrent clients, each with its own key,
     /// classifying test images; throughput, latency, correctness, memory.
-    Service(crate::service_cmds::LoadArgs),
+    Service(crate::bench_service::BenchServiceArgs),
     /// Garbled circuits and oblivious transfer: AND gates garbled and
     /// evaluated, correlated OTs (both sides) per second, 128 base OTs.
     Gc {
@@ -140,7 +140,7 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
             }
             Ok(())
         }
-        BenchCommand::Service(args) => crate::service_cmds::load(args),
+        BenchCommand::Service(args) => crate::bench_service::bench_service(args),
         BenchCommand::Gc { threads, seconds, json } => {
             let report = crate::bench_gc::bench_gc(threads, seconds)?;
             if json {
@@ -191,7 +191,7 @@ where
 /// backends one after the other for each operation, so that a ratio
 /// compares two measurements taken moments apart on this shared machine.
 fn bench_paillier(bits: u32, threads: usize, budget: Duration, backends: &[Backend]) -> Result<Vec<Ops>> {
-    let policy = if bits < 2048 { KeyPolicy::INSECURE_TESTING } else { KeyPolicy::PRODUCTION };
+    let policy = KeyPolicy::admitting(bits);
     let mut all = vec![Ops::default(); backends.len()];
     // Runs `measure` on every backend in turn, with that backend in use.
     let each = |all: &mut Vec<Ops>, measure: &mut dyn FnMut(&mut Ops, Backend) -> Result<()>| -> Result<()> {

@@ -4,7 +4,7 @@
 use std::io::{BufRead, Write};
 use std::path::PathBuf;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use ppdnn_paillier::keyfile::{self, decimal};
 use ppdnn_paillier::{KeyPolicy, PublicKey, generate_keypair};
@@ -20,7 +20,7 @@ pub struct PolicyArgs {
 
 impl PolicyArgs {
     pub fn policy(self) -> KeyPolicy {
-        if self.insecure_small_keys { KeyPolicy::INSECURE_TESTING } else { KeyPolicy::PRODUCTION }
+        KeyPolicy::insecure_if(self.insecure_small_keys)
     }
 }
 
@@ -52,15 +52,24 @@ pub enum KeyCommand {
     },
 }
 
+/// Refuses a `--bits` the key policy does not let us generate, saying how
+/// smaller test keys are allowed.
+pub fn check_new_key_bits(bits: u32, policy: KeyPolicy) -> Result<()> {
+    policy.check_new(bits).with_context(|| {
+        let hint = if policy == KeyPolicy::PRODUCTION {
+            " (keys below 2048 bits need --insecure-small-keys)"
+        } else {
+            ""
+        };
+        format!("--bits {bits}{hint}")
+    })
+}
+
 pub fn key(cmd: KeyCommand) -> Result<()> {
     match cmd {
         KeyCommand::Generate { bits, out, public_out, policy } => {
             let policy = policy.policy();
-            if policy == KeyPolicy::PRODUCTION && !ppdnn_paillier::SUPPORTED_BITS.contains(&bits) {
-                bail!(
-                    "--bits {bits}: supported sizes are 2048 and 3072 (smaller ones need --insecure-small-keys)"
-                );
-            }
+            check_new_key_bits(bits, policy)?;
             let pair = generate_keypair(bits, policy)?;
             keyfile::write_private_key(&out, &pair.private)?;
             if let Some(p) = public_out {

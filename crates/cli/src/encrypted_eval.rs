@@ -5,11 +5,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use ppdnn_model::lenet::argmax;
+use ppdnn_model::network::argmax;
 use ppdnn_paillier::{KeyPolicy, RandomnessPool, generate_keypair};
-use ppdnn_protocol::private::Output;
-use ppdnn_protocol::private::client::PrivateClientSession;
-use ppdnn_protocol::{ClientSession, ClientStep, Evaluator, Mode, Packing};
+use ppdnn_protocol::{ClientSession, ClientStep, Evaluator, Mode, Output, Packing, run_in_process};
 use serde::Serialize;
 
 use crate::model_cmds::{EvalArgs, load_model, load_test_set, progress_bar};
@@ -67,10 +65,8 @@ pub fn eval_encrypted(args: EvalArgs, opts: EncryptedOpts) -> Result<()> {
     if mode == Mode::Private && no_packing {
         bail!("--no-packing: the private mode uses the packed layout only");
     }
-    let policy = if insecure_small_keys { KeyPolicy::INSECURE_TESTING } else { KeyPolicy::PRODUCTION };
-    if policy == KeyPolicy::PRODUCTION && !ppdnn_paillier::SUPPORTED_BITS.contains(&bits) {
-        bail!("--bits {bits}: supported sizes are 2048 and 3072 (smaller ones need --insecure-small-keys)");
-    }
+    let policy = KeyPolicy::insecure_if(insecure_small_keys);
+    crate::crypto_cmds::check_new_key_bits(bits, policy)?;
     let model = load_model(&args.model)?;
     let test = load_test_set(&model, args.data.as_deref(), args.offset, args.limit.or(Some(100)))?;
     let packing = if no_packing { Packing::Unpacked } else { Packing::Packed };
@@ -90,11 +86,7 @@ pub fn eval_encrypted(args: EvalArgs, opts: EncryptedOpts) -> Result<()> {
     let mut agree = 0usize;
     for i in 0..test.len() {
         let image = test.image(i);
-        let run = match mode {
-            Mode::Fast => infer(&evaluator, &sk, &pool, plan.client_encryptions(), image),
-            Mode::Private => infer_private(&evaluator, &sk, &pool, output, image),
-        }
-        .with_context(|| format!("test image {i}"))?;
+        let run = infer(&evaluator, &sk, &pool, output, image).with_context(|| format!("test image {i}"))?;
         let reference = model.quant.logits(image)?;
         agree += usize::from(match output {
             Output::Logits => run.logits == reference,
@@ -184,115 +176,40 @@ pub fn eval_encrypted(args: EvalArgs, opts: EncryptedOpts) -> Result<()> {
     Ok(())
 }
 
-/// One inference: the offline randomness of both sides (the client's pool,
-/// the server's re-randomizers), then the rounds, client and server timed apart.
+/// One inference in the evaluator's mode: the offline randomness of both
+/// sides (the client's pool, the server's re-randomizers), then the rounds,
+/// client and server timed apart.
 fn infer(
-    evaluator: &Evaluator,
-    sk: &Arc<ppdnn_paillier::PrivateKey>,
-    pool: &Arc<RandomnessPool>,
-    encryptions: usize,
-    image: &[u8],
-) -> Result<Run> {
-    let mut server = evaluator.session(sk.public_key().clone())?;
-    let t = Instant::now();
-    pool.fill(encryptions.saturating_sub(pool.available()))?;
-    server.randomness().fill(server.randomness_needed())?;
-    let offline = t.elapsed();
-    let mut client = ClientSession::new(evaluator.plan().clone(), sk.clone(), pool.clone())?;
-    let (mut client_t, mut server_t, mut bytes) = (Duration::ZERO, Duration::ZERO, 0usize);
-    let t = Instant::now();
-    let mut message = client.start(image)?;
-    client_t += t.elapsed();
-    loop {
-        bytes += message.len_bytes();
-        let t = Instant::now();
-        let answer = server.handle(&message)?;
-        server_t += t.elapsed();
-        bytes += answer.len_bytes();
-        let t = Instant::now();
-        let step = client.receive(&answer)?;
-        client_t += t.elapsed();
-        match step {
-            ClientStep::Send(next) => message = next,
-            ClientStep::Done(logits) => {
-                let label = argmax(&logits);
-                return Ok(Run {
-                    logits,
-                    label,
-                    gc_bytes: 0,
-                    and_gates: 0,
-                    client: client_t,
-                    server: server_t,
-                    offline,
-                    bytes,
-                });
-            }
-            ClientStep::Label(_) => bail!("the fast mode answered with a label only"),
-        }
-    }
-}
-
-/// One private inference: the offline randomness of both sides (the
-/// client's pool, the server's r'^n), then the rounds, timed apart.
-fn infer_private(
     evaluator: &Evaluator,
     sk: &Arc<ppdnn_paillier::PrivateKey>,
     pool: &Arc<RandomnessPool>,
     output: Output,
     image: &[u8],
 ) -> Result<Run> {
-    let plan = evaluator.plan().clone();
-    let circuits = evaluator.circuits().context("the private plan has its circuits")?.clone();
-    let mut client = PrivateClientSession::new(plan.clone(), circuits, sk.clone(), pool.clone(), output)?;
-    let (mut server, mut answer) = evaluator.private_session(sk.public_key().clone(), output)?;
+    let plan = evaluator.plan();
+    let mut client = ClientSession::new(evaluator.session_plan(), sk.clone(), pool.clone(), output)?;
+    let (mut server, opening) = evaluator.start(sk.public_key().clone(), output)?;
     let t = Instant::now();
     pool.fill(plan.client_encryptions().saturating_sub(pool.available()))?;
     server.randomness().fill(server.randomness_needed())?;
     let offline = t.elapsed();
-    let (mut client_t, mut server_t, mut bytes) = (Duration::ZERO, Duration::ZERO, answer.len_bytes());
-    let t = Instant::now();
-    client.start(image)?;
-    client_t += t.elapsed();
-    loop {
-        let t = Instant::now();
-        let step = client.receive(&answer)?;
-        client_t += t.elapsed();
-        let message = match step {
-            ClientStep::Send(m) => m,
-            ClientStep::Done(logits) => {
-                return Ok(private_run(logits, None, &client, client_t, server_t, offline, bytes));
-            }
-            ClientStep::Label(label) => {
-                return Ok(private_run(Vec::new(), Some(label), &client, client_t, server_t, offline, bytes));
-            }
-        };
-        bytes += message.len_bytes();
-        let t = Instant::now();
-        answer = server.handle(&message)?;
-        server_t += t.elapsed();
-        bytes += answer.len_bytes();
-    }
-}
-
-fn private_run(
-    logits: Vec<i64>,
-    label: Option<usize>,
-    client: &PrivateClientSession,
-    client_t: Duration,
-    server_t: Duration,
-    offline: Duration,
-    bytes: usize,
-) -> Run {
-    let label = label.unwrap_or_else(|| argmax(&logits));
-    let stats = client.stats();
-    Run {
+    let run = run_in_process(&mut client, &mut server, opening, image)?;
+    let (logits, label) = match run.outcome {
+        ClientStep::Done(logits) => {
+            let label = argmax(&logits);
+            (logits, label)
+        }
+        ClientStep::Label(label) => (Vec::new(), label),
+        ClientStep::Send(_) => bail!("the inference ended with a message still to send"),
+    };
+    Ok(Run {
         logits,
         label,
-        gc_bytes: stats.garbled_bytes,
-        and_gates: stats.and_gates,
-        client: client_t,
-        server: server_t,
+        gc_bytes: run.stats.garbled_bytes,
+        and_gates: run.stats.and_gates,
+        client: run.client,
+        server: run.server,
         offline,
-        bytes,
-    }
+        bytes: run.bytes,
+    })
 }

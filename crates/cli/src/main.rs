@@ -4,6 +4,7 @@
 
 mod bench;
 mod bench_gc;
+mod bench_service;
 mod crypto_cmds;
 mod encrypted_eval;
 mod model_cmds;
@@ -66,7 +67,7 @@ enum Command {
         mode: ppdnn_protocol::Mode,
         /// With --mode private: what the client learns, logits or label.
         #[arg(long, default_value = "logits", requires = "encrypted")]
-        output: ppdnn_protocol::private::Output,
+        output: ppdnn_protocol::Output,
     },
     /// Classify PNG images in plaintext with the integer model (the baseline for classify).
     Predict(model_cmds::PredictArgs),

@@ -8,7 +8,7 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 use ppdnn_model::image_io::load_png;
 use ppdnn_paillier::{KeyPolicy, PrivateKey, generate_keypair, keyfile};
-use ppdnn_protocol::private::Output;
+use ppdnn_protocol::Output;
 use ppdnn_protocol::{Mode, Packing};
 use ppdnn_service::classifier::{ClassifierOptions, RetryPolicy};
 use ppdnn_service::{Classifier, LocalServer, ServedModel, ServerConfig, serve, service};
@@ -111,8 +111,7 @@ impl LimitArgs {
         if modes.is_empty() {
             bail!("--modes: name at least one of private, fast");
         }
-        let policy =
-            if self.insecure_small_keys { KeyPolicy::INSECURE_TESTING } else { KeyPolicy::PRODUCTION };
+        let policy = KeyPolicy::insecure_if(self.insecure_small_keys);
         for &b in &self.key_bits {
             if b < policy.min_bits || b > policy.max_bits {
                 bail!(
@@ -141,7 +140,7 @@ impl LimitArgs {
     }
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime> {
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
 }
 
@@ -198,9 +197,7 @@ pub fn serve_cmd(args: ServeArgs) -> Result<()> {
             .await
             .with_context(|| format!("cannot listen on {}", args.listen))?;
         tracing::info!(address = %args.listen, models = ?names, arithmetic = ppdnn_paillier::Backend::current().name(), "serving");
-        serve(listener, models, config, tls, shutdown_signal(), Duration::from_secs(10))
-            .await
-            .map_err(anyhow::Error::msg)
+        Ok(serve(listener, models, config, tls, shutdown_signal(), Duration::from_secs(10)).await?)
     })
 }
 
@@ -290,7 +287,7 @@ fn prediction(file: &str, classifier: &Classifier, logits: Vec<i64>, label: usiz
 }
 
 pub fn classify(args: ClassifyArgs) -> Result<()> {
-    let policy = if args.insecure_small_keys { KeyPolicy::INSECURE_TESTING } else { KeyPolicy::PRODUCTION };
+    let policy = KeyPolicy::insecure_if(args.insecure_small_keys);
     let key = args.key.as_deref().map(|p| keyfile::read_private_key(p, policy)).transpose()?;
     let packing = if args.no_packing { Packing::Unpacked } else { Packing::Packed };
     let ca =
@@ -361,14 +358,14 @@ pub fn demo(args: DemoArgs) -> Result<()> {
         bail!("no PNG images in {}", args.images.display());
     }
     let name = args.model.file_stem().and_then(|s| s.to_str()).unwrap_or("model").to_string();
-    let policy = if args.bits < 2048 { KeyPolicy::INSECURE_TESTING } else { KeyPolicy::PRODUCTION };
+    let policy = KeyPolicy::admitting(args.bits);
     let config = ServerConfig {
         key_bits: vec![args.bits],
         key_policy: policy,
         modes: vec![Mode::Private, Mode::Fast],
         ..ServerConfig::default()
     };
-    let svc = service(vec![ServedModel { name: name.clone(), file }], config).map_err(anyhow::Error::msg)?;
+    let svc = service(vec![ServedModel { name: name.clone(), file }], config)?;
     runtime()?.block_on(async move {
         let server = LocalServer::start(svc, None, Duration::from_secs(5)).await?;
         let url = format!("http://{}", server.addr());
@@ -397,7 +394,7 @@ pub fn demo(args: DemoArgs) -> Result<()> {
                 }
             );
         }
-        server.stop().await.map_err(anyhow::Error::msg)?;
+        server.stop().await?;
         anyhow::Ok(())
     })
 }
@@ -468,61 +465,6 @@ fn true_label(path: &Path) -> Option<usize> {
     path.file_stem()?.to_str()?.rsplit('-').next()?.parse().ok()
 }
 
-#[derive(Args)]
-pub struct LoadArgs {
-    /// The model to serve.
-    #[arg(long, default_value = DEFAULT_MODEL)]
-    model: PathBuf,
-    /// Folder with the IDX files (as for eval).
-    #[arg(long)]
-    data: Option<PathBuf>,
-    /// Concurrent clients.
-    #[arg(long, default_value_t = 8)]
-    clients: usize,
-    /// Images per client.
-    #[arg(long, default_value_t = 3)]
-    images: usize,
-    /// Key size.
-    #[arg(long, default_value_t = 2048)]
-    bits: u32,
-    /// Run the whole load this many times (memory after each pass shows
-    /// whether it returns to a plateau).
-    #[arg(long, default_value_t = 2)]
-    passes: usize,
-    /// Soak mode: run for this many seconds instead of a fixed number of
-    /// images, every client in a loop, with --hostile of them hostile.
-    #[arg(long)]
-    duration: Option<f64>,
-    /// With --duration: how many of --clients are hostile (never start, go
-    /// silent, trickle, send garbage, disconnect, use a fresh key every stream).
-    #[arg(long, default_value_t = 0, requires = "duration")]
-    hostile: usize,
-    /// Protocol mode of the load (without --duration): fast or private.
-    #[arg(long, default_value = "fast")]
-    mode: Mode,
-    /// Print one JSON object.
-    #[arg(long)]
-    json: bool,
-}
-
-#[derive(serde::Serialize)]
-struct LoadReport {
-    passes: usize,
-    rss_mib_after_each_pass: Vec<f64>,
-    clients: usize,
-    images: usize,
-    correct: usize,
-    exact: usize,
-    seconds: f64,
-    images_per_second: f64,
-    latency_s_median: f64,
-    rss_mib_before: f64,
-    rss_mib_peak_after_load: f64,
-    rss_mib_after: f64,
-    active_sessions_after: usize,
-    bits: u32,
-}
-
 /// Resident memory of this process, in MiB (Linux; 0 elsewhere).
 pub(crate) fn rss_mib() -> f64 {
     std::fs::read_to_string("/proc/self/statm")
@@ -530,130 +472,4 @@ pub(crate) fn rss_mib() -> f64 {
         .and_then(|s| s.split_whitespace().nth(1).and_then(|p| p.parse::<f64>().ok()))
         .map(|pages| pages * 4096.0 / (1 << 20) as f64)
         .unwrap_or(0.0)
-}
-
-pub fn load(args: LoadArgs) -> Result<()> {
-    if args.clients == 0 || args.images == 0 || args.clients > 256 || args.passes == 0 {
-        bail!("--clients (1..=256), --images and --passes must be positive");
-    }
-    let file = load_model(&args.model)?;
-    if let Some(seconds) = args.duration {
-        return soak_command(file, &args, seconds);
-    }
-    let test =
-        crate::model_cmds::load_test_set(&file, args.data.as_deref(), 0, Some(args.clients * args.images))?;
-    let reference = file.quant.clone();
-    let policy = if args.bits < 2048 { KeyPolicy::INSECURE_TESTING } else { KeyPolicy::PRODUCTION };
-    let config = ServerConfig {
-        key_bits: vec![args.bits],
-        key_policy: policy,
-        max_sessions: args.clients,
-        modes: vec![args.mode],
-        ..ServerConfig::default()
-    };
-    let models = vec![ServedModel { name: "model".into(), file }];
-    let (svc, gauge) = ppdnn_service::service_with_gauge(models, config).map_err(anyhow::Error::msg)?;
-    runtime()?.block_on(async move {
-        let server = LocalServer::start(svc, None, Duration::from_secs(5)).await?;
-        let url = format!("http://{}", server.addr());
-        // Keys and offline randomness first, so the timed part is the service.
-        let mut clients = Vec::new();
-        for _ in 0..args.clients {
-            clients.push(prepare(&url, None, args.bits, policy, &measuring("model", args.mode)).await?);
-        }
-        let rss_before = rss_mib();
-        let (mut correct, mut exact, mut lat, mut count, mut seconds, mut rss_passes) =
-            (0, 0, Vec::new(), 0, 0.0, Vec::new());
-        for _ in 0..args.passes {
-        for p in &clients {
-            let (pool, n) = (p.pool().clone(), p.plan().client_encryptions() * args.images);
-            tokio::task::spawn_blocking(move || pool.fill(n)).await??;
-        }
-        let t = Instant::now();
-        let tasks: Vec<_> = clients
-            .iter()
-            .enumerate()
-            .map(|(c, p)| {
-                let p = p.clone();
-                let images: Vec<Vec<u8>> = (0..args.images).map(|k| test.image(c * args.images + k).to_vec()).collect();
-                tokio::spawn(async move {
-                    let mut out = Vec::new();
-                    for img in images {
-                        let r = p.classify(img.clone()).await.map(|a| a.classification);
-                        out.push((img, r));
-                    }
-                    out
-                })
-            })
-            .collect();
-        for (c, task) in tasks.into_iter().enumerate() {
-            for (k, (img, r)) in task.await?.into_iter().enumerate() {
-                let r = r.with_context(|| format!("client {c}, image {k}"))?;
-                count += 1;
-                exact += usize::from(reference.logits(&img)? == r.logits);
-                correct += usize::from(r.label == test.labels[c * args.images + k] as usize);
-                lat.push(r.duration.as_secs_f64());
-            }
-        }
-        seconds += t.elapsed().as_secs_f64();
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        rss_passes.push(rss_mib());
-        }
-        let rss_peak = rss_passes.iter().cloned().fold(0.0, f64::max);
-        lat.sort_by(f64::total_cmp);
-        let report = LoadReport {
-            passes: args.passes,
-            rss_mib_after_each_pass: rss_passes,
-            clients: args.clients,
-            images: count,
-            correct,
-            exact,
-            seconds,
-            images_per_second: count as f64 / seconds,
-            latency_s_median: lat[lat.len() / 2],
-            rss_mib_before: rss_before,
-            rss_mib_peak_after_load: rss_peak,
-            rss_mib_after: rss_mib(),
-            active_sessions_after: gauge.active(),
-            bits: args.bits,
-        };
-        server.stop().await.map_err(anyhow::Error::msg)?;
-        if args.json {
-            println!("{}", serde_json::to_string(&report)?);
-        } else {
-            println!(
-                "{} pass(es) of {} clients x {} images at {} bits: {} answers, {} exact, {} correct; {:.2} images/s; median latency {:.2} s; RSS {:.0} MiB before, {:?} MiB after each pass; sessions left {}",
-                report.passes,
-                report.clients,
-                args.images,
-                report.bits,
-                report.images,
-                report.exact,
-                report.correct,
-                report.images_per_second,
-                report.latency_s_median,
-                report.rss_mib_before,
-                report.rss_mib_after_each_pass.iter().map(|x| x.round()).collect::<Vec<_>>(),
-                report.active_sessions_after
-            );
-        }
-        if report.exact != report.images {
-            bail!("{} of {} answers differ from the plaintext integer model", report.images - report.exact, report.images);
-        }
-        anyhow::Ok(())
-    })
-}
-
-fn soak_command(file: ppdnn_model::modelfile::ModelFile, args: &LoadArgs, seconds: f64) -> Result<()> {
-    if !(1.0..=86_400.0).contains(&seconds) {
-        bail!("--duration {seconds}: choose 1 to 86400 seconds");
-    }
-    let test = crate::model_cmds::load_test_set(&file, args.data.as_deref(), 0, Some(1000))?;
-    let report = crate::soak::soak(file, test, args.clients, args.hostile, args.bits, seconds)?;
-    if args.json {
-        println!("{}", serde_json::to_string(&report)?);
-    } else {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-    }
-    report.verdict()
 }

@@ -114,7 +114,7 @@ pub fn soak(
     if hostile >= clients {
         bail!("--hostile {hostile} must leave at least one good client among --clients {clients}");
     }
-    let policy = if bits < 2048 { KeyPolicy::INSECURE_TESTING } else { KeyPolicy::PRODUCTION };
+    let policy = KeyPolicy::admitting(bits);
     let config = ServerConfig {
         key_bits: vec![bits],
         key_policy: policy,
@@ -125,7 +125,7 @@ pub fn soak(
     let key_cache_mib = (config.key_cache_bytes >> 20) as f64;
     let reference = file.quant.clone();
     let models = vec![ServedModel { name: "model".into(), file }];
-    let (svc, gauge) = ppdnn_service::service_with_gauge(models, config).map_err(anyhow::Error::msg)?;
+    let (svc, gauge) = ppdnn_service::service_with_gauge(models, config)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
         let server = LocalServer::start(svc, None, Duration::from_secs(5)).await?;
@@ -176,7 +176,7 @@ pub fn soak(
         }
         curve.push((started.elapsed().as_secs_f64().round(), rss_mib()));
         let active_after = gauge.active();
-        server.stop().await.map_err(anyhow::Error::msg)?;
+        server.stop().await?;
         let mut tally = std::mem::take(&mut *ctx.tally.lock().await);
         tally.good_latencies.sort_by(f64::total_cmp);
         for f in tally.good_failed.iter().take(5) {

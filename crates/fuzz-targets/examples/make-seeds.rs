@@ -10,7 +10,7 @@ use std::sync::Arc;
 use ppdnn_fuzz_targets::{BITS, join_messages, model, plan, test_key};
 use ppdnn_paillier::keyfile::{private_key_to_json, public_key_to_json};
 use ppdnn_paillier::{RandomnessPool, to_fixed_bytes};
-use ppdnn_protocol::{ClientSession, ClientStep, Packing, Plan};
+use ppdnn_protocol::{ClientStep, Packing, Plan, fast::FastClientSession};
 use ppdnn_service::pb::{self, infer_request};
 use prost::Message;
 
@@ -45,7 +45,7 @@ fn main() {
     let ev = ppdnn_protocol::Evaluator::new(Arc::new(model().quant.clone()), BITS, Packing::Packed).unwrap();
     let mut server = ev.session(pk.clone()).unwrap();
     let pool = Arc::new(RandomnessPool::new(pk));
-    let mut client = ClientSession::new(plan.clone(), Arc::new(key.clone()), pool).unwrap();
+    let mut client = FastClientSession::new(plan.clone(), Arc::new(key.clone()), pool).unwrap();
     let image: Vec<u8> = (0..784).map(|i| ((i * 7) % 256) as u8).collect();
     let first = client.start(&image).unwrap();
     let mut outgoing = first.clone();
@@ -100,16 +100,16 @@ fn main() {
     let circuits = ev.circuits().unwrap().clone();
     let sk = Arc::new(key.clone());
     let pool = Arc::new(RandomnessPool::new(pk));
-    let mut client = ppdnn_protocol::private::client::PrivateClientSession::new(
+    let mut client = ppdnn_protocol::private::PrivateClientSession::new(
         ev.plan().clone(),
         circuits,
         sk,
         pool,
-        ppdnn_protocol::private::Output::Logits,
+        ppdnn_protocol::Output::Logits,
     )
     .unwrap();
     client.start(&[0u8; 784]).unwrap();
-    let (_, setup) = ev.private_session(pk.clone(), ppdnn_protocol::private::Output::Logits).unwrap();
+    let (_, setup) = ev.private_session(pk.clone(), ppdnn_protocol::Output::Logits).unwrap();
     let ClientStep::Send(m0) = client.receive(&setup).unwrap() else { panic!("round 0 is sent") };
     write("private_rounds", "server-round0", &[&[0u8][..], &m0.material].concat());
     write("private_rounds", "client-setup", &[&[1u8][..], &setup.material].concat());

@@ -20,10 +20,11 @@ use std::time::Duration;
 use ppdnn_model::modelfile::ModelFile;
 use ppdnn_paillier::keyfile::{private_key_from_json, public_key_from_json};
 use ppdnn_paillier::{Integer, KeyPolicy, PrivateKey, RandomnessPool};
-use ppdnn_protocol::private::Output;
-use ppdnn_protocol::private::client::PrivateClientSession;
+use ppdnn_protocol::Output;
+use ppdnn_protocol::private::PrivateClientSession;
 use ppdnn_protocol::{
-    ClientSession, ClientStep, Evaluator, Mode, Packing, Plan, RoundMessage, pack_inputs, unpack_outputs,
+    ClientStep, Evaluator, Mode, Packing, Plan, RoundMessage, fast::FastClientSession, pack_inputs,
+    unpack_outputs,
 };
 use ppdnn_service::pb;
 use ppdnn_service::{InferenceService, ServedModel, ServerConfig, inference_service};
@@ -90,7 +91,7 @@ pub fn private_evaluator() -> &'static Evaluator {
 /// genuine setup for it.
 fn private_pair(
     output: Output,
-) -> (PrivateClientSession, ppdnn_protocol::private::server::PrivateServerSession, RoundMessage) {
+) -> (PrivateClientSession, ppdnn_protocol::private::PrivateServerSession, RoundMessage) {
     let ev = private_evaluator();
     let key = Arc::new(test_key().clone());
     let pool = Arc::new(RandomnessPool::new(key.public_key()));
@@ -192,7 +193,7 @@ pub fn plan_json(data: &[u8]) {
     let plan = Arc::new(plan);
     let key = Arc::new(test_key().clone());
     let pool = Arc::new(RandomnessPool::new(key.public_key()));
-    let _ = ClientSession::new(plan.clone(), key, pool);
+    let _ = FastClientSession::new(plan.clone(), key, pool);
     // Packing a zero input exercises every index of the first layer's layout;
     // it is bounded by the plan limits, and kept small here for speed.
     let first = &plan.layers[0];

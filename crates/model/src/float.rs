@@ -4,7 +4,7 @@
 use rayon::prelude::*;
 
 use crate::error::{Error, Result};
-use crate::lenet::argmax;
+use crate::network::argmax;
 use crate::network::{FloatParams, Network};
 
 /// A network with float parameters, checked against its architecture.

@@ -11,7 +11,6 @@ pub mod dataset;
 mod error;
 pub mod float;
 pub mod idx;
-pub mod lenet;
 pub mod network;
 
 pub use error::{Error, Result};
@@ -19,5 +18,6 @@ pub mod image_io;
 pub mod modelfile;
 pub mod npy;
 pub mod quant;
+pub mod requant;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;

@@ -12,7 +12,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::quant::Requant;
+use crate::requant::Requant;
 use limits::{MAX_CHANNELS, MAX_KERNEL, MAX_PAD, MAX_SIDE, MAX_VALUES};
 
 /// Limits on a network from outside (a model file, a plan, an ONNX graph):
@@ -321,7 +321,10 @@ impl Network {
 
     /// LeNet-5 on 1x28x28: conv 5x5x6 (pad 2), ReLU, 2x2 average pooling,
     /// conv 5x5x16, ReLU, 2x2 average pooling, dense 120, ReLU, dense 84,
-    /// ReLU, dense 10.
+    /// ReLU, dense 10: the network ppdnn trains itself. Average pooling
+    /// reaches the accuracy target and it is linear, so the model-private
+    /// mode's circuits only add; a max pool costs a comparison per window
+    /// value there.
     pub fn lenet5() -> Self {
         let conv = |name: &str, out_channels, pad| Layer {
             name: name.into(),
@@ -595,6 +598,18 @@ pub fn activate_int(
         };
     }
     y.into_iter().map(|v| requant.apply(v)).collect()
+}
+
+/// Index of the largest value (the first one on ties): the class of a
+/// model's logits.
+pub fn argmax<T: PartialOrd + Copy>(xs: &[T]) -> usize {
+    let mut best = 0;
+    for (i, &x) in xs.iter().enumerate() {
+        if x > xs[best] {
+            best = i;
+        }
+    }
+    best
 }
 
 #[cfg(test)]

@@ -10,9 +10,9 @@ use std::sync::{Arc, OnceLock};
 use ppdnn_model::quant::{QuantModel, softmax};
 use ppdnn_onnx::{ImportOptions, InputScale, import};
 use ppdnn_paillier::{KeyPair, KeyPolicy, RandomnessPool, generate_keypair};
-use ppdnn_protocol::private::Output;
-use ppdnn_protocol::private::client::PrivateClientSession;
-use ppdnn_protocol::{ClientSession, ClientStep, Evaluator, Mode, Packing};
+use ppdnn_protocol::Output;
+use ppdnn_protocol::private::PrivateClientSession;
+use ppdnn_protocol::{ClientStep, Evaluator, Mode, Packing, fast::FastClientSession};
 
 fn data() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data")
@@ -146,7 +146,7 @@ fn served_with(ev: &Evaluator, pair: &KeyPair, input: &[u8], private: bool) -> C
             }
         }
     }
-    let mut client = ClientSession::new(ev.plan().clone(), sk, pool).unwrap();
+    let mut client = FastClientSession::new(ev.plan().clone(), sk, pool).unwrap();
     let mut server = ev.session(pair.public().clone()).unwrap();
     let mut msg = client.start(input).unwrap();
     loop {

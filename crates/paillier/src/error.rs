@@ -13,12 +13,12 @@ pub enum Error {
     #[error("invalid private key: {0}")]
     InvalidPrivateKey(String),
     /// A key size outside what is supported or allowed by the policy.
-    #[error("unsupported key size: {bits} bits ({reason})")]
+    #[error("unsupported key size: {bits} bits ({policy})")]
     KeySize {
         /// The size that was asked for or found.
         bits: u32,
-        /// Why it is refused.
-        reason: String,
+        /// The policy that refused it.
+        policy: crate::keys::KeyPolicy,
     },
     /// A ciphertext that is not a valid element of Z*_{n^2}.
     #[error("invalid ciphertext: {0}")]

@@ -12,7 +12,6 @@ use crate::random::{random_bits, random_unit};
 use crate::secret::{Secret, wipe};
 
 /// Key sizes (bits of n) that [`generate_keypair`] produces for production use.
-pub const SUPPORTED_BITS: [u32; 2] = [2048, 3072];
 
 /// Miller-Rabin rounds on top of GMP's own tests when accepting a generated prime.
 const PRIME_REPS: u32 = 40;
@@ -29,7 +28,9 @@ const SMALL_ORDER_BOUND: u32 = 1024;
 /// Fermat's method factors n.
 const PRIME_DISTANCE_SLACK: u32 = 100;
 
-/// What a public key from outside must satisfy before it is used.
+/// Which key sizes are accepted: the one place that says so. A key from
+/// outside must also pass the checks of [`PublicKey::new`]; a key to
+/// generate must also be a multiple of 16 bits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct KeyPolicy {
     /// The smallest accepted size of n, in bits.
@@ -43,6 +44,55 @@ impl KeyPolicy {
     pub const PRODUCTION: KeyPolicy = KeyPolicy { min_bits: 2048, max_bits: 4096 };
     /// For tests and experiments only: allows keys from 256 bits.
     pub const INSECURE_TESTING: KeyPolicy = KeyPolicy { min_bits: 256, max_bits: 4096 };
+    /// The sizes a server offers and plans for unless told otherwise.
+    pub const STANDARD_SIZES: [u32; 2] = [2048, 3072];
+    /// The size of a new key unless told otherwise.
+    pub const DEFAULT_BITS: u32 = 2048;
+
+    /// The testing policy when `insecure` (an explicit opt-in, such as
+    /// `--insecure-small-keys`), else the production one.
+    pub fn insecure_if(insecure: bool) -> KeyPolicy {
+        if insecure { KeyPolicy::INSECURE_TESTING } else { KeyPolicy::PRODUCTION }
+    }
+
+    /// The production policy if it accepts `bits`, else the testing one:
+    /// for benchmarks and load tests, whose key size is the experiment.
+    pub fn admitting(bits: u32) -> KeyPolicy {
+        KeyPolicy::insecure_if(KeyPolicy::PRODUCTION.check(bits).is_err())
+    }
+
+    /// Whether an n of `bits` bits is accepted.
+    pub fn check(&self, bits: u32) -> Result<()> {
+        if bits < self.min_bits || bits > self.max_bits {
+            return Err(Error::KeySize { bits, policy: *self });
+        }
+        Ok(())
+    }
+
+    /// Whether a key of `bits` bits may be generated: accepted, and a
+    /// multiple of 16 (two primes of whole bytes).
+    pub fn check_new(&self, bits: u32) -> Result<()> {
+        self.check(bits)?;
+        if !bits.is_multiple_of(16) {
+            return Err(Error::KeySize { bits, policy: *self });
+        }
+        Ok(())
+    }
+}
+
+impl std::fmt::Display for KeyPolicy {
+    /// The sizes accepted, as an error message lists them.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "accepted sizes are {} to {} bits, new keys in multiples of 16",
+            self.min_bits, self.max_bits
+        )?;
+        if *self == KeyPolicy::PRODUCTION {
+            write!(f, "; smaller keys are for tests only")?;
+        }
+        Ok(())
+    }
 }
 
 impl Default for KeyPolicy {
@@ -241,12 +291,7 @@ fn validate_modulus(n: &Integer, policy: KeyPolicy) -> Result<()> {
     if *n <= 0 {
         return Err(Error::InvalidPublicKey("n must be positive".into()));
     }
-    if bits < policy.min_bits || bits > policy.max_bits {
-        return Err(Error::KeySize {
-            bits,
-            reason: format!("accepted sizes are {} to {} bits", policy.min_bits, policy.max_bits),
-        });
-    }
+    policy.check(bits)?;
     if n.is_even() {
         return Err(Error::InvalidPublicKey("n is even".into()));
     }
@@ -508,19 +553,11 @@ impl KeyPair {
     }
 }
 
-/// Generates a key pair with an n of exactly `bits` bits (2048 or 3072 for
-/// production; any multiple of 8 from 256 when `policy` allows it, for tests),
+/// Generates a key pair with an n of exactly `bits` bits (as
+/// [`KeyPolicy::check_new`] allows),
 /// from the OS CSPRNG, with a DJN base h^n.
 pub fn generate_keypair(bits: u32, policy: KeyPolicy) -> Result<KeyPair> {
-    if bits < policy.min_bits || bits > policy.max_bits || !bits.is_multiple_of(16) {
-        return Err(Error::KeySize {
-            bits,
-            reason: format!(
-                "key sizes are multiples of 16 from {} to {} bits (2048 and 3072 are the supported production sizes)",
-                policy.min_bits, policy.max_bits
-            ),
-        });
-    }
+    policy.check_new(bits)?;
     loop {
         // Rejected candidates are wiped when they go out of scope.
         let p = random_prime(bits / 2)?;

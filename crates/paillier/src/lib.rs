@@ -50,7 +50,7 @@ pub use arith::{Backend, LANES, set_backend};
 pub use ciphertext::{BadCiphertext, Ciphertext, parse_decimal, to_fixed_bytes};
 pub use error::{Error, Result};
 pub use fixed_base::FixedBaseTable;
-pub use keys::{KeyPair, KeyPolicy, PrivateKey, PublicKey, SUPPORTED_BITS, generate_keypair};
+pub use keys::{KeyPair, KeyPolicy, PrivateKey, PublicKey, generate_keypair};
 pub use multiexp::SharedBases;
 pub use pool::RandomnessPool;
 pub use random::random_bits;

@@ -4,7 +4,7 @@
 
 use ppdnn_paillier::{Ciphertext, PublicKey};
 
-use crate::error::{Result, msg};
+use crate::error::{MessageError, Result, msg};
 
 /// The ciphertexts of one round, concatenated as fixed-width big-endian
 /// unsigned integers of [`PublicKey::ciphertext_bytes`] bytes each: exactly
@@ -51,6 +51,14 @@ impl RoundMessage {
         self.data.len() + self.material.len()
     }
 
+    /// Checks that the message is for `round`.
+    pub fn check_round(&self, round: usize) -> Result<()> {
+        if self.round != round {
+            return Err(msg(round, MessageError::WrongRound { got: self.round, expected: round }));
+        }
+        Ok(())
+    }
+
     /// Decodes and validates the ciphertexts: the round must be `round`, the
     /// payload a whole number of ciphertexts, `count` of them, each a valid
     /// ciphertext under `key` (0 < c < n^2, gcd(c, n) = 1).
@@ -70,26 +78,20 @@ impl RoundMessage {
         if self.material.len() != material {
             return Err(msg(
                 round,
-                format!("{} bytes of material where {material} are expected", self.material.len()),
+                MessageError::MaterialSize { got: self.material.len(), expected: material },
             ));
         }
         if self.round != round {
-            return Err(msg(
-                round,
-                format!("a message for round {} arrived where round {round} was expected", self.round),
-            ));
+            return Err(msg(round, MessageError::WrongRound { got: self.round, expected: round }));
         }
         let width = key.ciphertext_bytes();
         if !self.data.len().is_multiple_of(width) {
-            return Err(msg(
-                round,
-                format!("{} bytes is not a whole number of {width}-byte ciphertexts", self.data.len()),
-            ));
+            return Err(msg(round, MessageError::Ragged { bytes: self.data.len(), width }));
         }
         let got = self.data.len() / width;
         if got != count {
-            return Err(msg(round, format!("{got} ciphertexts where the plan says {count}")));
+            return Err(msg(round, MessageError::CiphertextCount { got, expected: count }));
         }
-        key.ciphertexts_from_bytes(&self.data).map_err(|e| msg(round, e.to_string()))
+        key.ciphertexts_from_bytes(&self.data).map_err(|e| msg(round, MessageError::Ciphertext(e)))
     }
 }

@@ -20,7 +20,7 @@ use ppdnn_paillier::SlotCodec;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, LayerError, PlanError, Result, layer_error};
 
 /// Bits of the largest input value (activations are 0..255).
 const INPUT_MAX: i64 = 255;
@@ -57,14 +57,46 @@ pub enum Mode {
     #[default]
     Fast,
     /// Model-private: the server masks the accumulators and the between-layer
-    /// step runs in a circuit garbled by the client; the client learns the
-    /// logits (or only the label) and nothing else about the model.
+    /// step runs in a garbled circuit; the client learns the logits (or only
+    /// the label) and nothing else about the model.
     Private,
 }
 
-impl Mode {
-    /// The mode's name on the command line and in JSON.
-    pub fn name(self) -> &'static str {
+/// What the client learns at the end of an inference (the fast mode always
+/// ends with the logits).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Output {
+    /// The integer logits.
+    #[default]
+    Logits,
+    /// Only the index of the largest logit.
+    Label,
+}
+
+/// A closed set of values with one name each, on the command line and in
+/// JSON: one parse for all of them.
+pub trait Named: Copy + 'static {
+    /// What the values are called in an error message ("mode").
+    const WHAT: &'static str;
+    /// Every value, in the order the error message lists them.
+    const ALL: &'static [Self];
+    /// The value's name.
+    fn name(self) -> &'static str;
+}
+
+/// The value of `T` called `s`, or an error listing the names there are.
+pub fn parse_named<T: Named>(s: &str) -> Result<T> {
+    T::ALL.iter().copied().find(|v| v.name() == s).ok_or_else(|| Error::UnknownName {
+        what: T::WHAT,
+        given: s.to_string(),
+        expected: T::ALL.iter().map(|v| v.name()).collect::<Vec<_>>().join(" or "),
+    })
+}
+
+impl Named for Mode {
+    const WHAT: &'static str = "mode";
+    const ALL: &'static [Self] = &[Mode::Fast, Mode::Private];
+    fn name(self) -> &'static str {
         match self {
             Mode::Fast => "fast",
             Mode::Private => "private",
@@ -72,14 +104,42 @@ impl Mode {
     }
 }
 
+impl Named for Output {
+    const WHAT: &'static str = "output";
+    const ALL: &'static [Self] = &[Output::Logits, Output::Label];
+    fn name(self) -> &'static str {
+        match self {
+            Output::Logits => "logits",
+            Output::Label => "label",
+        }
+    }
+}
+
+impl Mode {
+    /// The mode's name on the command line and in JSON.
+    pub fn name(self) -> &'static str {
+        Named::name(self)
+    }
+}
+
+impl Output {
+    /// The output's name on the command line and in JSON.
+    pub fn name(self) -> &'static str {
+        Named::name(self)
+    }
+}
+
 impl std::str::FromStr for Mode {
     type Err = Error;
     fn from_str(s: &str) -> Result<Self> {
-        match s {
-            "fast" => Ok(Mode::Fast),
-            "private" => Ok(Mode::Private),
-            other => Err(Error::Plan(format!("unknown mode {other:?} (fast or private)"))),
-        }
+        parse_named(s)
+    }
+}
+
+impl std::str::FromStr for Output {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        parse_named(s)
     }
 }
 
@@ -171,14 +231,16 @@ impl PlanLayer {
     }
 
     /// The slot codec of this layer's ciphertexts.
-    pub fn codec(&self, key_bits: u32) -> Result<SlotCodec> {
-        Ok(SlotCodec::new(self.slot_bits, self.slots, key_bits)?)
+    pub fn codec(&self, key_bits: u32) -> ppdnn_paillier::Result<SlotCodec> {
+        SlotCodec::new(self.slot_bits, self.slots, key_bits)
     }
 }
 
-/// The plan of one model for one key size and packing mode.
+/// A plan as it travels (the JSON of DescribeModel), not yet checked: any
+/// field may be anything. [`Plan::check`] (or parsing a [`Plan`]) turns it
+/// into a plan that can be used.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Plan {
+pub struct UncheckedPlan {
     /// Size of n the plan was made for.
     pub key_bits: u32,
     /// Packing mode.
@@ -227,178 +289,151 @@ pub fn slot_bits_for(bound: i64) -> u32 {
     (64 - bound.max(INPUT_MAX).unsigned_abs().leading_zeros()) + 1
 }
 
+/// The plan of one model for one key size and packing mode, checked: its
+/// layers chain, its slot layouts fit the key and hold the stated bounds,
+/// and its ciphertext counts follow from the layouts. Only
+/// [`Plan::check`] (which parsing goes through) makes one, so code that
+/// holds a `Plan` need not check it again. Its fields are read through
+/// [`UncheckedPlan`]'s, and cannot be changed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "UncheckedPlan", into = "UncheckedPlan")]
+pub struct Plan(UncheckedPlan);
+
 impl Plan {
-    /// Derives the fast mode's plan from a quantized model.
-    pub fn new(model: &QuantModel, key_bits: u32, packing: Packing) -> Result<Self> {
-        Self::for_mode(model, key_bits, packing, Mode::Fast)
-    }
-
-    /// Derives the plan of a mode. The private mode needs the packed layout;
-    /// its slots leave room for the statistical mask t above the top slot.
-    pub fn for_mode(model: &QuantModel, key_bits: u32, packing: Packing, mode: Mode) -> Result<Self> {
-        if mode == Mode::Private && packing != Packing::Packed {
-            return Err(Error::Plan("the private mode uses the packed layout only".into()));
-        }
-        model.validate()?;
-        let net = &model.network;
-        let mut layers = Vec::with_capacity(model.layers.len());
-        for (l, ((q, nl), shapes)) in model.layers.iter().zip(net.layers()).zip(net.shapes()).enumerate() {
-            let bound = model.accumulator_bound(l);
-            let slot_bits = slot_bits_for(bound);
-            if slot_bits > SlotCodec::MAX_SLOT_BITS {
-                return Err(Error::Plan(format!(
-                    "{}: accumulators up to {bound} do not fit 63-bit slots",
-                    nl.name
-                )));
-            }
-            let mut layer = PlanLayer {
-                name: nl.name.clone(),
-                linear: nl.linear,
-                relu: nl.relu,
-                pool: nl.pool,
-                input: shapes.input,
-                output: shapes.output,
-                requant: q.requant,
-                accumulator_bound: bound,
-                slot_bits,
-                slots: 1,
-                input_ciphertexts: 0,
-                output_ciphertexts: 0,
-                circuit: None,
-            };
-            let max_slots = max_slots(mode, key_bits, slot_bits);
-            if max_slots == 0 {
-                return Err(Error::Plan(format!(
-                    "{}: a {key_bits}-bit key cannot hold one slot",
-                    layer.name
-                )));
-            }
-            (layer.slots, layer.input_ciphertexts, layer.output_ciphertexts) =
-                layout(packing, &layer, max_slots);
-            layers.push(layer);
-        }
-        let classes = net.classes();
-        let mut plan = Plan {
-            key_bits,
-            packing,
-            mode,
-            argmax: None,
-            model_digest: model_digest(model),
-            input_shape: [net.input().channels, net.input().height, net.input().width],
-            classes,
-            logit_scale: model.logit_scale(),
-            layers,
-        };
-        if mode == Mode::Private {
-            crate::private::circuits::describe(&mut plan)?;
-        }
+    /// Checks a plan ([`UncheckedPlan::validate`]).
+    pub fn check(plan: UncheckedPlan) -> Result<Self> {
         plan.validate()?;
-        Ok(plan)
+        Ok(Plan(plan))
     }
 
+    /// The plan's fields, to change (and check again).
+    pub fn into_unchecked(self) -> UncheckedPlan {
+        self.0
+    }
+
+    /// Parses and checks a plan from JSON.
+    pub fn from_json(text: &str) -> Result<Self> {
+        let plan: UncheckedPlan =
+            serde_json::from_str(text).map_err(|e| Error::Plan(PlanError::NotAPlan(e)))?;
+        Plan::check(plan)
+    }
+}
+
+impl TryFrom<UncheckedPlan> for Plan {
+    type Error = Error;
+    fn try_from(plan: UncheckedPlan) -> Result<Self> {
+        Plan::check(plan)
+    }
+}
+
+impl From<Plan> for UncheckedPlan {
+    fn from(plan: Plan) -> Self {
+        plan.0
+    }
+}
+
+impl std::ops::Deref for Plan {
+    type Target = UncheckedPlan;
+    fn deref(&self) -> &UncheckedPlan {
+        &self.0
+    }
+}
+
+impl UncheckedPlan {
     /// Checks the plan's internal consistency: layer chaining, slot layouts
     /// that fit the key and hold the stated accumulator bounds, and counts
-    /// that follow from the layouts. A client runs this on a plan it receives.
+    /// that follow from the layouts. [`Plan::check`] runs it.
     pub fn validate(&self) -> Result<()> {
         use limits::*;
         if self.layers.is_empty() || self.layers.len() > MAX_LAYERS {
-            return Err(Error::Plan(format!(
-                "a plan has 1 to {MAX_LAYERS} layers, not {}",
-                self.layers.len()
-            )));
+            return Err(PlanError::LayerCount { count: self.layers.len() }.into());
         }
         if !KEY_BITS.contains(&self.key_bits) {
-            return Err(Error::Plan(format!("key size {} is outside {KEY_BITS:?}", self.key_bits)));
+            return Err(PlanError::KeyBits { bits: self.key_bits }.into());
         }
         if self.input_shape.iter().any(|&d| d == 0 || d > MAX_INPUT_DIM) {
-            return Err(Error::Plan(format!("input dimensions must be 1 to {MAX_INPUT_DIM}")));
+            return Err(PlanError::InputDims.into());
         }
         let [c, h, w] = self.input_shape;
         let network = Network::new(Shape::new(c, h, w), self.layers.iter().map(PlanLayer::layer).collect())
-            .map_err(|e| Error::Plan(e.to_string()))?;
+            .map_err(PlanError::Network)?;
         for (l, (layer, shapes)) in self.layers.iter().zip(network.shapes()).enumerate() {
-            let name = &layer.name;
-            if (layer.input, layer.output) != (shapes.input, shapes.output) {
-                return Err(Error::Plan(format!(
-                    "{name}: the stated shapes {:?} -> {:?} are not the layer's own ({:?} -> {:?})",
-                    layer.input, layer.output, shapes.input, shapes.output
-                )));
-            }
-            if layer.slots == 0 || layer.slots > self.key_bits as usize {
-                return Err(Error::Plan(format!("{name}: {} slots per ciphertext", layer.slots)));
-            }
-            if layer.input_ciphertexts > MAX_ROUND_CIPHERTEXTS
-                || layer.output_ciphertexts > MAX_ROUND_CIPHERTEXTS
-            {
-                return Err(Error::Plan(format!(
-                    "{name}: more than {MAX_ROUND_CIPHERTEXTS} ciphertexts in a round"
-                )));
-            }
             let last = l + 1 == self.layers.len();
-            if last != layer.requant.is_none() {
-                return Err(Error::Plan(format!("{name}: only the last layer goes without requantization")));
-            }
-            if let Some(r) = layer.requant {
-                r.validate().map_err(|e| Error::Plan(format!("{name}: {e}")))?;
-            }
-            if layer.accumulator_bound < 0 || slot_bits_for(layer.accumulator_bound) > layer.slot_bits {
-                return Err(Error::Plan(format!(
-                    "{name}: {}-bit slots cannot hold accumulators up to {}",
-                    layer.slot_bits, layer.accumulator_bound
-                )));
-            }
-            layer.codec(self.key_bits).map_err(|e| Error::Plan(format!("{name}: {e}")))?;
-            if layer.slots > max_slots(self.mode, self.key_bits, layer.slot_bits) {
-                return Err(Error::Plan(format!("{name}: too many slots for the {} mode", self.mode.name())));
-            }
-            if layer.circuit.is_some() != (self.mode == Mode::Private && !last) {
-                return Err(Error::Plan(format!(
-                    "{name}: the private mode describes a circuit after every layer but the last, the fast mode none"
-                )));
-            }
-            match self.packing {
-                Packing::Packed if layer.slots > layer.positions() => {
-                    return Err(Error::Plan(format!("{name}: more slots than positions")));
-                }
-                Packing::Unpacked if layer.slots != 1 => {
-                    return Err(Error::Plan(format!("{name}: unpacked layers have one slot")));
-                }
-                _ => {}
-            }
-            let (want_in, want_out) = ciphertext_counts(self.packing, layer);
-            if (layer.input_ciphertexts, layer.output_ciphertexts) != (want_in, want_out) {
-                return Err(Error::Plan(format!(
-                    "{name}: ciphertext counts {}/{} do not follow from the layout ({want_in}/{want_out})",
-                    layer.input_ciphertexts, layer.output_ciphertexts
-                )));
-            }
+            self.validate_layer(layer, (shapes.input, shapes.output), last)
+                .map_err(|problem| layer_error(&layer.name, problem))?;
         }
         if !(self.logit_scale.is_finite() && self.logit_scale > 0.0) {
-            return Err(Error::Plan("logit_scale must be a positive number".into()));
+            return Err(PlanError::LogitScale.into());
         }
         if self.mode == Mode::Private && self.packing != Packing::Packed {
-            return Err(Error::Plan("the private mode uses the packed layout only".into()));
+            return Err(PlanError::PrivateUnpacked.into());
         }
         if (self.mode == Mode::Private) != self.argmax.is_some() {
-            return Err(Error::Plan("the argmax circuit belongs to the private mode only".into()));
+            return Err(PlanError::ArgmaxPresence.into());
         }
         if self.classes != network.classes() {
-            return Err(Error::Plan(format!(
-                "{} classes but the last layer has {} outputs",
-                self.classes,
-                network.classes()
-            )));
+            return Err(PlanError::Classes { classes: self.classes, outputs: network.classes() }.into());
         }
         Ok(())
     }
 
-    /// Checks that this plan is exactly the one the server's model gives.
-    pub fn check_against(&self, model: &QuantModel) -> Result<()> {
-        let own = Plan::for_mode(model, self.key_bits, self.packing, self.mode)?;
-        if own != *self {
-            return Err(Error::Plan(
-                "the plan does not match the model (bounds, layout or digest differ)".into(),
-            ));
+    /// Checks one layer against its own shapes (`own`: input, output).
+    fn validate_layer(
+        &self,
+        layer: &PlanLayer,
+        (own_in, own_out): (Shape, Shape),
+        last: bool,
+    ) -> std::result::Result<(), LayerError> {
+        use limits::*;
+        if (layer.input, layer.output) != (own_in, own_out) {
+            return Err(LayerError::Shapes {
+                stated_in: layer.input,
+                stated_out: layer.output,
+                own_in,
+                own_out,
+            });
+        }
+        if layer.slots == 0 || layer.slots > self.key_bits as usize {
+            return Err(LayerError::Slots { slots: layer.slots });
+        }
+        if layer.input_ciphertexts > MAX_ROUND_CIPHERTEXTS || layer.output_ciphertexts > MAX_ROUND_CIPHERTEXTS
+        {
+            return Err(LayerError::TooManyCiphertexts);
+        }
+        if last != layer.requant.is_none() {
+            return Err(LayerError::Requantization);
+        }
+        if let Some(r) = layer.requant {
+            r.validate().map_err(LayerError::BadRequantization)?;
+        }
+        if layer.accumulator_bound < 0 || slot_bits_for(layer.accumulator_bound) > layer.slot_bits {
+            return Err(LayerError::SlotsTooNarrow {
+                slot_bits: layer.slot_bits,
+                bound: layer.accumulator_bound,
+            });
+        }
+        SlotCodec::new(layer.slot_bits, layer.slots, self.key_bits).map_err(LayerError::Codec)?;
+        if layer.slots > max_slots(self.mode, self.key_bits, layer.slot_bits) {
+            return Err(LayerError::TooManySlots(self.mode.name()));
+        }
+        if layer.circuit.is_some() != (self.mode == Mode::Private && !last) {
+            return Err(LayerError::CircuitPresence);
+        }
+        match self.packing {
+            Packing::Packed if layer.slots > layer.positions() => {
+                return Err(LayerError::MoreSlotsThanPositions);
+            }
+            Packing::Unpacked if layer.slots != 1 => return Err(LayerError::UnpackedSlots),
+            _ => {}
+        }
+        let (want_in, want_out) = ciphertext_counts(self.packing, layer);
+        if (layer.input_ciphertexts, layer.output_ciphertexts) != (want_in, want_out) {
+            return Err(LayerError::Counts {
+                stated_in: layer.input_ciphertexts,
+                stated_out: layer.output_ciphertexts,
+                want_in,
+                want_out,
+            });
         }
         Ok(())
     }
@@ -429,18 +464,11 @@ impl Plan {
         serde_json::to_string_pretty(self)
             .expect("a plan of strings, numbers and finite floats always serializes")
     }
-
-    /// Parses and validates a plan from JSON.
-    pub fn from_json(text: &str) -> Result<Self> {
-        let plan: Plan = serde_json::from_str(text).map_err(|e| Error::Plan(format!("not a plan: {e}")))?;
-        plan.validate()?;
-        Ok(plan)
-    }
 }
 
 /// The slots of a layer and its ciphertext counts (in, out) in `packing`,
 /// with at most `max_slots` slots per ciphertext.
-fn layout(packing: Packing, layer: &PlanLayer, max_slots: usize) -> (usize, usize, usize) {
+pub(crate) fn layout(packing: Packing, layer: &PlanLayer, max_slots: usize) -> (usize, usize, usize) {
     let slots = match packing {
         Packing::Packed => max_slots.min(layer.positions()),
         Packing::Unpacked => 1,

@@ -8,7 +8,7 @@ use common::{key, model, test_set};
 use std::sync::Arc;
 
 use ppdnn_paillier::{KeyPair, RandomnessPool};
-use ppdnn_protocol::{ClientSession, ClientStep, Evaluator, Packing, RoundMessage};
+use ppdnn_protocol::{ClientStep, Evaluator, Packing, RoundMessage, fast::FastClientSession};
 use proptest::prelude::*;
 
 /// Runs the protocol for one image; returns the logits and every round's
@@ -16,7 +16,7 @@ use proptest::prelude::*;
 fn run(ev: &Evaluator, pair: &KeyPair, image: &[u8]) -> Vec<i64> {
     let sk = Arc::new(pair.private.clone());
     let pool = Arc::new(RandomnessPool::new(pair.public()));
-    let mut client = ClientSession::new(ev.plan().clone(), sk, pool).unwrap();
+    let mut client = FastClientSession::new(ev.plan().clone(), sk, pool).unwrap();
     let mut server = ev.session(pair.public().clone()).unwrap();
     let mut msg = client.start(image).unwrap();
     loop {
@@ -63,10 +63,13 @@ proptest! {
     }
 }
 
-fn started(ev: &Evaluator, pair: &KeyPair) -> (ClientSession, ppdnn_protocol::ServerSession, RoundMessage) {
+fn started(
+    ev: &Evaluator,
+    pair: &KeyPair,
+) -> (FastClientSession, ppdnn_protocol::fast::FastServerSession, RoundMessage) {
     let sk = Arc::new(pair.private.clone());
     let pool = Arc::new(RandomnessPool::new(pair.public()));
-    let mut client = ClientSession::new(ev.plan().clone(), sk, pool).unwrap();
+    let mut client = FastClientSession::new(ev.plan().clone(), sk, pool).unwrap();
     let server = ev.session(pair.public().clone()).unwrap();
     let msg = client.start(test_set().image(0)).unwrap();
     (client, server, msg)
@@ -140,9 +143,8 @@ fn tampered_messages_are_rejected_with_clear_errors() {
 fn plans_that_understate_bounds_are_refused() {
     let quant = &model().quant;
     let ev = Evaluator::new(Arc::new(quant.clone()), 2048, Packing::Packed).unwrap();
-    let mut plan = (**ev.plan()).clone();
-    plan.validate().unwrap();
-    plan.check_against(quant).unwrap();
+    let mut plan = (**ev.plan()).clone().into_unchecked();
+    ppdnn_protocol::Plan::check(plan.clone()).unwrap().check_against(quant).unwrap();
     // Slots too narrow for the stated bound: the plan itself is inconsistent.
     let mut narrow = plan.clone();
     narrow.layers[2].slot_bits -= 1;
@@ -153,8 +155,7 @@ fn plans_that_understate_bounds_are_refused() {
     plan.layers[2].slot_bits = 11;
     plan.layers[2].slots = 120;
     plan.layers[2].output_ciphertexts = 1;
-    plan.validate().unwrap();
-    assert!(plan.check_against(quant).is_err());
+    assert!(ppdnn_protocol::Plan::check(plan).unwrap().check_against(quant).is_err());
     // JSON round trip of the real plan.
     let real = ev.plan();
     assert_eq!(&ppdnn_protocol::Plan::from_json(&real.to_json()).unwrap(), &**real);
@@ -167,12 +168,12 @@ fn a_deliberately_wrong_plan_cannot_be_served() {
     // accumulators would overflow them, and the server refuses the plan.
     let quant = &model().quant;
     let ev = Evaluator::new(Arc::new(quant.clone()), 1024, Packing::Packed).unwrap();
-    let mut plan = (**ev.plan()).clone();
+    let mut plan = (**ev.plan()).clone().into_unchecked();
     let real_bound = plan.layers[0].accumulator_bound;
     let l = &mut plan.layers[0];
     l.slot_bits -= 8;
     l.accumulator_bound = (1 << (l.slot_bits - 1)) - 1;
-    plan.validate().unwrap();
+    let plan = ppdnn_protocol::Plan::check(plan).unwrap();
     let acc = quant.trace(test_set().image(0)).unwrap().remove(0);
     assert!(acc.iter().any(|a| a.abs() > plan.layers[0].accumulator_bound), "image 0 would overflow");
     assert!(real_bound > plan.layers[0].accumulator_bound);
@@ -190,7 +191,7 @@ fn fast_sessions_rerandomize_from_their_stock() {
     let ev = Evaluator::new(Arc::new(model().quant.clone()), 1024, Packing::Packed).unwrap();
     let sk = Arc::new(pair.private.clone());
     let pool = Arc::new(RandomnessPool::new(pair.public()));
-    let mut client = ClientSession::new(ev.plan().clone(), sk, pool).unwrap();
+    let mut client = FastClientSession::new(ev.plan().clone(), sk, pool).unwrap();
     let msg = client.start(test_set().image(0)).unwrap();
     let mut stocked = ev.session(pair.public().clone()).unwrap();
     let need = stocked.randomness_needed();

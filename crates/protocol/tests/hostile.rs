@@ -7,7 +7,7 @@ use std::sync::{Arc, OnceLock};
 
 use ppdnn_model::modelfile::ModelFile;
 use ppdnn_paillier::{Integer, KeyPair, KeyPolicy, RandomnessPool, generate_keypair};
-use ppdnn_protocol::{ClientSession, Evaluator, KeyCache, Packing, Plan, RoundMessage};
+use ppdnn_protocol::{Evaluator, KeyCache, Packing, Plan, RoundMessage, fast::FastClientSession};
 
 fn model() -> &'static ModelFile {
     static M: OnceLock<ModelFile> = OnceLock::new();
@@ -74,7 +74,7 @@ fn an_answer_that_decodes_to_i64_min_is_refused() {
     let pair = key();
     let plan = Arc::new(plan(Packing::Unpacked));
     let pool = Arc::new(RandomnessPool::new(pair.public()));
-    let mut client = ClientSession::new(plan.clone(), Arc::new(pair.private.clone()), pool).unwrap();
+    let mut client = FastClientSession::new(plan.clone(), Arc::new(pair.private.clone()), pool).unwrap();
     client.start(&[0u8; 784]).unwrap();
     let count = plan.layers[0].output_ciphertexts;
     let ct = pair.public().encrypt(&Integer::from(i64::MIN)).unwrap();
@@ -100,7 +100,7 @@ fn a_start_alone_costs_the_server_no_table() {
     assert!(!fresh.has_randomness_table());
     // A genuine first round does.
     let pool = Arc::new(RandomnessPool::new(pair.public()));
-    let mut client = ClientSession::new(ev.plan().clone(), Arc::new(pair.private.clone()), pool).unwrap();
+    let mut client = FastClientSession::new(ev.plan().clone(), Arc::new(pair.private.clone()), pool).unwrap();
     let msg = client.start(&[9u8; 784]).unwrap();
     server.handle(&msg).unwrap();
     assert!(fresh.has_randomness_table());

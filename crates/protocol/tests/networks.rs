@@ -10,18 +10,18 @@ use common::{key, random_inputs, random_network, random_quant_model};
 
 use std::sync::Arc;
 
-use ppdnn_model::lenet::argmax;
+use ppdnn_model::network::argmax;
 use ppdnn_model::network::{Linear, PoolKind};
 use ppdnn_paillier::{KeyPair, RandomnessPool};
-use ppdnn_protocol::private::Output;
-use ppdnn_protocol::private::client::PrivateClientSession;
-use ppdnn_protocol::{ClientSession, ClientStep, Evaluator, Mode, Packing, Plan};
+use ppdnn_protocol::Output;
+use ppdnn_protocol::private::PrivateClientSession;
+use ppdnn_protocol::{ClientStep, Evaluator, Mode, Packing, Plan, fast::FastClientSession};
 use proptest::prelude::*;
 
 fn run_fast(ev: &Evaluator, pair: &KeyPair, input: &[u8]) -> ClientStep {
     let sk = Arc::new(pair.private.clone());
     let pool = Arc::new(RandomnessPool::new(pair.public()));
-    let mut client = ClientSession::new(ev.plan().clone(), sk, pool).unwrap();
+    let mut client = FastClientSession::new(ev.plan().clone(), sk, pool).unwrap();
     let mut server = ev.session(pair.public().clone()).unwrap();
     let mut msg = client.start(input).unwrap();
     loop {
@@ -105,11 +105,11 @@ fn plans_with_inconsistent_shapes_are_refused() {
     let n = network.input().len();
     let model = Arc::new(random_quant_model(network, 5, &random_inputs(5, 4, n)));
     let ev = Evaluator::new(model, 1024, Packing::Packed).unwrap();
-    let mut plan = (**ev.plan()).clone();
+    let mut plan = (**ev.plan()).clone().into_unchecked();
     plan.layers[0].output.height += 1;
     let e = Plan::from_json(&plan.to_json()).unwrap_err().to_string();
     assert!(e.contains(&plan.layers[0].name) && e.contains("shapes"), "{e}");
-    let mut plan = (**ev.plan()).clone();
+    let mut plan = (**ev.plan()).clone().into_unchecked();
     if let Linear::Conv2d { stride, .. } = &mut plan.layers[0].linear {
         stride[0] += 1;
     }

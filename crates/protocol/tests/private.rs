@@ -8,10 +8,10 @@ use common::{key, model, test_set};
 use std::sync::Arc;
 use std::time::Instant;
 
-use ppdnn_model::lenet::argmax;
+use ppdnn_model::network::argmax;
 use ppdnn_paillier::{Integer, KeyPair, KeyPolicy, RandomnessPool};
-use ppdnn_protocol::private::Output;
-use ppdnn_protocol::private::client::PrivateClientSession;
+use ppdnn_protocol::Output;
+use ppdnn_protocol::private::PrivateClientSession;
 use ppdnn_protocol::{ClientStep, Evaluator, Mode, Packing, RoundMessage};
 use proptest::prelude::*;
 

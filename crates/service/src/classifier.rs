@@ -9,9 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ppdnn_paillier::{PrivateKey, RandomnessPool};
-use ppdnn_protocol::private::Output;
-use ppdnn_protocol::private::circuits::PrivateCircuits;
-use ppdnn_protocol::{Mode, Packing, Plan};
+use ppdnn_protocol::{Mode, Output, Packing, Plan, PlanError, SessionPlan};
 use tonic::Code;
 
 use crate::client::{ClientError, RemoteClient};
@@ -89,7 +87,7 @@ impl Default for ClassifierOptions {
             mode: None,
             output: Output::Logits,
             packing: Packing::Packed,
-            max_message: 4 << 20,
+            max_message: crate::server::DEFAULT_MAX_MESSAGE_BYTES,
             ca_pem: None,
             retry: RetryPolicy::default(),
         }
@@ -114,11 +112,10 @@ pub struct Classifier {
     model: String,
     classes: Vec<String>,
     input_shape: Vec<usize>,
-    plan: Arc<Plan>,
+    /// The checked plan, with the private mode's circuits.
+    plan: SessionPlan,
     key: Arc<PrivateKey>,
     pool: Arc<RandomnessPool>,
-    /// The private mode's circuits (None in the fast mode).
-    circuits: Option<Arc<PrivateCircuits>>,
     output: Output,
     retry: RetryPolicy,
 }
@@ -127,8 +124,8 @@ impl std::fmt::Debug for Classifier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Classifier")
             .field("model", &self.model)
-            .field("mode", &self.plan.mode)
-            .field("key_bits", &self.plan.key_bits)
+            .field("mode", &self.plan.plan().mode)
+            .field("key_bits", &self.plan.plan().key_bits)
             .finish_non_exhaustive()
     }
 }
@@ -164,25 +161,15 @@ impl Classifier {
             }
         };
         if mode == Mode::Private && options.packing != Packing::Packed {
-            return Err(ClientError::Other("the private mode uses the packed layout only".into()));
+            return Err(ppdnn_protocol::Error::from(PlanError::PrivateUnpacked).into());
         }
         let bits = key.public_key().bits();
         let (desc, plan) = client.describe(&options.model, bits, options.packing, mode).await?;
-        let circuits = match mode {
-            Mode::Fast => None,
-            Mode::Private => {
-                let p = plan.clone();
-                let built = tokio::task::spawn_blocking(move || PrivateCircuits::for_plan(&p))
-                    .await
-                    .map_err(|e| ClientError::Other(e.to_string()))??;
-                Some(built)
-            }
-        };
+        // The private mode's circuits are built (and checked against the plan) once.
+        let plan = tokio::task::spawn_blocking(move || SessionPlan::new(Arc::new(plan))).await??;
         let key = Arc::new(key);
         let k = key.clone();
-        tokio::task::spawn_blocking(move || k.public_key().precompute_randomness(8))
-            .await
-            .map_err(|e| ClientError::Other(e.to_string()))?;
+        tokio::task::spawn_blocking(move || k.public_key().precompute_randomness(8)).await?;
         let pool = Arc::new(RandomnessPool::new(key.public_key()));
         let input_shape = desc.input_shape.iter().map(|&d| d as usize).collect();
         Ok(Classifier {
@@ -190,10 +177,9 @@ impl Classifier {
             model: desc.name,
             classes: desc.classes,
             input_shape,
-            plan: Arc::new(plan),
+            plan,
             key,
             pool,
-            circuits,
             output: options.output,
             retry: options.retry,
         })
@@ -204,12 +190,12 @@ impl Classifier {
     pub async fn classify(&self, pixels: Vec<u8>) -> Result<Answer, ClientError> {
         let expected: usize = self.input_shape.iter().product();
         if pixels.len() != expected {
-            return Err(ClientError::Other(format!(
-                "the input has {} values; model {} takes {:?} = {expected}",
-                pixels.len(),
-                self.model,
-                self.input_shape
-            )));
+            return Err(ClientError::InputSize {
+                got: pixels.len(),
+                model: self.model.clone(),
+                shape: self.input_shape.clone(),
+                expected,
+            });
         }
         let mut retried = Vec::new();
         loop {
@@ -223,11 +209,8 @@ impl Classifier {
                 }
                 Err(e) if retried.is_empty() => return Err(e),
                 Err(e) => {
-                    return Err(ClientError::Other(format!(
-                        "{e} (after {} attempts; earlier: {})",
-                        retried.len() + 1,
-                        retried.join("; ")
-                    )));
+                    let attempts = retried.len() + 1;
+                    return Err(ClientError::Retried { last: Box::new(e), attempts, earlier: retried });
                 }
             }
         }
@@ -236,26 +219,7 @@ impl Classifier {
     /// One inference in the prepared mode, on a clone of the connection.
     async fn attempt(&self, pixels: Vec<u8>) -> Result<Classification, ClientError> {
         let mut client = self.client.clone();
-        match &self.circuits {
-            None => {
-                client
-                    .infer(&self.model, self.plan.clone(), self.key.clone(), self.pool.clone(), pixels)
-                    .await
-            }
-            Some(c) => {
-                client
-                    .infer_private(
-                        &self.model,
-                        self.plan.clone(),
-                        c.clone(),
-                        self.key.clone(),
-                        self.pool.clone(),
-                        self.output,
-                        pixels,
-                    )
-                    .await
-            }
-        }
+        client.infer(&self.model, &self.plan, self.key.clone(), self.pool.clone(), self.output, pixels).await
     }
 
     /// Class probabilities from logits: softmax of the logits at the plan's scale.
@@ -263,13 +227,14 @@ impl Classifier {
         if logits.is_empty() {
             return Vec::new();
         }
-        let scaled: Vec<f64> = logits.iter().map(|&v| v as f64 * self.plan.logit_scale).collect();
+        let scale = self.plan.plan().logit_scale;
+        let scaled: Vec<f64> = logits.iter().map(|&v| v as f64 * scale).collect();
         ppdnn_model::quant::softmax(&scaled)
     }
 
     /// The protocol mode in use.
     pub fn mode(&self) -> Mode {
-        self.plan.mode
+        self.plan.plan().mode
     }
 
     /// In the private mode, what the client learns (logits or label).
@@ -299,7 +264,7 @@ impl Classifier {
 
     /// The checked plan.
     pub fn plan(&self) -> &Arc<Plan> {
-        &self.plan
+        self.plan.plan()
     }
 
     /// The randomness pool (fill it ahead to take encryption off the online path).
@@ -339,6 +304,6 @@ mod tests {
         ] {
             assert_eq!(is_retryable(&ClientError::Status(tonic::Status::new(code, "x"))), retry, "{code:?}");
         }
-        assert!(!is_retryable(&ClientError::Other("bad answer".into())));
+        assert!(!is_retryable(&ClientError::PlanMismatch));
     }
 }

@@ -3,11 +3,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use ppdnn_model::network::argmax;
 use ppdnn_paillier::{PrivateKey, RandomnessPool};
-use ppdnn_protocol::private::Output;
-use ppdnn_protocol::private::circuits::PrivateCircuits;
-use ppdnn_protocol::private::client::PrivateClientSession;
-use ppdnn_protocol::{ClientSession, ClientStep, Mode, Packing, Plan, RoundMessage};
+use ppdnn_protocol::{ClientSession, ClientStep, Mode, Output, Packing, Plan, RoundMessage, SessionPlan};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::Channel;
@@ -19,13 +17,14 @@ use crate::pb::{self, infer_request};
 
 /// What can go wrong on the client side.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ClientError {
     /// The server could not be reached.
     #[error("cannot connect to {url}: {message}")]
     Connect {
         /// The address tried.
         url: String,
-        /// Why it failed.
+        /// Why it failed (the transport's words).
         message: String,
     },
     /// The server answered with an error status.
@@ -34,9 +33,65 @@ pub enum ClientError {
     /// The protocol failed on the client (a bad answer from the server, for instance).
     #[error(transparent)]
     Protocol(#[from] ppdnn_protocol::Error),
-    /// Anything else: an unexpected message, a plan that does not validate.
-    #[error("{0}")]
-    Other(String),
+    /// The request stream closed before the inference began.
+    #[error("stream closed")]
+    StreamClosed,
+    /// The server went silent.
+    #[error("no answer from the server for {seconds} s in round {round}")]
+    NoAnswer {
+        /// The round awaited.
+        round: usize,
+        /// How long the client waited.
+        seconds: f64,
+    },
+    /// The server ended the stream before the inference did.
+    #[error("the server closed the stream in round {round}")]
+    ServerClosed {
+        /// The round awaited.
+        round: usize,
+    },
+    /// A chunk for another round.
+    #[error("the server sent round {got} in round {round}")]
+    WrongRound {
+        /// The round the chunk names.
+        got: u32,
+        /// The round awaited.
+        round: usize,
+    },
+    /// More bytes than the plan fixes for a round.
+    #[error("the server sent more than the plan's bytes in round {round}")]
+    Oversized {
+        /// The round awaited.
+        round: usize,
+    },
+    /// A plan that is not the one the description names.
+    #[error("the server's plan does not match its description")]
+    PlanMismatch,
+    /// An input of the wrong size for the model.
+    #[error("the input has {got} values; model {model} takes {shape:?} = {expected}")]
+    InputSize {
+        /// Values given.
+        got: usize,
+        /// The model's name.
+        model: String,
+        /// Its input shape.
+        shape: Vec<usize>,
+        /// Values it takes.
+        expected: usize,
+    },
+    /// Every attempt failed: the last error, after the earlier ones.
+    #[error("{last} (after {attempts} attempts; earlier: {})", .earlier.join("; "))]
+    Retried {
+        /// Why the last attempt failed.
+        last: Box<ClientError>,
+        /// Attempts made.
+        attempts: usize,
+        /// Why each earlier attempt failed.
+        earlier: Vec<String>,
+    },
+    /// A task of the client's own failed (a bug): not the server's fault.
+    #[error("a client task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
 }
 
 /// A status as the caller should see it. A stream that broke in transit (an
@@ -182,97 +237,18 @@ impl RemoteClient {
             || plan.packing != packing
             || plan.mode != mode
         {
-            return Err(ClientError::Other("the server's plan does not match its description".into()));
+            return Err(ClientError::PlanMismatch);
         }
         Ok((desc, plan))
     }
 
-    /// Classifies one image: encrypts it, runs the rounds, returns the logits.
+    /// Classifies one image in the plan's mode: encrypts it, runs the
+    /// rounds, returns the logits (or, in a label-only private inference,
+    /// the label). `output` is what a private session asks to learn.
     pub async fn infer(
         &mut self,
         model: &str,
-        plan: Arc<Plan>,
-        key: Arc<PrivateKey>,
-        pool: Arc<RandomnessPool>,
-        image: Vec<u8>,
-    ) -> Result<Classification, ClientError> {
-        let started = Instant::now();
-        let public = key.public_key().clone();
-        let width = public.ciphertext_bytes();
-        let max_chunk = (self.max_message / 2).max(width);
-        let (tx, rx) = mpsc::channel::<pb::InferRequest>(8);
-        let start = pb::Start {
-            model: model.into(),
-            key: Some(key_to_pb(&public)),
-            packing: packing_to_pb(plan.packing),
-            model_digest: plan.model_digest.clone(),
-            mode: mode_to_pb(Mode::Fast),
-            output: output_to_pb(Output::Logits),
-        };
-        let send = |kind| pb::InferRequest { kind: Some(kind) };
-        tx.send(send(infer_request::Kind::Start(start)))
-            .await
-            .map_err(|_| ClientError::Other("stream closed".into()))?;
-        let mut inbound = self.inner.infer(ReceiverStream::new(rx)).await.map_err(in_transit)?.into_inner();
-
-        let mut session = ClientSession::new(plan.clone(), key, pool)?;
-        let computing = Instant::now();
-        let (s, first) = on_blocking_thread(session, move |session| session.start(&image))
-            .await
-            .map_err(|e| ClientError::Other(e.to_string()))?;
-        let mut client_compute = computing.elapsed();
-        session = s;
-        let mut outgoing = first?;
-        let (mut sent, mut received) = (0usize, 0usize);
-        loop {
-            sent += outgoing.len_bytes();
-            for c in chunks(&outgoing, width, max_chunk) {
-                if tx.send(send(infer_request::Kind::Round(c))).await.is_err() {
-                    break;
-                }
-            }
-            let round = outgoing.round;
-            // The plan fixes the answer's size: nothing beyond it is accepted.
-            let answer = self
-                .read_round(&mut inbound, round, plan.layers[round].output_ciphertexts * width, 0)
-                .await?;
-            received += answer.len_bytes();
-            let computing = Instant::now();
-            let (s, step) = on_blocking_thread(session, move |session| session.receive(&answer))
-                .await
-                .map_err(|e| ClientError::Other(e.to_string()))?;
-            client_compute += computing.elapsed();
-            session = s;
-            match step? {
-                ClientStep::Send(next) => outgoing = next,
-                ClientStep::Done(logits) => {
-                    return Ok(Classification {
-                        label: ppdnn_model::lenet::argmax(&logits),
-                        logits,
-                        mode: Mode::Fast,
-                        garbled_bytes: 0,
-                        bytes_sent: sent,
-                        bytes_received: received,
-                        client_compute,
-                        duration: started.elapsed(),
-                    });
-                }
-                ClientStep::Label(_) => {
-                    return Err(ClientError::Other("a fast session ended with a label only".into()));
-                }
-            }
-        }
-    }
-
-    /// Classifies one image in the private mode: the server's model stays
-    /// its own; the client learns the logits or, with [`Output::Label`],
-    /// only the label. `circuits` are the plan's ([`PrivateCircuits::for_plan`]).
-    #[allow(clippy::too_many_arguments)]
-    pub async fn infer_private(
-        &mut self,
-        model: &str,
-        plan: Arc<Plan>,
-        circuits: Arc<PrivateCircuits>,
+        plan: &SessionPlan,
         key: Arc<PrivateKey>,
         pool: Arc<RandomnessPool>,
         output: Output,
@@ -282,51 +258,49 @@ impl RemoteClient {
         let public = key.public_key().clone();
         let width = public.ciphertext_bytes();
         let max_chunk = (self.max_message / 2).max(width);
+        let mode = plan.plan().mode;
         let (tx, rx) = mpsc::channel::<pb::InferRequest>(8);
         let start = pb::Start {
             model: model.into(),
             key: Some(key_to_pb(&public)),
-            packing: packing_to_pb(plan.packing),
-            model_digest: plan.model_digest.clone(),
-            mode: mode_to_pb(Mode::Private),
-            output: output_to_pb(output),
+            packing: packing_to_pb(plan.plan().packing),
+            model_digest: plan.plan().model_digest.clone(),
+            mode: mode_to_pb(mode),
+            output: output_to_pb(if mode == Mode::Private { output } else { Output::Logits }),
         };
         let send = |kind| pb::InferRequest { kind: Some(kind) };
-        tx.send(send(infer_request::Kind::Start(start)))
-            .await
-            .map_err(|_| ClientError::Other("stream closed".into()))?;
+        tx.send(send(infer_request::Kind::Start(start))).await.map_err(|_| ClientError::StreamClosed)?;
         let mut inbound = self.inner.infer(ReceiverStream::new(rx)).await.map_err(in_transit)?.into_inner();
-        let mut session = PrivateClientSession::new(plan.clone(), circuits, key, pool, output)?;
+        let session = ClientSession::new(plan, key, pool, output)?;
         let computing = Instant::now();
-        let (s, started_ok) = on_blocking_thread(session, move |session| session.start(&image))
-            .await
-            .map_err(|e| ClientError::Other(e.to_string()))?;
+        let (mut session, first) = on_blocking_thread(session, move |s| s.start(&image)).await?;
         let mut client_compute = computing.elapsed();
-        session = s;
-        started_ok?;
+        let mut outgoing = first?;
         let (mut sent, mut received) = (0usize, 0usize);
         loop {
-            let (round, data, material) = session.expected_answer();
-            let answer = self.read_round(&mut inbound, round, data * width, material).await?;
+            if let Some(message) = outgoing.take() {
+                sent += message.len_bytes();
+                for c in chunks(&message, width, max_chunk) {
+                    if tx.send(send(infer_request::Kind::Round(c))).await.is_err() {
+                        break;
+                    }
+                }
+            }
+            // The plan fixes the answer's size: nothing beyond it is accepted.
+            let (round, count, material) = session.expected_answer();
+            let answer = self.read_round(&mut inbound, round, count * width, material).await?;
             received += answer.len_bytes();
             let computing = Instant::now();
-            let (s, step) = on_blocking_thread(session, move |session| session.receive(&answer))
-                .await
-                .map_err(|e| ClientError::Other(e.to_string()))?;
+            let (s, step) = on_blocking_thread(session, move |s| s.receive(&answer)).await?;
             client_compute += computing.elapsed();
             session = s;
             let (logits, label) = match step? {
                 ClientStep::Send(next) => {
-                    sent += next.len_bytes();
-                    for c in chunks(&next, width, max_chunk) {
-                        if tx.send(send(infer_request::Kind::Round(c))).await.is_err() {
-                            break;
-                        }
-                    }
+                    outgoing = Some(next);
                     continue;
                 }
                 ClientStep::Done(logits) => {
-                    let label = ppdnn_model::lenet::argmax(&logits);
+                    let label = argmax(&logits);
                     (logits, label)
                 }
                 ClientStep::Label(label) => (Vec::new(), label),
@@ -334,7 +308,7 @@ impl RemoteClient {
             return Ok(Classification {
                 logits,
                 label,
-                mode: Mode::Private,
+                mode,
                 garbled_bytes: session.stats().garbled_bytes,
                 bytes_sent: sent,
                 bytes_received: received,
@@ -358,28 +332,16 @@ impl RemoteClient {
         loop {
             let msg = tokio::time::timeout(self.read_timeout, inbound.message())
                 .await
-                .map_err(|_| {
-                    ClientError::Other(format!(
-                        "no answer from the server for {} s in round {round}",
-                        self.read_timeout.as_secs_f64()
-                    ))
-                })?
+                .map_err(|_| ClientError::NoAnswer { round, seconds: self.read_timeout.as_secs_f64() })?
                 .map_err(in_transit)?
-                .ok_or_else(|| {
-                    ClientError::Other(format!("the server closed the stream in round {round}"))
-                })?;
+                .ok_or(ClientError::ServerClosed { round })?;
             if msg.round as usize != round {
-                return Err(ClientError::Other(format!(
-                    "the server sent round {} in round {round}",
-                    msg.round
-                )));
+                return Err(ClientError::WrongRound { got: msg.round, round });
             }
             if message.data.len() + msg.ciphertexts.len() > data
                 || message.material.len() + msg.material.len() > material
             {
-                return Err(ClientError::Other(format!(
-                    "the server sent more than the plan's bytes in round {round}"
-                )));
+                return Err(ClientError::Oversized { round });
             }
             message.data.extend_from_slice(&msg.ciphertexts);
             message.material.extend_from_slice(&msg.material);

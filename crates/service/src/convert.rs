@@ -1,10 +1,45 @@
 //! Conversions between the wire types and the library types.
 
 use ppdnn_paillier::{Integer, KeyPolicy, PublicKey, to_fixed_bytes};
-use ppdnn_protocol::private::Output;
-use ppdnn_protocol::{Mode, Packing, RoundMessage};
+use ppdnn_protocol::{Mode, Output, Packing, RoundMessage};
 
 use crate::pb;
+
+/// A wire value that does not decode: the client's fault.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum WireError {
+    /// A public key without n.
+    #[error("the public key has no n")]
+    NoModulus,
+    /// A public key larger than any accepted size.
+    #[error("the public key is larger than any accepted size")]
+    KeyTooLarge,
+    /// An n with a leading zero byte.
+    #[error("n has a leading zero byte: it must take exactly ceil(|n|/8) bytes")]
+    LeadingZero,
+    /// An h^n of the wrong width.
+    #[error("h^n takes {got} bytes; with a {n_bytes}-byte n it must take exactly {expected}")]
+    HnWidth {
+        /// Bytes of h^n.
+        got: usize,
+        /// Bytes of n.
+        n_bytes: usize,
+        /// Bytes h^n must take.
+        expected: usize,
+    },
+    /// A key that fails validation.
+    #[error(transparent)]
+    Key(#[from] ppdnn_paillier::Error),
+    /// A value of none of an enum's cases.
+    #[error("unknown {what} {value}")]
+    UnknownValue {
+        /// The enum ("packing").
+        what: &'static str,
+        /// The value sent.
+        value: i32,
+    },
+}
 
 /// A public key to its wire form.
 pub fn key_to_pb(key: &PublicKey) -> pb::PublicKey {
@@ -18,29 +53,25 @@ pub fn key_to_pb(key: &PublicKey) -> pb::PublicKey {
 /// A public key from the wire, validated against `policy`. The widths are
 /// exact (docs/PROTOCOL.md): n in ceil(|n|/8) bytes with no leading zero
 /// byte, h^n (if present) in twice that.
-pub fn key_from_pb(key: &pb::PublicKey, policy: KeyPolicy) -> Result<PublicKey, String> {
+pub fn key_from_pb(key: &pb::PublicKey, policy: KeyPolicy) -> Result<PublicKey, WireError> {
     let (n, hn) = key_numbers(key)?;
-    PublicKey::new(n, hn, policy).map_err(|e| e.to_string())
+    Ok(PublicKey::new(n, hn, policy)?)
 }
 
 /// n and h^n of a wire key, with the widths checked (cheap), not yet validated.
-pub fn key_numbers(key: &pb::PublicKey) -> Result<(Integer, Option<Integer>), String> {
+pub fn key_numbers(key: &pb::PublicKey) -> Result<(Integer, Option<Integer>), WireError> {
     if key.n.is_empty() {
-        return Err("the public key has no n".into());
+        return Err(WireError::NoModulus);
     }
     if key.n.len() > 1024 || key.hn.len() > 2048 {
-        return Err("the public key is larger than any accepted size".into());
+        return Err(WireError::KeyTooLarge);
     }
     if key.n[0] == 0 {
-        return Err("n has a leading zero byte: it must take exactly ceil(|n|/8) bytes".into());
+        return Err(WireError::LeadingZero);
     }
     if !key.hn.is_empty() && key.hn.len() != 2 * key.n.len() {
-        return Err(format!(
-            "h^n takes {} bytes; with a {}-byte n it must take exactly {}",
-            key.hn.len(),
-            key.n.len(),
-            2 * key.n.len()
-        ));
+        let (got, n_bytes) = (key.hn.len(), key.n.len());
+        return Err(WireError::HnWidth { got, n_bytes, expected: 2 * n_bytes });
     }
     let n = Integer::from_digits(&key.n, rug::integer::Order::Msf);
     let hn = (!key.hn.is_empty()).then(|| Integer::from_digits(&key.hn, rug::integer::Order::Msf));
@@ -59,11 +90,11 @@ pub fn shown(s: &str) -> String {
 }
 
 /// Packing from the wire enum.
-pub fn packing_from_pb(p: i32) -> Result<Packing, String> {
+pub fn packing_from_pb(p: i32) -> Result<Packing, WireError> {
     match pb::Packing::try_from(p) {
         Ok(pb::Packing::Packed) => Ok(Packing::Packed),
         Ok(pb::Packing::Unpacked) => Ok(Packing::Unpacked),
-        Err(_) => Err(format!("unknown packing {p}")),
+        Err(_) => Err(WireError::UnknownValue { what: "packing", value: p }),
     }
 }
 
@@ -76,11 +107,11 @@ pub fn packing_to_pb(p: Packing) -> i32 {
 }
 
 /// Mode from the wire enum.
-pub fn mode_from_pb(m: i32) -> Result<Mode, String> {
+pub fn mode_from_pb(m: i32) -> Result<Mode, WireError> {
     match pb::Mode::try_from(m) {
         Ok(pb::Mode::Fast) => Ok(Mode::Fast),
         Ok(pb::Mode::Private) => Ok(Mode::Private),
-        Err(_) => Err(format!("unknown mode {m}")),
+        Err(_) => Err(WireError::UnknownValue { what: "mode", value: m }),
     }
 }
 
@@ -93,11 +124,11 @@ pub fn mode_to_pb(m: Mode) -> i32 {
 }
 
 /// Output from the wire enum.
-pub fn output_from_pb(o: i32) -> Result<Output, String> {
+pub fn output_from_pb(o: i32) -> Result<Output, WireError> {
     match pb::Output::try_from(o) {
         Ok(pb::Output::Logits) => Ok(Output::Logits),
         Ok(pb::Output::Label) => Ok(Output::Label),
-        Err(_) => Err(format!("unknown output {o}")),
+        Err(_) => Err(WireError::UnknownValue { what: "output", value: o }),
     }
 }
 

@@ -18,10 +18,12 @@ pub mod pb {
 }
 
 pub use classifier::{Answer, Classifier, ClassifierOptions, RetryPolicy};
-pub use client::{Classification, RemoteClient};
+pub use client::{Classification, ClientError, RemoteClient};
+pub use convert::WireError;
 pub use server::{
-    InferenceService, LocalServer, RoundStream, ServedModel, ServerConfig, ServerTls, SessionGauge,
-    inference_service, serve, serve_service, service, service_with_gauge,
+    DEFAULT_MAX_MESSAGE_BYTES, InferenceService, LocalServer, RoundStream, ServedModel, ServerConfig,
+    ServerTls, ServiceError, SessionGauge, inference_service, serve, serve_service, service,
+    service_with_gauge,
 };
 
 /// Runs `f` on `state` on tokio's blocking pool (the Paillier arithmetic must

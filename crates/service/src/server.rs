@@ -9,8 +9,7 @@ use std::time::{Duration, Instant};
 
 use ppdnn_model::modelfile::ModelFile;
 use ppdnn_paillier::KeyPolicy;
-use ppdnn_protocol::private::server::PrivateServerSession;
-use ppdnn_protocol::{Evaluator, KeyCache, Mode, Packing, RoundMessage, ServerSession};
+use ppdnn_protocol::{Evaluator, KeyCache, Mode, Output, Packing, RoundMessage, ServerSession};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::{Stream, StreamExt};
@@ -21,6 +20,74 @@ use crate::convert::{chunks, key_numbers, mode_from_pb, mode_to_pb, output_from_
 use crate::on_blocking_thread;
 use crate::pb::inference_server::{Inference, InferenceServer};
 use crate::pb::{self, infer_request};
+
+/// What can keep a server from being built or from serving.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServiceError {
+    /// No model was given.
+    #[error("no model to serve")]
+    NoModel,
+    /// A limit of zero sessions, or no key size.
+    #[error("max_sessions and key_bits must be non-empty")]
+    EmptyLimits,
+    /// No protocol mode was given.
+    #[error("no protocol mode to offer")]
+    NoMode,
+    /// A per-client share of zero sessions.
+    #[error("max_sessions_per_client must be at least 1")]
+    ZeroShare,
+    /// A key size the key policy does not accept.
+    #[error(transparent)]
+    KeySize(#[from] ppdnn_paillier::Error),
+    /// Two models under one name.
+    #[error("two models are named {0:?}")]
+    DuplicateName(String),
+    /// A model that has no plan for a key size and mode.
+    #[error("{model}: {source}")]
+    Plan {
+        /// The model's name.
+        model: String,
+        /// Why it has no plan.
+        source: ppdnn_protocol::Error,
+    },
+    /// A model whose private-mode rounds exceed the garbled-material cap.
+    #[error(
+        "{model}: the private mode at {bits} bits sends {bytes} bytes of garbled circuit in a round, over the server's cap of {cap} (raise --max-garbled-mib)"
+    )]
+    GarbledCap {
+        /// The model's name.
+        model: String,
+        /// The key size.
+        bits: u32,
+        /// Bytes of its largest round.
+        bytes: usize,
+        /// The server's cap.
+        cap: usize,
+    },
+    /// The compute pool's threads could not be started.
+    #[error("the compute pool: {0}")]
+    ComputePool(#[from] rayon::ThreadPoolBuildError),
+    /// A TLS certificate or key that does not load.
+    #[error("TLS configuration: {0}")]
+    Tls(#[source] tonic::transport::Error),
+    /// The transport failed while serving.
+    #[error("{0}")]
+    Transport(#[from] tonic::transport::Error),
+    /// The server's task failed (a bug).
+    #[error("the server task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}
+
+/// A client's malformed wire value as the status that says so.
+fn invalid(e: impl std::fmt::Display) -> Status {
+    Status::invalid_argument(e.to_string())
+}
+
+/// The largest gRPC message either side accepts unless told otherwise
+/// (gRPC's own default, Python's grpcio's too): the server and the client
+/// must agree on it.
+pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 4 << 20;
 
 /// Limits and policies of a server.
 #[derive(Debug, Clone)]
@@ -77,9 +144,9 @@ impl Default for ServerConfig {
             allow_unpacked: false,
             key_cache_bytes: 64 << 20,
             compute_threads: 0,
-            max_message_bytes: 4 << 20,
+            max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
             max_chunk_bytes: 1 << 20,
-            key_bits: vec![2048, 3072],
+            key_bits: KeyPolicy::STANDARD_SIZES.to_vec(),
             modes: vec![Mode::Private],
             max_garbled_bytes: 64 << 20,
             key_policy: KeyPolicy::PRODUCTION,
@@ -193,7 +260,7 @@ impl SessionGauge {
 pub fn service(
     models: Vec<ServedModel>,
     config: ServerConfig,
-) -> Result<InferenceServer<InferenceService>, String> {
+) -> Result<InferenceServer<InferenceService>, ServiceError> {
     service_with_gauge(models, config).map(|(s, _)| s)
 }
 
@@ -201,7 +268,7 @@ pub fn service(
 pub fn service_with_gauge(
     models: Vec<ServedModel>,
     config: ServerConfig,
-) -> Result<(InferenceServer<InferenceService>, SessionGauge), String> {
+) -> Result<(InferenceServer<InferenceService>, SessionGauge), ServiceError> {
     let max_message = config.max_message_bytes;
     let (svc, gauge) = inference_service(models, config)?;
     let server = InferenceServer::new(svc)
@@ -214,18 +281,21 @@ pub fn service_with_gauge(
 pub fn inference_service(
     models: Vec<ServedModel>,
     config: ServerConfig,
-) -> Result<(InferenceService, SessionGauge), String> {
+) -> Result<(InferenceService, SessionGauge), ServiceError> {
     if models.is_empty() {
-        return Err("no model to serve".into());
+        return Err(ServiceError::NoModel);
     }
     if config.max_sessions == 0 || config.key_bits.is_empty() {
-        return Err("max_sessions and key_bits must be non-empty".into());
+        return Err(ServiceError::EmptyLimits);
     }
     if config.modes.is_empty() {
-        return Err("no protocol mode to offer".into());
+        return Err(ServiceError::NoMode);
     }
     if config.max_sessions_per_client == Some(0) {
-        return Err("max_sessions_per_client must be at least 1".into());
+        return Err(ServiceError::ZeroShare);
+    }
+    for &bits in &config.key_bits {
+        config.key_policy.check(bits)?;
     }
     let key_cache = Arc::new(KeyCache::new(64, config.key_cache_bytes));
     let packings: &[Packing] =
@@ -233,7 +303,7 @@ pub fn inference_service(
     let mut entries = Vec::new();
     for m in models {
         if entries.iter().any(|e: &Entry| e.name == m.name) {
-            return Err(format!("two models are named {:?}", m.name));
+            return Err(ServiceError::DuplicateName(m.name));
         }
         let quant = Arc::new(m.file.quant.clone());
         let mut evaluators = Vec::new();
@@ -244,7 +314,7 @@ pub fn inference_service(
                         continue;
                     }
                     let ev = Evaluator::for_mode(quant.clone(), bits, packing, mode)
-                        .map_err(|e| format!("{}: {e}", m.name))?
+                        .map_err(|source| ServiceError::Plan { model: m.name.clone(), source })?
                         .with_key_cache(key_cache.clone());
                     let largest = ev
                         .plan()
@@ -254,10 +324,8 @@ pub fn inference_service(
                         .map(|c| c.garbled_bytes)
                         .max();
                     if let Some(bytes) = largest.filter(|&b| b > config.max_garbled_bytes) {
-                        return Err(format!(
-                            "{}: the private mode at {bits} bits sends {bytes} bytes of garbled circuit in a round, over the server's cap of {} (raise --max-garbled-mib)",
-                            m.name, config.max_garbled_bytes
-                        ));
+                        let (model, cap) = (m.name.clone(), config.max_garbled_bytes);
+                        return Err(ServiceError::GarbledCap { model, bits, bytes, cap });
                     }
                     evaluators.push(((bits, packing, mode), ev));
                 }
@@ -277,8 +345,7 @@ pub fn inference_service(
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(config.compute_threads)
         .thread_name(|i| format!("ppdnn-compute-{i}"))
-        .build()
-        .map_err(|e| format!("the compute pool: {e}"))?;
+        .build()?;
     let svc = InferenceService {
         models: Arc::new(entries),
         keys: key_cache,
@@ -301,7 +368,7 @@ pub async fn serve(
     tls: Option<ServerTls>,
     shutdown: impl Future<Output = ()> + Send + 'static,
     grace: Duration,
-) -> Result<(), String> {
+) -> Result<(), ServiceError> {
     serve_service(listener, service(models, config)?, tls, shutdown, grace).await
 }
 
@@ -312,7 +379,7 @@ pub async fn serve_service(
     tls: Option<ServerTls>,
     shutdown: impl Future<Output = ()> + Send + 'static,
     grace: Duration,
-) -> Result<(), String> {
+) -> Result<(), ServiceError> {
     let (health_reporter, health) = tonic_health::server::health_reporter();
     health_reporter.set_serving::<InferenceServer<InferenceService>>().await;
     let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
@@ -322,7 +389,7 @@ pub async fn serve_service(
         let identity = tonic::transport::Identity::from_pem(tls.cert_pem, tls.key_pem);
         builder = builder
             .tls_config(tonic::transport::ServerTlsConfig::new().identity(identity))
-            .map_err(|e| format!("TLS configuration: {e}"))?;
+            .map_err(ServiceError::Tls)?;
     }
     let server =
         builder.add_service(health).add_service(svc).serve_with_incoming_shutdown(incoming, async move {
@@ -330,13 +397,13 @@ pub async fn serve_service(
         });
     let mut server = Box::pin(server);
     tokio::select! {
-        r = &mut server => return r.map_err(|e| e.to_string()),
+        r = &mut server => return Ok(r?),
         _ = shutdown => {}
     }
     info!("shutting down: finishing sessions in flight (up to {} s)", grace.as_secs());
     let _ = stop_tx.send(());
     match tokio::time::timeout(grace, server).await {
-        Ok(r) => r.map_err(|e| e.to_string()),
+        Ok(r) => Ok(r?),
         Err(_) => {
             warn!("sessions still in flight after the grace period were cancelled");
             Ok(())
@@ -351,7 +418,7 @@ pub async fn serve_service(
 pub struct LocalServer {
     addr: std::net::SocketAddr,
     stop: tokio::sync::oneshot::Sender<()>,
-    task: tokio::task::JoinHandle<Result<(), String>>,
+    task: tokio::task::JoinHandle<Result<(), ServiceError>>,
 }
 
 impl LocalServer {
@@ -378,9 +445,9 @@ impl LocalServer {
     }
 
     /// Stops the server and waits for it to finish.
-    pub async fn stop(self) -> Result<(), String> {
+    pub async fn stop(self) -> Result<(), ServiceError> {
         let _ = self.stop.send(());
-        self.task.await.map_err(|e| e.to_string())?
+        self.task.await?
     }
 }
 
@@ -412,9 +479,9 @@ impl Inference for InferenceService {
     ) -> Result<Response<pb::ModelDescription>, Status> {
         let req = request.into_inner();
         let entry = self.entry(&req.model)?;
-        let bits = if req.key_bits == 0 { 2048 } else { req.key_bits };
-        let packing = packing_from_pb(req.packing).map_err(Status::invalid_argument)?;
-        let mode = mode_from_pb(req.mode).map_err(Status::invalid_argument)?;
+        let bits = if req.key_bits == 0 { KeyPolicy::DEFAULT_BITS } else { req.key_bits };
+        let packing = packing_from_pb(req.packing).map_err(invalid)?;
+        let mode = mode_from_pb(req.mode).map_err(invalid)?;
         let ev = evaluator_for(entry, &self.config, bits, packing, mode)?;
         let plan = ev.plan();
         Ok(Response::new(pb::ModelDescription {
@@ -488,7 +555,11 @@ fn millis(d: Duration) -> u32 {
 }
 
 fn bad_key_bits(config: &ServerConfig, bits: u32) -> Status {
-    Status::invalid_argument(format!("key size {bits} is not accepted (accepted: {:?})", config.key_bits))
+    let served: Vec<String> = config.key_bits.iter().map(u32::to_string).collect();
+    Status::invalid_argument(format!(
+        "key size {bits} is not accepted (accepted: {} bits)",
+        served.join(", ")
+    ))
 }
 
 /// The evaluator for a key size and packing, or the status that says why there is none.
@@ -630,9 +701,14 @@ impl Session {
         };
         let _guard = self.admit()?;
         let entry = find_entry(&self.models, &start.model)?;
-        let packing = packing_from_pb(start.packing).map_err(Status::invalid_argument)?;
+        let packing = packing_from_pb(start.packing).map_err(invalid)?;
         let key_pb = start.key.ok_or_else(|| Status::invalid_argument("Start carries no public key"))?;
-        let (n, hn) = key_numbers(&key_pb).map_err(Status::invalid_argument)?;
+        let (n, hn) = key_numbers(&key_pb).map_err(invalid)?;
+        // The sizes served are checked before the (costly) validation of the key.
+        let bits = n.significant_bits();
+        if !config.key_bits.contains(&bits) {
+            return Err(bad_key_bits(config, bits));
+        }
         let key = match self.keys.find(&n, hn.as_ref()) {
             // A key this server validated and still caches.
             Some(key) => key,
@@ -653,7 +729,7 @@ impl Session {
                 shown(&start.model_digest)
             )));
         }
-        let mode = mode_from_pb(start.mode).map_err(Status::invalid_argument)?;
+        let mode = mode_from_pb(start.mode).map_err(invalid)?;
         let ev = evaluator_for(entry, config, key.bits(), packing, mode)?.clone();
         let mut stats = SessionStats {
             model: entry.name.clone(),
@@ -662,60 +738,26 @@ impl Session {
             bytes_in: 0,
             bytes_out: 0,
         };
-        match mode {
-            Mode::Fast => self.serve_fast(inbound, tx, ev, key, &mut stats).await?,
-            Mode::Private => {
-                let output = output_from_pb(start.output).map_err(Status::invalid_argument)?;
-                let (session, setup) = ev.private_session(key, output).map_err(protocol_status)?;
-                self.serve_private(inbound, tx, session, setup, &mut stats).await?
-            }
-        }
+        // The fast mode always ends with the logits (its Start's output is not read).
+        let output = match mode {
+            Mode::Fast => Output::Logits,
+            Mode::Private => output_from_pb(start.output).map_err(invalid)?,
+        };
+        let (session, opening) = ev.start(key, output).map_err(protocol_status)?;
+        self.run_rounds(inbound, tx, session, opening, &mut stats).await?;
         Ok(stats)
     }
 
-    async fn serve_fast<S>(
+    /// The session's rounds, in either mode: the server's opening message
+    /// where the mode has one, then one answer per client round. The
+    /// session's re-randomizers are computed in the background from the
+    /// moment the session allows it, in the time the client spends between rounds.
+    async fn run_rounds<S>(
         &self,
         inbound: &mut S,
         tx: &mpsc::Sender<Result<pb::Round, Status>>,
-        ev: Evaluator,
-        key: ppdnn_paillier::PublicKey,
-        stats: &mut SessionStats,
-    ) -> Result<(), Status>
-    where
-        S: Stream<Item = Result<pb::InferRequest, Status>> + Unpin,
-    {
-        let config = &self.config;
-        let plan = ev.plan().clone();
-        let width = key.ciphertext_bytes();
-        let mut session: ServerSession = ev.session(key).map_err(protocol_status)?;
-        for (round, layer) in plan.layers.iter().enumerate() {
-            let message = receive_round(inbound, config, round, (layer.input_ciphertexts, 0), width).await?;
-            stats.bytes_in += message.len_bytes();
-            let (s, answer) = self.compute(session, move |session| session.handle(&message)).await?;
-            session = s;
-            if round == 0 {
-                // The later rounds' re-randomizers, computed in the background
-                // once the first round's ciphertexts have passed validation and
-                // been served (neither a Start nor invalid ciphertexts make the
-                // server build a table), in the time the client spends between rounds.
-                let stock = Arc::downgrade(session.randomness());
-                let need = session.randomness_needed();
-                self.pool.spawn(move || fill_in_background(&stock, need));
-            }
-            send_round(tx, &answer, width, config, stats).await?;
-        }
-        Ok(())
-    }
-
-    /// The private mode: the server's setup, then one answer per client round.
-    /// The session's re-randomizers are computed in the background from the
-    /// moment the key is known.
-    async fn serve_private<S>(
-        &self,
-        inbound: &mut S,
-        tx: &mpsc::Sender<Result<pb::Round, Status>>,
-        mut session: PrivateServerSession,
-        setup: RoundMessage,
+        mut session: ServerSession,
+        opening: Option<RoundMessage>,
         stats: &mut SessionStats,
     ) -> Result<(), Status>
     where
@@ -723,10 +765,11 @@ impl Session {
     {
         let config = &self.config;
         let width = session.key().ciphertext_bytes();
-        let stock = Arc::downgrade(session.randomness());
-        let need = session.randomness_needed();
-        self.pool.spawn(move || fill_in_background(&stock, need));
-        send_round(tx, &setup, width, config, stats).await?;
+        let mut filling = false;
+        if let Some(opening) = opening {
+            filling = self.fill_ahead(&session);
+            send_round(tx, &opening, width, config, stats).await?;
+        }
         while !session.finished() {
             let round = session.next_round();
             let (count, material) = session.expected();
@@ -737,9 +780,24 @@ impl Session {
             stats.bytes_in += message.len_bytes();
             let (s, answer) = self.compute(session, move |session| session.handle(&message)).await?;
             session = s;
+            if !filling {
+                filling = self.fill_ahead(&session);
+            }
             send_round(tx, &answer, width, config, stats).await?;
         }
         Ok(())
+    }
+
+    /// Starts filling the session's stock of re-randomizers in the
+    /// background if the session allows it now; returns whether it did.
+    fn fill_ahead(&self, session: &ServerSession) -> bool {
+        if !session.may_fill_ahead() {
+            return false;
+        }
+        let stock = Arc::downgrade(session.randomness());
+        let need = session.randomness_needed();
+        self.pool.spawn(move || fill_in_background(&stock, need));
+        true
     }
 
     /// Runs one round's arithmetic on the session in the server's compute
@@ -894,13 +952,17 @@ mod tests {
 
     #[test]
     fn the_servers_own_faults_are_internal_and_the_clients_are_invalid_argument() {
-        let internal = ppdnn_protocol::Error::Internal("an output count differs from the plan".into());
+        let internal = ppdnn_protocol::Error::Internal(ppdnn_protocol::InternalError::OutputCount {
+            layer: "conv1".into(),
+            got: 3,
+            expected: 4,
+        });
         assert_eq!(protocol_status(internal).code(), tonic::Code::Internal);
         let random = ppdnn_protocol::Error::Crypto(ppdnn_paillier::Error::Random("no entropy".into()));
         assert_eq!(protocol_status(random).code(), tonic::Code::Internal);
         let bad = ppdnn_protocol::Error::Message {
             round: 2,
-            message: "3 ciphertexts where the plan says 4".into(),
+            problem: ppdnn_protocol::MessageError::CiphertextCount { got: 3, expected: 4 },
         };
         let status = protocol_status(bad);
         assert_eq!(status.code(), tonic::Code::InvalidArgument);

@@ -6,12 +6,11 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use ppdnn_model::dataset::{Dataset, DatasetKind, Split};
-use ppdnn_model::lenet::argmax;
 use ppdnn_model::modelfile::ModelFile;
+use ppdnn_model::network::argmax;
 use ppdnn_paillier::{Integer, KeyPair, KeyPolicy, RandomnessPool, generate_keypair, to_fixed_bytes};
-use ppdnn_protocol::private::Output;
-use ppdnn_protocol::private::circuits::PrivateCircuits;
-use ppdnn_protocol::{ClientSession, Mode, Packing, Plan};
+use ppdnn_protocol::Output;
+use ppdnn_protocol::{Mode, Packing, Plan, SessionPlan, fast::FastClientSession};
 use ppdnn_service::pb::inference_client::InferenceClient;
 use ppdnn_service::pb::{self, infer_request};
 use ppdnn_service::{
@@ -86,7 +85,11 @@ async fn good_inference(url: &str, i: usize) {
     let plan = Arc::new(plan(url).await);
     let pool = Arc::new(RandomnessPool::new(key().public()));
     let image = test_set().image(i).to_vec();
-    let out = c.infer("", plan, Arc::new(key().private.clone()), pool, image.clone()).await.unwrap();
+    let plan = SessionPlan::new(plan).unwrap();
+    let out = c
+        .infer("", &plan, Arc::new(key().private.clone()), pool, Output::Logits, image.clone())
+        .await
+        .unwrap();
     assert_eq!(out.logits, model().quant.logits(&image).unwrap(), "image {i}");
 }
 
@@ -127,7 +130,7 @@ fn chunk(r: u32, data: Vec<u8>, last: bool) -> pb::InferRequest {
 async fn round0(url: &str) -> Vec<u8> {
     let plan = Arc::new(plan(url).await);
     let pool = Arc::new(RandomnessPool::new(key().public()));
-    let mut s = ClientSession::new(plan, Arc::new(key().private.clone()), pool).unwrap();
+    let mut s = FastClientSession::new(plan, Arc::new(key().private.clone()), pool).unwrap();
     s.start(test_set().image(0)).unwrap().data
 }
 
@@ -399,8 +402,17 @@ async fn tls_with_a_private_ca() {
     let (_, plan) = c.describe("m", BITS, Packing::Packed, Mode::Fast).await.unwrap();
     let pool = Arc::new(RandomnessPool::new(key().public()));
     let image = test_set().image(4).to_vec();
-    let out =
-        c.infer("m", Arc::new(plan), Arc::new(key().private.clone()), pool, image.clone()).await.unwrap();
+    let out = c
+        .infer(
+            "m",
+            &SessionPlan::new(Arc::new(plan)).unwrap(),
+            Arc::new(key().private.clone()),
+            pool,
+            Output::Logits,
+            image.clone(),
+        )
+        .await
+        .unwrap();
     assert_eq!(out.logits, model().quant.logits(&image).unwrap());
     // Trusting another CA only: the handshake fails.
     let other = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
@@ -654,11 +666,11 @@ async fn undecodable_bytes_get_invalid_argument() {
 async fn private_inference(url: &str, i: usize, output: Output) -> ppdnn_service::Classification {
     let mut c = RemoteClient::connect(url, 1 << 20).await.unwrap();
     let (_, plan) = c.describe("lenet5-mnist", BITS, Packing::Packed, Mode::Private).await.unwrap();
-    let circuits = PrivateCircuits::for_plan(&plan).unwrap();
+    let plan = SessionPlan::new(Arc::new(plan)).unwrap();
     let pool = Arc::new(RandomnessPool::new(key().public()));
     let image = test_set().image(i).to_vec();
     let sk = Arc::new(key().private.clone());
-    c.infer_private("", Arc::new(plan), circuits, sk, pool, output, image).await.unwrap()
+    c.infer("", &plan, sk, pool, output, image).await.unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -8,8 +8,8 @@ use ppdnn_gc::activation::{ActivationSpec, ArgmaxSpec, activation_circuit, argma
 use ppdnn_gc::{Circuit, GarbledCircuit};
 use ppdnn_model::network::{PoolKind, pool};
 
-use crate::error::{Error, Result};
-use crate::plan::{CircuitInfo, Mode, Plan, PlanLayer, STAT_BITS};
+use crate::error::{InternalError, LayerError, PlanError, Result, layer_error};
+use crate::plan::{CircuitInfo, Mode, Plan, PlanLayer, STAT_BITS, UncheckedPlan};
 
 /// Bits of the client's output masks s: 8 for the value, kappa statistical.
 pub const MASK_BITS: u32 = 8 + STAT_BITS;
@@ -18,8 +18,7 @@ pub const MASK_BITS: u32 = 8 + STAT_BITS;
 /// ciphertext's slots in the borrow chain, accumulators in channel-major
 /// order, outputs in the next layer's input order (as `quant::activate`).
 pub fn activation_spec(pl: &PlanLayer) -> Result<ActivationSpec> {
-    let requant =
-        pl.requant.ok_or_else(|| Error::Internal(format!("{}: no requantization to garble", pl.name)))?;
+    let requant = pl.requant.ok_or_else(|| InternalError::NoRequantization(pl.name.clone()))?;
     let (positions, chunks, s) = (pl.positions(), pl.chunks(), pl.slots);
     let total = pl.output.len();
     let conv = pl.is_conv();
@@ -115,10 +114,7 @@ pub fn activation_part_specs(pl: &PlanLayer) -> Result<Vec<(usize, usize, Activa
                         if !range.contains(&slot) {
                             // Windows are cut where no later one reaches back; a
                             // layout where one would is a bug, not an input.
-                            return Err(Error::Internal(format!(
-                                "{}: a pooling window crosses part {k}'s ciphertexts",
-                                pl.name
-                            )));
+                            return Err(layer_error(&pl.name, LayerError::PoolCrossesPart { part: k }));
                         }
                         accumulator_slots.push(slot - range.start);
                         Ok(accumulator_slots.len() - 1)
@@ -179,22 +175,19 @@ impl PrivateCircuits {
     /// stated shapes (a client does this with the server's plan).
     pub fn for_plan(plan: &Plan) -> Result<Arc<Self>> {
         if plan.mode != Mode::Private {
-            return Err(Error::Plan("the plan is not for the private mode".into()));
+            return Err(PlanError::WrongMode(Mode::Private.name()).into());
         }
         let built = build(plan)?;
         let (layers, argmax) = (built.layers, built.argmax);
         for (l, (pl, parts)) in plan.layers.iter().zip(&layers).enumerate() {
             let want = info(pl, parts);
             if pl.circuit != want {
-                return Err(Error::Plan(format!(
-                    "{}: the stated circuit shape is not the plan's own",
-                    plan.layers[l].name
-                )));
+                return Err(layer_error(&plan.layers[l].name, LayerError::CircuitShape));
             }
         }
-        let last = plan.layers.last().ok_or_else(|| Error::Plan("no layers".into()))?;
+        let last = plan.layers.last().ok_or(PlanError::LayerCount { count: 0 })?;
         if plan.argmax != Some(argmax_info(last, &argmax)) {
-            return Err(Error::Plan("the stated argmax circuit shape is not the plan's own".into()));
+            return Err(PlanError::ArgmaxShape.into());
         }
         Ok(Arc::new(PrivateCircuits { layers, argmax }))
     }
@@ -215,11 +208,11 @@ struct Built {
     argmax: Circuit,
 }
 
-fn build(plan: &Plan) -> Result<Built> {
+fn build(plan: &UncheckedPlan) -> Result<Built> {
     let n = plan.layers.len();
-    let last = plan.layers.last().ok_or_else(|| Error::Plan("no layers".into()))?;
+    let last = plan.layers.last().ok_or(PlanError::LayerCount { count: 0 })?;
     if last.output_ciphertexts * last.slots < last.output.len() || last.output.is_empty() {
-        return Err(Error::Plan("the last layer's layout does not hold its outputs".into()));
+        return Err(PlanError::LastLayout.into());
     }
     let layers = plan
         .layers
@@ -255,12 +248,12 @@ fn argmax_info(last: &PlanLayer, c: &Circuit) -> CircuitInfo {
 }
 
 /// Fills in a private plan's circuit shapes.
-pub(crate) fn describe(plan: &mut Plan) -> Result<()> {
+pub(crate) fn describe(plan: &mut UncheckedPlan) -> Result<()> {
     let built = build(plan)?;
     for (pl, parts) in plan.layers.iter_mut().zip(&built.layers) {
         pl.circuit = info(pl, parts);
     }
-    let last = plan.layers.last().ok_or_else(|| Error::Plan("no layers".into()))?;
+    let last = plan.layers.last().ok_or(PlanError::LayerCount { count: 0 })?;
     plan.argmax = Some(argmax_info(last, &built.argmax));
     Ok(())
 }

@@ -9,11 +9,13 @@ use ppdnn_paillier::{Integer, PrivateKey, RandomnessPool};
 use rayon::prelude::*;
 
 use super::circuits::{MASK_BITS, PrivateCircuits, argmax_bytes, cots};
-use super::{BASE_OT_SETUP_BYTES, LABEL_BYTES, Output, centred, pack_residues, random_below_pow2};
-use crate::client::{ClientStep, check_session, pack_inputs, unpack_outputs};
-use crate::error::{Error, Result, msg};
+use super::{BASE_OT_SETUP_BYTES, LABEL_BYTES, centred, pack_residues, random_below_pow2};
+use crate::error::{Error, InternalError, MessageError, PlanError, Result, StateError, gc_internal, msg};
+use crate::fast::check_bound;
+use crate::layout::{pack_inputs, unpack_outputs};
 use crate::message::RoundMessage;
-use crate::plan::{Mode, Plan, STAT_BITS};
+use crate::plan::{Mode, Output, Plan, STAT_BITS};
+use crate::session::{ClientStep, check_client, image_values};
 
 /// Bytes of the IKNP extension message for `count` correlated OTs.
 pub fn extension_bytes(count: usize) -> usize {
@@ -65,9 +67,9 @@ impl PrivateClientSession {
         pool: Arc<RandomnessPool>,
         output: Output,
     ) -> Result<Self> {
-        check_session(&plan, &key, &pool)?;
+        check_client(&plan, &key, &pool)?;
         if plan.mode != Mode::Private {
-            return Err(Error::Plan("a private session needs a private plan".into()));
+            return Err(PlanError::WrongMode(Mode::Private.name()).into());
         }
         Ok(PrivateClientSession {
             plan,
@@ -89,16 +91,9 @@ impl PrivateClientSession {
     /// the answer to the server's setup (round 0).
     pub fn start(&mut self, image: &[u8]) -> Result<()> {
         if self.awaiting.is_some() || self.first.is_some() {
-            return Err(Error::State("the session has already started".into()));
+            return Err(StateError::AlreadyStarted.into());
         }
-        let want: usize = self.plan.input_shape.iter().product();
-        if image.len() != want {
-            return Err(Error::State(format!(
-                "the input has {} values, the model takes {want}",
-                image.len()
-            )));
-        }
-        let x: Vec<i64> = image.iter().map(|&p| p as i64).collect();
+        let x = image_values(&self.plan, image)?;
         let pk = self.key.public_key();
         let plain = pack_inputs(self.plan.packing, &self.plan.layers[0], pk.bits(), &x)?;
         let cts = self.pool.encrypt_many(&plain)?;
@@ -129,7 +124,7 @@ impl PrivateClientSession {
     /// Handles server round k.
     pub fn receive(&mut self, answer: &RoundMessage) -> Result<ClientStep> {
         let Some(k) = self.awaiting else {
-            return Err(Error::State("no round is in progress".into()));
+            return Err(StateError::NoRound.into());
         };
         let layers = self.plan.layers.len();
         let step = if k == 0 {
@@ -157,20 +152,15 @@ impl PrivateClientSession {
 
     /// Server round 0: answer the base OTs with Delta, send the input.
     fn setup(&mut self, answer: &RoundMessage) -> Result<ClientStep> {
-        check_round(answer, 0)?;
+        answer.check_round(0)?;
         if !answer.data.is_empty() || answer.material.len() != BASE_OT_SETUP_BYTES {
-            return Err(msg(
-                0,
-                format!(
-                    "the setup has {} bytes of material, not {BASE_OT_SETUP_BYTES}",
-                    answer.material.len()
-                ),
-            ));
+            let got = answer.material.len();
+            return Err(msg(0, MessageError::SetupSize { got, expected: BASE_OT_SETUP_BYTES }));
         }
-        let (cot, reply) = CotSender::start(&answer.material).map_err(|e| msg(0, format!("base OT: {e}")))?;
-        self.garbler = Some(Garbler::with_delta(cot.delta()).map_err(|e| Error::Internal(e.to_string()))?);
+        let (cot, reply) = CotSender::start(&answer.material).map_err(|e| msg(0, MessageError::BaseOt(e)))?;
+        self.garbler = Some(Garbler::with_delta(cot.delta()).map_err(gc_internal)?);
         self.cot = Some(cot);
-        let mut first = self.first.take().ok_or_else(|| Error::State("start() was not called".into()))?;
+        let mut first = self.first.take().ok_or(StateError::NotStarted)?;
         first.material = reply;
         Ok(ClientStep::Send(first))
     }
@@ -186,9 +176,9 @@ impl PrivateClientSession {
         let material = if k == 1 { extension_bytes(total_cots) } else { 0 };
         let cts = answer.ciphertexts_with_material(pk, k, pl.output_ciphertexts, material)?;
         if k == 1 {
-            let cot = self.cot.as_mut().ok_or_else(|| Error::State("the base OTs are not done".into()))?;
+            let cot = self.cot.as_mut().ok_or_else(|| Error::State(StateError::OtNotDone))?;
             let q =
-                cot.extend(total_cots, &answer.material).map_err(|e| msg(k, format!("OT extension: {e}")))?;
+                cot.extend(total_cots, &answer.material).map_err(|e| msg(k, MessageError::OtExtension(e)))?;
             let mut rest = q.as_slice();
             for p in &self.plan.layers[..self.masked_layers()] {
                 let (mine, tail) = rest.split_at(cots(p));
@@ -198,19 +188,8 @@ impl PrivateClientSession {
         }
         let plain: Vec<Integer> = self.key.decrypt_many(&cts);
         if l + 1 == layers && self.output == Output::Logits {
-            let logits = unpack_outputs(self.plan.packing, pl, pk.bits(), &plain)
-                .map_err(|e| msg(k, e.to_string()))?;
-            if let Some(bad) =
-                logits.iter().position(|a| a.unsigned_abs() > pl.accumulator_bound.unsigned_abs())
-            {
-                return Err(msg(
-                    k,
-                    format!(
-                        "logit {bad} is {}, beyond the plan's bound {}",
-                        logits[bad], pl.accumulator_bound
-                    ),
-                ));
-            }
+            let logits = unpack_outputs(self.plan.packing, pl, pk.bits(), &plain).map_err(|e| msg(k, e))?;
+            check_bound(k, "logit", &logits, pl.accumulator_bound)?;
             return Ok(ClientStep::Done(logits));
         }
         let digits = self.digits(k, &plain)?;
@@ -233,10 +212,7 @@ impl PrivateClientSession {
                 y += n;
             }
             if y.significant_bits() > top {
-                return Err(msg(
-                    k,
-                    format!("masked ciphertext {i} holds more than {top} bits: not the plan's masking"),
-                ));
+                return Err(msg(k, MessageError::MaskTooWide { ciphertext: i, bits: top }));
             }
             for b in 0..(pl.slots as u32 * pl.slot_bits) {
                 bits.push(y.get_bit(b));
@@ -251,15 +227,14 @@ impl PrivateClientSession {
         let l = k - 1;
         let parts = self.circuits.layer(l);
         if parts.is_empty() {
-            return Err(Error::Internal(format!("no circuit after layer {l}")));
+            return Err(InternalError::NoCircuit(l).into());
         }
         let next = &self.plan.layers[k];
         let outputs = next.input.len();
-        let mut prg = Prg::from_os().map_err(|e| Error::Internal(e.to_string()))?;
+        let mut prg = Prg::from_os().map_err(gc_internal)?;
         let s: Vec<i64> = (0..outputs).map(|_| random_below_pow2(&mut prg, MASK_BITS) as i64).collect();
         let per_ct = self.plan.layers[l].slots * self.plan.layers[l].slot_bits as usize;
-        let garbler =
-            self.garbler.as_ref().ok_or_else(|| Error::State("the base OTs are not done".into()))?;
+        let garbler = self.garbler.as_ref().ok_or_else(|| Error::State(StateError::OtNotDone))?;
         // Each part garbled by a fork of the session's garbler on a tweak range of its own.
         let base = garbler.next_tweak();
         let mut offsets = Vec::with_capacity(parts.len());
@@ -278,15 +253,13 @@ impl PrivateClientSession {
                 for &v in &s[p.first_output..p.first_output + p.outputs] {
                     bits.extend((0..MASK_BITS).map(|i| (v >> i) & 1 == 1));
                 }
-                let mut g = garbler.fork(tweak).map_err(|e| Error::Internal(e.to_string()))?;
-                let (garbled, _) =
-                    g.garble(&p.circuit, &bits, &zero[cts]).map_err(|e| Error::Internal(e.to_string()))?;
+                let mut g = garbler.fork(tweak).map_err(gc_internal)?;
+                let (garbled, _) = g.garble(&p.circuit, &bits, &zero[cts]).map_err(gc_internal)?;
                 Ok(garbled.to_bytes())
             })
             .collect::<Result<_>>()?;
-        let garbler =
-            self.garbler.as_mut().ok_or_else(|| Error::State("the base OTs are not done".into()))?;
-        garbler.skip_to(base + total).map_err(|e| Error::Internal(e.to_string()))?;
+        let garbler = self.garbler.as_mut().ok_or_else(|| Error::State(StateError::OtNotDone))?;
+        garbler.skip_to(base + total).map_err(gc_internal)?;
         self.zero[l] = Vec::new();
         let neg: Vec<i64> = s.iter().map(|&v| -v).collect();
         let n = self.key.public_key().n();
@@ -302,11 +275,9 @@ impl PrivateClientSession {
     /// Label mode: garbles the argmax over the last layer's digits.
     fn garble_argmax(&mut self, k: usize, digits: &[bool]) -> Result<ClientStep> {
         let circuit = self.circuits.argmax();
-        let garbler =
-            self.garbler.as_mut().ok_or_else(|| Error::State("the base OTs are not done".into()))?;
+        let garbler = self.garbler.as_mut().ok_or_else(|| Error::State(StateError::OtNotDone))?;
         let l = k - 1;
-        let (garbled, zero) =
-            garbler.garble(circuit, digits, &self.zero[l]).map_err(|e| Error::Internal(e.to_string()))?;
+        let (garbled, zero) = garbler.garble(circuit, digits, &self.zero[l]).map_err(gc_internal)?;
         self.argmax_zero = zero;
         let mut material = garbled.to_bytes();
         material.truncate(argmax_bytes(circuit));
@@ -317,31 +288,21 @@ impl PrivateClientSession {
 
     /// Label mode, server round L + 1: the argmax's output labels.
     fn label(&mut self, k: usize, answer: &RoundMessage) -> Result<ClientStep> {
-        check_round(answer, k)?;
+        answer.check_round(k)?;
         let circuit = self.circuits.argmax();
         if !answer.data.is_empty() {
-            return Err(msg(k, "the label round carries no ciphertexts"));
+            return Err(msg(k, MessageError::LabelRoundCiphertexts));
         }
         let labels = blocks_from_bytes(&answer.material, circuit.outputs(), "output labels")
-            .map_err(|e| msg(k, e.to_string()))?;
-        let garbler =
-            self.garbler.as_ref().ok_or_else(|| Error::State("the base OTs are not done".into()))?;
-        let bits =
-            garbler.decode_labels(circuit, &labels, &self.argmax_zero).map_err(|e| msg(k, e.to_string()))?;
+            .map_err(|e| msg(k, MessageError::OutputLabels(e)))?;
+        let garbler = self.garbler.as_ref().ok_or_else(|| Error::State(StateError::OtNotDone))?;
+        let bits = garbler
+            .decode_labels(circuit, &labels, &self.argmax_zero)
+            .map_err(|e| msg(k, MessageError::OutputLabels(e)))?;
         let label = bits.iter().enumerate().fold(0usize, |acc, (i, &b)| acc | (usize::from(b) << i));
         if label >= self.plan.classes {
-            return Err(msg(k, format!("label {label} is not a class")));
+            return Err(msg(k, MessageError::NotAClass { label }));
         }
         Ok(ClientStep::Label(label))
     }
-}
-
-fn check_round(m: &RoundMessage, round: usize) -> Result<()> {
-    if m.round != round {
-        return Err(msg(
-            round,
-            format!("a message for round {} arrived where round {round} was expected", m.round),
-        ));
-    }
-    Ok(())
 }

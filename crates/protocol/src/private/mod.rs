@@ -8,46 +8,19 @@
 //! randomness r'^n of the server's choosing.
 
 pub mod circuits;
-pub mod client;
-pub mod server;
+mod client;
+mod server;
+
+pub use circuits::PrivateCircuits;
+pub use client::{GarblingStats, PrivateClientSession, extension_bytes};
+pub use server::PrivateServerSession;
 
 use ppdnn_gc::prg::Prg;
 use ppdnn_paillier::{Ciphertext, Integer, PublicKey};
 
-use crate::client::input_slots;
-use crate::error::{Error, Result};
+use crate::error::{InternalError, Result};
+use crate::layout::input_slots;
 use crate::plan::PlanLayer;
-
-/// What the client learns at the end of a private inference.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Output {
-    /// The integer logits.
-    #[default]
-    Logits,
-    /// Only the index of the largest logit.
-    Label,
-}
-
-impl Output {
-    /// The output's name on the command line and in JSON.
-    pub fn name(self) -> &'static str {
-        match self {
-            Output::Logits => "logits",
-            Output::Label => "label",
-        }
-    }
-}
-
-impl std::str::FromStr for Output {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self> {
-        match s {
-            "logits" => Ok(Output::Logits),
-            "label" => Ok(Output::Label),
-            other => Err(Error::State(format!("unknown output {other:?} (logits or label)"))),
-        }
-    }
-}
 
 /// Bytes of the base-OT answer in the client's round 0 (128 points).
 pub const BASE_OT_ANSWER_BYTES: usize = 128 * 32;
@@ -68,7 +41,7 @@ pub(crate) fn random_below_pow2(prg: &mut Prg, bits: u32) -> u64 {
 /// pack(-s) + pack(w) = pack(q) mod n whatever the sizes of s and w.
 pub(crate) fn pack_residues(pl: &PlanLayer, values: &[i64], n: &Integer) -> Result<Vec<Integer>> {
     if values.len() != pl.input.len() {
-        return Err(Error::Internal(format!("{}: {} values to pack", pl.name, values.len())));
+        return Err(InternalError::PackCount { layer: pl.name.clone(), got: values.len() }.into());
     }
     let b = if pl.is_conv() { pl.slot_bits } else { 0 };
     Ok(input_slots(pl, values)

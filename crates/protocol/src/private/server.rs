@@ -10,11 +10,11 @@ use ppdnn_paillier::{Ciphertext, Integer, PublicKey, RandomnessPool};
 use rayon::prelude::*;
 
 use super::circuits::{MASK_BITS, PrivateCircuits, argmax_bytes, cots};
-use super::{BASE_OT_ANSWER_BYTES, Output, add_residue, pack_residues, random_below_pow2};
-use crate::error::{Error, Result, msg};
+use super::{BASE_OT_ANSWER_BYTES, add_residue, pack_residues, random_below_pow2};
+use crate::error::{InternalError, MessageError, Result, StateError, gc_internal, msg};
+use crate::linear::linear_layer;
 use crate::message::RoundMessage;
-use crate::plan::{Plan, STAT_BITS};
-use crate::server::linear_layer;
+use crate::plan::{Output, Plan, STAT_BITS};
 
 /// One private inference on the server side.
 ///
@@ -127,10 +127,7 @@ impl PrivateServerSession {
     pub fn handle(&mut self, input: &RoundMessage) -> Result<RoundMessage> {
         let k = self.round;
         if self.finished() {
-            return Err(Error::State(format!(
-                "all {k} rounds are done; round {} is one too many",
-                input.round
-            )));
+            return Err(StateError::Finished { done: k, got: input.round }.into());
         }
         let (count, material) = self.expected();
         let cts = input.ciphertexts_with_material(&self.key, k, count, material)?;
@@ -164,8 +161,8 @@ impl PrivateServerSession {
     /// extends the correlated OTs with their bits as choices. Returns the
     /// extension message for the client.
     fn setup_masks(&mut self, answer: &[u8]) -> Result<Vec<u8>> {
-        let ot = self.ot.take().ok_or_else(|| Error::Internal("the base OTs are already done".into()))?;
-        let mut receiver = ot.finish(answer).map_err(|e| msg(0, format!("base-OT answer: {e}")))?;
+        let ot = self.ot.take().ok_or(InternalError::OtDone)?;
+        let mut receiver = ot.finish(answer).map_err(|e| msg(0, MessageError::BaseOtAnswer(e)))?;
         let mut prg = Prg::from_os().map_err(gc_internal)?;
         let mut choices = Vec::new();
         for pl in &self.plan.layers[..self.masked_layers()] {
@@ -192,7 +189,7 @@ impl PrivateServerSession {
         let round = l + 1;
         let parts = self.circuits.layer(l);
         if parts.is_empty() {
-            return Err(Error::Internal(format!("no circuit after layer {l}")));
+            return Err(InternalError::NoCircuit(l).into());
         }
         let per_ct = self.plan.layers[l].slots * self.plan.layers[l].slot_bits as usize;
         // The parts' encodings back to back, each evaluated on its own tweak range.
@@ -205,10 +202,7 @@ impl PrivateServerSession {
             tweak += p.circuit.tweaks();
         }
         if at != material.len() {
-            return Err(msg(
-                round,
-                format!("{} bytes of garbled circuit where {at} are expected", material.len()),
-            ));
+            return Err(msg(round, MessageError::GarbledSize { got: material.len(), expected: at }));
         }
         let labels = std::mem::take(&mut self.labels[l]);
         let width = MASK_BITS as usize + 1;
@@ -217,7 +211,7 @@ impl PrivateServerSession {
             .zip(&offsets)
             .enumerate()
             .map(|(k, (p, &(at, len, tweak)))| -> Result<Vec<i64>> {
-                let bad = |e: ppdnn_gc::Error| msg(round, format!("garbled circuit, part {k}: {e}"));
+                let bad = |source| msg(round, MessageError::GarbledPart { part: k, source });
                 let garbled = GarbledCircuit::from_bytes(&p.circuit, &material[at..at + len]).map_err(bad)?;
                 let mine =
                     &labels[p.first_ciphertext * per_ct..(p.first_ciphertext + p.ciphertexts) * per_ct];
@@ -230,7 +224,7 @@ impl PrivateServerSession {
                     .collect())
             })
             .collect::<Result<_>>()?;
-        self.evaluator.skip_to(tweak).map_err(|e| Error::Internal(e.to_string()))?;
+        self.evaluator.skip_to(tweak).map_err(gc_internal)?;
         Ok(outputs.concat())
     }
 
@@ -240,12 +234,12 @@ impl PrivateServerSession {
         let mut bytes = material.to_vec();
         bytes.resize(bytes.len() + circuit.outputs().div_ceil(8), 0);
         let garbled = GarbledCircuit::from_bytes(circuit, &bytes)
-            .map_err(|e| msg(round, format!("garbled argmax: {e}")))?;
+            .map_err(|e| msg(round, MessageError::GarbledArgmax(e)))?;
         let last = self.plan.layers.len() - 1;
         let labels = std::mem::take(&mut self.labels[last]);
         self.evaluator
             .evaluate(circuit, &garbled, &labels)
-            .map_err(|e| msg(round, format!("garbled argmax: {e}")))
+            .map_err(|e| msg(round, MessageError::GarbledArgmax(e)))
     }
 
     /// Server round l + 1: layer l's accumulators, masked unless they are the
@@ -284,13 +278,9 @@ impl PrivateServerSession {
                 };
                 self.key
                     .ciphertext(Integer::from(c.value() * rn) % n2)
-                    .map_err(|e| Error::Internal(format!("re-randomizing: {e}")))
+                    .map_err(|e| InternalError::Rerandomize(e).into())
             })
             .collect::<Result<_>>()?;
         Ok(RoundMessage::from_ciphertexts(&self.key, l + 1, &fresh))
     }
-}
-
-fn gc_internal(e: ppdnn_gc::Error) -> Error {
-    Error::Internal(format!("two-party computation: {e}"))
 }

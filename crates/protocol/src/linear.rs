@@ -1,0 +1,142 @@
+//! The homomorphic linear layer: a convolution or a dense layer evaluated
+//! on the client's ciphertexts in the plan's layouts, the server's work in
+//! both modes.
+
+use ppdnn_model::network::Linear;
+use ppdnn_model::quant::QuantLayer;
+use ppdnn_paillier::{Ciphertext, Integer, PublicKey, SharedBases};
+use rayon::prelude::*;
+
+use crate::error::{InternalError, Result};
+use crate::plan::{Packing, PlanLayer};
+
+/// Magnitude bits of the quantized weights (|w| <= 127).
+pub const WEIGHT_BITS: u32 = 7;
+
+/// A linear layer on its input ciphertexts: the encrypted accumulators, in
+/// the plan's output layout (not yet re-randomized).
+pub fn linear_layer(
+    key: &PublicKey,
+    layer: &QuantLayer,
+    pl: &PlanLayer,
+    packing: Packing,
+    cts: &[Ciphertext],
+) -> Result<Vec<Ciphertext>> {
+    let outputs = match (packing, pl.linear) {
+        (Packing::Packed, Linear::Conv2d { .. }) => conv_packed(key, layer, pl, cts)?,
+        (Packing::Packed, Linear::Dense { .. }) => dense_packed(key, layer, pl, cts)?,
+        (Packing::Unpacked, Linear::Conv2d { .. }) => conv_unpacked(key, layer, pl, cts)?,
+        (Packing::Unpacked, Linear::Dense { .. }) => dense_outputs(key, layer, pl, cts)?,
+    };
+    if outputs.len() != pl.output_ciphertexts {
+        return Err(InternalError::OutputCount {
+            layer: pl.name.clone(),
+            got: outputs.len(),
+            expected: pl.output_ciphertexts,
+        }
+        .into());
+    }
+    Ok(outputs)
+}
+
+fn weight_rows(layer: &QuantLayer, pl: &PlanLayer) -> Vec<Vec<i64>> {
+    layer.weight.chunks(pl.fan_in()).map(<[i64]>::to_vec).collect()
+}
+
+/// Packed convolution: per position chunk, one multi-exponentiation per output
+/// channel over the chunk's im2col rows, plus the packed bias.
+fn conv_packed(
+    key: &PublicKey,
+    layer: &QuantLayer,
+    pl: &PlanLayer,
+    cts: &[Ciphertext],
+) -> Result<Vec<Ciphertext>> {
+    let fan_in = pl.fan_in();
+    let out_c = pl.out_channels();
+    let chunks = pl.chunks();
+    let positions = pl.positions();
+    let codec = pl.codec(key.bits())?;
+    let rows = weight_rows(layer, pl);
+    let per_chunk: Vec<Vec<Ciphertext>> = (0..chunks)
+        .into_par_iter()
+        .map(|j| -> Result<Vec<Ciphertext>> {
+            let bases: Vec<Ciphertext> = (0..fan_in).map(|k| cts[k * chunks + j].clone()).collect();
+            let used = pl.slots.min(positions - j * pl.slots);
+            let outs = key.combine_rows(&bases, &rows)?;
+            outs.iter()
+                .enumerate()
+                .map(|(c, ct)| {
+                    // One bias per channel, or the chunk's part of a bias map.
+                    let bias = if layer.bias.len() == out_c {
+                        vec![layer.bias[c]; used]
+                    } else {
+                        layer.bias[c * positions + j * pl.slots..][..used].to_vec()
+                    };
+                    Ok(key.add_plain(ct, &codec.encode(&bias)?)?)
+                })
+                .collect()
+        })
+        .collect::<Result<_>>()?;
+    // Channel-major order: output ciphertext c * chunks + j.
+    Ok((0..out_c).flat_map(|c| per_chunk.iter().map(move |chunk| chunk[c].clone())).collect())
+}
+
+/// Packed dense layer: one multi-exponentiation per output over the shared
+/// inputs, then S outputs packed into each ciphertext by Horner's rule
+/// (B squarings per slot).
+fn dense_packed(
+    key: &PublicKey,
+    layer: &QuantLayer,
+    pl: &PlanLayer,
+    cts: &[Ciphertext],
+) -> Result<Vec<Ciphertext>> {
+    let outs = dense_outputs(key, layer, pl, cts)?;
+    outs.par_chunks(pl.slots).map(|group| Ok(key.pack_slots(group, pl.slot_bits)?)).collect()
+}
+
+/// W x + b for a dense layer, one ciphertext per output.
+fn dense_outputs(
+    key: &PublicKey,
+    layer: &QuantLayer,
+    pl: &PlanLayer,
+    cts: &[Ciphertext],
+) -> Result<Vec<Ciphertext>> {
+    let rows = weight_rows(layer, pl);
+    let outs = key.combine_rows(cts, &rows)?;
+    outs.par_iter().zip(&layer.bias).map(|(c, &b)| Ok(key.add_plain(c, &Integer::from(b))?)).collect()
+}
+
+/// Unpacked convolution: every accumulator from the input ciphertexts under its kernel window.
+fn conv_unpacked(
+    key: &PublicKey,
+    layer: &QuantLayer,
+    pl: &PlanLayer,
+    cts: &[Ciphertext],
+) -> Result<Vec<Ciphertext>> {
+    let Linear::Conv2d { kernel: [kh, kw], stride: [sy, sx], padding: [top, left, ..], .. } = pl.linear
+    else {
+        return Err(InternalError::NotConvolution(pl.name.clone()).into());
+    };
+    let (ic_count, ih, iw) = (pl.input.channels, pl.input.height, pl.input.width);
+    let (oh, ow) = (pl.output.height, pl.output.width);
+    let shared = SharedBases::new(key, cts, WEIGHT_BITS, pl.output.len());
+    (0..pl.output.len())
+        .into_par_iter()
+        .map(|o| {
+            let (oc, oy, ox) = (o / (oh * ow), (o / ow) % oh, o % ow);
+            let mut terms = Vec::with_capacity(ic_count * kh * kw);
+            for ic in 0..ic_count {
+                for ky in 0..kh {
+                    let Some(iy) = (oy * sy + ky).checked_sub(top).filter(|&y| y < ih) else { continue };
+                    for kx in 0..kw {
+                        let Some(ix) = (ox * sx + kx).checked_sub(left).filter(|&x| x < iw) else { continue };
+                        let w = layer.weight[((oc * ic_count + ic) * kh + ky) * kw + kx];
+                        terms.push(((ic * ih + iy) * iw + ix, w));
+                    }
+                }
+            }
+            let bias = if layer.bias.len() == pl.output.len() { layer.bias[o] } else { layer.bias[oc] };
+            Ok(key.add_plain(&shared.combine_terms(&terms)?, &Integer::from(bias))?)
+        })
+        .collect()
+}
