@@ -11,7 +11,9 @@ use ppdnn_paillier::{KeyPolicy, PrivateKey, generate_keypair, keyfile};
 use ppdnn_protocol::Output;
 use ppdnn_protocol::{Mode, Packing};
 use ppdnn_service::classifier::{ClassifierOptions, RetryPolicy};
-use ppdnn_service::{Classifier, LocalServer, ServedModel, ServerConfig, serve, service};
+use ppdnn_service::{
+    Classifier, LocalServer, QueryBudget, ServedModel, ServerConfig, serve_service, service,
+};
 
 use crate::model_cmds::{DEFAULT_MODEL, Prediction, load_inputs, load_model, print_predictions};
 
@@ -78,6 +80,19 @@ pub struct LimitArgs {
     /// Accept client keys below 2048 bits (tests only).
     #[arg(long)]
     insecure_small_keys: bool,
+    /// What a private inference may ask to learn, comma-separated: logits
+    /// and/or label. With label alone, a Start asking for the logits is
+    /// refused (FAILED_PRECONDITION), and the fast mode cannot be offered.
+    #[arg(long, value_delimiter = ',', default_value = "logits,label")]
+    outputs: Vec<Output>,
+    /// Query budget: completed inferences per client key, and separately
+    /// per client address, in each --budget-period (a token bucket; beyond
+    /// it RESOURCE_EXHAUSTED with the wait in the retry-after-ms metadata).
+    #[arg(long)]
+    query_budget: Option<u32>,
+    /// The query budget's period, in seconds.
+    #[arg(long, default_value_t = 3600.0, requires = "query_budget")]
+    budget_period: f64,
 }
 
 impl LimitArgs {
@@ -113,14 +128,21 @@ impl LimitArgs {
         }
         let policy = KeyPolicy::insecure_if(self.insecure_small_keys);
         for &b in &self.key_bits {
-            if b < policy.min_bits || b > policy.max_bits {
-                bail!(
-                    "--key-bits {b}: outside {}..={} (smaller keys need --insecure-small-keys)",
-                    policy.min_bits,
-                    policy.max_bits
-                );
-            }
+            crate::crypto_cmds::check_new_key_bits(b, policy)
+                .map_err(|e| anyhow::anyhow!("--key-bits: {e:#}"))?;
         }
+        let mut outputs = self.outputs.clone();
+        outputs.dedup();
+        let query_budget = match self.query_budget {
+            None => None,
+            Some(0) => bail!("--query-budget must be at least 1"),
+            Some(queries) => {
+                if !(1.0..=31_536_000.0).contains(&self.budget_period) {
+                    bail!("--budget-period {}: choose 1 s to one year", self.budget_period);
+                }
+                Some(QueryBudget { queries, period: Duration::from_secs_f64(self.budget_period) })
+            }
+        };
         Ok(ServerConfig {
             max_sessions: self.max_sessions,
             max_sessions_per_client: self.max_sessions_per_client,
@@ -136,6 +158,8 @@ impl LimitArgs {
             modes,
             max_garbled_bytes: self.max_garbled_mib << 20,
             key_policy: policy,
+            outputs,
+            query_budget,
         })
     }
 }
@@ -192,12 +216,25 @@ pub fn serve_cmd(args: ServeArgs) -> Result<()> {
         }),
         _ => None,
     };
+    let modes: Vec<&str> = config.modes.iter().map(|m| m.name()).collect();
+    let outputs: Vec<&str> = config.outputs.iter().map(|o| o.name()).collect();
+    let budget = config.query_budget.map_or("none".to_string(), |b| format!("{b}, per key and per address"));
+    // Every model's plans and limits are checked before anything is said to be served.
+    let svc = service(models, config)?;
     runtime()?.block_on(async move {
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
             .with_context(|| format!("cannot listen on {}", args.listen))?;
-        tracing::info!(address = %args.listen, models = ?names, arithmetic = ppdnn_paillier::Backend::current().name(), "serving");
-        Ok(serve(listener, models, config, tls, shutdown_signal(), Duration::from_secs(10)).await?)
+        tracing::info!(
+            address = %args.listen,
+            models = ?names,
+            modes = ?modes,
+            outputs = ?outputs,
+            query_budget = %budget,
+            arithmetic = ppdnn_paillier::Backend::current().name(),
+            "serving"
+        );
+        Ok(serve_service(listener, svc, tls, shutdown_signal(), Duration::from_secs(10)).await?)
     })
 }
 

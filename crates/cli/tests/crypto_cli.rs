@@ -1,11 +1,11 @@
 //! Runs the `ppdnn` binary: key generation, encrypt, add, multiply, decrypt.
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 
-fn ppdnn(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ppdnn")).args(args).output().expect("run ppdnn")
-}
+mod common;
+
+use common::ppdnn;
 
 fn ok(args: &[&str]) -> String {
     let out = ppdnn(args);

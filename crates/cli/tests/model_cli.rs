@@ -1,20 +1,10 @@
 //! Runs the `ppdnn` binary: eval (plain and encrypted), predict, export.
 
-use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::process::Command;
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+mod common;
 
-fn ppdnn(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ppdnn"))
-        .current_dir(root())
-        .env("PPDNN_DATA", root().join("data/mnist"))
-        .args(args)
-        .output()
-        .expect("run ppdnn")
-}
+use common::{ppdnn, root};
 
 fn ok_json(args: &[&str]) -> serde_json::Value {
     let out = ppdnn(args);

@@ -2,18 +2,13 @@
 //! answers equal the plaintext `ppdnn predict` ones.
 
 use std::net::TcpListener;
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+mod common;
 
 fn ppdnn() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_ppdnn"));
-    c.current_dir(root());
-    c
+    common::ppdnn_command()
 }
 
 struct Server(Child);
@@ -143,13 +138,8 @@ fn write_colour_model(path: &std::path::Path) {
         Layer { name: "out".into(), linear: Linear::Dense { outputs: 4 }, relu: false, pool: None },
     ];
     let network = Network::new(Shape::new(3, 12, 10), layers).unwrap();
-    let mut s = 0x9e3779b97f4a7c15u64;
-    let mut next = move || {
-        s ^= s << 13;
-        s ^= s >> 7;
-        s ^= s << 17;
-        ((s >> 11) as f64 / (1u64 << 53) as f64) as f32 - 0.5
-    };
+    let mut rng = ppdnn_model::testing::Rng(0x9e3779b97f4a7c15);
+    let mut next = move || rng.float();
     let params = network
         .layers()
         .iter()

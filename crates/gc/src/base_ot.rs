@@ -16,30 +16,25 @@ use sha2::{Digest, Sha256};
 use zeroize::Zeroize;
 
 use crate::block::Block;
-use crate::error::{Error, Result};
+use crate::error::{Error, Item, PointError, Result};
 
 /// Bytes of one point on the wire (a compressed Ristretto point).
 pub const POINT_BYTES: usize = 32;
 
 fn random_scalar() -> Result<Scalar> {
     let mut wide = [0u8; 64];
-    getrandom::fill(&mut wide).map_err(|e| Error::Random(e.to_string()))?;
+    getrandom::fill(&mut wide)?;
     let s = Scalar::from_bytes_mod_order_wide(&wide);
     wide.zeroize();
     Ok(s)
 }
 
-fn point(bytes: &[u8], what: &str) -> Result<RistrettoPoint> {
-    let arr: [u8; 32] = bytes.try_into().map_err(|_| Error::Length {
-        what: what.into(),
-        expected: POINT_BYTES,
-        got: bytes.len(),
-    })?;
-    let p = CompressedRistretto(arr)
-        .decompress()
-        .ok_or_else(|| Error::Point(format!("{what} is not a valid Ristretto point")))?;
+fn point(bytes: &[u8], what: Item) -> Result<RistrettoPoint> {
+    let arr: [u8; 32] =
+        bytes.try_into().map_err(|_| Error::Length { what, expected: POINT_BYTES, got: bytes.len() })?;
+    let p = CompressedRistretto(arr).decompress().ok_or(PointError::Invalid { point: what })?;
     if p == RistrettoPoint::identity() {
-        return Err(Error::Point(format!("{what} is the identity")));
+        return Err(PointError::Identity { point: what }.into());
     }
     Ok(p)
 }
@@ -87,7 +82,7 @@ impl BaseOtSender {
     pub fn finish(&self, receiver_msg: &[u8], count: usize) -> Result<Vec<(Block, Block)>> {
         if receiver_msg.len() != count * POINT_BYTES {
             return Err(Error::Length {
-                what: "base OT receiver message".into(),
+                what: Item::BaseOtReceiverMessage,
                 expected: count * POINT_BYTES,
                 got: receiver_msg.len(),
             });
@@ -97,7 +92,7 @@ impl BaseOtSender {
             .chunks_exact(POINT_BYTES)
             .enumerate()
             .map(|(i, bytes)| {
-                let b = point(bytes, &format!("base OT point {i}"))?;
+                let b = point(bytes, Item::BaseOtPoint { index: i })?;
                 let b_bytes: [u8; 32] = bytes.try_into().expect("chunks_exact gives 32 bytes");
                 let ab = b * self.a;
                 Ok((key(i, &self.a_bytes, &b_bytes, &ab), key(i, &self.a_bytes, &b_bytes, &(ab - a_a))))
@@ -108,7 +103,7 @@ impl BaseOtSender {
 
 /// The receiver's side: answers A with its points, keeps one key per choice.
 pub fn receive(sender_msg: &[u8], choices: &[bool]) -> Result<(Vec<Block>, Vec<u8>)> {
-    let big_a = point(sender_msg, "base OT sender message")?;
+    let big_a = point(sender_msg, Item::BaseOtSenderMessage)?;
     let a_bytes: [u8; 32] = sender_msg.try_into().expect("point() checked the length");
     let mut keys = Vec::with_capacity(choices.len());
     let mut msg = Vec::with_capacity(choices.len() * POINT_BYTES);

@@ -63,11 +63,16 @@ pub fn blocks_to_bytes(blocks: &[Block]) -> Vec<u8> {
     out
 }
 
-/// Exactly `count` blocks from `bytes`, or an error naming `what`.
-pub fn blocks_from_bytes(bytes: &[u8], count: usize, what: &str) -> crate::Result<Vec<Block>> {
+/// Exactly `count` blocks from `bytes`, or an error naming `what` (an
+/// [`Item`](crate::Item), or the caller's own name for the message).
+pub fn blocks_from_bytes(
+    bytes: &[u8],
+    count: usize,
+    what: impl Into<crate::Item>,
+) -> crate::Result<Vec<Block>> {
     if bytes.len() != count * Block::BYTES {
         return Err(crate::Error::Length {
-            what: what.to_string(),
+            what: what.into(),
             expected: count * Block::BYTES,
             got: bytes.len(),
         });
@@ -90,7 +95,7 @@ mod tests {
         assert_eq!(Block::from_bytes(b.to_bytes()), b);
         assert!(b.lsb());
         let bytes = blocks_to_bytes(&[b, Block(2)]);
-        assert_eq!(blocks_from_bytes(&bytes, 2, "x").unwrap(), vec![b, Block(2)]);
+        assert_eq!(blocks_from_bytes(&bytes, 2, crate::Item::OutputLabels).unwrap(), vec![b, Block(2)]);
         assert!(blocks_from_bytes(&bytes[1..], 2, "x").is_err());
         assert_eq!(format!("{b:?}"), "Block(lsb=1)");
     }

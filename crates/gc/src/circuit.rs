@@ -15,7 +15,7 @@
 //! XOR and NOT are free (free XOR). The shape of a circuit depends only on
 //! how it was built, never on the values of garbler or evaluator inputs.
 
-use crate::error::{Error, Result};
+use crate::error::{CountError, Item, Result};
 
 /// A wire of a circuit under construction or built.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -163,8 +163,8 @@ impl Circuit {
 
     /// Evaluates the circuit on plain bits: the reference for tests.
     pub fn eval_plain(&self, garbler: &[bool], evaluator: &[bool]) -> Result<Vec<bool>> {
-        check_count("garbler input bits", garbler.len(), self.garbler_inputs.len())?;
-        check_count("evaluator input bits", evaluator.len(), self.evaluator_inputs.len())?;
+        check_count(Item::GarblerInputBits, garbler.len(), self.garbler_inputs.len())?;
+        check_count(Item::EvaluatorInputBits, evaluator.len(), self.evaluator_inputs.len())?;
         let mut v = vec![false; self.wires as usize];
         for (&w, &b) in self.garbler_inputs.iter().zip(garbler) {
             v[w as usize] = b;
@@ -193,9 +193,9 @@ impl Circuit {
     }
 }
 
-pub(crate) fn check_count(what: &str, got: usize, expected: usize) -> Result<()> {
+pub(crate) fn check_count(what: Item, got: usize, expected: usize) -> Result<()> {
     if got != expected {
-        return Err(Error::Count(format!("{got} {what} where the circuit takes {expected}")));
+        return Err(CountError::Mismatch { what, got, expected }.into());
     }
     Ok(())
 }

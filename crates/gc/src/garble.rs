@@ -10,7 +10,7 @@
 use crate::aes_hash::{BATCH, tccr_batch};
 use crate::block::{Block, blocks_from_bytes, blocks_to_bytes};
 use crate::circuit::{Circuit, Gate, Output, check_count};
-use crate::error::{Error, Result};
+use crate::error::{CountError, Error, Item, Result, StateError};
 use crate::prg::Prg;
 
 /// What the garbler sends for one circuit: the garbled tables and the
@@ -46,11 +46,11 @@ impl GarbledCircuit {
     pub fn from_bytes(circuit: &Circuit, bytes: &[u8]) -> Result<Self> {
         let want = Self::encoded_len(circuit);
         if bytes.len() != want {
-            return Err(Error::Length { what: "garbled circuit".into(), expected: want, got: bytes.len() });
+            return Err(Error::Length { what: Item::GarbledCircuit, expected: want, got: bytes.len() });
         }
         let t = circuit.table_blocks() * Block::BYTES;
-        let tables = blocks_from_bytes(&bytes[..t], circuit.table_blocks(), "garbled tables")?;
-        let decode = unpack_bits(&bytes[t..], circuit.outputs(), "decode bits")?;
+        let tables = blocks_from_bytes(&bytes[..t], circuit.table_blocks(), Item::GarbledTables)?;
+        let decode = unpack_bits(&bytes[t..], circuit.outputs(), Item::DecodeBits)?;
         Ok(GarbledCircuit { tables, decode })
     }
 }
@@ -65,12 +65,12 @@ pub fn pack_bits(bits: &[bool]) -> Vec<u8> {
 }
 
 /// `count` bits from their packed form; the unused high bits must be 0.
-pub fn unpack_bits(bytes: &[u8], count: usize, what: &str) -> Result<Vec<bool>> {
+pub fn unpack_bits(bytes: &[u8], count: usize, what: Item) -> Result<Vec<bool>> {
     if bytes.len() != count.div_ceil(8) {
-        return Err(Error::Length { what: what.into(), expected: count.div_ceil(8), got: bytes.len() });
+        return Err(Error::Length { what, expected: count.div_ceil(8), got: bytes.len() });
     }
     if !count.is_multiple_of(8) && bytes[bytes.len() - 1] >> (count % 8) != 0 {
-        return Err(Error::Count(format!("{what}: padding bits are not zero")));
+        return Err(CountError::Padding { what }.into());
     }
     Ok((0..count).map(|k| (bytes[k / 8] >> (k % 8)) & 1 == 1).collect())
 }
@@ -116,7 +116,7 @@ impl Garbler {
     /// correlated OT that delivered the evaluator's labels.
     pub fn with_delta(delta: Block) -> Result<Self> {
         if !delta.lsb() {
-            return Err(Error::State("Delta must have lsb 1 (point and permute)".into()));
+            return Err(StateError::GarblingDeltaLsb.into());
         }
         Ok(Garbler { delta, prg: Prg::from_os()?, tweak: 0, zero: Vec::new(), known: Vec::new() })
     }
@@ -144,7 +144,7 @@ impl Garbler {
     /// Moves the tweak counter forward to `tweak` (never back).
     pub fn skip_to(&mut self, tweak: u64) -> Result<()> {
         if tweak < self.tweak {
-            return Err(Error::State(format!("tweak {tweak} is behind the session's {}", self.tweak)));
+            return Err(StateError::TweakBehind { tweak, current: self.tweak }.into());
         }
         self.tweak = tweak;
         Ok(())
@@ -160,8 +160,8 @@ impl Garbler {
     /// the zero-label XOR Delta (anything else was not produced by an honest
     /// evaluation). Constant outputs take the circuit's constant.
     pub fn decode_labels(&self, circuit: &Circuit, labels: &[Block], zero: &[Block]) -> Result<Vec<bool>> {
-        check_count("output labels", labels.len(), circuit.outputs())?;
-        check_count("output zero-labels", zero.len(), circuit.outputs())?;
+        check_count(Item::OutputLabels, labels.len(), circuit.outputs())?;
+        check_count(Item::OutputZeroLabels, zero.len(), circuit.outputs())?;
         circuit
             .outputs
             .iter()
@@ -171,7 +171,7 @@ impl Garbler {
                 Output::Const(c) => Ok(c),
                 Output::Wire(_) if l == z => Ok(false),
                 Output::Wire(_) if l == z ^ self.delta => Ok(true),
-                Output::Wire(_) => Err(Error::State(format!("output label {k} is not a label of that wire"))),
+                Output::Wire(_) => Err(StateError::NotALabel { output: k }.into()),
             })
             .collect()
     }
@@ -185,8 +185,8 @@ impl Garbler {
         garbler_bits: &[bool],
         evaluator_zero_labels: &[Block],
     ) -> Result<(GarbledCircuit, Vec<Block>)> {
-        check_count("garbler input bits", garbler_bits.len(), circuit.garbler_inputs())?;
-        check_count("evaluator input labels", evaluator_zero_labels.len(), circuit.evaluator_inputs())?;
+        check_count(Item::GarblerInputBits, garbler_bits.len(), circuit.garbler_inputs())?;
+        check_count(Item::EvaluatorInputLabels, evaluator_zero_labels.len(), circuit.evaluator_inputs())?;
         let delta = self.delta;
         let mut zero = std::mem::take(&mut self.zero);
         zero.resize(circuit.wires as usize, Block::ZERO);
@@ -338,7 +338,7 @@ impl Evaluator {
     /// Moves the tweak counter forward to `tweak` (never back).
     pub fn skip_to(&mut self, tweak: u64) -> Result<()> {
         if tweak < self.tweak {
-            return Err(Error::State(format!("tweak {tweak} is behind the session's {}", self.tweak)));
+            return Err(StateError::TweakBehind { tweak, current: self.tweak }.into());
         }
         self.tweak = tweak;
         Ok(())
@@ -352,9 +352,9 @@ impl Evaluator {
         garbled: &GarbledCircuit,
         evaluator_labels: &[Block],
     ) -> Result<Vec<Block>> {
-        check_count("evaluator labels", evaluator_labels.len(), circuit.evaluator_inputs())?;
-        check_count("table blocks", garbled.tables.len(), circuit.table_blocks())?;
-        check_count("decode bits", garbled.decode.len(), circuit.outputs())?;
+        check_count(Item::EvaluatorLabels, evaluator_labels.len(), circuit.evaluator_inputs())?;
+        check_count(Item::TableBlocks, garbled.tables.len(), circuit.table_blocks())?;
+        check_count(Item::DecodeBits, garbled.decode.len(), circuit.outputs())?;
         let mut label = std::mem::take(&mut self.label);
         label.resize(circuit.wires as usize, Block::ZERO);
         // Garbler-known wires carry the all-zero active label.
@@ -448,8 +448,8 @@ impl Evaluator {
     /// The output values: lsb of each label XOR its decode bit (constant
     /// outputs take the circuit's constant).
     pub fn decode(circuit: &Circuit, labels: &[Block], decode: &[bool]) -> Result<Vec<bool>> {
-        check_count("output labels", labels.len(), circuit.outputs())?;
-        check_count("decode bits", decode.len(), circuit.outputs())?;
+        check_count(Item::OutputLabels, labels.len(), circuit.outputs())?;
+        check_count(Item::DecodeBits, decode.len(), circuit.outputs())?;
         Ok(circuit
             .outputs
             .iter()

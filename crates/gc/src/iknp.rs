@@ -18,7 +18,7 @@
 
 use crate::base_ot::{self, BaseOtSender};
 use crate::block::{Block, blocks_from_bytes, blocks_to_bytes};
-use crate::error::{Error, Result};
+use crate::error::{Item, Result, StateError};
 use crate::prg::Prg;
 
 /// Base OTs, and bits of Delta.
@@ -47,7 +47,7 @@ impl CotSender {
     /// As [`CotSender::start`] with a given Delta (its lsb must be 1).
     pub fn start_with_delta(base_ot_msg: &[u8], delta: Block) -> Result<(CotSender, Vec<u8>)> {
         if !delta.lsb() {
-            return Err(Error::State("Delta must have lsb 1".into()));
+            return Err(StateError::OtDeltaLsb.into());
         }
         let choices: Vec<bool> = (0..KAPPA).map(|i| (delta.0 >> i) & 1 == 1).collect();
         let (keys, msg) = base_ot::receive(base_ot_msg, &choices)?;
@@ -62,7 +62,7 @@ impl CotSender {
     /// Reads an extension message for `count` COTs; returns the q_j.
     pub fn extend(&mut self, count: usize, msg: &[u8]) -> Result<Vec<Block>> {
         let nb = count.div_ceil(128);
-        let u = blocks_from_bytes(msg, KAPPA * nb, "IKNP extension message")?;
+        let u = blocks_from_bytes(msg, KAPPA * nb, Item::IknpExtension)?;
         let mut columns = vec![Block::ZERO; KAPPA * nb];
         for (i, prg) in self.prgs.iter_mut().enumerate() {
             let col = &mut columns[i * nb..(i + 1) * nb];

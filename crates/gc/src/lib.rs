@@ -46,6 +46,6 @@ pub mod prg;
 
 pub use block::{Block, blocks_from_bytes, blocks_to_bytes};
 pub use circuit::{Builder, Circuit, Gate, Output, Wire};
-pub use error::{Error, Result};
+pub use error::{CountError, Error, Item, PointError, Result, StateError};
 pub use garble::{Evaluator, GarbledCircuit, Garbler, pack_bits, unpack_bits};
 pub use iknp::{CotReceiver, CotReceiverSetup, CotSender};

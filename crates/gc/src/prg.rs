@@ -5,7 +5,7 @@ use aes::cipher::{BlockCipherEncrypt, KeyInit};
 use zeroize::Zeroize;
 
 use crate::block::Block;
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 /// AES-CTR: block k of the stream is AES_seed(k). Seeded from the operating
 /// system ([`Prg::from_os`]) for fresh randomness, or from a given seed (the
@@ -25,7 +25,7 @@ impl Prg {
     /// A generator seeded with 16 bytes from the operating system's CSPRNG.
     pub fn from_os() -> Result<Prg> {
         let mut seed = [0u8; 16];
-        getrandom::fill(&mut seed).map_err(|e| Error::Random(e.to_string()))?;
+        getrandom::fill(&mut seed)?;
         let prg = Prg::from_seed(Block::from_bytes(seed));
         seed.zeroize();
         Ok(prg)

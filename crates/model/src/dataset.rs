@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::error::{Error, Result};
+use crate::error::{DatasetError, Result};
 use crate::idx::{parse_images, parse_labels, read_maybe_gzip, sha256_hex};
 
 /// Image side length of the data sets ppdnn reads.
@@ -33,7 +33,7 @@ impl DatasetKind {
         match name {
             "mnist" => Ok(DatasetKind::Mnist),
             "fashion-mnist" | "fashion_mnist" | "fashion" => Ok(DatasetKind::FashionMnist),
-            other => Err(Error::Dataset(format!("unknown data set {other:?} (known: mnist, fashion-mnist)"))),
+            other => Err(DatasetError::UnknownName { name: other.to_string() }.into()),
         }
     }
 
@@ -73,7 +73,7 @@ impl DatasetKind {
     }
 
     /// Where the files come from, for error messages.
-    fn origin(self) -> &'static str {
+    pub(crate) fn origin(self) -> &'static str {
         match self {
             DatasetKind::Mnist => {
                 "MNIST is published by Yann LeCun, Corinna Cortes and Chris Burges; any public MNIST mirror has the four files"
@@ -162,10 +162,12 @@ impl Dataset {
             if let Some(want) = sums.iter().find(|(_, n)| n == name).map(|(h, _)| h) {
                 let got = sha256_hex(&bytes);
                 if &got != want {
-                    return Err(Error::Dataset(format!(
-                        "{}: SHA-256 of the decompressed data is {got}, but SHA256SUMS.raw says {want}",
-                        path.display()
-                    )));
+                    return Err(DatasetError::Checksum {
+                        path: path.display().to_string(),
+                        got,
+                        expected: want.clone(),
+                    }
+                    .into());
                 }
             }
             Ok(bytes)
@@ -173,20 +175,25 @@ impl Dataset {
         let images = parse_images(&read(&images_name)?, &images_name)?;
         let labels = parse_labels(&read(&labels_name)?, &labels_name)?;
         if images.rows != SIDE || images.cols != SIDE {
-            return Err(Error::Dataset(format!(
-                "{images_name}: images are {}x{}, expected {SIDE}x{SIDE}",
-                images.rows, images.cols
-            )));
+            return Err(DatasetError::ImageSize {
+                file: images_name,
+                rows: images.rows,
+                cols: images.cols,
+                side: SIDE,
+            }
+            .into());
         }
         if images.count != labels.len() {
-            return Err(Error::Dataset(format!(
-                "{images_name} has {} images but {labels_name} has {} labels",
-                images.count,
-                labels.len()
-            )));
+            return Err(DatasetError::CountMismatch {
+                images_file: images_name,
+                images: images.count,
+                labels_file: labels_name,
+                labels: labels.len(),
+            }
+            .into());
         }
         if let Some(bad) = labels.iter().find(|&&l| l > 9) {
-            return Err(Error::Dataset(format!("{labels_name}: label {bad} is not in 0..9")));
+            return Err(DatasetError::Label { file: labels_name, label: *bad }.into());
         }
         Ok(Dataset { kind, pixels: images.pixels, labels })
     }
@@ -198,15 +205,14 @@ fn find_file(dir: &Path, name: &str, kind: DatasetKind) -> Result<PathBuf> {
             return Ok(candidate);
         }
     }
-    Err(Error::Dataset(format!(
-        "{name}(.gz) not found in {}. Put the four {} IDX files there \
-         (train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte, \
-         t10k-labels-idx1-ubyte, gzipped or not), or point --data or {} at their folder. {}.",
-        dir.display(),
-        kind.name(),
-        kind.env_var(),
-        kind.origin()
-    )))
+    Err(DatasetError::NotFound {
+        file: name.to_string(),
+        dir: dir.display().to_string(),
+        dataset: kind.name(),
+        env_var: kind.env_var(),
+        origin: kind.origin(),
+    }
+    .into())
 }
 
 /// Reads `SHA256SUMS.raw` (lines of "hex  name") if the folder has one.

@@ -3,7 +3,7 @@
 
 use rayon::prelude::*;
 
-use crate::error::{Error, Result};
+use crate::error::{InputError, Result};
 use crate::network::argmax;
 use crate::network::{FloatParams, Network};
 
@@ -62,12 +62,13 @@ pub(crate) fn accuracy_of(
     predict: impl Fn(&[u8]) -> Result<usize> + Sync,
 ) -> Result<f64> {
     if inputs.len() != labels.len() * n {
-        return Err(Error::Input(format!(
-            "{} labels need {} input values of {n} each, got {}",
-            labels.len(),
-            labels.len() * n,
-            inputs.len()
-        )));
+        return Err(InputError::LabelCount {
+            labels: labels.len(),
+            expected: labels.len() * n,
+            per_input: n,
+            got: inputs.len(),
+        }
+        .into());
     }
     let correct = inputs
         .par_chunks(n)

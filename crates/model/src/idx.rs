@@ -6,7 +6,7 @@ use std::path::Path;
 use flate2::read::GzDecoder;
 use sha2::{Digest, Sha256};
 
-use crate::error::{Error, Result, io_error};
+use crate::error::{Error, IdxError, Result, io_error};
 
 /// Magic number of an IDX file of unsigned bytes with 3 dimensions (images).
 pub const IMAGES_MAGIC: u32 = 0x0000_0803;
@@ -18,9 +18,9 @@ pub fn read_maybe_gzip(path: &Path) -> Result<Vec<u8>> {
     let raw = std::fs::read(path).map_err(|e| io_error(path, e))?;
     if raw.starts_with(&[0x1f, 0x8b]) {
         let mut out = Vec::new();
-        GzDecoder::new(&raw[..]).read_to_end(&mut out).map_err(|e| Error::Idx {
+        GzDecoder::new(&raw[..]).read_to_end(&mut out).map_err(|source| Error::Idx {
             path: path.display().to_string(),
-            message: format!("bad gzip data: {e}"),
+            source: IdxError::Gzip { source },
         })?;
         Ok(out)
     } else {
@@ -47,49 +47,41 @@ pub struct IdxImages {
 
 /// Parses decompressed IDX image bytes; `name` is used in errors.
 pub fn parse_images(bytes: &[u8], name: &str) -> Result<IdxImages> {
-    let err = |message: String| Error::Idx { path: name.to_string(), message };
+    let err = |source: IdxError| Error::Idx { path: name.to_string(), source };
     if bytes.len() < 16 {
-        return Err(err(format!("{} bytes is too short for an IDX image header (16)", bytes.len())));
+        return Err(err(IdxError::ImagesHeader { len: bytes.len() }));
     }
     let magic = be_u32(bytes, 0);
     if magic != IMAGES_MAGIC {
-        return Err(err(format!("magic number {magic:#010x}, expected {IMAGES_MAGIC:#010x} (images)")));
+        return Err(err(IdxError::ImagesMagic { found: magic, expected: IMAGES_MAGIC }));
     }
     let (count, rows, cols) =
         (be_u32(bytes, 4) as usize, be_u32(bytes, 8) as usize, be_u32(bytes, 12) as usize);
     let want = count
         .checked_mul(rows)
         .and_then(|x| x.checked_mul(cols))
-        .ok_or_else(|| err("dimensions overflow".into()))?;
+        .ok_or_else(|| err(IdxError::DimensionsOverflow { count, rows, cols }))?;
     let body = &bytes[16..];
     if body.len() != want {
-        return Err(err(format!(
-            "header says {count} images of {rows}x{cols} ({want} bytes) but the file holds {} bytes{}",
-            body.len(),
-            if body.len() < want { ": truncated" } else { "" }
-        )));
+        return Err(err(IdxError::ImagesLength { count, rows, cols, expected: want, got: body.len() }));
     }
     Ok(IdxImages { count, rows, cols, pixels: body.to_vec() })
 }
 
 /// Parses decompressed IDX label bytes; `name` is used in errors.
 pub fn parse_labels(bytes: &[u8], name: &str) -> Result<Vec<u8>> {
-    let err = |message: String| Error::Idx { path: name.to_string(), message };
+    let err = |source: IdxError| Error::Idx { path: name.to_string(), source };
     if bytes.len() < 8 {
-        return Err(err(format!("{} bytes is too short for an IDX label header (8)", bytes.len())));
+        return Err(err(IdxError::LabelsHeader { len: bytes.len() }));
     }
     let magic = be_u32(bytes, 0);
     if magic != LABELS_MAGIC {
-        return Err(err(format!("magic number {magic:#010x}, expected {LABELS_MAGIC:#010x} (labels)")));
+        return Err(err(IdxError::LabelsMagic { found: magic, expected: LABELS_MAGIC }));
     }
     let count = be_u32(bytes, 4) as usize;
     let body = &bytes[8..];
     if body.len() != count {
-        return Err(err(format!(
-            "header says {count} labels but the file holds {}{}",
-            body.len(),
-            if body.len() < count { ": truncated" } else { "" }
-        )));
+        return Err(err(IdxError::LabelsLength { count, got: body.len() }));
     }
     Ok(body.to_vec())
 }

@@ -8,19 +8,19 @@ use image::imageops::FilterType;
 use image::{GrayImage, Luma};
 
 use crate::dataset::{PIXELS, SIDE};
-use crate::error::{Error, Result};
+use crate::error::{Error, ImageError, Result};
 
 /// Reads an image (PNG; any size, colour or grey) as 28x28 grey pixels in
 /// MNIST's convention. A non-square image is padded to a square with its
 /// border colour, then resized; an image whose border is light (a dark digit
 /// on white paper) is inverted.
 pub fn load_png(path: &Path) -> Result<Vec<u8>> {
-    let err = |message: String| Error::Image { path: path.display().to_string(), message };
-    let bytes = std::fs::read(path).map_err(|e| err(e.to_string()))?;
-    let img = image::load_from_memory(&bytes).map_err(|e| err(format!("not a readable image: {e}")))?;
+    let err = |source: ImageError| Error::Image { path: path.display().to_string(), source };
+    let bytes = std::fs::read(path).map_err(|source| err(ImageError::Read { source }))?;
+    let img = image::load_from_memory(&bytes).map_err(|source| err(ImageError::Decode { source }))?;
     let grey = img.to_luma8();
     if grey.width() == 0 || grey.height() == 0 {
-        return Err(err("the image is empty".into()));
+        return Err(err(ImageError::Empty));
     }
     Ok(to_mnist(&grey))
 }
@@ -34,24 +34,25 @@ pub fn load_png_as(path: &Path, shape: [usize; 3]) -> Result<Vec<u8>> {
     if shape == [1, SIDE, SIDE] {
         return load_png(path);
     }
-    let err = |message: String| Error::Image { path: path.display().to_string(), message };
+    let err = |source: ImageError| Error::Image { path: path.display().to_string(), source };
     let [channels, height, width] = shape;
     if !matches!(channels, 1 | 3) || height == 0 || width == 0 || height > 4096 || width > 4096 {
-        return Err(err(format!(
-            "a model input of {channels}x{height}x{width} is not an image (1 or 3 channels)"
-        )));
+        return Err(err(ImageError::NotAnImageShape { channels, height, width }));
     }
-    let bytes = std::fs::read(path).map_err(|e| err(e.to_string()))?;
-    let img = image::load_from_memory(&bytes).map_err(|e| err(format!("not a readable image: {e}")))?;
+    let bytes = std::fs::read(path).map_err(|source| err(ImageError::Read { source }))?;
+    let img = image::load_from_memory(&bytes).map_err(|source| err(ImageError::Decode { source }))?;
     let (w, h) = (img.width() as usize, img.height() as usize);
     if w == 0 || h == 0 {
-        return Err(err("the image is empty".into()));
+        return Err(err(ImageError::Empty));
     }
     // Same aspect ratio within one pixel of the model's size.
     if (w * height).abs_diff(h * width) > w.max(h) {
-        return Err(err(format!(
-            "the image is {w}x{h} (width x height); the model takes {width}x{height}, and a different aspect ratio is not resized"
-        )));
+        return Err(err(ImageError::AspectRatio {
+            width: w,
+            height: h,
+            model_width: width,
+            model_height: height,
+        }));
     }
     let img = if (w, h) == (width, height) {
         img
@@ -97,11 +98,11 @@ fn border_mean(img: &GrayImage) -> f64 {
 
 /// Writes 28x28 grey pixels as a PNG.
 pub fn save_png(path: &Path, pixels: &[u8]) -> Result<()> {
-    let err = |message: String| Error::Image { path: path.display().to_string(), message };
+    let err = |source: ImageError| Error::Image { path: path.display().to_string(), source };
     if pixels.len() != PIXELS {
-        return Err(err(format!("{} pixels, expected {PIXELS}", pixels.len())));
+        return Err(err(ImageError::PixelCount { got: pixels.len(), expected: PIXELS }));
     }
     let img = GrayImage::from_raw(SIDE as u32, SIDE as u32, pixels.to_vec())
-        .ok_or_else(|| err("pixel buffer does not match 28x28".into()))?;
-    img.save(path).map_err(|e| err(e.to_string()))
+        .ok_or_else(|| err(ImageError::PixelBuffer))?;
+    img.save(path).map_err(|source| err(ImageError::Write { source }))
 }

@@ -13,11 +13,12 @@ pub mod float;
 pub mod idx;
 pub mod network;
 
-pub use error::{Error, Result};
+pub use error::{DatasetError, Error, IdxError, ImageError, InputError, LayerError, ModelError, Result};
 pub mod image_io;
 pub mod modelfile;
 pub mod npy;
 pub mod quant;
 pub mod requant;
+mod shape;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;

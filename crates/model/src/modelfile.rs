@@ -20,7 +20,7 @@ use safetensors::{Dtype, SafeTensors, tensor::TensorView};
 use serde::{Deserialize, Serialize};
 
 use crate::dataset::DatasetKind;
-use crate::error::{Error, Result, io_error};
+use crate::error::{ModelError, Result, io_error};
 use crate::float::FloatModel;
 use crate::network::{FloatParams, Network};
 use crate::quant::{QuantLayer, QuantModel, Requant};
@@ -82,7 +82,7 @@ impl ModelFile {
     pub fn to_bytes(&self) -> Result<Vec<u8>> {
         let mut buffers: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = Vec::new();
         if self.float.network != self.quant.network {
-            return Err(Error::Model("the float and integer models have different architectures".into()));
+            return Err(ModelError::ArchitectureMismatch.into());
         }
         let net = &self.quant.network;
         for (((layer, shapes), fl), ql) in
@@ -91,10 +91,7 @@ impl ModelFile {
             let wshape = layer.weight_shape(shapes.input);
             let bshape = layer.bias_shape(shapes.output, fl.bias.len());
             if ql.bias.len() != fl.bias.len() {
-                return Err(Error::Model(format!(
-                    "{}: float and integer biases differ in shape",
-                    layer.name
-                )));
+                return Err(ModelError::BiasShapes { layer: layer.name.clone() }.into());
             }
             let name = &layer.name;
             buffers.push((format!("{name}.weight"), Dtype::F32, wshape.clone(), bytes_f32(&fl.weight)));
@@ -107,7 +104,7 @@ impl ModelFile {
             .map(|(name, dtype, shape, data)| {
                 TensorView::new(*dtype, shape.clone(), data)
                     .map(|v| (name.clone(), v))
-                    .map_err(|e| Error::Model(format!("{name}: {e}")))
+                    .map_err(|source| ModelError::TensorView { tensor: name.clone(), source }.into())
             })
             .collect::<Result<Vec<_>>>()?;
         let quant: Vec<LayerQuant> = self
@@ -131,10 +128,10 @@ impl ModelFile {
         meta.insert("quantized_accuracy".into(), format!("{:.4}", self.quantized_accuracy));
         meta.insert(
             "quantization".into(),
-            serde_json::to_string(&quant).map_err(|e| Error::Model(e.to_string()))?,
+            serde_json::to_string(&quant).map_err(|source| ModelError::SerializeQuantization { source })?,
         );
         meta.insert("training".into(), self.training.to_string());
-        safetensors::serialize(views, Some(meta)).map_err(|e| Error::Model(e.to_string()))
+        safetensors::serialize(views, Some(meta)).map_err(|source| ModelError::Serialize { source }.into())
     }
 
     /// Writes the model file.
@@ -145,57 +142,63 @@ impl ModelFile {
     /// Reads and checks a model file.
     pub fn load(path: &Path) -> Result<Self> {
         let bytes = std::fs::read(path).map_err(|e| io_error(path, e))?;
-        Self::from_bytes(&bytes).map_err(|e| Error::Model(format!("{}: {e}", path.display())))
+        Self::from_bytes(&bytes)
+            .map_err(|e| ModelError::File { path: path.display().to_string(), source: Box::new(e) }.into())
     }
 
     /// Parses and checks safetensors bytes: the architecture, then every
     /// tensor against it.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
         let (_, header) =
-            SafeTensors::read_metadata(bytes).map_err(|e| Error::Model(format!("not safetensors: {e}")))?;
+            SafeTensors::read_metadata(bytes).map_err(|source| ModelError::NotSafetensors { source })?;
         let meta = header.metadata().clone().unwrap_or_default();
-        let get = |k: &str| meta.get(k).cloned().ok_or_else(|| Error::Model(format!("metadata lacks {k:?}")));
-        if get("format")? != FORMAT {
-            return Err(Error::Model(format!("format is not {FORMAT:?}")));
+        let get = |key: &'static str| meta.get(key).cloned().ok_or(ModelError::MissingMetadata { key });
+        let format = get("format")?;
+        if format != FORMAT {
+            return Err(ModelError::Format { found: format, expected: FORMAT }.into());
         }
         let network = match get("version")?.as_str() {
             "1" => {
                 if get("architecture")? != "lenet5" || get("pooling")? != "avg" {
-                    return Err(Error::Model(
-                        "a version 1 model file holds LeNet-5 with average pooling".into(),
-                    ));
+                    return Err(ModelError::Version1Architecture.into());
                 }
                 Network::lenet5()
             }
             "2" => Network::from_json(&get("architecture")?)
-                .map_err(|e| Error::Model(format!("metadata \"architecture\": {e}")))?,
+                .map_err(|e| ModelError::Architecture { source: Box::new(e) })?,
             other => {
-                return Err(Error::Model(format!("model file version {other} (this build reads 1 and 2)")));
+                return Err(ModelError::Version { version: other.to_string() }.into());
             }
         };
         let dataset = DatasetKind::from_name(&get("dataset")?)?;
-        let num = |k: &str| -> Result<f64> {
-            get(k)?.parse::<f64>().map_err(|_| Error::Model(format!("metadata {k:?} is not a number")))
+        let num = |key: &'static str| -> Result<f64> {
+            get(key)?.parse::<f64>().map_err(|source| ModelError::MetadataNumber { key, source }.into())
         };
         let quant_meta: Vec<LayerQuant> = serde_json::from_str(&get("quantization")?)
-            .map_err(|e| Error::Model(format!("metadata \"quantization\": {e}")))?;
+            .map_err(|source| ModelError::QuantizationJson { source })?;
         if quant_meta.len() != network.layers().len() {
-            return Err(Error::Model(format!(
-                "quantization metadata lists {} layers, the network has {}",
-                quant_meta.len(),
-                network.layers().len()
-            )));
+            return Err(ModelError::QuantizationLayers {
+                listed: quant_meta.len(),
+                layers: network.layers().len(),
+            }
+            .into());
         }
         let tensors =
-            SafeTensors::deserialize(bytes).map_err(|e| Error::Model(format!("not safetensors: {e}")))?;
+            SafeTensors::deserialize(bytes).map_err(|source| ModelError::NotSafetensors { source })?;
         let read = |name: String, dtype: Dtype, shape: &[usize]| -> Result<Vec<u8>> {
-            let t = tensors.tensor(&name).map_err(|_| Error::Model(format!("tensor {name} is missing")))?;
+            let t = match tensors.tensor(&name) {
+                Ok(t) => t,
+                Err(source) => return Err(ModelError::MissingTensor { tensor: name, source }.into()),
+            };
             if t.dtype() != dtype || t.shape() != shape {
-                return Err(Error::Model(format!(
-                    "tensor {name} is {:?} {:?}, expected {dtype:?} {shape:?}",
-                    t.dtype(),
-                    t.shape()
-                )));
+                return Err(ModelError::TensorType {
+                    tensor: name,
+                    dtype: t.dtype(),
+                    shape: t.shape().to_vec(),
+                    expected_dtype: dtype,
+                    expected_shape: shape.to_vec(),
+                }
+                .into());
             }
             Ok(t.data().to_vec())
         };
@@ -204,10 +207,9 @@ impl ModelFile {
         for ((layer, shapes), q) in network.layers().iter().zip(network.shapes()).zip(&quant_meta) {
             let name = &layer.name;
             if q.name != *name {
-                return Err(Error::Model(format!(
-                    "quantization metadata names {:?} where {name:?} belongs",
-                    q.name
-                )));
+                return Err(
+                    ModelError::QuantizationName { found: q.name.clone(), expected: name.clone() }.into()
+                );
             }
             let ws = layer.weight_shape(shapes.input);
             // One bias per channel, or a convolution's bias map [out, h, w].

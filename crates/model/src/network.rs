@@ -11,7 +11,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, InputError, LayerError, ModelError, Result};
 use crate::requant::Requant;
 use limits::{MAX_CHANNELS, MAX_KERNEL, MAX_PAD, MAX_SIDE, MAX_VALUES};
 
@@ -32,42 +32,7 @@ pub mod limits {
     pub const MAX_VALUES: usize = 1 << 24;
 }
 
-/// A tensor shape: channels x height x width (a vector is C x 1 x 1).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Shape {
-    /// Channels.
-    pub channels: usize,
-    /// Rows.
-    pub height: usize,
-    /// Columns.
-    pub width: usize,
-}
-
-impl Shape {
-    /// A channels x height x width shape.
-    pub const fn new(channels: usize, height: usize, width: usize) -> Self {
-        Shape { channels, height, width }
-    }
-
-    /// A flat vector of `n` values.
-    pub const fn vector(n: usize) -> Self {
-        Shape { channels: n, height: 1, width: 1 }
-    }
-
-    /// Values in a tensor of this shape.
-    pub fn len(&self) -> usize {
-        self.channels * self.height * self.width
-    }
-
-    /// Whether the shape holds no value (never true of a checked shape).
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    fn checked_len(&self) -> Option<usize> {
-        self.channels.checked_mul(self.height)?.checked_mul(self.width)
-    }
-}
+pub use crate::shape::Shape;
 
 /// The linear part of a layer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -157,8 +122,8 @@ pub struct Network {
     shapes: Vec<LayerShapes>,
 }
 
-fn bad(name: &str, what: String) -> Error {
-    Error::Model(format!("layer {name}: {what}"))
+fn bad(name: &str, source: LayerError) -> Error {
+    ModelError::Layer { layer: name.to_string(), source }.into()
 }
 
 /// The output length of a window sliding over `len` (padded) positions.
@@ -169,40 +134,42 @@ fn slide(len: usize, window: usize, stride: usize) -> Option<usize> {
 impl Layer {
     /// The accumulators' shape for an input of `input`, checked.
     pub fn output_shape(&self, input: Shape) -> Result<Shape> {
-        let err = |what: String| bad(&self.name, what);
+        let err = |what: LayerError| bad(&self.name, what);
         match self.linear {
             Linear::Conv2d { out_channels, kernel, stride, padding } => {
                 if !(1..=MAX_CHANNELS).contains(&out_channels)
                     || !(1..=MAX_CHANNELS).contains(&input.channels)
                 {
-                    return Err(err(format!("channels must be 1 to {MAX_CHANNELS}")));
+                    return Err(err(LayerError::Channels {
+                        in_channels: input.channels,
+                        out_channels,
+                        max: MAX_CHANNELS,
+                    }));
                 }
                 if kernel.iter().any(|k| !(1..=MAX_KERNEL).contains(k)) {
-                    return Err(err(format!("kernel {kernel:?}: each side 1 to {MAX_KERNEL}")));
+                    return Err(err(LayerError::Kernel { kernel, max: MAX_KERNEL }));
                 }
                 if stride.iter().any(|s| !(1..=MAX_KERNEL).contains(s)) {
-                    return Err(err(format!("stride {stride:?}: 1 to {MAX_KERNEL}")));
+                    return Err(err(LayerError::Stride { stride, max: MAX_KERNEL }));
                 }
                 if padding.iter().any(|&p| p > MAX_PAD) {
-                    return Err(err(format!("padding {padding:?}: at most {MAX_PAD}")));
+                    return Err(err(LayerError::Padding { padding, max: MAX_PAD }));
                 }
                 let [top, left, bottom, right] = padding;
                 let height = slide(input.height + top + bottom, kernel[0], stride[0]);
                 let width = slide(input.width + left + right, kernel[1], stride[1]);
                 match (height, width) {
                     (Some(height), Some(width)) => Ok(Shape { channels: out_channels, height, width }),
-                    _ => Err(err(format!(
-                        "a {}x{} kernel does not fit the padded {}x{} input",
-                        kernel[0],
-                        kernel[1],
-                        input.height + top + bottom,
-                        input.width + left + right
-                    ))),
+                    _ => Err(err(LayerError::KernelFit {
+                        kernel,
+                        height: input.height + top + bottom,
+                        width: input.width + left + right,
+                    })),
                 }
             }
             Linear::Dense { outputs } => {
                 if !(1..=MAX_VALUES).contains(&outputs) {
-                    return Err(err(format!("{outputs} outputs: 1 to {MAX_VALUES}")));
+                    return Err(err(LayerError::Outputs { outputs, max: MAX_VALUES }));
                 }
                 Ok(Shape::vector(outputs))
             }
@@ -253,7 +220,7 @@ impl Pool {
         if self.window.iter().chain(&self.stride).any(|v| !(1..=MAX_SIDE).contains(v)) {
             return Err(bad(
                 name,
-                format!("pooling window {:?} and stride {:?}: 1 to {MAX_SIDE}", self.window, self.stride),
+                LayerError::PoolLimits { window: self.window, stride: self.stride, max: MAX_SIDE },
             ));
         }
         match (
@@ -263,10 +230,7 @@ impl Pool {
             (Some(height), Some(width)) => Ok(Shape { channels: input.channels, height, width }),
             _ => Err(bad(
                 name,
-                format!(
-                    "a {}x{} pooling window does not fit {}x{}",
-                    self.window[0], self.window[1], input.height, input.width
-                ),
+                LayerError::PoolFit { window: self.window, height: input.height, width: input.width },
             )),
         }
     }
@@ -279,23 +243,23 @@ impl Network {
     /// pooling after the last layer (its accumulators are the logits).
     pub fn new(input: Shape, layers: Vec<Layer>) -> Result<Self> {
         if layers.is_empty() {
-            return Err(Error::Model("a network needs at least one layer".into()));
+            return Err(ModelError::NoLayers.into());
         }
         if [input.channels, input.height, input.width].iter().any(|d| !(1..=MAX_SIDE).contains(d))
             || input.checked_len().is_none_or(|n| n > MAX_VALUES)
         {
-            return Err(Error::Model(format!(
-                "input shape {input:?}: each side 1 to {MAX_SIDE}, at most {MAX_VALUES} values"
-            )));
+            return Err(
+                ModelError::InputShape { shape: input, max_side: MAX_SIDE, max_values: MAX_VALUES }.into()
+            );
         }
         let mut shapes = Vec::with_capacity(layers.len());
         let mut x = input;
         for (l, layer) in layers.iter().enumerate() {
             if layers[..l].iter().any(|other| other.name == layer.name) || layer.name.is_empty() {
-                return Err(bad(&layer.name, "layer names must be non-empty and distinct".into()));
+                return Err(bad(&layer.name, LayerError::Name));
             }
             if matches!(layer.linear, Linear::Dense { .. }) && layer.pool.is_some() {
-                return Err(bad(&layer.name, "pooling after a dense layer".into()));
+                return Err(bad(&layer.name, LayerError::PoolAfterDense));
             }
             let output = layer.output_shape(x)?;
             let activation = match &layer.pool {
@@ -304,17 +268,14 @@ impl Network {
             };
             let weights = layer.weight_shape(x).iter().try_fold(1usize, |a, &d| a.checked_mul(d));
             if [output.checked_len(), weights].iter().any(|c| c.is_none_or(|c| c > MAX_VALUES)) {
-                return Err(bad(&layer.name, format!("more than {MAX_VALUES} outputs or weights")));
+                return Err(bad(&layer.name, LayerError::TooLarge { max: MAX_VALUES }));
             }
             shapes.push(LayerShapes { input: x, output, activation });
             x = activation;
         }
         let last = layers.last().expect("checked non-empty above");
         if last.relu || last.pool.is_some() {
-            return Err(bad(
-                &last.name,
-                "the last layer's accumulators are the logits: no ReLU or pooling after it".into(),
-            ));
+            return Err(bad(&last.name, LayerError::LastLayer));
         }
         Ok(Network { input, layers, shapes })
     }
@@ -492,8 +453,8 @@ impl Network {
 
     /// Reads a network from JSON, checking it as [`Network::new`] does.
     pub fn from_json(text: &str) -> Result<Self> {
-        let j: NetworkJson = serde_json::from_str(text)
-            .map_err(|e| Error::Model(format!("not a network description: {e}")))?;
+        let j: NetworkJson =
+            serde_json::from_str(text).map_err(|source| ModelError::NetworkJson { source })?;
         Network::new(j.input, j.layers)
     }
 }
@@ -514,27 +475,23 @@ impl Network {
     /// counts of its shape, all finite.
     pub fn check_params(&self, params: &[FloatParams]) -> Result<()> {
         if params.len() != self.layers.len() {
-            return Err(Error::Model(format!(
-                "{} parameter sets for {} layers",
-                params.len(),
-                self.layers.len()
-            )));
+            return Err(ModelError::ParamSets { sets: params.len(), layers: self.layers.len() }.into());
         }
         for ((layer, shapes), p) in self.layers.iter().zip(&self.shapes).zip(params) {
             let want: usize = layer.weight_shape(shapes.input).iter().product();
             if p.weight.len() != want || !layer.accepts_bias_len(shapes.output, p.bias.len()) {
                 return Err(bad(
                     &layer.name,
-                    format!(
-                        "{} weights and {} biases, expected {want} and {}",
-                        p.weight.len(),
-                        p.bias.len(),
-                        layer.bias_len()
-                    ),
+                    LayerError::Params {
+                        weights: p.weight.len(),
+                        biases: p.bias.len(),
+                        expected_weights: want,
+                        expected_biases: layer.bias_len(),
+                    },
                 ));
             }
             if p.weight.iter().chain(&p.bias).any(|x| !x.is_finite()) {
-                return Err(bad(&layer.name, "a parameter is not a finite number".into()));
+                return Err(bad(&layer.name, LayerError::NonFinite));
             }
         }
         Ok(())
@@ -545,11 +502,7 @@ impl Network {
     /// `params` must have passed [`Network::check_params`].
     pub fn float_activations(&self, params: &[FloatParams], input: &[f32]) -> Result<Vec<Vec<f32>>> {
         if input.len() != self.input.len() {
-            return Err(Error::Input(format!(
-                "{} input values, the network takes {:?}",
-                input.len(),
-                self.input
-            )));
+            return Err(InputError::Shape { got: input.len(), shape: self.input }.into());
         }
         let mut x = input.to_vec();
         let mut out = Vec::with_capacity(self.layers.len());

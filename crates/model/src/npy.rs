@@ -5,7 +5,9 @@ use std::path::Path;
 
 use npyz::{DType, NpyFile, Order, TypeChar};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, ImageError, Result};
+
+pub use crate::error::NpyError;
 
 /// The inputs a `.npy` array holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,32 +24,31 @@ pub struct NpyInputs {
 /// of any integer dtype; floats, other values and Fortran order are refused
 /// with a message saying what to change.
 pub fn load_npy(path: &Path, input_shape: &[usize]) -> Result<NpyInputs> {
-    let err = |message: String| Error::Image { path: path.display().to_string(), message };
-    let bytes = std::fs::read(path).map_err(|e| err(e.to_string()))?;
-    inputs_from_npy(&bytes, input_shape).map_err(err)
+    let err = |source: ImageError| Error::Image { path: path.display().to_string(), source };
+    let bytes = std::fs::read(path).map_err(|source| err(ImageError::Read { source }))?;
+    inputs_from_npy(&bytes, input_shape).map_err(|e| err(ImageError::Npy(e)))
 }
 
 /// [`load_npy`] on the file's bytes; the error says what is wrong.
-pub fn inputs_from_npy(bytes: &[u8], input_shape: &[usize]) -> std::result::Result<NpyInputs, String> {
-    let npy = NpyFile::new(bytes).map_err(|e| format!("not a .npy array: {e}"))?;
+pub fn inputs_from_npy(bytes: &[u8], input_shape: &[usize]) -> std::result::Result<NpyInputs, NpyError> {
+    let npy = NpyFile::new(bytes).map_err(NpyError::NotNpy)?;
     if npy.order() == Order::Fortran {
-        return Err("the array is in Fortran order: save np.ascontiguousarray(x)".into());
+        return Err(NpyError::FortranOrder);
     }
     let shape: Vec<usize> = npy
         .shape()
         .iter()
-        .map(|&d| usize::try_from(d).map_err(|_| format!("an axis of length {d}")))
+        .map(|&d| usize::try_from(d).map_err(|_| NpyError::AxisLength(d)))
         .collect::<std::result::Result<_, _>>()?;
     let per_input: usize = input_shape.iter().product();
-    let batched = batch_of(&shape, input_shape).ok_or_else(|| {
-        format!("an array of shape {shape:?}; the model takes {input_shape:?} (or a batch of them)")
-    })?;
+    let batched = batch_of(&shape, input_shape)
+        .ok_or_else(|| NpyError::Shape { shape: shape.clone(), input_shape: input_shape.to_vec() })?;
     let values = integer_values(npy)?;
-    if let Some((i, v)) = values.iter().enumerate().find(|(_, v)| !(0..=255).contains(*v)) {
-        return Err(format!("value {v} at flat index {i}: pixels are 0..255"));
+    if let Some((index, &value)) = values.iter().enumerate().find(|(_, v)| !(0..=255).contains(*v)) {
+        return Err(NpyError::Pixel { value, index });
     }
     if values.len() != shape.iter().product::<usize>() || per_input == 0 {
-        return Err("the array holds fewer values than its shape says".into());
+        return Err(NpyError::Truncated);
     }
     let inputs = values.chunks(per_input).map(|c| c.iter().map(|&v| v as u8).collect()).collect();
     Ok(NpyInputs { inputs, batched: batched.is_some() })
@@ -67,11 +68,11 @@ fn batch_of(shape: &[usize], input_shape: &[usize]) -> Option<Option<usize>> {
 }
 
 /// Every value of an integer array, as i64 (any byte order and width).
-fn integer_values(npy: NpyFile<&[u8]>) -> std::result::Result<Vec<i64>, String> {
+fn integer_values(npy: NpyFile<&[u8]>) -> std::result::Result<Vec<i64>, NpyError> {
     let DType::Plain(ts) = npy.dtype() else {
-        return Err("a structured array; pixels are a plain integer array (np.uint8)".into());
+        return Err(NpyError::Structured);
     };
-    let read = |r: std::io::Result<Vec<i64>>| r.map_err(|e| format!("reading the array: {e}"));
+    let read = |r: std::io::Result<Vec<i64>>| r.map_err(NpyError::Read);
     match (ts.type_char(), ts.size_field()) {
         (TypeChar::Uint, 1) => read(npy.into_vec::<u8>().map(|v| v.into_iter().map(i64::from).collect())),
         (TypeChar::Uint, 2) => read(npy.into_vec::<u16>().map(|v| v.into_iter().map(i64::from).collect())),
@@ -83,11 +84,8 @@ fn integer_values(npy: NpyFile<&[u8]>) -> std::result::Result<Vec<i64>, String> 
         (TypeChar::Int, 2) => read(npy.into_vec::<i16>().map(|v| v.into_iter().map(i64::from).collect())),
         (TypeChar::Int, 4) => read(npy.into_vec::<i32>().map(|v| v.into_iter().map(i64::from).collect())),
         (TypeChar::Int, 8) => read(npy.into_vec::<i64>()),
-        (TypeChar::Float, _) => Err(format!(
-            "a float array ({ts}); pixels are integers 0..255: convert with (x * 255).round().astype(np.uint8) \
-             if it holds 0..1"
-        )),
-        _ => Err(format!("an array of {ts}; pixels are integers 0..255 (np.uint8)")),
+        (TypeChar::Float, _) => Err(NpyError::Float(ts.to_string())),
+        _ => Err(NpyError::ElementType(ts.to_string())),
     }
 }
 
@@ -150,24 +148,33 @@ mod tests {
 
     #[test]
     fn wrong_shapes_values_types_and_files_are_refused_with_reasons() {
-        let e = inputs_from_npy(&npy_file("|u1", false, &[3, 2], &[0; 6]), &SHAPE).unwrap_err();
+        let e = inputs_from_npy(&npy_file("|u1", false, &[3, 2], &[0; 6]), &SHAPE).unwrap_err().to_string();
         assert!(e.contains("[3, 2]") && e.contains("[1, 2, 3]"), "{e}");
         let over: Vec<u8> = [0i16, 1, 2, 3, 256, 5].iter().flat_map(|v| v.to_le_bytes()).collect();
-        let e = inputs_from_npy(&npy_file("<i2", false, &[2, 3], &over), &SHAPE).unwrap_err();
+        let e = inputs_from_npy(&npy_file("<i2", false, &[2, 3], &over), &SHAPE).unwrap_err().to_string();
         assert!(e.contains("256") && e.contains("0..255"), "{e}");
         let neg: Vec<u8> = [0i16, -1, 2, 3, 4, 5].iter().flat_map(|v| v.to_le_bytes()).collect();
-        assert!(inputs_from_npy(&npy_file("<i2", false, &[2, 3], &neg), &SHAPE).unwrap_err().contains("-1"));
+        assert!(
+            inputs_from_npy(&npy_file("<i2", false, &[2, 3], &neg), &SHAPE)
+                .unwrap_err()
+                .to_string()
+                .contains("-1")
+        );
         let floats: Vec<u8> = [0.5f32; 6].iter().flat_map(|v| v.to_le_bytes()).collect();
         assert!(
-            inputs_from_npy(&npy_file("<f4", false, &[2, 3], &floats), &SHAPE).unwrap_err().contains("float")
+            inputs_from_npy(&npy_file("<f4", false, &[2, 3], &floats), &SHAPE)
+                .unwrap_err()
+                .to_string()
+                .contains("float")
         );
         assert!(
             inputs_from_npy(&npy_file("|u1", true, &[2, 3], &[0; 6]), &SHAPE)
                 .unwrap_err()
+                .to_string()
                 .contains("Fortran")
         );
         assert!(inputs_from_npy(&npy_file("|u1", false, &[2, 3], &[0; 5]), &SHAPE).is_err());
-        assert!(inputs_from_npy(b"\x89PNG not an array", &SHAPE).unwrap_err().contains(".npy"));
+        assert!(inputs_from_npy(b"\x89PNG not an array", &SHAPE).unwrap_err().to_string().contains(".npy"));
         assert!(inputs_from_npy(&npy_file("|b1", false, &[2, 3], &[0; 6]), &SHAPE).is_err());
     }
 }

@@ -17,7 +17,7 @@
 
 use rayon::prelude::*;
 
-use crate::error::{Error, Result};
+use crate::error::{InputError, ModelError, Result};
 use crate::float::FloatModel;
 use crate::network::argmax;
 use crate::network::{Layer, LayerShapes, Network, PoolKind, activate_int, linear};
@@ -60,7 +60,7 @@ impl QuantModel {
         let network = &float.network;
         let n = network.input().len();
         if calibration.is_empty() || !calibration.len().is_multiple_of(n) {
-            return Err(Error::Input(format!("calibration needs whole inputs of {n} values")));
+            return Err(InputError::Calibration { per_input: n, got: calibration.len() }.into());
         }
         let acts: Vec<Vec<Vec<f32>>> =
             calibration.par_chunks(n).map(|x| float.activations(x)).collect::<Result<_>>()?;
@@ -117,41 +117,48 @@ impl QuantModel {
     pub fn validate(&self) -> Result<()> {
         let net = &self.network;
         if self.layers.len() != net.layers().len() {
-            return Err(Error::Model(format!(
-                "{} quantized layers for a network of {}",
-                self.layers.len(),
-                net.layers().len()
-            )));
+            return Err(
+                ModelError::QuantLayers { quantized: self.layers.len(), layers: net.layers().len() }.into()
+            );
         }
         for (l, ((layer, shapes), q)) in net.layers().iter().zip(net.shapes()).zip(&self.layers).enumerate() {
             let name = &layer.name;
             let want: usize = layer.weight_shape(shapes.input).iter().product();
             if q.weight.len() != want || !layer.accepts_bias_len(shapes.output, q.bias.len()) {
-                return Err(Error::Model(format!(
-                    "{name}: {} integer weights and {} biases, expected {want} and {}",
-                    q.weight.len(),
-                    q.bias.len(),
-                    layer.bias_len()
-                )));
+                return Err(ModelError::QuantParams {
+                    layer: name.clone(),
+                    weights: q.weight.len(),
+                    biases: q.bias.len(),
+                    expected_weights: want,
+                    expected_biases: layer.bias_len(),
+                }
+                .into());
             }
             if q.weight.iter().any(|w| w.abs() > WEIGHT_MAX) {
-                return Err(Error::Model(format!("{name}: an integer weight exceeds +-{WEIGHT_MAX}")));
+                return Err(ModelError::WeightRange { layer: name.clone(), max: WEIGHT_MAX }.into());
             }
             if q.bias.iter().any(|b| b.abs() > 1 << 40) {
-                return Err(Error::Model(format!("{name}: an integer bias exceeds 2^40")));
+                return Err(ModelError::BiasRange { layer: name.clone() }.into());
             }
             if !(q.weight_scale.is_finite()
                 && q.weight_scale > 0.0
                 && q.input_scale.is_finite()
                 && q.input_scale > 0.0)
             {
-                return Err(Error::Model(format!("{name}: scales must be positive numbers")));
+                return Err(ModelError::Scales {
+                    layer: name.clone(),
+                    weight_scale: q.weight_scale,
+                    input_scale: q.input_scale,
+                }
+                .into());
             }
             let last = l + 1 == net.layers().len();
             match (&q.requant, last) {
-                (Some(r), false) => r.validate().map_err(|e| Error::Model(format!("{name}: {e}")))?,
+                (Some(r), false) => r
+                    .validate()
+                    .map_err(|e| ModelError::Requant { layer: name.clone(), source: Box::new(e) })?,
                 (None, true) => {}
-                _ => return Err(Error::Model(format!("{name}: requantization present on the wrong layers"))),
+                _ => return Err(ModelError::RequantPlacement { layer: name.clone() }.into()),
             }
         }
         Ok(())
@@ -161,12 +168,12 @@ impl QuantModel {
     pub fn accumulators(&self, l: usize, input: &[i64]) -> Result<Vec<i64>> {
         let (layer, shapes, q) = self.layer(l)?;
         if input.len() != shapes.input.len() {
-            return Err(Error::Input(format!(
-                "{}: {} inputs, expected {}",
-                layer.name,
-                input.len(),
-                shapes.input.len()
-            )));
+            return Err(InputError::LayerInputs {
+                layer: layer.name.clone(),
+                got: input.len(),
+                expected: shapes.input.len(),
+            }
+            .into());
         }
         Ok(linear(layer, shapes.input, &q.weight, &q.bias, input, |w, x| w * x))
     }
@@ -176,12 +183,12 @@ impl QuantModel {
     pub fn activate(&self, l: usize, acc: &[i64]) -> Result<Vec<i64>> {
         let (layer, shapes, q) = self.layer(l)?;
         if acc.len() != shapes.output.len() {
-            return Err(Error::Input(format!(
-                "{}: {} accumulators, expected {}",
-                layer.name,
-                acc.len(),
-                shapes.output.len()
-            )));
+            return Err(InputError::Accumulators {
+                layer: layer.name.clone(),
+                got: acc.len(),
+                expected: shapes.output.len(),
+            }
+            .into());
         }
         Ok(activate_int(layer.relu, layer.pool.as_ref(), shapes.output, q.requant, acc))
     }
@@ -189,7 +196,7 @@ impl QuantModel {
     fn layer(&self, l: usize) -> Result<(&Layer, &LayerShapes, &QuantLayer)> {
         match (self.network.layers().get(l), self.network.shapes().get(l), self.layers.get(l)) {
             (Some(layer), Some(shapes), Some(q)) => Ok((layer, shapes, q)),
-            _ => Err(Error::Input(format!("no layer {l}"))),
+            _ => Err(InputError::NoLayer { index: l }.into()),
         }
     }
 
@@ -197,7 +204,7 @@ impl QuantModel {
     pub fn trace(&self, input: &[u8]) -> Result<Vec<Vec<i64>>> {
         let n = self.input_len();
         if input.len() != n {
-            return Err(Error::Input(format!("an input has {n} values, got {}", input.len())));
+            return Err(InputError::Length { expected: n, got: input.len() }.into());
         }
         let mut x: Vec<i64> = input.iter().map(|&p| p as i64).collect();
         let mut out = Vec::with_capacity(self.layers.len());

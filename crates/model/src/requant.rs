@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
+use crate::error::{ModelError, Result};
 
 /// Largest activation value: activations are unsigned 8-bit.
 pub const ACTIVATION_MAX: i64 = 255;
@@ -37,10 +37,10 @@ impl Requant {
     /// `bits` bits (1 to 31).
     pub fn from_real_bits(m: f64, bits: u32) -> Result<Self> {
         if !(m.is_finite() && m > 0.0) {
-            return Err(Error::Model(format!("requantization factor {m} is not a positive number")));
+            return Err(ModelError::RequantFactor { factor: m }.into());
         }
         if !(1..=31).contains(&bits) {
-            return Err(Error::Model(format!("a requantization multiplier of {bits} bits (1 to 31)")));
+            return Err(ModelError::MultiplierBits { bits }.into());
         }
         let mut shift = bits as i32 - m.log2().ceil() as i32;
         shift = shift.clamp(1, 62);
@@ -53,10 +53,7 @@ impl Requant {
     /// Checks the ranges that keep `apply` free of overflow.
     pub fn validate(&self) -> Result<()> {
         if !(1..=62).contains(&self.shift) || !(1..(1i64 << 32)).contains(&self.multiplier) {
-            return Err(Error::Model(format!(
-                "requantization multiplier {} / shift {} out of range",
-                self.multiplier, self.shift
-            )));
+            return Err(ModelError::RequantRange { multiplier: self.multiplier, shift: self.shift }.into());
         }
         Ok(())
     }

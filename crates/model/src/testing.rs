@@ -2,9 +2,37 @@
 //! deterministic from a seed, covering every feature of [`Network`]. Not
 //! for production use.
 
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+use crate::dataset::{Dataset, DatasetKind, Split};
 use crate::float::FloatModel;
+use crate::modelfile::ModelFile;
 use crate::network::{FloatParams, Layer, Linear, Network, Pool, PoolKind, Shape};
 use crate::quant::QuantModel;
+
+/// The repository's root (the tests' data and models live under it).
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// The shipped LeNet-5 for MNIST, loaded once.
+pub fn shipped_model() -> &'static ModelFile {
+    static M: OnceLock<ModelFile> = OnceLock::new();
+    M.get_or_init(|| {
+        ModelFile::load(&repo_root().join("models/lenet5-mnist.safetensors"))
+            .expect("the shipped model loads")
+    })
+}
+
+/// The MNIST test images shipped in data/mnist, loaded once.
+pub fn mnist_test_set() -> &'static Dataset {
+    static D: OnceLock<Dataset> = OnceLock::new();
+    D.get_or_init(|| {
+        Dataset::load(&repo_root().join("data/mnist"), DatasetKind::Mnist, Split::Test)
+            .expect("the shipped MNIST test set loads")
+    })
+}
 
 /// A small generator (xorshift), for tests only.
 pub struct Rng(pub u64);

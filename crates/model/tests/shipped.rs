@@ -5,9 +5,7 @@ use std::path::PathBuf;
 use ppdnn_model::dataset::{Dataset, DatasetKind, Split};
 use ppdnn_model::modelfile::ModelFile;
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+use ppdnn_model::testing::repo_root as root;
 
 #[test]
 fn shipped_mnist_model_integer_accuracy_on_first_1000() {

@@ -9,7 +9,7 @@ use prost::Message;
 use ppdnn_model::float::FloatModel;
 use ppdnn_model::network::{FloatParams, Layer, Linear, Network, Pool, PoolKind, Shape};
 
-use crate::error::{Error, Result};
+use crate::error::{DecodeError, Error, GraphError, Refusal, Result};
 use crate::proto::{ModelProto, NodeProto};
 use crate::tensor::{Attributes, Constant};
 
@@ -102,33 +102,24 @@ struct Importer<'a> {
 
 /// Reads an ONNX model (its bytes) as a float model.
 pub fn import(bytes: &[u8], options: &ImportOptions) -> Result<Imported> {
-    let model = ModelProto::decode(bytes).map_err(|e| Error::Decode(e.to_string()))?;
-    let graph = model.graph.as_ref().ok_or_else(|| Error::Decode("the model has no graph".into()))?;
+    let model = ModelProto::decode(bytes)?;
+    let graph = model.graph.as_ref().ok_or(DecodeError::NoGraph)?;
     let mut consts = HashMap::new();
     for t in &graph.initializer {
         consts.insert(t.name().to_string(), Constant::from_proto(t)?);
     }
     let inputs: Vec<_> = graph.input.iter().filter(|i| !consts.contains_key(i.name())).collect();
     let [input] = inputs[..] else {
-        return Err(Error::Graph(format!(
-            "the graph has {} data inputs ({}); ppdnn serves networks of one input",
-            inputs.len(),
-            inputs.iter().map(|i| i.name()).collect::<Vec<_>>().join(", ")
-        )));
+        let inputs = inputs.iter().map(|i| i.name().to_string()).collect();
+        return Err(GraphError::InputCount { inputs }.into());
     };
     let shape = graph_input_shape(input)?;
     let input_shape = match options.input_shape {
         Some(s) if s.len() == shape.len() => s,
         Some(s) => {
-            return Err(Error::Graph(format!(
-                "--input-shape {}x{}x{} has {} values, the graph's input {} has {}",
-                s.channels,
-                s.height,
-                s.width,
-                s.len(),
-                input.name(),
-                shape.len()
-            )));
+            return Err(
+                GraphError::InputShape { given: s, input: input.name().to_string(), graph: shape }.into()
+            );
         }
         None => shape,
     };
@@ -161,10 +152,8 @@ pub fn import(bytes: &[u8], options: &ImportOptions) -> Result<Imported> {
     }
     let outputs: Vec<&str> = graph.output.iter().map(|o| o.name()).collect();
     if outputs != [im.current.as_str()] {
-        return Err(Error::Graph(format!(
-            "the graph's outputs {outputs:?} are not the end of its single data path ({:?})",
-            im.current
-        )));
+        let outputs = outputs.into_iter().map(str::to_string).collect();
+        return Err(GraphError::Outputs { outputs, end: im.current }.into());
     }
     im.finish()
 }
@@ -187,7 +176,7 @@ fn graph_input_shape(input: &crate::proto::ValueInfoProto) -> Result<Shape> {
                     .collect()
             })
             .unwrap_or_default(),
-        _ => return Err(Error::Graph(format!("input {name:?} is not a tensor"))),
+        _ => return Err(GraphError::InputNotTensor { input: name.to_string() }.into()),
     };
     let known = |d: &Option<i64>| d.filter(|&v| v > 0).map(|v| v as usize);
     let rest: Option<Vec<usize>> = dims.iter().skip(1).map(known).collect();
@@ -196,9 +185,7 @@ fn graph_input_shape(input: &crate::proto::ValueInfoProto) -> Result<Shape> {
         (3, Some(r)) => Shape::new(1, r[0], r[1]),
         (2, Some(r)) => Shape::vector(r[0]),
         _ => {
-            return Err(Error::Graph(format!(
-                "input {name:?} has shape {dims:?}; ppdnn needs [batch, channels, height, width], [batch, height, width] or [batch, features] with known sizes"
-            )));
+            return Err(GraphError::InputDims { input: name.to_string(), dims }.into());
         }
     };
     Ok(shape)
@@ -207,37 +194,38 @@ fn graph_input_shape(input: &crate::proto::ValueInfoProto) -> Result<Shape> {
 /// Per channel (scale, offset) of the graph's input as a function of
 /// pixel / 255: scale = unit / std, offset = -mean / std.
 fn normalization(options: &ImportOptions, channels: usize, unit: f32) -> Result<(Vec<f32>, Vec<f32>)> {
-    let per_channel = |v: &[f32], what: &str, default: f32| -> Result<Vec<f32>> {
+    let per_channel = |v: &[f32], default: f32| -> Option<Vec<f32>> {
         match v.len() {
-            0 => Ok(vec![default; channels]),
-            1 => Ok(vec![v[0]; channels]),
-            n if n == channels => Ok(v.to_vec()),
-            n => Err(Error::Graph(format!("--input-{what} has {n} values for {channels} input channels"))),
+            0 => Some(vec![default; channels]),
+            1 => Some(vec![v[0]; channels]),
+            n if n == channels => Some(v.to_vec()),
+            _ => None,
         }
     };
-    let mean = per_channel(&options.mean, "mean", 0.0)?;
-    let std = per_channel(&options.std, "std", 1.0)?;
-    if let Some(bad) = std.iter().chain(&mean).find(|v| !v.is_finite()) {
-        return Err(Error::Graph(format!("input normalization value {bad} is not a number")));
+    let mean = per_channel(&options.mean, 0.0)
+        .ok_or(GraphError::MeanCount { values: options.mean.len(), channels })?;
+    let std =
+        per_channel(&options.std, 1.0).ok_or(GraphError::StdCount { values: options.std.len(), channels })?;
+    if let Some(&value) = std.iter().chain(&mean).find(|v| !v.is_finite()) {
+        return Err(GraphError::NormalizationNotFinite { value }.into());
     }
     if std.iter().any(|&s| s <= 0.0) {
-        return Err(Error::Graph("--input-std values must be positive".into()));
+        return Err(GraphError::StdNotPositive.into());
     }
     // (unit * x - mean) / std
     Ok((std.iter().map(|s| unit / s).collect(), mean.iter().zip(&std).map(|(m, s)| -m / s).collect()))
 }
 
 impl Importer<'_> {
-    fn unsupported(&self, why: impl Into<String>) -> Error {
-        Error::Unsupported { node: self.label.clone(), op: self.node.op_type().to_string(), why: why.into() }
+    fn unsupported(&self, why: Refusal) -> Error {
+        Error::Unsupported { node: self.label.clone(), op: self.node.op_type().to_string(), why }
     }
 
     /// The constant named by input `i` of the node.
     fn constant(&self, i: usize) -> Result<&Constant> {
-        let name = self.node.input.get(i).ok_or_else(|| self.unsupported(format!("input {i} is missing")))?;
-        self.consts
-            .get(name)
-            .ok_or_else(|| self.unsupported(format!("input {name:?} must be a constant (an initializer)")))
+        let name =
+            self.node.input.get(i).ok_or_else(|| self.unsupported(Refusal::MissingInput { index: i }))?;
+        self.consts.get(name).ok_or_else(|| self.unsupported(Refusal::NotConstant { input: name.clone() }))
     }
 
     /// The optional constant input `i` (absent or named "").
@@ -253,33 +241,31 @@ impl Importer<'_> {
         let node = self.node;
         let op = node.op_type();
         if self.ended {
-            return Err(self.unsupported(format!("comes after the final {op}; nothing may follow it")));
+            return Err(self.unsupported(Refusal::AfterEnd { op: op.to_string() }));
         }
         if node.op_type() == "Constant" {
             let value = node.attribute.iter().find(|a| a.name() == "value").and_then(|a| a.t.as_ref());
             let (Some(t), [out]) = (value, &node.output[..]) else {
-                return Err(self.unsupported("a Constant node ppdnn reads holds one tensor in `value`"));
+                return Err(self.unsupported(Refusal::ConstantValue));
             };
             self.consts.insert(out.clone(), Constant::from_proto(t)?);
             return Ok(());
         }
         if node.domain.as_deref().is_some_and(|d| !d.is_empty() && d != "ai.onnx") {
-            return Err(
-                self.unsupported(format!("operators of domain {:?} are not supported", node.domain()))
-            );
+            return Err(self.unsupported(Refusal::Domain { domain: node.domain().to_string() }));
         }
         match node.input.first() {
             Some(x) if *x == self.current => {}
             Some(x) => {
-                return Err(self.unsupported(format!(
-                    "reads {x:?}, not the previous step's output {:?}: ppdnn serves sequential networks",
-                    self.current
-                )));
+                return Err(self.unsupported(Refusal::NotSequential {
+                    input: x.clone(),
+                    previous: self.current.clone(),
+                }));
             }
-            None => return Err(self.unsupported("has no input")),
+            None => return Err(self.unsupported(Refusal::NoInput)),
         }
         if node.output.len() != 1 && !matches!(op, "Dropout" | "BatchNormalization" | "MaxPool") {
-            return Err(self.unsupported("has more than one output"));
+            return Err(self.unsupported(Refusal::SeveralOutputs));
         }
         match op {
             "Identity" | "Dropout" => {}
@@ -301,9 +287,7 @@ impl Importer<'_> {
                 ));
             }
             _ => {
-                return Err(self.unsupported(
-                    "operator not supported (ppdnn reads Conv, Gemm, MatMul, Add, BatchNormalization, Relu, MaxPool, AveragePool, GlobalAveragePool, Flatten, Reshape, Identity, Dropout, Softmax, and Sub/Mul/Div on the input)",
-                ));
+                return Err(self.unsupported(Refusal::Operator));
             }
         }
         self.current = node.output[0].clone();
@@ -313,7 +297,7 @@ impl Importer<'_> {
     fn flatten(&mut self) -> Result<()> {
         let axis = Attributes::of(self.node).int("axis", 1);
         if axis != 1 {
-            return Err(self.unsupported(format!("axis {axis}: only Flatten(axis=1) keeps the batch apart")));
+            return Err(self.unsupported(Refusal::FlattenAxis { axis }));
         }
         self.flattened = true;
         Ok(())
@@ -323,10 +307,7 @@ impl Importer<'_> {
         let shape = self.constant(1)?;
         // [batch, -1], [-1, k], [1, k] or [batch, k]: a flattening of one input.
         if shape.ints.len() != 2 {
-            return Err(self.unsupported(format!(
-                "reshapes to {:?}; only a flattening to [batch, features] is supported",
-                shape.ints
-            )));
+            return Err(self.unsupported(Refusal::Reshape { shape: shape.ints.clone() }));
         }
         self.flattened = true;
         Ok(())
@@ -348,7 +329,7 @@ impl Importer<'_> {
 
     /// The accumulators' shape of the pending layer.
     fn pending_output(&self) -> Result<Shape> {
-        let p = self.pending.as_ref().ok_or_else(|| self.unsupported("no layer before it"))?;
+        let p = self.pending.as_ref().ok_or_else(|| self.unsupported(Refusal::NoLayerBefore))?;
         let layer = Layer { name: p.name.clone(), linear: p.linear, relu: false, pool: None };
         Ok(layer.output_shape(self.shape)?)
     }
@@ -399,46 +380,45 @@ impl Importer<'_> {
     fn conv(&mut self) -> Result<()> {
         self.finish_pending()?;
         if self.flattened || self.layers.iter().any(|(l, _)| matches!(l.linear, Linear::Dense { .. })) {
-            return Err(self.unsupported("a convolution after a flattening or a dense layer"));
+            return Err(self.unsupported(Refusal::ConvAfterDense));
         }
         let a = Attributes::of(self.node);
         if let Some(k) =
             a.unknown(&["kernel_shape", "strides", "pads", "dilations", "group", "auto_pad"]).first()
         {
-            return Err(self.unsupported(format!("attribute {k} is not supported")));
+            return Err(self.unsupported(Refusal::UnknownAttribute { attribute: k.clone() }));
         }
         if a.int("group", 1) != 1 {
-            return Err(self.unsupported("grouped (depthwise) convolutions are not supported"));
+            return Err(self.unsupported(Refusal::Grouped));
         }
         if a.sizes("dilations", 2, Some(vec![1, 1]))? != [1, 1] {
-            return Err(self.unsupported("dilated convolutions are not supported"));
+            return Err(self.unsupported(Refusal::Dilated));
         }
         let auto_pad = a.string("auto_pad", "NOTSET");
         if auto_pad != "NOTSET" && auto_pad != "VALID" {
-            return Err(self.unsupported(format!("auto_pad {auto_pad}: give the padding explicitly in pads")));
+            return Err(self.unsupported(Refusal::ConvAutoPad { auto_pad }));
         }
         let w = self.constant(1)?.clone();
         if w.dims.len() != 4 || w.floats.is_empty() {
-            return Err(self.unsupported(format!("weights of shape {:?}; 2-D convolutions only", w.dims)));
+            return Err(self.unsupported(Refusal::ConvWeights { dims: w.dims }));
         }
         let (out, kh, kw) = (w.dims[0], w.dims[2], w.dims[3]);
         if w.dims[1] != self.shape.channels {
-            return Err(self.unsupported(format!(
-                "weights {:?} for an input of {} channels",
-                w.dims, self.shape.channels
-            )));
+            return Err(
+                self.unsupported(Refusal::WeightChannels { dims: w.dims, channels: self.shape.channels })
+            );
         }
         let kernel = a.sizes("kernel_shape", 2, Some(vec![kh, kw]))?;
         if kernel != [kh, kw] {
-            return Err(
-                self.unsupported(format!("kernel_shape {kernel:?} disagrees with the weights {:?}", w.dims))
-            );
+            return Err(self.unsupported(Refusal::KernelShape { kernel, dims: w.dims }));
         }
         let stride = a.sizes("strides", 2, Some(vec![1, 1]))?;
         let padding = a.sizes("pads", 4, Some(vec![0; 4]))?;
         let mut bias = match self.optional_constant(2)? {
             Some(b) if b.floats.len() == out => b.floats.clone(),
-            Some(b) => return Err(self.unsupported(format!("bias of shape {:?} for {out} channels", b.dims))),
+            Some(b) => {
+                return Err(self.unsupported(Refusal::ConvBias { dims: b.dims.clone(), channels: out }));
+            }
             None => vec![0.0; out],
         };
         let mut weight = w.floats;
@@ -458,11 +438,11 @@ impl Importer<'_> {
     fn dense(&mut self, mut weight: Vec<f32>, mut bias: Vec<f32>) -> Result<()> {
         let inputs = self.shape.len();
         if bias.is_empty() || weight.len() != bias.len() * inputs {
-            return Err(self.unsupported(format!(
-                "{} weights for {} outputs of an input of {inputs} values",
-                weight.len(),
-                bias.len()
-            )));
+            return Err(self.unsupported(Refusal::DenseWeights {
+                weights: weight.len(),
+                outputs: bias.len(),
+                inputs,
+            }));
         }
         self.fold_input(Linear::Dense { outputs: bias.len() }, &mut weight, &mut bias)?;
         self.flattened = false;
@@ -481,12 +461,12 @@ impl Importer<'_> {
         self.finish_pending()?;
         let a = Attributes::of(self.node);
         if a.int("transA", 0) != 0 {
-            return Err(self.unsupported("transA = 1 is not supported"));
+            return Err(self.unsupported(Refusal::TransA));
         }
         let (alpha, beta) = (a.float("alpha", 1.0), a.float("beta", 1.0));
         let w = self.constant(1)?.clone();
         if w.dims.len() != 2 || w.floats.is_empty() {
-            return Err(self.unsupported(format!("weights of shape {:?}; a matrix expected", w.dims)));
+            return Err(self.unsupported(Refusal::MatrixWeights { dims: w.dims }));
         }
         let (weight, outputs) = if a.int("transB", 0) != 0 {
             (w.floats.clone(), w.dims[0])
@@ -497,7 +477,7 @@ impl Importer<'_> {
             Some(c) if c.floats.len() == outputs => c.floats.iter().map(|&b| b * beta).collect(),
             Some(c) if c.floats.len() == 1 => vec![c.floats[0] * beta; outputs],
             Some(c) => {
-                return Err(self.unsupported(format!("bias of shape {:?} for {outputs} outputs", c.dims)));
+                return Err(self.unsupported(Refusal::DenseBias { dims: c.dims.clone(), outputs }));
             }
             None => vec![0.0; outputs],
         };
@@ -509,7 +489,7 @@ impl Importer<'_> {
         self.finish_pending()?;
         let w = self.constant(1)?.clone();
         if w.dims.len() != 2 || w.floats.is_empty() {
-            return Err(self.unsupported(format!("weights of shape {:?}; a matrix expected", w.dims)));
+            return Err(self.unsupported(Refusal::MatrixWeights { dims: w.dims }));
         }
         let outputs = w.dims[1];
         self.dense(transpose(&w.floats, w.dims[0], outputs), vec![0.0; outputs])
@@ -518,7 +498,7 @@ impl Importer<'_> {
     fn elementwise(&mut self, op: &str) -> Result<()> {
         let c = self.constant(1)?;
         if c.floats.is_empty() {
-            return Err(self.unsupported("a float constant operand is required"));
+            return Err(self.unsupported(Refusal::FloatOperand));
         }
         let values = c.floats.clone();
         let map_len = match &self.pending {
@@ -533,13 +513,11 @@ impl Importer<'_> {
                     1 => vec![values[0]; channels],
                     n if n == channels => values,
                     n => {
-                        return Err(self.unsupported(format!(
-                            "{n} values: only a scalar or per-channel {op} on the input can be folded"
-                        )));
+                        return Err(self.unsupported(Refusal::InputOperand { values: n, op: op.to_string() }));
                     }
                 };
                 if op == "Div" && per_channel.contains(&0.0) {
-                    return Err(self.unsupported("division by zero"));
+                    return Err(self.unsupported(Refusal::DivisionByZero));
                 }
                 for (c, v) in per_channel.into_iter().enumerate() {
                     let (a, b) = (&mut self.scale[c], &mut self.offset[c]);
@@ -568,17 +546,14 @@ impl Importer<'_> {
                         p.bias.iter_mut().zip(&values).for_each(|(b, v)| *b += v);
                     }
                     _ => {
-                        return Err(self.unsupported(format!(
-                            "adds {} values to {n} outputs; a bias per output channel is expected",
-                            values.len()
-                        )));
+                        return Err(
+                            self.unsupported(Refusal::BiasValues { values: values.len(), outputs: n })
+                        );
                     }
                 }
                 Ok(())
             }
-            _ => Err(self.unsupported(format!(
-                "{op} is supported on the input (normalization) and, for Add, as the bias of the layer just before"
-            ))),
+            _ => Err(self.unsupported(Refusal::Elementwise { op: op.to_string() })),
         }
     }
 
@@ -588,16 +563,14 @@ impl Importer<'_> {
         let (gamma, beta, mean, var) = (gamma?, beta?, mean?, var?);
         let label = self.label.clone();
         let Some(p) = self.pending.as_mut().filter(|p| !p.relu && p.pool.is_none()) else {
-            return Err(
-                self.unsupported("a batch normalization must follow a convolution or dense layer directly")
-            );
+            return Err(self.unsupported(Refusal::BatchNormPlacement));
         };
         let n = p.outputs();
         if [&gamma, &beta, &mean, &var].iter().any(|v| v.len() != n) {
             return Err(Error::Unsupported {
                 node: label,
                 op: "BatchNormalization".into(),
-                why: format!("its parameters do not have one value per channel ({n})"),
+                why: Refusal::BatchNormParams { channels: n },
             });
         }
         let (fan_in, per) = (p.fan_in(), p.bias_per_channel());
@@ -612,11 +585,11 @@ impl Importer<'_> {
 
     fn relu(&mut self) -> Result<()> {
         let Some(p) = self.pending.as_mut() else {
-            return Err(self.unsupported("a ReLU must follow a convolution or dense layer"));
+            return Err(self.unsupported(Refusal::ReluPlacement));
         };
         match p.pool {
             Some(Pool { kind: PoolKind::Average, .. }) => {
-                Err(self.unsupported("a ReLU after average pooling: ppdnn applies ReLU before pooling"))
+                Err(self.unsupported(Refusal::ReluAfterAveragePool))
             }
             // max pooling and ReLU commute.
             _ => {
@@ -640,19 +613,19 @@ impl Importer<'_> {
             "storage_order",
         ];
         if let Some(k) = a.unknown(&known).first() {
-            return Err(self.unsupported(format!("attribute {k} is not supported")));
+            return Err(self.unsupported(Refusal::UnknownAttribute { attribute: k.clone() }));
         }
         let window = a.sizes("kernel_shape", 2, None)?;
         let stride = a.sizes("strides", 2, Some(vec![1, 1]))?;
         if a.sizes("pads", 4, Some(vec![0; 4]))?.iter().any(|&p| p > 0) {
-            return Err(self.unsupported("padded pooling is not supported"));
+            return Err(self.unsupported(Refusal::PaddedPool));
         }
         if a.int("ceil_mode", 0) != 0 || a.sizes("dilations", 2, Some(vec![1, 1]))? != [1, 1] {
-            return Err(self.unsupported("ceil_mode and dilations are not supported"));
+            return Err(self.unsupported(Refusal::PoolCeilOrDilation));
         }
         let auto_pad = a.string("auto_pad", "NOTSET");
         if auto_pad != "NOTSET" && auto_pad != "VALID" {
-            return Err(self.unsupported(format!("auto_pad {auto_pad} is not supported")));
+            return Err(self.unsupported(Refusal::PoolAutoPad { auto_pad }));
         }
         self.attach_pool(Pool { kind, window: [window[0], window[1]], stride: [stride[0], stride[1]] })
     }
@@ -660,10 +633,10 @@ impl Importer<'_> {
     /// Sets the pending convolution's pooling (there must be one, not yet pooled).
     fn attach_pool(&mut self, pool: Pool) -> Result<()> {
         let Some(p) = self.pending.as_mut().filter(|p| matches!(p.linear, Linear::Conv2d { .. })) else {
-            return Err(self.unsupported("pooling must follow a convolution"));
+            return Err(self.unsupported(Refusal::PoolPlacement));
         };
         if p.pool.is_some() {
-            return Err(self.unsupported("a second pooling after the same convolution"));
+            return Err(self.unsupported(Refusal::SecondPool));
         }
         p.pool = Some(pool);
         Ok(())
@@ -678,7 +651,7 @@ impl Importer<'_> {
     fn finish(mut self) -> Result<Imported> {
         self.finish_pending()?;
         if self.layers.is_empty() {
-            return Err(Error::Graph("the graph has no convolution or dense layer".into()));
+            return Err(GraphError::NoLayer.into());
         }
         let (layers, params): (Vec<Layer>, Vec<FloatParams>) = self.layers.into_iter().unzip();
         let network = Network::new(self.input, layers)?;

@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, GraphError, Refusal, Result};
 use crate::proto::{AttributeProto, NodeProto, TensorProto, tensor_proto::DataType};
 
 /// A constant tensor of the graph: its dimensions and its values as f32
@@ -20,22 +20,23 @@ impl Constant {
     pub fn from_proto(t: &TensorProto) -> Result<Self> {
         let name = &t.name;
         if t.data_location == Some(1) || !t.external_data.is_empty() {
-            return Err(Error::Graph(format!(
-                "tensor {name:?} keeps its data in an external file, which ppdnn does not read (save the model with its weights inside)"
-            )));
+            return Err(GraphError::ExternalData { tensor: name.clone() }.into());
         }
         let dims = t
             .dims
             .iter()
-            .map(|&d| usize::try_from(d).map_err(|_| Error::Graph(format!("tensor {name:?}: dimension {d}"))))
+            .map(|&d| {
+                usize::try_from(d).map_err(|_| GraphError::Dimension { tensor: name.clone(), dim: d }.into())
+            })
             .collect::<Result<Vec<_>>>()?;
         let count = dims
             .iter()
             .try_fold(1usize, |a, &d| a.checked_mul(d))
             .filter(|&n| n <= 1 << 26)
-            .ok_or_else(|| Error::Graph(format!("tensor {name:?} is too large: {dims:?}")))?;
+            .ok_or_else(|| GraphError::TooLarge { tensor: name.clone(), dims: dims.clone() })?;
         let raw = t.raw_data.as_deref().unwrap_or_default();
-        let (floats, ints) = match DataType::try_from(t.data_type.unwrap_or(0)) {
+        let data_type = t.data_type.unwrap_or(0);
+        let (floats, ints) = match DataType::try_from(data_type) {
             Ok(DataType::Float) if !raw.is_empty() => (
                 raw.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(),
                 Vec::new(),
@@ -60,17 +61,15 @@ impl Constant {
                 raw.chunks_exact(4).map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]) as i64).collect(),
             ),
             Ok(DataType::Int32) => (Vec::new(), t.int32_data.iter().map(|&v| v as i64).collect()),
-            other => {
-                return Err(Error::Graph(format!(
-                    "tensor {name:?} has element type {other:?}; ppdnn reads float, double, int32 and int64 tensors"
-                )));
-            }
+            _ => return Err(GraphError::ElementType { tensor: name.clone(), data_type }.into()),
         };
         if floats.len().max(ints.len()) != count {
-            return Err(Error::Graph(format!(
-                "tensor {name:?} holds {} values for dimensions {dims:?}",
-                floats.len().max(ints.len())
-            )));
+            return Err(GraphError::ValueCount {
+                tensor: name.clone(),
+                values: floats.len().max(ints.len()),
+                dims,
+            }
+            .into());
         }
         Ok(Constant { dims, floats, ints })
     }
@@ -98,7 +97,7 @@ impl<'a> Attributes<'a> {
         Attributes { node, by_name: node.attribute.iter().map(|a| (a.name(), a)).collect() }
     }
 
-    fn err(&self, why: String) -> Error {
+    fn err(&self, why: Refusal) -> Error {
         Error::Unsupported { node: self.node.name().to_string(), op: self.node.op_type().to_string(), why }
     }
 
@@ -124,12 +123,15 @@ impl<'a> Attributes<'a> {
     /// A list of non-negative integers of length `len`, or `default`.
     pub fn sizes(&self, name: &str, len: usize, default: Option<Vec<usize>>) -> Result<Vec<usize>> {
         let Some(a) = self.by_name.get(name) else {
-            return default.ok_or_else(|| self.err(format!("attribute {name} is required")));
+            return default
+                .ok_or_else(|| self.err(Refusal::MissingAttribute { attribute: name.to_string() }));
         };
         if a.ints.len() != len || a.ints.iter().any(|&v| !(0..=1 << 20).contains(&v)) {
-            return Err(
-                self.err(format!("attribute {name} = {:?}: {len} non-negative values expected", a.ints))
-            );
+            return Err(self.err(Refusal::AttributeValues {
+                attribute: name.to_string(),
+                values: a.ints.clone(),
+                expected: len,
+            }));
         }
         Ok(a.ints.iter().map(|&v| v as usize).collect())
     }

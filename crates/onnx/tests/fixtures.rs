@@ -5,7 +5,7 @@
 //! protocol modes; a graph with an unsupported operator is refused by name.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use ppdnn_model::quant::{QuantModel, softmax};
 use ppdnn_onnx::{ImportOptions, InputScale, import};
@@ -63,8 +63,7 @@ fn fixtures() -> Vec<Fixture> {
 }
 
 fn key() -> &'static KeyPair {
-    static K: OnceLock<KeyPair> = OnceLock::new();
-    K.get_or_init(|| generate_keypair(1024, KeyPolicy::INSECURE_TESTING).unwrap())
+    ppdnn_paillier::testing::test_keypair(1024)
 }
 
 #[test]

@@ -10,7 +10,7 @@
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU8, Ordering};
 
-use crate::error::{Error, Result};
+use crate::error::{BackendError, Error, LengthError, Result};
 
 /// An implementation of the modular arithmetic.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,11 +20,6 @@ pub enum Backend {
     /// Eight-lane Montgomery arithmetic on AVX-512 IFMA (x86-64 only).
     Ifma,
 }
-
-/// How many values the IFMA backend computes at once: batched calls (such
-/// as [`crate::RandomnessPool::fill`]) whose sizes are multiples of it leave
-/// no lane idle; a batch of 4 costs as much as a batch of 8.
-pub const LANES: usize = 8;
 
 /// 0: no override; 1: GMP; 2: IFMA.
 static OVERRIDE: AtomicU8 = AtomicU8::new(0);
@@ -44,7 +39,7 @@ impl Backend {
         match s {
             "gmp" => Ok(Backend::Gmp),
             "ifma" => Ok(Backend::Ifma),
-            other => Err(Error::Backend(format!("unknown arithmetic backend {other:?} (gmp or ifma)"))),
+            other => Err(Error::Backend(BackendError::Unknown(other.to_string()))),
         }
     }
 
@@ -60,7 +55,8 @@ impl Backend {
             Err(_) => Ok(None),
             Ok(v) if v.is_empty() || v == "auto" => Ok(None),
             Ok(v) => {
-                let b = Backend::parse(&v).map_err(|e| Error::Backend(format!("PPDNN_ARITH: {e}")))?;
+                let b =
+                    Backend::parse(&v).map_err(|e| Error::Backend(BackendError::Environment(Box::new(e))))?;
                 b.check()?;
                 Ok(Some(b))
             }
@@ -86,7 +82,7 @@ impl Backend {
     /// An error if this backend cannot run here.
     pub fn check(self) -> Result<()> {
         if self == Backend::Ifma && !Backend::ifma_available() {
-            return Err(Error::Backend("this CPU has no AVX-512 IFMA (avx512ifma in /proc/cpuinfo)".into()));
+            return Err(Error::Backend(BackendError::NoIfma));
         }
         Ok(())
     }
@@ -120,7 +116,7 @@ pub fn product_chain_with(
 ) -> Result<Vec<crate::Integer>> {
     backend.check()?;
     if xs.len() > 8 || m.is_even() || *m <= 1 || xs.iter().any(|x| *x < 0 || x >= m) {
-        return Err(Error::Length("product_chain_with: up to 8 values below an odd modulus > 1".into()));
+        return Err(Error::Length(LengthError::ProductChain));
     }
     if let Some(ifma) = backend.ifma() {
         let lanes = ifma.modulus([m; 8], m.significant_bits(), false);

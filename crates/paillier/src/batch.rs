@@ -3,17 +3,15 @@
 //! lanes at a time (four ciphertexts' two CRT halves per batch for
 //! decryption); on GMP one at a time, in parallel. The results are the same.
 
-use std::sync::OnceLock;
-
 use rayon::prelude::*;
 use rug::Integer;
 
 use crate::arith::Backend;
 use crate::ciphertext::Ciphertext;
 use crate::error::Result;
+use crate::ifma::Ifma;
 use crate::ifma::lanes::{LANES, Modulus8};
 use crate::ifma::single::SingleModulus;
-use crate::ifma::{FixedBaseLanes, Ifma};
 use crate::keys::{PrivateKey, PublicKey};
 use crate::random::{random_bits, random_unit};
 use crate::secret::Secret;
@@ -24,46 +22,16 @@ use crate::secret::Secret;
 /// enough that fewer rows pay for the larger table.
 const DJN_WINDOW: u32 = 6;
 
-/// A public key's IFMA state: n^2's Montgomery constants (all lanes) and the
-/// DJN table in the lane layout, each built on first use.
-#[derive(Default)]
-pub(crate) struct PublicLanes {
-    modulus: OnceLock<Modulus8>,
-    table: OnceLock<FixedBaseLanes>,
-    single: OnceLock<Option<SingleModulus>>,
-}
-
-/// Builds the IFMA DJN table of `key` when the backend in use is IFMA;
-/// false (nothing done) on GMP.
-pub(crate) fn precompute_lanes(key: &PublicKey) -> bool {
-    let (Some(ifma), Some(hn)) = (Backend::current().ifma(), key.hn()) else { return false };
-    let m = key.n2_lanes(ifma);
-    key.lanes.table.get_or_init(|| ifma.fixed_base_table(hn, key.djn_exponent_bits(), DJN_WINDOW, m));
-    true
-}
-
-impl PublicLanes {
-    /// Whether the DJN table exists.
-    pub(crate) fn has_table(&self) -> bool {
-        self.table.get().is_some()
-    }
-
-    /// Bytes held (for the service's key-cache budget).
-    pub(crate) fn memory_bytes(&self) -> usize {
-        self.modulus.get().map_or(0, Modulus8::memory_bytes)
-            + self.single.get().map_or(0, |s| s.as_ref().map_or(0, SingleModulus::memory_bytes))
-            + self.table.get().map_or(0, FixedBaseLanes::memory_bytes)
-    }
-}
-
-/// A private key's IFMA state: the Montgomery constants of p^2 and q^2 in
-/// alternate lanes. Secret: wiped on drop.
-#[derive(Default)]
-pub(crate) struct PrivateLanes {
-    modulus: OnceLock<Modulus8>,
-}
-
 impl PublicKey {
+    /// Builds the IFMA DJN table when the backend in use is IFMA; false
+    /// (nothing done) on GMP.
+    pub(crate) fn precompute_lanes(&self) -> bool {
+        let (Some(ifma), Some(hn)) = (Backend::current().ifma(), self.hn()) else { return false };
+        let m = self.n2_lanes(ifma);
+        self.lanes.table.get_or_init(|| ifma.fixed_base_table(hn, self.djn_exponent_bits(), DJN_WINDOW, m));
+        true
+    }
+
     /// n^2's constants, broadcast to all lanes.
     pub(crate) fn n2_lanes(&self, ifma: Ifma) -> &Modulus8 {
         self.lanes.modulus.get_or_init(|| ifma.modulus([self.n_squared(); LANES], 2 * self.bits(), false))
@@ -107,11 +75,11 @@ impl PublicKey {
     pub fn djn_rn_from_exponents_with(&self, backend: Backend, exps: &[Integer]) -> Result<Vec<Integer>> {
         backend.check()?;
         let Some(hn) = self.hn() else {
-            return Err(crate::error::Error::InvalidPublicKey("this key has no DJN base h^n".into()));
+            return Err(crate::error::Error::InvalidPublicKey(crate::error::KeyError::NoBase));
         };
         let bits = self.djn_exponent_bits();
         if exps.iter().any(|a| *a < 0 || a.significant_bits() > bits) {
-            return Err(crate::error::Error::Length(format!("DJN exponents are below 2^{bits}")));
+            return Err(crate::error::Error::Length(crate::error::LengthError::DjnExponent(bits)));
         }
         match backend.ifma() {
             Some(ifma) => {

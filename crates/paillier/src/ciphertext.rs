@@ -4,7 +4,7 @@ use rayon::prelude::*;
 use rug::integer::Order;
 use rug::{Complete, Integer};
 
-use crate::error::{Error, Result};
+use crate::error::{CiphertextError, Error, FormatError, Result};
 use crate::keys::PublicKey;
 
 /// The first ciphertext of a batch that failed validation.
@@ -50,10 +50,10 @@ impl PublicKey {
     /// 0 < c < n^2.
     fn check_range(&self, c: &Integer) -> Result<()> {
         if *c <= 0 {
-            return Err(Error::InvalidCiphertext("not positive".into()));
+            return Err(Error::InvalidCiphertext(CiphertextError::NotPositive));
         }
         if c >= self.n_squared() {
-            return Err(Error::InvalidCiphertext("not below n^2".into()));
+            return Err(Error::InvalidCiphertext(CiphertextError::TooLarge));
         }
         Ok(())
     }
@@ -69,11 +69,11 @@ impl PublicKey {
         if !data.len().is_multiple_of(width) {
             return Err(BadCiphertext {
                 index: data.len() / width,
-                error: Error::InvalidCiphertext(format!(
-                    "{} bytes where a {}-bit key's ciphertexts take {width}",
-                    data.len() % width,
-                    self.bits()
-                )),
+                error: Error::InvalidCiphertext(CiphertextError::Width {
+                    got: data.len() % width,
+                    bits: self.bits(),
+                    width,
+                }),
             });
         }
         let values: Vec<Integer> = data
@@ -108,12 +108,11 @@ impl PublicKey {
     /// Decodes and validates a ciphertext of exactly [`PublicKey::ciphertext_bytes`] bytes.
     pub fn ciphertext_from_bytes(&self, bytes: &[u8]) -> Result<Ciphertext> {
         if bytes.len() != self.ciphertext_bytes() {
-            return Err(Error::InvalidCiphertext(format!(
-                "{} bytes where a {}-bit key's ciphertexts take {}",
-                bytes.len(),
-                self.bits(),
-                self.ciphertext_bytes()
-            )));
+            return Err(Error::InvalidCiphertext(CiphertextError::Width {
+                got: bytes.len(),
+                bits: self.bits(),
+                width: self.ciphertext_bytes(),
+            }));
         }
         self.ciphertext(Integer::from_digits(bytes, Order::Msf))
     }
@@ -125,7 +124,7 @@ impl PublicKey {
 }
 
 fn shares_a_factor() -> Error {
-    Error::InvalidCiphertext("shares a factor with n".into())
+    Error::InvalidCiphertext(CiphertextError::SharesFactor)
 }
 
 /// Big-endian unsigned bytes of `x`, left-padded with zeros to `width`.
@@ -143,9 +142,10 @@ pub fn parse_decimal(text: &str, what: &str) -> Result<Integer> {
     let t = text.trim();
     let digits = t.strip_prefix('-').unwrap_or(t);
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(Error::Format(format!("{what} is not a decimal integer: {:?}", abbreviate(t))));
+        return Err(Error::Format(FormatError::NotDecimal { what: what.to_string(), text: abbreviate(t) }));
     }
-    Integer::from_str_radix(t, 10).map_err(|e| Error::Format(format!("{what} is not a decimal integer: {e}")))
+    Integer::from_str_radix(t, 10)
+        .map_err(|_| Error::Format(FormatError::NotDecimal { what: what.to_string(), text: abbreviate(t) }))
 }
 
 fn abbreviate(s: &str) -> String {

@@ -1,57 +1,374 @@
-//! The one error type of the crate.
+//! The crate's error types: one [`Error`] whose variants say what went
+//! wrong, with the values concerned as fields; the messages come from
+//! `Display` and can be shown to a user as they are.
 
+use rug::Integer;
 use thiserror::Error;
 
-/// Everything that can go wrong in this crate. Each variant names what is
-/// wrong, so a message can be shown to a user as it is.
+use crate::policy::KeySizeError;
+
+/// Everything that can go wrong in this crate.
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Error {
     /// A public key failed validation.
     #[error("invalid public key: {0}")]
-    InvalidPublicKey(String),
+    InvalidPublicKey(KeyError),
     /// A private key failed validation (inconsistent p, q and n, or not prime).
     #[error("invalid private key: {0}")]
-    InvalidPrivateKey(String),
-    /// A key size outside what is supported or allowed by the policy.
-    #[error("unsupported key size: {bits} bits ({policy})")]
-    KeySize {
-        /// The size that was asked for or found.
-        bits: u32,
-        /// The policy that refused it.
-        policy: crate::keys::KeyPolicy,
-    },
+    InvalidPrivateKey(PrivateKeyError),
+    /// A key size outside what the policy allows.
+    #[error(transparent)]
+    KeySize(#[from] KeySizeError),
     /// A ciphertext that is not a valid element of Z*_{n^2}.
     #[error("invalid ciphertext: {0}")]
-    InvalidCiphertext(String),
-    /// A plaintext outside the centred range (-n/2, n/2].
+    InvalidCiphertext(CiphertextError),
+    /// A plaintext outside the range it must fit.
     #[error("plaintext out of range: {0}")]
-    PlaintextRange(String),
-    /// A slot value that does not fit its slot, or a slot layout that does not fit the key.
+    PlaintextRange(RangeError),
+    /// A slot value that does not fit its slot.
     #[error("slot overflow: {0}")]
-    SlotOverflow(String),
-    /// A slot layout that cannot exist.
+    SlotOverflow(SlotOverflow),
+    /// A slot layout that cannot exist or does not fit the key.
     #[error("invalid slot layout: {0}")]
-    SlotLayout(String),
+    SlotLayout(SlotLayoutError),
     /// A malformed key file or encoded number.
     #[error("format error: {0}")]
-    Format(String),
+    Format(FormatError),
     /// Mismatched lengths of inputs that must agree (bases and weights, for instance).
     #[error("length mismatch: {0}")]
-    Length(String),
+    Length(LengthError),
     /// An I/O failure reading or writing a key file.
     #[error("{path}: {message}")]
     Io {
         /// The file concerned.
         path: String,
-        /// What went wrong.
+        /// The operating system's words for what went wrong.
         message: String,
     },
     /// An arithmetic backend that cannot run here, or an unknown name for one.
     #[error("arithmetic backend: {0}")]
-    Backend(String),
+    Backend(BackendError),
     /// The operating system's random number generator failed.
     #[error("the OS random number generator failed: {0}")]
-    Random(String),
+    Random(RandomError),
+}
+
+/// Why a public key is refused.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum KeyError {
+    /// n <= 0.
+    #[error("n must be positive")]
+    NotPositive,
+    /// n is even.
+    #[error("n is even")]
+    Even,
+    /// n is a square.
+    #[error("n is a perfect square")]
+    Square,
+    /// n is prime.
+    #[error("n is prime")]
+    Prime,
+    /// n has a factor below the trial-division bound.
+    #[error("n has a small factor ({factor})")]
+    SmallFactor {
+        /// The product of the small factors found.
+        factor: Integer,
+    },
+    /// The DJN base h^n is not usable.
+    #[error("h^n {0}")]
+    Base(BaseError),
+    /// An operation that needs the DJN base on a key without one.
+    #[error("this key has no DJN base h^n")]
+    NoBase,
+}
+
+/// Why a DJN base h^n is refused.
+#[derive(Debug, Error, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum BaseError {
+    /// Not in (0, n^2).
+    #[error("is not in (0, n^2)")]
+    OutOfRange,
+    /// gcd(h^n, n) != 1.
+    #[error("shares a factor with n")]
+    SharesFactor,
+    /// h^n = +-1 mod n.
+    #[error("is +-1 mod n: its powers do not re-randomize")]
+    PlusMinusOne,
+    /// An order without a large prime factor.
+    #[error("has a small order: its powers take few values")]
+    SmallOrder,
+}
+
+/// Why a private key is refused.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PrivateKeyError {
+    /// p = q.
+    #[error("p and q are equal")]
+    EqualPrimes,
+    /// |p| != |q|.
+    #[error("p and q differ in size")]
+    SizesDiffer,
+    /// A factor that is not prime.
+    #[error("{0} is not prime")]
+    NotPrime(&'static str),
+    /// p and q so close that Fermat's method factors n.
+    #[error("|p - q| is below 2^(|p| - {slack}): Fermat's method would factor n")]
+    TooClose {
+        /// The bits below |p| that |p - q| must reach.
+        slack: u32,
+    },
+    /// gcd(n, phi(n)) != 1.
+    #[error("gcd(n, phi(n)) is not 1")]
+    NotCoprime,
+    /// A stated n that is not p*q.
+    #[error("n is not p*q")]
+    WrongModulus,
+}
+
+/// Why a ciphertext is refused.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CiphertextError {
+    /// c <= 0.
+    #[error("not positive")]
+    NotPositive,
+    /// c >= n^2.
+    #[error("not below n^2")]
+    TooLarge,
+    /// gcd(c, n) != 1.
+    #[error("shares a factor with n")]
+    SharesFactor,
+    /// Bytes of the wrong width.
+    #[error("{got} bytes where a {bits}-bit key's ciphertexts take {width}")]
+    Width {
+        /// Bytes given.
+        got: usize,
+        /// The key's size.
+        bits: u32,
+        /// Bytes of one ciphertext.
+        width: usize,
+    },
+}
+
+/// A plaintext outside the range it must fit.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RangeError {
+    /// Beyond the key's centred range.
+    #[error("a {value_bits}-bit value does not fit a {key_bits}-bit key's centred range (-n/2, n/2]")]
+    Centred {
+        /// Bits of the value.
+        value_bits: u32,
+        /// The key's size.
+        key_bits: u32,
+    },
+    /// A decrypted plaintext beyond 64 bits.
+    #[error("a {0}-bit plaintext does not fit i64")]
+    I64(u32),
+}
+
+/// A slot value that does not fit.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SlotOverflow {
+    /// More values than slots.
+    #[error("{values} values for a layout of {slots} slots")]
+    TooManyValues {
+        /// Values given.
+        values: usize,
+        /// Slots of the layout.
+        slots: usize,
+    },
+    /// A value beyond its slot's width.
+    #[error("value {value} in slot {slot} does not fit {slot_bits} bits (|v| < {bound})")]
+    Value {
+        /// The value.
+        value: i64,
+        /// Its slot.
+        slot: usize,
+        /// The slot width.
+        slot_bits: u32,
+        /// The bound |v| must stay below.
+        bound: i64,
+    },
+    /// A plaintext with bits above its top slot.
+    #[error(
+        "the plaintext has {extra_bits} bits beyond its {slots} slots of {slot_bits} bits: a slot overflowed"
+    )]
+    Beyond {
+        /// Bits above the top slot.
+        extra_bits: u32,
+        /// Slots of the layout.
+        slots: usize,
+        /// The slot width.
+        slot_bits: u32,
+    },
+}
+
+/// A slot layout that cannot exist.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SlotLayoutError {
+    /// A width outside the allowed range.
+    #[error("slot width {slot_bits} is outside {min}..=63 bits")]
+    Width {
+        /// The width asked for.
+        slot_bits: u32,
+        /// The least width allowed.
+        min: u32,
+    },
+    /// No slots.
+    #[error("a layout needs at least one slot")]
+    NoSlots,
+    /// More slots than the key holds.
+    #[error("{slots} slots of {slot_bits} bits do not fit a {key_bits}-bit key (at most {max})")]
+    TooMany {
+        /// Slots asked for.
+        slots: usize,
+        /// The slot width.
+        slot_bits: u32,
+        /// The key's size.
+        key_bits: u32,
+        /// The most slots that fit.
+        max: usize,
+    },
+}
+
+/// A malformed key file or encoded number.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FormatError {
+    /// Text that is not a key file; where, not what (it may hold a prime).
+    #[error("not a ppdnn key file: {what} at line {line} column {column}")]
+    NotAKeyFile {
+        /// The kind of problem.
+        what: &'static str,
+        /// Its line.
+        line: usize,
+        /// Its column.
+        column: usize,
+    },
+    /// An unknown format name.
+    #[error("format is {found:?}, expected {public:?} or {private:?}")]
+    UnknownFormat {
+        /// The name found.
+        found: String,
+        /// The public key files' name.
+        public: &'static str,
+        /// The private key files' name.
+        private: &'static str,
+    },
+    /// A key file of another version.
+    #[error("key file version {found} (this build reads {reads})")]
+    Version {
+        /// The version found.
+        found: u32,
+        /// The version this build reads.
+        reads: u32,
+    },
+    /// A stated size that is not n's.
+    #[error("bits says {stated} but n has {actual} bits")]
+    Bits {
+        /// The stated size.
+        stated: u32,
+        /// n's size.
+        actual: u32,
+    },
+    /// A public key file where a private one is needed.
+    #[error("this is a public key file; decryption needs the private key")]
+    PublicOnly,
+    /// A private key file without both factors.
+    #[error("a private key file needs both p and q")]
+    MissingFactor,
+    /// A number that is not a decimal integer (shown abbreviated).
+    #[error("{what} is not a decimal integer: {text:?}")]
+    NotDecimal {
+        /// The field.
+        what: String,
+        /// The text, abbreviated to 40 characters.
+        text: String,
+    },
+    /// A secret number that is not a decimal integer (never shown).
+    #[error("{0} is not a non-negative decimal integer")]
+    NotSecretDecimal(&'static str),
+    /// A randomness r that is not a unit in (0, n).
+    #[error("r must be a unit in (0, n)")]
+    NotAUnit,
+}
+
+/// Lengths that must agree and do not.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LengthError {
+    /// Bases and weights of a linear combination.
+    #[error("{bases} ciphertexts but {weights} weights")]
+    Weights {
+        /// Bases given.
+        bases: usize,
+        /// Weights given.
+        weights: usize,
+    },
+    /// A row of weights of another length than the bases.
+    #[error("row {row} has {weights} weights for {bases} ciphertexts")]
+    Row {
+        /// The row.
+        row: usize,
+        /// Its weights.
+        weights: usize,
+        /// Bases given.
+        bases: usize,
+    },
+    /// A term naming a base that does not exist.
+    #[error("base index {index} but only {bases} bases")]
+    BaseIndex {
+        /// The index named.
+        index: usize,
+        /// Bases there are.
+        bases: usize,
+    },
+    /// DJN exponents beyond their bound.
+    #[error("DJN exponents are below 2^{0}")]
+    DjnExponent(u32),
+    /// A product chain's inputs out of its bounds.
+    #[error("product_chain_with: up to 8 values below an odd modulus > 1")]
+    ProductChain,
+}
+
+/// An arithmetic backend that cannot run here, or an unknown name.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum BackendError {
+    /// A name that is no backend's.
+    #[error("unknown arithmetic backend {0:?} (gmp or ifma)")]
+    Unknown(String),
+    /// The backend named by PPDNN_ARITH.
+    #[error("PPDNN_ARITH: {0}")]
+    Environment(Box<Error>),
+    /// IFMA on a CPU without it.
+    #[error("this CPU has no AVX-512 IFMA (avx512ifma in /proc/cpuinfo)")]
+    NoIfma,
+}
+
+/// A failure of the randomness the crate draws.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RandomError {
+    /// The operating system's generator failed.
+    #[error("{0}")]
+    Os(getrandom::Error),
+    /// A random h that is not a unit mod n^2 (cannot happen for a valid n).
+    #[error("h is not a unit")]
+    NotAUnit,
+}
+
+impl From<getrandom::Error> for Error {
+    fn from(e: getrandom::Error) -> Self {
+        Error::Random(RandomError::Os(e))
+    }
 }
 
 /// Shorthand for results of this crate.

@@ -6,7 +6,7 @@ use rug::Integer;
 
 pub(crate) mod lanes {
     /// Lanes per batch (kept for the batch sizes of the callers).
-    pub(crate) const LANES: usize = crate::arith::LANES;
+    pub(crate) const LANES: usize = crate::LANES;
 
     /// Never constructed off x86-64.
     pub(crate) enum Modulus8 {}

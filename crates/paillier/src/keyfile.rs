@@ -13,8 +13,9 @@ use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
 use crate::ciphertext::parse_decimal;
-use crate::error::{Error, Result};
-use crate::keys::{KeyPolicy, PrivateKey, PublicKey};
+use crate::error::{Error, FormatError, PrivateKeyError, Result};
+use crate::keys::{PrivateKey, PublicKey};
+use crate::policy::KeyPolicy;
 
 /// The `format` field of a public key file.
 pub const PUBLIC_FORMAT: &str = "ppdnn-paillier-public-key";
@@ -48,19 +49,17 @@ impl KeyFile {
                 serde_json::error::Category::Data => "a field of the wrong type or a missing field",
                 serde_json::error::Category::Eof => "truncated JSON",
             };
-            Error::Format(format!("not a ppdnn key file: {what} at line {} column {}", e.line(), e.column()))
+            Error::Format(FormatError::NotAKeyFile { what, line: e.line(), column: e.column() })
         })?;
         if f.format != PUBLIC_FORMAT && f.format != PRIVATE_FORMAT {
-            return Err(Error::Format(format!(
-                "format is {:?}, expected {PUBLIC_FORMAT:?} or {PRIVATE_FORMAT:?}",
-                f.format
-            )));
+            return Err(Error::Format(FormatError::UnknownFormat {
+                found: f.format.clone(),
+                public: PUBLIC_FORMAT,
+                private: PRIVATE_FORMAT,
+            }));
         }
         if f.version != VERSION {
-            return Err(Error::Format(format!(
-                "key file version {} (this build reads {VERSION})",
-                f.version
-            )));
+            return Err(Error::Format(FormatError::Version { found: f.version, reads: VERSION }));
         }
         Ok(f)
     }
@@ -70,7 +69,7 @@ impl KeyFile {
         let hn = self.hn.as_deref().map(|h| parse_decimal(h, "hn")).transpose()?;
         let key = PublicKey::new(n, hn, policy)?;
         if key.bits() != self.bits {
-            return Err(Error::Format(format!("bits says {} but n has {} bits", self.bits, key.bits())));
+            return Err(Error::Format(FormatError::Bits { stated: self.bits, actual: key.bits() }));
         }
         Ok(key)
     }
@@ -126,10 +125,10 @@ pub fn public_key_from_json(text: &str, policy: KeyPolicy) -> Result<PublicKey> 
 pub fn private_key_from_json(text: &str, policy: KeyPolicy) -> Result<PrivateKey> {
     let f = KeyFile::parse(text)?;
     if f.format != PRIVATE_FORMAT {
-        return Err(Error::Format("this is a public key file; decryption needs the private key".into()));
+        return Err(Error::Format(FormatError::PublicOnly));
     }
     let (Some(p), Some(q)) = (&f.p, &f.q) else {
-        return Err(Error::Format("a private key file needs both p and q".into()));
+        return Err(Error::Format(FormatError::MissingFactor));
     };
     let p = parse_secret_decimal(p, "p")?;
     let q = parse_secret_decimal(q, "q")?;
@@ -137,26 +136,21 @@ pub fn private_key_from_json(text: &str, policy: KeyPolicy) -> Result<PrivateKey
     let n = parse_decimal(&f.n, "n")?;
     let key = PrivateKey::from_primes(p, q, hn, policy)?;
     if key.public_key().n() != &n {
-        return Err(Error::InvalidPrivateKey("n is not p*q".into()));
+        return Err(Error::InvalidPrivateKey(PrivateKeyError::WrongModulus));
     }
     if key.public_key().bits() != f.bits {
-        return Err(Error::Format(format!(
-            "bits says {} but n has {} bits",
-            f.bits,
-            key.public_key().bits()
-        )));
+        return Err(Error::Format(FormatError::Bits { stated: f.bits, actual: key.public_key().bits() }));
     }
     Ok(key)
 }
 
 /// Parses a secret decimal number; the error never shows the text.
-fn parse_secret_decimal(text: &str, what: &str) -> Result<Integer> {
+fn parse_secret_decimal(text: &str, what: &'static str) -> Result<Integer> {
     let digits = text.trim();
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(Error::Format(format!("{what} is not a non-negative decimal integer")));
+        return Err(Error::Format(FormatError::NotSecretDecimal(what)));
     }
-    Integer::from_str_radix(digits, 10)
-        .map_err(|_| Error::Format(format!("{what} is not a non-negative decimal integer")))
+    Integer::from_str_radix(digits, 10).map_err(|_| Error::Format(FormatError::NotSecretDecimal(what)))
 }
 
 fn io_err(path: &Path, e: std::io::Error) -> Error {
@@ -202,7 +196,7 @@ fn write_atomically(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
     };
     let name = path.file_name().ok_or_else(|| io_err(path, std::io::Error::other("not a file name")))?;
     let mut suffix = [0u8; 6];
-    getrandom::fill(&mut suffix).map_err(|e| Error::Random(e.to_string()))?;
+    getrandom::fill(&mut suffix)?;
     let tmp_name: String = suffix.iter().map(|b| format!("{b:02x}")).collect();
     let tmp = dir.join(format!(".{}.{tmp_name}.tmp", name.to_string_lossy()));
     let mut options = std::fs::OpenOptions::new();

@@ -6,12 +6,11 @@ use std::sync::{Arc, OnceLock};
 use rug::integer::IsPrime;
 use rug::{Complete, Integer};
 
-use crate::error::{Error, Result};
+use crate::error::{BaseError, Error, KeyError, PrivateKeyError, RandomError, RangeError, Result};
 use crate::fixed_base::FixedBaseTable;
+use crate::policy::KeyPolicy;
 use crate::random::{random_bits, random_unit};
 use crate::secret::{Secret, wipe};
-
-/// Key sizes (bits of n) that [`generate_keypair`] produces for production use.
 
 /// Miller-Rabin rounds on top of GMP's own tests when accepting a generated prime.
 const PRIME_REPS: u32 = 40;
@@ -28,79 +27,6 @@ const SMALL_ORDER_BOUND: u32 = 1024;
 /// Fermat's method factors n.
 const PRIME_DISTANCE_SLACK: u32 = 100;
 
-/// Which key sizes are accepted: the one place that says so. A key from
-/// outside must also pass the checks of [`PublicKey::new`]; a key to
-/// generate must also be a multiple of 16 bits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct KeyPolicy {
-    /// The smallest accepted size of n, in bits.
-    pub min_bits: u32,
-    /// The largest accepted size of n, in bits.
-    pub max_bits: u32,
-}
-
-impl KeyPolicy {
-    /// The production policy: 2048 to 4096-bit moduli.
-    pub const PRODUCTION: KeyPolicy = KeyPolicy { min_bits: 2048, max_bits: 4096 };
-    /// For tests and experiments only: allows keys from 256 bits.
-    pub const INSECURE_TESTING: KeyPolicy = KeyPolicy { min_bits: 256, max_bits: 4096 };
-    /// The sizes a server offers and plans for unless told otherwise.
-    pub const STANDARD_SIZES: [u32; 2] = [2048, 3072];
-    /// The size of a new key unless told otherwise.
-    pub const DEFAULT_BITS: u32 = 2048;
-
-    /// The testing policy when `insecure` (an explicit opt-in, such as
-    /// `--insecure-small-keys`), else the production one.
-    pub fn insecure_if(insecure: bool) -> KeyPolicy {
-        if insecure { KeyPolicy::INSECURE_TESTING } else { KeyPolicy::PRODUCTION }
-    }
-
-    /// The production policy if it accepts `bits`, else the testing one:
-    /// for benchmarks and load tests, whose key size is the experiment.
-    pub fn admitting(bits: u32) -> KeyPolicy {
-        KeyPolicy::insecure_if(KeyPolicy::PRODUCTION.check(bits).is_err())
-    }
-
-    /// Whether an n of `bits` bits is accepted.
-    pub fn check(&self, bits: u32) -> Result<()> {
-        if bits < self.min_bits || bits > self.max_bits {
-            return Err(Error::KeySize { bits, policy: *self });
-        }
-        Ok(())
-    }
-
-    /// Whether a key of `bits` bits may be generated: accepted, and a
-    /// multiple of 16 (two primes of whole bytes).
-    pub fn check_new(&self, bits: u32) -> Result<()> {
-        self.check(bits)?;
-        if !bits.is_multiple_of(16) {
-            return Err(Error::KeySize { bits, policy: *self });
-        }
-        Ok(())
-    }
-}
-
-impl std::fmt::Display for KeyPolicy {
-    /// The sizes accepted, as an error message lists them.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "accepted sizes are {} to {} bits, new keys in multiples of 16",
-            self.min_bits, self.max_bits
-        )?;
-        if *self == KeyPolicy::PRODUCTION {
-            write!(f, "; smaller keys are for tests only")?;
-        }
-        Ok(())
-    }
-}
-
-impl Default for KeyPolicy {
-    fn default() -> Self {
-        KeyPolicy::PRODUCTION
-    }
-}
-
 /// A Paillier public key with g = n + 1, and optionally the Damgard-Jurik-Nielsen
 /// randomness base h^n (a fixed n-th residue that makes encryption cheaper).
 ///
@@ -116,7 +42,7 @@ pub struct PublicKey {
     bits: u32,
     table: Arc<OnceLock<FixedBaseTable>>,
     /// The IFMA backend's constants for n^2 and its DJN table, built on first use.
-    pub(crate) lanes: Arc<crate::batch::PublicLanes>,
+    pub(crate) lanes: Arc<crate::lane_cache::PublicLanes>,
 }
 
 impl fmt::Debug for PublicKey {
@@ -200,7 +126,7 @@ impl PublicKey {
     /// exists.
     pub fn precompute_randomness(&self, window: u32) {
         let Some(hn) = &self.hn else { return };
-        if !crate::batch::precompute_lanes(self) && self.table.get().is_none() {
+        if !self.precompute_lanes() && self.table.get().is_none() {
             // Built outside the cell's lock: the construction is parallel, and
             // a rayon worker waiting inside `get_or_init` may steal another
             // job that waits on the same cell, a deadlock (sessions sharing a
@@ -260,11 +186,10 @@ impl PublicKey {
         // n is odd, so (-n/2, n/2] holds exactly the integers of [-(n-1)/2, (n-1)/2].
         let neg_half = Integer::from(-&self.half_n);
         if *m > self.half_n || *m < neg_half {
-            return Err(Error::PlaintextRange(format!(
-                "a {}-bit value does not fit a {}-bit key's centred range (-n/2, n/2]",
-                m.significant_bits(),
-                self.bits
-            )));
+            return Err(Error::PlaintextRange(RangeError::Centred {
+                value_bits: m.significant_bits(),
+                key_bits: self.bits,
+            }));
         }
         Ok(if *m < 0 { Integer::from(m + &self.n) } else { m.clone() })
     }
@@ -289,22 +214,22 @@ pub(crate) fn secure_pow(base: &Integer, e: &Integer, m: &Integer) -> Integer {
 fn validate_modulus(n: &Integer, policy: KeyPolicy) -> Result<()> {
     let bits = n.significant_bits();
     if *n <= 0 {
-        return Err(Error::InvalidPublicKey("n must be positive".into()));
+        return Err(Error::InvalidPublicKey(KeyError::NotPositive));
     }
     policy.check(bits)?;
     if n.is_even() {
-        return Err(Error::InvalidPublicKey("n is even".into()));
+        return Err(Error::InvalidPublicKey(KeyError::Even));
     }
     if n.is_perfect_square() {
-        return Err(Error::InvalidPublicKey("n is a perfect square".into()));
+        return Err(Error::InvalidPublicKey(KeyError::Square));
     }
     if n.is_probably_prime(25) != IsPrime::No {
-        return Err(Error::InvalidPublicKey("n is prime".into()));
+        return Err(Error::InvalidPublicKey(KeyError::Prime));
     }
     let primorial = Integer::from(Integer::primorial(SMALL_FACTOR_BOUND));
     let g = Integer::from(n.gcd_ref(&primorial));
     if g != 1 {
-        return Err(Error::InvalidPublicKey(format!("n has a small factor ({g})")));
+        return Err(Error::InvalidPublicKey(KeyError::SmallFactor { factor: g }));
     }
     Ok(())
 }
@@ -315,16 +240,16 @@ fn validate_modulus(n: &Integer, policy: KeyPolicy) -> Result<()> {
 /// no prime factor above [`SMALL_ORDER_BOUND`]: a server re-randomizing with
 /// such a base would multiply by one of few known values.
 fn validate_randomness_base(hn: &Integer, n: &Integer, n_squared: &Integer) -> Result<()> {
-    let bad = |why: &str| Err(Error::InvalidPublicKey(format!("h^n {why}")));
+    let bad = |why: BaseError| Err(Error::InvalidPublicKey(KeyError::Base(why)));
     if *hn <= 0 || hn >= n_squared {
-        return bad("is not in (0, n^2)");
+        return bad(BaseError::OutOfRange);
     }
     if hn.gcd_ref(n).complete() != 1 {
-        return bad("shares a factor with n");
+        return bad(BaseError::SharesFactor);
     }
     let residue = Integer::from(hn % n);
     if residue == 1 || residue == Integer::from(n - 1u32) {
-        return bad("is +-1 mod n: its powers do not re-randomize");
+        return bad(BaseError::PlusMinusOne);
     }
     let mut l = Integer::from(1u32);
     for k in 2..=SMALL_ORDER_BOUND {
@@ -332,7 +257,7 @@ fn validate_randomness_base(hn: &Integer, n: &Integer, n_squared: &Integer) -> R
     }
     let power = hn.pow_mod_ref(&l, n_squared).map(Integer::from).expect("a positive exponent");
     if power == 1 {
-        return bad("has a small order: its powers take few values");
+        return bad(BaseError::SmallOrder);
     }
     Ok(())
 }
@@ -354,7 +279,7 @@ pub struct PrivateKey {
     /// q^-1 mod p, for recombining the CRT halves.
     q_inv_p: Integer,
     /// The IFMA backend's constants for p^2 and q^2 (secret, wiped on drop).
-    pub(crate) lanes: Arc<crate::batch::PrivateLanes>,
+    pub(crate) lanes: Arc<crate::lane_cache::PrivateLanes>,
 }
 
 impl fmt::Debug for PrivateKey {
@@ -407,24 +332,22 @@ impl PrivateKey {
     pub fn from_primes(p: Integer, q: Integer, hn: Option<Integer>, policy: KeyPolicy) -> Result<Self> {
         let (p, q) = (Secret(p), Secret(q));
         if *p == *q {
-            return Err(Error::InvalidPrivateKey("p and q are equal".into()));
+            return Err(Error::InvalidPrivateKey(PrivateKeyError::EqualPrimes));
         }
         if p.significant_bits() != q.significant_bits() {
-            return Err(Error::InvalidPrivateKey("p and q differ in size".into()));
+            return Err(Error::InvalidPrivateKey(PrivateKeyError::SizesDiffer));
         }
         for (name, x) in [("p", &p), ("q", &q)] {
             if **x < 3 || x.is_probably_prime(PRIME_REPS) == IsPrime::No {
-                return Err(Error::InvalidPrivateKey(format!("{name} is not prime")));
+                return Err(Error::InvalidPrivateKey(PrivateKeyError::NotPrime(name)));
             }
         }
         if !primes_far_apart(&p, &q) {
-            return Err(Error::InvalidPrivateKey(format!(
-                "|p - q| is below 2^(|p| - {PRIME_DISTANCE_SLACK}): Fermat's method would factor n"
-            )));
+            return Err(Error::InvalidPrivateKey(PrivateKeyError::TooClose { slack: PRIME_DISTANCE_SLACK }));
         }
         let n = Integer::from(&*p * &*q);
         if !coprime_to_phi(&n, &p, &q) {
-            return Err(Error::InvalidPrivateKey("gcd(n, phi(n)) is not 1".into()));
+            return Err(Error::InvalidPrivateKey(PrivateKeyError::NotCoprime));
         }
         let public = PublicKey::new(n, hn, policy)?;
         Ok(Self::from_parts(public, p.take(), q.take()))
@@ -573,7 +496,7 @@ pub fn generate_keypair(bits: u32, policy: KeyPolicy) -> Result<KeyPair> {
         let x = random_unit(&n)?;
         let h: Integer = &n - x.square() % &n;
         let n2 = n.clone().square();
-        let hn = h.pow_mod(&n, &n2).map_err(|_| Error::Random("h is not a unit".into()))?;
+        let hn = h.pow_mod(&n, &n2).map_err(|_| Error::Random(RandomError::NotAUnit))?;
         let public = PublicKey::new_unchecked(n, Some(hn));
         return Ok(KeyPair { private: PrivateKey::from_parts(public, p.take(), q.take()) });
     }

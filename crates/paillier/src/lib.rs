@@ -39,20 +39,34 @@ mod ifma;
 mod ifma;
 pub mod keyfile;
 mod keys;
+mod lane_cache;
 mod multiexp;
 mod ops;
+mod policy;
 mod pool;
 mod random;
 mod secret;
 mod slots;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 
-pub use arith::{Backend, LANES, set_backend};
+pub use arith::{Backend, set_backend};
+
 pub use ciphertext::{BadCiphertext, Ciphertext, parse_decimal, to_fixed_bytes};
-pub use error::{Error, Result};
+pub use error::{
+    BackendError, BaseError, CiphertextError, Error, FormatError, KeyError, LengthError, PrivateKeyError,
+    RandomError, RangeError, Result, SlotLayoutError, SlotOverflow,
+};
 pub use fixed_base::FixedBaseTable;
-pub use keys::{KeyPair, KeyPolicy, PrivateKey, PublicKey, generate_keypair};
+pub use keys::{KeyPair, PrivateKey, PublicKey, generate_keypair};
 pub use multiexp::SharedBases;
+pub use policy::{KeyPolicy, KeySizeError};
 pub use pool::RandomnessPool;
-pub use random::random_bits;
+pub use random::{random_below, random_bits};
 pub use rug::Integer;
 pub use slots::SlotCodec;
+
+/// How many values the IFMA backend computes at once: batched calls (such
+/// as [`RandomnessPool::fill`]) whose sizes are multiples of it leave no
+/// lane idle; a batch of 4 costs as much as a batch of 8.
+pub const LANES: usize = 8;

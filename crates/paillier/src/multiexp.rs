@@ -14,13 +14,13 @@ use rayon::prelude::*;
 use rug::Integer;
 
 use crate::ciphertext::Ciphertext;
-use crate::error::{Error, Result};
+use crate::error::{Error, LengthError, Result};
 use crate::keys::PublicKey;
 use crate::ops::pow_small;
 
 fn check_lengths(bases: usize, weights: usize) -> Result<()> {
     if bases != weights {
-        return Err(Error::Length(format!("{bases} ciphertexts but {weights} weights")));
+        return Err(Error::Length(LengthError::Weights { bases, weights }));
     }
     Ok(())
 }
@@ -185,7 +185,7 @@ impl PublicKey {
 fn check_rows(bases: usize, rows: &[Vec<i64>]) -> Result<()> {
     for (r, row) in rows.iter().enumerate() {
         if row.len() != bases {
-            return Err(Error::Length(format!("row {r} has {} weights for {bases} ciphertexts", row.len())));
+            return Err(Error::Length(LengthError::Row { row: r, weights: row.len(), bases }));
         }
     }
     Ok(())
@@ -328,7 +328,7 @@ impl SharedBases {
         let m = &self.modulus;
         let w = self.window;
         if let Some(&(i, _)) = terms.iter().find(|&&(i, _)| i >= self.tables.len()) {
-            return Err(Error::Length(format!("base index {i} but only {} bases", self.tables.len())));
+            return Err(Error::Length(LengthError::BaseIndex { index: i, bases: self.tables.len() }));
         }
         if w == 0 {
             return Ok(self.combine_exact(terms));

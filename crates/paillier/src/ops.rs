@@ -3,7 +3,7 @@
 use rug::{Complete, Integer};
 
 use crate::ciphertext::Ciphertext;
-use crate::error::{Error, Result};
+use crate::error::{Error, FormatError, RangeError, Result, SlotLayoutError};
 use crate::keys::{PrivateKey, PublicKey};
 
 impl PublicKey {
@@ -32,7 +32,7 @@ impl PublicKey {
     /// Encrypts with a given r (the textbook form; for known-answer tests).
     pub fn encrypt_with_r(&self, m: &Integer, r: &Integer) -> Result<Ciphertext> {
         if *r <= 0 || r >= self.n() || r.gcd_ref(self.n()).complete() != 1 {
-            return Err(Error::Format("r must be a unit in (0, n)".into()));
+            return Err(Error::Format(FormatError::NotAUnit));
         }
         self.encrypt_with_rn(m, &self.rn_from_r(r))
     }
@@ -98,7 +98,7 @@ impl PublicKey {
     ) -> Result<Ciphertext> {
         backend.check()?;
         if !(1..=crate::SlotCodec::MAX_SLOT_BITS).contains(&slot_bits) {
-            return Err(Error::SlotLayout(format!("slot width {slot_bits} is outside 1..=63 bits")));
+            return Err(Error::SlotLayout(SlotLayoutError::Width { slot_bits, min: 1 }));
         }
         if let Some(ifma) = backend.ifma()
             && let Some(m) = self.n2_single(ifma)
@@ -155,8 +155,6 @@ impl PrivateKey {
     /// Decrypts a plaintext expected to fit an i64.
     pub fn decrypt_i64(&self, c: &Ciphertext) -> Result<i64> {
         let m = self.decrypt(c);
-        m.to_i64().ok_or_else(|| {
-            Error::PlaintextRange(format!("a {}-bit plaintext does not fit i64", m.significant_bits()))
-        })
+        m.to_i64().ok_or_else(|| Error::PlaintextRange(RangeError::I64(m.significant_bits())))
     }
 }

@@ -1,6 +1,6 @@
 //! Random integers from the operating system's CSPRNG.
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use rug::integer::Order;
 use rug::{Complete, Integer};
 use zeroize::Zeroize;
@@ -9,7 +9,7 @@ use zeroize::Zeroize;
 pub fn random_bits(bits: u32) -> Result<Integer> {
     let bytes = bits.div_ceil(8) as usize;
     let mut buf = vec![0u8; bytes];
-    getrandom::fill(&mut buf).map_err(|e| Error::Random(e.to_string()))?;
+    getrandom::fill(&mut buf)?;
     let excess = (bytes * 8) as u32 - bits;
     if excess > 0 && !buf.is_empty() {
         buf[0] &= 0xff >> excess;
@@ -17,6 +17,19 @@ pub fn random_bits(bits: u32) -> Result<Integer> {
     let x = Integer::from_digits(&buf, Order::Msf);
     buf.zeroize();
     Ok(x)
+}
+
+/// A uniformly random integer in [0, bound) (rejection sampling; `bound`
+/// must be positive).
+pub fn random_below(bound: &Integer) -> Result<Integer> {
+    assert!(*bound > 0, "random_below needs a positive bound");
+    let bits = bound.significant_bits();
+    loop {
+        let x = random_bits(bits)?;
+        if &x < bound {
+            return Ok(x);
+        }
+    }
 }
 
 /// A uniformly random integer in [1, bound) that is coprime to `bound`

@@ -7,7 +7,7 @@
 
 use rug::Integer;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, SlotLayoutError, SlotOverflow};
 
 /// A slot layout: `slots` slots of `slot_bits` bits each.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,16 +24,14 @@ impl SlotCodec {
     /// bits; errors if 2 <= B <= 63 and 1 <= S with S*B <= key_bits - 2 fails.
     pub fn new(slot_bits: u32, slots: usize, key_bits: u32) -> Result<Self> {
         if !(2..=Self::MAX_SLOT_BITS).contains(&slot_bits) {
-            return Err(Error::SlotLayout(format!("slot width {slot_bits} is outside 2..=63 bits")));
+            return Err(Error::SlotLayout(SlotLayoutError::Width { slot_bits, min: 2 }));
         }
         if slots == 0 {
-            return Err(Error::SlotLayout("a layout needs at least one slot".into()));
+            return Err(Error::SlotLayout(SlotLayoutError::NoSlots));
         }
         let max = Self::max_slots(key_bits, slot_bits);
         if slots > max {
-            return Err(Error::SlotLayout(format!(
-                "{slots} slots of {slot_bits} bits do not fit a {key_bits}-bit key (at most {max})"
-            )));
+            return Err(Error::SlotLayout(SlotLayoutError::TooMany { slots, slot_bits, key_bits, max }));
         }
         Ok(SlotCodec { slot_bits, slots })
     }
@@ -64,20 +62,21 @@ impl SlotCodec {
     /// Packs up to S values (missing ones are 0) into one signed plaintext.
     pub fn encode(&self, values: &[i64]) -> Result<Integer> {
         if values.len() > self.slots {
-            return Err(Error::SlotOverflow(format!(
-                "{} values for a layout of {} slots",
-                values.len(),
-                self.slots
-            )));
+            return Err(Error::SlotOverflow(SlotOverflow::TooManyValues {
+                values: values.len(),
+                slots: self.slots,
+            }));
         }
         let bound = self.slot_bound();
         let mut m = Integer::new();
         for (i, &v) in values.iter().enumerate().rev() {
             if v >= bound || v <= -bound {
-                return Err(Error::SlotOverflow(format!(
-                    "value {v} in slot {i} does not fit {} bits (|v| < {bound})",
-                    self.slot_bits
-                )));
+                return Err(Error::SlotOverflow(SlotOverflow::Value {
+                    value: v,
+                    slot: i,
+                    slot_bits: self.slot_bits,
+                    bound,
+                }));
             }
             m <<= self.slot_bits;
             m += v;
@@ -105,11 +104,11 @@ impl SlotCodec {
             out.push(r.to_i64().expect("a centred slot value of at most 63 bits fits an i64"));
         }
         if rest != 0 {
-            return Err(Error::SlotOverflow(format!(
-                "the plaintext has {} bits beyond its {} slots of {b} bits: a slot overflowed",
-                rest.significant_bits(),
-                self.slots
-            )));
+            return Err(Error::SlotOverflow(SlotOverflow::Beyond {
+                extra_bits: rest.significant_bits(),
+                slots: self.slots,
+                slot_bits: b,
+            }));
         }
         Ok(out)
     }

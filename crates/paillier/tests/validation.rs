@@ -22,15 +22,19 @@ fn public_key_rules() {
     assert!(matches!(PublicKey::new(n.clone(), None, KeyPolicy::PRODUCTION), Err(Error::KeySize { .. })));
     // Even.
     let even = Integer::from(&n + 1u32);
-    assert!(matches!(PublicKey::new(even, None, T), Err(Error::InvalidPublicKey(m)) if m.contains("even")));
+    assert!(
+        matches!(PublicKey::new(even, None, T), Err(Error::InvalidPublicKey(m)) if m.to_string().contains("even"))
+    );
     // Perfect square (of an odd number).
     let p = key1024().private.p().clone();
     let sq = p.clone().square();
-    assert!(matches!(PublicKey::new(sq, None, T), Err(Error::InvalidPublicKey(m)) if m.contains("square")));
+    assert!(
+        matches!(PublicKey::new(sq, None, T), Err(Error::InvalidPublicKey(m)) if m.to_string().contains("square"))
+    );
     // Small factor.
     let small = Integer::from(&p * 7919u32);
     assert!(
-        matches!(PublicKey::new(small, None, T), Err(Error::InvalidPublicKey(m)) if m.contains("small factor"))
+        matches!(PublicKey::new(small, None, T), Err(Error::InvalidPublicKey(m)) if m.to_string().contains("small factor"))
     );
     // Prime.
     assert!(matches!(PublicKey::new(p, None, T), Err(Error::InvalidPublicKey(_))));
@@ -211,7 +215,7 @@ fn degenerate_randomness_bases_are_refused() {
     let (n, n2) = (pair.public().n().clone(), pair.public().n_squared().clone());
     let (p, q) = (pair.private.p().clone(), pair.private.q().clone());
     let refused = |hn: Integer, why: &str| match PublicKey::new(n.clone(), Some(hn), T) {
-        Err(Error::InvalidPublicKey(m)) => assert!(m.contains(why), "{m}"),
+        Err(Error::InvalidPublicKey(m)) => assert!(m.to_string().contains(why), "{m}"),
         other => panic!("accepted a degenerate base ({why}): {other:?}"),
     };
     refused(Integer::from(1), "+-1");
@@ -245,7 +249,7 @@ fn primes_too_close_together_are_refused() {
     let p = key1024().private.p().clone();
     let q = p.next_prime_ref().into();
     match PrivateKey::from_primes(p, q, None, T) {
-        Err(Error::InvalidPrivateKey(m)) => assert!(m.contains("Fermat"), "{m}"),
+        Err(Error::InvalidPrivateKey(m)) => assert!(m.to_string().contains("Fermat"), "{m}"),
         other => panic!("accepted p and q a few units apart: {other:?}"),
     }
 }

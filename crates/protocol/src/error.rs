@@ -5,7 +5,7 @@
 use ppdnn_model::network::Shape;
 use thiserror::Error;
 
-use crate::plan::limits::{KEY_BITS, MAX_INPUT_DIM, MAX_LAYERS, MAX_ROUND_CIPHERTEXTS};
+use crate::limits::{KEY_BITS, MAX_INPUT_DIM, MAX_LAYERS, MAX_ROUND_CIPHERTEXTS};
 
 /// What can go wrong in a protocol session.
 #[derive(Debug, Error)]
@@ -109,14 +109,6 @@ pub enum MessageError {
     /// Decrypted outputs that do not decode in the plan's layout.
     #[error(transparent)]
     Output(#[from] OutputError),
-    /// A masked plaintext wider than the plan's masking allows.
-    #[error("masked ciphertext {ciphertext} holds more than {bits} bits: not the plan's masking")]
-    MaskTooWide {
-        /// The ciphertext's index.
-        ciphertext: usize,
-        /// The most bits it may hold.
-        bits: u32,
-    },
     /// The private mode's setup of the wrong size.
     #[error("the setup has {got} bytes of material, not {expected}")]
     SetupSize {
@@ -231,7 +223,7 @@ pub enum PlanError {
         /// The layer's name.
         layer: String,
         /// What is wrong with it.
-        problem: LayerError,
+        problem: Box<LayerError>,
     },
     /// A logit scale that is not a positive number.
     #[error("logit_scale must be a positive number")]
@@ -467,7 +459,7 @@ pub(crate) fn msg(round: usize, problem: impl Into<MessageError>) -> Error {
 
 /// An error in one layer of a plan.
 pub(crate) fn layer_error(layer: &str, problem: LayerError) -> Error {
-    Error::Plan(PlanError::Layer { layer: layer.to_string(), problem })
+    Error::Plan(PlanError::Layer { layer: layer.to_string(), problem: Box::new(problem) })
 }
 
 /// The two-party computation's own failure, as an internal error.

@@ -37,21 +37,22 @@ mod error;
 pub mod fast;
 mod key_cache;
 pub mod layout;
+pub mod limits;
 pub mod linear;
 mod message;
 mod plan;
 mod planner;
 pub mod private;
 mod session;
+mod step;
 
 pub use error::{Error, InternalError, LayerError, MessageError, OutputError, PlanError, Result, StateError};
 pub use key_cache::KeyCache;
 pub use layout::{pack_inputs, unpack_outputs};
 pub use message::RoundMessage;
 pub use plan::{
-    CircuitInfo, Mode, Named, Output, Packing, Plan, PlanLayer, STAT_BITS, UncheckedPlan, limits, max_slots,
+    CircuitInfo, Mode, Named, Output, Packing, Plan, PlanLayer, STAT_BITS, UncheckedPlan, max_slots,
     model_digest, parse_named, slot_bits_for,
 };
-pub use session::{
-    ClientSession, ClientStep, Evaluator, LocalRun, ServerSession, SessionPlan, run_in_process,
-};
+pub use session::{ClientSession, Evaluator, LocalRun, ServerSession, SessionPlan, run_in_process};
+pub use step::ClientStep;

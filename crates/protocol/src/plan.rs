@@ -25,18 +25,7 @@ use crate::error::{Error, LayerError, PlanError, Result, layer_error};
 /// Bits of the largest input value (activations are 0..255).
 const INPUT_MAX: i64 = 255;
 
-/// Limits on a plan from outside (a client validates the server's plan
-/// before allocating anything from it).
-pub mod limits {
-    /// Most layers (rounds) of a plan.
-    pub const MAX_LAYERS: usize = 64;
-    /// Most ciphertexts one round may carry in either direction.
-    pub const MAX_ROUND_CIPHERTEXTS: usize = 1 << 18;
-    /// Key sizes a plan may name.
-    pub const KEY_BITS: std::ops::RangeInclusive<u32> = 256..=8192;
-    /// Largest side or channel count of the input.
-    pub const MAX_INPUT_DIM: usize = 4096;
-}
+use crate::limits;
 
 /// How values are laid out in ciphertexts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -17,17 +17,7 @@ use crate::key_cache::KeyCache;
 use crate::message::RoundMessage;
 use crate::plan::{Mode, Output, Packing, Plan};
 use crate::private::{GarblingStats, PrivateCircuits, PrivateClientSession, PrivateServerSession};
-
-/// What the client does after a server message.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ClientStep {
-    /// Send this message for the next round.
-    Send(RoundMessage),
-    /// The inference is over: the integer logits.
-    Done(Vec<i64>),
-    /// A label-only private inference is over: the class.
-    Label(usize),
-}
+use crate::step::ClientStep;
 
 /// A checked plan with what both sides derive from it once: in the private
 /// mode, its circuits (checked against the plan's stated shapes).
@@ -67,8 +57,8 @@ impl SessionPlan {
 pub enum ClientSession {
     /// The fast mode.
     Fast(FastClientSession),
-    /// The model-private mode.
-    Private(PrivateClientSession),
+    /// The model-private mode (boxed: it holds the garbling state).
+    Private(Box<PrivateClientSession>),
 }
 
 impl ClientSession {
@@ -83,13 +73,13 @@ impl ClientSession {
     ) -> Result<Self> {
         Ok(match plan.plan.mode {
             Mode::Fast => ClientSession::Fast(FastClientSession::new(plan.plan.clone(), key, pool)?),
-            Mode::Private => ClientSession::Private(PrivateClientSession::new(
+            Mode::Private => ClientSession::Private(Box::new(PrivateClientSession::new(
                 plan.plan.clone(),
                 plan.private_circuits()?,
                 key,
                 pool,
                 output,
-            )?),
+            )?)),
         })
     }
 
@@ -137,36 +127,13 @@ impl ClientSession {
     }
 }
 
-/// What a client session of either mode checks first: a key of the plan's
-/// size, and a randomness pool of that key.
-pub(crate) fn check_client(plan: &Plan, key: &PrivateKey, pool: &RandomnessPool) -> Result<()> {
-    let bits = key.public_key().bits();
-    if bits != plan.key_bits {
-        return Err(PlanError::KeySize { plan: plan.key_bits, key: bits }.into());
-    }
-    if pool.key() != key.public_key() {
-        return Err(StateError::OtherKeysPool.into());
-    }
-    Ok(())
-}
-
-/// An image's pixels as the first layer's input values, if it has the
-/// plan's input size.
-pub(crate) fn image_values(plan: &Plan, image: &[u8]) -> Result<Vec<i64>> {
-    let expected: usize = plan.input_shape.iter().product();
-    if image.len() != expected {
-        return Err(StateError::InputSize { got: image.len(), expected }.into());
-    }
-    Ok(image.iter().map(|&p| i64::from(p)).collect())
-}
-
 /// One inference on the server side, in the evaluator's mode.
 #[derive(Debug)]
 pub enum ServerSession {
     /// The fast mode.
     Fast(FastServerSession),
-    /// The model-private mode.
-    Private(PrivateServerSession),
+    /// The model-private mode (boxed: it holds the OT and circuit state).
+    Private(Box<PrivateServerSession>),
 }
 
 impl ServerSession {
@@ -319,7 +286,7 @@ impl Evaluator {
                 let circuits = self.plan.private_circuits()?;
                 let (s, setup) =
                     PrivateServerSession::start(self.model.clone(), plan.clone(), circuits, key, output)?;
-                (ServerSession::Private(s), Some(setup))
+                (ServerSession::Private(Box::new(s)), Some(setup))
             }
         })
     }
@@ -343,7 +310,7 @@ impl Evaluator {
             return Err(PlanError::ModeNotServed(Mode::Private.name()).into());
         }
         match self.start(key, output)? {
-            (ServerSession::Private(s), Some(setup)) => Ok((s, setup)),
+            (ServerSession::Private(s), Some(setup)) => Ok((*s, setup)),
             _ => unreachable!("a private plan starts a private session with a setup message"),
         }
     }

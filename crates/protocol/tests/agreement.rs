@@ -8,27 +8,14 @@ use common::{key, model, test_set};
 use std::sync::Arc;
 
 use ppdnn_paillier::{KeyPair, RandomnessPool};
-use ppdnn_protocol::{ClientStep, Evaluator, Packing, RoundMessage, fast::FastClientSession};
+use ppdnn_protocol::{ClientStep, Evaluator, Output, Packing, RoundMessage, fast::FastClientSession};
 use proptest::prelude::*;
 
-/// Runs the protocol for one image; returns the logits and every round's
-/// messages for inspection.
+/// Runs the protocol for one image; returns the logits.
 fn run(ev: &Evaluator, pair: &KeyPair, image: &[u8]) -> Vec<i64> {
-    let sk = Arc::new(pair.private.clone());
-    let pool = Arc::new(RandomnessPool::new(pair.public()));
-    let mut client = FastClientSession::new(ev.plan().clone(), sk, pool).unwrap();
-    let mut server = ev.session(pair.public().clone()).unwrap();
-    let mut msg = client.start(image).unwrap();
-    loop {
-        let answer = server.handle(&msg).unwrap();
-        match client.receive(&answer).unwrap() {
-            ClientStep::Send(next) => msg = next,
-            ClientStep::Done(logits) => {
-                assert!(server.finished());
-                return logits;
-            }
-            ClientStep::Label(_) => unreachable!("the fast mode returns logits"),
-        }
+    match common::run(ev, pair, image, Output::Logits) {
+        ClientStep::Done(logits) => logits,
+        other => unreachable!("the fast mode returns logits, not {other:?}"),
     }
 }
 

@@ -2,24 +2,17 @@
 //! index wildly, answers that decode to extreme values; and what a server
 //! spends on a key before any ciphertext arrives.
 
-use std::path::PathBuf;
-use std::sync::{Arc, OnceLock};
+mod common;
 
-use ppdnn_model::modelfile::ModelFile;
+use std::sync::Arc;
+
 use ppdnn_paillier::{Integer, KeyPair, KeyPolicy, RandomnessPool, generate_keypair};
 use ppdnn_protocol::{Evaluator, KeyCache, Packing, Plan, RoundMessage, fast::FastClientSession};
 
-fn model() -> &'static ModelFile {
-    static M: OnceLock<ModelFile> = OnceLock::new();
-    M.get_or_init(|| {
-        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models/lenet5-mnist.safetensors");
-        ModelFile::load(&path).expect("shipped model")
-    })
-}
+use common::model;
 
 fn key() -> &'static KeyPair {
-    static K: OnceLock<KeyPair> = OnceLock::new();
-    K.get_or_init(|| generate_keypair(512, KeyPolicy::INSECURE_TESTING).unwrap())
+    common::key(512)
 }
 
 fn plan(packing: Packing) -> Plan {

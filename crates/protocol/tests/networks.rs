@@ -12,40 +12,17 @@ use std::sync::Arc;
 
 use ppdnn_model::network::argmax;
 use ppdnn_model::network::{Linear, PoolKind};
-use ppdnn_paillier::{KeyPair, RandomnessPool};
+use ppdnn_paillier::KeyPair;
 use ppdnn_protocol::Output;
-use ppdnn_protocol::private::PrivateClientSession;
-use ppdnn_protocol::{ClientStep, Evaluator, Mode, Packing, Plan, fast::FastClientSession};
+use ppdnn_protocol::{ClientStep, Evaluator, Mode, Packing, Plan};
 use proptest::prelude::*;
 
 fn run_fast(ev: &Evaluator, pair: &KeyPair, input: &[u8]) -> ClientStep {
-    let sk = Arc::new(pair.private.clone());
-    let pool = Arc::new(RandomnessPool::new(pair.public()));
-    let mut client = FastClientSession::new(ev.plan().clone(), sk, pool).unwrap();
-    let mut server = ev.session(pair.public().clone()).unwrap();
-    let mut msg = client.start(input).unwrap();
-    loop {
-        let answer = server.handle(&msg).unwrap();
-        match client.receive(&answer).unwrap() {
-            ClientStep::Send(next) => msg = next,
-            done => return done,
-        }
-    }
+    common::run(ev, pair, input, Output::Logits)
 }
 
 fn run_private(ev: &Evaluator, pair: &KeyPair, input: &[u8], output: Output) -> ClientStep {
-    let sk = Arc::new(pair.private.clone());
-    let pool = Arc::new(RandomnessPool::new(pair.public()));
-    let circuits = ev.circuits().unwrap().clone();
-    let mut client = PrivateClientSession::new(ev.plan().clone(), circuits, sk, pool, output).unwrap();
-    let (mut server, mut answer) = ev.private_session(pair.public().clone(), output).unwrap();
-    client.start(input).unwrap();
-    loop {
-        match client.receive(&answer).unwrap() {
-            ClientStep::Send(next) => answer = server.handle(&next).unwrap(),
-            done => return done,
-        }
-    }
+    common::run(ev, pair, input, output)
 }
 
 proptest! {

@@ -21,21 +21,7 @@ fn evaluator(bits: u32) -> Evaluator {
 
 /// Runs one private inference in process.
 fn run(ev: &Evaluator, pair: &KeyPair, image: &[u8], output: Output) -> ClientStep {
-    let sk = Arc::new(pair.private.clone());
-    let pool = Arc::new(RandomnessPool::new(pair.public()));
-    let circuits = ev.circuits().unwrap().clone();
-    let mut client = PrivateClientSession::new(ev.plan().clone(), circuits, sk, pool, output).unwrap();
-    let (mut server, mut answer) = ev.private_session(pair.public().clone(), output).unwrap();
-    client.start(image).unwrap();
-    loop {
-        match client.receive(&answer).unwrap() {
-            ClientStep::Send(next) => answer = server.handle(&next).unwrap(),
-            done => {
-                assert!(server.finished());
-                return done;
-            }
-        }
-    }
+    common::run(ev, pair, image, output)
 }
 
 #[test]

@@ -53,12 +53,22 @@ impl Default for RetryPolicy {
 /// Whether another attempt may succeed where this one failed: the server
 /// (or the replica behind a balancer) was unavailable or at its limit.
 /// Everything else (a refused key, an unknown model, a bad answer) would
-/// fail again the same way.
+/// fail again the same way; so would a spent query budget, which says how
+/// long to wait ([`retry_after`]) and is not retried.
 pub fn is_retryable(error: &ClientError) -> bool {
     match error {
-        ClientError::Status(s) => matches!(s.code(), Code::Unavailable | Code::ResourceExhausted),
+        ClientError::Status(s) => {
+            matches!(s.code(), Code::Unavailable | Code::ResourceExhausted) && retry_after(s).is_none()
+        }
         _ => false,
     }
+}
+
+/// How long the server says to wait before the next inference (a spent
+/// query budget's `retry-after-ms` metadata), if it says so.
+pub fn retry_after(status: &tonic::Status) -> Option<Duration> {
+    let ms = status.metadata().get(crate::status::RETRY_AFTER_MS)?.to_str().ok()?.parse().ok()?;
+    Some(Duration::from_millis(ms))
 }
 
 /// What a [`Classifier`] is asked to connect to and how.
@@ -305,5 +315,9 @@ mod tests {
             assert_eq!(is_retryable(&ClientError::Status(tonic::Status::new(code, "x"))), retry, "{code:?}");
         }
         assert!(!is_retryable(&ClientError::PlanMismatch));
+        let mut spent = tonic::Status::resource_exhausted("the client key's query budget is spent");
+        spent.metadata_mut().insert("retry-after-ms", "1500".parse().unwrap());
+        assert_eq!(retry_after(&spent), Some(Duration::from_millis(1500)));
+        assert!(!is_retryable(&ClientError::Status(spent)), "a spent budget is not retried at once");
     }
 }

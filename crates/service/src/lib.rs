@@ -6,10 +6,14 @@
 
 #![forbid(unsafe_code)]
 
+pub mod budget;
 pub mod classifier;
 pub mod client;
+mod config;
 pub mod convert;
 pub mod server;
+mod session;
+pub mod status;
 
 /// The generated protobuf and gRPC types.
 #[allow(missing_docs, clippy::all)]
@@ -17,6 +21,7 @@ pub mod pb {
     tonic::include_proto!("ppdnn.v1");
 }
 
+pub use budget::QueryBudget;
 pub use classifier::{Answer, Classifier, ClassifierOptions, RetryPolicy};
 pub use client::{Classification, ClientError, RemoteClient};
 pub use convert::WireError;
@@ -25,6 +30,7 @@ pub use server::{
     ServerTls, ServiceError, SessionGauge, inference_service, serve, serve_service, service,
     service_with_gauge,
 };
+pub use status::{CallError, ChunkError};
 
 /// Runs `f` on `state` on tokio's blocking pool (the Paillier arithmetic must
 /// not stall the runtime) and hands the state back with the result.

@@ -1,12 +1,9 @@
 //! The server over real loopback gRPC: correct answers, a clear status for
 //! every kind of bad input, limits, and a server that keeps serving.
 
-use std::path::PathBuf;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
-use ppdnn_model::dataset::{Dataset, DatasetKind, Split};
-use ppdnn_model::modelfile::ModelFile;
 use ppdnn_model::network::argmax;
 use ppdnn_paillier::{Integer, KeyPair, KeyPolicy, RandomnessPool, generate_keypair, to_fixed_bytes};
 use ppdnn_protocol::Output;
@@ -21,27 +18,13 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Code;
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+use ppdnn_model::testing::{mnist_test_set as test_set, shipped_model as model};
 
-fn model() -> &'static ModelFile {
-    static M: OnceLock<ModelFile> = OnceLock::new();
-    M.get_or_init(|| ModelFile::load(&root().join("models/lenet5-mnist.safetensors")).unwrap())
-}
-
-fn test_set() -> &'static Dataset {
-    static D: OnceLock<Dataset> = OnceLock::new();
-    D.get_or_init(|| Dataset::load(&root().join("data/mnist"), DatasetKind::Mnist, Split::Test).unwrap())
-}
-
+/// The test key (1024 bits), with its re-randomization table.
 fn key() -> &'static KeyPair {
-    static K: OnceLock<KeyPair> = OnceLock::new();
-    K.get_or_init(|| {
-        let k = generate_keypair(1024, KeyPolicy::INSECURE_TESTING).unwrap();
-        k.public().precompute_randomness(6);
-        k
-    })
+    let k = ppdnn_paillier::testing::test_keypair(1024);
+    k.public().precompute_randomness(6);
+    k
 }
 
 const BITS: u32 = 1024;
@@ -776,4 +759,83 @@ async fn tampered_private_rounds_get_clear_statuses_and_the_server_keeps_serving
     // The server goes on serving.
     let out = private_inference(&server.url, 2, Output::Logits).await;
     assert_eq!(out.logits, model().quant.logits(test_set().image(2)).unwrap());
+}
+
+/// A fast inference of test image `i` with `pair`'s key; the server's status on failure.
+async fn fast_inference_with(url: &str, pair: &KeyPair, i: usize) -> Result<Vec<i64>, tonic::Status> {
+    let mut c = RemoteClient::connect(url, 1 << 20).await.unwrap();
+    let plan = SessionPlan::new(Arc::new(plan(url).await)).unwrap();
+    let pool = Arc::new(RandomnessPool::new(pair.public()));
+    let sk = Arc::new(pair.private.clone());
+    match c.infer("", &plan, sk, pool, Output::Logits, test_set().image(i).to_vec()).await {
+        Ok(out) => Ok(out.logits),
+        Err(ppdnn_service::ClientError::Status(status)) => Err(status),
+        Err(other) => panic!("not a server status: {other}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn query_budgets_count_completed_inferences_per_key_and_per_address() {
+    let budget = ppdnn_service::QueryBudget { queries: 2, period: Duration::from_secs(3600) };
+    let server = start_with(ServerConfig { query_budget: Some(budget), ..test_config() }).await;
+    let mut c = RemoteClient::connect(&server.url, 1 << 20).await.unwrap();
+    let (desc, _) = c.describe("", BITS, Packing::Packed, Mode::Fast).await.unwrap();
+    let limits = desc.limits.unwrap();
+    assert_eq!((limits.query_budget, limits.budget_period_ms), (2, 3_600_000));
+    // A session that fails before its output is released does not count.
+    expect(
+        raw(&server.url, vec![good_start(), round(0, vec![1; 7])], Duration::ZERO).await,
+        Code::InvalidArgument,
+        &[],
+    );
+    let pair = key();
+    for i in 0..2 {
+        let logits = fast_inference_with(&server.url, pair, i).await.unwrap();
+        assert_eq!(logits, model().quant.logits(test_set().image(i)).unwrap());
+    }
+    // The key's budget is spent: refused, with the wait in the metadata.
+    let status = fast_inference_with(&server.url, pair, 2).await.unwrap_err();
+    assert_eq!(status.code(), Code::ResourceExhausted, "{}", status.message());
+    assert!(status.message().contains("key's query budget"), "{}", status.message());
+    let wait: u64 = status.metadata().get("retry-after-ms").unwrap().to_str().unwrap().parse().unwrap();
+    assert!((1_700_000..=1_800_000).contains(&wait), "{wait} ms to wait for half of a 2-per-hour bucket");
+    // A fresh key from the same address: the address's budget is spent too.
+    let fresh = generate_keypair(BITS, KeyPolicy::INSECURE_TESTING).unwrap();
+    let status = fast_inference_with(&server.url, &fresh, 3).await.unwrap_err();
+    assert_eq!(status.code(), Code::ResourceExhausted, "{}", status.message());
+    assert!(status.message().contains("address's query budget"), "{}", status.message());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_releases_only_labels_refuses_logits() {
+    let config = ServerConfig { modes: vec![Mode::Private], outputs: vec![Output::Label], ..test_config() };
+    let server = start_with(config.clone()).await;
+    let mut c = RemoteClient::connect(&server.url, 1 << 20).await.unwrap();
+    let (desc, plan) = c.describe("", BITS, Packing::Packed, Mode::Private).await.unwrap();
+    assert_eq!(desc.outputs, vec![pb::Output::Label as i32]);
+    let plan = SessionPlan::new(Arc::new(plan)).unwrap();
+    let run = |output| {
+        let (url, plan) = (server.url.clone(), plan.clone());
+        async move {
+            let mut c = RemoteClient::connect(&url, 1 << 20).await.unwrap();
+            let pool = Arc::new(RandomnessPool::new(key().public()));
+            let sk = Arc::new(key().private.clone());
+            c.infer("", &plan, sk, pool, output, test_set().image(4).to_vec()).await
+        }
+    };
+    match run(Output::Logits).await {
+        Err(ppdnn_service::ClientError::Status(s)) => {
+            assert_eq!(s.code(), Code::FailedPrecondition, "{}", s.message());
+            assert!(s.message().contains("does not release the logits"), "{}", s.message());
+        }
+        other => panic!("logits were not refused: {other:?}"),
+    }
+    let label = run(Output::Label).await.unwrap();
+    assert_eq!(label.label, argmax(&model().quant.logits(test_set().image(4)).unwrap()));
+    assert!(label.logits.is_empty());
+    // The fast mode gives the logits (and more) away: not with labels only.
+    let models = vec![ServedModel { name: "m".into(), file: model().clone() }];
+    let fast = ServerConfig { modes: vec![Mode::Fast, Mode::Private], ..config };
+    let e = service_with_gauge(models, fast).err().expect("refused").to_string();
+    assert!(e.contains("fast mode") && e.contains("only labels"), "{e}");
 }

@@ -24,7 +24,7 @@ pub(crate) const DIGIT_BITS: u32 = 52;
 /// The low 52 bits.
 pub(crate) const DIGIT_MASK: u64 = (1 << DIGIT_BITS) - 1;
 /// Lanes per vector (one 512-bit register of 64-bit digits).
-pub(crate) const LANES: usize = crate::arith::LANES;
+pub(crate) const LANES: usize = crate::LANES;
 
 /// A number per lane, transposed: element k holds digit k of every lane.
 pub(crate) type Lanes = Vec<__m512i>;

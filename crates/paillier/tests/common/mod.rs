@@ -1,27 +1,17 @@
-//! Shared test keys: generating keys is slow, so each size is made once.
+//! Shared test keys (made once per size, by `ppdnn_paillier::testing`) and
+//! test data.
 
-use std::sync::OnceLock;
-
-use ppdnn_paillier::{KeyPair, KeyPolicy, generate_keypair};
+use ppdnn_paillier::KeyPair;
+use ppdnn_paillier::testing::test_keypair;
 
 pub fn key1024() -> &'static KeyPair {
-    static K: OnceLock<KeyPair> = OnceLock::new();
-    K.get_or_init(|| generate_keypair(1024, KeyPolicy::INSECURE_TESTING).expect("keygen"))
+    test_keypair(1024)
 }
 
 #[allow(dead_code)]
 pub fn key2048() -> &'static KeyPair {
-    static K: OnceLock<KeyPair> = OnceLock::new();
-    K.get_or_init(|| generate_keypair(2048, KeyPolicy::PRODUCTION).expect("keygen"))
+    test_keypair(2048)
 }
 
-/// A xorshift64 generator (test data).
-#[allow(dead_code)]
-pub fn xorshift(mut seed: u64) -> impl FnMut() -> u64 {
-    move || {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        seed
-    }
-}
+#[allow(unused_imports)]
+pub use ppdnn_paillier::testing::xorshift;

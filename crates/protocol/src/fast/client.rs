@@ -6,11 +6,11 @@ use std::sync::Arc;
 use ppdnn_model::network::activate_int;
 use ppdnn_paillier::{Integer, PrivateKey, RandomnessPool};
 
-use crate::error::{MessageError, Result, StateError, msg};
+use crate::error::{Result, StateError, msg};
 use crate::layout::{pack_inputs, unpack_outputs};
 use crate::message::RoundMessage;
 use crate::plan::Plan;
-use crate::session::{ClientStep, check_client, image_values};
+use crate::step::{ClientStep, check_bound, check_client, image_values};
 
 /// One fast inference on the client side.
 pub struct FastClientSession {
@@ -76,15 +76,5 @@ impl FastClientSession {
         let cts = self.pool.encrypt_many(&plain)?;
         self.awaiting = Some(round);
         Ok(RoundMessage::from_ciphertexts(pk, round, &cts))
-    }
-}
-
-/// Refuses decrypted values beyond the plan's worst case `bound` (not the
-/// plan's computation); `what` names them ("accumulator", "logit").
-pub(crate) fn check_bound(round: usize, what: &'static str, values: &[i64], bound: i64) -> Result<()> {
-    // unsigned_abs: i64::MIN has no positive counterpart and must not slip through.
-    match values.iter().position(|a| a.unsigned_abs() > bound.unsigned_abs()) {
-        Some(index) => Err(msg(round, MessageError::OutOfBound { what, index, value: values[index], bound })),
-        None => Ok(()),
     }
 }

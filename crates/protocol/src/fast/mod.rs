@@ -7,5 +7,4 @@ mod client;
 mod server;
 
 pub use client::FastClientSession;
-pub(crate) use client::check_bound;
 pub use server::FastServerSession;

@@ -11,11 +11,10 @@ use rayon::prelude::*;
 use super::circuits::{MASK_BITS, PrivateCircuits, argmax_bytes, cots};
 use super::{BASE_OT_SETUP_BYTES, LABEL_BYTES, centred, pack_residues, random_below_pow2};
 use crate::error::{Error, InternalError, MessageError, PlanError, Result, StateError, gc_internal, msg};
-use crate::fast::check_bound;
 use crate::layout::{pack_inputs, unpack_outputs};
 use crate::message::RoundMessage;
-use crate::plan::{Mode, Output, Plan, STAT_BITS};
-use crate::session::{ClientStep, check_client, image_values};
+use crate::plan::{Mode, Output, Plan};
+use crate::step::{ClientStep, check_bound, check_client, image_values};
 
 /// Bytes of the IKNP extension message for `count` correlated OTs.
 pub fn extension_bytes(count: usize) -> usize {
@@ -200,23 +199,19 @@ impl PrivateClientSession {
     }
 
     /// The B-bit digits of every slot of every masked plaintext, as garbler
-    /// input bits (ciphertext, slot, bit 0 first).
+    /// input bits (ciphertext, slot, bit 0 first). The bits above the top
+    /// slot are the mask's uniform top part: not read.
     fn digits(&self, k: usize, plain: &[Integer]) -> Result<Vec<bool>> {
         let pl = &self.plan.layers[k - 1];
         let n = self.key.public_key().n();
-        let top = pl.slots as u32 * pl.slot_bits + STAT_BITS + 1;
-        let mut bits = Vec::with_capacity(plain.len() * pl.slots * pl.slot_bits as usize);
-        for (i, m) in plain.iter().enumerate() {
+        let width = pl.slots as u32 * pl.slot_bits;
+        let mut bits = Vec::with_capacity(plain.len() * width as usize);
+        for m in plain {
             let mut y = m.clone();
             if y < 0 {
                 y += n;
             }
-            if y.significant_bits() > top {
-                return Err(msg(k, MessageError::MaskTooWide { ciphertext: i, bits: top }));
-            }
-            for b in 0..(pl.slots as u32 * pl.slot_bits) {
-                bits.push(y.get_bit(b));
-            }
+            bits.extend((0..width).map(|b| y.get_bit(b)));
         }
         Ok(bits)
     }
@@ -293,7 +288,7 @@ impl PrivateClientSession {
         if !answer.data.is_empty() {
             return Err(msg(k, MessageError::LabelRoundCiphertexts));
         }
-        let labels = blocks_from_bytes(&answer.material, circuit.outputs(), "output labels")
+        let labels = blocks_from_bytes(&answer.material, circuit.outputs(), ppdnn_gc::Item::OutputLabels)
             .map_err(|e| msg(k, MessageError::OutputLabels(e)))?;
         let garbler = self.garbler.as_ref().ok_or_else(|| Error::State(StateError::OtNotDone))?;
         let bits = garbler

@@ -14,7 +14,7 @@ use super::{BASE_OT_ANSWER_BYTES, add_residue, pack_residues, random_below_pow2}
 use crate::error::{InternalError, MessageError, Result, StateError, gc_internal, msg};
 use crate::linear::linear_layer;
 use crate::message::RoundMessage;
-use crate::plan::{Output, Plan, STAT_BITS};
+use crate::plan::{Output, Plan};
 
 /// One private inference on the server side.
 ///
@@ -250,20 +250,14 @@ impl PrivateServerSession {
         let n2 = self.key.n_squared();
         let masked = l < self.masked_layers();
         let offsets: Vec<Option<Integer>> = if masked {
-            let mut prg = Prg::from_os().map_err(gc_internal)?;
             let r = &self.masks[l];
+            let top = top_mask_bound(self.key.n(), pl.slots as u32 * pl.slot_bits);
             (0..acc.len())
                 .map(|c| {
-                    // P = O + R: 2^(B-1) + r_i in every slot, and t above the top one.
-                    let mut p = Integer::from(random_below_pow2(&mut prg, STAT_BITS));
-                    for i in (0..pl.slots).rev() {
-                        p <<= pl.slot_bits;
-                        p += r[c * pl.slots + i];
-                        p += 1u64 << (pl.slot_bits - 1);
-                    }
-                    Some(p)
+                    let t = ppdnn_paillier::random_below(&top)?;
+                    Ok(Some(mask(&r[c * pl.slots..(c + 1) * pl.slots], pl.slot_bits, t)))
                 })
-                .collect()
+                .collect::<Result<_>>()?
         } else {
             vec![None; acc.len()]
         };
@@ -283,4 +277,27 @@ impl PrivateServerSession {
             .collect::<Result<_>>()?;
         Ok(RoundMessage::from_ciphertexts(&self.key, l + 1, &fresh))
     }
+}
+
+/// The bound of the mask's top part t: with t uniform below
+/// floor((n - 2^(S B + 1)) / 2^(S B)), the mask R = t 2^(S B) + (slot masks)
+/// is uniform over all but 2^(S B + 1) residues, so Y = M + O + R mod n is
+/// within 2^(S B + 1 - |n|) of uniform whatever M a client made the server
+/// compute: no bit of Y, top bits included, tells the client anything about
+/// the weights. An honest M + O < 2^(S B + 1) never wraps past n.
+pub(crate) fn top_mask_bound(n: &Integer, slot_bits_total: u32) -> Integer {
+    let low = Integer::from(1) << (slot_bits_total + 1);
+    Integer::from(n - &low) >> slot_bits_total
+}
+
+/// The offset P = O + R added to one masked ciphertext: 2^(B-1) + r_i in
+/// every slot i (the circuit subtracts both), and `t` above the top slot.
+pub(crate) fn mask(slot_masks: &[u64], slot_bits: u32, t: Integer) -> Integer {
+    let mut p = t;
+    for &r in slot_masks.iter().rev() {
+        p <<= slot_bits;
+        p += r;
+        p += 1u64 << (slot_bits - 1);
+    }
+    p
 }

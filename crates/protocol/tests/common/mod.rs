@@ -1,45 +1,52 @@
-//! Helpers shared by the protocol's integration tests.
+//! Helpers shared by the protocol's integration tests: the shipped model and
+//! data and the test keys come from the crates' own test support
+//! (`ppdnn_model::testing`, `ppdnn_paillier::testing`).
 
-#![allow(dead_code)] // each test binary uses its own share of the helpers
+#![allow(dead_code, unused_imports)] // each test binary uses its own share of the helpers
 
-use std::path::PathBuf;
-use std::sync::OnceLock;
-
-use ppdnn_model::dataset::{Dataset, DatasetKind, Split};
+use ppdnn_model::dataset::Dataset;
 use ppdnn_model::modelfile::ModelFile;
 use ppdnn_model::network::Network;
 use ppdnn_model::quant::QuantModel;
-use ppdnn_paillier::{KeyPair, KeyPolicy, generate_keypair};
+use ppdnn_paillier::KeyPair;
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+pub use ppdnn_model::testing::{random_inputs, random_network, random_quant_model};
 
 /// The shipped MNIST model.
 pub fn model() -> &'static ModelFile {
-    static M: OnceLock<ModelFile> = OnceLock::new();
-    M.get_or_init(|| ModelFile::load(&root().join("models/lenet5-mnist.safetensors")).expect("shipped model"))
+    ppdnn_model::testing::shipped_model()
 }
 
 /// The MNIST test set shipped in data/mnist.
 pub fn test_set() -> &'static Dataset {
-    static D: OnceLock<Dataset> = OnceLock::new();
-    D.get_or_init(|| Dataset::load(&root().join("data/mnist"), DatasetKind::Mnist, Split::Test).unwrap())
+    ppdnn_model::testing::mnist_test_set()
 }
 
-/// A test key pair of `bits` bits, made once (2048, or one other size per test binary).
+/// A test key pair of `bits` bits, made once per size.
 pub fn key(bits: u32) -> &'static KeyPair {
-    static K1: OnceLock<KeyPair> = OnceLock::new();
-    static K2: OnceLock<KeyPair> = OnceLock::new();
-    let cell = if bits == 2048 { &K2 } else { &K1 };
-    cell.get_or_init(|| generate_keypair(bits, KeyPolicy::INSECURE_TESTING).unwrap())
+    ppdnn_paillier::testing::test_keypair(bits)
 }
-
-#[allow(unused_imports)] // each test binary uses its own share
-pub use ppdnn_model::testing::{random_inputs, random_network, random_quant_model};
 
 /// A LeNet-5 with random weights (xorshift from `seed`), quantized on one
 /// image of `data`.
 pub fn random_model(seed: u64, data: &Dataset) -> QuantModel {
     random_quant_model(Network::lenet5(), seed, data.image(100))
+}
+
+/// Runs one inference in this process, in the evaluator's mode, through
+/// the one session interface; checks that the server is done too.
+pub fn run(
+    ev: &ppdnn_protocol::Evaluator,
+    pair: &KeyPair,
+    image: &[u8],
+    output: ppdnn_protocol::Output,
+) -> ppdnn_protocol::ClientStep {
+    use std::sync::Arc;
+    let sk = Arc::new(pair.private.clone());
+    let pool = Arc::new(ppdnn_paillier::RandomnessPool::new(pair.public()));
+    let mut client = ppdnn_protocol::ClientSession::new(ev.session_plan(), sk, pool, output).unwrap();
+    let (mut server, opening) = ev.start(pair.public().clone(), output).unwrap();
+    let run = ppdnn_protocol::run_in_process(&mut client, &mut server, opening, image).unwrap();
+    assert!(server.finished(), "the client finished before the server");
+    run.outcome
 }
