@@ -84,6 +84,11 @@ struct Ops {
     /// holds (93 at 2048 bits) into one ciphertext by Horner's rule.
     pack_slots: f64,
     modmul: f64,
+    /// Proofs that n is a Paillier-Blum modulus (80 challenges), made by
+    /// the key's holder once per key (GMP on every backend).
+    prove_modulus: f64,
+    /// The same proofs verified, as a server does once per key.
+    verify_modulus: f64,
 }
 
 impl Ops {
@@ -102,6 +107,8 @@ impl Ops {
             lincomb400_naive: r(self.lincomb400_naive, other.lincomb400_naive),
             pack_slots: r(self.pack_slots, other.pack_slots),
             modmul: r(self.modmul, other.modmul),
+            prove_modulus: r(self.prove_modulus, other.prove_modulus),
+            verify_modulus: r(self.verify_modulus, other.verify_modulus),
         }
     }
 }
@@ -318,6 +325,17 @@ fn bench_paillier(bits: u32, threads: usize, budget: Duration, backends: &[Backe
         }) * 8000.0;
         Ok(())
     })?;
+
+    let proof = sk.prove_modulus()?;
+    each(&mut all, &mut |ops, _| {
+        ops.prove_modulus = throughput(budget, threads, |_| {
+            let _ = sk.prove_modulus();
+        });
+        ops.verify_modulus = throughput(budget, threads, |_| {
+            let _ = pk.verify_modulus_proof(&proof);
+        });
+        Ok(())
+    })?;
     Ok(all)
 }
 
@@ -344,6 +362,8 @@ fn print_table(r: &PaillierReport) {
             "lincomb400" => o.lincomb400,
             "lincomb400_naive" => o.lincomb400_naive,
             "pack_slots" => o.pack_slots,
+            "prove_modulus" => o.prove_modulus,
+            "verify_modulus" => o.verify_modulus,
             _ => o.modmul,
         }
     };
@@ -359,6 +379,8 @@ fn print_table(r: &PaillierReport) {
         ("lincomb400_naive", "lincomb400_naive"),
         ("pack_slots", "pack_slots (22-bit slots, Horner)"),
         ("modmul", "modmul mod n^2"),
+        ("prove_modulus", "prove_modulus (Paillier-Blum, 80)"),
+        ("verify_modulus", "verify_modulus (once per key)"),
     ];
     for (key, label) in names {
         let x = field(&r.ops, key);

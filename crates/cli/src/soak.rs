@@ -277,6 +277,7 @@ fn start_msg(ctx: &Ctx) -> pb::InferRequest {
             model_digest: String::new(),
             mode: pb::Mode::Fast as i32,
             output: pb::Output::Logits as i32,
+            modulus_proof: Vec::new(),
         })),
     }
 }

@@ -72,6 +72,7 @@ fn main() {
             model_digest: plan.model_digest.clone(),
             mode: pb::Mode::Fast as i32,
             output: pb::Output::Logits as i32,
+            modulus_proof: Vec::new(),
         })),
     };
     let round = |data: &[u8], last: bool| {

@@ -52,6 +52,40 @@ pub enum Error {
     /// The operating system's random number generator failed.
     #[error("the OS random number generator failed: {0}")]
     Random(RandomError),
+    /// A modulus proof that cannot be made, does not parse, or does not verify.
+    #[error("modulus proof: {0}")]
+    Proof(#[from] ProofError),
+}
+
+/// Why a proof that n is a Paillier-Blum modulus fails.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ProofError {
+    /// A proof of the wrong size.
+    #[error("{got} bytes where a proof for this key takes {expected}")]
+    Length {
+        /// Bytes given.
+        got: usize,
+        /// Bytes of a proof.
+        expected: usize,
+    },
+    /// A number of the proof not below n.
+    #[error("a number of the proof is not below n")]
+    OutOfRange,
+    /// A flag byte other than 0 to 3.
+    #[error("a flag byte is not 0, 1, 2 or 3")]
+    Flags,
+    /// A key whose primes are not Blum primes.
+    #[error(
+        "this key's primes are not both 3 mod 4, so it cannot prove its modulus: generate a new key (ppdnn key generate makes Blum primes)"
+    )]
+    NotBlum,
+    /// A challenge without a fourth root (cannot happen for a Blum modulus).
+    #[error("a challenge has no fourth root")]
+    NoFourthRoot,
+    /// A proof that does not verify: n is not shown to be a Paillier-Blum modulus.
+    #[error("the proof does not show that n is a Paillier-Blum modulus")]
+    Rejected,
 }
 
 /// Why a public key is refused.

@@ -280,6 +280,8 @@ pub struct PrivateKey {
     q_inv_p: Integer,
     /// The IFMA backend's constants for p^2 and q^2 (secret, wiped on drop).
     pub(crate) lanes: Arc<crate::lane_cache::PrivateLanes>,
+    /// The proof that n is a Paillier-Blum modulus, made on first use.
+    modulus_proof: Arc<OnceLock<crate::modulus_proof::ModulusProof>>,
 }
 
 impl fmt::Debug for PrivateKey {
@@ -320,11 +322,22 @@ impl Clone for PrivateKey {
             hq: self.hq.clone(),
             q_inv_p: self.q_inv_p.clone(),
             lanes: self.lanes.clone(),
+            modulus_proof: self.modulus_proof.clone(),
         }
     }
 }
 
 impl PrivateKey {
+    /// Where the key keeps its modulus proof once made.
+    pub(crate) fn modulus_proof_cell(&self) -> &OnceLock<crate::modulus_proof::ModulusProof> {
+        &self.modulus_proof
+    }
+
+    /// The factors p and q (secret: for the proofs made with this key).
+    pub(crate) fn primes(&self) -> (&Integer, &Integer) {
+        (&self.p, &self.q)
+    }
+
     /// Builds a private key from its primes and the public key's h^n (if any),
     /// checking that p and q are distinct probable primes of equal size with
     /// gcd(n, phi(n)) = 1, and that the key meets `policy`.
@@ -376,6 +389,7 @@ impl PrivateKey {
             hq,
             q_inv_p,
             lanes: Arc::default(),
+            modulus_proof: Arc::default(),
         }
     }
 
@@ -534,7 +548,9 @@ fn random_prime(bits: u32) -> Result<Secret> {
         x.set_bit(bits - 2, true);
         x.set_bit(0, true);
         let p = Secret(x.next_prime_ref().into());
-        if p.significant_bits() == bits && p.is_probably_prime(PRIME_REPS) != IsPrime::No {
+        // Blum primes (p = 3 mod 4), so that the key can prove n is a
+        // Paillier-Blum modulus (crate::modulus_proof).
+        if p.significant_bits() == bits && p.mod_u(4) == 3 && p.is_probably_prime(PRIME_REPS) != IsPrime::No {
             return Ok(p);
         }
     }

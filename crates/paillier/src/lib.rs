@@ -40,6 +40,7 @@ mod ifma;
 pub mod keyfile;
 mod keys;
 mod lane_cache;
+mod modulus_proof;
 mod multiexp;
 mod ops;
 mod policy;
@@ -55,10 +56,11 @@ pub use arith::{Backend, set_backend};
 pub use ciphertext::{BadCiphertext, Ciphertext, parse_decimal, to_fixed_bytes};
 pub use error::{
     BackendError, BaseError, CiphertextError, Error, FormatError, KeyError, LengthError, PrivateKeyError,
-    RandomError, RangeError, Result, SlotLayoutError, SlotOverflow,
+    ProofError, RandomError, RangeError, Result, SlotLayoutError, SlotOverflow,
 };
 pub use fixed_base::FixedBaseTable;
 pub use keys::{KeyPair, PrivateKey, PublicKey, generate_keypair};
+pub use modulus_proof::{ModulusProof, REPETITIONS as MODULUS_PROOF_REPETITIONS};
 pub use multiexp::SharedBases;
 pub use policy::{KeyPolicy, KeySizeError};
 pub use pool::RandomnessPool;

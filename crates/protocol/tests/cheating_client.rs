@@ -96,7 +96,7 @@ fn top_bits_attack(model: &QuantModel, pair: &KeyPair, h: &Integer) -> Vec<u32> 
 /// Which of the [`BINS`] equal parts of [0, n) holds y (the attacker's view
 /// of the top bits).
 fn top_of(y: &Integer, n: &Integer) -> u32 {
-    Integer::from(Integer::from(y * BINS) / n).to_u32().expect("y < n")
+    (Integer::from(y * BINS) / n).to_u32().expect("y < n")
 }
 
 /// Two-sample chi-squared statistic of homogeneity over the bins.
@@ -144,7 +144,7 @@ fn the_top_bits_attack_cannot_tell_two_models_apart() {
                     mask <<= b;
                     mask += (rng.next_u64() & ((1 << b) - 1)) + (1 << (b - 1));
                 }
-                let mut y = Integer::from(m + mask) % n;
+                let mut y = (m + mask) % n;
                 if y < 0 {
                     y += n;
                 }

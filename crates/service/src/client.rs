@@ -259,6 +259,16 @@ impl RemoteClient {
         let width = public.ciphertext_bytes();
         let max_chunk = (self.max_message / 2).max(width);
         let mode = plan.plan().mode;
+        let modulus_proof = match mode {
+            Mode::Fast => Vec::new(),
+            // Made once per key (0.1-0.2 s at 2048 bits), then kept with it.
+            Mode::Private => {
+                let k = key.clone();
+                tokio::task::spawn_blocking(move || k.modulus_proof().map(|p| p.to_bytes(k.public_key())))
+                    .await?
+                    .map_err(ppdnn_protocol::Error::from)?
+            }
+        };
         let (tx, rx) = mpsc::channel::<pb::InferRequest>(8);
         let start = pb::Start {
             model: model.into(),
@@ -267,6 +277,7 @@ impl RemoteClient {
             model_digest: plan.plan().model_digest.clone(),
             mode: mode_to_pb(mode),
             output: output_to_pb(if mode == Mode::Private { output } else { Output::Logits }),
+            modulus_proof,
         };
         let send = |kind| pb::InferRequest { kind: Some(kind) };
         tx.send(send(infer_request::Kind::Start(start))).await.map_err(|_| ClientError::StreamClosed)?;

@@ -20,7 +20,7 @@ pub use crate::config::{DEFAULT_MAX_MESSAGE_BYTES, ServedModel, ServerConfig, Se
 use crate::convert::{mode_from_pb, mode_to_pb, output_to_pb, packing_from_pb};
 use crate::pb;
 use crate::pb::inference_server::{Inference, InferenceServer};
-use crate::session::{Session, evaluator_for, find_entry};
+use crate::session::{ProvenKeys, Session, evaluator_for, find_entry};
 use crate::status::CallError;
 
 /// A served model: its plans (evaluators) for each key size, packing and mode.
@@ -52,6 +52,7 @@ pub struct InferenceService {
     pending_starts: Arc<Semaphore>,
     per_client: Arc<Mutex<HashMap<IpAddr, usize>>>,
     budgets: Option<Budgets>,
+    proven: ProvenKeys,
 }
 
 /// Counts the inferences in progress on a server.
@@ -175,6 +176,7 @@ pub fn inference_service(
         pending_starts: Arc::new(Semaphore::new(4 * config.max_sessions)),
         per_client: Arc::default(),
         budgets: config.query_budget.map(Budgets::new),
+        proven: ProvenKeys::default(),
         config: Arc::new(config),
     };
     Ok((svc, gauge))
@@ -364,6 +366,7 @@ impl InferenceService {
             permits: self.permits.clone(),
             per_client: self.per_client.clone(),
             budgets: self.budgets.clone(),
+            proven: self.proven.clone(),
             ip,
         };
         tokio::spawn(session.run(inbound, waiting, tx));

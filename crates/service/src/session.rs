@@ -112,6 +112,7 @@ pub(crate) struct Session {
     pub(crate) permits: Arc<Semaphore>,
     pub(crate) per_client: Arc<Mutex<HashMap<IpAddr, usize>>>,
     pub(crate) budgets: Option<Budgets>,
+    pub(crate) proven: ProvenKeys,
     pub(crate) ip: Option<IpAddr>,
 }
 
@@ -148,6 +149,32 @@ impl Session {
                 let _ = tx.send(Err(status)).await;
             }
         }
+    }
+
+    /// Verifies that the key's n is a Paillier-Blum modulus, once per key:
+    /// a verdict is remembered with the key's digest.
+    async fn check_modulus_proof(
+        &self,
+        key: &ppdnn_paillier::PublicKey,
+        proof: Vec<u8>,
+    ) -> Result<(), CallError> {
+        let digest = key_digest(key);
+        if self.proven.contains(&digest) {
+            return Ok(());
+        }
+        if proof.is_empty() {
+            return Err(CallError::NoModulusProof);
+        }
+        let key = key.clone();
+        // One n-th power per challenge: not on the runtime's threads.
+        tokio::task::spawn_blocking(move || {
+            let proof = ppdnn_paillier::ModulusProof::from_bytes(&key, &proof)?;
+            key.verify_modulus_proof(&proof)
+        })
+        .await?
+        .map_err(CallError::ModulusProof)?;
+        self.proven.insert(digest);
+        Ok(())
     }
 
     /// The error for an empty budget, logged (with the address, never the key).
@@ -232,6 +259,9 @@ impl Session {
             Mode::Fast => Output::Logits,
             Mode::Private => output_from_pb(start.output)?,
         };
+        if mode == Mode::Private {
+            self.check_modulus_proof(&key, start.modulus_proof).await?;
+        }
         if !config.outputs.contains(&output) {
             let offered = config.outputs.iter().map(|o| o.name()).collect();
             return Err(CallError::OutputNotOffered { output: output.name(), offered });
@@ -428,6 +458,30 @@ fn fill_in_background(stock: &std::sync::Weak<ppdnn_paillier::RandomnessPool>, n
             return;
         }
         made += batch;
+    }
+}
+
+/// The digests of the keys whose modulus proofs verified, at most
+/// [`ProvenKeys::MAX`] (the oldest forgotten first: a forgotten key proves
+/// itself again).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ProvenKeys(Arc<Mutex<std::collections::VecDeque<[u8; 32]>>>);
+
+impl ProvenKeys {
+    const MAX: usize = 4096;
+
+    fn contains(&self, digest: &[u8; 32]) -> bool {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).contains(digest)
+    }
+
+    fn insert(&self, digest: [u8; 32]) {
+        let mut keys = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if !keys.contains(&digest) {
+            if keys.len() == Self::MAX {
+                keys.pop_front();
+            }
+            keys.push_back(digest);
+        }
     }
 }
 

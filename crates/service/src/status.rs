@@ -97,6 +97,14 @@ pub enum CallError {
     /// A wire value that does not decode, or a refused key.
     #[error(transparent)]
     Wire(#[from] WireError),
+    /// A private-mode Start without the key's modulus proof.
+    #[error(
+        "the private mode needs the key's modulus proof (Start.modulus_proof): a proof that n is a Paillier-Blum modulus"
+    )]
+    NoModulusProof,
+    /// A modulus proof that does not parse or does not verify.
+    #[error("the key's {0}")]
+    ModulusProof(ppdnn_paillier::Error),
     /// A first message that is not Start.
     #[error("the first message of an inference must be Start")]
     NotStart,
@@ -240,6 +248,8 @@ impl CallError {
             | Wire(_)
             | NotStart
             | NoKey
+            | NoModulusProof
+            | ModulusProof(_)
             | SecondStart { .. }
             | EmptyMessage
             | Chunk { .. }

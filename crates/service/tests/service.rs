@@ -85,6 +85,7 @@ fn start_msg(n: Vec<u8>, hn: Vec<u8>, model: &str) -> pb::InferRequest {
             model_digest: String::new(),
             mode: pb::Mode::Fast as i32,
             output: pb::Output::Logits as i32,
+            modulus_proof: Vec::new(),
         })),
     }
 }
@@ -710,6 +711,7 @@ async fn raw_private(url: &str, rounds: Vec<pb::Round>) -> Result<usize, tonic::
         unreachable!("good_start is a Start")
     };
     start.mode = pb::Mode::Private as i32;
+    start.modulus_proof = key().private.modulus_proof().unwrap().to_bytes(key().public());
     let mut msgs = vec![pb::InferRequest { kind: Some(infer_request::Kind::Start(start)) }];
     msgs.extend(rounds.into_iter().map(|r| pb::InferRequest { kind: Some(infer_request::Kind::Round(r)) }));
     raw(url, msgs, Duration::from_millis(500)).await
@@ -838,4 +840,38 @@ async fn a_server_that_releases_only_labels_refuses_logits() {
     let fast = ServerConfig { modes: vec![Mode::Fast, Mode::Private], ..config };
     let e = service_with_gauge(models, fast).err().expect("refused").to_string();
     assert!(e.contains("fast mode") && e.contains("only labels"), "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn private_starts_need_a_modulus_proof_that_verifies() {
+    let server = start(4, Duration::from_secs(5)).await;
+    let private_start = |proof: Vec<u8>| {
+        let pb::InferRequest { kind: Some(infer_request::Kind::Start(mut start)) } = good_start() else {
+            unreachable!("good_start is a Start")
+        };
+        start.mode = pb::Mode::Private as i32;
+        start.modulus_proof = proof;
+        pb::InferRequest { kind: Some(infer_request::Kind::Start(start)) }
+    };
+    // No proof: refused at Start, before any work.
+    expect(
+        raw(&server.url, vec![private_start(Vec::new())], Duration::ZERO).await,
+        Code::InvalidArgument,
+        &["modulus proof"],
+    );
+    // Another key's proof (of the right size) does not verify.
+    let other = generate_keypair(BITS, KeyPolicy::INSECURE_TESTING).unwrap();
+    let theirs = other.private.modulus_proof().unwrap().to_bytes(other.public());
+    expect(
+        raw(&server.url, vec![private_start(theirs)], Duration::ZERO).await,
+        Code::InvalidArgument,
+        &["Paillier-Blum"],
+    );
+    // The key's own proof: the session goes on (and answers the setup).
+    let mine = key().private.modulus_proof().unwrap().to_bytes(key().public());
+    let r = raw(&server.url, vec![private_start(mine)], Duration::from_millis(200)).await;
+    assert!(!matches!(&r, Err(s) if s.code() == Code::InvalidArgument), "{r:?}");
+    // And a whole private inference through the library client sends it.
+    let out = private_inference(&server.url, 5, Output::Logits).await;
+    assert_eq!(out.logits, model().quant.logits(test_set().image(5)).unwrap());
 }
