@@ -77,7 +77,12 @@ fn plan_layer(
         input: shapes.input,
         output: shapes.output,
         requant: model.layers[l].requant,
-        accumulator_bound: bound,
+        // The private plan states only what the slot width implies (its
+        // largest value), not the exact bound, a function of the weights.
+        accumulator_bound: match mode {
+            Mode::Fast => bound,
+            Mode::Private => (1i64 << (slot_bits - 1)) - 1,
+        },
         slot_bits,
         slots: 1,
         input_ciphertexts: 0,
