@@ -31,7 +31,7 @@ fn in_file(path: &Path, e: ppdnn_paillier::Error) -> PyErr {
 }
 
 fn policy(insecure: bool) -> KeyPolicy {
-    if insecure { KeyPolicy::INSECURE_TESTING } else { KeyPolicy::PRODUCTION }
+    KeyPolicy::insecure_if(insecure)
 }
 
 /// A private key (with its public half). Only its holder can decrypt; it
@@ -44,8 +44,10 @@ pub struct Key {
 
 #[pymethods]
 impl Key {
-    /// Generates a key of `bits` bits (2048 or 3072; smaller sizes only with
-    /// `insecure=True`, for tests).
+    /// Generates a key of `bits` bits (as the key policy allows: 2048 to
+    /// 4096 in multiples of 16, smaller sizes only with `insecure=True`, for
+    /// tests), with Blum primes (a private-mode server asks for the proof
+    /// they allow).
     #[staticmethod]
     #[pyo3(signature = (bits = 2048, insecure = false))]
     pub(crate) fn generate(py: Python<'_>, bits: u32, insecure: bool) -> PyResult<Key> {

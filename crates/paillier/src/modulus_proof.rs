@@ -201,12 +201,15 @@ impl PrivateKey {
     }
 }
 
-/// The x mod pq with x = xp mod p and x = xq mod q.
+/// The x mod pq with x = xp mod p and x = xq mod q (p prime; q^-1 mod p by
+/// Fermat's little theorem, a constant-time power: p and q are secret).
 fn crt(xp: &Integer, xq: &Integer, p: &Integer, q: &Integer) -> Integer {
-    let q_inv = Integer::from(q.invert_ref(p).expect("distinct primes are coprime"));
-    let h = (Integer::from(xp - xq) * &q_inv) % p;
-    let h = if h < 0 { h + p } else { h };
-    xq + Integer::from(&h * q)
+    let q_inv = Secret(secure_pow(&Integer::from(q % p), &Integer::from(p - 2u32), p));
+    let mut h = Secret((Integer::from(xp - xq) * &*q_inv) % p);
+    if *h < 0 {
+        *h += p;
+    }
+    xq + Integer::from(&*h * q)
 }
 
 impl PublicKey {

@@ -258,9 +258,10 @@ pub struct UncheckedPlan {
 /// mask t above the top slot, and the output masks s of 8 + kappa bits.
 pub const STAT_BITS: u32 = 40;
 
-/// The most slots of `slot_bits` bits a layer may use in `mode`: the private
-/// mode's masked plaintext Y = M + O + R < 2^(S B + kappa + 1) must stay
-/// below n, so S B + kappa + 2 <= |n|.
+/// The most slots of `slot_bits` bits a layer may use in `mode`: in the
+/// private mode S B + kappa + 2 <= |n|, so that the mask's top part, uniform
+/// below floor(n / 2^(S B)) - 1, leaves Y within 2^(S B + 2 - |n|) <=
+/// 2^-kappa of uniform.
 pub fn max_slots(mode: Mode, key_bits: u32, slot_bits: u32) -> usize {
     match mode {
         Mode::Fast => SlotCodec::max_slots(key_bits, slot_bits),

@@ -14,7 +14,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// A budget of `queries` completed inferences per `period`, refilled
-/// continuously (a token bucket of `queries` tokens).
+/// continuously (a token bucket of `queries` tokens): on average at most
+/// `queries` per `period`, with bursts of up to `queries` (so up to twice
+/// that within one period that starts with a full bucket). Each server
+/// process keeps its own buckets: replicas count apart, and a restart
+/// refills them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct QueryBudget {
     /// Inferences per period (the bucket's size).
@@ -68,7 +72,11 @@ impl<K: Eq + Hash + Clone> Buckets<K> {
     /// How long until `key` has one token (zero if it has one now).
     fn wait(&self, key: &K, now: Instant) -> Duration {
         let missing = 1.0 - self.level(key, now);
-        if missing <= 0.0 { Duration::ZERO } else { Duration::from_secs_f64(missing / self.rate()) }
+        if missing <= 0.0 {
+            Duration::ZERO
+        } else {
+            Duration::try_from_secs_f64(missing / self.rate()).unwrap_or(Duration::MAX)
+        }
     }
 
     fn add(&mut self, key: &K, delta: f64, now: Instant) {

@@ -33,8 +33,8 @@ pub enum ServiceError {
         "the fast mode gives the client every layer's accumulators, so it cannot be offered by a server that releases only labels"
     )]
     FastWithoutLogits,
-    /// A query budget of no query or no time.
-    #[error("a query budget needs at least one query and a period longer than zero")]
+    /// A query budget outside the sizes a server accepts.
+    #[error("a query budget needs 1 to 1,000,000,000 queries and a period from 1 s to 10 years")]
     EmptyBudget,
     /// A key size the key policy does not accept.
     #[error(transparent)]

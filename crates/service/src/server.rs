@@ -113,7 +113,10 @@ pub fn inference_service(
     if config.modes.contains(&Mode::Fast) && !config.outputs.contains(&Output::Logits) {
         return Err(ServiceError::FastWithoutLogits);
     }
-    if config.query_budget.is_some_and(|b| b.queries == 0 || b.period.is_zero()) {
+    if config.query_budget.is_some_and(|b| {
+        !(1..=1_000_000_000).contains(&b.queries)
+            || !(Duration::from_secs(1)..=Duration::from_secs(10 * 366 * 86_400)).contains(&b.period)
+    }) {
         return Err(ServiceError::EmptyBudget);
     }
     for &bits in &config.key_bits {
@@ -339,7 +342,7 @@ impl Inference for InferenceService {
         &self,
         request: Request<Streaming<pb::InferRequest>>,
     ) -> Result<Response<RoundStream>, Status> {
-        let ip = request.remote_addr().map(|a| a.ip());
+        let ip = request.remote_addr().map(|a| client_address(a.ip()));
         Ok(Response::new(self.infer_stream(request.into_inner(), ip)?))
     }
 }
@@ -378,6 +381,36 @@ impl InferenceService {
     }
 }
 
+/// The address a client is counted under (its share of the sessions, its
+/// query budget): IPv4 as it is; IPv6 by its /64 prefix, since one customer
+/// commonly holds a whole /64 and could use a fresh address per session.
+pub(crate) fn client_address(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => {
+            let prefix = u128::from(v6) & !((1u128 << 64) - 1);
+            IpAddr::V6(std::net::Ipv6Addr::from(prefix))
+        }
+        v4 => v4,
+    }
+}
+
 fn millis(d: Duration) -> u32 {
     d.as_millis().min(u32::MAX as u128) as u32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clients_are_counted_by_ipv4_address_and_ipv6_slash_64() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert_eq!(client_address(ip("192.0.2.7")), ip("192.0.2.7"));
+        // An IPv4 client seen through an IPv6 socket is the same IPv4 client.
+        assert_eq!(client_address(ip("::ffff:192.0.2.7")), ip("192.0.2.7"));
+        // Every address of one /64 is one client; the next /64 is another.
+        assert_eq!(client_address(ip("2001:db8:1:2:aaaa::1")), ip("2001:db8:1:2::"));
+        assert_eq!(client_address(ip("2001:db8:1:2:ffff:ffff:ffff:ffff")), ip("2001:db8:1:2::"));
+        assert_ne!(client_address(ip("2001:db8:1:3::1")), client_address(ip("2001:db8:1:2::1")));
+    }
 }

@@ -13,7 +13,7 @@ use tokio_stream::{Stream, StreamExt};
 use tonic::Status;
 use tracing::{info, warn};
 
-use crate::budget::{Budgets, Exhausted};
+use crate::budget::{Budgets, Exhausted, Reservation};
 use crate::config::ServerConfig;
 use crate::convert::{chunks, key_numbers, mode_from_pb, output_from_pb, packing_from_pb, shown};
 use crate::on_blocking_thread;
@@ -238,6 +238,13 @@ impl Session {
                 tokio::task::spawn_blocking(move || ppdnn_paillier::PublicKey::new(n, hn, policy)).await??
             }
         };
+        // One inference of the key's and the address's budgets, taken before
+        // any costly check (a spent budget is refused at once) and given back
+        // if the session fails before its output is released.
+        let mut reservation = match &self.budgets {
+            Some(b) => Some(b.reserve(key_digest(&key), self.ip).map_err(|e| self.exhausted(e))?),
+            None => None,
+        };
         if !start.model_digest.is_empty() && start.model_digest != entry.digest {
             return Err(CallError::DigestMismatch {
                 model: entry.name.clone(),
@@ -266,17 +273,15 @@ impl Session {
             let offered = config.outputs.iter().map(|o| o.name()).collect();
             return Err(CallError::OutputNotOffered { output: output.name(), offered });
         }
-        // One inference of the key's and the address's budgets, spent only
-        // if every round is served (the output released).
-        let reservation = match &self.budgets {
-            Some(b) => Some(b.reserve(key_digest(&key), self.ip).map_err(|e| self.exhausted(e))?),
-            None => None,
-        };
         let (session, opening) = ev.start(key, output)?;
-        self.run_rounds(inbound, tx, session, opening, &mut stats).await?;
-        if let Some(r) = reservation {
-            r.complete();
+        if mode == Mode::Fast {
+            // The fast client learns every layer's accumulators as it goes:
+            // its inference counts from the start, whatever happens next.
+            if let Some(r) = reservation.take() {
+                r.complete();
+            }
         }
+        self.run_rounds(inbound, tx, session, opening, &mut stats, reservation).await?;
         Ok(stats)
     }
 
@@ -291,6 +296,7 @@ impl Session {
         mut session: ServerSession,
         opening: Option<RoundMessage>,
         stats: &mut SessionStats,
+        mut reservation: Option<Reservation>,
     ) -> Result<(), CallError>
     where
         S: Stream<Item = Result<pb::InferRequest, Status>> + Unpin,
@@ -312,6 +318,13 @@ impl Session {
             stats.bytes_in += message.len_bytes();
             let (s, answer) = self.compute(session, move |session| session.handle(&message)).await?;
             session = s;
+            if session.finished() {
+                // The last answer releases the output: the inference counts
+                // before its first byte is sent.
+                if let Some(r) = reservation.take() {
+                    r.complete();
+                }
+            }
             if !filling {
                 filling = self.fill_ahead(&session);
             }

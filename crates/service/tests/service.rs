@@ -778,13 +778,16 @@ async fn fast_inference_with(url: &str, pair: &KeyPair, i: usize) -> Result<Vec<
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn query_budgets_count_completed_inferences_per_key_and_per_address() {
-    let budget = ppdnn_service::QueryBudget { queries: 2, period: Duration::from_secs(3600) };
+    let budget = ppdnn_service::QueryBudget { queries: 3, period: Duration::from_secs(3600) };
     let server = start_with(ServerConfig { query_budget: Some(budget), ..test_config() }).await;
     let mut c = RemoteClient::connect(&server.url, 1 << 20).await.unwrap();
     let (desc, _) = c.describe("", BITS, Packing::Packed, Mode::Fast).await.unwrap();
     let limits = desc.limits.unwrap();
-    assert_eq!((limits.query_budget, limits.budget_period_ms), (2, 3_600_000));
-    // A session that fails before its output is released does not count.
+    assert_eq!((limits.query_budget, limits.budget_period_ms), (3, 3_600_000));
+    // A private session that fails before its output is released does not count.
+    let bad = pb::Round { round: 0, ciphertexts: vec![1; 7], last: true, material: Vec::new() };
+    expect(raw_private(&server.url, vec![bad]).await, Code::InvalidArgument, &[]);
+    // A fast one counts from its Start: its client learns every layer as it goes.
     expect(
         raw(&server.url, vec![good_start(), round(0, vec![1; 7])], Duration::ZERO).await,
         Code::InvalidArgument,
@@ -800,7 +803,7 @@ async fn query_budgets_count_completed_inferences_per_key_and_per_address() {
     assert_eq!(status.code(), Code::ResourceExhausted, "{}", status.message());
     assert!(status.message().contains("key's query budget"), "{}", status.message());
     let wait: u64 = status.metadata().get("retry-after-ms").unwrap().to_str().unwrap().parse().unwrap();
-    assert!((1_700_000..=1_800_000).contains(&wait), "{wait} ms to wait for half of a 2-per-hour bucket");
+    assert!((1_100_000..=1_200_000).contains(&wait), "{wait} ms to wait for a third of a 3-per-hour bucket");
     // A fresh key from the same address: the address's budget is spent too.
     let fresh = generate_keypair(BITS, KeyPolicy::INSECURE_TESTING).unwrap();
     let status = fast_inference_with(&server.url, &fresh, 3).await.unwrap_err();

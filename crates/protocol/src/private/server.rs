@@ -279,15 +279,16 @@ impl PrivateServerSession {
     }
 }
 
-/// The bound of the mask's top part t: with t uniform below
-/// floor((n - 2^(S B + 1)) / 2^(S B)), the mask R = t 2^(S B) + (slot masks)
-/// is uniform over all but 2^(S B + 1) residues, so Y = M + O + R mod n is
-/// within 2^(S B + 1 - |n|) of uniform whatever M a client made the server
-/// compute: no bit of Y, top bits included, tells the client anything about
-/// the weights. An honest M + O < 2^(S B + 1) never wraps past n.
+/// The bound T of the mask's top part t: T = floor(n / 2^(S B)) - 1. With t
+/// uniform below T and the slot masks uniform, R = t 2^(S B) + (slot masks)
+/// is uniform on [0, T 2^(S B)), which leaves out fewer than 2^(S B + 1)
+/// residues, so Y = M + O + R mod n is within 2^(S B + 1) / n <=
+/// 2^(S B + 2 - |n|) <= 2^-40 of uniform (the plan keeps S B + 42 <= |n|)
+/// whatever M a client made the server compute: no bit of Y, top bits
+/// included, tells the client anything about the weights. An honest
+/// M + O < 2^(S B) with R < T 2^(S B) stays below (T + 1) 2^(S B) <= n.
 pub(crate) fn top_mask_bound(n: &Integer, slot_bits_total: u32) -> Integer {
-    let low = Integer::from(1) << (slot_bits_total + 1);
-    Integer::from(n - &low) >> slot_bits_total
+    Integer::from(n >> slot_bits_total) - 1u32
 }
 
 /// The offset P = O + R added to one masked ciphertext: 2^(B-1) + r_i in
