@@ -15,8 +15,9 @@ use aes::cipher::{BlockCipherEncrypt, KeyInit};
 
 use crate::block::Block;
 
-/// The fixed, public AES key of the permutation (the first 16 bytes of the
-/// SHA-256 of "ppdnn-gc fixed-key AES v1"; any public constant would do).
+/// The fixed, public AES key of the permutation: these 16 bytes, derived
+/// from nothing (any public constant would do; a compatible client copies
+/// them, docs/PROTOCOL.md 7.5).
 const FIXED_KEY: [u8; 16] =
     [0x5c, 0x0b, 0x8e, 0x2f, 0x71, 0x9a, 0x44, 0xd3, 0x1e, 0x6b, 0xa0, 0x37, 0xc8, 0x95, 0x02, 0xf6];
 

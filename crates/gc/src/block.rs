@@ -7,6 +7,12 @@ use std::ops::{BitXor, BitXorAssign};
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct Block(pub u128);
 
+impl zeroize::Zeroize for Block {
+    fn zeroize(&mut self) {
+        self.0.zeroize();
+    }
+}
+
 impl std::fmt::Debug for Block {
     /// Shows only the permute bit: a block is often a secret label.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -6,9 +6,9 @@
 //!   folded away while building (x AND 0 = 0, x XOR 1 = NOT x);
 //! - **garbler-known**: a garbler input, or a function of garbler inputs and
 //!   constants only. The garbler knows its value (the evaluator does not):
-//!   an AND of two such wires is a label the garbler sends (16 bytes, no
-//!   hashing), and an AND of one with an evaluator-dependent wire is a
-//!   garbler half-gate (16 bytes);
+//!   an AND of two such wires is free (its zero-label is its value times
+//!   Delta: nothing is sent, no tweak is used), and an AND of one with an
+//!   evaluator-dependent wire is a garbler half-gate (16 bytes);
 //! - **mixed**: anything that depends on an evaluator input: an AND of two
 //!   costs a full half-gates table (32 bytes).
 //!

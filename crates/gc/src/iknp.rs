@@ -30,6 +30,14 @@ pub struct CotSender {
     prgs: Vec<Prg>,
 }
 
+impl Drop for CotSender {
+    /// Delta opens every label of the session: wiped with it.
+    fn drop(&mut self) {
+        use zeroize::Zeroize;
+        self.delta.0.zeroize();
+    }
+}
+
 impl std::fmt::Debug for CotSender {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("CotSender { .. }")

@@ -143,7 +143,8 @@ pub struct CircuitInfo {
     pub and_gates: usize,
     /// Bytes of the garbled material the client sends for it.
     pub garbled_bytes: usize,
-    /// Outputs w the server decodes (the next layer's inputs), or label bits.
+    /// Output bits: the bits of the w the server decodes (49 per next-layer
+    /// input), or the label's bits.
     pub outputs: usize,
     /// Independent parts the circuit is garbled in (sent back to back).
     pub parts: usize,

@@ -49,6 +49,16 @@ pub struct PrivateClientSession {
     stats: GarblingStats,
 }
 
+impl Drop for PrivateClientSession {
+    /// The zero-labels of the server's mask bits (with Delta, every label)
+    /// are the session's secrets: wiped with it.
+    fn drop(&mut self) {
+        use zeroize::Zeroize;
+        self.zero.iter_mut().for_each(Zeroize::zeroize);
+        self.argmax_zero.zeroize();
+    }
+}
+
 impl std::fmt::Debug for PrivateClientSession {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PrivateClientSession").field("awaiting", &self.awaiting).finish_non_exhaustive()
@@ -255,7 +265,7 @@ impl PrivateClientSession {
             .collect::<Result<_>>()?;
         let garbler = self.garbler.as_mut().ok_or_else(|| Error::State(StateError::OtNotDone))?;
         garbler.skip_to(base + total).map_err(gc_internal)?;
-        self.zero[l] = Vec::new();
+        zeroize::Zeroize::zeroize(&mut self.zero[l]);
         let neg: Vec<i64> = s.iter().map(|&v| -v).collect();
         let n = self.key.public_key().n();
         let plain: Vec<Integer> = pack_residues(next, &neg, n)?.into_iter().map(|m| centred(m, n)).collect();

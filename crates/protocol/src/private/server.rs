@@ -39,6 +39,16 @@ pub struct PrivateServerSession {
     round: usize,
 }
 
+impl Drop for PrivateServerSession {
+    /// The slot masks r (which unmask the accumulators) and the labels of
+    /// their bits are the session's secrets: wiped with it.
+    fn drop(&mut self) {
+        use zeroize::Zeroize;
+        self.masks.iter_mut().for_each(Zeroize::zeroize);
+        self.labels.iter_mut().for_each(Zeroize::zeroize);
+    }
+}
+
 impl std::fmt::Debug for PrivateServerSession {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PrivateServerSession").field("round", &self.round).finish_non_exhaustive()
@@ -204,7 +214,7 @@ impl PrivateServerSession {
         if at != material.len() {
             return Err(msg(round, MessageError::GarbledSize { got: material.len(), expected: at }));
         }
-        let labels = std::mem::take(&mut self.labels[l]);
+        let labels = zeroize::Zeroizing::new(std::mem::take(&mut self.labels[l]));
         let width = MASK_BITS as usize + 1;
         let outputs: Vec<Vec<i64>> = parts
             .par_iter()
@@ -236,7 +246,7 @@ impl PrivateServerSession {
         let garbled = GarbledCircuit::from_bytes(circuit, &bytes)
             .map_err(|e| msg(round, MessageError::GarbledArgmax(e)))?;
         let last = self.plan.layers.len() - 1;
-        let labels = std::mem::take(&mut self.labels[last]);
+        let labels = zeroize::Zeroizing::new(std::mem::take(&mut self.labels[last]));
         self.evaluator
             .evaluate(circuit, &garbled, &labels)
             .map_err(|e| msg(round, MessageError::GarbledArgmax(e)))
