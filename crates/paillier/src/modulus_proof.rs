@@ -130,6 +130,39 @@ fn is_qr(x: &Integer, p: &Integer) -> bool {
     x.legendre(p) == 1
 }
 
+/// (-1)^a w^b y mod n.
+fn signed(y: &Integer, w: &Integer, a: bool, b: bool, n: &Integer) -> Integer {
+    let mut v = y.clone();
+    if b {
+        v = Integer::from(&v * w) % n;
+    }
+    if a {
+        v = Integer::from(n - &v) % n;
+    }
+    v
+}
+
+/// The (a, b) and (-1)^a w^b y for which `is_square` holds, if any: for a
+/// Blum modulus exactly one of the four is a square mod both primes.
+fn square_variant(
+    y: &Integer,
+    w: &Integer,
+    n: &Integer,
+    is_square: impl Fn(&Integer) -> bool,
+) -> Option<(bool, bool, Integer)> {
+    [(false, false), (true, false), (false, true), (true, true)]
+        .into_iter()
+        .map(|(a, b)| (a, b, signed(y, w, a, b, n)))
+        .find(|(_, _, v)| is_square(v))
+}
+
+/// The exponent ((p+1)/4)^2 mod (p-1): y to it is a fourth root mod the
+/// Blum prime p of a y that is a square mod p (squaring permutes the squares).
+fn fourth_root_exp(p: &Integer) -> Integer {
+    let e = Secret(Integer::from(p + 1u32) >> 2u32);
+    Integer::from(&*e * &*e) % Integer::from(p - 1u32)
+}
+
 impl PrivateKey {
     /// The proof that n is a Paillier-Blum modulus, made once per key (and
     /// shared by its clones): what a server asks of a private-mode client.
@@ -164,29 +197,11 @@ impl PrivateKey {
         let n_inv = Secret(n.clone().invert(&phi).map_err(|_| ProofError::NotBlum)?);
         let n_inv_p = Secret(&*n_inv % Integer::from(p - 1u32));
         let n_inv_q = Secret(&*n_inv % Integer::from(q - 1u32));
-        // A fourth root of a residue that is a QR mod p: y^(((p+1)/4)^2) mod p
-        // (squaring permutes the QRs mod a Blum prime).
-        let root_exp = |p: &Integer| {
-            let e = Secret(Integer::from(p + 1u32) >> 2u32);
-            Secret(Integer::from(&*e * &*e) % Integer::from(p - 1u32))
-        };
-        let (ep, eq) = (root_exp(p), root_exp(q));
+        let (ep, eq) = (Secret(fourth_root_exp(p)), Secret(fourth_root_exp(q)));
         let answers = challenges(n, &w)
             .into_iter()
             .map(|y| {
-                let (a, b, y4) = [(false, false), (true, false), (false, true), (true, true)]
-                    .into_iter()
-                    .map(|(a, b)| {
-                        let mut v = y.clone();
-                        if b {
-                            v = Integer::from(&v * &w) % n;
-                        }
-                        if a {
-                            v = Integer::from(n - &v) % n;
-                        }
-                        (a, b, v)
-                    })
-                    .find(|(_, _, v)| is_qr(v, p) && is_qr(v, q))
+                let (a, b, y4) = square_variant(&y, &w, n, |v| is_qr(v, p) && is_qr(v, q))
                     .ok_or(ProofError::NoFourthRoot)?;
                 let xp = Secret(secure_pow(&Integer::from(&y4 % p), &ep, p));
                 let xq = Secret(secure_pow(&Integer::from(&y4 % q), &eq, q));
@@ -228,13 +243,7 @@ impl PublicKey {
             if zn.as_ref() != Some(y) {
                 return false;
             }
-            let mut want = y.clone();
-            if ans.b {
-                want = Integer::from(&want * &proof.w) % n;
-            }
-            if ans.a {
-                want = Integer::from(n - &want) % n;
-            }
+            let want = signed(y, &proof.w, ans.a, ans.b, n);
             let x4 = Integer::from(ans.x.pow_mod_ref(&Integer::from(4), n).expect("a positive exponent"));
             x4 == want
         });
@@ -296,29 +305,13 @@ mod tests {
             .into_iter()
             .map(|y| {
                 let z = Integer::from(y.pow_mod_ref(&d, n).expect("positive"));
-                let (a, b, v) = [(false, false), (true, false), (false, true), (true, true)]
-                    .into_iter()
-                    .map(|(a, b)| {
-                        let mut v = y.clone();
-                        if b {
-                            v = Integer::from(&v * &w) % n;
-                        }
-                        if a {
-                            v = Integer::from(n - &v) % n;
-                        }
-                        (a, b, v)
-                    })
-                    .find(|(_, _, v)| primes.iter().all(|p| v.legendre(p) == 1))
+                let (a, b, v) = square_variant(&y, &w, n, |v| primes.iter().all(|p| is_qr(v, p)))
                     .unwrap_or((false, false, y.clone()));
                 // A fourth root modulo each prime, put together by CRT (mod p^2 q
                 // the root mod p is a guess: the proof must fail anyway).
-                let e = |p: &Integer| {
-                    let e = Integer::from(p + 1u32) >> 2u32;
-                    Integer::from(&e * &e) % Integer::from(p - 1u32)
-                };
                 let (p, q) = (primes[0], primes[primes.len() - 1]);
-                let xp = Integer::from(&v % p).pow_mod(&e(p), p).unwrap();
-                let xq = Integer::from(&v % q).pow_mod(&e(q), q).unwrap();
+                let xp = Integer::from(&v % p).pow_mod(&fourth_root_exp(p), p).unwrap();
+                let xq = Integer::from(&v % q).pow_mod(&fourth_root_exp(q), q).unwrap();
                 Answer { x: crt(&xp, &xq, p, q), z, a, b }
             })
             .collect();

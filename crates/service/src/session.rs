@@ -156,9 +156,9 @@ impl Session {
     async fn check_modulus_proof(
         &self,
         key: &ppdnn_paillier::PublicKey,
+        digest: [u8; 32],
         proof: Vec<u8>,
     ) -> Result<(), CallError> {
-        let digest = key_digest(key);
         if self.proven.contains(&digest) {
             return Ok(());
         }
@@ -241,8 +241,9 @@ impl Session {
         // One inference of the key's and the address's budgets, taken before
         // any costly check (a spent budget is refused at once) and given back
         // if the session fails before its output is released.
+        let digest = key_digest(&key);
         let mut reservation = match &self.budgets {
-            Some(b) => Some(b.reserve(key_digest(&key), self.ip).map_err(|e| self.exhausted(e))?),
+            Some(b) => Some(b.reserve(digest, self.ip).map_err(|e| self.exhausted(e))?),
             None => None,
         };
         if !start.model_digest.is_empty() && start.model_digest != entry.digest {
@@ -267,7 +268,7 @@ impl Session {
             Mode::Private => output_from_pb(start.output)?,
         };
         if mode == Mode::Private {
-            self.check_modulus_proof(&key, start.modulus_proof).await?;
+            self.check_modulus_proof(&key, digest, start.modulus_proof).await?;
         }
         if !config.outputs.contains(&output) {
             let offered = config.outputs.iter().map(|o| o.name()).collect();

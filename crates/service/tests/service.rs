@@ -862,13 +862,14 @@ async fn private_starts_need_a_modulus_proof_that_verifies() {
         Code::InvalidArgument,
         &["modulus proof"],
     );
-    // Another key's proof (of the right size) does not verify.
+    // Another key's proof (of the right size) is refused: it does not verify,
+    // or (when the other n is larger) holds numbers not below this n.
     let other = generate_keypair(BITS, KeyPolicy::INSECURE_TESTING).unwrap();
     let theirs = other.private.modulus_proof().unwrap().to_bytes(other.public());
     expect(
         raw(&server.url, vec![private_start(theirs)], Duration::ZERO).await,
         Code::InvalidArgument,
-        &["Paillier-Blum"],
+        &["the key's modulus proof"],
     );
     // The key's own proof: the session goes on (and answers the setup).
     let mine = key().private.modulus_proof().unwrap().to_bytes(key().public());
