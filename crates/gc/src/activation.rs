@@ -1,16 +1,16 @@
-//! The between-layer circuit of the model-private mode (the design's
-//! sections 2 and 3): unmask packed accumulators with a borrow chain through
-//! every slot, ReLU, sum pooling, requantization to 0..255, and an output
-//! mask chosen by the garbler.
+//! The between-layer circuit of the model-private mode: unmask packed
+//! accumulators with a borrow chain through every slot, ReLU, pooling,
+//! requantization to 0..255.
 //!
-//! The garbler (the client) holds the digits d_i it decrypted from
-//! Y = M + O + R, with O = sum_i 2^(B-1) 2^(B i) and R = sum_i r_i 2^(B i) +
-//! 2^(S B) t; the evaluator (the server) holds the masks r_i, as its input
-//! bits. Slot i then holds v'_i = d_i - r_i - c_i mod 2^B with the borrow
-//! c_(i+1) passed on (c_0 = 0), and v_i = v'_i - 2^(B-1) in two's complement
-//! is v'_i with its top bit flipped. Every slot of a ciphertext is in the
-//! chain, padding included. The evaluator learns w = q + s for each output q
-//! (s the garbler's mask of `mask_bits` bits), and nothing else.
+//! The garbler (the server) holds the slot masks r_i as its input bits; the
+//! evaluator (the client) holds, as its input labels, the digits d_i it
+//! decrypted from Y = M + O + R, with O = sum_i 2^(B-1) 2^(B i) and R =
+//! sum_i r_i 2^(B i) + 2^(S B) t. Slot i then holds v'_i = d_i - r_i - c_i
+//! mod 2^B with the borrow c_(i+1) passed on (c_0 = 0), and v_i = v'_i -
+//! 2^(B-1) in two's complement is v'_i with its top bit flipped. Every slot
+//! of a ciphertext is in the chain, padding included. The outputs are the
+//! 8 bits of each q, as labels only: the evaluator learns no output value
+//! (the protocol turns the labels into masked integers, never decodes them).
 //!
 //! The arithmetic is exactly the integer reference's: y = max(v, 0) (if
 //! `relu`), summed over each pooling group, then q = clamp((y * M +
@@ -42,14 +42,10 @@ pub struct ActivationSpec {
     pub multiplier: u64,
     /// Requantization shift k (1 to 62).
     pub shift: u32,
-    /// Bits of the garbler's output masks s.
-    pub mask_bits: u32,
 }
 
-/// Bits of each output w = q + s.
-pub fn output_bits(spec: &ActivationSpec) -> usize {
-    spec.mask_bits as usize + 1
-}
+/// Bits of each output q.
+pub const OUTPUT_BITS: usize = 8;
 
 /// Sign-extends `x` to `width` bits.
 fn sign_extend(x: &[Wire], width: usize) -> Vec<Wire> {
@@ -116,17 +112,15 @@ fn times_constant(b: &mut Builder, y: &[Wire], m: u64, width: usize) -> Vec<Wire
     acc
 }
 
-/// Builds the circuit for `spec`. Garbler inputs: every ciphertext's S
-/// digits of B bits (slot 0 first, bit 0 first), then each output's mask s
-/// (`mask_bits` bits). Evaluator inputs: every ciphertext's S masks r_i of B
-/// bits. Outputs: each group's w = q + s in [`output_bits`] bits.
+/// Builds the circuit for `spec`. Garbler inputs: every ciphertext's S masks
+/// r_i of B bits (slot 0 first, bit 0 first). Evaluator inputs: every
+/// ciphertext's S digits of B bits, in the same order. Outputs: each
+/// group's q in [`OUTPUT_BITS`] bits, least significant first.
 pub fn activation_circuit(spec: &ActivationSpec) -> Circuit {
     let bb = spec.slot_bits as usize;
     let mut b = Builder::new();
-    let digits: Vec<Vec<Wire>> = (0..spec.ciphertexts * spec.slots).map(|_| b.garbler_inputs(bb)).collect();
-    let masks: Vec<Vec<Wire>> =
-        spec.groups.iter().map(|_| b.garbler_inputs(spec.mask_bits as usize)).collect();
-    let rs: Vec<Vec<Wire>> = (0..spec.ciphertexts * spec.slots).map(|_| b.evaluator_inputs(bb)).collect();
+    let rs: Vec<Vec<Wire>> = (0..spec.ciphertexts * spec.slots).map(|_| b.garbler_inputs(bb)).collect();
+    let digits: Vec<Vec<Wire>> = (0..spec.ciphertexts * spec.slots).map(|_| b.evaluator_inputs(bb)).collect();
     // The offset-binary v' = v + 2^(B-1), whose unsigned order is the
     // signed order of the v, and v itself: v' with its top bit flipped (free).
     let offset: Vec<Vec<Wire>> = unmask(&mut b, &digits, &rs, spec.slots);
@@ -139,7 +133,7 @@ pub fn activation_circuit(spec: &ActivationSpec) -> Circuit {
             v
         })
         .collect();
-    // Section 3: ReLU, pooling sum, requantization, output mask.
+    // ReLU, pooling, requantization.
     let largest = spec.groups.iter().map(Vec::len).max().unwrap_or(1).max(1);
     let grow = (usize::BITS - (largest - 1).leading_zeros()) as usize; // ceil(log2(largest))
     // With ReLU every term is non-negative and fits B - 1 bits, so the sum
@@ -151,8 +145,7 @@ pub fn activation_circuit(spec: &ActivationSpec) -> Circuit {
     // y * M + 2^(k-1) fits: y < 2^y_bits, M < 2^bits(M), one more for the rounding.
     let product_bits =
         (y_bits + 64 - spec.multiplier.leading_zeros() as usize + 1).max(spec.shift as usize + 1);
-    let out_bits = output_bits(spec);
-    for (g, group) in spec.groups.iter().enumerate() {
+    for group in &spec.groups {
         let y: Vec<Wire> = if spec.max_pool {
             // max(relu(x)) = relu(max(x)), and the requantization maps a
             // negative maximum to 0 as ReLU does: compare the offset-binary
@@ -191,16 +184,13 @@ pub fn activation_circuit(spec: &ActivationSpec) -> Circuit {
         let rounded = gadgets::add(&mut b, &p, &half).0;
         let shifted = &rounded[spec.shift as usize..];
         let over = gadgets::or_tree(&mut b, &shifted[8.min(shifted.len())..]);
-        let q: Vec<Wire> = (0..8)
+        let q: Vec<Wire> = (0..OUTPUT_BITS)
             .map(|i| match shifted.get(i) {
                 Some(&w) => b.or(w, over),
                 None => over,
             })
             .collect();
-        let q = zero_extend(&mut b, &q, out_bits);
-        let s = zero_extend(&mut b, &masks[g], out_bits);
-        let w = gadgets::add(&mut b, &q, &s).0;
-        b.outputs(&w);
+        b.outputs(&q);
     }
     b.build()
 }
@@ -243,16 +233,16 @@ pub fn label_bits(spec: &ArgmaxSpec) -> usize {
     (usize::BITS - spec.values.saturating_sub(1).leading_zeros()).max(1) as usize
 }
 
-/// Builds the argmax circuit. Garbler inputs: every ciphertext's S digits of
-/// B bits; evaluator inputs: the masks r_i, as for [`activation_circuit`].
+/// Builds the argmax circuit. Garbler inputs: the masks r_i; evaluator
+/// inputs: every ciphertext's S digits of B bits, as for [`activation_circuit`].
 /// Outputs: the label's [`label_bits`] bits, least significant first. The
 /// comparisons run on the offset-binary v'_i, whose unsigned order is the
 /// signed order of the v_i.
 pub fn argmax_circuit(spec: &ArgmaxSpec) -> Circuit {
     let bb = spec.slot_bits as usize;
     let mut b = Builder::new();
-    let digits: Vec<Vec<Wire>> = (0..spec.ciphertexts * spec.slots).map(|_| b.garbler_inputs(bb)).collect();
-    let rs: Vec<Vec<Wire>> = (0..spec.ciphertexts * spec.slots).map(|_| b.evaluator_inputs(bb)).collect();
+    let rs: Vec<Vec<Wire>> = (0..spec.ciphertexts * spec.slots).map(|_| b.garbler_inputs(bb)).collect();
+    let digits: Vec<Vec<Wire>> = (0..spec.ciphertexts * spec.slots).map(|_| b.evaluator_inputs(bb)).collect();
     let values = unmask(&mut b, &digits, &rs, spec.slots);
     let bits = label_bits(spec);
     let mut best = values[0].clone();

@@ -46,11 +46,12 @@ pub fn permute(blocks: &mut [Block]) {
 /// backend's own count go one block at a time.
 pub const BATCH: usize = 64;
 
-/// H(x_k, tweak_k) for up to [`BATCH`] blocks in place. Batches of more than
-/// 8 are padded to 64, so every AES call takes the parallel path of whichever
-/// backend the CPU selects.
+/// H(x_k, salt XOR tweak_k) for up to [`BATCH`] blocks in place (the tweak
+/// in the low 64 bits, a session's salt in the high ones). Batches of more
+/// than 8 are padded to 64, so every AES call takes the parallel path of
+/// whichever backend the CPU selects.
 #[inline]
-pub fn tccr_batch(xs: &mut [Block], tweaks: &[u64]) {
+pub fn tccr_batch(xs: &mut [Block], tweaks: &[u64], salt: u128) {
     let n = xs.len();
     assert!(n <= BATCH && tweaks.len() == n, "a hash batch holds at most 64 blocks and one tweak each");
     let aes = fixed();
@@ -63,7 +64,7 @@ pub fn tccr_batch(xs: &mut [Block], tweaks: &[u64]) {
     let mut first = [0u128; BATCH];
     for k in 0..n {
         first[k] = u128::from_le_bytes(buf[k].0);
-        buf[k] = (first[k] ^ tweaks[k] as u128).to_le_bytes().into();
+        buf[k] = (first[k] ^ tweaks[k] as u128 ^ salt).to_le_bytes().into();
     }
     aes.encrypt_blocks(&mut buf[..padded]);
     for k in 0..n {
@@ -72,7 +73,7 @@ pub fn tccr_batch(xs: &mut [Block], tweaks: &[u64]) {
 }
 
 /// H(x_k, tweak_k) for every k, in place: TMMO with the tweak as a block.
-pub fn tccr_many(xs: &mut [Block], tweaks: &[u64]) {
+pub fn tccr_many(xs: &mut [Block], tweaks: &[u128]) {
     debug_assert_eq!(xs.len(), tweaks.len());
     for (chunk, tw) in xs.chunks_mut(BATCH).zip(tweaks.chunks(BATCH)) {
         let mut first = [Block::ZERO; BATCH];
@@ -81,7 +82,7 @@ pub fn tccr_many(xs: &mut [Block], tweaks: &[u64]) {
         permute(&mut first[..n]);
         let mut second = first;
         for (s, &t) in second[..n].iter_mut().zip(tw) {
-            *s ^= Block(t as u128);
+            *s ^= Block(t);
         }
         permute(&mut second[..n]);
         for k in 0..n {
@@ -91,7 +92,7 @@ pub fn tccr_many(xs: &mut [Block], tweaks: &[u64]) {
 }
 
 /// H(x, tweak) for one block.
-pub fn tccr(x: Block, tweak: u64) -> Block {
+pub fn tccr(x: Block, tweak: u128) -> Block {
     let mut v = [x];
     tccr_many(&mut v, &[tweak]);
     v[0]
@@ -132,8 +133,9 @@ mod tests {
         assert_eq!(many, vec![tccr(x, 0), tccr(x, 1), tccr(Block(7), 5)]);
         let mut sixteen: Vec<Block> = (0..16u128).map(Block).collect();
         let tweaks: Vec<u64> = (100..116).collect();
-        let want: Vec<Block> = sixteen.iter().zip(&tweaks).map(|(&b, &t)| tccr(b, t)).collect();
-        tccr_batch(&mut sixteen, &tweaks);
+        let salt = 7u128 << 64;
+        let want: Vec<Block> = sixteen.iter().zip(&tweaks).map(|(&b, &t)| tccr(b, salt | t as u128)).collect();
+        tccr_batch(&mut sixteen, &tweaks, salt);
         assert_eq!(sixteen, want);
     }
 }

@@ -115,6 +115,11 @@ impl Circuit {
         self.outputs.len()
     }
 
+    /// Each output: a wire, or the constant the building folded it to.
+    pub fn output_kinds(&self) -> &[Output] {
+        &self.outputs
+    }
+
     /// The gates, in evaluation order.
     pub fn gates(&self) -> &[Gate] {
         &self.gates

@@ -58,6 +58,10 @@ pub enum Item {
     TableBlocks,
     /// An IKNP OT-extension message.
     IknpExtension,
+    /// The receiver's answer to the KOS consistency check.
+    KosResponse,
+    /// OT choice bits (derandomization of random OTs).
+    OtChoices,
     /// The base-OT sender's message (its point A).
     BaseOtSenderMessage,
     /// The base-OT receiver's message (its points B).
@@ -99,6 +103,8 @@ impl fmt::Display for Item {
             Item::DecodeBits => "decode bits",
             Item::TableBlocks => "table blocks",
             Item::IknpExtension => "IKNP extension message",
+            Item::KosResponse => "OT consistency answer",
+            Item::OtChoices => "OT choice bits",
             Item::BaseOtSenderMessage => "base OT sender message",
             Item::BaseOtReceiverMessage => "base OT receiver message",
             Item::BaseOtPoint { index } => return write!(f, "base OT point {index}"),

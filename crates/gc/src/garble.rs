@@ -80,6 +80,8 @@ pub struct Garbler {
     delta: Block,
     prg: Prg,
     tweak: u64,
+    /// The session's salt: the high 64 bits of every tweak (see [`Garbler::salted`]).
+    salt: u128,
     /// Scratch zero-labels and garbler-known values, reused across circuits
     /// (every wire is written before it is read).
     zero: Vec<Block>,
@@ -109,7 +111,7 @@ impl Garbler {
     pub fn new() -> Result<Self> {
         let mut prg = Prg::from_os()?;
         let delta = Block(prg.block().0 | 1);
-        Ok(Garbler { delta, prg, tweak: 0, zero: Vec::new(), known: Vec::new() })
+        Ok(Garbler { delta, prg, tweak: 0, salt: 0, zero: Vec::new(), known: Vec::new() })
     }
 
     /// A session with a given Delta (its lsb must be 1): the Delta of the
@@ -118,12 +120,22 @@ impl Garbler {
         if !delta.lsb() {
             return Err(StateError::GarblingDeltaLsb.into());
         }
-        Ok(Garbler { delta, prg: Prg::from_os()?, tweak: 0, zero: Vec::new(), known: Vec::new() })
+        Ok(Garbler { delta, prg: Prg::from_os()?, tweak: 0, salt: 0, zero: Vec::new(), known: Vec::new() })
     }
 
     /// The global offset Delta (secret).
     pub fn delta(&self) -> Block {
         self.delta
+    }
+
+    /// Puts a session nonce in the high 64 bits of every tweak this garbler
+    /// hashes with, so that no (label, tweak) pair of one session recurs in
+    /// another: the hash's multi-instance security then holds across every
+    /// session an evaluator sees (Guo, Katz, Wang, Yu, S&P 2020, section 7).
+    /// The evaluator uses the same nonce ([`Evaluator::salted`]).
+    pub fn salted(mut self, nonce: u64) -> Self {
+        self.salt = (nonce as u128) << 64;
+        self
     }
 
     /// The next tweak the session will use.
@@ -138,6 +150,7 @@ impl Garbler {
     pub fn fork(&self, tweak: u64) -> Result<Garbler> {
         let mut g = Garbler::with_delta(self.delta)?;
         g.tweak = tweak;
+        g.salt = self.salt;
         Ok(g)
     }
 
@@ -259,7 +272,7 @@ impl Garbler {
                         _ => {}
                     }
                 }
-                tccr_batch(&mut xs[..n], &tw[..n]);
+                tccr_batch(&mut xs[..n], &tw[..n], self.salt);
                 let mut k = 0;
                 for g in chunk {
                     match *g {
@@ -315,6 +328,8 @@ impl Garbler {
 #[derive(Debug, Default)]
 pub struct Evaluator {
     tweak: u64,
+    /// The session's salt (see [`Garbler::salted`]).
+    salt: u128,
     /// Scratch active labels, reused across circuits.
     label: Vec<Block>,
 }
@@ -332,7 +347,13 @@ impl Evaluator {
 
     /// An evaluator starting at `tweak`: the counterpart of [`Garbler::fork`].
     pub fn at_tweak(tweak: u64) -> Self {
-        Evaluator { tweak, label: Vec::new() }
+        Evaluator { tweak, salt: 0, label: Vec::new() }
+    }
+
+    /// Uses the garbler's session nonce (see [`Garbler::salted`]).
+    pub fn salted(mut self, nonce: u64) -> Self {
+        self.salt = (nonce as u128) << 64;
+        self
     }
 
     /// Moves the tweak counter forward to `tweak` (never back).
@@ -405,7 +426,7 @@ impl Evaluator {
                         _ => {}
                     }
                 }
-                tccr_batch(&mut xs[..n], &tw[..n]);
+                tccr_batch(&mut xs[..n], &tw[..n], self.salt);
                 let mut k = 0;
                 for g in chunk {
                     // The table count was checked against the circuit above.

@@ -42,6 +42,7 @@ mod error;
 pub mod gadgets;
 mod garble;
 pub mod iknp;
+pub mod kos;
 pub mod prg;
 
 pub use block::{Block, blocks_from_bytes, blocks_to_bytes};

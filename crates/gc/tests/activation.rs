@@ -1,7 +1,7 @@
 //! The model-private between-layer circuit computes exactly the integer
 //! reference on masked, packed accumulators: plain and garbled evaluation.
 
-use ppdnn_gc::activation::{ActivationSpec, activation_circuit, output_bits};
+use ppdnn_gc::activation::{ActivationSpec, OUTPUT_BITS, activation_circuit};
 use ppdnn_gc::{Block, Evaluator, Garbler};
 use proptest::prelude::*;
 
@@ -28,7 +28,7 @@ fn bits(v: u128, n: u32) -> impl Iterator<Item = bool> {
 }
 
 /// Runs the masked protocol step for one spec; returns (plain, garbled) outputs as numbers.
-fn run(spec: &ActivationSpec, acc: &[i64], r: &[u64], t: &[u64], s: &[u64]) -> (Vec<u64>, Vec<u64>) {
+fn run(spec: &ActivationSpec, acc: &[i64], r: &[u64], t: &[u64]) -> (Vec<u64>, Vec<u64>) {
     let bb = spec.slot_bits;
     let mut slot_values = vec![0i64; spec.ciphertexts * spec.slots];
     for (a, &slot) in spec.accumulator_slots.iter().enumerate() {
@@ -47,30 +47,27 @@ fn run(spec: &ActivationSpec, acc: &[i64], r: &[u64], t: &[u64], s: &[u64]) -> (
         assert!(y >= 0);
         for i in 0..spec.slots {
             let d = ((y as u128) >> (bb as usize * i)) & ((1u128 << bb) - 1);
-            garbler.extend(bits(d, bb));
-            evaluator.extend(bits(r[ct * spec.slots + i] as u128, bb));
+            evaluator.extend(bits(d, bb));
+            garbler.extend(bits(r[ct * spec.slots + i] as u128, bb));
         }
-    }
-    for &m in s {
-        garbler.extend(bits(m as u128, spec.mask_bits));
     }
     let c = activation_circuit(spec);
     let to_nums = |out: &[bool]| -> Vec<u64> {
-        out.chunks(output_bits(spec))
+        out.chunks(OUTPUT_BITS)
             .map(|w| w.iter().enumerate().map(|(i, &b)| (b as u64) << i).sum())
             .collect()
     };
     let plain = to_nums(&c.eval_plain(&garbler, &evaluator).unwrap());
-    let mut g = Garbler::new().unwrap();
+    let mut g = Garbler::new().unwrap().salted(0x5eed);
     let zero = g.fresh_labels(c.evaluator_inputs());
     let (garbled, _) = g.garble(&c, &garbler, &zero).unwrap();
     let labels: Vec<Block> = zero.iter().zip(&evaluator).map(|(&l, &b)| l ^ g.delta().select(b)).collect();
-    let out = Evaluator::new().evaluate(&c, &garbled, &labels).unwrap();
+    let out = Evaluator::new().salted(0x5eed).evaluate(&c, &garbled, &labels).unwrap();
     let garbled_out = to_nums(&Evaluator::decode(&c, &out, &garbled.decode).unwrap());
     (plain, garbled_out)
 }
 
-fn spec_strategy() -> impl Strategy<Value = (ActivationSpec, Vec<i64>, Vec<u64>, Vec<u64>, Vec<u64>)> {
+fn spec_strategy() -> impl Strategy<Value = (ActivationSpec, Vec<i64>, Vec<u64>, Vec<u64>)> {
     (10u32..20, 1usize..5, 1usize..3, 0u8..3, any::<bool>(), 1u64..(1 << 32), 1u32..40, any::<u64>())
         .prop_map(|(bb, slots, cts, pool, relu, multiplier, shift, seed)| {
             let mut rng = seed;
@@ -104,7 +101,6 @@ fn spec_strategy() -> impl Strategy<Value = (ActivationSpec, Vec<i64>, Vec<u64>,
                 .collect();
             let r: Vec<u64> = (0..total).map(|_| next() & ((1 << bb) - 1)).collect();
             let t: Vec<u64> = (0..cts).map(|_| next() & ((1 << KAPPA) - 1)).collect();
-            let s: Vec<u64> = groups.iter().map(|_| next() & ((1 << 48) - 1)).collect();
             let spec = ActivationSpec {
                 slot_bits: bb,
                 slots,
@@ -115,18 +111,17 @@ fn spec_strategy() -> impl Strategy<Value = (ActivationSpec, Vec<i64>, Vec<u64>,
                 max_pool: pool == 2,
                 multiplier,
                 shift,
-                mask_bits: 48,
             };
-            (spec, acc, r, t, s)
+            (spec, acc, r, t)
         })
 }
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(300))]
     #[test]
-    fn masked_activation_equals_the_reference((spec, acc, r, t, s) in spec_strategy()) {
-        let (plain, garbled) = run(&spec, &acc, &r, &t, &s);
-        let want: Vec<u64> = reference(&spec, &acc).iter().zip(&s).map(|(q, m)| q + m).collect();
+    fn masked_activation_equals_the_reference((spec, acc, r, t) in spec_strategy()) {
+        let (plain, garbled) = run(&spec, &acc, &r, &t);
+        let want = reference(&spec, &acc);
         prop_assert_eq!(&plain, &want);
         prop_assert_eq!(&garbled, &want);
     }
@@ -147,13 +142,12 @@ fn every_carry_propagates_through_the_borrow_chain() {
         max_pool: false,
         multiplier: 3,
         shift: 2,
-        mask_bits: 48,
     };
     let acc = vec![5i64, -7, 100, 2047];
     // r_i = 2^B - v'_i makes every slot sum to exactly 2^B.
     let r: Vec<u64> = acc.iter().map(|&v| (1u64 << bb) - (v + (1 << (bb - 1))) as u64).collect();
-    let (plain, garbled) = run(&spec, &acc, &r, &[123], &[0, 1, 2, 3]);
-    let want: Vec<u64> = reference(&spec, &acc).iter().zip(0..).map(|(q, m)| q + m).collect();
+    let (plain, garbled) = run(&spec, &acc, &r, &[123]);
+    let want = reference(&spec, &acc);
     assert_eq!(plain, want);
     assert_eq!(garbled, want);
 }
@@ -171,7 +165,6 @@ fn the_and_count_of_a_lenet_conv1_sized_circuit() {
         max_pool: false,
         multiplier: 1_518_500_249,
         shift: 40,
-        mask_bits: 48,
     };
     let c = activation_circuit(&spec);
     let per_output = c.and_gates() as f64 / 50.0;

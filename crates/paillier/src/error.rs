@@ -55,6 +55,10 @@ pub enum Error {
     /// A modulus proof that cannot be made, does not parse, or does not verify.
     #[error("modulus proof: {0}")]
     Proof(#[from] ProofError),
+    /// A no-small-factor proof (or its ring-Pedersen parameters) that cannot
+    /// be made, does not parse, or does not verify.
+    #[error("no-small-factor proof: {0}")]
+    FactorProof(#[from] FactorProofError),
 }
 
 /// Why a proof that n is a Paillier-Blum modulus fails.
@@ -85,6 +89,47 @@ pub enum ProofError {
     NoFourthRoot,
     /// A proof that does not verify: n is not shown to be a Paillier-Blum modulus.
     #[error("the proof does not show that n is a Paillier-Blum modulus")]
+    Rejected,
+}
+
+/// Why a no-small-factor proof ([`crate::FactorProof`]), or the
+/// ring-Pedersen parameters ([`crate::RingPedersen`]) it is made under, fails.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FactorProofError {
+    /// A proof of the wrong size.
+    #[error("{got} bytes where a proof for this key and these parameters takes {expected}")]
+    Length {
+        /// Bytes given.
+        got: usize,
+        /// Bytes of a proof.
+        expected: usize,
+    },
+    /// A number of the proof outside its range: a commitment not in
+    /// [1, n_hat), a magnitude wider than its field, a sign byte other than
+    /// 0 or 1, or a negative zero.
+    #[error("{0} of the proof is out of range")]
+    OutOfRange(&'static str),
+    /// Encoded ring-Pedersen parameters of the wrong size.
+    #[error("{got} bytes where ring-Pedersen parameters of this width take {expected}")]
+    ParamsLength {
+        /// Bytes given.
+        got: usize,
+        /// Bytes of the parameters at the width their header states.
+        expected: usize,
+    },
+    /// Ring-Pedersen parameters that fail validation.
+    #[error("invalid ring-Pedersen parameters: {0}")]
+    InvalidParams(&'static str),
+    /// A size of n_hat that cannot be generated.
+    #[error("ring-Pedersen parameters of {0} bits: generate an even size from 2048 to 8192 bits")]
+    ParamsBits(u32),
+    /// Responses outside the verifier's range, again and again: the
+    /// factors given are too small or too unbalanced to be proven.
+    #[error("the responses fall outside the verifier's range: the factors are too small or too unbalanced")]
+    Unprovable,
+    /// A proof that does not verify: n is not shown to have only large factors.
+    #[error("the proof does not show that n has no small factor")]
     Rejected,
 }
 

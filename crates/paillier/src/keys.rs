@@ -541,7 +541,7 @@ fn inverse_mod_prime(x: Integer, p: &Integer) -> Integer {
 
 /// A random prime of exactly `bits` bits with its top two bits set (so the
 /// product of two has exactly 2*bits bits).
-fn random_prime(bits: u32) -> Result<Secret> {
+pub(crate) fn random_prime(bits: u32) -> Result<Secret> {
     loop {
         let mut x = Secret(random_bits(bits)?);
         x.set_bit(bits - 1, true);

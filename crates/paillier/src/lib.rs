@@ -31,6 +31,7 @@ pub mod arith;
 mod batch;
 mod ciphertext;
 mod error;
+pub mod factor_proof;
 mod fixed_base;
 #[cfg(target_arch = "x86_64")]
 mod ifma;
@@ -55,9 +56,10 @@ pub use arith::{Backend, set_backend};
 
 pub use ciphertext::{BadCiphertext, Ciphertext, parse_decimal, to_fixed_bytes};
 pub use error::{
-    BackendError, BaseError, CiphertextError, Error, FormatError, KeyError, LengthError, PrivateKeyError,
-    ProofError, RandomError, RangeError, Result, SlotLayoutError, SlotOverflow,
+    BackendError, BaseError, CiphertextError, Error, FactorProofError, FormatError, KeyError, LengthError,
+    PrivateKeyError, ProofError, RandomError, RangeError, Result, SlotLayoutError, SlotOverflow,
 };
+pub use factor_proof::{FactorProof, RingPedersen};
 pub use fixed_base::FixedBaseTable;
 pub use keys::{KeyPair, PrivateKey, PublicKey, generate_keypair};
 pub use modulus_proof::{ModulusProof, REPETITIONS as MODULUS_PROOF_REPETITIONS};

@@ -45,7 +45,16 @@ pub enum Error {
     /// A state that cannot happen: a bug, not the peer's fault.
     #[error("internal error: {0}")]
     Internal(#[from] InternalError),
+    /// The private mode's one verdict: some check of the client's messages
+    /// failed (the OT consistency check, a MAC, the zero test). Which one is
+    /// never said: after a deviation, which check fails can depend on the
+    /// weights.
+    #[error("{ABORTED}")]
+    Aborted,
 }
+
+/// The message of [`Error::Aborted`], the same whatever failed.
+pub const ABORTED: &str = "private session aborted: the client's messages failed the server's checks";
 
 impl Error {
     /// Whether the error is this side's own fault (a bug or a failing OS
@@ -156,6 +165,12 @@ pub enum MessageError {
     NotAClass {
         /// The decoded label.
         label: usize,
+    },
+    /// A field of the private mode's material outside its range.
+    #[error("{what} is out of range")]
+    FieldRange {
+        /// The field.
+        what: &'static str,
     },
 }
 

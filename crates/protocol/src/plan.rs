@@ -137,14 +137,15 @@ impl std::str::FromStr for Output {
 /// size its buffers.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CircuitInfo {
-    /// Correlated OTs the layer's masks need (one per mask bit: ciphertexts * S * B).
+    /// OTs the layer's masked plaintexts take: one per bit of each
+    /// (output ciphertexts * |n|).
     pub cots: usize,
     /// AND gates of the circuit.
     pub and_gates: usize,
-    /// Bytes of the garbled material the client sends for it.
+    /// Bytes of the garbled tables the server sends for it.
     pub garbled_bytes: usize,
-    /// Output bits: the bits of the w the server decodes (49 per next-layer
-    /// input), or the label's bits.
+    /// Output bits: 8 per next-layer input (as labels the client turns into
+    /// masked integers), or the label's bits.
     pub outputs: usize,
     /// Independent parts the circuit is garbled in (sent back to back).
     pub parts: usize,
@@ -255,14 +256,19 @@ pub struct UncheckedPlan {
     pub layers: Vec<PlanLayer>,
 }
 
-/// Statistical security of the private mode's masks, in bits (kappa): the
-/// mask t above the top slot, and the output masks s of 8 + kappa bits.
+/// Statistical security of the private mode, in bits (kappa).
 pub const STAT_BITS: u32 = 40;
 
+/// Bits the private mode keeps free above the slots: S B + 2 kappa + 8 <=
+/// |n|. The MAC tag of two ciphertexts, sum alpha_c (M_c + O) with alpha_c
+/// below 2^46, stays below 2^(S B + 47); its mask beta, uniform below n -
+/// 2^(S B + 47), then leaves the tag within 2^(S B + 48 - |n|) <= 2^-kappa
+/// of uniform whatever the client made the server compute, and the masks
+/// of the plaintexts themselves are wider still.
+pub const PRIVATE_HEADROOM: u32 = 2 * STAT_BITS + 8;
+
 /// The most slots of `slot_bits` bits a layer may use in `mode`: in the
-/// private mode S B + kappa + 2 <= |n|, so that the mask's top part, uniform
-/// below floor(n / 2^(S B)) - 1, leaves Y within 2^(S B + 2 - |n|) <=
-/// 2^-kappa of uniform.
+/// private mode S B + [`PRIVATE_HEADROOM`] <= |n|.
 pub fn max_slots(mode: Mode, key_bits: u32, slot_bits: u32) -> usize {
     match mode {
         Mode::Fast => SlotCodec::max_slots(key_bits, slot_bits),
@@ -270,7 +276,7 @@ pub fn max_slots(mode: Mode, key_bits: u32, slot_bits: u32) -> usize {
             if slot_bits == 0 {
                 return 0;
             }
-            (key_bits.saturating_sub(STAT_BITS + 2) / slot_bits) as usize
+            (key_bits.saturating_sub(PRIVATE_HEADROOM) / slot_bits) as usize
         }
     }
 }

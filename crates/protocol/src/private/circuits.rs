@@ -1,6 +1,6 @@
 //! The private mode's circuits, derived from the plan alone: the
 //! between-layer circuit after every layer but the last, and the argmax of
-//! the label-only output.
+//! the label-only output. The server garbles them, the client evaluates.
 
 use std::sync::Arc;
 
@@ -9,10 +9,7 @@ use ppdnn_gc::{Circuit, GarbledCircuit};
 use ppdnn_model::network::{PoolKind, pool};
 
 use crate::error::{InternalError, LayerError, PlanError, Result, layer_error};
-use crate::plan::{CircuitInfo, Mode, Plan, PlanLayer, STAT_BITS, UncheckedPlan};
-
-/// Bits of the client's output masks s: 8 for the value, kappa statistical.
-pub const MASK_BITS: u32 = 8 + STAT_BITS;
+use crate::plan::{CircuitInfo, Mode, Plan, PlanLayer, UncheckedPlan};
 
 /// The between-layer step after `pl` as a circuit spec: every output
 /// ciphertext's slots in the borrow chain, accumulators in channel-major
@@ -51,7 +48,6 @@ pub fn activation_spec(pl: &PlanLayer) -> Result<ActivationSpec> {
         max_pool: pl.pool.is_some_and(|p| p.kind == PoolKind::Max),
         multiplier: requant.multiplier as u64,
         shift: requant.shift,
-        mask_bits: MASK_BITS,
     })
 }
 
@@ -152,14 +148,21 @@ pub fn argmax_spec(pl: &PlanLayer) -> ArgmaxSpec {
     }
 }
 
-/// Correlated OTs (mask bits r) a masked layer needs.
-pub fn cots(pl: &PlanLayer) -> usize {
+/// OTs a layer followed by a circuit needs: one per bit of every output
+/// plaintext (ciphertexts * |n|), the circuit's input bits (the low S B of
+/// each) and the bits above them, which enter only the MAC.
+pub fn ots(pl: &PlanLayer, key_bits: u32) -> usize {
+    pl.output_ciphertexts * key_bits as usize
+}
+
+/// Circuit input bits of a layer: the low S B bits of each output plaintext.
+pub fn input_bits(pl: &PlanLayer) -> usize {
     pl.output_ciphertexts * pl.slots * pl.slot_bits as usize
 }
 
-/// Bytes of the argmax material: the garbler's labels and the tables, but
-/// no decode bits (the label is for the client alone).
-pub fn argmax_bytes(c: &Circuit) -> usize {
+/// Bytes of a circuit's garbled tables: what the server sends (never the
+/// decode bits of an activation's outputs, which would open them).
+pub fn table_bytes(c: &Circuit) -> usize {
     GarbledCircuit::encoded_len(c) - c.outputs().div_ceil(8)
 }
 
@@ -180,13 +183,13 @@ impl PrivateCircuits {
         let built = build(plan)?;
         let (layers, argmax) = (built.layers, built.argmax);
         for (l, (pl, parts)) in plan.layers.iter().zip(&layers).enumerate() {
-            let want = info(pl, parts);
+            let want = info(pl, plan.key_bits, parts);
             if pl.circuit != want {
                 return Err(layer_error(&plan.layers[l].name, LayerError::CircuitShape));
             }
         }
         let last = plan.layers.last().ok_or(PlanError::LayerCount { count: 0 })?;
-        if plan.argmax != Some(argmax_info(last, &argmax)) {
+        if plan.argmax != Some(argmax_info(last, plan.key_bits, &argmax)) {
             return Err(PlanError::ArgmaxShape.into());
         }
         Ok(Arc::new(PrivateCircuits { layers, argmax }))
@@ -224,24 +227,24 @@ fn build(plan: &UncheckedPlan) -> Result<Built> {
 }
 
 /// The stated shape of a layer's circuit (None for no parts: the last layer).
-fn info(pl: &PlanLayer, parts: &[Part]) -> Option<CircuitInfo> {
+fn info(pl: &PlanLayer, key_bits: u32, parts: &[Part]) -> Option<CircuitInfo> {
     if parts.is_empty() {
         return None;
     }
     Some(CircuitInfo {
-        cots: cots(pl),
+        cots: ots(pl, key_bits),
         and_gates: parts.iter().map(|p| p.circuit.and_gates()).sum(),
-        garbled_bytes: parts.iter().map(|p| GarbledCircuit::encoded_len(&p.circuit)).sum(),
+        garbled_bytes: parts.iter().map(|p| table_bytes(&p.circuit)).sum(),
         outputs: parts.iter().map(|p| p.circuit.outputs()).sum(),
         parts: parts.len(),
     })
 }
 
-fn argmax_info(last: &PlanLayer, c: &Circuit) -> CircuitInfo {
+fn argmax_info(last: &PlanLayer, key_bits: u32, c: &Circuit) -> CircuitInfo {
     CircuitInfo {
-        cots: cots(last),
+        cots: ots(last, key_bits),
         and_gates: c.and_gates(),
-        garbled_bytes: argmax_bytes(c),
+        garbled_bytes: table_bytes(c),
         outputs: c.outputs(),
         parts: 1,
     }
@@ -250,10 +253,11 @@ fn argmax_info(last: &PlanLayer, c: &Circuit) -> CircuitInfo {
 /// Fills in a private plan's circuit shapes.
 pub(crate) fn describe(plan: &mut UncheckedPlan) -> Result<()> {
     let built = build(plan)?;
+    let key_bits = plan.key_bits;
     for (pl, parts) in plan.layers.iter_mut().zip(&built.layers) {
-        pl.circuit = info(pl, parts);
+        pl.circuit = info(pl, key_bits, parts);
     }
     let last = plan.layers.last().ok_or(PlanError::LayerCount { count: 0 })?;
-    plan.argmax = Some(argmax_info(last, &built.argmax));
+    plan.argmax = Some(argmax_info(last, key_bits, &built.argmax));
     Ok(())
 }

@@ -1,33 +1,44 @@
-//! The client's side of a private inference: decrypts masked digits,
-//! garbles the between-layer circuits, and reads the logits or the label.
+//! The client's side of a private inference: OT extension as the
+//! receiver, decryption of uniformly masked plaintexts, evaluation of the
+//! server's garbled circuits, and the returned inputs with their tags.
 
 use std::sync::Arc;
 
+use ppdnn_gc::iknp::CotReceiverSetup;
 use ppdnn_gc::prg::Prg;
-use ppdnn_gc::{Block, CotSender, Garbler, blocks_from_bytes};
+use ppdnn_gc::{Block, CotReceiver, GarbledCircuit, blocks_from_bytes, kos, pack_bits};
 use ppdnn_paillier::{Integer, PrivateKey, RandomnessPool};
 use rayon::prelude::*;
+use zeroize::Zeroize;
 
-use super::circuits::{MASK_BITS, PrivateCircuits, argmax_bytes, cots};
-use super::{BASE_OT_SETUP_BYTES, LABEL_BYTES, centred, pack_residues, random_below_pow2};
-use crate::error::{Error, InternalError, MessageError, PlanError, Result, StateError, gc_internal, msg};
-use crate::layout::{pack_inputs, unpack_outputs};
+use super::circuits::PrivateCircuits;
+use super::hash::{Domain, hash_run, mac_shares};
+use super::schedule::Schedule;
+use super::{LABEL_BYTES, TAG_GROUP, VALUE_BITS, centred, pack_residues, read_u64, read_u128, residue};
+use crate::error::{InternalError, MessageError, PlanError, Result, StateError, gc_internal, msg};
+use crate::layout::unpack_outputs;
 use crate::message::RoundMessage;
 use crate::plan::{Mode, Output, Plan};
 use crate::step::{ClientStep, check_bound, check_client, image_values};
 
-/// Bytes of the IKNP extension message for `count` correlated OTs.
-pub fn extension_bytes(count: usize) -> usize {
-    128 * count.div_ceil(128) * LABEL_BYTES
-}
-
-/// What a private session has cost so far, for reports.
+/// What a private session has cost the client so far, for reports.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct GarblingStats {
-    /// Bytes of garbled material sent.
+    /// Bytes of garbled tables received.
     pub garbled_bytes: usize,
-    /// AND gates garbled.
+    /// AND gates evaluated.
     pub and_gates: usize,
+}
+
+/// Layer l's decrypted plaintexts, kept between the OT choices and the
+/// corrections.
+struct Pending {
+    /// The masked plaintexts Y_c as residues in [0, n).
+    plain: Vec<Integer>,
+    /// The tags T_g as residues in [0, n).
+    tags: Vec<Integer>,
+    /// The garbled tables and the pads.
+    material: Vec<u8>,
 }
 
 /// One private inference on the client side.
@@ -36,26 +47,30 @@ pub struct PrivateClientSession {
     key: Arc<PrivateKey>,
     pool: Arc<RandomnessPool>,
     circuits: Arc<PrivateCircuits>,
-    output: Output,
-    first: Option<RoundMessage>,
-    garbler: Option<Garbler>,
-    cot: Option<CotSender>,
-    /// Per masked layer: the zero-labels of the server's mask bits.
-    zero: Vec<Vec<Block>>,
-    /// The argmax outputs' zero-labels (label mode).
-    argmax_zero: Vec<Block>,
-    /// The server round awaited; None before `start` and after the end.
+    schedule: Schedule,
+    image: Vec<i64>,
+    nonce: u64,
+    setup: Option<CotReceiverSetup>,
+    /// The random OTs' choice bits and rows t_k.
+    choices: Vec<bool>,
+    rows: Vec<Block>,
+    /// The tags t of the input just returned (for tau).
+    tags: Vec<Integer>,
+    pending: Option<Pending>,
+    /// The garbling's tweak counter, as the server's.
+    tweak: u64,
+    argmax_labels: Vec<Block>,
+    /// Logits mode: the last layer's masked plaintexts.
+    last: Vec<Integer>,
     awaiting: Option<usize>,
     stats: GarblingStats,
 }
 
 impl Drop for PrivateClientSession {
-    /// The zero-labels of the server's mask bits (with Delta, every label)
-    /// are the session's secrets: wiped with it.
     fn drop(&mut self) {
-        use zeroize::Zeroize;
-        self.zero.iter_mut().for_each(Zeroize::zeroize);
-        self.argmax_zero.zeroize();
+        self.image.zeroize();
+        self.choices.zeroize();
+        self.rows.iter_mut().for_each(Zeroize::zeroize);
     }
 }
 
@@ -80,52 +95,47 @@ impl PrivateClientSession {
         if plan.mode != Mode::Private {
             return Err(PlanError::WrongMode(Mode::Private.name()).into());
         }
+        let schedule = Schedule::new(&plan, &circuits, output);
         Ok(PrivateClientSession {
             plan,
             key,
             pool,
             circuits,
-            output,
-            first: None,
-            garbler: None,
-            cot: None,
-            zero: Vec::new(),
-            argmax_zero: Vec::new(),
+            schedule,
+            image: Vec::new(),
+            nonce: 0,
+            setup: None,
+            choices: Vec::new(),
+            rows: Vec::new(),
+            tags: Vec::new(),
+            pending: None,
+            tweak: 0,
+            argmax_labels: Vec::new(),
+            last: Vec::new(),
             awaiting: None,
             stats: GarblingStats::default(),
         })
     }
 
-    /// Encrypts the input (pixels 0..255, channel-major); it goes out with
-    /// the answer to the server's setup (round 0).
+    /// Takes the input (pixels 0..255, channel-major); it goes out, encrypted
+    /// and tagged, once the OTs are set up (client round 2).
     pub fn start(&mut self, image: &[u8]) -> Result<()> {
-        if self.awaiting.is_some() || self.first.is_some() {
+        if self.awaiting.is_some() {
             return Err(StateError::AlreadyStarted.into());
         }
-        let x = image_values(&self.plan, image)?;
-        let pk = self.key.public_key();
-        let plain = pack_inputs(self.plan.packing, &self.plan.layers[0], pk.bits(), &x)?;
-        let cts = self.pool.encrypt_many(&plain)?;
-        self.first = Some(RoundMessage::from_ciphertexts(pk, 0, &cts));
+        self.image = image_values(&self.plan, image)?;
         self.awaiting = Some(0);
         Ok(())
     }
 
     /// The server round awaited and its size: (round, ciphertexts, material bytes).
     pub fn expected_answer(&self) -> (usize, usize, usize) {
-        let layers = self.plan.layers.len();
-        match self.awaiting {
-            Some(0) | None => (0, 0, BASE_OT_SETUP_BYTES),
-            Some(k) if k <= layers => {
-                let total = self.total_cots();
-                let material = if k == 1 { extension_bytes(total) } else { 0 };
-                (k, self.plan.layers[k - 1].output_ciphertexts, material)
-            }
-            Some(k) => (k, 0, self.circuits.argmax().outputs() * LABEL_BYTES),
-        }
+        let k = self.awaiting.unwrap_or(0);
+        let (cts, material) = self.schedule.server_message(k);
+        (k, cts, material)
     }
 
-    /// What garbling has cost so far.
+    /// What evaluation has cost so far.
     pub fn stats(&self) -> GarblingStats {
         self.stats
     }
@@ -135,179 +145,305 @@ impl PrivateClientSession {
         let Some(k) = self.awaiting else {
             return Err(StateError::NoRound.into());
         };
-        let layers = self.plan.layers.len();
-        let step = if k == 0 {
-            self.setup(answer)?
-        } else if k <= layers {
-            self.layer_answer(k, answer)?
-        } else {
-            self.label(k, answer)?
+        let (count, material) = self.schedule.server_message(k);
+        let pk = self.key.public_key();
+        let cts = answer.ciphertexts_with_material(pk, k, count, material)?;
+        let plain: Vec<Integer> = self.key.decrypt_many(&cts).into_iter().map(|m| residue(m, pk.n())).collect();
+        let layers = self.schedule.layers();
+        let m = &answer.material;
+        let step = match k {
+            0 => self.base_ot(m)?,
+            1 => self.extension(m)?,
+            2 => self.first_input(m)?,
+            k if k == 2 * layers + 3 => self.result(k, m)?,
+            k if k == 2 * layers + 2 => self.zero_test(k, plain, m)?,
+            k if k % 2 == 1 => self.layer_output((k - 3) / 2, plain, m)?,
+            k => self.next_input((k - 4) / 2, m)?,
         };
         self.awaiting = match step {
             ClientStep::Send(_) => Some(k + 1),
             _ => None,
         };
-        Ok(step)
-    }
-
-    fn masked_layers(&self) -> usize {
-        self.plan.layers.len() - usize::from(self.output == Output::Logits)
-    }
-
-    /// Correlated OTs of the whole session: one per mask bit of every masked layer.
-    fn total_cots(&self) -> usize {
-        self.plan.layers[..self.masked_layers()].iter().map(cots).sum()
-    }
-
-    /// Server round 0: answer the base OTs with Delta, send the input.
-    fn setup(&mut self, answer: &RoundMessage) -> Result<ClientStep> {
-        answer.check_round(0)?;
-        if !answer.data.is_empty() || answer.material.len() != BASE_OT_SETUP_BYTES {
-            let got = answer.material.len();
-            return Err(msg(0, MessageError::SetupSize { got, expected: BASE_OT_SETUP_BYTES }));
-        }
-        let (cot, reply) = CotSender::start(&answer.material).map_err(|e| msg(0, MessageError::BaseOt(e)))?;
-        self.garbler = Some(Garbler::with_delta(cot.delta()).map_err(gc_internal)?);
-        self.cot = Some(cot);
-        let mut first = self.first.take().ok_or(StateError::NotStarted)?;
-        first.material = reply;
-        Ok(ClientStep::Send(first))
-    }
-
-    /// Server round k (1..=L): layer k-1's accumulators, masked or (the
-    /// logits of a logits-mode session) not.
-    fn layer_answer(&mut self, k: usize, answer: &RoundMessage) -> Result<ClientStep> {
-        let l = k - 1;
-        let layers = self.plan.layers.len();
-        let pl = &self.plan.layers[l];
-        let pk = self.key.public_key();
-        let total_cots = self.total_cots();
-        let material = if k == 1 { extension_bytes(total_cots) } else { 0 };
-        let cts = answer.ciphertexts_with_material(pk, k, pl.output_ciphertexts, material)?;
-        if k == 1 {
-            let cot = self.cot.as_mut().ok_or_else(|| Error::State(StateError::OtNotDone))?;
-            let q =
-                cot.extend(total_cots, &answer.material).map_err(|e| msg(k, MessageError::OtExtension(e)))?;
-            let mut rest = q.as_slice();
-            for p in &self.plan.layers[..self.masked_layers()] {
-                let (mine, tail) = rest.split_at(cots(p));
-                self.zero.push(mine.to_vec());
-                rest = tail;
+        Ok(match step {
+            ClientStep::Send(mut message) => {
+                message.round = k;
+                ClientStep::Send(message)
             }
-        }
-        let plain: Vec<Integer> = self.key.decrypt_many(&cts);
-        if l + 1 == layers && self.output == Output::Logits {
-            let logits = unpack_outputs(self.plan.packing, pl, pk.bits(), &plain).map_err(|e| msg(k, e))?;
-            check_bound(k, "logit", &logits, pl.accumulator_bound)?;
-            return Ok(ClientStep::Done(logits));
-        }
-        let digits = self.digits(k, &plain)?;
-        if l + 1 == layers {
-            return self.garble_argmax(k, &digits);
-        }
-        self.garble_layer(k, &digits)
+            other => other,
+        })
     }
 
-    /// The B-bit digits of every slot of every masked plaintext, as garbler
-    /// input bits (ciphertext, slot, bit 0 first). The bits above the top
-    /// slot are the mask's uniform top part: not read.
-    fn digits(&self, k: usize, plain: &[Integer]) -> Result<Vec<bool>> {
-        let pl = &self.plan.layers[k - 1];
+    fn send(&self, cts: &[ppdnn_paillier::Ciphertext], material: Vec<u8>) -> ClientStep {
+        let mut message = RoundMessage::from_ciphertexts(self.key.public_key(), 0, cts);
+        message.material = material;
+        ClientStep::Send(message)
+    }
+
+    /// Server round 0: the nonce. Starts the base OTs as their sender.
+    fn base_ot(&mut self, m: &[u8]) -> Result<ClientStep> {
+        self.nonce = read_u64(m, 0);
+        let (setup, point) = CotReceiver::start().map_err(gc_internal)?;
+        self.setup = Some(setup);
+        Ok(self.send(&[], point.to_vec()))
+    }
+
+    /// Server round 1: the base-OT points. Extends every OT of the session
+    /// with random choices, and sends the pixel bits' choices.
+    fn extension(&mut self, m: &[u8]) -> Result<ClientStep> {
+        let setup = self.setup.take().ok_or(StateError::NotStarted)?;
+        let mut receiver = setup.finish(m).map_err(|e| msg(1, MessageError::BaseOt(e)))?;
+        let mut prg = Prg::from_os().map_err(gc_internal)?;
+        let total = self.schedule.total_ots();
+        let mut choices = Vec::with_capacity(total);
+        while choices.len() < total {
+            let x = prg.block().0;
+            choices.extend((0..128).map(|i| (x >> i) & 1 == 1).take(total - choices.len()));
+        }
+        let (rows, mut material) = receiver.extend(&choices);
+        let b: Vec<bool> = (0..self.schedule.pixel_ots())
+            .map(|k| ((self.image[k / VALUE_BITS] >> (k % VALUE_BITS)) & 1 == 1) ^ choices[k])
+            .collect();
+        material.extend(pack_bits(&b));
+        (self.choices, self.rows) = (choices, rows);
+        Ok(self.send(&[], material))
+    }
+
+    /// Server round 2: the OT check's challenge and the pixel tag pads.
+    /// Sends the OT check's answer and the first layer's input.
+    fn first_input(&mut self, m: &[u8]) -> Result<ClientStep> {
+        let h = Block(read_u128(m, 0));
+        let response = kos::respond(h, &self.rows, &self.choices);
+        let count = self.schedule.pixel_ots();
+        let hashes = hash_run(self.nonce, Domain::PixelPad, &self.rows[..count], 0);
+        let mut tags = vec![Integer::new(); self.schedule.pixels()];
+        for (k, h) in hashes.iter().enumerate() {
+            let bit = ((self.image[k / VALUE_BITS] >> (k % VALUE_BITS)) & 1) as usize;
+            tags[k / VALUE_BITS] += read_u128(m, LABEL_BYTES * (1 + 2 * k + bit)) ^ h.0;
+        }
+        let x: Vec<Integer> = self.image.iter().map(|&v| Integer::from(v)).collect();
+        let cts = self.encrypt_input(0, &x)?;
+        self.tags = tags;
+        Ok(self.send(&cts, response.to_vec()))
+    }
+
+    /// Enc(pack(values)) in layer l's input layout.
+    fn encrypt_input(&self, l: usize, values: &[Integer]) -> Result<Vec<ppdnn_paillier::Ciphertext>> {
         let n = self.key.public_key().n();
-        let width = pl.slots as u32 * pl.slot_bits;
-        let mut bits = Vec::with_capacity(plain.len() * width as usize);
-        for m in plain {
-            let mut y = m.clone();
-            if y < 0 {
-                y += n;
-            }
-            bits.extend((0..width).map(|b| y.get_bit(b)));
-        }
-        Ok(bits)
+        let plain: Vec<Integer> =
+            pack_residues(&self.plan.layers[l], values, n)?.into_iter().map(|m| centred(m, n)).collect();
+        Ok(self.pool.encrypt_many(&plain)?)
     }
 
-    /// Garbles the circuit after layer k-1 with fresh output masks s, and
-    /// encrypts pack_k(-s) for the server.
-    fn garble_layer(&mut self, k: usize, digits: &[bool]) -> Result<ClientStep> {
-        let l = k - 1;
+    /// Server round 3 + 2l: layer l's masked plaintexts (and tags, circuit,
+    /// pads) and the zero-test weights. Sends Enc(tau_l) and, for a layer
+    /// with a circuit, the OT choices of its plaintexts' bits.
+    fn layer_output(&mut self, l: usize, plain: Vec<Integer>, m: &[u8]) -> Result<ClientStep> {
+        let round = 3 + 2 * l;
+        let s = &self.schedule;
+        let inputs = s.input_ciphertexts(l);
+        let (rest, gammas) = m.split_at(m.len() - 8 * inputs);
+        let n = self.key.public_key().n();
+        let packed_tags = pack_residues(&self.plan.layers[l], &self.tags, n)?;
+        let mut tau = Integer::new();
+        for (i, t) in packed_tags.iter().enumerate() {
+            let g = read_u64(gammas, 8 * i);
+            if g >> 63 != 0 {
+                return Err(msg(round, MessageError::FieldRange { what: "a zero-test weight" }));
+            }
+            tau += Integer::from(t * g);
+        }
+        tau %= n;
+        let tau_ct = self.pool.encrypt_many(&[centred(tau, n)])?;
+        let outputs = s.output_ciphertexts(l);
+        if !s.has_circuit(l) {
+            self.last = plain;
+            return Ok(self.send(&tau_ct, Vec::new()));
+        }
+        let (first, count) = (s.ot_first(l), s.layer_ots(l));
+        let bits = self.key.public_key().bits() as usize;
+        let b: Vec<bool> = (0..count)
+            .map(|k| plain[k / bits].get_bit((k % bits) as u32) ^ self.choices[first + k])
+            .collect();
+        let mut plain = plain;
+        let tags = plain.split_off(outputs);
+        self.pending = Some(Pending { plain, tags, material: rest.to_vec() });
+        Ok(self.send(&tau_ct, pack_bits(&b)))
+    }
+
+    /// Layer l's circuit input labels from the corrections, its garbled
+    /// circuit evaluated, and its MACs z. Returns (output labels, z bytes).
+    fn evaluate(&mut self, l: usize, m: &[u8]) -> Result<(Vec<Block>, Vec<u8>)> {
+        let round = 4 + 2 * l;
+        let pending = self.pending.take().ok_or(StateError::NoRound)?;
+        let s = &self.schedule;
+        let p = read_u64(m, 0);
+        if p >> 63 == 0 || p & 1 == 0 {
+            return Err(msg(round, MessageError::FieldRange { what: "the MAC modulus P" }));
+        }
+        let pl = &self.plan.layers[l];
+        let per_ct = pl.slots * pl.slot_bits as usize;
+        let bits = self.key.public_key().bits() as usize;
+        let (first, count) = (s.ot_first(l), s.layer_ots(l));
+        let labels: Vec<Block> = (0..pl.output_ciphertexts)
+            .flat_map(|c| (0..per_ct).map(move |j| (c, j)))
+            .enumerate()
+            .map(|(i, (c, j))| Block(read_u128(m, 8 + LABEL_BYTES * i)) ^ self.rows[first + c * bits + j])
+            .collect();
+        // The MAC: sigma_c = sum_j H'(t_k) + y_j e_k mod P.
+        let e_at = 8 + LABEL_BYTES * s.input_bits(l);
+        let hashes = mac_shares(self.nonce, &self.rows[first..first + count], first as u64, p);
+        let pm = p as u128;
+        let mut sigma = vec![0u128; pl.output_ciphertexts];
+        for k in 0..count {
+            let e = read_u64(m, e_at + 8 * k);
+            if e >= p {
+                return Err(msg(round, MessageError::FieldRange { what: "a MAC correction" }));
+            }
+            let (c, j) = (k / bits, k % bits);
+            let y = u128::from(pending.plain[c].get_bit(j as u32));
+            sigma[c] = (sigma[c] + hashes[k] as u128 + y * e as u128) % pm;
+        }
+        let mut z = Vec::with_capacity(8 * pending.tags.len());
+        for (g, t) in pending.tags.iter().enumerate() {
+            let from = g * TAG_GROUP;
+            let to = (from + TAG_GROUP).min(pl.output_ciphertexts);
+            let mut v = Integer::from(t % p).to_u64().expect("a residue mod a u64 fits") as u128;
+            for sc in &sigma[from..to] {
+                v = (v + pm - sc) % pm;
+            }
+            z.extend((v as u64).to_le_bytes());
+        }
+        let out = self.run_circuit(l, &labels, &pending.material)?;
+        Ok((out, z))
+    }
+
+    /// Evaluates the circuit after layer l (its parts, or the argmax).
+    fn run_circuit(&mut self, l: usize, labels: &[Block], material: &[u8]) -> Result<Vec<Block>> {
+        let round = 3 + 2 * l;
+        let pl = &self.plan.layers[l];
+        let per_ct = pl.slots * pl.slot_bits as usize;
+        let nonce = self.nonce;
+        if l + 1 == self.schedule.layers() {
+            let circuit = self.circuits.argmax();
+            let garbled = tables(circuit, &material[..self.schedule.table_bytes(l)])
+                .map_err(|e| msg(round, MessageError::GarbledArgmax(e)))?;
+            let mut ev = ppdnn_gc::Evaluator::at_tweak(self.tweak).salted(nonce);
+            let out = ev.evaluate(circuit, &garbled, labels).map_err(|e| msg(round, MessageError::GarbledArgmax(e)))?;
+            self.tweak = ev.next_tweak();
+            self.stats.garbled_bytes += self.schedule.table_bytes(l);
+            self.stats.and_gates += circuit.and_gates();
+            return Ok(out);
+        }
         let parts = self.circuits.layer(l);
         if parts.is_empty() {
             return Err(InternalError::NoCircuit(l).into());
         }
-        let next = &self.plan.layers[k];
-        let outputs = next.input.len();
-        let mut prg = Prg::from_os().map_err(gc_internal)?;
-        let s: Vec<i64> = (0..outputs).map(|_| random_below_pow2(&mut prg, MASK_BITS) as i64).collect();
-        let per_ct = self.plan.layers[l].slots * self.plan.layers[l].slot_bits as usize;
-        let garbler = self.garbler.as_ref().ok_or_else(|| Error::State(StateError::OtNotDone))?;
-        // Each part garbled by a fork of the session's garbler on a tweak range of its own.
-        let base = garbler.next_tweak();
-        let mut offsets = Vec::with_capacity(parts.len());
-        let mut total = 0u64;
+        let (mut offsets, mut at, mut tweak) = (Vec::with_capacity(parts.len()), 0usize, self.tweak);
         for p in parts {
-            offsets.push(base + total);
-            total += p.circuit.tweaks();
+            let len = super::circuits::table_bytes(&p.circuit);
+            offsets.push((at, len, tweak));
+            at += len;
+            tweak += p.circuit.tweaks();
         }
-        let zero = &self.zero[l];
-        let encoded: Vec<Vec<u8>> = parts
+        let outputs: Vec<Vec<Block>> = parts
             .par_iter()
             .zip(&offsets)
-            .map(|(p, &tweak)| -> Result<Vec<u8>> {
-                let cts = p.first_ciphertext * per_ct..(p.first_ciphertext + p.ciphertexts) * per_ct;
-                let mut bits = digits[cts.clone()].to_vec();
-                for &v in &s[p.first_output..p.first_output + p.outputs] {
-                    bits.extend((0..MASK_BITS).map(|i| (v >> i) & 1 == 1));
-                }
-                let mut g = garbler.fork(tweak).map_err(gc_internal)?;
-                let (garbled, _) = g.garble(&p.circuit, &bits, &zero[cts]).map_err(gc_internal)?;
-                Ok(garbled.to_bytes())
+            .enumerate()
+            .map(|(k, (p, &(at, len, tweak)))| -> Result<Vec<Block>> {
+                let bad = |source| msg(round, MessageError::GarbledPart { part: k, source });
+                let garbled = tables(&p.circuit, &material[at..at + len]).map_err(bad)?;
+                let mine = &labels[p.first_ciphertext * per_ct..(p.first_ciphertext + p.ciphertexts) * per_ct];
+                ppdnn_gc::Evaluator::at_tweak(tweak).salted(nonce).evaluate(&p.circuit, &garbled, mine).map_err(bad)
             })
             .collect::<Result<_>>()?;
-        let garbler = self.garbler.as_mut().ok_or_else(|| Error::State(StateError::OtNotDone))?;
-        garbler.skip_to(base + total).map_err(gc_internal)?;
-        zeroize::Zeroize::zeroize(&mut self.zero[l]);
-        let neg: Vec<i64> = s.iter().map(|&v| -v).collect();
-        let n = self.key.public_key().n();
-        let plain: Vec<Integer> = pack_residues(next, &neg, n)?.into_iter().map(|m| centred(m, n)).collect();
-        let cts = self.pool.encrypt_many(&plain)?;
-        let mut message = RoundMessage::from_ciphertexts(self.key.public_key(), k, &cts);
-        message.material = encoded.concat();
-        self.stats.garbled_bytes += message.material.len();
+        self.tweak = tweak;
+        self.stats.garbled_bytes += at;
         self.stats.and_gates += parts.iter().map(|p| p.circuit.and_gates()).sum::<usize>();
-        Ok(ClientStep::Send(message))
+        Ok(outputs.concat())
     }
 
-    /// Label mode: garbles the argmax over the last layer's digits.
-    fn garble_argmax(&mut self, k: usize, digits: &[bool]) -> Result<ClientStep> {
-        let circuit = self.circuits.argmax();
-        let garbler = self.garbler.as_mut().ok_or_else(|| Error::State(StateError::OtNotDone))?;
-        let l = k - 1;
-        let (garbled, zero) = garbler.garble(circuit, digits, &self.zero[l]).map_err(gc_internal)?;
-        self.argmax_zero = zero;
-        let mut material = garbled.to_bytes();
-        material.truncate(argmax_bytes(circuit));
-        self.stats.garbled_bytes += material.len();
-        self.stats.and_gates += circuit.and_gates();
-        Ok(ClientStep::Send(RoundMessage { round: k, data: Vec::new(), material }))
+    /// Server round 4 + 2l (l < L - 1): P and the corrections. Evaluates
+    /// layer l's circuit, turns its output labels into the next layer's
+    /// masked input c = a + q and tags t = a' + alpha q, and sends Enc(pack(c))
+    /// with layer l's MACs.
+    fn next_input(&mut self, l: usize, m: &[u8]) -> Result<ClientStep> {
+        let pads_at = self.schedule.table_bytes(l);
+        let material = self.pending.as_ref().ok_or(StateError::NoRound)?.material[pads_at..].to_vec();
+        let (labels, z) = self.evaluate(l, m)?;
+        let value_hash = hash_run(self.nonce, Domain::ValuePad, &labels, 0);
+        let tag_hash = hash_run(self.nonce, Domain::TagPad, &labels, 0);
+        let inputs = labels.len() / VALUE_BITS;
+        let (mut c, mut t) = (vec![Integer::new(); inputs], vec![Integer::new(); inputs]);
+        for (o, label) in labels.iter().enumerate() {
+            let s = usize::from(label.lsb());
+            c[o / VALUE_BITS] += read_u128(&material, 4 * LABEL_BYTES * o + LABEL_BYTES * s) ^ value_hash[o].0;
+            t[o / VALUE_BITS] += read_u128(&material, 4 * LABEL_BYTES * o + LABEL_BYTES * (2 + s)) ^ tag_hash[o].0;
+        }
+        let cts = self.encrypt_input(l + 1, &c)?;
+        self.tags = t;
+        Ok(self.send(&cts, z))
     }
 
-    /// Label mode, server round L + 1: the argmax's output labels.
-    fn label(&mut self, k: usize, answer: &RoundMessage) -> Result<ClientStep> {
-        answer.check_round(k)?;
-        let circuit = self.circuits.argmax();
-        if !answer.data.is_empty() {
-            return Err(msg(k, MessageError::LabelRoundCiphertexts));
+    /// Server round 2L + 2: the zero test W (and in label mode the last
+    /// layer's corrections). Sends D = Dec(W) (and the MACs z).
+    fn zero_test(&mut self, k: usize, plain: Vec<Integer>, m: &[u8]) -> Result<ClientStep> {
+        let mut material = Vec::new();
+        if self.schedule.label() {
+            let l = self.schedule.layers() - 1;
+            let (labels, z) = self.evaluate(l, m)?;
+            self.argmax_labels = labels;
+            material = z;
         }
-        let labels = blocks_from_bytes(&answer.material, circuit.outputs(), ppdnn_gc::Item::OutputLabels)
-            .map_err(|e| msg(k, MessageError::OutputLabels(e)))?;
-        let garbler = self.garbler.as_ref().ok_or_else(|| Error::State(StateError::OtNotDone))?;
-        let bits = garbler
-            .decode_labels(circuit, &labels, &self.argmax_zero)
-            .map_err(|e| msg(k, MessageError::OutputLabels(e)))?;
-        let label = bits.iter().enumerate().fold(0usize, |acc, (i, &b)| acc | (usize::from(b) << i));
-        if label >= self.plan.classes {
-            return Err(msg(k, MessageError::NotAClass { label }));
+        let d = plain.into_iter().next().ok_or_else(|| msg(k, MessageError::CiphertextCount { got: 0, expected: 1 }))?;
+        material.extend(ppdnn_paillier::to_fixed_bytes(&d, self.schedule.n_bytes()));
+        Ok(self.send(&[], material))
+    }
+
+    /// Server round 2L + 3: the last layer's slot masks (logits) or the
+    /// argmax's decode bits (label).
+    fn result(&mut self, k: usize, m: &[u8]) -> Result<ClientStep> {
+        if self.schedule.label() {
+            let bits = ppdnn_gc::unpack_bits(m, self.argmax_labels.len(), ppdnn_gc::Item::DecodeBits)
+                .map_err(|e| msg(k, MessageError::OutputLabels(e)))?;
+            let circuit = self.circuits.argmax();
+            let values = ppdnn_gc::Evaluator::decode(circuit, &self.argmax_labels, &bits)
+                .map_err(|e| msg(k, MessageError::OutputLabels(e)))?;
+            let label = values.iter().enumerate().fold(0usize, |acc, (i, &b)| acc | (usize::from(b) << i));
+            if label >= self.plan.classes {
+                return Err(msg(k, MessageError::NotAClass { label }));
+            }
+            return Ok(ClientStep::Label(label));
         }
-        Ok(ClientStep::Label(label))
+        let l = self.schedule.layers() - 1;
+        let pl = &self.plan.layers[l];
+        let sb = (pl.slots * pl.slot_bits as usize) as u32;
+        let width = (sb as usize).div_ceil(8);
+        let offset = super::server::slot_offset(pl.slots, pl.slot_bits);
+        let modulus = Integer::from(1u32) << sb;
+        let plain: Vec<Integer> = self
+            .last
+            .iter()
+            .enumerate()
+            .map(|(c, y)| {
+                let low = Integer::from_digits(&m[c * width..(c + 1) * width], rug::integer::Order::Msf);
+                let mut v = Integer::from(y - &low) % &modulus;
+                if v < 0 {
+                    v += &modulus;
+                }
+                v - &offset
+            })
+            .collect();
+        let pk = self.key.public_key();
+        let logits = unpack_outputs(self.plan.packing, pl, pk.bits(), &plain).map_err(|e| msg(k, e))?;
+        check_bound(k, "logit", &logits, pl.accumulator_bound)?;
+        Ok(ClientStep::Done(logits))
     }
 }
+
+/// A circuit's garbled tables from their bytes (the decode bits are never
+/// sent for an activation, and only at the end for the argmax).
+fn tables(circuit: &ppdnn_gc::Circuit, bytes: &[u8]) -> std::result::Result<GarbledCircuit, ppdnn_gc::Error> {
+    let tables = blocks_from_bytes(bytes, circuit.table_blocks(), ppdnn_gc::Item::GarbledTables)?;
+    Ok(GarbledCircuit { tables, decode: vec![false; circuit.outputs()] })
+}
+

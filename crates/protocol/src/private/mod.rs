@@ -1,18 +1,29 @@
-//! The model-private mode (../../docs/PROTOCOL.md, "Private mode"): the
-//! server masks each layer's packed accumulators with carry-aware slot
-//! masks, the client decrypts only uniformly random digits and garbles the
-//! between-layer circuit, the server evaluates it with its masks as
-//! correlated-OT choice bits and learns the next layer's inputs only under
-//! the client's additive masks. The client learns the logits (or only the
-//! label); every ciphertext the server returns carries fresh full-strength
-//! randomness r'^n of the server's choosing.
+//! The model-private mode (docs/PROTOCOL.md section 7, docs/SECURITY.md):
+//! secure against a client that deviates in any way, for a server that
+//! follows the protocol.
+//!
+//! The server masks each layer's packed accumulators over the whole residue
+//! and garbles the between-layer circuit with the slot masks as its own
+//! inputs; the client evaluates it with labels obtained by OT extension
+//! (checked against a malicious receiver), and a MAC carried by the same
+//! OTs binds the client's circuit inputs to what it decrypted. The circuit's
+//! outputs reach the client only as labels, which the server's pads turn
+//! into masked integers and tags; the client returns them encrypted as the
+//! next layer's input, and one zero test at the end checks every returned
+//! value (and the pixels' range) against its tag. The client learns the
+//! logits (or only the label) after every check has passed, and nothing
+//! before: every value it decrypts is within 2^-40 of uniform, and every
+//! check's failure gives the same abort.
 
 pub mod circuits;
 mod client;
+mod hash;
+mod schedule;
 mod server;
 
 pub use circuits::PrivateCircuits;
-pub use client::{GarblingStats, PrivateClientSession, extension_bytes};
+pub use client::{GarblingStats, PrivateClientSession};
+pub use schedule::Schedule;
 pub use server::PrivateServerSession;
 
 use ppdnn_gc::prg::Prg;
@@ -22,35 +33,49 @@ use crate::error::{InternalError, Result};
 use crate::layout::input_slots;
 use crate::plan::PlanLayer;
 
-/// Bytes of the base-OT answer in the client's round 0 (128 points).
-pub const BASE_OT_ANSWER_BYTES: usize = 128 * 32;
-/// Bytes of the server's base-OT message (one point).
-pub const BASE_OT_SETUP_BYTES: usize = 32;
-/// Bytes of one wire label.
+/// Bytes of one wire label, OT row or pad.
 pub const LABEL_BYTES: usize = 16;
+/// Bits of the MAC key alpha_c of each masked ciphertext.
+pub const ALPHA_BITS: u32 = 46;
+/// Masked ciphertexts per MAC tag ciphertext.
+pub const TAG_GROUP: usize = 2;
+/// Bits of the zero test's weights gamma (one per returned ciphertext).
+pub const GAMMA_BITS: u32 = 63;
+/// Bits of the key alpha_l of the tags on a layer's returned inputs.
+pub const TAG_KEY_BITS: u32 = 64;
+/// Bits of each value pad a_j (at least j + kappa + 1 for j < 8).
+pub const VALUE_PAD_BITS: u32 = 56;
+/// Bits of each tag pad a'_j (at least j + 64 + kappa + 1 for j < 8).
+pub const TAG_PAD_BITS: u32 = 120;
+/// Bits of each circuit output q (and of each pixel).
+pub const VALUE_BITS: usize = 8;
 
-/// `bits` uniform random bits (at most 64) from the PRG.
-pub(crate) fn random_below_pow2(prg: &mut Prg, bits: u32) -> u64 {
-    let x = prg.block().0 as u64;
-    if bits >= 64 { x } else { x & ((1u64 << bits) - 1) }
+/// `bits` uniform random bits (at most 128) from the PRG.
+pub(crate) fn random_bits(prg: &mut Prg, bits: u32) -> u128 {
+    let x = prg.block().0;
+    if bits >= 128 { x } else { x & ((1u128 << bits) - 1) }
 }
 
-/// The next layer's input plaintexts for `values` (one per input of the
-/// layer, any i64), packed as the plan packs that layer's inputs, as
-/// residues mod n: the packing is linear over the integers, so
-/// pack(-s) + pack(w) = pack(q) mod n whatever the sizes of s and w.
-pub(crate) fn pack_residues(pl: &PlanLayer, values: &[i64], n: &Integer) -> Result<Vec<Integer>> {
+/// The plaintexts of a layer's input for `values` (one per input of the
+/// layer, any size), packed as the plan packs that layer's inputs, as
+/// residues mod n: the packing is linear over the integers, so pack(c) -
+/// pack(a) = pack(c - a) mod n whatever the sizes of c and a.
+pub(crate) fn pack_residues(pl: &PlanLayer, values: &[Integer], n: &Integer) -> Result<Vec<Integer>> {
     if values.len() != pl.input.len() {
         return Err(InternalError::PackCount { layer: pl.name.clone(), got: values.len() }.into());
     }
     let b = if pl.is_conv() { pl.slot_bits } else { 0 };
-    Ok(input_slots(pl, values)
+    // Positions in the layout, then the values at them.
+    let index: Vec<i64> = (0..values.len() as i64).map(|i| i + 1).collect();
+    Ok(input_slots(pl, &index)
         .iter()
         .map(|slots| {
             let mut m = Integer::new();
-            for &v in slots.iter().rev() {
+            for &i in slots.iter().rev() {
                 m <<= b;
-                m += v;
+                if i > 0 {
+                    m += &values[(i - 1) as usize];
+                }
             }
             m.modulo_n(n)
         })
@@ -79,10 +104,36 @@ pub(crate) fn centred(m: Integer, n: &Integer) -> Integer {
     if m > half { m - n } else { m }
 }
 
-/// c * (1 + n p) mod n^2: adds the plaintext p (a residue mod n) to c.
+/// The residue in [0, n) of a decrypted (centred) plaintext.
+pub(crate) fn residue(m: Integer, n: &Integer) -> Integer {
+    m.modulo_n(n)
+}
+
+/// c * (1 + n p) mod n^2: adds the plaintext p (any integer, taken mod n) to c.
 pub(crate) fn add_residue(key: &PublicKey, c: &Ciphertext, p: &Integer) -> Ciphertext {
     let n2 = key.n_squared();
-    let g = Integer::from(key.n() * p) + 1u32;
+    let p = Integer::from(p % key.n()).modulo_n(key.n());
+    let g = Integer::from(key.n() * &p) + 1u32;
     let v = Integer::from(c.value() * &g) % n2;
     key.ciphertext(v).expect("c (1 + n p) is a unit below n^2 when c is")
+}
+
+/// c * rho mod n^2 for a fresh full-strength rho = r^n.
+pub(crate) fn rerandomize(key: &PublicKey, c: &Ciphertext, rho: &Integer) -> Result<Ciphertext> {
+    key.ciphertext(Integer::from(c.value() * rho) % key.n_squared())
+        .map_err(|e| InternalError::Rerandomize(e).into())
+}
+
+/// Little-endian u64 at `at` of `bytes` (the caller checked the length).
+pub(crate) fn read_u64(bytes: &[u8], at: usize) -> u64 {
+    let mut b = [0u8; 8];
+    b.copy_from_slice(&bytes[at..at + 8]);
+    u64::from_le_bytes(b)
+}
+
+/// Little-endian u128 at `at` of `bytes` (the caller checked the length).
+pub(crate) fn read_u128(bytes: &[u8], at: usize) -> u128 {
+    let mut b = [0u8; 16];
+    b.copy_from_slice(&bytes[at..at + 16]);
+    u128::from_le_bytes(b)
 }

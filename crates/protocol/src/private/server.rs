@@ -1,51 +1,105 @@
-//! The server's side of a private inference.
+//! The server's side of a private inference (docs/PROTOCOL.md 7).
 
 use std::sync::Arc;
 
-use ppdnn_gc::iknp::CotReceiverSetup;
 use ppdnn_gc::prg::Prg;
-use ppdnn_gc::{Block, CotReceiver, GarbledCircuit, blocks_to_bytes};
+use ppdnn_gc::{Block, CotSender, GarbledCircuit, Garbler, blocks_to_bytes, kos};
 use ppdnn_model::quant::QuantModel;
 use ppdnn_paillier::{Ciphertext, Integer, PublicKey, RandomnessPool};
 use rayon::prelude::*;
+use zeroize::Zeroize;
 
-use super::circuits::{MASK_BITS, PrivateCircuits, argmax_bytes, cots};
-use super::{BASE_OT_ANSWER_BYTES, add_residue, pack_residues, random_below_pow2};
-use crate::error::{InternalError, MessageError, Result, StateError, gc_internal, msg};
+use super::circuits::PrivateCircuits;
+use super::hash::{Domain, hash_at, mac_shares};
+use super::schedule::Schedule;
+use super::{
+    ALPHA_BITS, GAMMA_BITS, LABEL_BYTES, TAG_GROUP, TAG_KEY_BITS, TAG_PAD_BITS, VALUE_BITS, VALUE_PAD_BITS,
+    add_residue, pack_residues, random_bits, read_u64, rerandomize,
+};
+use crate::error::{Error, InternalError, MessageError, Result, StateError, gc_internal, msg};
 use crate::linear::linear_layer;
 use crate::message::RoundMessage;
 use crate::plan::{Output, Plan};
 
+/// A layer's returned input, as the zero test needs it: the client's
+/// ciphertexts C_i, the server's packed pads pack(a)_i and pack(a')_i, the
+/// tag key and the weights gamma_i.
+struct ReturnPath {
+    alpha: u64,
+    pads: Vec<Integer>,
+    tag_pads: Vec<Integer>,
+    gamma: Vec<i64>,
+}
+
+/// What the server keeps of a layer followed by a circuit until its MACs
+/// are checked and its outputs' pads are used.
+#[derive(Default)]
+struct LayerSecrets {
+    /// The slot masks r of every slot of every output ciphertext.
+    slot_masks: Vec<u64>,
+    /// Each output ciphertext's whole mask R_c mod P is taken later; R_c here.
+    masks: Vec<Integer>,
+    /// MAC keys alpha_c.
+    alphas: Vec<u64>,
+    /// MAC masks beta_g, one per tag.
+    betas: Vec<Integer>,
+    /// Zero-labels of the circuit's input bits.
+    input_zero: Vec<Block>,
+    /// Zero-labels of the argmax's outputs and their decode bits (label mode).
+    decode: Vec<bool>,
+}
+
+impl Drop for LayerSecrets {
+    fn drop(&mut self) {
+        self.slot_masks.zeroize();
+        self.alphas.zeroize();
+        self.input_zero.iter_mut().for_each(Zeroize::zeroize);
+        for m in self.masks.iter_mut().chain(self.betas.iter_mut()) {
+            *m = Integer::new();
+        }
+    }
+}
+
 /// One private inference on the server side.
-///
-/// Client round 0 carries the base-OT answer and the first layer's input;
-/// client round k (1 <= k < L) the garbled circuit after layer k-1 and
-/// Enc(pack_k(-s)); in label mode client round L the garbled argmax. Server
-/// round 0 is the base-OT setup, server round k the answer to client round
-/// k-1.
 pub struct PrivateServerSession {
     model: Arc<QuantModel>,
     plan: Arc<Plan>,
     circuits: Arc<PrivateCircuits>,
     key: PublicKey,
-    output: Output,
+    schedule: Schedule,
     randomness: Arc<RandomnessPool>,
-    ot: Option<CotReceiverSetup>,
-    /// Per masked layer: the masks r of every slot of every output ciphertext.
-    masks: Vec<Vec<u64>>,
-    /// Per masked layer: the labels of the mask bits (from correlated OT).
-    labels: Vec<Vec<Block>>,
-    evaluator: ppdnn_gc::Evaluator,
+    prg: Prg,
+    nonce: u64,
+    cot: Option<CotSender>,
+    garbler: Option<Garbler>,
+    /// The OT rows q_k of the whole session.
+    rows: Vec<Block>,
+    /// The OT check's challenge.
+    challenge: Block,
+    /// Per layer (with a circuit): its secrets.
+    layers: Vec<LayerSecrets>,
+    /// The returned input of the layer in progress (its zero-test terms
+    /// are folded in when Enc(tau) arrives).
+    returned: Option<(Vec<Ciphertext>, ReturnPath)>,
+    /// The pads of the next layer's input (drawn with the circuit's pads).
+    next_pads: Option<ReturnPath>,
+    /// The zero test so far: prod_k (prod_i C_ki^gamma_ki)^alpha_k / Enc(tau_k),
+    /// and its plaintext part sum_k (-alpha_k sum gamma pack(a) + sum gamma pack(a')).
+    zero_ct: Option<Ciphertext>,
+    zero_plain: Integer,
+    mu: Integer,
+    /// The MACs z each tag must come back with, per layer.
+    expected_z: Vec<Vec<u64>>,
+    /// Whether every check so far passed (evaluated, never acted on, until the verdict).
+    passed: bool,
     round: usize,
 }
 
 impl Drop for PrivateServerSession {
-    /// The slot masks r (which unmask the accumulators) and the labels of
-    /// their bits are the session's secrets: wiped with it.
     fn drop(&mut self) {
-        use zeroize::Zeroize;
-        self.masks.iter_mut().for_each(Zeroize::zeroize);
-        self.labels.iter_mut().for_each(Zeroize::zeroize);
+        self.rows.iter_mut().for_each(Zeroize::zeroize);
+        self.mu = Integer::new();
+        self.zero_plain = Integer::new();
     }
 }
 
@@ -56,7 +110,7 @@ impl std::fmt::Debug for PrivateServerSession {
 }
 
 impl PrivateServerSession {
-    /// Starts a session; returns it and server round 0 (the base-OT setup).
+    /// Starts a session; returns it and server round 0 (the session nonce).
     pub(crate) fn start(
         model: Arc<QuantModel>,
         plan: Arc<Plan>,
@@ -64,26 +118,37 @@ impl PrivateServerSession {
         key: PublicKey,
         output: Output,
     ) -> Result<(Self, RoundMessage)> {
-        let (ot, setup) = CotReceiver::start().map_err(gc_internal)?;
+        let mut prg = Prg::from_os().map_err(gc_internal)?;
+        let nonce = prg.block().0 as u64;
+        let schedule = Schedule::new(&plan, &circuits, output);
         let randomness = Arc::new(RandomnessPool::full_strength(&key));
         let session = PrivateServerSession {
             model,
             plan,
             circuits,
             key,
-            output,
+            schedule,
             randomness,
-            ot: Some(ot),
-            masks: Vec::new(),
-            labels: Vec::new(),
-            evaluator: ppdnn_gc::Evaluator::new(),
+            prg,
+            nonce,
+            cot: None,
+            garbler: None,
+            rows: Vec::new(),
+            challenge: Block::ZERO,
+            layers: Vec::new(),
+            returned: None,
+            next_pads: None,
+            zero_ct: None,
+            zero_plain: Integer::new(),
+            mu: Integer::new(),
+            expected_z: Vec::new(),
+            passed: true,
             round: 0,
         };
-        Ok((session, RoundMessage { round: 0, data: Vec::new(), material: setup.to_vec() }))
+        Ok((session, RoundMessage { round: 0, data: Vec::new(), material: nonce.to_le_bytes().to_vec() }))
     }
 
-    /// The session's stock of re-randomizers: fill it ahead of the rounds
-    /// (with [`PrivateServerSession::randomness_needed`] values) in idle time.
+    /// The session's stock of re-randomizers.
     pub fn randomness(&self) -> &Arc<RandomnessPool> {
         &self.randomness
     }
@@ -95,7 +160,8 @@ impl PrivateServerSession {
 
     /// Re-randomizers the whole session uses: one per returned ciphertext.
     pub fn randomness_needed(&self) -> usize {
-        self.plan.server_ciphertexts()
+        let s = &self.schedule;
+        (0..s.layers()).map(|l| s.output_ciphertexts(l) + s.tags(l)).sum::<usize>() + 1
     }
 
     /// The client round expected next.
@@ -105,7 +171,7 @@ impl PrivateServerSession {
 
     /// Client rounds in all.
     pub fn rounds(&self) -> usize {
-        self.plan.layers.len() + usize::from(self.output == Output::Label)
+        self.schedule.client_rounds()
     }
 
     /// Whether every round has been served.
@@ -115,25 +181,12 @@ impl PrivateServerSession {
 
     /// (ciphertexts, material bytes) the next client round must carry.
     pub fn expected(&self) -> (usize, usize) {
-        let l = self.plan.layers.len();
-        match self.round {
-            0 => (self.plan.layers[0].input_ciphertexts, BASE_OT_ANSWER_BYTES),
-            k if k < l => (
-                self.plan.layers[k].input_ciphertexts,
-                self.plan.layers[k - 1].circuit.as_ref().map_or(0, |c| c.garbled_bytes),
-            ),
-            k if k == l => (0, argmax_bytes(self.circuits.argmax())),
-            _ => (0, 0),
-        }
+        if self.finished() { (0, 0) } else { self.schedule.client_message(self.round) }
     }
 
-    /// Layers whose outputs are masked: all but the last, and the last too
-    /// for a label-only output.
-    fn masked_layers(&self) -> usize {
-        self.plan.layers.len() - usize::from(self.output == Output::Logits)
-    }
-
-    /// Handles client round k and returns server round k + 1.
+    /// Handles client round k and returns server round k + 1. A failed check
+    /// never shows here: every check is evaluated as its message arrives and
+    /// the one verdict comes with the last round ([`Error::Aborted`]).
     pub fn handle(&mut self, input: &RoundMessage) -> Result<RoundMessage> {
         let k = self.round;
         if self.finished() {
@@ -141,174 +194,471 @@ impl PrivateServerSession {
         }
         let (count, material) = self.expected();
         let cts = input.ciphertexts_with_material(&self.key, k, count, material)?;
-        let layers = self.plan.layers.len();
-        let answer = if k == 0 {
-            let extension = self.setup_masks(&input.material)?;
-            let pl = &self.plan.layers[0];
-            let acc = linear_layer(&self.key, &self.model.layers[0], pl, self.plan.packing, &cts)?;
-            let mut answer = self.answer(0, acc)?;
-            answer.material = extension;
-            answer
-        } else if k < layers {
-            let w = self.evaluate_layer(k - 1, &input.material)?;
-            let pl = &self.plan.layers[k];
-            let packed = pack_residues(pl, &w, self.key.n())?;
-            let x: Vec<Ciphertext> =
-                cts.par_iter().zip(&packed).map(|(c, p)| add_residue(&self.key, c, p)).collect();
-            let acc = linear_layer(&self.key, &self.model.layers[k], pl, self.plan.packing, &x)?;
-            self.answer(k, acc)?
-        } else {
-            let labels = self.evaluate_argmax(k, &input.material)?;
-            RoundMessage { round: k + 1, data: Vec::new(), material: blocks_to_bytes(&labels) }
+        let layers = self.schedule.layers();
+        let m = &input.material;
+        let answer = match k {
+            0 => self.base_ots(m)?,
+            1 => self.extension(m)?,
+            k if k == 2 * layers + 2 => self.verdict(m)?,
+            k if k % 2 == 0 => self.layer_input((k - 2) / 2, cts, m)?,
+            k => self.choices((k - 3) / 2, &cts[0], m)?,
         };
         self.round += 1;
-        Ok(answer)
+        Ok(RoundMessage { round: k + 1, ..answer })
     }
 }
 
 impl PrivateServerSession {
-    /// Finishes the base OTs, samples the masks r of every masked layer and
-    /// extends the correlated OTs with their bits as choices. Returns the
-    /// extension message for the client.
-    fn setup_masks(&mut self, answer: &[u8]) -> Result<Vec<u8>> {
-        let ot = self.ot.take().ok_or(InternalError::OtDone)?;
-        let mut receiver = ot.finish(answer).map_err(|e| msg(0, MessageError::BaseOtAnswer(e)))?;
-        let mut prg = Prg::from_os().map_err(gc_internal)?;
-        let mut choices = Vec::new();
-        for pl in &self.plan.layers[..self.masked_layers()] {
-            let r: Vec<u64> = (0..pl.output_ciphertexts * pl.slots)
-                .map(|_| random_below_pow2(&mut prg, pl.slot_bits))
-                .collect();
-            for &v in &r {
-                choices.extend((0..pl.slot_bits).map(|i| (v >> i) & 1 == 1));
+    /// Client round 0: the base-OT sender's point; answered with Delta as
+    /// the choice bits (the server is the extension's sender).
+    fn base_ots(&mut self, point: &[u8]) -> Result<RoundMessage> {
+        let delta = Block(self.prg.block().0 | 1);
+        let (cot, answer) =
+            CotSender::start_with_delta(point, delta).map_err(|e| msg(0, MessageError::BaseOt(e)))?;
+        self.garbler = Some(Garbler::with_delta(delta).map_err(gc_internal)?.salted(self.nonce));
+        self.cot = Some(cot);
+        Ok(RoundMessage { round: 1, data: Vec::new(), material: answer })
+    }
+
+    fn delta(&self) -> Result<Block> {
+        Ok(self.cot.as_ref().ok_or(InternalError::OtDone)?.delta())
+    }
+
+    /// Client round 1: the OT extension and the pixel bits' OT choices;
+    /// answered with the OT check's challenge and the pixels' tag pads.
+    fn extension(&mut self, m: &[u8]) -> Result<RoundMessage> {
+        let s = &self.schedule;
+        let (ext, choices) = m.split_at(s.extension_bytes());
+        let total = s.total_ots();
+        let pixel_ots = s.pixel_ots();
+        let cot = self.cot.as_mut().ok_or(InternalError::OtDone)?;
+        self.rows = cot.extend(total, ext).map_err(|e| msg(1, MessageError::OtExtension(e)))?;
+        let b = ppdnn_gc::unpack_bits(choices, pixel_ots, ppdnn_gc::Item::OtChoices)
+            .map_err(|e| msg(1, MessageError::OtExtension(e)))?;
+        self.challenge = kos::challenge().map_err(gc_internal)?;
+        // Pixel p's bit j (OT 8p + j): pads a'_pj and a'_pj + alpha_0 2^j,
+        // each under the OT key of its value.
+        let alpha = random_bits(&mut self.prg, TAG_KEY_BITS) as u64;
+        let delta = self.delta()?;
+        let mut keys = Vec::with_capacity(2 * pixel_ots);
+        for (k, &bk) in b.iter().enumerate() {
+            let key0 = self.rows[k] ^ delta.select(bk);
+            keys.extend([key0, key0 ^ delta]);
+        }
+        let hashes = hash_at(self.nonce, Domain::PixelPad, &keys, (0..pixel_ots as u64).flat_map(|k| [k, k]));
+        let mut sums = vec![Integer::new(); s.pixels()];
+        let mut material = Vec::with_capacity(LABEL_BYTES * (1 + 2 * pixel_ots));
+        material.extend(self.challenge.to_bytes());
+        for k in 0..pixel_ots {
+            let pad = random_bits(&mut self.prg, TAG_PAD_BITS);
+            let one = pad + ((alpha as u128) << (k % VALUE_BITS));
+            sums[k / VALUE_BITS] += pad;
+            material.extend((hashes[2 * k] ^ Block(pad)).to_bytes());
+            material.extend((hashes[2 * k + 1] ^ Block(one)).to_bytes());
+        }
+        let first = &self.plan.layers[0];
+        let n = self.key.n().clone();
+        let tag_pads = pack_residues(first, &sums, &n)?;
+        let pads = vec![Integer::new(); first.input_ciphertexts];
+        self.next_pads = Some(ReturnPath { alpha, pads, tag_pads, gamma: Vec::new() });
+        Ok(RoundMessage { round: 2, data: Vec::new(), material })
+    }
+
+    /// Client round 2 + 2l: layer l's input (with the OT check's answer for
+    /// l = 0, layer l-1's MACs otherwise); answered with layer l's masked
+    /// accumulators, tags, garbled circuit and pads, and the zero-test weights.
+    fn layer_input(&mut self, l: usize, cts: Vec<Ciphertext>, m: &[u8]) -> Result<RoundMessage> {
+        if l == 0 {
+            let ok = kos::verify(self.challenge, &self.rows, self.delta()?, m)
+                .map_err(|e| msg(2, MessageError::OtExtension(e)))?;
+            if !ok {
+                // Before any value that depends on the weights: safe to stop here.
+                return Err(Error::Aborted);
             }
-            self.masks.push(r);
-        }
-        let (labels, extension) = receiver.extend(&choices);
-        let mut rest = labels.as_slice();
-        for pl in &self.plan.layers[..self.masked_layers()] {
-            let (mine, tail) = rest.split_at(cots(pl));
-            self.labels.push(mine.to_vec());
-            rest = tail;
-        }
-        Ok(extension)
-    }
-
-    /// Evaluates the garbled circuit after layer `l`; returns the outputs w = q + s.
-    fn evaluate_layer(&mut self, l: usize, material: &[u8]) -> Result<Vec<i64>> {
-        let round = l + 1;
-        let parts = self.circuits.layer(l);
-        if parts.is_empty() {
-            return Err(InternalError::NoCircuit(l).into());
-        }
-        let per_ct = self.plan.layers[l].slots * self.plan.layers[l].slot_bits as usize;
-        // The parts' encodings back to back, each evaluated on its own tweak range.
-        let base = self.evaluator.next_tweak();
-        let (mut offsets, mut at, mut tweak) = (Vec::with_capacity(parts.len()), 0usize, base);
-        for p in parts {
-            let len = GarbledCircuit::encoded_len(&p.circuit);
-            offsets.push((at, len, tweak));
-            at += len;
-            tweak += p.circuit.tweaks();
-        }
-        if at != material.len() {
-            return Err(msg(round, MessageError::GarbledSize { got: material.len(), expected: at }));
-        }
-        let labels = zeroize::Zeroizing::new(std::mem::take(&mut self.labels[l]));
-        let width = MASK_BITS as usize + 1;
-        let outputs: Vec<Vec<i64>> = parts
-            .par_iter()
-            .zip(&offsets)
-            .enumerate()
-            .map(|(k, (p, &(at, len, tweak)))| -> Result<Vec<i64>> {
-                let bad = |source| msg(round, MessageError::GarbledPart { part: k, source });
-                let garbled = GarbledCircuit::from_bytes(&p.circuit, &material[at..at + len]).map_err(bad)?;
-                let mine =
-                    &labels[p.first_ciphertext * per_ct..(p.first_ciphertext + p.ciphertexts) * per_ct];
-                let out =
-                    ppdnn_gc::Evaluator::at_tweak(tweak).evaluate(&p.circuit, &garbled, mine).map_err(bad)?;
-                let bits = ppdnn_gc::Evaluator::decode(&p.circuit, &out, &garbled.decode).map_err(bad)?;
-                Ok(bits
-                    .chunks(width)
-                    .map(|b| b.iter().enumerate().fold(0i64, |acc, (i, &bit)| acc | (i64::from(bit) << i)))
-                    .collect())
-            })
-            .collect::<Result<_>>()?;
-        self.evaluator.skip_to(tweak).map_err(gc_internal)?;
-        Ok(outputs.concat())
-    }
-
-    /// Evaluates the garbled argmax; returns its output labels for the client.
-    fn evaluate_argmax(&mut self, round: usize, material: &[u8]) -> Result<Vec<Block>> {
-        let circuit = self.circuits.argmax();
-        let mut bytes = material.to_vec();
-        bytes.resize(bytes.len() + circuit.outputs().div_ceil(8), 0);
-        let garbled = GarbledCircuit::from_bytes(circuit, &bytes)
-            .map_err(|e| msg(round, MessageError::GarbledArgmax(e)))?;
-        let last = self.plan.layers.len() - 1;
-        let labels = zeroize::Zeroizing::new(std::mem::take(&mut self.labels[last]));
-        self.evaluator
-            .evaluate(circuit, &garbled, &labels)
-            .map_err(|e| msg(round, MessageError::GarbledArgmax(e)))
-    }
-
-    /// Server round l + 1: layer l's accumulators, masked unless they are the
-    /// logits of a logits-mode session, each with fresh randomness r'^n.
-    fn answer(&mut self, l: usize, acc: Vec<Ciphertext>) -> Result<RoundMessage> {
-        let pl = &self.plan.layers[l];
-        let rho = self.randomness.take_many(acc.len())?;
-        let n2 = self.key.n_squared();
-        let masked = l < self.masked_layers();
-        let offsets: Vec<Option<Integer>> = if masked {
-            let r = &self.masks[l];
-            let top = top_mask_bound(self.key.n(), pl.slots as u32 * pl.slot_bits);
-            (0..acc.len())
-                .map(|c| {
-                    let t = ppdnn_paillier::random_below(&top)?;
-                    Ok(Some(mask(&r[c * pl.slots..(c + 1) * pl.slots], pl.slot_bits, t)))
-                })
-                .collect::<Result<_>>()?
         } else {
-            vec![None; acc.len()]
-        };
-        let fresh: Vec<Ciphertext> = acc
+            self.check_macs(l - 1, m);
+        }
+        let mut path = self.next_pads.take().ok_or(InternalError::OtDone)?;
+        path.gamma = (0..cts.len()).map(|_| random_bits(&mut self.prg, GAMMA_BITS) as i64).collect();
+        // The layer's input: Enc(pack(c)) * Enc(-pack(a)) = Enc(pack(q)).
+        let n = self.key.n();
+        let x: Vec<Ciphertext> = cts
+            .par_iter()
+            .zip(&path.pads)
+            .map(|(c, a)| add_residue(&self.key, c, &Integer::from(n - a)))
+            .collect();
+        let acc = linear_layer(&self.key, &self.model.layers[l], &self.plan.layers[l], self.plan.packing, &x)?;
+        let mut answer = self.masked_layer(l, acc)?;
+        for g in &path.gamma {
+            answer.material.extend(g.to_le_bytes());
+        }
+        self.returned = Some((cts, path));
+        Ok(answer)
+    }
+
+    /// Layer l's accumulators masked over the whole residue, with fresh
+    /// r'^n; for a layer with a circuit also its MAC tags, garbled circuit
+    /// and (before another layer) the pads of its outputs.
+    fn masked_layer(&mut self, l: usize, acc: Vec<Ciphertext>) -> Result<RoundMessage> {
+        let pl = &self.plan.layers[l];
+        let (b, s) = (pl.slot_bits, pl.slots);
+        let top = mask_top(self.key.n(), s as u32 * b);
+        let offset = slot_offset(s, b);
+        let mut secrets = LayerSecrets::default();
+        for _ in 0..acc.len() {
+            let r: Vec<u64> = (0..s).map(|_| random_bits(&mut self.prg, b) as u64).collect();
+            let mut mask = ppdnn_paillier::random_below(&top)?;
+            for &ri in r.iter().rev() {
+                mask <<= b;
+                mask += ri;
+            }
+            secrets.slot_masks.extend(r);
+            secrets.masks.push(mask);
+        }
+        let rho = self.randomness.take_many(acc.len() + self.schedule.tags(l))?;
+        let key = &self.key;
+        let mut cts: Vec<Ciphertext> = acc
+            .par_iter()
+            .zip(&secrets.masks)
+            .zip(&rho)
+            .map(|((c, r), rn)| rerandomize(key, &add_residue(key, c, &Integer::from(&offset + r)), rn))
+            .collect::<Result<_>>()?;
+        let mut material = Vec::new();
+        if self.schedule.has_circuit(l) {
+            cts.extend(self.tags(l, &acc, &offset, &rho[acc.len()..], &mut secrets)?);
+            material = self.garble(l, &mut secrets)?;
+        }
+        self.layers.resize_with(l, LayerSecrets::default);
+        self.layers.push(secrets);
+        let mut answer = RoundMessage::from_ciphertexts(&self.key, 0, &cts);
+        answer.material = material;
+        Ok(answer)
+    }
+
+    /// The MAC tags T_g = Enc(sum_(c in g) alpha_c (M_c + O) + beta_g) r'^n,
+    /// one per [`TAG_GROUP`] ciphertexts, beta_g uniform below n - 2^(S B + 47).
+    fn tags(
+        &mut self,
+        l: usize,
+        acc: &[Ciphertext],
+        offset: &Integer,
+        rho: &[Integer],
+        secrets: &mut LayerSecrets,
+    ) -> Result<Vec<Ciphertext>> {
+        let pl = &self.plan.layers[l];
+        let key = &self.key;
+        let sb = pl.slots as u32 * pl.slot_bits;
+        let beta_bound = Integer::from(key.n() - (Integer::from(1u32) << (sb + ALPHA_BITS + 1)));
+        secrets.alphas = (0..acc.len()).map(|_| random_bits(&mut self.prg, ALPHA_BITS) as u64).collect();
+        let with_offset: Vec<Ciphertext> = acc.par_iter().map(|c| add_residue(key, c, offset)).collect();
+        let groups: Vec<(usize, usize)> =
+            (0..acc.len()).step_by(TAG_GROUP).map(|g| (g, (g + TAG_GROUP).min(acc.len()))).collect();
+        secrets.betas = groups.iter().map(|_| ppdnn_paillier::random_below(&beta_bound)).collect::<std::result::Result<_, _>>()?;
+        groups
+            .par_iter()
+            .zip(&secrets.betas)
+            .zip(rho)
+            .map(|((&(from, to), beta), rn)| {
+                let weights: Vec<i64> = secrets.alphas[from..to].iter().map(|&a| a as i64).collect();
+                let sum = key.linear_combination(&with_offset[from..to], &weights)?;
+                rerandomize(key, &add_residue(key, &sum, beta), rn)
+            })
+            .collect()
+    }
+
+    /// Garbles the circuit after layer l with the slot masks as the
+    /// garbler's inputs and fresh zero-labels for the client's digits;
+    /// returns the tables and, before another layer, the pads of the outputs.
+    fn garble(&mut self, l: usize, secrets: &mut LayerSecrets) -> Result<Vec<u8>> {
+        let pl = &self.plan.layers[l];
+        let per_ct = pl.slots * pl.slot_bits as usize;
+        let b = pl.slot_bits;
+        let r_bits: Vec<bool> =
+            secrets.slot_masks.iter().flat_map(|&r| (0..b).map(move |i| (r >> i) & 1 == 1)).collect();
+        let garbler = self.garbler.as_mut().ok_or(InternalError::OtDone)?;
+        secrets.input_zero = garbler.fresh_labels(pl.output_ciphertexts * per_ct);
+        if l + 1 == self.plan.layers.len() {
+            let (garbled, _) =
+                garbler.garble(self.circuits.argmax(), &r_bits, &secrets.input_zero).map_err(gc_internal)?;
+            secrets.decode = garbled.decode.clone();
+            return Ok(blocks_to_bytes(&garbled.tables));
+        }
+        let parts = self.circuits.layer(l);
+        let base = garbler.next_tweak();
+        let mut offsets = Vec::with_capacity(parts.len());
+        let mut total = 0u64;
+        for p in parts {
+            offsets.push(base + total);
+            total += p.circuit.tweaks();
+        }
+        let garbler_ref = &*garbler;
+        let input_zero = &secrets.input_zero;
+        let garbled: Vec<(GarbledCircuit, Vec<Block>)> = parts
             .par_iter()
             .zip(&offsets)
-            .zip(&rho)
-            .map(|((c, p), rn)| {
-                let c = match p {
-                    Some(p) => add_residue(&self.key, c, p),
-                    None => c.clone(),
-                };
-                self.key
-                    .ciphertext(Integer::from(c.value() * rn) % n2)
-                    .map_err(|e| InternalError::Rerandomize(e).into())
+            .map(|(p, &tweak)| {
+                let range = p.first_ciphertext * per_ct..(p.first_ciphertext + p.ciphertexts) * per_ct;
+                let mut g = garbler_ref.fork(tweak).map_err(gc_internal)?;
+                g.garble(&p.circuit, &r_bits[range.clone()], &input_zero[range]).map_err(gc_internal)
             })
             .collect::<Result<_>>()?;
-        Ok(RoundMessage::from_ciphertexts(&self.key, l + 1, &fresh))
+        garbler.skip_to(base + total).map_err(gc_internal)?;
+        let mut material: Vec<u8> = Vec::new();
+        let mut out_zero = Vec::new();
+        let mut constants = Vec::new();
+        for (p, (g, zero)) in parts.iter().zip(garbled) {
+            material.extend(blocks_to_bytes(&g.tables));
+            constants.extend(p.circuit.output_kinds().iter().map(|o| match *o {
+                ppdnn_gc::Output::Const(c) => Some(c),
+                ppdnn_gc::Output::Wire(_) => None,
+            }));
+            out_zero.extend(zero);
+        }
+        let pads = self.output_pads(l, &out_zero, &constants)?;
+        material.extend(pads);
+        Ok(material)
+    }
+
+    /// The pads of layer l's circuit outputs (output o = bit j = o mod 8 of
+    /// next-layer input i = o / 8): for each, the value pads a_o, a_o + 2^j
+    /// and the tag pads a'_o, a'_o + alpha 2^j, each under the hash of the
+    /// label of its value, sent in the order of the labels' permute bits.
+    /// Keeps pack(sum_j a), pack(sum_j a') for the next layer's input.
+    fn output_pads(&mut self, l: usize, out_zero: &[Block], constants: &[Option<bool>]) -> Result<Vec<u8>> {
+        let delta = self.delta()?;
+        let alpha = random_bits(&mut self.prg, TAG_KEY_BITS) as u64;
+        // Labels in the order the client will hold them: [lsb 0, lsb 1].
+        let mut labels = Vec::with_capacity(2 * out_zero.len());
+        let mut values = Vec::with_capacity(2 * out_zero.len());
+        for (&z, c) in out_zero.iter().zip(constants) {
+            match c {
+                // The client's label of a constant is the zero block.
+                Some(v) => {
+                    labels.extend([Block::ZERO, Block::ZERO]);
+                    values.extend([*v, *v]);
+                }
+                None => {
+                    let p = z.lsb();
+                    labels.extend([z ^ delta.select(p), z ^ delta.select(!p)]);
+                    values.extend([p, !p]);
+                }
+            }
+        }
+        let index = (0..out_zero.len() as u64).flat_map(|o| [o, o]);
+        let value_hash = hash_at(self.nonce, Domain::ValuePad, &labels, index.clone());
+        let tag_hash = hash_at(self.nonce, Domain::TagPad, &labels, index);
+        let inputs = out_zero.len() / VALUE_BITS;
+        let (mut a, mut a2) = (vec![Integer::new(); inputs], vec![Integer::new(); inputs]);
+        let mut material = Vec::with_capacity(out_zero.len() * 4 * LABEL_BYTES);
+        for o in 0..out_zero.len() {
+            let j = o % VALUE_BITS;
+            let pad = random_bits(&mut self.prg, VALUE_PAD_BITS);
+            let tag = random_bits(&mut self.prg, TAG_PAD_BITS);
+            a[o / VALUE_BITS] += pad;
+            a2[o / VALUE_BITS] += tag;
+            let (mut value_pair, mut tag_pair) = ([0u8; 32], [0u8; 32]);
+            for s in 0..2 {
+                let v = u128::from(values[2 * o + s]);
+                let p = Block(pad + (v << j)) ^ value_hash[2 * o + s];
+                let t = Block(tag + ((v * alpha as u128) << j)) ^ tag_hash[2 * o + s];
+                value_pair[16 * s..16 * s + 16].copy_from_slice(&p.to_bytes());
+                tag_pair[16 * s..16 * s + 16].copy_from_slice(&t.to_bytes());
+            }
+            material.extend(value_pair);
+            material.extend(tag_pair);
+        }
+        let next = &self.plan.layers[l + 1];
+        let n = self.key.n().clone();
+        let pads = pack_residues(next, &a, &n)?;
+        let tag_pads = pack_residues(next, &a2, &n)?;
+        self.next_pads = Some(ReturnPath { alpha, pads, tag_pads, gamma: Vec::new() });
+        Ok(material)
+    }
+
+    /// Client round 3 + 2l: Enc(tau_l) and the OT choices of layer l's
+    /// plaintext bits. Folds layer l's returned input into the zero test;
+    /// answers with P and the corrections (and, after the last layer, the
+    /// zero test W).
+    fn choices(&mut self, l: usize, tau: &Ciphertext, m: &[u8]) -> Result<RoundMessage> {
+        self.fold_zero_test(tau)?;
+        let last = l + 1 == self.schedule.layers();
+        let material = if self.schedule.has_circuit(l) { self.corrections(l, m)? } else { Vec::new() };
+        let data = if last { self.zero_test()? } else { Vec::new() };
+        Ok(RoundMessage { round: 0, data, material })
+    }
+
+    /// prod (prod_i C_i^gamma_i)^alpha / Enc(tau) into the zero test, and
+    /// sum_i gamma_i (pack(a')_i - alpha pack(a)_i) into its plaintext part.
+    fn fold_zero_test(&mut self, tau: &Ciphertext) -> Result<()> {
+        let (cts, path) = self.returned.take().ok_or(InternalError::OtDone)?;
+        let key = &self.key;
+        let n = key.n();
+        let combined = key.linear_combination(&cts, &path.gamma)?;
+        let term = key.sub(&key.mul(&combined, &Integer::from(path.alpha)), tau);
+        self.zero_ct = Some(match self.zero_ct.take() {
+            Some(z) => key.add(&z, &term),
+            None => term,
+        });
+        for ((g, a), a2) in path.gamma.iter().zip(&path.pads).zip(&path.tag_pads) {
+            let t = Integer::from(a2 - Integer::from(a * path.alpha));
+            self.zero_plain += Integer::from(&t * *g);
+            self.zero_plain %= n;
+        }
+        Ok(())
+    }
+
+    /// The zero test W = Enc(sum_k [alpha_k sum_i gamma_ki (C_ki - pack(a)_ki)
+    /// - (tau_k - sum_i gamma_ki pack(a')_ki)] + mu) r'^n, mu uniform mod n.
+    fn zero_test(&mut self) -> Result<Vec<u8>> {
+        let key = &self.key;
+        let n = key.n();
+        self.mu = ppdnn_paillier::random_below(n)?;
+        let plain = Integer::from(&self.zero_plain + &self.mu) % n;
+        let z = self.zero_ct.take().ok_or(InternalError::OtDone)?;
+        let rho = self.randomness.take_many(1)?;
+        let w = rerandomize(key, &add_residue(key, &z, &plain), &rho[0])?;
+        Ok(key.ciphertext_to_bytes(&w))
+    }
+
+    /// P, the label corrections and the MAC corrections e of layer l, for
+    /// the client's OT choices b (one per bit of each plaintext).
+    fn corrections(&mut self, l: usize, m: &[u8]) -> Result<Vec<u8>> {
+        let s = &self.schedule;
+        let (count, first) = (s.layer_ots(l), s.ot_first(l));
+        let round = 3 + 2 * l;
+        let b = ppdnn_gc::unpack_bits(m, count, ppdnn_gc::Item::OtChoices)
+            .map_err(|e| msg(round, MessageError::OtExtension(e)))?;
+        let delta = self.delta()?;
+        let p = random_prime(&mut self.prg);
+        let bits = self.key.bits() as usize;
+        let keys0: Vec<Block> = b.iter().enumerate().map(|(k, &bk)| self.rows[first + k] ^ delta.select(bk)).collect();
+        let keys1: Vec<Block> = keys0.iter().map(|&k| k ^ delta).collect();
+        let u0 = mac_shares(self.nonce, &keys0, first as u64, p);
+        let u1 = mac_shares(self.nonce, &keys1, first as u64, p);
+        let secrets = &self.layers[l];
+        let pl = &self.plan.layers[l];
+        let per_ct = pl.slots * pl.slot_bits as usize;
+        let mut material = Vec::with_capacity(s.corrections_bytes(l));
+        material.extend(p.to_le_bytes());
+        for c in 0..pl.output_ciphertexts {
+            for j in 0..per_ct {
+                let corr = secrets.input_zero[c * per_ct + j] ^ keys0[c * bits + j];
+                material.extend(corr.to_bytes());
+            }
+        }
+        let pm = p as u128;
+        let mut sums = vec![0u128; pl.output_ciphertexts];
+        let mut pow2 = vec![0u128; bits];
+        let mut x = 1u128 % pm;
+        for v in pow2.iter_mut() {
+            *v = x;
+            x = (x * 2) % pm;
+        }
+        for k in 0..count {
+            let (c, j) = (k / bits, k % bits);
+            let alpha_pow = (secrets.alphas[c] as u128 % pm) * pow2[j] % pm;
+            let e = (u0[k] as u128 + pm - u1[k] as u128 + alpha_pow) % pm;
+            material.extend((e as u64).to_le_bytes());
+            sums[c] = (sums[c] + u0[k] as u128) % pm;
+        }
+        let expected = (0..pl.output_ciphertexts)
+            .step_by(TAG_GROUP)
+            .zip(&secrets.betas)
+            .map(|(from, beta)| {
+                let to = (from + TAG_GROUP).min(pl.output_ciphertexts);
+                let mut z = mod_small(beta, p) as u128;
+                for c in from..to {
+                    let masked = (secrets.alphas[c] as u128 % pm) * mod_small(&secrets.masks[c], p) as u128 % pm;
+                    z = (z + 2 * pm - sums[c] - masked) % pm;
+                }
+                z as u64
+            })
+            .collect();
+        self.expected_z.resize(l, Vec::new());
+        self.expected_z.push(expected);
+        Ok(material)
+    }
+
+    /// Layer l's MACs z against the expected ones: the outcome is folded
+    /// into the one verdict, never acted on here.
+    fn check_macs(&mut self, l: usize, m: &[u8]) {
+        let expected = self.expected_z.get(l).map_or(&[][..], Vec::as_slice);
+        let mut diff = u64::from(expected.len() * 8 != m.len());
+        for (g, &want) in expected.iter().enumerate() {
+            diff |= read_u64(m, 8 * g) ^ want;
+        }
+        self.passed &= diff == 0;
+    }
+
+    /// Client round 2L + 2: [layer L-1's MACs z] and D. The one verdict:
+    /// every check passed, or the fixed abort.
+    fn verdict(&mut self, m: &[u8]) -> Result<RoundMessage> {
+        let layers = self.schedule.layers();
+        let z_len = if self.schedule.label() { 8 * self.schedule.tags(layers - 1) } else { 0 };
+        let (z, d) = m.split_at(z_len);
+        if self.schedule.label() {
+            self.check_macs(layers - 1, z);
+        }
+        let want = ppdnn_paillier::to_fixed_bytes(&self.mu, self.schedule.n_bytes());
+        let diff = want.iter().zip(d).fold(0u8, |acc, (a, b)| acc | (a ^ b));
+        self.passed &= diff == 0;
+        if !self.passed {
+            return Err(Error::Aborted);
+        }
+        let secrets = &self.layers[layers - 1];
+        let material = if self.schedule.label() {
+            ppdnn_gc::pack_bits(&secrets.decode)
+        } else {
+            let pl = &self.plan.layers[layers - 1];
+            let width = (pl.slots * pl.slot_bits as usize).div_ceil(8);
+            let mut out = Vec::with_capacity(width * pl.output_ciphertexts);
+            for r in secrets.slot_masks.chunks(pl.slots) {
+                let mut low = Integer::new();
+                for &ri in r.iter().rev() {
+                    low <<= pl.slot_bits;
+                    low += ri;
+                }
+                out.extend(ppdnn_paillier::to_fixed_bytes(&low, width));
+            }
+            out
+        };
+        Ok(RoundMessage { round: 0, data: Vec::new(), material })
     }
 }
 
 /// The bound T of the mask's top part t: T = floor(n / 2^(S B)) - 1. With t
 /// uniform below T and the slot masks uniform, R = t 2^(S B) + (slot masks)
 /// is uniform on [0, T 2^(S B)), which leaves out fewer than 2^(S B + 1)
-/// residues, so Y = M + O + R mod n is within 2^(S B + 1) / n <=
-/// 2^(S B + 2 - |n|) <= 2^-40 of uniform (the plan keeps S B + 42 <= |n|)
-/// whatever M a client made the server compute: no bit of Y, top bits
-/// included, tells the client anything about the weights. An honest
-/// M + O < 2^(S B) with R < T 2^(S B) stays below (T + 1) 2^(S B) <= n.
-pub(crate) fn top_mask_bound(n: &Integer, slot_bits_total: u32) -> Integer {
+/// residues, so Y = M + O + R mod n is within 2^(S B + 1 - |n|) of uniform
+/// whatever M a client made the server compute: no bit of Y tells the
+/// client anything about the weights. An honest M + O < 2^(S B) with R <
+/// T 2^(S B) stays below (T + 1) 2^(S B) <= n.
+pub(crate) fn mask_top(n: &Integer, slot_bits_total: u32) -> Integer {
     Integer::from(n >> slot_bits_total) - 1u32
 }
 
-/// The offset P = O + R added to one masked ciphertext: 2^(B-1) + r_i in
-/// every slot i (the circuit subtracts both), and `t` above the top slot.
-pub(crate) fn mask(slot_masks: &[u64], slot_bits: u32, t: Integer) -> Integer {
-    let mut p = t;
-    for &r in slot_masks.iter().rev() {
-        p <<= slot_bits;
-        p += r;
-        p += 1u64 << (slot_bits - 1);
+/// O = sum_i 2^(B-1) 2^(B i) over the S slots: every signed slot value v
+/// becomes the non-negative v + 2^(B-1).
+pub(crate) fn slot_offset(slots: usize, slot_bits: u32) -> Integer {
+    let mut o = Integer::new();
+    for _ in 0..slots {
+        o <<= slot_bits;
+        o += Integer::from(1u32) << (slot_bits - 1);
     }
-    p
+    o
+}
+
+/// x mod p for a non-negative x.
+fn mod_small(x: &Integer, p: u64) -> u64 {
+    Integer::from(x % p).to_u64().expect("a residue mod a u64 fits a u64")
+}
+
+/// A uniform random prime in [2^63, 2^64).
+fn random_prime(prg: &mut Prg) -> u64 {
+    loop {
+        let x = (prg.block().0 as u64) | (1 << 63) | 1;
+        if Integer::from(x).is_probably_prime(40) != rug::integer::IsPrime::No {
+            return x;
+        }
+    }
 }
