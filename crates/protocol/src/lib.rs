@@ -46,7 +46,9 @@ pub mod private;
 mod session;
 mod step;
 
-pub use error::{Error, InternalError, LayerError, MessageError, OutputError, PlanError, Result, StateError};
+pub use error::{
+    ABORTED, Error, InternalError, LayerError, MessageError, OutputError, PlanError, Result, StateError,
+};
 pub use key_cache::KeyCache;
 pub use layout::{pack_inputs, unpack_outputs};
 pub use message::RoundMessage;

@@ -1,33 +1,36 @@
-//! A client that cheats, through the real session code: it follows the
-//! private protocol except where a test says otherwise, and tries to learn
-//! a weight. Each attack runs against two models that differ in that one
-//! weight; what the client sees must not tell them apart. A control shows
-//! that the same statistics do tell them apart under a weaker masking, so
-//! the test has the power to catch the attack.
+//! A client that cheats, through the real session code (docs/SECURITY.md,
+//! "What a cheating client cannot learn"): each test runs the honest client
+//! with exactly one deviation (made by a hook on its messages, see
+//! `common::drive`) and checks that the server aborts with the one opaque
+//! status before releasing anything, or that what the client sees does not
+//! depend on the weights. Where a check could pass vacuously, a control
+//! shows that the same statistic catches the attack on a weaker version.
 
 mod common;
 
 use std::sync::Arc;
 
-use ppdnn_model::network::{Layer, Linear, Network, Shape};
+use common::{Dir, Trace, drive};
+use ppdnn_model::network::{Layer, Linear, Network, Shape, argmax};
 use ppdnn_model::quant::QuantModel;
 use ppdnn_model::testing::{Rng, random_inputs, random_quant_model};
-use ppdnn_paillier::{Integer, KeyPair, RandomnessPool};
-use ppdnn_protocol::private::PrivateClientSession;
-use ppdnn_protocol::{ClientStep, Evaluator, Mode, Output, Packing, RoundMessage};
+use ppdnn_paillier::{Integer, KeyPair};
+use ppdnn_protocol::{ABORTED, ClientStep, Evaluator, Mode, Output, Packing, RoundMessage};
 
 /// Key size of these tests: small, so that hundreds of sessions run quickly.
 const BITS: u32 = 512;
-/// Sessions per model.
+/// Sessions per model in the distinguishing tests.
 const SESSIONS: usize = 120;
 /// Bins of the statistic: which eighth of Z_n holds what the client decrypts.
 const BINS: u32 = 8;
 /// The chi-squared threshold of two-sample homogeneity over 8 bins (7
-/// degrees of freedom) at p = 10^-6: an honest masking fails this once in
-/// a million runs.
+/// degrees of freedom) at p = 10^-6.
 const CHI2_THRESHOLD: f64 = 40.5;
 
-/// A small CNN: conv 1->2 (3x3) on 1x6x6, ReLU, dense 3.
+/// A small CNN: conv 1->2 (3x3) on 1x6x6, ReLU, dense 3. Two layers: the
+/// client rounds are 0 (base OT), 1 (extension), 2 (layer 0's input), 3
+/// (tau_0, layer 0's OT choices), 4 (layer 1's input, layer 0's MACs), 5
+/// (tau_1 [, layer 1's OT choices]), 6 ([layer 1's MACs,] D).
 fn network() -> Network {
     let layers = vec![
         Layer {
@@ -48,47 +51,270 @@ fn models() -> (QuantModel, QuantModel) {
     let mut b = a.clone();
     let w = &mut b.layers[0].weight[0];
     *w = if *w < 127 { *w + 1 } else { *w - 1 };
-    assert_ne!(a.layers[0].weight[0], b.layers[0].weight[0]);
     (a, b)
 }
 
-/// The top-bits attack: the client encrypts H (a huge plaintext) as the
-/// first im2col ciphertext of round 0 (kernel offset 0, positions 0..S) and
-/// 0 everywhere else, then decrypts what the server returns for conv1's
-/// channel 0, positions 0..S: the server computed Y = w00 H + (bias) + mask.
-/// Returns each session's [`top_of`] Y.
-fn top_bits_attack(model: &QuantModel, pair: &KeyPair, h: &Integer) -> Vec<u32> {
-    let ev = Evaluator::for_mode(Arc::new(model.clone()), BITS, Packing::Packed, Mode::Private).unwrap();
+fn evaluator(model: &QuantModel) -> Evaluator {
+    Evaluator::for_mode(Arc::new(model.clone()), BITS, Packing::Packed, Mode::Private).unwrap()
+}
+
+fn image() -> Vec<u8> {
+    (0..36u8).map(|i| i.wrapping_mul(37)).collect()
+}
+
+/// The session was refused with the one abort at the verdict (client round
+/// 6), and the client got no result: no slot mask, no decode bit.
+fn assert_aborted_at_verdict(t: &Trace, what: &str) {
+    assert_eq!(t.refused, Some((6, ABORTED.to_string())), "{what}: {t:?}");
+    assert!(t.outcome.is_none(), "{what}: the client got a result");
+    assert!(t.server_messages.iter().all(|m| m.round < 7), "{what}: the result round was sent");
+}
+
+fn flip_bit(bytes: &mut [u8], k: usize) {
+    bytes[k / 8] ^= 1 << (k % 8);
+}
+
+/// Test 1: one bit of one decrypted plaintext changed (its OT choice
+/// flipped): the low bit, a slot's top bit, the top slot's top bit, the top
+/// bit of n: the MAC catches every one, in each layer with a circuit.
+#[test]
+fn a_flipped_bit_of_a_decrypted_plaintext_aborts() {
+    let (model, _) = models();
+    let ev = evaluator(&model);
+    let pl = &ev.plan().layers[0];
+    let (b, sb) = (pl.slot_bits as usize, pl.slots * pl.slot_bits as usize);
+    for j in [0, b - 1, sb - 1, BITS as usize - 1] {
+        let t = drive(&ev, common::key(BITS), &image(), Output::Logits, |dir, m| {
+            if dir == Dir::ToServer && m.round == 3 {
+                flip_bit(&mut m.material, j);
+            }
+        });
+        assert_aborted_at_verdict(&t, &format!("layer 0, bit {j}"));
+    }
+    // Label mode: the argmax's inputs (layer 1, client round 5) too.
+    for j in [0, BITS as usize - 1] {
+        let t = drive(&ev, common::key(BITS), &image(), Output::Label, |dir, m| {
+            if dir == Dir::ToServer && m.round == 5 {
+                flip_bit(&mut m.material, j);
+            }
+        });
+        assert_aborted_at_verdict(&t, &format!("argmax input bit {j}"));
+    }
+    // Control: the honest session of the same image passes.
+    let honest = drive(&ev, common::key(BITS), &image(), Output::Label, |_, _| {});
+    assert!(matches!(honest.outcome, Some(ClientStep::Label(_))), "{honest:?}");
+}
+
+/// Test 2: offsets that cancel in a sum: +2^j on one ciphertext and -2^j on
+/// the other of the same tag (a shared MAC key would pass them).
+#[test]
+fn compensating_offsets_abort() {
+    let (model, _) = models();
+    let ev = evaluator(&model);
+    let pair = common::key(BITS);
+    let n = pair.public().n().clone();
+    assert!(ev.plan().layers[0].output_ciphertexts >= 2, "two ciphertexts under one tag");
+    let mut plains: Vec<Integer> = Vec::new();
+    let t = drive(&ev, pair, &image(), Output::Logits, |dir, m| {
+        if dir == Dir::ToClient && m.round == 3 {
+            let count = m.data.len() / pair.public().ciphertext_bytes();
+            let cts = m.ciphertexts_with_material(pair.public(), 3, count, m.material.len()).unwrap();
+            plains = cts
+                .iter()
+                .take(2)
+                .map(|c| {
+                    let y = pair.private.decrypt(c);
+                    if y < 0 { y + &n } else { y }
+                })
+                .collect();
+        }
+        if dir == Dir::ToServer && m.round == 3 {
+            // A bit j that is 0 in Y_0 and 1 in Y_1: flipping both adds 2^j to
+            // one and takes it from the other.
+            let j = (0..BITS).find(|&j| !plains[0].get_bit(j) && plains[1].get_bit(j)).unwrap();
+            flip_bit(&mut m.material, j as usize);
+            flip_bit(&mut m.material, BITS as usize + j as usize);
+        }
+    });
+    assert_eq!(plains.len(), 2, "the layer's two masked plaintexts were read");
+    assert_aborted_at_verdict(&t, "compensating offsets");
+}
+
+/// Test 3: the returned inputs: +1 in one value of layer 1's input, a value
+/// above the last slot of a first-layer ciphertext, a pixel copy that
+/// disagrees with the others (im2col), and a tag changed alone.
+#[test]
+fn a_changed_returned_input_or_tag_aborts() {
+    let (model, _) = models();
+    let ev = evaluator(&model);
+    let pair = common::key(BITS);
     let pk = pair.public();
-    let sk = Arc::new(pair.private.clone());
+    let pl0 = ev.plan().layers[0].clone();
+    let add = |m: &mut RoundMessage, round: usize, count: usize, index: usize, value: Integer| {
+        let mut cts = m.ciphertexts_with_material(pk, round, count, m.material.len()).unwrap();
+        cts[index] = pk.add(&cts[index], &pk.encrypt(&value).unwrap());
+        let material = std::mem::take(&mut m.material);
+        *m = RoundMessage::from_ciphertexts(pk, round, &cts);
+        m.material = material;
+    };
+    let cases: Vec<(&str, usize, usize, usize, Integer)> = vec![
+        ("layer 1's input + 1", 4, ev.plan().layers[1].input_ciphertexts, 0, Integer::from(1)),
+        // Slot 4 of the kernel offset (0, 0): the pixel at (1, 0), whose
+        // other copies (offsets (1, 0), ...) are unchanged.
+        ("one im2col copy + 1", 2, pl0.input_ciphertexts, 0, Integer::from(1) << (4 * pl0.slot_bits)),
+        (
+            "above the last slot",
+            2,
+            pl0.input_ciphertexts,
+            3,
+            Integer::from(1) << (pl0.slots as u32 * pl0.slot_bits),
+        ),
+        ("the only copy of a corner pixel + 1", 2, pl0.input_ciphertexts, 0, Integer::from(1)),
+        ("the tag only", 5, 1, 0, Integer::from(1)),
+    ];
+    for (what, round, count, index, value) in cases {
+        let t = drive(&ev, pair, &image(), Output::Logits, |dir, m| {
+            if dir == Dir::ToServer && m.round == round {
+                add(m, round, count, index, value.clone());
+            }
+        });
+        assert_aborted_at_verdict(&t, what);
+    }
+}
+
+/// Test 8: a wrong answer to the OT consistency check: the server stops at
+/// once, before computing anything with the weights.
+#[test]
+fn a_wrong_ot_check_answer_aborts_before_any_layer() {
+    let (model, _) = models();
+    let ev = evaluator(&model);
+    let t = drive(&ev, common::key(BITS), &image(), Output::Logits, |dir, m| {
+        if dir == Dir::ToServer && m.round == 2 {
+            m.material[5] ^= 1;
+        }
+    });
+    assert_eq!(t.refused, Some((2, ABORTED.to_string())));
+    assert!(t.server_messages.iter().all(|m| m.round <= 2), "a layer's output was sent");
+}
+
+/// Test 6: there is no message for client-garbled material; a client that
+/// evaluates with labels of its own (here: the corrections replaced by
+/// random bytes, so every input label is random) is caught by the zero test.
+#[test]
+fn evaluating_with_random_labels_aborts() {
+    let (model, _) = models();
+    let ev = evaluator(&model);
+    let mut rng = Rng(99);
+    let t = drive(&ev, common::key(BITS), &image(), Output::Logits, |dir, m| {
+        if dir == Dir::ToClient && m.round == 4 {
+            let pl = &ev.plan().layers[0];
+            let labels = 16 * pl.output_ciphertexts * pl.slots * pl.slot_bits as usize;
+            for byte in &mut m.material[8..8 + labels] {
+                *byte = rng.next_u64() as u8;
+            }
+        }
+    });
+    assert_aborted_at_verdict(&t, "random labels");
+}
+
+/// Test 7: one session's messages replayed into another: its OT choices,
+/// its returned input with MACs, its D.
+#[test]
+fn replayed_messages_abort() {
+    let (model, _) = models();
+    let ev = evaluator(&model);
+    let pair = common::key(BITS);
+    let first = drive(&ev, pair, &image(), Output::Logits, |_, _| {});
+    assert!(first.outcome.is_some());
+    for round in [3usize, 4, 6] {
+        let old = first.client_messages[round].clone();
+        let t = drive(&ev, pair, &image(), Output::Logits, |dir, m| {
+            if dir == Dir::ToServer && m.round == round {
+                *m = old.clone();
+            }
+        });
+        assert_aborted_at_verdict(&t, &format!("round {round} replayed"));
+    }
+}
+
+/// Test 9: the same deviation against two models that differ in one weight
+/// aborts at the same round with the same status and message.
+#[test]
+fn one_deviation_aborts_alike_for_two_models() {
+    let (a, b) = models();
+    let outcome = |model: &QuantModel, j: usize| {
+        let ev = evaluator(model);
+        drive(&ev, common::key(BITS), &image(), Output::Label, |dir, m| {
+            if dir == Dir::ToServer && m.round == 3 {
+                flip_bit(&mut m.material, j);
+            }
+        })
+        .refused
+    };
+    for j in [0usize, 7, 300] {
+        assert_eq!(outcome(&a, j), outcome(&b, j), "bit {j}");
+        assert_eq!(outcome(&a, j), Some((6, ABORTED.to_string())));
+    }
+}
+
+/// Test 11 (small sizes): random honest sessions, random models and images,
+/// both outputs: never an abort, always the plaintext model's answer.
+#[test]
+fn random_honest_sessions_never_abort() {
+    let calibration = random_inputs(3, 8, 36);
+    let pair = common::key(BITS);
+    let mut rng = Rng(2024);
+    for s in 0..40u64 {
+        let model = random_quant_model(network(), s, &calibration);
+        let ev = evaluator(&model);
+        let image: Vec<u8> = (0..36).map(|_| rng.next_u64() as u8).collect();
+        let want = model.logits(&image).unwrap();
+        let t = drive(&ev, pair, &image, Output::Logits, |_, _| {});
+        assert_eq!(t.outcome, Some(ClientStep::Done(want.clone())), "session {s}: {t:?}");
+        let t = drive(&ev, pair, &image, Output::Label, |_, _| {});
+        assert_eq!(t.outcome, Some(ClientStep::Label(argmax(&want))), "session {s}");
+    }
+}
+
+/// The top-bits attack (test 4): the client encrypts H (a huge plaintext)
+/// as the first im2col ciphertext of layer 0's input and 0 elsewhere, and
+/// follows the protocol otherwise. The server computes Y = w00 H + (bias) +
+/// mask for conv1's channel 0 and a tag over it. Returns, per session, the
+/// eighth of Z_n holding Y_0, T_0 and the zero test W the client decrypts.
+fn top_bits_attack(model: &QuantModel, pair: &KeyPair, h: &Integer) -> Vec<[u32; 3]> {
+    let ev = evaluator(model);
+    let pk = pair.public();
     let n = pk.n().clone();
+    let pl = ev.plan().layers[0].clone();
+    let decrypt = |c: &ppdnn_paillier::Ciphertext| {
+        let y = pair.private.decrypt(c);
+        if y < 0 { y + &n } else { y }
+    };
     (0..SESSIONS)
         .map(|_| {
-            let pool = Arc::new(RandomnessPool::new(pk));
-            let circuits = ev.circuits().unwrap().clone();
-            let mut client =
-                PrivateClientSession::new(ev.plan().clone(), circuits, sk.clone(), pool, Output::Logits)
-                    .unwrap();
-            let (mut server, setup) = ev.private_session(pk.clone(), Output::Logits).unwrap();
-            client.start(&[0; 36]).unwrap();
-            let ClientStep::Send(honest) = client.receive(&setup).unwrap() else {
-                panic!("round 0 expected")
-            };
-            // The one deviation: round 0's plaintexts.
-            let count = ev.plan().layers[0].input_ciphertexts;
-            let cts: Vec<_> = (0..count)
-                .map(|i| pk.encrypt(&if i == 0 { h.clone() } else { Integer::new() }).unwrap())
-                .collect();
-            let mut cheat = RoundMessage::from_ciphertexts(pk, 0, &cts);
-            cheat.material = honest.material;
-            let answer = server.handle(&cheat).unwrap();
-            let count = ev.plan().layers[0].output_ciphertexts;
-            let cts = answer.ciphertexts_with_material(pk, 1, count, answer.material.len()).unwrap();
-            let mut y = pair.private.decrypt(&cts[0]);
-            if y < 0 {
-                y += &n;
-            }
-            top_of(&y, &n)
+            let mut seen = [0u32; 3];
+            drive(&ev, pair, &[0; 36], Output::Label, |dir, m| match (dir, m.round) {
+                (Dir::ToServer, 2) => {
+                    let cts: Vec<_> = (0..pl.input_ciphertexts)
+                        .map(|i| pk.encrypt(&if i == 0 { h.clone() } else { Integer::new() }).unwrap())
+                        .collect();
+                    let material = std::mem::take(&mut m.material);
+                    *m = RoundMessage::from_ciphertexts(pk, 2, &cts);
+                    m.material = material;
+                }
+                (Dir::ToClient, 3) => {
+                    let count = pl.output_ciphertexts + pl.output_ciphertexts.div_ceil(2);
+                    let cts = m.ciphertexts_with_material(pk, 3, count, m.material.len()).unwrap();
+                    seen[0] = top_of(&decrypt(&cts[0]), &n);
+                    seen[1] = top_of(&decrypt(&cts[pl.output_ciphertexts]), &n);
+                }
+                (Dir::ToClient, 6) => {
+                    let cts = m.ciphertexts_with_material(pk, 6, 1, m.material.len()).unwrap();
+                    seen[2] = top_of(&decrypt(&cts[0]), &n);
+                }
+                _ => {}
+            });
+            seen
         })
         .collect()
 }
@@ -122,19 +348,22 @@ fn the_top_bits_attack_cannot_tell_two_models_apart() {
     let h = Integer::from(n >> 3u32) + 1;
     let seen_a = top_bits_attack(&a, pair, &h);
     let seen_b = top_bits_attack(&b, pair, &h);
-    let chi2 = chi_squared(&seen_a, &seen_b);
-    assert!(chi2 < CHI2_THRESHOLD, "the masked accumulators tell the models apart: chi^2 = {chi2:.1}");
+    for (k, what) in ["Y", "T", "W"].iter().enumerate() {
+        let xs: Vec<u32> = seen_a.iter().map(|s| s[k]).collect();
+        let ys: Vec<u32> = seen_b.iter().map(|s| s[k]).collect();
+        let chi2 = chi_squared(&xs, &ys);
+        assert!(chi2 < CHI2_THRESHOLD, "{what} tells the models apart: chi^2 = {chi2:.1}");
+    }
 
     // Control: the masking as first built (t of 40 bits above the top slot)
     // on the same accumulators; the same statistic tells the models apart.
     let weak = |model: &QuantModel| -> Vec<u32> {
-        let ev = Evaluator::for_mode(Arc::new(model.clone()), BITS, Packing::Packed, Mode::Private).unwrap();
+        let ev = evaluator(model);
         let pl = &ev.plan().layers[0];
         let (slots, b) = (pl.slots, pl.slot_bits);
         let mut rng = Rng(0x5eed ^ model.layers[0].weight[0] as u64);
         (0..SESSIONS)
             .map(|_| {
-                // M: w00 H, plus the bias of channel 0 in each of the S slots.
                 let mut m = Integer::from(&h * model.layers[0].weight[0]);
                 for s in 0..slots {
                     m += Integer::from(model.layers[0].bias[0]) << (s as u32 * b);

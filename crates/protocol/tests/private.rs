@@ -9,9 +9,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use ppdnn_model::network::argmax;
-use ppdnn_paillier::{Integer, KeyPair, KeyPolicy, RandomnessPool};
+use ppdnn_paillier::{Integer, KeyPair, KeyPolicy};
 use ppdnn_protocol::Output;
-use ppdnn_protocol::private::PrivateClientSession;
 use ppdnn_protocol::{ClientStep, Evaluator, Mode, Packing, RoundMessage};
 use proptest::prelude::*;
 
@@ -114,17 +113,16 @@ fn plan_circuits_at_the_bounds_with_every_carry_propagating() {
     }
 }
 
-/// The server's first masked answer (round 1) for `image`, and the client's round 0.
+/// The server's first masked answer (server round 3: layer 0's masked
+/// accumulators and tags) for `image`, and the client's round 2 (its input).
 fn first_answer(ev: &Evaluator, pair: &KeyPair, image: &[u8]) -> (RoundMessage, RoundMessage) {
-    let sk = Arc::new(pair.private.clone());
-    let pool = Arc::new(RandomnessPool::new(pair.public()));
-    let circuits = ev.circuits().unwrap().clone();
-    let mut client =
-        PrivateClientSession::new(ev.plan().clone(), circuits, sk, pool, Output::Logits).unwrap();
-    let (mut server, setup) = ev.private_session(pair.public().clone(), Output::Logits).unwrap();
-    client.start(image).unwrap();
-    let ClientStep::Send(m0) = client.receive(&setup).unwrap() else { panic!("round 0 is sent") };
-    (server.handle(&m0).unwrap(), m0)
+    let (mut answer, mut input) = (None, None);
+    common::drive(ev, pair, image, Output::Logits, |dir, m| match (dir, m.round) {
+        (common::Dir::ToClient, 3) => answer = Some(m.clone()),
+        (common::Dir::ToServer, 2) => input = Some(m.clone()),
+        _ => {}
+    });
+    (answer.unwrap(), input.unwrap())
 }
 
 /// Chi-square statistic of counts against the uniform distribution.
@@ -149,10 +147,9 @@ fn the_digits_the_client_decrypts_are_uniform_whatever_the_input() {
         let mut counts = vec![[0u64; 4]; slots];
         for _ in 0..4 {
             let (answer, _) = first_answer(&ev, pair, &image);
-            let cts = answer
-                .ciphertexts_with_material(pair.public(), 1, pl.output_ciphertexts, answer.material.len())
-                .unwrap();
-            for c in &cts {
+            let count = answer.data.len() / pair.public().ciphertext_bytes();
+            let cts = answer.ciphertexts_with_material(pair.public(), 3, count, answer.material.len()).unwrap();
+            for c in &cts[..pl.output_ciphertexts] {
                 let mut y = pair.private.decrypt(c);
                 if y < 0 {
                     y += n;
@@ -193,22 +190,19 @@ fn randomness_of(pair: &KeyPair, c: &ppdnn_paillier::Ciphertext) -> Integer {
 fn every_returned_ciphertext_has_fresh_randomness() {
     let ev = evaluator(1024);
     let pair = key(1024);
-    let pl = &ev.plan().layers[0];
-    let (first, m0) = first_answer(&ev, pair, test_set().image(4));
-    // A second session, whose client's round 0 carries the very same input ciphertexts.
-    let sk = Arc::new(pair.private.clone());
-    let pool = Arc::new(RandomnessPool::new(pair.public()));
-    let circuits = ev.circuits().unwrap().clone();
-    let mut client =
-        PrivateClientSession::new(ev.plan().clone(), circuits, sk, pool, Output::Logits).unwrap();
-    client.start(test_set().image(4)).unwrap();
-    let (mut server, setup) = ev.private_session(pair.public().clone(), Output::Logits).unwrap();
-    let ClientStep::Send(mut m1) = client.receive(&setup).unwrap() else { panic!("round 0 is sent") };
-    m1.data = m0.data.clone();
-    let second = server.handle(&m1).unwrap();
-    let count = pl.output_ciphertexts;
-    let a = first.ciphertexts_with_material(pair.public(), 1, count, first.material.len()).unwrap();
-    let b = second.ciphertexts_with_material(pair.public(), 1, count, second.material.len()).unwrap();
+    let (first, input) = first_answer(&ev, pair, test_set().image(4));
+    // A second session, whose client's round 2 carries the very same input ciphertexts.
+    let mut second = None;
+    common::drive(&ev, pair, test_set().image(4), Output::Logits, |dir, m| match (dir, m.round) {
+        (common::Dir::ToServer, 2) => m.data = input.data.clone(),
+        (common::Dir::ToClient, 3) => second = Some(m.clone()),
+        _ => {}
+    });
+    let second = second.unwrap();
+    let count = first.data.len() / pair.public().ciphertext_bytes();
+    assert_eq!(count, ev.plan().layers[0].output_ciphertexts * 3 / 2, "the accumulators and their tags");
+    let a = first.ciphertexts_with_material(pair.public(), 3, count, first.material.len()).unwrap();
+    let b = second.ciphertexts_with_material(pair.public(), 3, count, second.material.len()).unwrap();
     let mut seen = std::collections::HashSet::new();
     for (x, y) in a.iter().zip(&b) {
         let (rx, ry) = (randomness_of(pair, x), randomness_of(pair, y));
@@ -240,44 +234,25 @@ fn a_key_without_hn_is_served_the_same() {
     );
 }
 
-/// Label-only: the client's last round is the garbled argmax without decode
-/// bits, and the server's answer is nothing but the output labels.
+/// Label-only: the client learns the label and nothing else: the last
+/// layer's plaintexts reach it only as garbled-circuit input labels, and the
+/// result round carries the label's decode bits alone (one byte).
 #[test]
 fn label_only_returns_the_label_and_nothing_else() {
     let ev = evaluator(1024);
     let pair = key(1024);
-    let plan = ev.plan().clone();
-    let sk = Arc::new(pair.private.clone());
-    let pool = Arc::new(RandomnessPool::new(pair.public()));
-    let circuits = ev.circuits().unwrap().clone();
-    let label_bits = circuits.argmax().outputs();
-    let mut client = PrivateClientSession::new(plan.clone(), circuits, sk, pool, Output::Label).unwrap();
-    let (mut server, mut answer) = ev.private_session(pair.public().clone(), Output::Label).unwrap();
     let image = test_set().image(11);
-    client.start(image).unwrap();
-    let mut last_sent = None;
-    let step = loop {
-        match client.receive(&answer).unwrap() {
-            ClientStep::Send(m) => {
-                answer = server.handle(&m).unwrap();
-                last_sent = Some(m);
-            }
-            other => break other,
-        }
-    };
+    let t = common::drive(&ev, pair, image, Output::Label, |_, _| {});
     let want = argmax(&model().quant.logits(image).unwrap());
-    assert_eq!(step, ClientStep::Label(want));
-    let last_sent = last_sent.unwrap();
-    assert_eq!(last_sent.round, plan.layers.len());
-    assert!(last_sent.data.is_empty());
-    assert_eq!(
-        last_sent.material.len(),
-        plan.argmax.as_ref().unwrap().garbled_bytes,
-        "no decode bits are sent"
-    );
-    assert!(answer.data.is_empty(), "no ciphertexts come back with the label");
-    assert_eq!(answer.material.len(), label_bits * 16, "only the label's output labels come back");
-    assert_eq!(label_bits, 4, "ten classes need four bits");
+    assert_eq!(t.outcome, Some(ClientStep::Label(want)));
+    let layers = ev.plan().layers.len();
+    let last = t.server_messages.last().unwrap();
+    assert_eq!(last.round, 2 * layers + 3);
+    assert!(last.data.is_empty(), "no ciphertexts come back with the label");
+    assert_eq!(last.material.len(), 1, "only the label's four decode bits come back");
+    let sent = t.client_messages.last().unwrap();
+    assert!(sent.data.is_empty());
+    assert_eq!(sent.material.len(), 8 + 128, "the last layer's MAC and the zero test's answer");
 }
 
 /// Malformed rounds get clear errors on both sides, and the evaluator goes on serving.
@@ -285,62 +260,34 @@ fn label_only_returns_the_label_and_nothing_else() {
 fn tampered_private_rounds_are_rejected_with_clear_errors() {
     let ev = evaluator(1024);
     let pair = key(1024);
-    let sk = Arc::new(pair.private.clone());
-    let pool = Arc::new(RandomnessPool::new(pair.public()));
-    let circuits = ev.circuits().unwrap().clone();
     let width = pair.public().ciphertext_bytes();
-    let fresh_client = || {
-        let mut c = PrivateClientSession::new(
-            ev.plan().clone(),
-            circuits.clone(),
-            sk.clone(),
-            pool.clone(),
-            Output::Logits,
-        )
-        .unwrap();
-        c.start(test_set().image(0)).unwrap();
-        c
+    let refused = |round: usize, change: &dyn Fn(&mut RoundMessage)| {
+        common::drive(&ev, pair, test_set().image(0), Output::Logits, |dir, m| {
+            if dir == common::Dir::ToServer && m.round == round {
+                change(m);
+            }
+        })
+        .refused
+        .map(|(_, e)| e)
+        .unwrap_or_default()
     };
-    let err = |r: ppdnn_protocol::Result<RoundMessage>| r.unwrap_err().to_string();
-
-    // Server side, round 0: a missing ciphertext, a short base-OT answer, the wrong round.
-    let mut client = fresh_client();
-    let (mut server, setup) = ev.private_session(pair.public().clone(), Output::Logits).unwrap();
-    let ClientStep::Send(m0) = client.receive(&setup).unwrap() else { panic!() };
-    let mut short = m0.clone();
-    short.data.truncate(short.data.len() - width);
-    assert!(err(server.handle(&short)).contains("ciphertexts where the plan says"));
-    let mut cut = m0.clone();
-    cut.material.pop();
-    assert!(err(server.handle(&cut)).contains("bytes of material"));
-    let mut wrong = m0.clone();
-    wrong.round = 1;
-    assert!(err(server.handle(&wrong)).contains("round 1 arrived where round 0"));
-    let a1 = server.handle(&m0).unwrap();
-
-    // Client side: a truncated OT extension, an extra ciphertext, the wrong round.
-    let mut t = a1.clone();
-    t.material.truncate(t.material.len() - 16);
-    assert!(client.receive(&t).unwrap_err().to_string().contains("material"));
-    let mut t = a1.clone();
-    t.data.extend_from_slice(&a1.data[..width]);
-    assert!(client.receive(&t).unwrap_err().to_string().contains("ciphertexts where the plan says"));
-    let mut t = a1.clone();
-    t.round = 2;
-    assert!(client.receive(&t).unwrap_err().to_string().contains("round 2 arrived where round 1"));
-
-    // Server side, round 1: a truncated garbled table, labels of another round.
-    let ClientStep::Send(m1) = client.receive(&a1).unwrap() else { panic!() };
-    let mut t = m1.clone();
-    t.material.truncate(t.material.len() - 100);
-    assert!(err(server.handle(&t)).contains("bytes of material"));
-    let mut t = m1.clone();
-    t.round = 0;
-    assert!(err(server.handle(&t)).contains("round 0 arrived where round 1"));
-    let mut t = m1.clone();
-    t.data.truncate(width);
-    assert!(err(server.handle(&t)).contains("ciphertexts where the plan says"));
-
+    assert!(refused(0, &|m| { m.material.pop(); }).contains("bytes of material"));
+    assert!(refused(0, &|m| m.round = 1).contains("round 1 arrived where round 0"));
+    assert!(refused(1, &|m| m.material.truncate(100)).contains("bytes of material"));
+    assert!(refused(2, &|m| m.data.truncate(width)).contains("ciphertexts where the plan says"));
+    assert!(refused(3, &|m| m.data.clear()).contains("ciphertexts where the plan says"));
+    let client_error = |round: usize, change: &dyn Fn(&mut RoundMessage)| {
+        common::drive(&ev, pair, test_set().image(0), Output::Logits, |dir, m| {
+            if dir == common::Dir::ToClient && m.round == round {
+                change(m);
+            }
+        })
+        .client_error
+        .unwrap_or_default()
+    };
+    assert!(client_error(1, &|m| { m.material.pop(); }).contains("material"));
+    assert!(client_error(3, &|m| m.data.extend(vec![1u8; width])).contains("ciphertexts where the plan says"));
+    assert!(client_error(2, &|m| m.round = 3).contains("round 3 arrived where round 2"));
     // The evaluator goes on serving.
     let image = test_set().image(5);
     assert_eq!(run(&ev, pair, image, Output::Logits), ClientStep::Done(model().quant.logits(image).unwrap()));

@@ -50,3 +50,79 @@ pub fn run(
     assert!(server.finished(), "the client finished before the server");
     run.outcome
 }
+
+/// Which way a message travels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dir {
+    /// Client to server.
+    ToServer,
+    /// Server to client.
+    ToClient,
+}
+
+/// What a session driven by [`drive`] did.
+#[derive(Debug, Default)]
+pub struct Trace {
+    /// The client's result, if it got one.
+    pub outcome: Option<ppdnn_protocol::ClientStep>,
+    /// The server's refusal: the client round it refused and its message.
+    pub refused: Option<(usize, String)>,
+    /// The client's own error, if it stopped.
+    pub client_error: Option<String>,
+    /// Every message the server sent (as delivered).
+    pub server_messages: Vec<ppdnn_protocol::RoundMessage>,
+    /// Every message the client sent (as delivered).
+    pub client_messages: Vec<ppdnn_protocol::RoundMessage>,
+}
+
+/// Runs one session of the evaluator's mode through the real session code,
+/// with `hook` seeing (and free to change) every message before it is
+/// delivered: a cheating client is the honest one plus one change made here.
+pub fn drive(
+    ev: &ppdnn_protocol::Evaluator,
+    pair: &KeyPair,
+    image: &[u8],
+    output: ppdnn_protocol::Output,
+    mut hook: impl FnMut(Dir, &mut ppdnn_protocol::RoundMessage),
+) -> Trace {
+    use ppdnn_protocol::ClientStep;
+    use std::sync::Arc;
+    let sk = Arc::new(pair.private.clone());
+    let pool = Arc::new(ppdnn_paillier::RandomnessPool::new(pair.public()));
+    let mut client = ppdnn_protocol::ClientSession::new(ev.session_plan(), sk, pool, output).unwrap();
+    let (mut server, opening) = ev.start(pair.public().clone(), output).unwrap();
+    let mut trace = Trace::default();
+    let mut incoming = match client.start(image).unwrap() {
+        Some(mut first) => {
+            hook(Dir::ToServer, &mut first);
+            trace.client_messages.push(first.clone());
+            server.handle(&first).unwrap()
+        }
+        None => opening.expect("a mode where the server speaks first opens"),
+    };
+    loop {
+        hook(Dir::ToClient, &mut incoming);
+        trace.server_messages.push(incoming.clone());
+        match client.receive(&incoming) {
+            Err(e) => {
+                trace.client_error = Some(e.to_string());
+                return trace;
+            }
+            Ok(ClientStep::Send(mut m)) => {
+                hook(Dir::ToServer, &mut m);
+                trace.client_messages.push(m.clone());
+                match server.handle(&m) {
+                    Ok(a) => incoming = a,
+                    Err(e) => {
+                        trace.refused = Some((m.round, e.to_string()));
+                        return trace;
+                    }
+                }
+            }
+            Ok(step) => {
+                trace.outcome = Some(step);
+                return trace;
+            }
+        }
+    }
+}
