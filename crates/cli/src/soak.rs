@@ -278,6 +278,7 @@ fn start_msg(ctx: &Ctx) -> pb::InferRequest {
             mode: pb::Mode::Fast as i32,
             output: pb::Output::Logits as i32,
             modulus_proof: Vec::new(),
+            factor_proof: Vec::new(),
         })),
     }
 }

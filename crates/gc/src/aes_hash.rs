@@ -134,7 +134,8 @@ mod tests {
         let mut sixteen: Vec<Block> = (0..16u128).map(Block).collect();
         let tweaks: Vec<u64> = (100..116).collect();
         let salt = 7u128 << 64;
-        let want: Vec<Block> = sixteen.iter().zip(&tweaks).map(|(&b, &t)| tccr(b, salt | t as u128)).collect();
+        let want: Vec<Block> =
+            sixteen.iter().zip(&tweaks).map(|(&b, &t)| tccr(b, salt | t as u128)).collect();
         tccr_batch(&mut sixteen, &tweaks, salt);
         assert_eq!(sixteen, want);
     }

@@ -53,9 +53,7 @@ fn run(spec: &ActivationSpec, acc: &[i64], r: &[u64], t: &[u64]) -> (Vec<u64>, V
     }
     let c = activation_circuit(spec);
     let to_nums = |out: &[bool]| -> Vec<u64> {
-        out.chunks(OUTPUT_BITS)
-            .map(|w| w.iter().enumerate().map(|(i, &b)| (b as u64) << i).sum())
-            .collect()
+        out.chunks(OUTPUT_BITS).map(|w| w.iter().enumerate().map(|(i, &b)| (b as u64) << i).sum()).collect()
     };
     let plain = to_nums(&c.eval_plain(&garbler, &evaluator).unwrap());
     let mut g = Garbler::new().unwrap().salted(0x5eed);

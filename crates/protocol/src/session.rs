@@ -197,12 +197,13 @@ impl ServerSession {
     /// Whether the stock of re-randomizers may be filled in the background
     /// now. The fast mode's stock uses a table of the client's key, which is
     /// built only once the first round's ciphertexts have passed validation
-    /// (a Start alone costs the server nothing); the private mode's
-    /// full-strength re-randomizers need no table.
+    /// (a Start alone costs the server nothing); the private mode's only
+    /// once its OT consistency check has passed.
     pub fn may_fill_ahead(&self) -> bool {
         match self {
             ServerSession::Fast(s) => s.next_round() > 0,
-            ServerSession::Private(_) => true,
+            // Not before the OT check of client round 2 has passed.
+            ServerSession::Private(s) => s.next_round() > 2,
         }
     }
 }

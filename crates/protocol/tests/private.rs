@@ -148,7 +148,8 @@ fn the_digits_the_client_decrypts_are_uniform_whatever_the_input() {
         for _ in 0..4 {
             let (answer, _) = first_answer(&ev, pair, &image);
             let count = answer.data.len() / pair.public().ciphertext_bytes();
-            let cts = answer.ciphertexts_with_material(pair.public(), 3, count, answer.material.len()).unwrap();
+            let cts =
+                answer.ciphertexts_with_material(pair.public(), 3, count, answer.material.len()).unwrap();
             for c in &cts[..pl.output_ciphertexts] {
                 let mut y = pair.private.decrypt(c);
                 if y < 0 {
@@ -271,7 +272,12 @@ fn tampered_private_rounds_are_rejected_with_clear_errors() {
         .map(|(_, e)| e)
         .unwrap_or_default()
     };
-    assert!(refused(0, &|m| { m.material.pop(); }).contains("bytes of material"));
+    assert!(
+        refused(0, &|m| {
+            m.material.pop();
+        })
+        .contains("bytes of material")
+    );
     assert!(refused(0, &|m| m.round = 1).contains("round 1 arrived where round 0"));
     assert!(refused(1, &|m| m.material.truncate(100)).contains("bytes of material"));
     assert!(refused(2, &|m| m.data.truncate(width)).contains("ciphertexts where the plan says"));
@@ -285,8 +291,15 @@ fn tampered_private_rounds_are_rejected_with_clear_errors() {
         .client_error
         .unwrap_or_default()
     };
-    assert!(client_error(1, &|m| { m.material.pop(); }).contains("material"));
-    assert!(client_error(3, &|m| m.data.extend(vec![1u8; width])).contains("ciphertexts where the plan says"));
+    assert!(
+        client_error(1, &|m| {
+            m.material.pop();
+        })
+        .contains("material")
+    );
+    assert!(
+        client_error(3, &|m| m.data.extend(vec![1u8; width])).contains("ciphertexts where the plan says")
+    );
     assert!(client_error(2, &|m| m.round = 3).contains("round 3 arrived where round 2"));
     // The evaluator goes on serving.
     let image = test_set().image(5);

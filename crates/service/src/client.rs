@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ppdnn_model::network::argmax;
-use ppdnn_paillier::{PrivateKey, RandomnessPool};
+use ppdnn_paillier::{Integer, PrivateKey, RandomnessPool};
 use ppdnn_protocol::{ClientSession, ClientStep, Mode, Output, Packing, Plan, RoundMessage, SessionPlan};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
@@ -27,6 +27,9 @@ pub enum ClientError {
         /// Why it failed (the transport's words).
         message: String,
     },
+    /// A server that gave no factor-proof parameters for a private inference.
+    #[error("the server gave no factor-proof parameters (ModelDescription.factor_params)")]
+    NoFactorParams,
     /// The server answered with an error status.
     #[error("server: {} ({:?})", .0.message(), .0.code())]
     Status(#[from] tonic::Status),
@@ -167,6 +170,10 @@ pub struct RemoteClient {
     inner: InferenceClient<Channel>,
     max_message: usize,
     read_timeout: Duration,
+    /// The server's ring-Pedersen parameters (from DescribeModel), and the
+    /// last factor proof made against them: (parameters' digest, n, proof).
+    factor_params: Option<Arc<ppdnn_paillier::RingPedersen>>,
+    factor_proof: Arc<std::sync::Mutex<Option<([u8; 32], Integer, Vec<u8>)>>>,
 }
 
 /// How long the client waits for the server's next message by default.
@@ -200,7 +207,13 @@ impl RemoteClient {
         let inner = InferenceClient::new(channel)
             .max_decoding_message_size(max_message)
             .max_encoding_message_size(max_message);
-        Ok(RemoteClient { inner, max_message, read_timeout: DEFAULT_READ_TIMEOUT })
+        Ok(RemoteClient {
+            inner,
+            max_message,
+            read_timeout: DEFAULT_READ_TIMEOUT,
+            factor_params: None,
+            factor_proof: Arc::default(),
+        })
     }
 
     /// Sets how long to wait for each message of the server before giving up
@@ -239,7 +252,46 @@ impl RemoteClient {
         {
             return Err(ClientError::PlanMismatch);
         }
+        if mode == Mode::Private {
+            let params = ppdnn_paillier::RingPedersen::from_bytes(&desc.factor_params)
+                .map_err(ppdnn_protocol::Error::from)?;
+            self.factor_params = Some(Arc::new(params));
+        }
         Ok((desc, plan))
+    }
+
+    /// The key's factor proof against the server's parameters (read with
+    /// the plan, or asked for now): made once per key and parameters (about
+    /// 25 ms at 2048 bits), then kept.
+    async fn factor_proof_for(
+        &mut self,
+        model: &str,
+        plan: &Plan,
+        key: &Arc<PrivateKey>,
+    ) -> Result<Vec<u8>, ClientError> {
+        if self.factor_params.is_none() {
+            self.describe(model, plan.key_bits, plan.packing, plan.mode).await?;
+        }
+        let params = self.factor_params.clone().ok_or(ClientError::NoFactorParams)?;
+        let digest = params.digest();
+        let n = key.public_key().n().clone();
+        let cached = self.factor_proof.lock().map_err(|_| ClientError::NoFactorParams)?.clone();
+        if let Some((d, cached_n, proof)) = cached
+            && d == digest
+            && cached_n == n
+        {
+            return Ok(proof);
+        }
+        let k = key.clone();
+        let proof = tokio::task::spawn_blocking(move || {
+            k.prove_factors(&params).map(|p| p.to_bytes(k.public_key(), &params))
+        })
+        .await?
+        .map_err(ppdnn_protocol::Error::from)?;
+        if let Ok(mut slot) = self.factor_proof.lock() {
+            *slot = Some((digest, n, proof.clone()));
+        }
+        Ok(proof)
     }
 
     /// Classifies one image in the plan's mode: encrypts it, runs the
@@ -259,14 +311,17 @@ impl RemoteClient {
         let width = public.ciphertext_bytes();
         let max_chunk = (self.max_message / 2).max(width);
         let mode = plan.plan().mode;
-        let modulus_proof = match mode {
-            Mode::Fast => Vec::new(),
+        let (modulus_proof, factor_proof) = match mode {
+            Mode::Fast => (Vec::new(), Vec::new()),
             // Made once per key (0.1-0.2 s at 2048 bits), then kept with it.
             Mode::Private => {
                 let k = key.clone();
-                tokio::task::spawn_blocking(move || k.modulus_proof().map(|p| p.to_bytes(k.public_key())))
-                    .await?
-                    .map_err(ppdnn_protocol::Error::from)?
+                let modulus = tokio::task::spawn_blocking(move || {
+                    k.modulus_proof().map(|p| p.to_bytes(k.public_key()))
+                })
+                .await?
+                .map_err(ppdnn_protocol::Error::from)?;
+                (modulus, self.factor_proof_for(model, plan.plan(), &key).await?)
             }
         };
         let (tx, rx) = mpsc::channel::<pb::InferRequest>(8);
@@ -278,6 +333,7 @@ impl RemoteClient {
             mode: mode_to_pb(mode),
             output: output_to_pb(if mode == Mode::Private { output } else { Output::Logits }),
             modulus_proof,
+            factor_proof,
         };
         let send = |kind| pb::InferRequest { kind: Some(kind) };
         tx.send(send(infer_request::Kind::Start(start))).await.map_err(|_| ClientError::StreamClosed)?;

@@ -39,6 +39,9 @@ pub enum ServiceError {
     /// A key size the key policy does not accept.
     #[error(transparent)]
     KeySize(#[from] ppdnn_paillier::KeySizeError),
+    /// The server's ring-Pedersen parameters could not be made.
+    #[error("making the factor-proof parameters: {0}")]
+    FactorParams(#[source] ppdnn_paillier::Error),
     /// Two models under one name.
     #[error("two models are named {0:?}")]
     DuplicateName(String),

@@ -42,6 +42,12 @@ impl Entry {
     }
 }
 
+/// Bits of the ring-Pedersen modulus a server makes at start-up: as large
+/// as the largest key it serves, and at least 2048.
+fn factor_params_bits(key_bits: &[u32]) -> u32 {
+    key_bits.iter().copied().max().unwrap_or(2048).max(2048).next_multiple_of(2)
+}
+
 /// The Inference service.
 pub struct InferenceService {
     models: Arc<Vec<Entry>>,
@@ -53,6 +59,8 @@ pub struct InferenceService {
     per_client: Arc<Mutex<HashMap<IpAddr, usize>>>,
     budgets: Option<Budgets>,
     proven: ProvenKeys,
+    /// The ring-Pedersen parameters clients prove their keys' factors against.
+    factor_params: Arc<ppdnn_paillier::RingPedersen>,
 }
 
 /// Counts the inferences in progress on a server.
@@ -180,6 +188,10 @@ pub fn inference_service(
         per_client: Arc::default(),
         budgets: config.query_budget.map(Budgets::new),
         proven: ProvenKeys::default(),
+        factor_params: Arc::new(
+            ppdnn_paillier::RingPedersen::generate(factor_params_bits(&config.key_bits))
+                .map_err(ServiceError::FactorParams)?,
+        ),
         config: Arc::new(config),
     };
     Ok((svc, gauge))
@@ -318,6 +330,7 @@ impl Inference for InferenceService {
             input_shape: plan.input_shape.iter().map(|&x| x as u32).collect(),
             classes: entry.classes.clone(),
             supported_key_bits: self.config.key_bits.clone(),
+            factor_params: self.factor_params.to_bytes(),
             plan_json: plan.to_json(),
             limits: Some(pb::Limits {
                 max_message_bytes: self.config.max_message_bytes as u64,
@@ -370,6 +383,7 @@ impl InferenceService {
             per_client: self.per_client.clone(),
             budgets: self.budgets.clone(),
             proven: self.proven.clone(),
+            factor_params: self.factor_params.clone(),
             ip,
         };
         tokio::spawn(session.run(inbound, waiting, tx));

@@ -113,6 +113,7 @@ pub(crate) struct Session {
     pub(crate) per_client: Arc<Mutex<HashMap<IpAddr, usize>>>,
     pub(crate) budgets: Option<Budgets>,
     pub(crate) proven: ProvenKeys,
+    pub(crate) factor_params: Arc<ppdnn_paillier::RingPedersen>,
     pub(crate) ip: Option<IpAddr>,
 }
 
@@ -151,13 +152,15 @@ impl Session {
         }
     }
 
-    /// Verifies that the key's n is a Paillier-Blum modulus, once per key:
-    /// a verdict is remembered with the key's digest.
-    async fn check_modulus_proof(
+    /// Verifies that the key's n is a Paillier-Blum modulus with no small
+    /// factor (both proofs are needed: docs/SECURITY.md), once per key: a
+    /// verdict is remembered with the key's digest.
+    async fn check_key_proofs(
         &self,
         key: &ppdnn_paillier::PublicKey,
         digest: [u8; 32],
         proof: Vec<u8>,
+        factor_proof: Vec<u8>,
     ) -> Result<(), CallError> {
         if self.proven.contains(&digest) {
             return Ok(());
@@ -165,11 +168,17 @@ impl Session {
         if proof.is_empty() {
             return Err(CallError::NoModulusProof);
         }
+        if factor_proof.is_empty() {
+            return Err(CallError::NoFactorProof);
+        }
         let key = key.clone();
+        let params = self.factor_params.clone();
         // One n-th power per challenge: not on the runtime's threads.
         tokio::task::spawn_blocking(move || {
             let proof = ppdnn_paillier::ModulusProof::from_bytes(&key, &proof)?;
-            key.verify_modulus_proof(&proof)
+            key.verify_modulus_proof(&proof)?;
+            let factors = ppdnn_paillier::FactorProof::from_bytes(&key, &params, &factor_proof)?;
+            key.verify_factors_proof(&params, &factors)
         })
         .await?
         .map_err(CallError::ModulusProof)?;
@@ -268,7 +277,7 @@ impl Session {
             Mode::Private => output_from_pb(start.output)?,
         };
         if mode == Mode::Private {
-            self.check_modulus_proof(&key, digest, start.modulus_proof).await?;
+            self.check_key_proofs(&key, digest, start.modulus_proof, start.factor_proof).await?;
         }
         if !config.outputs.contains(&output) {
             let offered = config.outputs.iter().map(|o| o.name()).collect();

@@ -102,6 +102,11 @@ pub enum CallError {
         "the private mode needs the key's modulus proof (Start.modulus_proof): a proof that n is a Paillier-Blum modulus"
     )]
     NoModulusProof,
+    /// A private-mode Start without the key's factor proof.
+    #[error(
+        "the private mode needs the key's factor proof (Start.factor_proof): a proof that n has no small factor, against the server's factor_params"
+    )]
+    NoFactorProof,
     /// A modulus proof that does not parse or does not verify.
     #[error("the key's {0}")]
     ModulusProof(ppdnn_paillier::Error),
@@ -249,6 +254,7 @@ impl CallError {
             | NotStart
             | NoKey
             | NoModulusProof
+            | NoFactorProof
             | ModulusProof(_)
             | SecondStart { .. }
             | EmptyMessage

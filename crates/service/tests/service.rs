@@ -86,6 +86,7 @@ fn start_msg(n: Vec<u8>, hn: Vec<u8>, model: &str) -> pb::InferRequest {
             mode: pb::Mode::Fast as i32,
             output: pb::Output::Logits as i32,
             modulus_proof: Vec::new(),
+            factor_proof: Vec::new(),
         })),
     }
 }
@@ -705,6 +706,25 @@ async fn a_server_offers_only_the_modes_its_operator_chose() {
     assert!(e.contains("does not offer the private mode"), "{e}");
 }
 
+/// The server's factor-proof parameters (from DescribeModel).
+async fn factor_params(url: &str) -> ppdnn_paillier::RingPedersen {
+    let mut c = InferenceClient::connect(url.to_string()).await.unwrap();
+    let req = pb::DescribeModelRequest {
+        model: String::new(),
+        key_bits: BITS,
+        packing: pb::Packing::Packed as i32,
+        mode: pb::Mode::Private as i32,
+    };
+    let desc = c.describe_model(req).await.unwrap().into_inner();
+    ppdnn_paillier::RingPedersen::from_bytes(&desc.factor_params).unwrap()
+}
+
+/// The test key's factor proof against the server's parameters.
+async fn factor_proof(url: &str) -> Vec<u8> {
+    let params = factor_params(url).await;
+    key().private.prove_factors(&params).unwrap().to_bytes(key().public(), &params)
+}
+
 /// Sends a private Start and `rounds` raw rounds; returns the server's answer or status.
 async fn raw_private(url: &str, rounds: Vec<pb::Round>) -> Result<usize, tonic::Status> {
     let pb::InferRequest { kind: Some(infer_request::Kind::Start(mut start)) } = good_start() else {
@@ -712,6 +732,7 @@ async fn raw_private(url: &str, rounds: Vec<pb::Round>) -> Result<usize, tonic::
     };
     start.mode = pb::Mode::Private as i32;
     start.modulus_proof = key().private.modulus_proof().unwrap().to_bytes(key().public());
+    start.factor_proof = factor_proof(url).await;
     let mut msgs = vec![pb::InferRequest { kind: Some(infer_request::Kind::Start(start)) }];
     msgs.extend(rounds.into_iter().map(|r| pb::InferRequest { kind: Some(infer_request::Kind::Round(r)) }));
     raw(url, msgs, Duration::from_millis(500)).await
@@ -723,41 +744,31 @@ async fn tampered_private_rounds_get_clear_statuses_and_the_server_keeps_serving
     let data = round0(&server.url).await;
     let r =
         |ciphertexts: Vec<u8>, material: Vec<u8>| pb::Round { round: 0, ciphertexts, last: true, material };
-    // No base-OT answer with the input.
+    // Round 0 is the base-OT point alone: ciphertexts are refused.
     expect(
-        raw_private(&server.url, vec![r(data.clone(), Vec::new())]).await,
+        raw_private(&server.url, vec![r(data[..key().public().ciphertext_bytes()].to_vec(), vec![7u8; 32])])
+            .await,
         Code::InvalidArgument,
-        &["material"],
+        &["ciphertexts"],
     );
-    // A truncated base-OT answer.
+    // A truncated point.
     expect(
-        raw_private(&server.url, vec![r(data.clone(), vec![7u8; 4095])]).await,
+        raw_private(&server.url, vec![r(Vec::new(), vec![7u8; 31])]).await,
         Code::InvalidArgument,
         &["material"],
     );
     // Too much material is refused as it arrives.
     expect(
-        raw_private(&server.url, vec![r(data.clone(), vec![7u8; 4097])]).await,
+        raw_private(&server.url, vec![r(Vec::new(), vec![7u8; 33])]).await,
         Code::InvalidArgument,
         &["material"],
     );
-    // An answer of the right size that is not a set of curve points.
+    // A point of the right size that is not a curve point.
     expect(
-        raw_private(&server.url, vec![r(data.clone(), vec![0xffu8; 4096])]).await,
+        raw_private(&server.url, vec![r(Vec::new(), vec![0xffu8; 32])]).await,
         Code::InvalidArgument,
-        &["base-OT"],
+        &["base OT"],
     );
-    // Material before ciphertexts.
-    let split = vec![
-        pb::Round { round: 0, ciphertexts: Vec::new(), last: false, material: vec![1u8; 16] },
-        pb::Round {
-            round: 0,
-            ciphertexts: data[..key().public().ciphertext_bytes()].to_vec(),
-            last: true,
-            material: Vec::new(),
-        },
-    ];
-    expect(raw_private(&server.url, split).await, Code::InvalidArgument, &["ciphertexts after material"]);
     // The server goes on serving.
     let out = private_inference(&server.url, 2, Output::Logits).await;
     assert_eq!(out.logits, model().quant.logits(test_set().image(2)).unwrap());
@@ -848,17 +859,19 @@ async fn a_server_that_releases_only_labels_refuses_logits() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn private_starts_need_a_modulus_proof_that_verifies() {
     let server = start(4, Duration::from_secs(5)).await;
-    let private_start = |proof: Vec<u8>| {
+    let good_factors = factor_proof(&server.url).await;
+    let private_start = |proof: Vec<u8>, factors: &Vec<u8>| {
         let pb::InferRequest { kind: Some(infer_request::Kind::Start(mut start)) } = good_start() else {
             unreachable!("good_start is a Start")
         };
         start.mode = pb::Mode::Private as i32;
         start.modulus_proof = proof;
+        start.factor_proof = factors.clone();
         pb::InferRequest { kind: Some(infer_request::Kind::Start(start)) }
     };
     // No proof: refused at Start, before any work.
     expect(
-        raw(&server.url, vec![private_start(Vec::new())], Duration::ZERO).await,
+        raw(&server.url, vec![private_start(Vec::new(), &good_factors)], Duration::ZERO).await,
         Code::InvalidArgument,
         &["modulus proof"],
     );
@@ -867,13 +880,23 @@ async fn private_starts_need_a_modulus_proof_that_verifies() {
     let other = generate_keypair(BITS, KeyPolicy::INSECURE_TESTING).unwrap();
     let theirs = other.private.modulus_proof().unwrap().to_bytes(other.public());
     expect(
-        raw(&server.url, vec![private_start(theirs)], Duration::ZERO).await,
+        raw(&server.url, vec![private_start(theirs, &good_factors)], Duration::ZERO).await,
         Code::InvalidArgument,
         &["the key's modulus proof"],
     );
-    // The key's own proof: the session goes on (and answers the setup).
+    // The key's own modulus proof without its factor proof, or with another key's.
     let mine = key().private.modulus_proof().unwrap().to_bytes(key().public());
-    let r = raw(&server.url, vec![private_start(mine)], Duration::from_millis(200)).await;
+    expect(
+        raw(&server.url, vec![private_start(mine.clone(), &Vec::new())], Duration::ZERO).await,
+        Code::InvalidArgument,
+        &["factor proof"],
+    );
+    let params = factor_params(&server.url).await;
+    let theirs = other.private.prove_factors(&params).unwrap().to_bytes(other.public(), &params);
+    let r = raw(&server.url, vec![private_start(mine.clone(), &theirs)], Duration::ZERO).await;
+    assert!(matches!(&r, Err(s) if s.code() == Code::InvalidArgument), "{r:?}");
+    // Both of the key's own proofs: the session goes on (and answers the setup).
+    let r = raw(&server.url, vec![private_start(mine, &good_factors)], Duration::from_millis(200)).await;
     assert!(!matches!(&r, Err(s) if s.code() == Code::InvalidArgument), "{r:?}");
     // And a whole private inference through the library client sends it.
     let out = private_inference(&server.url, 5, Output::Logits).await;

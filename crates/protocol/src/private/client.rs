@@ -148,7 +148,8 @@ impl PrivateClientSession {
         let (count, material) = self.schedule.server_message(k);
         let pk = self.key.public_key();
         let cts = answer.ciphertexts_with_material(pk, k, count, material)?;
-        let plain: Vec<Integer> = self.key.decrypt_many(&cts).into_iter().map(|m| residue(m, pk.n())).collect();
+        let plain: Vec<Integer> =
+            self.key.decrypt_many(&cts).into_iter().map(|m| residue(m, pk.n())).collect();
         let layers = self.schedule.layers();
         let m = &answer.material;
         let step = match k {
@@ -328,7 +329,9 @@ impl PrivateClientSession {
             let garbled = tables(circuit, &material[..self.schedule.table_bytes(l)])
                 .map_err(|e| msg(round, MessageError::GarbledArgmax(e)))?;
             let mut ev = ppdnn_gc::Evaluator::at_tweak(self.tweak).salted(nonce);
-            let out = ev.evaluate(circuit, &garbled, labels).map_err(|e| msg(round, MessageError::GarbledArgmax(e)))?;
+            let out = ev
+                .evaluate(circuit, &garbled, labels)
+                .map_err(|e| msg(round, MessageError::GarbledArgmax(e)))?;
             self.tweak = ev.next_tweak();
             self.stats.garbled_bytes += self.schedule.table_bytes(l);
             self.stats.and_gates += circuit.and_gates();
@@ -352,8 +355,12 @@ impl PrivateClientSession {
             .map(|(k, (p, &(at, len, tweak)))| -> Result<Vec<Block>> {
                 let bad = |source| msg(round, MessageError::GarbledPart { part: k, source });
                 let garbled = tables(&p.circuit, &material[at..at + len]).map_err(bad)?;
-                let mine = &labels[p.first_ciphertext * per_ct..(p.first_ciphertext + p.ciphertexts) * per_ct];
-                ppdnn_gc::Evaluator::at_tweak(tweak).salted(nonce).evaluate(&p.circuit, &garbled, mine).map_err(bad)
+                let mine =
+                    &labels[p.first_ciphertext * per_ct..(p.first_ciphertext + p.ciphertexts) * per_ct];
+                ppdnn_gc::Evaluator::at_tweak(tweak)
+                    .salted(nonce)
+                    .evaluate(&p.circuit, &garbled, mine)
+                    .map_err(bad)
             })
             .collect::<Result<_>>()?;
         self.tweak = tweak;
@@ -376,8 +383,10 @@ impl PrivateClientSession {
         let (mut c, mut t) = (vec![Integer::new(); inputs], vec![Integer::new(); inputs]);
         for (o, label) in labels.iter().enumerate() {
             let s = usize::from(label.lsb());
-            c[o / VALUE_BITS] += read_u128(&material, 4 * LABEL_BYTES * o + LABEL_BYTES * s) ^ value_hash[o].0;
-            t[o / VALUE_BITS] += read_u128(&material, 4 * LABEL_BYTES * o + LABEL_BYTES * (2 + s)) ^ tag_hash[o].0;
+            c[o / VALUE_BITS] +=
+                read_u128(&material, 4 * LABEL_BYTES * o + LABEL_BYTES * s) ^ value_hash[o].0;
+            t[o / VALUE_BITS] +=
+                read_u128(&material, 4 * LABEL_BYTES * o + LABEL_BYTES * (2 + s)) ^ tag_hash[o].0;
         }
         let cts = self.encrypt_input(l + 1, &c)?;
         self.tags = t;
@@ -394,7 +403,10 @@ impl PrivateClientSession {
             self.argmax_labels = labels;
             material = z;
         }
-        let d = plain.into_iter().next().ok_or_else(|| msg(k, MessageError::CiphertextCount { got: 0, expected: 1 }))?;
+        let d = plain
+            .into_iter()
+            .next()
+            .ok_or_else(|| msg(k, MessageError::CiphertextCount { got: 0, expected: 1 }))?;
         material.extend(ppdnn_paillier::to_fixed_bytes(&d, self.schedule.n_bytes()));
         Ok(self.send(&[], material))
     }
@@ -446,4 +458,3 @@ fn tables(circuit: &ppdnn_gc::Circuit, bytes: &[u8]) -> std::result::Result<Garb
     let tables = blocks_from_bytes(bytes, circuit.table_blocks(), ppdnn_gc::Item::GarbledTables)?;
     Ok(GarbledCircuit { tables, decode: vec![false; circuit.outputs()] })
 }
-

@@ -26,7 +26,12 @@ fn tweak(nonce: u64, domain: Domain, index: u64) -> u128 {
 }
 
 /// H(x_k, (nonce, domain, indices_k)) for every k.
-pub(crate) fn hash_at(nonce: u64, domain: Domain, xs: &[Block], indices: impl Iterator<Item = u64>) -> Vec<Block> {
+pub(crate) fn hash_at(
+    nonce: u64,
+    domain: Domain,
+    xs: &[Block],
+    indices: impl Iterator<Item = u64>,
+) -> Vec<Block> {
     let tweaks: Vec<u128> = indices.map(|i| tweak(nonce, domain, i)).collect();
     debug_assert_eq!(tweaks.len(), xs.len());
     let mut out = xs.to_vec();

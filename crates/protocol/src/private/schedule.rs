@@ -50,7 +50,10 @@ impl Schedule {
         let table = |l: usize| -> (usize, usize) {
             if l + 1 < layers {
                 let parts = circuits.layer(l);
-                (parts.iter().map(|p| table_bytes(&p.circuit)).sum(), parts.iter().map(|p| p.circuit.outputs()).sum())
+                (
+                    parts.iter().map(|p| table_bytes(&p.circuit)).sum(),
+                    parts.iter().map(|p| p.circuit.outputs()).sum(),
+                )
             } else if label {
                 (table_bytes(circuits.argmax()), 0)
             } else {

@@ -287,7 +287,8 @@ impl PrivateServerSession {
             .zip(&path.pads)
             .map(|(c, a)| add_residue(&self.key, c, &Integer::from(n - a)))
             .collect();
-        let acc = linear_layer(&self.key, &self.model.layers[l], &self.plan.layers[l], self.plan.packing, &x)?;
+        let acc =
+            linear_layer(&self.key, &self.model.layers[l], &self.plan.layers[l], self.plan.packing, &x)?;
         let mut answer = self.masked_layer(l, acc)?;
         for g in &path.gamma {
             answer.material.extend(g.to_le_bytes());
@@ -353,7 +354,10 @@ impl PrivateServerSession {
         let with_offset: Vec<Ciphertext> = acc.par_iter().map(|c| add_residue(key, c, offset)).collect();
         let groups: Vec<(usize, usize)> =
             (0..acc.len()).step_by(TAG_GROUP).map(|g| (g, (g + TAG_GROUP).min(acc.len()))).collect();
-        secrets.betas = groups.iter().map(|_| ppdnn_paillier::random_below(&beta_bound)).collect::<std::result::Result<_, _>>()?;
+        secrets.betas = groups
+            .iter()
+            .map(|_| ppdnn_paillier::random_below(&beta_bound))
+            .collect::<std::result::Result<_, _>>()?;
         groups
             .par_iter()
             .zip(&secrets.betas)
@@ -531,7 +535,8 @@ impl PrivateServerSession {
         let delta = self.delta()?;
         let p = random_prime(&mut self.prg);
         let bits = self.key.bits() as usize;
-        let keys0: Vec<Block> = b.iter().enumerate().map(|(k, &bk)| self.rows[first + k] ^ delta.select(bk)).collect();
+        let keys0: Vec<Block> =
+            b.iter().enumerate().map(|(k, &bk)| self.rows[first + k] ^ delta.select(bk)).collect();
         let keys1: Vec<Block> = keys0.iter().map(|&k| k ^ delta).collect();
         let u0 = mac_shares(self.nonce, &keys0, first as u64, p);
         let u1 = mac_shares(self.nonce, &keys1, first as u64, p);
@@ -568,7 +573,8 @@ impl PrivateServerSession {
                 let to = (from + TAG_GROUP).min(pl.output_ciphertexts);
                 let mut z = mod_small(beta, p) as u128;
                 for c in from..to {
-                    let masked = (secrets.alphas[c] as u128 % pm) * mod_small(&secrets.masks[c], p) as u128 % pm;
+                    let masked =
+                        (secrets.alphas[c] as u128 % pm) * mod_small(&secrets.masks[c], p) as u128 % pm;
                     z = (z + 2 * pm - sums[c] - masked) % pm;
                 }
                 z as u64
