@@ -260,11 +260,11 @@ pub struct UncheckedPlan {
 pub const STAT_BITS: u32 = 40;
 
 /// Bits the private mode keeps free above the slots: S B + 2 kappa + 8 <=
-/// |n|. The MAC tag of two ciphertexts, sum alpha_c (M_c + O) with alpha_c
-/// below 2^46, stays below 2^(S B + 47); its mask beta, uniform below n -
-/// 2^(S B + 47), then leaves the tag within 2^(S B + 48 - |n|) <= 2^-kappa
-/// of uniform whatever the client made the server compute, and the masks
-/// of the plaintexts themselves are wider still.
+/// |n|. The mask of a plaintext, R = t 2^(S B) + (slot masks) with t uniform
+/// below floor(n / 2^(S B)) - 1, then leaves Y = M + O + R within
+/// 2^(S B + 1 - |n|) <= 2^-87 of uniform in Z_n whatever M the client made
+/// the server compute: far below 2^-40 over the at most 2^20 plaintexts of
+/// an inference.
 pub const PRIVATE_HEADROOM: u32 = 2 * STAT_BITS + 8;
 
 /// The most slots of `slot_bits` bits a layer may use in `mode`: in the
