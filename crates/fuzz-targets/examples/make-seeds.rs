@@ -10,7 +10,7 @@ use std::sync::Arc;
 use ppdnn_fuzz_targets::{BITS, join_messages, model, plan, test_key};
 use ppdnn_paillier::keyfile::{private_key_to_json, public_key_to_json};
 use ppdnn_paillier::{RandomnessPool, to_fixed_bytes};
-use ppdnn_protocol::{ClientStep, Packing, Plan, fast::FastClientSession};
+use ppdnn_protocol::{ClientStep, Packing, Plan, RoundMessage, fast::FastClientSession};
 use ppdnn_service::pb::{self, infer_request};
 use prost::Message;
 
@@ -73,6 +73,7 @@ fn main() {
             mode: pb::Mode::Fast as i32,
             output: pb::Output::Logits as i32,
             modulus_proof: Vec::new(),
+            factor_proof: Vec::new(),
         })),
     };
     let round = |data: &[u8], last: bool| {
@@ -95,8 +96,8 @@ fn main() {
     }
     write("server_stream", "round0-chunked", &join_messages(&chunked));
 
-    // private_rounds: a genuine base-OT answer for the server, a genuine
-    // setup for the client, and a private Start for the server stream.
+    // private_rounds: the genuine messages of the first rounds in both
+    // directions, and a private Start for the server stream.
     let ev = ppdnn_fuzz_targets::private_evaluator();
     let circuits = ev.circuits().unwrap().clone();
     let sk = Arc::new(key.clone());
@@ -110,16 +111,26 @@ fn main() {
     )
     .unwrap();
     client.start(&[0u8; 784]).unwrap();
-    let (_, setup) = ev.private_session(pk.clone(), ppdnn_protocol::Output::Logits).unwrap();
-    let ClientStep::Send(m0) = client.receive(&setup).unwrap() else { panic!("round 0 is sent") };
-    write("private_rounds", "server-round0", &[&[0u8][..], &m0.material].concat());
-    write("private_rounds", "client-setup", &[&[1u8][..], &setup.material].concat());
-    write("private_rounds", "client-round1-short", &[2u8, 32, 0, 7, 7, 7]);
-    write("private_rounds", "server-round1-short", &[3u8, 1, 2, 3]);
+    let (mut server, mut incoming) = ev.private_session(pk.clone(), ppdnn_protocol::Output::Logits).unwrap();
+    let seed = |selector: u8, m: &RoundMessage| {
+        let len = (m.material.len().min(u16::MAX as usize) as u16).to_le_bytes();
+        [&[selector][..], &len[..], &m.material[..len_of(m)], &m.data[..]].concat()
+    };
+    for k in 0..3u8 {
+        write("private_rounds", &format!("client-round{k}"), &seed(2 * k + 1, &incoming));
+        let ClientStep::Send(m) = client.receive(&incoming).unwrap() else { panic!("round {k} is sent") };
+        write("private_rounds", &format!("server-round{k}"), &seed(2 * k, &m));
+        incoming = server.handle(&m).unwrap();
+    }
     let mut private_start = start.clone();
     if let Some(infer_request::Kind::Start(s)) = private_start.kind.as_mut() {
         s.mode = pb::Mode::Private as i32;
     }
     write("server_stream", "private-start", &join_messages(&[private_start.encode_to_vec()]));
     println!("seeds written");
+}
+
+/// Material bytes a seed keeps (its length field is 16 bits).
+fn len_of(m: &RoundMessage) -> usize {
+    m.material.len().min(u16::MAX as usize)
 }

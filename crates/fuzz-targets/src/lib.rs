@@ -104,40 +104,33 @@ fn private_pair(
     (client, server, setup)
 }
 
-/// The private mode's messages: the first byte picks what receives the
-/// rest. 0: the server, as the client's round 0 (base-OT answer as
-/// material, then the genuine input); 1: the client, as the server's setup;
-/// 2: the client, as the server's round 1 after a genuine setup (two bytes
-/// of material length, the material, then ciphertext bytes); 3: the server,
-/// as a round-1 garbled circuit after a genuine round 0.
+/// The private mode's messages: an honest session runs up to a message
+/// chosen by the first byte (bit 0: 0 for one the server receives, 1 for
+/// one the client receives; the rest: its round, 0 to 5), which is replaced
+/// by the fuzzed one: two bytes of material length, the material, then
+/// ciphertext bytes. Both sides must refuse bad messages cleanly.
 pub fn private_rounds(data: &[u8]) {
     let Some((&selector, payload)) = data.split_first() else { return };
-    let (mut client, mut server, setup) = private_pair(Output::Logits);
-    match selector % 4 {
-        0 => {
-            let Ok(ClientStep::Send(mut m0)) = client.receive(&setup) else { return };
-            m0.material = payload.to_vec();
-            let _ = server.handle(&m0);
+    let Some((len, rest)) = payload.split_first_chunk::<2>() else { return };
+    let len = (u16::from_le_bytes(*len) as usize).min(rest.len());
+    let (material, ciphertexts) = rest.split_at(len);
+    let to_server = selector & 1 == 0;
+    let target = (selector >> 1) as usize % 6;
+    let fuzzed =
+        |round| RoundMessage { round, data: ciphertexts.to_vec(), material: material.to_vec() };
+    let (mut client, mut server, mut incoming) = private_pair(Output::Logits);
+    for k in 0..=target {
+        if !to_server && k == target {
+            let _ = client.receive(&fuzzed(k));
+            return;
         }
-        1 => {
-            let _ = client.receive(&RoundMessage { round: 0, data: Vec::new(), material: payload.to_vec() });
+        let Ok(ClientStep::Send(m)) = client.receive(&incoming) else { return };
+        if to_server && k == target {
+            let _ = server.handle(&fuzzed(k));
+            return;
         }
-        2 => {
-            let Ok(ClientStep::Send(_)) = client.receive(&setup) else { return };
-            let Some((len, rest)) = payload.split_first_chunk::<2>() else { return };
-            let len = (u16::from_le_bytes(*len) as usize).min(rest.len());
-            let (material, data) = rest.split_at(len);
-            let _ =
-                client.receive(&RoundMessage { round: 1, data: data.to_vec(), material: material.to_vec() });
-        }
-        _ => {
-            let Ok(ClientStep::Send(m0)) = client.receive(&setup) else { return };
-            let Ok(a1) = server.handle(&m0) else { return };
-            let Ok(ClientStep::Send(mut m1)) = client.receive(&a1) else { return };
-            // The genuine Enc(-s) with fuzzed garbled material.
-            m1.material = payload.to_vec();
-            let _ = server.handle(&m1);
-        }
+        let Ok(answer) = server.handle(&m) else { return };
+        incoming = answer;
     }
 }
 

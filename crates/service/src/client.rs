@@ -173,8 +173,11 @@ pub struct RemoteClient {
     /// The server's ring-Pedersen parameters (from DescribeModel), and the
     /// last factor proof made against them: (parameters' digest, n, proof).
     factor_params: Option<Arc<ppdnn_paillier::RingPedersen>>,
-    factor_proof: Arc<std::sync::Mutex<Option<([u8; 32], Integer, Vec<u8>)>>>,
+    factor_proof: Arc<std::sync::Mutex<Option<FactorProofCache>>>,
 }
+
+/// A factor proof made: (the parameters' digest, the key's n, the proof).
+type FactorProofCache = ([u8; 32], Integer, Vec<u8>);
 
 /// How long the client waits for the server's next message by default.
 pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(120);

@@ -295,14 +295,14 @@ impl PrivateClientSession {
         let hashes = mac_shares(self.nonce, &self.rows[first..first + count], first as u64, p);
         let pm = p as u128;
         let mut sigma = vec![0u128; pl.output_ciphertexts];
-        for k in 0..count {
+        for (k, &h) in hashes.iter().enumerate() {
             let e = read_u64(m, e_at + 8 * k);
             if e >= p {
                 return Err(msg(round, MessageError::FieldRange { what: "a MAC correction" }));
             }
             let (c, j) = (k / bits, k % bits);
             let y = u128::from(pending.plain[c].get_bit(j as u32));
-            sigma[c] = (sigma[c] + hashes[k] as u128 + y * e as u128) % pm;
+            sigma[c] = (sigma[c] + h as u128 + y * e as u128) % pm;
         }
         let mut z = Vec::with_capacity(8 * pending.tags.len());
         for (g, t) in pending.tags.iter().enumerate() {

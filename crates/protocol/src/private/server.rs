@@ -503,7 +503,7 @@ impl PrivateServerSession {
             None => term,
         });
         for ((g, a), a2) in path.gamma.iter().zip(&path.pads).zip(&path.tag_pads) {
-            let t = Integer::from(a2 - Integer::from(a * path.alpha));
+            let t = a2 - Integer::from(a * path.alpha);
             self.zero_plain += Integer::from(&t * *g);
             self.zero_plain %= n;
         }
@@ -571,10 +571,11 @@ impl PrivateServerSession {
             .map(|(from, beta)| {
                 let to = (from + TAG_GROUP).min(pl.output_ciphertexts);
                 let mut z = mod_small(beta, p) as u128;
-                for c in from..to {
-                    let masked =
-                        (secrets.alphas[c] as u128 % pm) * mod_small(&secrets.masks[c], p) as u128 % pm;
-                    z = (z + 2 * pm - sums[c] - masked) % pm;
+                for ((&alpha, mask), &sum) in
+                    secrets.alphas[from..to].iter().zip(&secrets.masks[from..to]).zip(&sums[from..to])
+                {
+                    let masked = (alpha as u128 % pm) * mod_small(mask, p) as u128 % pm;
+                    z = (z + 2 * pm - sum - masked) % pm;
                 }
                 let wrapped = (z + pm - mod_small(self.key.n(), p) as u128) % pm;
                 [z as u64, wrapped as u64]
