@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use ppdnn_model::network::argmax;
 use ppdnn_paillier::{KeyPolicy, RandomnessPool, generate_keypair};
+use ppdnn_protocol::private::Schedule;
 use ppdnn_protocol::{ClientSession, ClientStep, Evaluator, Mode, Output, Packing, run_in_process};
 use serde::Serialize;
 
@@ -72,6 +73,8 @@ pub fn eval_encrypted(args: EvalArgs, opts: EncryptedOpts) -> Result<()> {
     let packing = if no_packing { Packing::Unpacked } else { Packing::Packed };
     let evaluator = Evaluator::for_mode(Arc::new(model.quant.clone()), bits, packing, mode)?;
     let plan = evaluator.plan().clone();
+    let schedule = evaluator.circuits().map(|c| Schedule::new(&plan, c, output));
+    let schedule = schedule.as_ref();
     let start = Instant::now();
     let pair = generate_keypair(bits, policy).context("generating the client's key")?;
     let sk = Arc::new(pair.private);
@@ -123,10 +126,14 @@ pub fn eval_encrypted(args: EvalArgs, opts: EncryptedOpts) -> Result<()> {
         bytes_per_image: mean(|r| r.bytes as f64),
         gc_bytes_per_image: mean(|r| r.gc_bytes as f64),
         and_gates_per_image: mean(|r| r.and_gates as f64),
-        rounds: plan.rounds()
-            + usize::from(mode == Mode::Private)
-            + usize::from(output == Output::Label && mode == Mode::Private),
-        ciphertexts_per_image: plan.client_encryptions() + plan.server_ciphertexts(),
+        rounds: match schedule {
+            Some(s) => s.client_rounds(),
+            None => plan.rounds(),
+        },
+        ciphertexts_per_image: match schedule {
+            Some(s) => s.client_ciphertexts() + s.server_ciphertexts(),
+            None => plan.client_encryptions() + plan.server_ciphertexts(),
+        },
         bits,
         packing: !no_packing,
         keygen_s: keygen.as_secs_f64(),
@@ -190,7 +197,11 @@ fn infer(
     let mut client = ClientSession::new(evaluator.session_plan(), sk.clone(), pool.clone(), output)?;
     let (mut server, opening) = evaluator.start(sk.public_key().clone(), output)?;
     let t = Instant::now();
-    pool.fill(plan.client_encryptions().saturating_sub(pool.available()))?;
+    let encryptions = match evaluator.circuits() {
+        Some(c) => Schedule::new(plan, c, output).client_ciphertexts(),
+        None => plan.client_encryptions(),
+    };
+    pool.fill(encryptions.saturating_sub(pool.available()))?;
     server.randomness().fill(server.randomness_needed())?;
     let offline = t.elapsed();
     let run = run_in_process(&mut client, &mut server, opening, image)?;

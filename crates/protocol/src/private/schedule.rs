@@ -229,6 +229,16 @@ impl Schedule {
         }
     }
 
+    /// Ciphertexts the client encrypts in a session.
+    pub fn client_ciphertexts(&self) -> usize {
+        (0..self.client_rounds()).map(|k| self.client_message(k).0).sum()
+    }
+
+    /// Ciphertexts the server returns in a session.
+    pub fn server_ciphertexts(&self) -> usize {
+        (0..=self.client_rounds()).map(|k| self.server_message(k).0).sum()
+    }
+
     /// Bytes of P, the label corrections and the MAC corrections of layer l
     /// (none without a circuit).
     pub fn corrections_bytes(&self, l: usize) -> usize {
