@@ -426,7 +426,7 @@ pub fn demo(args: DemoArgs) -> Result<()> {
                 s.median,
                 s.bytes_per_image / (1 << 20) as f64,
                 match mode {
-                    Mode::Private => "the logits only (if it runs this client unmodified: docs/SECURITY.md)",
+                    Mode::Private => "the logits only, whatever its client does (docs/SECURITY.md)",
                     Mode::Fast => "every layer's accumulators (enough to recover the weights)",
                 }
             );

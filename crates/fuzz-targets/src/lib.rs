@@ -116,8 +116,7 @@ pub fn private_rounds(data: &[u8]) {
     let (material, ciphertexts) = rest.split_at(len);
     let to_server = selector & 1 == 0;
     let target = (selector >> 1) as usize % 6;
-    let fuzzed =
-        |round| RoundMessage { round, data: ciphertexts.to_vec(), material: material.to_vec() };
+    let fuzzed = |round| RoundMessage { round, data: ciphertexts.to_vec(), material: material.to_vec() };
     let (mut client, mut server, mut incoming) = private_pair(Output::Logits);
     for k in 0..=target {
         if !to_server && k == target {

@@ -303,7 +303,7 @@ fn top_bits_attack(model: &QuantModel, pair: &KeyPair, h: &Integer) -> Vec<[u32;
                     m.material = material;
                 }
                 (Dir::ToClient, 3) => {
-                    let count = pl.output_ciphertexts + pl.output_ciphertexts.div_ceil(2);
+                    let count = pl.output_ciphertexts + 1;
                     let cts = m.ciphertexts_with_material(pk, 3, count, m.material.len()).unwrap();
                     seen[0] = top_of(&decrypt(&cts[0]), &n);
                     seen[1] = top_of(&decrypt(&cts[pl.output_ciphertexts]), &n);

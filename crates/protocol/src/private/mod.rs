@@ -37,8 +37,10 @@ use crate::plan::PlanLayer;
 pub const LABEL_BYTES: usize = 16;
 /// Bits of the MAC key alpha_c of each masked ciphertext.
 pub const ALPHA_BITS: u32 = 46;
-/// Masked ciphertexts per MAC tag ciphertext.
-pub const TAG_GROUP: usize = 2;
+/// Masked ciphertexts per MAC tag ciphertext (at most): the tagged sum
+/// stays below 64 * 2^(46 + S B) < n, so an honest tag wraps past n at most
+/// once (its mask beta is uniform mod n).
+pub const TAG_GROUP: usize = 64;
 /// Bits of the zero test's weights gamma (one per returned ciphertext).
 pub const GAMMA_BITS: u32 = 63;
 /// Bits of the key alpha_l of the tags on a layer's returned inputs.
