@@ -24,7 +24,11 @@ def balanced(tmp_path):
     nginx = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)
     if nginx is None:
         pytest.skip("nginx is not installed (Debian: apt-get install nginx); the replica test needs it")
-    replicas = [Server(tmp_path / f"replica{i}.log", "--modes", "private,fast", "--max-sessions", "32")
+    # Replicas share the factor-proof parameters: a client reads them from
+    # one replica and may start its inference on the other.
+    params = str(tmp_path / "factor-params.bin")
+    replicas = [Server(tmp_path / f"replica{i}.log", "--modes", "private,fast", "--max-sessions", "32",
+                       "--factor-params", params)
                 for i in (1, 2)]
     port = free_port()
     with open(os.path.join(ROOT, "deploy", "nginx", "ppdnn.conf")) as f:

@@ -74,7 +74,8 @@ pub struct LimitArgs {
     /// weights). Private only unless the operator says otherwise.
     #[arg(long, value_delimiter = ',', default_value = "private")]
     modes: Vec<Mode>,
-    /// Private mode: the most garbled-circuit MiB a session may send in one round.
+    /// Private mode: the most MiB of material (garbled tables, OT messages,
+    /// pads) one round of a session may carry, either way.
     #[arg(long, default_value_t = 64)]
     max_garbled_mib: usize,
     /// Accept client keys below 2048 bits (tests only).
@@ -93,6 +94,12 @@ pub struct LimitArgs {
     /// The query budget's period, in seconds.
     #[arg(long, default_value_t = 3600.0, requires = "query_budget")]
     budget_period: f64,
+    /// The ring-Pedersen parameters clients prove their keys' factors
+    /// against (private mode): read from FILE, or made and written there if
+    /// it does not exist. Replicas behind one balancer must share one file;
+    /// without the flag each process makes its own.
+    #[arg(long, value_name = "FILE")]
+    factor_params: Option<std::path::PathBuf>,
 }
 
 impl LimitArgs {
@@ -160,7 +167,37 @@ impl LimitArgs {
             key_policy: policy,
             outputs,
             query_budget,
+            factor_params: match &self.factor_params {
+                Some(path) => Some(std::sync::Arc::new(factor_params(path, &self.key_bits)?)),
+                None => None,
+            },
         })
+    }
+}
+
+/// The parameters in `path`, or new ones written there (atomically: made
+/// in a temporary file and linked into place, so replicas starting together
+/// all end with the file of whichever linked first).
+fn factor_params(path: &std::path::Path, key_bits: &[u32]) -> Result<ppdnn_paillier::RingPedersen> {
+    use anyhow::Context;
+    use ppdnn_paillier::RingPedersen;
+    let read = |p: &std::path::Path| -> Result<RingPedersen> {
+        let bytes = std::fs::read(p).with_context(|| format!("reading --factor-params {}", p.display()))?;
+        RingPedersen::from_bytes(&bytes).with_context(|| format!("--factor-params {}", p.display()))
+    };
+    if path.exists() {
+        return read(path);
+    }
+    let bits = key_bits.iter().copied().max().unwrap_or(2048).max(2048).next_multiple_of(2);
+    let params = RingPedersen::generate(bits).context("making the factor-proof parameters")?;
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+    let tmp = tempfile::NamedTempFile::new_in(dir)
+        .with_context(|| format!("a temporary file beside --factor-params {}", path.display()))?;
+    std::fs::write(tmp.path(), params.to_bytes())?;
+    match std::fs::hard_link(tmp.path(), path) {
+        Ok(()) => Ok(params),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => read(path),
+        Err(e) => Err(e).with_context(|| format!("writing --factor-params {}", path.display())),
     }
 }
 

@@ -195,7 +195,7 @@ pub fn activation_circuit(spec: &ActivationSpec) -> Circuit {
     b.build()
 }
 
-/// Section 2's borrow chains: v'_i = d_i - r_i - c_i mod 2^B for every slot
+/// The borrow chains: v'_i = d_i - r_i - c_i mod 2^B for every slot
 /// of every ciphertext (`slots` per ciphertext), the borrow running from
 /// slot 0 up through the ciphertext's last slot. Returns the v'_i (offset
 /// binary: v_i + 2^(B-1)).

@@ -7,7 +7,10 @@
 //! k1_i = H(i, A, B_i, a*(B_i - A)); the receiver computes k_{c_i} = H(i, A,
 //! B_i, b_i*A). H is SHA-256 truncated to 128 bits, with a domain label. The
 //! instance index and both messages go into the hash, so keys of different
-//! instances are independent. Semi-honest security, as the IKNP layer needs.
+//! instances are independent. The receiver's choice bits are perfectly hidden
+//! in its points whatever the sender's A (B_i is uniform either way); in
+//! ppdnn's private mode the receiver is the server (its choices are Delta)
+//! and the sender the client.
 
 use curve25519_dalek::ristretto::{CompressedRistretto, RistrettoPoint};
 use curve25519_dalek::scalar::Scalar;

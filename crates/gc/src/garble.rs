@@ -163,7 +163,9 @@ impl Garbler {
         Ok(())
     }
 
-    /// Fresh zero-labels for `n` wires (for evaluator inputs without OT, in tests).
+    /// Fresh zero-labels for `n` wires: the evaluator's input labels when
+    /// the OT delivers them with a correction (ppdnn's private mode), or
+    /// without OT in tests.
     pub fn fresh_labels(&mut self, n: usize) -> Vec<Block> {
         self.prg.blocks(n)
     }

@@ -1,11 +1,12 @@
 //! IKNP correlated-OT extension (Ishai, Kilian, Nissim, Petrank, CRYPTO 2003;
 //! the correlated form of Asharov, Lindell, Schneider, Zohner, eprint
-//! 2013/552), semi-honest.
+//! 2013/552). Against a receiver that deviates, add the consistency check
+//! of [`crate::kos`] before anything is sent under the OT keys.
 //!
 //! The **sender** is the garbler: its Delta (lsb 1) is its choice vector in
 //! the 128 base OTs, where it is the base-OT receiver. The **receiver** is the
-//! evaluator, with its secret input bits as choice bits, and the base-OT
-//! sender. After an extension of m COTs the sender holds q_j (the zero-label
+//! evaluator, with its choice bits (random ones, derandomized later, in
+//! ppdnn's private mode), and the base-OT sender. After an extension of m COTs the sender holds q_j (the zero-label
 //! of the evaluator's input wire j) and the receiver holds
 //! t_j = q_j XOR r_j * Delta (the label of its bit r_j): labels ready for
 //! half-gates, no hashing needed. One base-OT phase per session; then any

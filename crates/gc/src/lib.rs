@@ -1,10 +1,12 @@
 //! # ppdnn-gc
 //!
-//! Semi-honest two-party computation for ppdnn's model-private mode, usable
-//! on its own: half-gates garbling with free XOR over a tweakable
-//! correlation-robust hash from fixed-key AES, a circuit builder with the
-//! gadgets the mode needs, Chou-Orlandi base OT over Ristretto255 and IKNP
-//! correlated-OT extension whose correlation is the garbler's Delta.
+//! Two-party computation for ppdnn's model-private mode, usable on its own:
+//! half-gates garbling with free XOR over a tweakable correlation-robust
+//! hash from fixed-key AES (a session nonce in every tweak), a circuit
+//! builder with the gadgets the mode needs, Chou-Orlandi base OT over
+//! Ristretto255, and IKNP correlated-OT extension whose correlation is the
+//! garbler's Delta, with KOS15's consistency check against a receiver that
+//! deviates. The garbler is assumed to follow the protocol.
 //!
 //! Transport-agnostic: every step takes and returns typed messages with an
 //! exact byte encoding; nothing here opens a socket.

@@ -262,7 +262,7 @@ pub const STAT_BITS: u32 = 40;
 /// Bits the private mode keeps free above the slots: S B + 2 kappa + 8 <=
 /// |n|. The mask of a plaintext, R = t 2^(S B) + (slot masks) with t uniform
 /// below floor(n / 2^(S B)) - 1, then leaves Y = M + O + R within
-/// 2^(S B + 1 - |n|) <= 2^-87 of uniform in Z_n whatever M the client made
+/// 2^(S B + 2 - |n|) <= 2^-86 of uniform in Z_n whatever M the client made
 /// the server compute: far below 2^-40 over the at most 2^20 plaintexts of
 /// an inference.
 pub const PRIVATE_HEADROOM: u32 = 2 * STAT_BITS + 8;

@@ -55,7 +55,7 @@ pub enum ServiceError {
     },
     /// A model whose private-mode rounds exceed the garbled-material cap.
     #[error(
-        "{model}: the private mode at {bits} bits sends {bytes} bytes of garbled circuit in a round, over the server's cap of {cap} (raise --max-garbled-mib)"
+        "{model}: the private mode at {bits} bits moves {bytes} bytes of material (garbled tables, OT messages, pads) in one round, over the server's cap of {cap} (raise --max-garbled-mib)"
     )]
     GarbledCap {
         /// The model's name.
@@ -122,10 +122,16 @@ pub struct ServerConfig {
     /// The protocol modes offered (default: private only, so that a server
     /// does not give its model away unless its operator says so).
     pub modes: Vec<Mode>,
-    /// Private mode: the most garbled-circuit bytes a session may send in
-    /// one round (the session holds one round's at a time). A model whose
-    /// circuits need more is not served in the private mode.
+    /// Private mode: the most bytes of material (garbled tables, OT
+    /// messages, pads) one round may carry either way (a session holds one
+    /// round's at a time). A model whose rounds need more is not served in
+    /// the private mode.
     pub max_garbled_bytes: usize,
+    /// The ring-Pedersen parameters clients prove their keys' factors
+    /// against (None: made at start-up). Replicas behind one balancer must
+    /// share them: a client reads them from one replica and may start its
+    /// inference on another.
+    pub factor_params: Option<std::sync::Arc<ppdnn_paillier::RingPedersen>>,
     /// Validation policy for client keys.
     pub key_policy: KeyPolicy,
     /// What a private inference may ask to learn (default: the logits or
@@ -157,6 +163,7 @@ impl Default for ServerConfig {
             key_policy: KeyPolicy::PRODUCTION,
             outputs: vec![Output::Logits, Output::Label],
             query_budget: None,
+            factor_params: None,
         }
     }
 }

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ppdnn_paillier::KeyPolicy;
+use ppdnn_protocol::private::Schedule;
 use ppdnn_protocol::{Evaluator, KeyCache, Mode, Output, Packing};
 use tokio::sync::{Semaphore, mpsc};
 use tokio_stream::Stream;
@@ -149,13 +150,14 @@ pub fn inference_service(
                     let ev = Evaluator::for_mode(quant.clone(), bits, packing, mode)
                         .map_err(|e| ServiceError::Plan { model: m.name.clone(), source: Box::new(e) })?
                         .with_key_cache(key_cache.clone());
-                    let largest = ev
-                        .plan()
-                        .layers
-                        .iter()
-                        .filter_map(|l| l.circuit.as_ref())
-                        .map(|c| c.garbled_bytes)
-                        .max();
+                    // Every round's material either way (label mode's rounds
+                    // include the logits mode's).
+                    let largest = ev.circuits().map(|c| {
+                        let s = Schedule::new(ev.plan(), c, Output::Label);
+                        let client = (0..s.client_rounds()).map(|k| s.client_message(k).1);
+                        let server = (0..=s.client_rounds()).map(|k| s.server_message(k).1);
+                        client.chain(server).max().unwrap_or(0)
+                    });
                     if let Some(bytes) = largest.filter(|&b| b > config.max_garbled_bytes) {
                         let (model, cap) = (m.name.clone(), config.max_garbled_bytes);
                         return Err(ServiceError::GarbledCap { model, bits, bytes, cap });
@@ -188,10 +190,13 @@ pub fn inference_service(
         per_client: Arc::default(),
         budgets: config.query_budget.map(Budgets::new),
         proven: ProvenKeys::default(),
-        factor_params: Arc::new(
-            ppdnn_paillier::RingPedersen::generate(factor_params_bits(&config.key_bits))
-                .map_err(ServiceError::FactorParams)?,
-        ),
+        factor_params: match &config.factor_params {
+            Some(p) => p.clone(),
+            None => Arc::new(
+                ppdnn_paillier::RingPedersen::generate(factor_params_bits(&config.key_bits))
+                    .map_err(ServiceError::FactorParams)?,
+            ),
+        },
         config: Arc::new(config),
     };
     Ok((svc, gauge))

@@ -276,12 +276,12 @@ impl Session {
             Mode::Fast => Output::Logits,
             Mode::Private => output_from_pb(start.output)?,
         };
-        if mode == Mode::Private {
-            self.check_key_proofs(&key, digest, start.modulus_proof, start.factor_proof).await?;
-        }
         if !config.outputs.contains(&output) {
             let offered = config.outputs.iter().map(|o| o.name()).collect();
             return Err(CallError::OutputNotOffered { output: output.name(), offered });
+        }
+        if mode == Mode::Private {
+            self.check_key_proofs(&key, digest, start.modulus_proof, start.factor_proof).await?;
         }
         let (session, opening) = ev.start(key, output)?;
         if mode == Mode::Fast {

@@ -177,8 +177,8 @@ pub enum CallError {
     /// A status that the client's stream itself reported.
     #[error("{}", .0.message())]
     Stream(Status),
-    /// A round's garbled material over the cap that start-up checked.
-    #[error("a round's garbled material exceeds the server's cap")]
+    /// A round's material over the cap that start-up checked.
+    #[error("a round's material exceeds the server's cap")]
     GarbledCap,
     /// No evaluator for a key size, packing and mode that were accepted.
     #[error("no evaluator for an accepted key size")]

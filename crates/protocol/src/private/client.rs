@@ -209,22 +209,27 @@ impl PrivateClientSession {
         Ok(self.send(&[], material))
     }
 
-    /// Server round 2: the OT check's challenge and the pixel tag pads.
-    /// Sends the OT check's answer and the first layer's input.
+    /// Server round 2: the OT check's challenge. Sends the OT check's
+    /// answer and the first layer's input.
     fn first_input(&mut self, m: &[u8]) -> Result<ClientStep> {
         let h = Block(read_u128(m, 0));
         let response = kos::respond(h, &self.rows, &self.choices);
+        let x: Vec<Integer> = self.image.iter().map(|&v| Integer::from(v)).collect();
+        let cts = self.encrypt_input(0, &x)?;
+        Ok(self.send(&cts, response.to_vec()))
+    }
+
+    /// The pixels' tags t = a' + alpha_0 x from their pads (at the start of
+    /// server round 3), each pad under the OT key of the pixel bit's value.
+    fn pixel_tags(&mut self, m: &[u8]) {
         let count = self.schedule.pixel_ots();
         let hashes = hash_run(self.nonce, Domain::PixelPad, &self.rows[..count], 0);
         let mut tags = vec![Integer::new(); self.schedule.pixels()];
         for (k, h) in hashes.iter().enumerate() {
             let bit = ((self.image[k / VALUE_BITS] >> (k % VALUE_BITS)) & 1) as usize;
-            tags[k / VALUE_BITS] += read_u128(m, LABEL_BYTES * (1 + 2 * k + bit)) ^ h.0;
+            tags[k / VALUE_BITS] += read_u128(m, LABEL_BYTES * (2 * k + bit)) ^ h.0;
         }
-        let x: Vec<Integer> = self.image.iter().map(|&v| Integer::from(v)).collect();
-        let cts = self.encrypt_input(0, &x)?;
         self.tags = tags;
-        Ok(self.send(&cts, response.to_vec()))
     }
 
     /// Enc(pack(values)) in layer l's input layout.
@@ -240,6 +245,13 @@ impl PrivateClientSession {
     /// with a circuit, the OT choices of its plaintexts' bits.
     fn layer_output(&mut self, l: usize, plain: Vec<Integer>, m: &[u8]) -> Result<ClientStep> {
         let round = 3 + 2 * l;
+        let m = if l == 0 {
+            let (pads, rest) = m.split_at(self.schedule.pixel_ots() * 2 * LABEL_BYTES);
+            self.pixel_tags(pads);
+            rest
+        } else {
+            m
+        };
         let s = &self.schedule;
         let inputs = s.input_ciphertexts(l);
         let (rest, gammas) = m.split_at(m.len() - 8 * inputs);

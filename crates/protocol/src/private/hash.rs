@@ -2,7 +2,10 @@
 //! tweakable correlation-robust hash of [`ppdnn_gc::aes_hash`], with the
 //! session nonce in the high 64 bits of the tweak and a domain in bits
 //! 56..63 (the garbling's own tweaks are a counter below 2^56, domain 0),
-//! so that no (input, tweak) pair recurs across uses or sessions.
+//! so that no secret (input, tweak) pair recurs across uses or sessions (a
+//! constant output's public zero label is hashed under the same index in
+//! both pad domains of every layer: its pads hide nothing, the value is
+//! public).
 
 use ppdnn_gc::Block;
 use ppdnn_gc::aes_hash::tccr_many;

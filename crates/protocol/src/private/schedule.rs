@@ -9,8 +9,8 @@
 //! |---|---|---|
 //! | 0 | the base-OT sender's point | (server 0) the session nonce |
 //! | 1 | the OT extension; the pixel bits' OT choices | (1) the base-OT points |
-//! | 2 + 2l | layer l's input (l = 0: the OT check's answer; else layer l-1's MACs z) | (2) the OT check's challenge h; the pixel tag pads |
-//! | 3 + 2l | Enc(tau_l); OT choices of layer l's plaintext bits | (3 + 2l) layer l's masked accumulators and tags; its garbled circuit and pads; the zero-test weights gamma_l |
+//! | 2 + 2l | layer l's input (l = 0: the OT check's answer; else layer l-1's MACs z) | (2) the OT check's challenge h |
+//! | 3 + 2l | Enc(tau_l); OT choices of layer l's plaintext bits | (3 + 2l) layer l's masked accumulators and tags; [l = 0: the pixel tag pads, once the check passed]; its garbled circuit and pads; the zero-test weights gamma_l |
 //! | 2L + 2 | [label: layer L-1's MACs z] D | (4 + 2l) P, label corrections, MAC corrections e; at 2L + 2: the zero test W |
 //! | | | (2L + 3) the result: the last layer's slot masks, or the label's decode bits |
 
@@ -209,7 +209,7 @@ impl Schedule {
         match k {
             0 => (0, NONCE_BYTES),
             1 => (0, BASE_OTS * BASE_OT_POINT_BYTES),
-            2 => (0, LABEL_BYTES + self.pixel_ots() * 2 * LABEL_BYTES),
+            2 => (0, LABEL_BYTES),
             k if k == last => {
                 let l = self.layers - 1;
                 if self.label {
@@ -222,7 +222,8 @@ impl Schedule {
             k if k % 2 == 1 => {
                 let l = (k - 3) / 2;
                 let pads = self.circuit_outputs(l) * 4 * LABEL_BYTES;
-                let material = self.table_bytes(l) + pads + 8 * self.input_ciphertexts(l);
+                let pixel_pads = if l == 0 { self.pixel_ots() * 2 * LABEL_BYTES } else { 0 };
+                let material = pixel_pads + self.table_bytes(l) + pads + 8 * self.input_ciphertexts(l);
                 (self.output_ciphertexts(l) + self.tags(l), material)
             }
             k => (0, self.corrections_bytes((k - 4) / 2)),

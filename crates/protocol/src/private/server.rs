@@ -76,6 +76,8 @@ pub struct PrivateServerSession {
     rows: Vec<Block>,
     /// The OT check's challenge.
     challenge: Block,
+    /// The pixel bits' OT choices b, kept until the check has passed.
+    pixel_choices: Vec<bool>,
     /// Per layer (with a circuit): its secrets.
     layers: Vec<LayerSecrets>,
     /// The returned input of the layer in progress (its zero-test terms
@@ -136,6 +138,7 @@ impl PrivateServerSession {
             garbler: None,
             rows: Vec::new(),
             challenge: Block::ZERO,
+            pixel_choices: Vec::new(),
             layers: Vec::new(),
             returned: None,
             next_pads: None,
@@ -226,7 +229,10 @@ impl PrivateServerSession {
     }
 
     /// Client round 1: the OT extension and the pixel bits' OT choices;
-    /// answered with the OT check's challenge and the pixels' tag pads.
+    /// answered with the OT check's challenge. Nothing under the OT keys goes
+    /// out before the check has passed: a receiver that cheats in the
+    /// extension could test its guesses of Delta's bits against anything
+    /// encrypted under them.
     fn extension(&mut self, m: &[u8]) -> Result<RoundMessage> {
         let s = &self.schedule;
         let (ext, choices) = m.split_at(s.extension_bytes());
@@ -234,11 +240,19 @@ impl PrivateServerSession {
         let pixel_ots = s.pixel_ots();
         let cot = self.cot.as_mut().ok_or(InternalError::OtDone)?;
         self.rows = cot.extend(total, ext).map_err(|e| msg(1, MessageError::OtExtension(e)))?;
-        let b = ppdnn_gc::unpack_bits(choices, pixel_ots, ppdnn_gc::Item::OtChoices)
+        self.pixel_choices = ppdnn_gc::unpack_bits(choices, pixel_ots, ppdnn_gc::Item::OtChoices)
             .map_err(|e| msg(1, MessageError::OtExtension(e)))?;
         self.challenge = kos::challenge().map_err(gc_internal)?;
-        // Pixel p's bit j (OT 8p + j): pads a'_pj and a'_pj + alpha_0 2^j,
-        // each under the OT key of its value.
+        Ok(RoundMessage { round: 2, data: Vec::new(), material: self.challenge.to_bytes().to_vec() })
+    }
+
+    /// The pixels' tag pads, once the OT check has passed: pixel p's bit j
+    /// (OT 8p + j) gets a'_pj and a'_pj + alpha_0 2^j, each under the OT key
+    /// of its value.
+    fn pixel_pads(&mut self) -> Result<Vec<u8>> {
+        let s = &self.schedule;
+        let pixel_ots = s.pixel_ots();
+        let b = std::mem::take(&mut self.pixel_choices);
         let alpha = random_bits(&mut self.prg, TAG_KEY_BITS) as u64;
         let delta = self.delta()?;
         let mut keys = Vec::with_capacity(2 * pixel_ots);
@@ -248,8 +262,7 @@ impl PrivateServerSession {
         }
         let hashes = hash_at(self.nonce, Domain::PixelPad, &keys, (0..pixel_ots as u64).flat_map(|k| [k, k]));
         let mut sums = vec![Integer::new(); s.pixels()];
-        let mut material = Vec::with_capacity(LABEL_BYTES * (1 + 2 * pixel_ots));
-        material.extend(self.challenge.to_bytes());
+        let mut material = Vec::with_capacity(LABEL_BYTES * 2 * pixel_ots);
         for k in 0..pixel_ots {
             let pad = random_bits(&mut self.prg, TAG_PAD_BITS);
             let one = pad + ((alpha as u128) << (k % VALUE_BITS));
@@ -262,20 +275,24 @@ impl PrivateServerSession {
         let tag_pads = pack_residues(first, &sums, &n)?;
         let pads = vec![Integer::new(); first.input_ciphertexts];
         self.next_pads = Some(ReturnPath { alpha, pads, tag_pads, gamma: Vec::new() });
-        Ok(RoundMessage { round: 2, data: Vec::new(), material })
+        Ok(material)
     }
 
     /// Client round 2 + 2l: layer l's input (with the OT check's answer for
     /// l = 0, layer l-1's MACs otherwise); answered with layer l's masked
-    /// accumulators, tags, garbled circuit and pads, and the zero-test weights.
+    /// accumulators, tags, garbled circuit and pads, and the zero-test
+    /// weights (for l = 0, after the pixels' tag pads).
     fn layer_input(&mut self, l: usize, cts: Vec<Ciphertext>, m: &[u8]) -> Result<RoundMessage> {
+        let mut pixel_pads = Vec::new();
         if l == 0 {
             let ok = kos::verify(self.challenge, &self.rows, self.delta()?, m)
                 .map_err(|e| msg(2, MessageError::OtExtension(e)))?;
             if !ok {
-                // Before any value that depends on the weights: safe to stop here.
+                // Before anything under the OT keys or anything that depends
+                // on the weights has been sent: safe to stop here.
                 return Err(Error::Aborted);
             }
+            pixel_pads = self.pixel_pads()?;
         } else {
             self.check_macs(l - 1, m);
         }
@@ -291,6 +308,8 @@ impl PrivateServerSession {
         let acc =
             linear_layer(&self.key, &self.model.layers[l], &self.plan.layers[l], self.plan.packing, &x)?;
         let mut answer = self.masked_layer(l, acc)?;
+        pixel_pads.append(&mut answer.material);
+        answer.material = pixel_pads;
         for g in &path.gamma {
             answer.material.extend(g.to_le_bytes());
         }
@@ -637,7 +656,7 @@ impl PrivateServerSession {
 /// The bound T of the mask's top part t: T = floor(n / 2^(S B)) - 1. With t
 /// uniform below T and the slot masks uniform, R = t 2^(S B) + (slot masks)
 /// is uniform on [0, T 2^(S B)), which leaves out fewer than 2^(S B + 1)
-/// residues, so Y = M + O + R mod n is within 2^(S B + 1 - |n|) of uniform
+/// residues, so Y = M + O + R mod n is within 2^(S B + 2 - |n|) of uniform
 /// whatever M a client made the server compute: no bit of Y tells the
 /// client anything about the weights. An honest M + O < 2^(S B) with R <
 /// T 2^(S B) stays below (T + 1) 2^(S B) <= n.
