@@ -401,6 +401,16 @@ pub enum LengthError {
         /// Bases given.
         bases: usize,
     },
+    /// A weight beyond a fixed-schedule combination's width.
+    #[error("weight {index} of row {row} is not below 2^{bits} in magnitude")]
+    WeightTooWide {
+        /// The row.
+        row: usize,
+        /// The weight's index in it.
+        index: usize,
+        /// The width's bits.
+        bits: u32,
+    },
     /// A term naming a base that does not exist.
     #[error("base index {index} but only {bases} bases")]
     BaseIndex {

@@ -87,6 +87,15 @@ impl Ifma {
     pub(crate) fn combine_rows(self, _: &Modulus8, _: &[Integer], _: &[Vec<i64>]) -> Vec<Integer> {
         match self {}
     }
+    pub(crate) fn combine_rows_fixed(
+        self,
+        _: &Modulus8,
+        _: &[Integer],
+        _: &[Vec<i64>],
+        _: u32,
+    ) -> Vec<Integer> {
+        match self {}
+    }
     pub(crate) fn linear_combination(
         self,
         _: &Modulus8,

@@ -27,6 +27,8 @@ fn check_lengths(bases: usize, weights: usize) -> Result<()> {
 
 /// acc := acc * x mod m, where acc None stands for 1.
 fn mul_into(acc: &mut Option<Integer>, x: &Integer, m: &Integer) {
+    #[cfg(test)]
+    PLANE_PRODUCTS.with(|c| c.set(c.get() + 1));
     match acc {
         Some(a) => {
             *a *= x;
@@ -180,6 +182,118 @@ impl PublicKey {
         }
         SharedBases::for_rows(self, bases, rows)?.combine_many(rows)
     }
+}
+
+impl PublicKey {
+    /// Enc(row . x) for every row, as [`PublicKey::combine_rows`], with a
+    /// schedule of products that depends on the shapes and `bits` alone,
+    /// never on the weights' values (|w| < 2^bits, checked): bit planes of
+    /// the offset weights w + 2^bits, in [1, 2^(bits+1)), Horner's rule over
+    /// the planes with one subset-product table entry per group of bases and
+    /// plane (the empty subset's entry 1 included), times one shared
+    /// (prod x_i)^-(2^bits). No zero weight is skipped and no sign splits a
+    /// row. On IFMA the products are fixed-width Montgomery products; on GMP
+    /// the schedule is the same but GMP's products are not constant-time.
+    /// What still depends on the weights: which table entries are read
+    /// (the memory access pattern).
+    pub fn combine_rows_fixed(
+        &self,
+        bases: &[Ciphertext],
+        rows: &[Vec<i64>],
+        bits: u32,
+    ) -> Result<Vec<Ciphertext>> {
+        self.combine_rows_fixed_with(crate::arith::Backend::current(), bases, rows, bits)
+    }
+
+    /// [`PublicKey::combine_rows_fixed`] on a given backend.
+    pub fn combine_rows_fixed_with(
+        &self,
+        backend: crate::arith::Backend,
+        bases: &[Ciphertext],
+        rows: &[Vec<i64>],
+        bits: u32,
+    ) -> Result<Vec<Ciphertext>> {
+        backend.check()?;
+        check_rows(bases.len(), rows)?;
+        let bits = bits.clamp(1, 16);
+        if let Some((r, i)) = rows
+            .iter()
+            .enumerate()
+            .find_map(|(r, row)| row.iter().position(|w| w.unsigned_abs() >= 1 << bits).map(|i| (r, i)))
+        {
+            return Err(Error::Length(LengthError::WeightTooWide { row: r, index: i, bits }));
+        }
+        let values: Vec<Integer> = bases.iter().map(|c| c.0.clone()).collect();
+        if let Some(ifma) = backend.ifma() {
+            let m = self.n2_lanes(ifma);
+            return Ok(ifma.combine_rows_fixed(m, &values, rows, bits).into_iter().map(Ciphertext).collect());
+        }
+        Ok(planes_gmp(&values, rows, bits, self.n_squared()).into_iter().map(Ciphertext).collect())
+    }
+}
+
+/// Bases per group of [`planes_gmp`]'s subset tables.
+const GMP_GROUP: usize = 4;
+
+#[cfg(test)]
+thread_local! {
+    /// Products [`planes_gmp`] has made (tests compare schedules).
+    static PLANE_PRODUCTS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// a * b mod m, counted in tests.
+fn product(a: &Integer, b: &Integer, m: &Integer) -> Integer {
+    #[cfg(test)]
+    PLANE_PRODUCTS.with(|c| c.set(c.get() + 1));
+    Integer::from(a * b) % m
+}
+
+/// The bit-plane evaluation of [`PublicKey::combine_rows_fixed`] with rug's
+/// products: the same products, in the same order, for any weights below
+/// 2^bits in magnitude.
+fn planes_gmp(bases: &[Integer], rows: &[Vec<i64>], bits: u32, m: &Integer) -> Vec<Integer> {
+    let one = Integer::from(1u32);
+    let tables: Vec<Vec<Integer>> = bases
+        .chunks(GMP_GROUP)
+        .map(|group| {
+            let mut t = vec![one.clone()];
+            for s in 1..1usize << group.len() {
+                let low = s.trailing_zeros() as usize;
+                let rest = s & (s - 1);
+                t.push(if rest == 0 { group[low].clone() } else { product(&t[rest], &t[1 << low], m) });
+            }
+            t
+        })
+        .collect();
+    // D^-1 = (prod x_i)^-(2^bits), shared by every row.
+    let mut d = one.clone();
+    for x in bases {
+        d = product(&d, x, m);
+    }
+    for _ in 0..bits {
+        d = product(&d, &d, m);
+    }
+    let inverse = d.invert(m).expect("a product of ciphertexts is a unit mod n^2");
+    let offset = 1i64 << bits;
+    rows.par_iter()
+        .map(|row| {
+            let shifted: Vec<u64> = row.iter().map(|&w| (w + offset) as u64).collect();
+            let mut acc = one.clone();
+            for plane in (0..=bits).rev() {
+                if plane < bits {
+                    acc = product(&acc, &acc, m);
+                }
+                for (group, table) in shifted.chunks(GMP_GROUP).zip(&tables) {
+                    let s = group
+                        .iter()
+                        .enumerate()
+                        .fold(0usize, |s, (j, &w)| s | ((((w >> plane) & 1) as usize) << j));
+                    acc = product(&acc, &table[s], m);
+                }
+            }
+            product(&acc, &inverse, m)
+        })
+        .collect()
 }
 
 fn check_rows(bases: usize, rows: &[Vec<i64>]) -> Result<()> {
@@ -388,5 +502,74 @@ impl SharedBases {
     /// Many combinations over the same bases, in parallel.
     pub fn combine_many(&self, rows: &[Vec<i64>]) -> Result<Vec<Ciphertext>> {
         rows.par_iter().map(|r| self.combine(r)).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::arith::Backend;
+    use crate::testing::{test_keypair, xorshift};
+
+    /// The products `f` makes, counted on one worker thread (the counter is
+    /// per thread, and a one-thread pool runs all of `f`'s parallel work).
+    fn products(f: impl FnOnce() + Send) -> usize {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
+        pool.install(|| {
+            PLANE_PRODUCTS.with(|c| c.set(0));
+            f();
+            PLANE_PRODUCTS.with(|c| c.get())
+        })
+    }
+
+    fn setup() -> (PublicKey, Vec<Ciphertext>, Vec<Vec<Vec<i64>>>) {
+        let pair = test_keypair(1024);
+        let pk = pair.public().clone();
+        let mut next = xorshift(77);
+        let bases: Vec<Ciphertext> =
+            (0..13).map(|i| pk.encrypt(&Integer::from(i * 1000 + 7)).unwrap()).collect();
+        let rows = |f: &mut dyn FnMut() -> i64| -> Vec<Vec<i64>> {
+            (0..5).map(|_| (0..13).map(|_| f()).collect()).collect()
+        };
+        let weights = vec![
+            rows(&mut || 0),
+            rows(&mut || -127),
+            rows(&mut || 127),
+            rows(&mut || (next() % 255) as i64 - 127),
+            rows(&mut || if next() % 4 == 0 { (next() % 255) as i64 - 127 } else { 0 }),
+        ];
+        (pk, bases, weights)
+    }
+
+    #[test]
+    fn the_fixed_schedule_gives_the_same_combinations_on_both_backends() {
+        let (pk, bases, weights) = setup();
+        for rows in &weights {
+            let want = pk.combine_rows_with(Backend::Gmp, &bases, rows).unwrap();
+            assert_eq!(pk.combine_rows_fixed_with(Backend::Gmp, &bases, rows, 7).unwrap(), want);
+            if Backend::current() != Backend::Gmp {
+                assert_eq!(pk.combine_rows_fixed(&bases, rows, 7).unwrap(), want);
+            }
+        }
+        let too_wide = vec![vec![128i64; 13]];
+        assert!(pk.combine_rows_fixed(&bases, &too_wide, 7).is_err());
+    }
+
+    /// The fixed schedule makes the same products for every weight matrix of
+    /// a shape (all zero, all -127, all 127, dense random, sparse random);
+    /// the control: the adaptive combination's count follows the weights.
+    #[test]
+    fn the_fixed_schedule_does_not_depend_on_the_weights() {
+        let (pk, bases, weights) = setup();
+        let fixed: Vec<usize> = weights
+            .iter()
+            .map(|rows| products(|| drop(pk.combine_rows_fixed_with(Backend::Gmp, &bases, rows, 7).unwrap())))
+            .collect();
+        assert!(fixed.iter().all(|&c| c == fixed[0] && c > 0), "{fixed:?}");
+        let adaptive: Vec<usize> = weights
+            .iter()
+            .map(|rows| products(|| drop(pk.combine_rows_with(Backend::Gmp, &bases, rows).unwrap())))
+            .collect();
+        assert!(adaptive.iter().any(|&c| c != adaptive[0]), "the control lacks power: {adaptive:?}");
     }
 }

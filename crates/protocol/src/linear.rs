@@ -13,6 +13,19 @@ use crate::plan::{Packing, PlanLayer};
 /// Magnitude bits of the quantized weights (|w| <= 127).
 pub const WEIGHT_BITS: u32 = 7;
 
+/// How the server schedules a layer's products.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Schedule {
+    /// The fewest products for these weights (zero weights skipped, tables
+    /// of the magnitudes used): the fast mode, whose client learns the
+    /// weights anyway.
+    Adaptive,
+    /// The same products for any weights of the layer's shape (bit planes
+    /// of offset weights, [`ppdnn_paillier::PublicKey::combine_rows_fixed`]):
+    /// the private mode, whose client may time the server.
+    Fixed,
+}
+
 /// A linear layer on its input ciphertexts: the encrypted accumulators, in
 /// the plan's output layout (not yet re-randomized).
 pub fn linear_layer(
@@ -21,12 +34,13 @@ pub fn linear_layer(
     pl: &PlanLayer,
     packing: Packing,
     cts: &[Ciphertext],
+    schedule: Schedule,
 ) -> Result<Vec<Ciphertext>> {
     let outputs = match (packing, pl.linear) {
-        (Packing::Packed, Linear::Conv2d { .. }) => conv_packed(key, layer, pl, cts)?,
-        (Packing::Packed, Linear::Dense { .. }) => dense_packed(key, layer, pl, cts)?,
+        (Packing::Packed, Linear::Conv2d { .. }) => conv_packed(key, layer, pl, cts, schedule)?,
+        (Packing::Packed, Linear::Dense { .. }) => dense_packed(key, layer, pl, cts, schedule)?,
         (Packing::Unpacked, Linear::Conv2d { .. }) => conv_unpacked(key, layer, pl, cts)?,
-        (Packing::Unpacked, Linear::Dense { .. }) => dense_outputs(key, layer, pl, cts)?,
+        (Packing::Unpacked, Linear::Dense { .. }) => dense_outputs(key, layer, pl, cts, schedule)?,
     };
     if outputs.len() != pl.output_ciphertexts {
         return Err(InternalError::OutputCount {
@@ -43,6 +57,19 @@ fn weight_rows(layer: &QuantLayer, pl: &PlanLayer) -> Vec<Vec<i64>> {
     layer.weight.chunks(pl.fan_in()).map(<[i64]>::to_vec).collect()
 }
 
+/// Enc(row . x) for every row, scheduled as asked.
+fn combine(
+    key: &PublicKey,
+    bases: &[Ciphertext],
+    rows: &[Vec<i64>],
+    schedule: Schedule,
+) -> Result<Vec<Ciphertext>> {
+    Ok(match schedule {
+        Schedule::Adaptive => key.combine_rows(bases, rows)?,
+        Schedule::Fixed => key.combine_rows_fixed(bases, rows, WEIGHT_BITS)?,
+    })
+}
+
 /// Packed convolution: per position chunk, one multi-exponentiation per output
 /// channel over the chunk's im2col rows, plus the packed bias.
 fn conv_packed(
@@ -50,6 +77,7 @@ fn conv_packed(
     layer: &QuantLayer,
     pl: &PlanLayer,
     cts: &[Ciphertext],
+    schedule: Schedule,
 ) -> Result<Vec<Ciphertext>> {
     let fan_in = pl.fan_in();
     let out_c = pl.out_channels();
@@ -62,7 +90,7 @@ fn conv_packed(
         .map(|j| -> Result<Vec<Ciphertext>> {
             let bases: Vec<Ciphertext> = (0..fan_in).map(|k| cts[k * chunks + j].clone()).collect();
             let used = pl.slots.min(positions - j * pl.slots);
-            let outs = key.combine_rows(&bases, &rows)?;
+            let outs = combine(key, &bases, &rows, schedule)?;
             outs.iter()
                 .enumerate()
                 .map(|(c, ct)| {
@@ -89,8 +117,9 @@ fn dense_packed(
     layer: &QuantLayer,
     pl: &PlanLayer,
     cts: &[Ciphertext],
+    schedule: Schedule,
 ) -> Result<Vec<Ciphertext>> {
-    let outs = dense_outputs(key, layer, pl, cts)?;
+    let outs = dense_outputs(key, layer, pl, cts, schedule)?;
     outs.par_chunks(pl.slots).map(|group| Ok(key.pack_slots(group, pl.slot_bits)?)).collect()
 }
 
@@ -100,9 +129,10 @@ fn dense_outputs(
     layer: &QuantLayer,
     pl: &PlanLayer,
     cts: &[Ciphertext],
+    schedule: Schedule,
 ) -> Result<Vec<Ciphertext>> {
     let rows = weight_rows(layer, pl);
-    let outs = key.combine_rows(cts, &rows)?;
+    let outs = combine(key, cts, &rows, schedule)?;
     outs.par_iter().zip(&layer.bias).map(|(c, &b)| Ok(key.add_plain(c, &Integer::from(b))?)).collect()
 }
 

@@ -485,19 +485,16 @@ fn ciphertext_counts(packing: Packing, layer: &PlanLayer) -> (usize, usize) {
     }
 }
 
-/// SHA-256 over the architecture and the integer weights, biases and steps
-/// of a quantized model.
+/// SHA-256 over what the plan shows of a quantized model: its architecture
+/// and its requantization steps, not its weights or biases. The private
+/// mode keeps the weights secret, and a digest of them would let a client
+/// test a candidate model against it; two models that differ only in their
+/// weights (with the same steps) share a digest.
 pub fn model_digest(model: &QuantModel) -> String {
     let mut h = Sha256::new();
-    h.update(b"ppdnn-model-digest-v2");
+    h.update(b"ppdnn-model-digest-v3");
     h.update(model.network.to_json().as_bytes());
     for layer in &model.layers {
-        for w in &layer.weight {
-            h.update(w.to_le_bytes());
-        }
-        for b in &layer.bias {
-            h.update(b.to_le_bytes());
-        }
         if let Some(r) = layer.requant {
             h.update(r.multiplier.to_le_bytes());
             h.update(r.shift.to_le_bytes());

@@ -423,3 +423,18 @@ fn the_top_bits_attack_cannot_tell_two_models_apart() {
     let weak_chi2 = chi_squared(&weak(&a), &weak(&b));
     assert!(weak_chi2 > CHI2_THRESHOLD, "the control lacks power: chi^2 = {weak_chi2:.1}");
 }
+
+/// The plan's model digest covers what the plan shows (architecture,
+/// requantization), not the weights: a client cannot test a candidate model
+/// against it. Control: the requantization steps do change it.
+#[test]
+fn the_model_digest_does_not_depend_on_the_weights() {
+    let (a, b) = models();
+    assert_ne!(a.layers[0].weight, b.layers[0].weight);
+    let digest = |m: &QuantModel| evaluator(m).plan().model_digest.clone();
+    assert_eq!(digest(&a), digest(&b));
+    let mut c = a.clone();
+    let r = c.layers[0].requant.as_mut().expect("conv1 requantizes");
+    r.shift += 1;
+    assert_ne!(digest(&a), digest(&c), "the control: a step is part of the digest");
+}

@@ -71,6 +71,26 @@ impl Ifma {
     /// For each row, prod_i bases_i^(row_i) mod m (m the broadcast modulus,
     /// bases below it, weights of at most 12 magnitude bits), as
     /// `SharedBases::for_rows` then `combine_many` compute it.
+    /// For each row, prod_i bases_i^(row_i) mod m by bit planes of offset
+    /// weights (|w| < 2^bits), whatever the weights: the products depend on
+    /// the shapes and `bits` only (see `planes`).
+    pub(crate) fn combine_rows_fixed(
+        self,
+        m: &Modulus8,
+        bases: &[Integer],
+        rows: &[Vec<i64>],
+        bits: u32,
+    ) -> Vec<Integer> {
+        let ones: &[[u64; LANES]] = bytemuck::cast_slice(m.one());
+        let one: Vec<u64> = ones.iter().map(|r| r[0]).collect();
+        let converted: Vec<Vec<u64>> = bases
+            .par_chunks(LANES)
+            .flat_map_iter(|chunk| self.to_mont_digits(&chunk.iter().collect::<Vec<_>>(), m))
+            .collect();
+        let group = super::planes::plane_cost(bases.len(), rows.len(), bits).group;
+        self.combine_rows_by_planes(m, &converted, &one, rows, bits, group)
+    }
+
     pub(crate) fn combine_rows(self, m: &Modulus8, bases: &[Integer], rows: &[Vec<i64>]) -> Vec<Integer> {
         let n = m.digits();
         let mut arena = Arena { digits: n, data: Vec::new() };

@@ -8,7 +8,7 @@ use ppdnn_paillier::{Ciphertext, PublicKey, RandomnessPool};
 use rayon::prelude::*;
 
 use crate::error::{Result, StateError};
-use crate::linear::linear_layer;
+use crate::linear::{Schedule, linear_layer};
 use crate::message::RoundMessage;
 use crate::plan::Plan;
 
@@ -82,7 +82,14 @@ impl FastServerSession {
         };
         let cts = input.ciphertexts(&self.key, round, pl.input_ciphertexts)?;
         self.key.precompute_randomness(table_window(&self.plan));
-        let outputs = linear_layer(&self.key, &self.model.layers[round], pl, self.plan.packing, &cts)?;
+        let outputs = linear_layer(
+            &self.key,
+            &self.model.layers[round],
+            pl,
+            self.plan.packing,
+            &cts,
+            Schedule::Adaptive,
+        )?;
         let rns = self.randomness.take_many(outputs.len())?;
         let fresh: Vec<Ciphertext> =
             outputs.par_iter().zip(&rns).map(|(c, rn)| self.key.rerandomize_with_rn(c, rn)).collect();

@@ -17,7 +17,7 @@ use super::{
     add_residue, pack_residues, random_bits, read_u64, rerandomize,
 };
 use crate::error::{Error, InternalError, MessageError, Result, StateError, gc_internal, msg};
-use crate::linear::linear_layer;
+use crate::linear::{Schedule::Fixed, linear_layer};
 use crate::message::RoundMessage;
 use crate::plan::{Output, Plan};
 
@@ -305,8 +305,14 @@ impl PrivateServerSession {
             .zip(&path.pads)
             .map(|(c, a)| add_residue(&self.key, c, &Integer::from(n - a)))
             .collect();
-        let acc =
-            linear_layer(&self.key, &self.model.layers[l], &self.plan.layers[l], self.plan.packing, &x)?;
+        let acc = linear_layer(
+            &self.key,
+            &self.model.layers[l],
+            &self.plan.layers[l],
+            self.plan.packing,
+            &x,
+            Fixed,
+        )?;
         let mut answer = self.masked_layer(l, acc)?;
         pixel_pads.append(&mut answer.material);
         answer.material = pixel_pads;
