@@ -536,7 +536,7 @@ mod tests {
             rows(&mut || -127),
             rows(&mut || 127),
             rows(&mut || (next() % 255) as i64 - 127),
-            rows(&mut || if next() % 4 == 0 { (next() % 255) as i64 - 127 } else { 0 }),
+            rows(&mut || if next().is_multiple_of(4) { (next() % 255) as i64 - 127 } else { 0 }),
         ];
         (pk, bases, weights)
     }
