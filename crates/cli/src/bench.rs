@@ -84,11 +84,16 @@ struct Ops {
     /// holds (93 at 2048 bits) into one ciphertext by Horner's rule.
     pack_slots: f64,
     modmul: f64,
-    /// Proofs that n is a Paillier-Blum modulus (80 challenges), made by
+    /// Proofs that n is a Paillier-Blum modulus (128 challenges), made by
     /// the key's holder once per key (GMP on every backend).
     prove_modulus: f64,
     /// The same proofs verified, as a server does once per key.
     verify_modulus: f64,
+    /// Proofs that n has no small factor (Pi^fac), against ring-Pedersen
+    /// parameters of the key's size, made once per key and server.
+    prove_factors: f64,
+    /// The same proofs verified, as a server does once per key.
+    verify_factors: f64,
 }
 
 impl Ops {
@@ -109,6 +114,8 @@ impl Ops {
             modmul: r(self.modmul, other.modmul),
             prove_modulus: r(self.prove_modulus, other.prove_modulus),
             verify_modulus: r(self.verify_modulus, other.verify_modulus),
+            prove_factors: r(self.prove_factors, other.prove_factors),
+            verify_factors: r(self.verify_factors, other.verify_factors),
         }
     }
 }
@@ -336,6 +343,17 @@ fn bench_paillier(bits: u32, threads: usize, budget: Duration, backends: &[Backe
         });
         Ok(())
     })?;
+    let params = ppdnn_paillier::RingPedersen::generate(bits.max(2048).next_multiple_of(2))?;
+    let factors = sk.prove_factors(&params)?;
+    each(&mut all, &mut |ops, _| {
+        ops.prove_factors = throughput(budget, threads, |_| {
+            let _ = sk.prove_factors(&params);
+        });
+        ops.verify_factors = throughput(budget, threads, |_| {
+            let _ = pk.verify_factors_proof(&params, &factors);
+        });
+        Ok(())
+    })?;
     Ok(all)
 }
 
@@ -364,6 +382,8 @@ fn print_table(r: &PaillierReport) {
             "pack_slots" => o.pack_slots,
             "prove_modulus" => o.prove_modulus,
             "verify_modulus" => o.verify_modulus,
+            "prove_factors" => o.prove_factors,
+            "verify_factors" => o.verify_factors,
             _ => o.modmul,
         }
     };
@@ -379,8 +399,10 @@ fn print_table(r: &PaillierReport) {
         ("lincomb400_naive", "lincomb400_naive"),
         ("pack_slots", "pack_slots (22-bit slots, Horner)"),
         ("modmul", "modmul mod n^2"),
-        ("prove_modulus", "prove_modulus (Paillier-Blum, 80)"),
+        ("prove_modulus", "prove_modulus (Paillier-Blum, 128)"),
         ("verify_modulus", "verify_modulus (once per key)"),
+        ("prove_factors", "prove_factors (Pi^fac)"),
+        ("verify_factors", "verify_factors (once per key)"),
     ];
     for (key, label) in names {
         let x = field(&r.ops, key);

@@ -28,8 +28,12 @@ use crate::keys::{PrivateKey, PublicKey, secure_pow};
 use crate::random::random_below;
 use crate::secret::Secret;
 
-/// Challenges of the non-interactive proof: soundness error 2^-80.
-pub const REPETITIONS: usize = 80;
+/// Challenges of the non-interactive proof. A modulus with three Blum
+/// prime factors answers each fourth-root challenge with probability 1/2,
+/// and a prover may grind the Fiat-Shamir hash offline, so the count is the
+/// proof's security in bits against such a key: 128, as the computational
+/// parts of the private mode.
+pub const REPETITIONS: usize = 128;
 
 const DOMAIN: &[u8] = b"ppdnn modulus proof v1";
 

@@ -259,13 +259,16 @@ pub struct UncheckedPlan {
 /// Statistical security of the private mode, in bits (kappa).
 pub const STAT_BITS: u32 = 40;
 
-/// Bits the private mode keeps free above the slots: S B + 2 kappa + 8 <=
-/// |n|. The mask of a plaintext, R = t 2^(S B) + (slot masks) with t uniform
-/// below floor(n / 2^(S B)) - 1, then leaves Y = M + O + R within
-/// 2^(S B + 2 - |n|) <= 2^-86 of uniform in Z_n whatever M the client made
-/// the server compute: far below 2^-40 over the at most 2^20 plaintexts of
-/// an inference.
-pub const PRIVATE_HEADROOM: u32 = 2 * STAT_BITS + 8;
+/// Bits the private mode keeps free above the slots: S B + 96 <= |n|.
+/// The MAC tag over up to 64 masked plaintexts, sum alpha_c (M_c + O) with
+/// alpha_c below 2^46 and M_c + O below 2^(S B), stays below 2^(S B + 52);
+/// its mask beta, uniform below n - 2^(S B + 52), then never lets an honest
+/// tag wrap past n (so the server accepts one MAC value, and the verdict
+/// reveals no wrap), and leaves the tag within 2^(S B + 53 - |n|) <= 2^-43
+/// of uniform whatever the client made the server compute: 2^-40 over the
+/// at most 8 tags of an inference. The plaintexts' own masks leave each
+/// within 2^(S B + 2 - |n|) <= 2^-94 of uniform.
+pub const PRIVATE_HEADROOM: u32 = 96;
 
 /// The most slots of `slot_bits` bits a layer may use in `mode`: in the
 /// private mode S B + [`PRIVATE_HEADROOM`] <= |n|.

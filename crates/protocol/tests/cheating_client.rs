@@ -438,3 +438,32 @@ fn the_model_digest_does_not_depend_on_the_weights() {
     r.shift += 1;
     assert_ne!(digest(&a), digest(&c), "the control: a step is part of the digest");
 }
+
+/// A MAC shifted by +-n (mod P): with the tag's mask drawn so that an
+/// honest tag never wraps past n, the server accepts one value only, so
+/// neither shift passes and the verdict tells nothing of whether the tagged
+/// sum (which depends on the weights) would have wrapped. A review found
+/// that accepting both the wrapped and the unwrapped value made the verdict
+/// that bit.
+#[test]
+fn a_mac_shifted_by_n_aborts_either_way() {
+    let (model, _) = models();
+    let ev = evaluator(&model);
+    let pair = common::key(BITS);
+    let n = pair.public().n().clone();
+    for shift in [-1i64, 1] {
+        let mut p = 0u64;
+        let t = drive(&ev, pair, &image(), Output::Logits, |dir, m| {
+            if dir == Dir::ToClient && m.round == 4 {
+                p = u64::from_le_bytes(m.material[..8].try_into().unwrap());
+            }
+            if dir == Dir::ToServer && m.round == 4 {
+                let (pm, z) = (p as u128, u64::from_le_bytes(m.material[..8].try_into().unwrap()) as u128);
+                let nm = Integer::from(&n % p).to_u64().unwrap() as u128;
+                let shifted = if shift < 0 { (z + pm - nm) % pm } else { (z + nm) % pm };
+                m.material[..8].copy_from_slice(&(shifted as u64).to_le_bytes());
+            }
+        });
+        assert_aborted_at_verdict(&t, &format!("z shifted by {shift} n"));
+    }
+}

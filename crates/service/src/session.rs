@@ -326,7 +326,19 @@ impl Session {
             }
             let message = receive_round(inbound, config, round, (count, material), width).await?;
             stats.bytes_in += message.len_bytes();
-            let (s, answer) = self.compute(session, move |session| session.handle(&message)).await?;
+            let result = self.compute(session, move |session| session.handle(&message)).await;
+            let (s, answer) = match result {
+                Err(CallError::Protocol(ppdnn_protocol::Error::Aborted)) => {
+                    // A private session whose checks failed counts as an
+                    // inference: an honest client never gets there, and
+                    // uncounted aborts would be free probes.
+                    if let Some(r) = reservation.take() {
+                        r.complete();
+                    }
+                    return Err(CallError::Protocol(ppdnn_protocol::Error::Aborted));
+                }
+                other => other?,
+            };
             session = s;
             if session.finished() {
                 // The last answer releases the output: the inference counts

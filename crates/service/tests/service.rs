@@ -774,6 +774,60 @@ async fn tampered_private_rounds_get_clear_statuses_and_the_server_keeps_serving
     assert_eq!(out.logits, model().quant.logits(test_set().image(2)).unwrap());
 }
 
+/// A private inference of test image `i` through a raw stream, driven by the
+/// protocol's own client session, with `tamper` free to change each client
+/// message before it is sent (a cheating client); the server's status on failure.
+async fn private_session_with(
+    url: &str,
+    i: usize,
+    tamper: impl Fn(&mut ppdnn_protocol::RoundMessage),
+) -> Result<ppdnn_protocol::ClientStep, tonic::Status> {
+    use ppdnn_protocol::{ClientSession, ClientStep, RoundMessage};
+    let mut c = RemoteClient::connect(url, 64 << 20).await.unwrap();
+    let (_, plan) = c.describe("", BITS, Packing::Packed, Mode::Private).await.unwrap();
+    let plan = SessionPlan::new(Arc::new(plan)).unwrap();
+    let pb::InferRequest { kind: Some(infer_request::Kind::Start(mut start)) } = good_start() else {
+        unreachable!("good_start is a Start")
+    };
+    start.mode = pb::Mode::Private as i32;
+    start.modulus_proof = key().private.modulus_proof().unwrap().to_bytes(key().public());
+    start.factor_proof = factor_proof(url).await;
+    let mut grpc = InferenceClient::connect(url.to_string())
+        .await
+        .unwrap()
+        .max_encoding_message_size(64 << 20)
+        .max_decoding_message_size(64 << 20);
+    let (tx, rx) = mpsc::channel(16);
+    tx.send(pb::InferRequest { kind: Some(infer_request::Kind::Start(start)) }).await.unwrap();
+    let mut stream = grpc.infer(ReceiverStream::new(rx)).await?.into_inner();
+    let pool = Arc::new(RandomnessPool::new(key().public()));
+    let mut session =
+        ClientSession::new(&plan, Arc::new(key().private.clone()), pool, Output::Logits).unwrap();
+    assert!(session.start(test_set().image(i)).unwrap().is_none(), "the server opens a private session");
+    let width = key().public().ciphertext_bytes();
+    loop {
+        let mut answer = RoundMessage { round: 0, data: Vec::new(), material: Vec::new() };
+        loop {
+            let Some(chunk) = stream.message().await? else { panic!("the stream ended without a status") };
+            answer.round = chunk.round as usize;
+            answer.data.extend(chunk.ciphertexts);
+            answer.material.extend(chunk.material);
+            if chunk.last {
+                break;
+            }
+        }
+        match session.receive(&answer).unwrap() {
+            ClientStep::Send(mut m) => {
+                tamper(&mut m);
+                for chunk in ppdnn_service::convert::chunks(&m, width, 1 << 19) {
+                    let _ = tx.send(pb::InferRequest { kind: Some(infer_request::Kind::Round(chunk)) }).await;
+                }
+            }
+            done => return Ok(done),
+        }
+    }
+}
+
 /// A fast inference of test image `i` with `pair`'s key; the server's status on failure.
 async fn fast_inference_with(url: &str, pair: &KeyPair, i: usize) -> Result<Vec<i64>, tonic::Status> {
     let mut c = RemoteClient::connect(url, 1 << 20).await.unwrap();
@@ -795,7 +849,7 @@ async fn query_budgets_count_completed_inferences_per_key_and_per_address() {
     let (desc, _) = c.describe("", BITS, Packing::Packed, Mode::Fast).await.unwrap();
     let limits = desc.limits.unwrap();
     assert_eq!((limits.query_budget, limits.budget_period_ms), (3, 3_600_000));
-    // A private session that fails before its output is released does not count.
+    // A private session that fails on a message's form does not count.
     let bad = pb::Round { round: 0, ciphertexts: vec![1; 7], last: true, material: Vec::new() };
     expect(raw_private(&server.url, vec![bad]).await, Code::InvalidArgument, &[]);
     // A fast one counts from its Start: its client learns every layer as it goes.
@@ -804,11 +858,20 @@ async fn query_budgets_count_completed_inferences_per_key_and_per_address() {
         Code::InvalidArgument,
         &[],
     );
+    // A private one whose checks fail (here its OT check's answer) counts:
+    // an honest client never gets there, and free aborts would be free probes.
+    let aborted = private_session_with(&server.url, 0, |m| {
+        if m.round == 2 {
+            m.material[3] ^= 1;
+        }
+    })
+    .await
+    .unwrap_err();
+    assert_eq!(aborted.code(), Code::InvalidArgument, "{}", aborted.message());
+    assert_eq!(aborted.message(), ppdnn_protocol::ABORTED);
     let pair = key();
-    for i in 0..2 {
-        let logits = fast_inference_with(&server.url, pair, i).await.unwrap();
-        assert_eq!(logits, model().quant.logits(test_set().image(i)).unwrap());
-    }
+    let logits = fast_inference_with(&server.url, pair, 1).await.unwrap();
+    assert_eq!(logits, model().quant.logits(test_set().image(1)).unwrap());
     // The key's budget is spent: refused, with the wait in the metadata.
     let status = fast_inference_with(&server.url, pair, 2).await.unwrap_err();
     assert_eq!(status.code(), Code::ResourceExhausted, "{}", status.message());

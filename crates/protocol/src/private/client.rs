@@ -12,7 +12,7 @@ use rayon::prelude::*;
 use zeroize::Zeroize;
 
 use super::circuits::PrivateCircuits;
-use super::hash::{Domain, hash_run, mac_shares};
+use super::hash::{Domain, hash_at, hash_run, mac_shares, pad_index};
 use super::schedule::Schedule;
 use super::{LABEL_BYTES, TAG_GROUP, VALUE_BITS, centred, pack_residues, read_u64, read_u128, residue};
 use crate::error::{InternalError, MessageError, PlanError, Result, StateError, gc_internal, msg};
@@ -389,8 +389,9 @@ impl PrivateClientSession {
         let pads_at = self.schedule.table_bytes(l);
         let material = self.pending.as_ref().ok_or(StateError::NoRound)?.material[pads_at..].to_vec();
         let (labels, z) = self.evaluate(l, m)?;
-        let value_hash = hash_run(self.nonce, Domain::ValuePad, &labels, 0);
-        let tag_hash = hash_run(self.nonce, Domain::TagPad, &labels, 0);
+        let index = || (0..labels.len()).map(|o| pad_index(l, o));
+        let value_hash = hash_at(self.nonce, Domain::ValuePad, &labels, index());
+        let tag_hash = hash_at(self.nonce, Domain::TagPad, &labels, index());
         let inputs = labels.len() / VALUE_BITS;
         let (mut c, mut t) = (vec![Integer::new(); inputs], vec![Integer::new(); inputs]);
         for (o, label) in labels.iter().enumerate() {

@@ -47,6 +47,13 @@ pub(crate) fn hash_run(nonce: u64, domain: Domain, xs: &[Block], first: u64) -> 
     hash_at(nonce, domain, xs, first..first + xs.len() as u64)
 }
 
+/// The hash index of circuit output `o` of the circuit after layer `l`:
+/// the layer in bits 48..55, so that no pad tweak repeats within a session.
+pub(crate) fn pad_index(l: usize, o: usize) -> u64 {
+    debug_assert!(l < 256 && o < 1 << 48, "layers and outputs fit their index fields");
+    ((l as u64) << 48) | o as u64
+}
+
 /// The OT-to-MAC hash reduced mod P: 128 bits before the reduction, so
 /// the result is within 2^-64 of uniform mod a 64-bit P.
 pub(crate) fn mac_shares(nonce: u64, keys: &[Block], first: u64, p: u64) -> Vec<u64> {

@@ -38,8 +38,7 @@ pub const LABEL_BYTES: usize = 16;
 /// Bits of the MAC key alpha_c of each masked ciphertext.
 pub const ALPHA_BITS: u32 = 46;
 /// Masked ciphertexts per MAC tag ciphertext (at most): the tagged sum
-/// stays below 64 * 2^(46 + S B) < n, so an honest tag wraps past n at most
-/// once (its mask beta is uniform mod n).
+/// stays below 64 * 2^(46 + S B) (see [`crate::plan::PRIVATE_HEADROOM`]).
 pub const TAG_GROUP: usize = 64;
 /// Bits of the zero test's weights gamma (one per returned ciphertext).
 pub const GAMMA_BITS: u32 = 63;

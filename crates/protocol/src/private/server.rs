@@ -10,7 +10,7 @@ use rayon::prelude::*;
 use zeroize::Zeroize;
 
 use super::circuits::PrivateCircuits;
-use super::hash::{Domain, hash_at, mac_shares};
+use super::hash::{Domain, hash_at, mac_shares, pad_index};
 use super::schedule::Schedule;
 use super::{
     ALPHA_BITS, GAMMA_BITS, LABEL_BYTES, TAG_GROUP, TAG_KEY_BITS, TAG_PAD_BITS, VALUE_BITS, VALUE_PAD_BITS,
@@ -41,7 +41,7 @@ struct LayerSecrets {
     masks: Vec<Integer>,
     /// MAC keys alpha_c.
     alphas: Vec<u64>,
-    /// MAC masks beta_g, one per tag, uniform mod n.
+    /// MAC masks beta_g, one per tag, uniform below n - 2^(S B + 52).
     betas: Vec<Integer>,
     /// Zero-labels of the circuit's input bits.
     input_zero: Vec<Block>,
@@ -90,9 +90,8 @@ pub struct PrivateServerSession {
     zero_ct: Option<Ciphertext>,
     zero_plain: Integer,
     mu: Integer,
-    /// The MACs z each tag may come back with, per layer: the tag's
-    /// plaintext wrapped past n or not.
-    expected_z: Vec<Vec<[u64; 2]>>,
+    /// The MAC z each tag must come back with, per layer.
+    expected_z: Vec<Vec<u64>>,
     /// Whether every check so far passed (evaluated, never acted on, until the verdict).
     passed: bool,
     round: usize,
@@ -352,7 +351,7 @@ impl PrivateServerSession {
             .collect::<Result<_>>()?;
         let mut material = Vec::new();
         if self.schedule.has_circuit(l) {
-            cts.extend(self.tags(&acc, &offset, &rho[acc.len()..], &mut secrets)?);
+            cts.extend(self.tags(l, &acc, &offset, &rho[acc.len()..], &mut secrets)?);
             material = self.garble(l, &mut secrets)?;
         }
         self.layers.resize_with(l, LayerSecrets::default);
@@ -363,24 +362,28 @@ impl PrivateServerSession {
     }
 
     /// The MAC tags T_g = Enc(sum_(c in g) alpha_c (M_c + O) + beta_g) r'^n,
-    /// one per [`TAG_GROUP`] ciphertexts, beta_g uniform mod n: T_g is then
-    /// exactly uniform whatever the client made the server compute. An honest
-    /// tag wraps past n or not depending on M: the expected MAC allows both.
+    /// one per [`TAG_GROUP`] ciphertexts, beta_g uniform below n - 2^(S B +
+    /// 52): an honest tag never wraps past n, and any tag is within 2^-43 of
+    /// uniform (see [`crate::plan::PRIVATE_HEADROOM`]).
     fn tags(
         &mut self,
+        l: usize,
         acc: &[Ciphertext],
         offset: &Integer,
         rho: &[Integer],
         secrets: &mut LayerSecrets,
     ) -> Result<Vec<Ciphertext>> {
         let key = &self.key;
+        let pl = &self.plan.layers[l];
+        let tagged = pl.slots as u32 * pl.slot_bits + ALPHA_BITS + TAG_GROUP.ilog2();
+        let beta_bound = Integer::from(key.n() - (Integer::from(1u32) << tagged));
         secrets.alphas = (0..acc.len()).map(|_| random_bits(&mut self.prg, ALPHA_BITS) as u64).collect();
         let with_offset: Vec<Ciphertext> = acc.par_iter().map(|c| add_residue(key, c, offset)).collect();
         let groups: Vec<(usize, usize)> =
             (0..acc.len()).step_by(TAG_GROUP).map(|g| (g, (g + TAG_GROUP).min(acc.len()))).collect();
         secrets.betas = groups
             .iter()
-            .map(|_| ppdnn_paillier::random_below(key.n()))
+            .map(|_| ppdnn_paillier::random_below(&beta_bound))
             .collect::<std::result::Result<_, _>>()?;
         groups
             .par_iter()
@@ -472,7 +475,7 @@ impl PrivateServerSession {
                 }
             }
         }
-        let index = (0..out_zero.len() as u64).flat_map(|o| [o, o]);
+        let index = (0..out_zero.len()).flat_map(|o| [pad_index(l, o), pad_index(l, o)]);
         let value_hash = hash_at(self.nonce, Domain::ValuePad, &labels, index.clone());
         let tag_hash = hash_at(self.nonce, Domain::TagPad, &labels, index);
         let inputs = out_zero.len() / VALUE_BITS;
@@ -602,8 +605,7 @@ impl PrivateServerSession {
                     let masked = (alpha as u128 % pm) * mod_small(mask, p) as u128 % pm;
                     z = (z + 2 * pm - sum - masked) % pm;
                 }
-                let wrapped = (z + pm - mod_small(self.key.n(), p) as u128) % pm;
-                [z as u64, wrapped as u64]
+                z as u64
             })
             .collect();
         self.expected_z.resize(l, Vec::new());
@@ -615,12 +617,11 @@ impl PrivateServerSession {
     /// into the one verdict, never acted on here.
     fn check_macs(&mut self, l: usize, m: &[u8]) {
         let expected = self.expected_z.get(l).map_or(&[][..], Vec::as_slice);
-        let mut ok = expected.len() * 8 == m.len();
-        for (g, &[plain, wrapped]) in expected.iter().enumerate() {
-            let z = read_u64(m, 8 * g);
-            ok &= (z ^ plain) == 0 || (z ^ wrapped) == 0;
+        let mut diff = u64::from(expected.len() * 8 != m.len());
+        for (g, &want) in expected.iter().enumerate() {
+            diff |= read_u64(m, 8 * g) ^ want;
         }
-        self.passed &= ok;
+        self.passed &= diff == 0;
     }
 
     /// Client round 2L + 2: [layer L-1's MACs z] and D. The one verdict:
