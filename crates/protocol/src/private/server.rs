@@ -376,7 +376,7 @@ impl PrivateServerSession {
         let key = &self.key;
         let pl = &self.plan.layers[l];
         let tagged = pl.slots as u32 * pl.slot_bits + ALPHA_BITS + TAG_GROUP.ilog2();
-        let beta_bound = Integer::from(key.n() - (Integer::from(1u32) << tagged));
+        let beta_bound = key.n() - (Integer::from(1u32) << tagged);
         secrets.alphas = (0..acc.len()).map(|_| random_bits(&mut self.prg, ALPHA_BITS) as u64).collect();
         let with_offset: Vec<Ciphertext> = acc.par_iter().map(|c| add_residue(key, c, offset)).collect();
         let groups: Vec<(usize, usize)> =
