@@ -40,6 +40,16 @@ pub enum KeyCommand {
         #[command(flatten)]
         policy: PolicyArgs,
     },
+    /// Make a server's factor-proof parameters (ring-Pedersen, public) for
+    /// `serve --factor-params`, which replicas behind one balancer share.
+    FactorParams {
+        /// Size of their modulus in bits: at least the largest key served.
+        #[arg(long, default_value_t = 3072)]
+        bits: u32,
+        /// Where to write them (refused if the file exists).
+        #[arg(long, short)]
+        out: PathBuf,
+    },
     /// Extract the public key from a private key file.
     Public {
         /// The private key file.
@@ -76,6 +86,21 @@ pub fn key(cmd: KeyCommand) -> Result<()> {
                 keyfile::write_public_key(&p, pair.public())?;
             }
             eprintln!("wrote a {bits}-bit private key to {}", out.display());
+            Ok(())
+        }
+        KeyCommand::FactorParams { bits, out } => {
+            if !(2048..=8192).contains(&bits) || !bits.is_multiple_of(2) {
+                anyhow::bail!("--bits {bits}: choose an even size from 2048 to 8192");
+            }
+            let params = ppdnn_paillier::RingPedersen::generate(bits)?;
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&out)
+                .with_context(|| format!("creating {}", out.display()))?;
+            std::io::Write::write_all(&mut file, &params.to_bytes())
+                .with_context(|| format!("writing {}", out.display()))?;
+            eprintln!("wrote {bits}-bit factor-proof parameters to {}", out.display());
             Ok(())
         }
         KeyCommand::Public { key, out, policy } => {

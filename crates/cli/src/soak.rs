@@ -279,6 +279,7 @@ fn start_msg(ctx: &Ctx) -> pb::InferRequest {
             output: pb::Output::Logits as i32,
             modulus_proof: Vec::new(),
             factor_proof: Vec::new(),
+            factor_params_digest: Vec::new(),
         })),
     }
 }

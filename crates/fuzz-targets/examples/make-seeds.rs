@@ -74,6 +74,7 @@ fn main() {
             output: pb::Output::Logits as i32,
             modulus_proof: Vec::new(),
             factor_proof: Vec::new(),
+            factor_params_digest: Vec::new(),
         })),
     };
     let round = |data: &[u8], last: bool| {

@@ -172,7 +172,7 @@ pub struct RemoteClient {
     read_timeout: Duration,
     /// The server's ring-Pedersen parameters (from DescribeModel), and the
     /// last factor proof made against them: (parameters' digest, n, proof).
-    factor_params: Option<Arc<ppdnn_paillier::RingPedersen>>,
+    factor_params: Arc<std::sync::Mutex<Option<Arc<ppdnn_paillier::RingPedersen>>>>,
     factor_proof: Arc<std::sync::Mutex<Option<FactorProofCache>>>,
 }
 
@@ -214,7 +214,7 @@ impl RemoteClient {
             inner,
             max_message,
             read_timeout: DEFAULT_READ_TIMEOUT,
-            factor_params: None,
+            factor_params: Arc::default(),
             factor_proof: Arc::default(),
         })
     }
@@ -258,7 +258,9 @@ impl RemoteClient {
         if mode == Mode::Private {
             let params = ppdnn_paillier::RingPedersen::from_bytes(&desc.factor_params)
                 .map_err(ppdnn_protocol::Error::from)?;
-            self.factor_params = Some(Arc::new(params));
+            if let Ok(mut slot) = self.factor_params.lock() {
+                *slot = Some(Arc::new(params));
+            }
         }
         Ok((desc, plan))
     }
@@ -271,11 +273,11 @@ impl RemoteClient {
         model: &str,
         plan: &Plan,
         key: &Arc<PrivateKey>,
-    ) -> Result<Vec<u8>, ClientError> {
-        if self.factor_params.is_none() {
+    ) -> Result<(Vec<u8>, [u8; 32]), ClientError> {
+        if self.factor_params().is_none() {
             self.describe(model, plan.key_bits, plan.packing, plan.mode).await?;
         }
-        let params = self.factor_params.clone().ok_or(ClientError::NoFactorParams)?;
+        let params = self.factor_params().ok_or(ClientError::NoFactorParams)?;
         let digest = params.digest();
         let n = key.public_key().n().clone();
         let cached = self.factor_proof.lock().map_err(|_| ClientError::NoFactorParams)?.clone();
@@ -283,7 +285,7 @@ impl RemoteClient {
             && d == digest
             && cached_n == n
         {
-            return Ok(proof);
+            return Ok((proof, digest));
         }
         let k = key.clone();
         let proof = tokio::task::spawn_blocking(move || {
@@ -294,13 +296,45 @@ impl RemoteClient {
         if let Ok(mut slot) = self.factor_proof.lock() {
             *slot = Some((digest, n, proof.clone()));
         }
-        Ok(proof)
+        Ok((proof, digest))
+    }
+
+    /// The server's factor-proof parameters, if read.
+    fn factor_params(&self) -> Option<Arc<ppdnn_paillier::RingPedersen>> {
+        self.factor_params.lock().ok().and_then(|p| p.clone())
     }
 
     /// Classifies one image in the plan's mode: encrypts it, runs the
     /// rounds, returns the logits (or, in a label-only private inference,
-    /// the label). `output` is what a private session asks to learn.
+    /// the label). `output` is what a private session asks to learn. A
+    /// server whose factor-proof parameters changed since they were read (it
+    /// restarted without `--factor-params`) asks for them to be read again:
+    /// that is done, and the inference started once more.
     pub async fn infer(
+        &mut self,
+        model: &str,
+        plan: &SessionPlan,
+        key: Arc<PrivateKey>,
+        pool: Arc<RandomnessPool>,
+        output: Output,
+        image: Vec<u8>,
+    ) -> Result<Classification, ClientError> {
+        let first = self.infer_once(model, plan, key.clone(), pool.clone(), output, image.clone()).await;
+        match first {
+            Err(ClientError::Status(s))
+                if s.metadata().get(crate::status::REFRESH).is_some_and(|v| v == "factor-params") =>
+            {
+                if let Ok(mut slot) = self.factor_params.lock() {
+                    *slot = None;
+                }
+                self.infer_once(model, plan, key, pool, output, image).await
+            }
+            other => other,
+        }
+    }
+
+    /// One attempt of [`RemoteClient::infer`].
+    async fn infer_once(
         &mut self,
         model: &str,
         plan: &SessionPlan,
@@ -314,8 +348,8 @@ impl RemoteClient {
         let width = public.ciphertext_bytes();
         let max_chunk = (self.max_message / 2).max(width);
         let mode = plan.plan().mode;
-        let (modulus_proof, factor_proof) = match mode {
-            Mode::Fast => (Vec::new(), Vec::new()),
+        let (modulus_proof, factor_proof, factor_params_digest) = match mode {
+            Mode::Fast => (Vec::new(), Vec::new(), Vec::new()),
             // Made once per key (0.1-0.2 s at 2048 bits), then kept with it.
             Mode::Private => {
                 let k = key.clone();
@@ -324,7 +358,8 @@ impl RemoteClient {
                 })
                 .await?
                 .map_err(ppdnn_protocol::Error::from)?;
-                (modulus, self.factor_proof_for(model, plan.plan(), &key).await?)
+                let (factors, digest) = self.factor_proof_for(model, plan.plan(), &key).await?;
+                (modulus, factors, digest.to_vec())
             }
         };
         let (tx, rx) = mpsc::channel::<pb::InferRequest>(8);
@@ -337,6 +372,7 @@ impl RemoteClient {
             output: output_to_pb(if mode == Mode::Private { output } else { Output::Logits }),
             modulus_proof,
             factor_proof,
+            factor_params_digest,
         };
         let send = |kind| pb::InferRequest { kind: Some(kind) };
         tx.send(send(infer_request::Kind::Start(start))).await.map_err(|_| ClientError::StreamClosed)?;

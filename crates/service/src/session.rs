@@ -103,6 +103,14 @@ struct SessionStats {
     bytes_out: usize,
 }
 
+/// The proofs about a key that a private Start carries.
+struct KeyProofs {
+    modulus: Vec<u8>,
+    factors: Vec<u8>,
+    /// The digest of the parameters the factor proof was made for (may be empty).
+    params_digest: Vec<u8>,
+}
+
 /// Everything one Infer stream needs, moved into its task.
 pub(crate) struct Session {
     pub(crate) models: Arc<Vec<Entry>>,
@@ -159,17 +167,20 @@ impl Session {
         &self,
         key: &ppdnn_paillier::PublicKey,
         digest: [u8; 32],
-        proof: Vec<u8>,
-        factor_proof: Vec<u8>,
+        proofs: KeyProofs,
     ) -> Result<(), CallError> {
         if self.proven.contains(&digest) {
             return Ok(());
         }
+        let KeyProofs { modulus: proof, factors: factor_proof, params_digest } = proofs;
         if proof.is_empty() {
             return Err(CallError::NoModulusProof);
         }
         if factor_proof.is_empty() {
             return Err(CallError::NoFactorProof);
+        }
+        if !params_digest.is_empty() && params_digest[..] != self.factor_params.digest()[..] {
+            return Err(CallError::FactorParamsChanged);
         }
         let key = key.clone();
         let params = self.factor_params.clone();
@@ -281,7 +292,12 @@ impl Session {
             return Err(CallError::OutputNotOffered { output: output.name(), offered });
         }
         if mode == Mode::Private {
-            self.check_key_proofs(&key, digest, start.modulus_proof, start.factor_proof).await?;
+            let proofs = KeyProofs {
+                modulus: start.modulus_proof,
+                factors: start.factor_proof,
+                params_digest: start.factor_params_digest,
+            };
+            self.check_key_proofs(&key, digest, proofs).await?;
         }
         let (session, opening) = ev.start(key, output)?;
         if mode == Mode::Fast {

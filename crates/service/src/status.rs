@@ -107,6 +107,11 @@ pub enum CallError {
         "the private mode needs the key's factor proof (Start.factor_proof): a proof that n has no small factor, against the server's factor_params"
     )]
     NoFactorProof,
+    /// A factor proof made against parameters this server does not have.
+    #[error(
+        "the factor proof was made for other factor-proof parameters than this server's (a server that restarts without --factor-params makes new ones): describe the model again"
+    )]
+    FactorParamsChanged,
     /// A modulus proof that does not parse or does not verify.
     #[error("the key's {0}")]
     ModulusProof(ppdnn_paillier::Error),
@@ -239,9 +244,11 @@ impl CallError {
                 Code::ResourceExhausted
             }
             NoModels | UnknownModel { .. } => Code::NotFound,
-            ModeNotOffered { .. } | OutputNotOffered { .. } | UnpackedNotOffered | DigestMismatch { .. } => {
-                Code::FailedPrecondition
-            }
+            ModeNotOffered { .. }
+            | OutputNotOffered { .. }
+            | UnpackedNotOffered
+            | DigestMismatch { .. }
+            | FactorParamsChanged => Code::FailedPrecondition,
             Idle { .. } | Deadline { .. } => Code::DeadlineExceeded,
             ClientClosed { .. } | ClientGone { .. } => Code::Cancelled,
             Stream(status) => status.code(),
@@ -265,6 +272,10 @@ impl CallError {
     }
 }
 
+/// The metadata key of a FAILED_PRECONDITION status that asks the client to
+/// read the model's description again (value `factor-params`).
+pub const REFRESH: &str = "ppdnn-refresh";
+
 /// The metadata key of a RESOURCE_EXHAUSTED status for a spent query
 /// budget: milliseconds until the next inference may start.
 pub const RETRY_AFTER_MS: &str = "retry-after-ms";
@@ -273,6 +284,13 @@ impl From<CallError> for Status {
     fn from(e: CallError) -> Self {
         match e {
             CallError::Stream(status) => status,
+            CallError::FactorParamsChanged => {
+                let mut status = Status::new(e.code(), e.to_string());
+                status
+                    .metadata_mut()
+                    .insert(REFRESH, "factor-params".parse().expect("ASCII is valid metadata"));
+                status
+            }
             CallError::BudgetExhausted { wait, .. } => {
                 let mut status = Status::new(e.code(), e.to_string());
                 let ms = wait.as_millis().max(1).to_string();

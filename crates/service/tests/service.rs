@@ -87,6 +87,7 @@ fn start_msg(n: Vec<u8>, hn: Vec<u8>, model: &str) -> pb::InferRequest {
             output: pb::Output::Logits as i32,
             modulus_proof: Vec::new(),
             factor_proof: Vec::new(),
+            factor_params_digest: Vec::new(),
         })),
     }
 }
@@ -923,15 +924,17 @@ async fn a_server_that_releases_only_labels_refuses_logits() {
 async fn private_starts_need_a_modulus_proof_that_verifies() {
     let server = start(4, Duration::from_secs(5)).await;
     let good_factors = factor_proof(&server.url).await;
-    let private_start = |proof: Vec<u8>, factors: &Vec<u8>| {
+    let private_start_for = |proof: Vec<u8>, factors: &Vec<u8>, params_digest: Vec<u8>| {
         let pb::InferRequest { kind: Some(infer_request::Kind::Start(mut start)) } = good_start() else {
             unreachable!("good_start is a Start")
         };
         start.mode = pb::Mode::Private as i32;
         start.modulus_proof = proof;
         start.factor_proof = factors.clone();
+        start.factor_params_digest = params_digest;
         pb::InferRequest { kind: Some(infer_request::Kind::Start(start)) }
     };
+    let private_start = |proof: Vec<u8>, factors: &Vec<u8>| private_start_for(proof, factors, Vec::new());
     // No proof: refused at Start, before any work.
     expect(
         raw(&server.url, vec![private_start(Vec::new(), &good_factors)], Duration::ZERO).await,
@@ -958,6 +961,15 @@ async fn private_starts_need_a_modulus_proof_that_verifies() {
     let theirs = other.private.prove_factors(&params).unwrap().to_bytes(other.public(), &params);
     let r = raw(&server.url, vec![private_start(mine.clone(), &theirs)], Duration::ZERO).await;
     assert!(matches!(&r, Err(s) if s.code() == Code::InvalidArgument), "{r:?}");
+    // Proofs made for other parameters than the server's (as after a
+    // restart without --factor-params): FAILED_PRECONDITION, and the
+    // metadata that tells the client to describe the model again.
+    let status =
+        raw(&server.url, vec![private_start_for(mine.clone(), &good_factors, vec![7; 32])], Duration::ZERO)
+            .await
+            .unwrap_err();
+    assert_eq!(status.code(), Code::FailedPrecondition, "{}", status.message());
+    assert_eq!(status.metadata().get(ppdnn_service::status::REFRESH).unwrap(), "factor-params");
     // Both of the key's own proofs: the session goes on (and answers the setup).
     let r = raw(&server.url, vec![private_start(mine, &good_factors)], Duration::from_millis(200)).await;
     assert!(!matches!(&r, Err(s) if s.code() == Code::InvalidArgument), "{r:?}");
