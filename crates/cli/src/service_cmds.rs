@@ -256,6 +256,13 @@ pub fn serve_cmd(args: ServeArgs) -> Result<()> {
     let modes: Vec<&str> = config.modes.iter().map(|m| m.name()).collect();
     let outputs: Vec<&str> = config.outputs.iter().map(|o| o.name()).collect();
     let budget = config.query_budget.map_or("none".to_string(), |b| format!("{b}, per key and per address"));
+    let factor_params = match (&args.limits.factor_params, &config.factor_params) {
+        (Some(path), Some(p)) => {
+            let digest: String = p.digest()[..8].iter().map(|b| format!("{b:02x}")).collect();
+            format!("{} (digest {digest}...)", path.display())
+        }
+        _ => "made at start-up (replicas need --factor-params)".to_string(),
+    };
     // Every model's plans and limits are checked before anything is said to be served.
     let svc = service(models, config)?;
     runtime()?.block_on(async move {
@@ -268,6 +275,7 @@ pub fn serve_cmd(args: ServeArgs) -> Result<()> {
             modes = ?modes,
             outputs = ?outputs,
             query_budget = %budget,
+            factor_params = %factor_params,
             arithmetic = ppdnn_paillier::Backend::current().name(),
             "serving"
         );

@@ -140,6 +140,49 @@ fn compensating_offsets_abort() {
     assert_aborted_at_verdict(&t, "compensating offsets");
 }
 
+/// Test 2, the other half: an offset that is a multiple of a MAC modulus P
+/// the client has seen (an earlier session's), and a check that every layer
+/// and session draws its own P: a fixed or reused P would let delta = P m
+/// pass.
+#[test]
+fn an_offset_of_a_known_p_aborts_and_p_is_fresh() {
+    let (model, _) = models();
+    let ev = evaluator(&model);
+    let pair = common::key(BITS);
+    let n = pair.public().n().clone();
+    let mut seen_p = Vec::new();
+    for output in [Output::Label, Output::Label, Output::Logits] {
+        drive(&ev, pair, &image(), output, |dir, m| {
+            if dir == Dir::ToClient && (m.round == 4 || (m.round == 6 && output == Output::Label)) {
+                seen_p.push(u64::from_le_bytes(m.material[..8].try_into().unwrap()));
+            }
+        });
+    }
+    let distinct: std::collections::HashSet<u64> = seen_p.iter().copied().collect();
+    assert_eq!(distinct.len(), seen_p.len(), "a MAC modulus recurs: {seen_p:?}");
+    assert_eq!(seen_p.len(), 5, "two per label-mode session, one per logits-mode one");
+    // The client adds P (an earlier session's) to Y_0 by changing its choices.
+    let p = Integer::from(seen_p[0]);
+    let mut y0 = Integer::new();
+    let t = drive(&ev, pair, &image(), Output::Logits, |dir, m| {
+        if dir == Dir::ToClient && m.round == 3 {
+            let count = m.data.len() / pair.public().ciphertext_bytes();
+            let cts = m.ciphertexts_with_material(pair.public(), 3, count, m.material.len()).unwrap();
+            let y = pair.private.decrypt(&cts[0]);
+            y0 = if y < 0 { y + &n } else { y };
+        }
+        if dir == Dir::ToServer && m.round == 3 {
+            let shifted = Integer::from(&y0 + &p);
+            for j in 0..BITS {
+                if y0.get_bit(j) != shifted.get_bit(j) {
+                    flip_bit(&mut m.material, j as usize);
+                }
+            }
+        }
+    });
+    assert_aborted_at_verdict(&t, "Y_0 + an earlier session's P");
+}
+
 /// Test 3: the returned inputs: +1 in one value of layer 1's input, a value
 /// above the last slot of a first-layer ciphertext, a pixel copy that
 /// disagrees with the others (im2col), and a tag changed alone.
@@ -274,6 +317,15 @@ fn replayed_messages_abort() {
         });
         assert_aborted_at_verdict(&t, &format!("round {round} replayed"));
     }
+    // Layer 0's returned input (client round 2) as layer 1's (round 4):
+    // refused, and no result.
+    let layer0 = first.client_messages[2].clone();
+    let t = drive(&ev, pair, &image(), Output::Logits, |dir, m| {
+        if dir == Dir::ToServer && m.round == 4 {
+            m.data = layer0.data.clone();
+        }
+    });
+    assert!(t.refused.is_some() && t.outcome.is_none(), "{t:?}");
 }
 
 /// Test 9: the same deviation against two models that differ in one weight
