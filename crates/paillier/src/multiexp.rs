@@ -252,7 +252,9 @@ fn product(a: &Integer, b: &Integer, m: &Integer) -> Integer {
 /// products: the same products, in the same order, for any weights below
 /// 2^bits in magnitude.
 fn planes_gmp(bases: &[Integer], rows: &[Vec<i64>], bits: u32, m: &Integer) -> Vec<Integer> {
-    let one = Integer::from(1u32);
+    // 1 as m + 1: as wide as any residue, so that a product by the empty
+    // subset's entry takes as long as any other (a one-limb 1 would not).
+    let one = Integer::from(m + 1u32);
     let tables: Vec<Vec<Integer>> = bases
         .chunks(GMP_GROUP)
         .map(|group| {

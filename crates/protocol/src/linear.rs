@@ -57,6 +57,27 @@ fn weight_rows(layer: &QuantLayer, pl: &PlanLayer) -> Vec<Vec<i64>> {
     layer.weight.chunks(pl.fan_in()).map(<[i64]>::to_vec).collect()
 }
 
+/// Enc(a + b) for a bias b: with the fixed schedule, always as a product
+/// by 1 + n (b mod n + n), a full-width factor whatever b's sign or size
+/// (`add_plain` maps a negative b to n + b and 0 to 1, whose products take
+/// different times).
+fn add_bias(key: &PublicKey, c: &Ciphertext, b: &Integer, schedule: Schedule) -> Result<Ciphertext> {
+    match schedule {
+        Schedule::Adaptive => Ok(key.add_plain(c, b)?),
+        Schedule::Fixed => {
+            let n = key.n();
+            let mut p = Integer::from(b % n);
+            if p < 0 {
+                p += n;
+            }
+            p += n;
+            let g = p * n + 1u32;
+            let v = Integer::from(c.value() * &g) % key.n_squared();
+            key.ciphertext(v).map_err(|e| crate::error::InternalError::Rerandomize(e).into())
+        }
+    }
+}
+
 /// Enc(row . x) for every row, scheduled as asked.
 fn combine(
     key: &PublicKey,
@@ -100,7 +121,7 @@ fn conv_packed(
                     } else {
                         layer.bias[c * positions + j * pl.slots..][..used].to_vec()
                     };
-                    Ok(key.add_plain(ct, &codec.encode(&bias)?)?)
+                    add_bias(key, ct, &codec.encode(&bias)?, schedule)
                 })
                 .collect()
         })
@@ -133,7 +154,7 @@ fn dense_outputs(
 ) -> Result<Vec<Ciphertext>> {
     let rows = weight_rows(layer, pl);
     let outs = combine(key, cts, &rows, schedule)?;
-    outs.par_iter().zip(&layer.bias).map(|(c, &b)| Ok(key.add_plain(c, &Integer::from(b))?)).collect()
+    outs.par_iter().zip(&layer.bias).map(|(c, &b)| add_bias(key, c, &Integer::from(b), schedule)).collect()
 }
 
 /// Unpacked convolution: every accumulator from the input ciphertexts under its kernel window.
