@@ -197,13 +197,14 @@ impl ServerSession {
     /// Whether the stock of re-randomizers may be filled in the background
     /// now. The fast mode's stock uses a table of the client's key, which is
     /// built only once the first round's ciphertexts have passed validation
-    /// (a Start alone costs the server nothing); the private mode's only
-    /// once its OT consistency check has passed.
+    /// (a Start alone costs the server nothing); the private mode's once
+    /// the client's first round (its base-OT point) has.
     pub fn may_fill_ahead(&self) -> bool {
         match self {
             ServerSession::Fast(s) => s.next_round() > 0,
-            // Not before the OT check of client round 2 has passed.
-            ServerSession::Private(s) => s.next_round() > 2,
+            // Not before the client's first round (its base-OT point) has
+            // passed validation.
+            ServerSession::Private(s) => s.next_round() > 0,
         }
     }
 }
