@@ -211,6 +211,23 @@ fn every_returned_ciphertext_has_fresh_randomness() {
         assert_ne!(rx, ry, "the same input answered twice with the same randomness");
         assert!(seen.insert(rx) && seen.insert(ry), "a randomness value repeats");
     }
+    // The zero test W of two sessions on the same image: fresh too.
+    let zero_test = || {
+        let round = 2 * ev.plan().layers.len() + 2;
+        let mut w = None;
+        common::drive(&ev, pair, test_set().image(4), Output::Logits, |dir, m| {
+            if dir == common::Dir::ToClient && m.round == round {
+                w = Some(
+                    m.ciphertexts_with_material(pair.public(), round, 1, m.material.len()).unwrap()[0]
+                        .clone(),
+                );
+            }
+        });
+        randomness_of(pair, &w.expect("the zero test was sent"))
+    };
+    let (w1, w2) = (zero_test(), zero_test());
+    assert_ne!(w1, w2, "two zero tests with the same randomness");
+    assert!(seen.insert(w1) && seen.insert(w2), "a randomness value repeats");
 }
 
 /// The private mode does not depend on the key's h^n: a key without one
