@@ -343,15 +343,17 @@ impl PrivateServerSession {
         }
         let rho = self.randomness.take_many(acc.len() + self.schedule.tags(l))?;
         let key = &self.key;
-        let mut cts: Vec<Ciphertext> = acc
+        // Enc(M_c + O), once: masked below, and tagged for a layer with a circuit.
+        let with_offset: Vec<Ciphertext> = acc.par_iter().map(|c| add_residue(key, c, &offset)).collect();
+        let mut cts: Vec<Ciphertext> = with_offset
             .par_iter()
             .zip(&secrets.masks)
             .zip(&rho)
-            .map(|((c, r), rn)| rerandomize(key, &add_residue(key, c, &Integer::from(&offset + r)), rn))
+            .map(|((c, r), rn)| rerandomize(key, &add_residue(key, c, r), rn))
             .collect::<Result<_>>()?;
         let mut material = Vec::new();
         if self.schedule.has_circuit(l) {
-            cts.extend(self.tags(l, &acc, &offset, &rho[acc.len()..], &mut secrets)?);
+            cts.extend(self.tags(l, &with_offset, &rho[acc.len()..], &mut secrets)?);
             material = self.garble(l, &mut secrets)?;
         }
         self.layers.resize_with(l, LayerSecrets::default);
@@ -368,8 +370,7 @@ impl PrivateServerSession {
     fn tags(
         &mut self,
         l: usize,
-        acc: &[Ciphertext],
-        offset: &Integer,
+        with_offset: &[Ciphertext],
         rho: &[Integer],
         secrets: &mut LayerSecrets,
     ) -> Result<Vec<Ciphertext>> {
@@ -377,10 +378,10 @@ impl PrivateServerSession {
         let pl = &self.plan.layers[l];
         let tagged = pl.slots as u32 * pl.slot_bits + ALPHA_BITS + TAG_GROUP.ilog2();
         let beta_bound = key.n() - (Integer::from(1u32) << tagged);
-        secrets.alphas = (0..acc.len()).map(|_| random_bits(&mut self.prg, ALPHA_BITS) as u64).collect();
-        let with_offset: Vec<Ciphertext> = acc.par_iter().map(|c| add_residue(key, c, offset)).collect();
+        let count = with_offset.len();
+        secrets.alphas = (0..count).map(|_| random_bits(&mut self.prg, ALPHA_BITS) as u64).collect();
         let groups: Vec<(usize, usize)> =
-            (0..acc.len()).step_by(TAG_GROUP).map(|g| (g, (g + TAG_GROUP).min(acc.len()))).collect();
+            (0..count).step_by(TAG_GROUP).map(|g| (g, (g + TAG_GROUP).min(count))).collect();
         secrets.betas = groups
             .iter()
             .map(|_| ppdnn_paillier::random_below(&beta_bound))
