@@ -116,6 +116,7 @@ fn write_colour_model(path: &std::path::Path) {
         linear: Linear::Conv2d { out_channels, kernel, stride, padding },
         relu: true,
         pool,
+        shortcut: None,
     };
     let layers = vec![
         conv(
@@ -134,8 +135,20 @@ fn write_colour_model(path: &std::path::Path) {
             [0; 4],
             Some(Pool { kind: PoolKind::Average, window: [1, 2], stride: [1, 2] }),
         ),
-        Layer { name: "fc1".into(), linear: Linear::Dense { outputs: 8 }, relu: true, pool: None },
-        Layer { name: "out".into(), linear: Linear::Dense { outputs: 4 }, relu: false, pool: None },
+        Layer {
+            name: "fc1".into(),
+            linear: Linear::Dense { outputs: 8 },
+            relu: true,
+            pool: None,
+            shortcut: None,
+        },
+        Layer {
+            name: "out".into(),
+            linear: Linear::Dense { outputs: 4 },
+            relu: false,
+            pool: None,
+            shortcut: None,
+        },
     ];
     let network = Network::new(Shape::new(3, 12, 10), layers).unwrap();
     let mut rng = ppdnn_model::testing::Rng(0x9e3779b97f4a7c15);
@@ -144,9 +157,11 @@ fn write_colour_model(path: &std::path::Path) {
         .layers()
         .iter()
         .zip(network.shapes())
-        .map(|(l, sh)| FloatParams {
-            weight: (0..l.weight_shape(sh.input).iter().product::<usize>()).map(|_| next()).collect(),
-            bias: (0..l.bias_len()).map(|_| next() * 0.2).collect(),
+        .map(|(l, sh)| {
+            FloatParams::new(
+                (0..l.weight_shape(sh.input).iter().product::<usize>()).map(|_| next()).collect(),
+                (0..l.bias_len()).map(|_| next() * 0.2).collect(),
+            )
         })
         .collect();
     let float = FloatModel::new(network, params).unwrap();

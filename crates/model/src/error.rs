@@ -373,6 +373,28 @@ pub enum ModelError {
         /// The largest weight magnitude.
         max: i64,
     },
+    /// A shortcut's integer form on a layer without a shortcut, or none on a layer with one.
+    #[error("{layer}: the integer model's shortcut does not match the architecture's")]
+    ShortcutPresence {
+        /// The layer's name.
+        layer: String,
+    },
+    /// Shortcut factors out of range.
+    #[error("{layer}: shortcut factors {main_factor} and {factor} (each must be 1 to 2^24)")]
+    ShortcutFactors {
+        /// The layer's name.
+        layer: String,
+        /// a.
+        main_factor: i64,
+        /// c.
+        factor: i64,
+    },
+    /// A ratio of shortcut scales beyond what integer factors can hold.
+    #[error("the ratio of a shortcut's two scales is {ratio}, not a positive number")]
+    ShortcutRatio {
+        /// The ratio.
+        ratio: f64,
+    },
     /// An integer bias beyond 2^40.
     #[error("{layer}: an integer bias exceeds 2^40")]
     BiasRange {
@@ -630,6 +652,40 @@ pub enum LayerError {
     /// ReLU or pooling after the last layer.
     #[error("the last layer's accumulators are the logits: no ReLU or pooling after it")]
     LastLayer,
+    /// A shortcut into a dense layer.
+    #[error("a shortcut (residual sum) can only feed a convolution")]
+    ShortcutOnDense,
+    /// A shortcut from a layer that is not an earlier one.
+    #[error("its shortcut adds the activation of {from:?}, which is not an earlier layer")]
+    ShortcutSource {
+        /// The name given.
+        from: String,
+    },
+    /// A shortcut whose sum does not fit the accumulators.
+    #[error("its shortcut from {from:?} adds a {added} tensor to {output} accumulators")]
+    ShortcutShape {
+        /// The source layer.
+        from: String,
+        /// The shape the shortcut adds.
+        added: Shape,
+        /// The layer's accumulators' shape.
+        output: Shape,
+    },
+    /// Shortcut parameters that do not fit: projection weights for an
+    /// identity shortcut, or none for a projection.
+    #[error(
+        "its shortcut has {weights} weights and {biases} biases, expected {expected_weights} and {expected_biases}"
+    )]
+    ShortcutParams {
+        /// Weights given.
+        weights: usize,
+        /// Biases given.
+        biases: usize,
+        /// Weights expected.
+        expected_weights: usize,
+        /// Biases expected.
+        expected_biases: usize,
+    },
     /// Float parameters whose weight or bias count does not fit the layer.
     #[error("{weights} weights and {biases} biases, expected {expected_weights} and {expected_biases}")]
     Params {

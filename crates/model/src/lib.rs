@@ -22,3 +22,4 @@ pub mod requant;
 mod shape;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
+pub mod zoo;

@@ -23,12 +23,15 @@ use crate::dataset::DatasetKind;
 use crate::error::{ModelError, Result, io_error};
 use crate::float::FloatModel;
 use crate::network::{FloatParams, Network};
-use crate::quant::{QuantLayer, QuantModel, Requant};
+use crate::quant::{QuantLayer, QuantModel, QuantShortcut, Requant};
 
 /// The `format` metadata value.
 pub const FORMAT: &str = "ppdnn-model";
-/// The model file version this build writes.
+/// The model file version this build writes for a sequential network.
 pub const VERSION: &str = "2";
+/// The version it writes for a network with shortcuts (which a build that
+/// reads only version 2 must refuse rather than read as sequential).
+pub const VERSION_RESIDUAL: &str = "3";
 
 /// A model as stored: float and integer parameters and what is known of them.
 #[derive(Debug, Clone)]
@@ -53,6 +56,17 @@ struct LayerQuant {
     weight_scale: f64,
     input_scale: f64,
     requant: Option<Requant>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    shortcut: Option<ShortcutQuant>,
+}
+
+/// A shortcut's scalars in the metadata (its projection's tensors are
+/// `L.shortcut.*`).
+#[derive(Serialize, Deserialize)]
+struct ShortcutQuant {
+    weight_scale: f64,
+    main_factor: i64,
+    factor: i64,
 }
 
 fn bytes_f32(xs: &[f32]) -> Vec<u8> {
@@ -98,6 +112,20 @@ impl ModelFile {
             buffers.push((format!("{name}.bias"), Dtype::F32, bshape.clone(), bytes_f32(&fl.bias)));
             buffers.push((format!("{name}.qweight"), Dtype::I8, wshape, bytes_i8(&ql.weight)));
             buffers.push((format!("{name}.qbias"), Dtype::I64, bshape, bytes_i64(&ql.bias)));
+            if let (Some(fs), Some(qs), Some(p), Some((_, source))) =
+                (&fl.shortcut, &ql.shortcut, layer.shortcut_projection(), shapes.shortcut)
+            {
+                let (ws, bs) = (p.weight_shape(source), vec![p.bias_len()]);
+                buffers.push((
+                    format!("{name}.shortcut.weight"),
+                    Dtype::F32,
+                    ws.clone(),
+                    bytes_f32(&fs.weight),
+                ));
+                buffers.push((format!("{name}.shortcut.bias"), Dtype::F32, bs.clone(), bytes_f32(&fs.bias)));
+                buffers.push((format!("{name}.shortcut.qweight"), Dtype::I8, ws, bytes_i8(&qs.weight)));
+                buffers.push((format!("{name}.shortcut.qbias"), Dtype::I64, bs, bytes_i64(&qs.bias)));
+            }
         }
         let views = buffers
             .iter()
@@ -117,11 +145,17 @@ impl ModelFile {
                 weight_scale: l.weight_scale,
                 input_scale: l.input_scale,
                 requant: l.requant,
+                shortcut: l.shortcut.as_ref().map(|s| ShortcutQuant {
+                    weight_scale: s.weight_scale,
+                    main_factor: s.main_factor,
+                    factor: s.factor,
+                }),
             })
             .collect();
         let mut meta = HashMap::new();
         meta.insert("format".into(), FORMAT.into());
-        meta.insert("version".into(), VERSION.into());
+        let version = if net.is_residual() { VERSION_RESIDUAL } else { VERSION };
+        meta.insert("version".into(), version.into());
         meta.insert("architecture".into(), net.to_json());
         meta.insert("dataset".into(), self.dataset.name().into());
         meta.insert("float_accuracy".into(), format!("{:.4}", self.float_accuracy));
@@ -164,7 +198,7 @@ impl ModelFile {
                 }
                 Network::lenet5()
             }
-            "2" => Network::from_json(&get("architecture")?)
+            "2" | "3" => Network::from_json(&get("architecture")?)
                 .map_err(|e| ModelError::Architecture { source: Box::new(e) })?,
             other => {
                 return Err(ModelError::Version { version: other.to_string() }.into());
@@ -224,21 +258,45 @@ impl ModelFile {
             let f32s = |b: Vec<u8>| -> Vec<f32> {
                 b.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
             };
+            let i8s = |b: Vec<u8>| -> Vec<i64> { b.iter().map(|&b| b as i8 as i64).collect() };
+            let i64s = |b: Vec<u8>| -> Vec<i64> {
+                b.chunks_exact(8)
+                    .map(|c| i64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
+                    .collect()
+            };
             let weight = f32s(read(format!("{name}.weight"), Dtype::F32, &ws)?);
             let bias = f32s(read(format!("{name}.bias"), Dtype::F32, &bs)?);
-            float.push(FloatParams { weight, bias });
-            let qweight: Vec<i64> =
-                read(format!("{name}.qweight"), Dtype::I8, &ws)?.iter().map(|&b| b as i8 as i64).collect();
-            let qbias: Vec<i64> = read(format!("{name}.qbias"), Dtype::I64, &bs)?
-                .chunks_exact(8)
-                .map(|c| i64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
-                .collect();
+            let qweight = i8s(read(format!("{name}.qweight"), Dtype::I8, &ws)?);
+            let qbias = i64s(read(format!("{name}.qbias"), Dtype::I64, &bs)?);
+            let mut fshort = None;
+            let mut qshort = None;
+            if let (Some(_), Some((_, source))) = (&layer.shortcut, shapes.shortcut) {
+                let meta = q.shortcut.as_ref().ok_or(ModelError::ShortcutPresence { layer: name.clone() })?;
+                let (mut qw, mut qb) = (Vec::new(), Vec::new());
+                if let Some(p) = layer.shortcut_projection() {
+                    let (ws, bs) = (p.weight_shape(source), vec![p.bias_len()]);
+                    let sw = f32s(read(format!("{name}.shortcut.weight"), Dtype::F32, &ws)?);
+                    let sb = f32s(read(format!("{name}.shortcut.bias"), Dtype::F32, &bs)?);
+                    fshort = Some(Box::new(FloatParams::new(sw, sb)));
+                    qw = i8s(read(format!("{name}.shortcut.qweight"), Dtype::I8, &ws)?);
+                    qb = i64s(read(format!("{name}.shortcut.qbias"), Dtype::I64, &bs)?);
+                }
+                qshort = Some(QuantShortcut {
+                    weight: qw,
+                    bias: qb,
+                    weight_scale: meta.weight_scale,
+                    main_factor: meta.main_factor,
+                    factor: meta.factor,
+                });
+            }
+            float.push(FloatParams { weight, bias, shortcut: fshort });
             quant.push(QuantLayer {
                 weight: qweight,
                 bias: qbias,
                 weight_scale: q.weight_scale,
                 input_scale: q.input_scale,
                 requant: q.requant,
+                shortcut: qshort,
             });
         }
         let float = FloatModel::new(network.clone(), float)?;

@@ -90,6 +90,34 @@ pub struct Pool {
     pub stride: [usize; 2],
 }
 
+/// A residual connection: an earlier layer's activation (what it hands on,
+/// after its ReLU and pooling) added to a convolution's accumulators before
+/// the convolution's own ReLU, as ResNet's blocks do.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Shortcut {
+    /// The earlier layer whose activation is added.
+    pub from: String,
+    /// A projection instead of the identity: a 1x1 convolution with this
+    /// stride (and weights and biases of its own) from the earlier
+    /// activation's channels to the layer's output channels.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub projection: Option<[usize; 2]>,
+}
+
+impl Shortcut {
+    /// The projection as a layer of its own (a 1x1 convolution without
+    /// padding) with `out_channels` outputs, named after `layer`.
+    pub fn projection_layer(&self, layer: &str, out_channels: usize) -> Option<Layer> {
+        self.projection.map(|stride| Layer {
+            name: format!("{layer}.shortcut"),
+            linear: Linear::Conv2d { out_channels, kernel: [1, 1], stride, padding: [0; 4] },
+            relu: false,
+            pool: None,
+            shortcut: None,
+        })
+    }
+}
+
 /// One layer: the linear part and the step after it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Layer {
@@ -97,10 +125,13 @@ pub struct Layer {
     pub name: String,
     /// The linear part.
     pub linear: Linear,
-    /// ReLU after the linear part.
+    /// ReLU after the linear part (and the shortcut's sum).
     pub relu: bool,
     /// Pooling after the ReLU.
     pub pool: Option<Pool>,
+    /// An earlier activation added to the accumulators (convolutions only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shortcut: Option<Shortcut>,
 }
 
 /// The shapes around one layer, inferred when the network is built.
@@ -112,6 +143,8 @@ pub struct LayerShapes {
     pub output: Shape,
     /// What it hands on (after pooling).
     pub activation: Shape,
+    /// The layer whose activation its shortcut adds, and that activation's shape.
+    pub shortcut: Option<(usize, Shape)>,
 }
 
 /// A checked sequential network.
@@ -124,6 +157,35 @@ pub struct Network {
 
 fn bad(name: &str, source: LayerError) -> Error {
     ModelError::Layer { layer: name.to_string(), source }.into()
+}
+
+/// Checks a shortcut of `layer` (whose accumulators have shape `output`)
+/// against the layers before it: it names one of them, which is not the
+/// last, and its activation (through the projection, if any) has the
+/// accumulators' shape. Returns the source's index and activation shape.
+fn shortcut_source(
+    before: &[Layer],
+    shapes: &[LayerShapes],
+    layer: &Layer,
+    s: &Shortcut,
+    output: Shape,
+) -> Result<(usize, Shape)> {
+    let err = |what: LayerError| bad(&layer.name, what);
+    if !matches!(layer.linear, Linear::Conv2d { .. }) {
+        return Err(err(LayerError::ShortcutOnDense));
+    }
+    let Some(f) = before.iter().position(|b| b.name == s.from) else {
+        return Err(err(LayerError::ShortcutSource { from: s.from.clone() }));
+    };
+    let source = shapes[f].activation;
+    let added = match s.projection_layer(&layer.name, output.channels) {
+        Some(p) => p.output_shape(source)?,
+        None => source,
+    };
+    if added != output {
+        return Err(err(LayerError::ShortcutShape { from: s.from.clone(), added, output }));
+    }
+    Ok((f, source))
 }
 
 /// The output length of a window sliding over `len` (padded) positions.
@@ -184,6 +246,13 @@ impl Layer {
             }
             Linear::Dense { outputs } => vec![outputs, input.len()],
         }
+    }
+
+    /// The projection of the layer's shortcut as a layer of its own (a 1x1
+    /// convolution), if it has one.
+    pub fn shortcut_projection(&self) -> Option<Layer> {
+        let out = self.bias_len();
+        self.shortcut.as_ref().and_then(|s| s.projection_layer(&self.name, out))
     }
 
     /// Weights per output channel (the kernel's volume, or the inputs).
@@ -270,7 +339,11 @@ impl Network {
             if [output.checked_len(), weights].iter().any(|c| c.is_none_or(|c| c > MAX_VALUES)) {
                 return Err(bad(&layer.name, LayerError::TooLarge { max: MAX_VALUES }));
             }
-            shapes.push(LayerShapes { input: x, output, activation });
+            let shortcut = match &layer.shortcut {
+                Some(s) => Some(shortcut_source(&layers[..l], &shapes, layer, s, output)?),
+                None => None,
+            };
+            shapes.push(LayerShapes { input: x, output, activation, shortcut });
             x = activation;
         }
         let last = layers.last().expect("checked non-empty above");
@@ -278,6 +351,21 @@ impl Network {
             return Err(bad(&last.name, LayerError::LastLayer));
         }
         Ok(Network { input, layers, shapes })
+    }
+
+    /// The shortcuts' sources: for each layer, the layers whose activations
+    /// later layers add (so a client keeps them).
+    pub fn shortcut_sources(&self) -> Vec<bool> {
+        let mut kept = vec![false; self.layers.len()];
+        for (f, _) in self.shapes.iter().filter_map(|s| s.shortcut) {
+            kept[f] = true;
+        }
+        kept
+    }
+
+    /// Whether any layer has a shortcut (a residual network).
+    pub fn is_residual(&self) -> bool {
+        self.layers.iter().any(|l| l.shortcut.is_some())
     }
 
     /// LeNet-5 on 1x28x28: conv 5x5x6 (pad 2), ReLU, 2x2 average pooling,
@@ -292,12 +380,14 @@ impl Network {
             linear: Linear::Conv2d { out_channels, kernel: [5, 5], stride: [1, 1], padding: [pad; 4] },
             relu: true,
             pool: Some(Pool { kind: PoolKind::Average, window: [2, 2], stride: [2, 2] }),
+            shortcut: None,
         };
         let dense = |name: &str, outputs, relu| Layer {
             name: name.into(),
             linear: Linear::Dense { outputs },
             relu,
             pool: None,
+            shortcut: None,
         };
         let layers = vec![
             conv("conv1", 6, 2),
@@ -468,6 +558,16 @@ pub struct FloatParams {
     pub weight: Vec<f32>,
     /// Biases.
     pub bias: Vec<f32>,
+    /// A projection shortcut's parameters (weights [out][in][1][1], one
+    /// bias per output channel); None for no shortcut or the identity.
+    pub shortcut: Option<Box<FloatParams>>,
+}
+
+impl FloatParams {
+    /// A layer's parameters without a projection shortcut.
+    pub fn new(weight: Vec<f32>, bias: Vec<f32>) -> Self {
+        FloatParams { weight, bias, shortcut: None }
+    }
 }
 
 impl Network {
@@ -493,6 +593,14 @@ impl Network {
             if p.weight.iter().chain(&p.bias).any(|x| !x.is_finite()) {
                 return Err(bad(&layer.name, LayerError::NonFinite));
             }
+            check_shortcut_params(
+                layer,
+                shapes,
+                p.shortcut.as_deref().map(|s| (&s.weight[..], &s.bias[..])),
+            )?;
+            if p.shortcut.as_ref().is_some_and(|s| s.weight.iter().chain(&s.bias).any(|x| !x.is_finite())) {
+                return Err(bad(&layer.name, LayerError::NonFinite));
+            }
         }
         Ok(())
     }
@@ -505,9 +613,18 @@ impl Network {
             return Err(InputError::Shape { got: input.len(), shape: self.input }.into());
         }
         let mut x = input.to_vec();
-        let mut out = Vec::with_capacity(self.layers.len());
+        let mut out: Vec<Vec<f32>> = Vec::with_capacity(self.layers.len());
         for ((layer, shapes), p) in self.layers.iter().zip(&self.shapes).zip(params) {
             let mut y = linear(layer, shapes.input, &p.weight, &p.bias, &x, |w, v| w * v);
+            if let Some((f, source)) = shapes.shortcut {
+                let added = match (layer.shortcut_projection(), p.shortcut.as_deref()) {
+                    (Some(proj), Some(sp)) => {
+                        linear(&proj, source, &sp.weight, &sp.bias, &out[f], |w, v| w * v)
+                    }
+                    _ => out[f].clone(),
+                };
+                y.iter_mut().zip(&added).for_each(|(v, a)| *v += a);
+            }
             if layer.relu {
                 y.iter_mut().for_each(|v| *v = v.max(0.0));
             }
@@ -526,6 +643,38 @@ impl Network {
         }
         Ok(out)
     }
+}
+
+/// Checks a layer's shortcut parameters (`given`: weights and biases):
+/// a projection's 1x1 weights and one bias per output channel, or none for
+/// the identity and for no shortcut.
+pub fn check_shortcut_params(
+    layer: &Layer,
+    shapes: &LayerShapes,
+    given: Option<(&[f32], &[f32])>,
+) -> Result<()> {
+    check_shortcut_counts(layer, shapes, given.map(|(w, b)| (w.len(), b.len())))
+}
+
+/// [`check_shortcut_params`] on counts.
+pub fn check_shortcut_counts(
+    layer: &Layer,
+    shapes: &LayerShapes,
+    given: Option<(usize, usize)>,
+) -> Result<()> {
+    let want = match (layer.shortcut_projection(), shapes.shortcut) {
+        (Some(p), Some((_, source))) => Some((p.weight_shape(source).iter().product(), p.bias_len())),
+        _ => None,
+    };
+    if given != want {
+        let (weights, biases) = given.unwrap_or((0, 0));
+        let (expected_weights, expected_biases) = want.unwrap_or((0, 0));
+        return Err(bad(
+            &layer.name,
+            LayerError::ShortcutParams { weights, biases, expected_weights, expected_biases },
+        ));
+    }
+    Ok(())
 }
 
 /// The integer between-layer step after a layer whose accumulators have
@@ -606,6 +755,7 @@ mod tests {
             linear: Linear::Conv2d { out_channels: 1, kernel: [2, 3], stride: [2, 1], padding: [1, 0, 0, 2] },
             relu: false,
             pool: None,
+            shortcut: None,
         };
         let net = Network::new(Shape::new(1, 4, 5), vec![layer.clone()]).unwrap();
         assert_eq!(net.shapes()[0].output, Shape::new(1, 2, 5)); // (4+1-2)/2+1, (5+2-3)/1+1
@@ -633,9 +783,15 @@ mod tests {
             linear: Linear::Conv2d { out_channels: 4, kernel: [k, k], stride: [1, 1], padding: [0; 4] },
             relu: true,
             pool: None,
+            shortcut: None,
         };
-        let last =
-            Layer { name: "out".into(), linear: Linear::Dense { outputs: 10 }, relu: false, pool: None };
+        let last = Layer {
+            name: "out".into(),
+            linear: Linear::Dense { outputs: 10 },
+            relu: false,
+            pool: None,
+            shortcut: None,
+        };
         let e = Network::new(Shape::new(1, 8, 8), vec![conv(9), last.clone()]).unwrap_err().to_string();
         assert!(e.contains("conv9") && e.contains("9x9"), "{e}");
         let e = Network::new(Shape::new(1, 8, 8), vec![last.clone(), last.clone()]).unwrap_err().to_string();
@@ -646,6 +802,7 @@ mod tests {
         assert!(Network::new(Shape::new(0, 8, 8), vec![last.clone()]).is_err());
         let pooled_dense = Layer {
             pool: Some(Pool { kind: PoolKind::Max, window: [2, 2], stride: [2, 2] }),
+            shortcut: None,
             ..last.clone()
         };
         assert!(Network::new(Shape::new(1, 8, 8), vec![pooled_dense]).is_err());

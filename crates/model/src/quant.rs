@@ -40,6 +40,60 @@ pub struct QuantLayer {
     pub input_scale: f64,
     /// The step to the next layer's inputs; None for the last layer.
     pub requant: Option<Requant>,
+    /// The shortcut's integer form, for a layer that has one.
+    pub shortcut: Option<QuantShortcut>,
+}
+
+/// A layer's shortcut in the integer model: the accumulators are
+/// `main_factor * (W x + b) + factor * s`, where s is the source layer's
+/// activation (the identity) or its projection `Wp a + bp`. The two factors
+/// bring both terms to one scale: c / a approximates the ratio of the
+/// added term's scale to the layer's own, chosen on calibration data.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QuantShortcut {
+    /// Projection weights (|w| <= 127), [out][in]; empty for the identity.
+    pub weight: Vec<i64>,
+    /// Projection biases, in units of `weight_scale` times the source's
+    /// scale; empty for the identity.
+    pub bias: Vec<i64>,
+    /// The projection's weight scale (1 for the identity).
+    pub weight_scale: f64,
+    /// The factor a of the layer's own accumulators.
+    pub main_factor: i64,
+    /// The factor c of the added term.
+    pub factor: i64,
+}
+
+/// Largest shortcut factor.
+pub const MAX_SHORTCUT_FACTOR: i64 = 1 << 24;
+
+/// The integer factors (a, c) whose ratio c / a approximates `ratio` to
+/// within 1 part in 2^9: the smaller of the two is as small as that
+/// allows, and exact; the larger is rounded. A ratio beyond 2^16 either
+/// way (a calibration on which one term was always zero) is clamped there.
+pub fn shortcut_factors(ratio: f64) -> Result<(i64, i64)> {
+    const PRECISION: f64 = 256.0;
+    let limit = MAX_SHORTCUT_FACTOR as f64 / PRECISION;
+    if !(ratio.is_finite() && ratio > 0.0) {
+        return Err(ModelError::ShortcutRatio { ratio }.into());
+    }
+    let ratio = ratio.clamp(1.0 / limit, limit);
+    Ok(if ratio >= 1.0 {
+        let a = (PRECISION / ratio).ceil().max(1.0);
+        (a as i64, (ratio * a).round() as i64)
+    } else {
+        let c = (PRECISION * ratio).ceil().max(1.0);
+        ((c / ratio).round() as i64, c as i64)
+    })
+}
+
+/// Quantizes weights symmetrically to |w| <= 127: (integers, scale).
+fn quantize_weights(weights: &[f32]) -> (Vec<i64>, f64) {
+    let max_w = weights.iter().fold(0f32, |m, w| m.max(w.abs())) as f64;
+    let scale = if max_w > 0.0 { max_w / WEIGHT_MAX as f64 } else { 1.0 };
+    let ints =
+        weights.iter().map(|&w| ((w as f64 / scale).round() as i64).clamp(-WEIGHT_MAX, WEIGHT_MAX)).collect();
+    (ints, scale)
 }
 
 /// A network with integer parameters: the exact reference of the encrypted pipeline.
@@ -49,6 +103,27 @@ pub struct QuantModel {
     pub network: Network,
     /// One entry per layer of the network.
     pub layers: Vec<QuantLayer>,
+}
+
+/// A shortcut's integer form from its float projection (None: the
+/// identity), the source's activation scale and the layer's accumulator
+/// scale; with the scale of one unit of the summed accumulators.
+fn quantize_shortcut(
+    projection: Option<&crate::network::FloatParams>,
+    source_scale: f64,
+    acc_scale: f64,
+) -> Result<(QuantShortcut, f64)> {
+    let (weight, weight_scale) = match projection {
+        Some(p) => quantize_weights(&p.weight),
+        None => (Vec::new(), 1.0),
+    };
+    let added_scale = weight_scale * source_scale;
+    let bias = projection
+        .map(|p| p.bias.iter().map(|&b| (b as f64 / added_scale).round() as i64).collect())
+        .unwrap_or_default();
+    let (main_factor, factor) = shortcut_factors(added_scale / acc_scale)?;
+    let common = acc_scale / main_factor as f64;
+    Ok((QuantShortcut { weight, bias, weight_scale, main_factor, factor }, common))
 }
 
 impl QuantModel {
@@ -66,17 +141,25 @@ impl QuantModel {
             calibration.par_chunks(n).map(|x| float.activations(x)).collect::<Result<_>>()?;
         let mut input_scale = 1.0 / ACTIVATION_MAX as f64;
         let mut layers = Vec::with_capacity(float.layers.len());
+        // Each layer's activation scale, for the shortcuts that add them.
+        let mut scales: Vec<f64> = Vec::with_capacity(float.layers.len());
         let count = network.layers().len();
-        for (l, (layer, p)) in network.layers().iter().zip(&float.layers).enumerate() {
-            let max_w = p.weight.iter().fold(0f32, |m, w| m.max(w.abs())) as f64;
-            let weight_scale = if max_w > 0.0 { max_w / WEIGHT_MAX as f64 } else { 1.0 };
-            let weight: Vec<i64> = p
-                .weight
-                .iter()
-                .map(|&w| ((w as f64 / weight_scale).round() as i64).clamp(-WEIGHT_MAX, WEIGHT_MAX))
-                .collect();
+        for (l, ((layer, shapes), p)) in
+            network.layers().iter().zip(network.shapes()).zip(&float.layers).enumerate()
+        {
+            let (weight, weight_scale) = quantize_weights(&p.weight);
             let bias: Vec<i64> =
                 p.bias.iter().map(|&b| (b as f64 / (weight_scale * input_scale)).round() as i64).collect();
+            // The scale of one unit of the accumulators.
+            let mut acc_scale = weight_scale * input_scale;
+            let shortcut = match shapes.shortcut {
+                Some((f, _)) => {
+                    let (s, common) = quantize_shortcut(p.shortcut.as_deref(), scales[f], acc_scale)?;
+                    acc_scale = common;
+                    Some(s)
+                }
+                None => None,
+            };
             let (requant, next_scale) = if l + 1 == count {
                 (None, 0.0)
             } else {
@@ -91,10 +174,11 @@ impl QuantModel {
                     Some(p) if p.kind == PoolKind::Average => (p.window[0] * p.window[1]) as f64,
                     _ => 1.0,
                 };
-                let r = Requant::from_real(weight_scale * input_scale / (pool_div * next_scale))?;
+                let r = Requant::from_real(acc_scale / (pool_div * next_scale))?;
                 (Some(r), next_scale)
             };
-            layers.push(QuantLayer { weight, bias, weight_scale, input_scale, requant });
+            layers.push(QuantLayer { weight, bias, weight_scale, input_scale, requant, shortcut });
+            scales.push(next_scale);
             input_scale = next_scale;
         }
         let model = QuantModel { network: network.clone(), layers };
@@ -152,6 +236,7 @@ impl QuantModel {
                 }
                 .into());
             }
+            validate_shortcut(layer, shapes, q.shortcut.as_ref())?;
             let last = l + 1 == net.layers().len();
             match (&q.requant, last) {
                 (Some(r), false) => r
@@ -164,18 +249,29 @@ impl QuantModel {
         Ok(())
     }
 
-    /// The accumulators of layer `l`: W x + b, exact.
-    pub fn accumulators(&self, l: usize, input: &[i64]) -> Result<Vec<i64>> {
+    /// The accumulators of layer `l`: W x + b, exact; for a layer with a
+    /// shortcut, a (W x + b) + c s, where `added` is the shortcut source's
+    /// activation (None for a layer without a shortcut).
+    pub fn accumulators(&self, l: usize, input: &[i64], added: Option<&[i64]>) -> Result<Vec<i64>> {
         let (layer, shapes, q) = self.layer(l)?;
-        if input.len() != shapes.input.len() {
+        let source_len = shapes.shortcut.map(|(_, s)| s.len());
+        if input.len() != shapes.input.len() || added.map(<[i64]>::len) != source_len {
             return Err(InputError::LayerInputs {
                 layer: layer.name.clone(),
-                got: input.len(),
-                expected: shapes.input.len(),
+                got: input.len() + added.map_or(0, <[i64]>::len),
+                expected: shapes.input.len() + source_len.unwrap_or(0),
             }
             .into());
         }
-        Ok(linear(layer, shapes.input, &q.weight, &q.bias, input, |w, x| w * x))
+        let main = linear(layer, shapes.input, &q.weight, &q.bias, input, |w, x| w * x);
+        let (Some(s), Some(added), Some((_, source))) = (&q.shortcut, added, shapes.shortcut) else {
+            return Ok(main);
+        };
+        let term = match layer.shortcut_projection() {
+            Some(p) => linear(&p, source, &s.weight, &s.bias, added, |w, x| w * x),
+            None => added.to_vec(),
+        };
+        Ok(main.iter().zip(&term).map(|(m, t)| s.main_factor * m + s.factor * t).collect())
     }
 
     /// The client's step after layer `l`: ReLU, pooling and requantization
@@ -208,9 +304,12 @@ impl QuantModel {
         }
         let mut x: Vec<i64> = input.iter().map(|&p| p as i64).collect();
         let mut out = Vec::with_capacity(self.layers.len());
-        for l in 0..self.layers.len() {
-            let acc = self.accumulators(l, &x)?;
+        let mut activations: Vec<Vec<i64>> = Vec::with_capacity(self.layers.len());
+        for (l, shapes) in self.network.shapes().iter().enumerate() {
+            let added = shapes.shortcut.map(|(f, _)| &activations[f][..]);
+            let acc = self.accumulators(l, &x, added)?;
             x = self.activate(l, &acc)?;
+            activations.push(x.clone());
             out.push(acc);
         }
         Ok(out)
@@ -228,7 +327,12 @@ impl QuantModel {
 
     /// Real value of one unit of the integer logits.
     pub fn logit_scale(&self) -> f64 {
-        self.layers.last().map(|l| l.weight_scale * l.input_scale).unwrap_or(1.0)
+        self.layers
+            .last()
+            .map(|l| {
+                l.weight_scale * l.input_scale / l.shortcut.as_ref().map_or(1.0, |s| s.main_factor as f64)
+            })
+            .unwrap_or(1.0)
     }
 
     /// Class probabilities from integer logits (softmax of the real-valued logits).
@@ -240,27 +344,76 @@ impl QuantModel {
     /// Worst-case |accumulator| of layer `l` over all inputs in 0..255:
     /// max over output channels of sum |w| * 255 + |b| (the largest |b| of
     /// the channel for a bias map).
+    ///
+    /// With a shortcut, a times that bound plus c times the added term's
+    /// (255 for the identity, the projection's own bound otherwise).
     pub fn accumulator_bound(&self, l: usize) -> i64 {
         let layer = &self.layers[l];
         let fan_in = self.network.layers()[l].fan_in(self.network.shapes()[l].input);
-        let channels = layer.weight.len() / fan_in.max(1);
-        let per_channel = layer.bias.len() / channels.max(1);
-        layer
-            .weight
-            .chunks(fan_in)
-            .zip(layer.bias.chunks(per_channel.max(1)))
-            .map(|(ws, b)| {
-                ws.iter().map(|w| w.abs()).sum::<i64>() * ACTIVATION_MAX
-                    + b.iter().map(|v| v.abs()).max().unwrap_or(0)
-            })
-            .max()
-            .unwrap_or(0)
+        let main = weights_bound(&layer.weight, &layer.bias, fan_in);
+        match (&layer.shortcut, self.network.shapes()[l].shortcut) {
+            (Some(s), Some((_, source))) => {
+                let added = if s.weight.is_empty() {
+                    ACTIVATION_MAX
+                } else {
+                    weights_bound(&s.weight, &s.bias, source.channels)
+                };
+                s.main_factor * main + s.factor * added
+            }
+            _ => main,
+        }
     }
 
     /// Accuracy over a data set (inputs back to back), in parallel.
     pub fn accuracy(&self, inputs: &[u8], labels: &[u8]) -> Result<f64> {
         crate::float::accuracy_of(self.input_len(), inputs, labels, |x| self.predict(x))
     }
+}
+
+/// max over output channels of sum |w| * 255 + |b| (the largest |b| of the
+/// channel for a bias map), for weights of `fan_in` per channel.
+fn weights_bound(weight: &[i64], bias: &[i64], fan_in: usize) -> i64 {
+    let channels = weight.len() / fan_in.max(1);
+    let per_channel = bias.len() / channels.max(1);
+    weight
+        .chunks(fan_in.max(1))
+        .zip(bias.chunks(per_channel.max(1)))
+        .map(|(ws, b)| {
+            ws.iter().map(|w| w.abs()).sum::<i64>() * ACTIVATION_MAX
+                + b.iter().map(|v| v.abs()).max().unwrap_or(0)
+        })
+        .max()
+        .unwrap_or(0)
+}
+
+/// Checks a layer's integer shortcut against its architecture: present
+/// exactly when the layer has one, projection counts and ranges, factors
+/// in range.
+fn validate_shortcut(layer: &Layer, shapes: &LayerShapes, s: Option<&QuantShortcut>) -> Result<()> {
+    let name = &layer.name;
+    if s.is_some() != layer.shortcut.is_some() {
+        return Err(ModelError::ShortcutPresence { layer: name.clone() }.into());
+    }
+    let Some(s) = s else { return Ok(()) };
+    let counts = (!s.weight.is_empty() || !s.bias.is_empty()).then_some((s.weight.len(), s.bias.len()));
+    crate::network::check_shortcut_counts(layer, shapes, counts)?;
+    if s.weight.iter().any(|w| w.abs() > WEIGHT_MAX) {
+        return Err(ModelError::WeightRange { layer: format!("{name}.shortcut"), max: WEIGHT_MAX }.into());
+    }
+    if s.bias.iter().any(|b| b.abs() > 1 << 40) {
+        return Err(ModelError::BiasRange { layer: format!("{name}.shortcut") }.into());
+    }
+    if ![s.main_factor, s.factor].iter().all(|f| (1..=MAX_SHORTCUT_FACTOR).contains(f))
+        || !(s.weight_scale.is_finite() && s.weight_scale > 0.0)
+    {
+        return Err(ModelError::ShortcutFactors {
+            layer: name.clone(),
+            main_factor: s.main_factor,
+            factor: s.factor,
+        }
+        .into());
+    }
+    Ok(())
 }
 
 /// Softmax, stable for large inputs.

@@ -38,3 +38,9 @@ impl Shape {
         self.channels.checked_mul(self.height)?.checked_mul(self.width)
     }
 }
+
+impl std::fmt::Display for Shape {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}x{}x{}", self.channels, self.height, self.width)
+    }
+}

@@ -86,6 +86,7 @@ pub fn random_network(seed: u64) -> Network {
             linear: Linear::Conv2d { out_channels: 1 + r.below(4), kernel, stride, padding },
             relu: r.below(4) != 0,
             pool,
+            shortcut: None,
         });
     }
     let dense = r.below(2);
@@ -96,9 +97,21 @@ pub fn random_network(seed: u64) -> Network {
             linear: Linear::Dense { outputs: if last { 3 + r.below(8) } else { 4 + r.below(12) } },
             relu: !last,
             pool: None,
+            shortcut: None,
         });
     }
     Network::new(input, layers).expect("the generator keeps every kernel and window inside its input")
+}
+
+/// A random small residual network ([`crate::zoo::resnet`]): 1 or 3
+/// input channels, sides 4 to 9, one or two stages of 1 to 3 channels
+/// (identity shortcuts, and projections where a stage begins or widens),
+/// one or two blocks each, 2 to 5 classes.
+pub fn random_residual_network(seed: u64) -> Network {
+    let mut r = Rng(seed | 1);
+    let input = Shape::new([1, 3][r.below(2)], 4 + r.below(6), 4 + r.below(6));
+    let widths: Vec<usize> = (0..1 + r.below(2)).map(|_| 1 + r.below(3)).collect();
+    crate::zoo::resnet(input, &widths, 1 + r.below(2), 2 + r.below(4))
 }
 
 /// `network` with random float parameters (from `seed`).
@@ -108,11 +121,18 @@ pub fn random_float_model(network: Network, seed: u64) -> FloatModel {
         .layers()
         .iter()
         .zip(network.shapes())
-        .map(|(layer, shapes)| FloatParams {
-            weight: (0..layer.weight_shape(shapes.input).iter().product::<usize>())
-                .map(|_| r.float())
-                .collect(),
-            bias: (0..layer.bias_len()).map(|_| r.float() * 0.3).collect(),
+        .map(|(layer, shapes)| {
+            let mut params = |shape: Vec<usize>, biases: usize| {
+                FloatParams::new(
+                    (0..shape.iter().product::<usize>()).map(|_| r.float()).collect(),
+                    (0..biases).map(|_| r.float() * 0.3).collect(),
+                )
+            };
+            let mut p = params(layer.weight_shape(shapes.input), layer.bias_len());
+            if let (Some(proj), Some((_, source))) = (layer.shortcut_projection(), shapes.shortcut) {
+                p.shortcut = Some(Box::new(params(proj.weight_shape(source), proj.bias_len())));
+            }
+            p
         })
         .collect();
     FloatModel::new(network, layers).expect("parameters of the network's own shapes")

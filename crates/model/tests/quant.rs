@@ -251,3 +251,104 @@ fn model_file_shape_mismatch_and_damage_are_errors() {
     let e = ModelFile::from_bytes(&good[..good.len() - 10]).unwrap_err().to_string();
     assert!(!e.is_empty());
 }
+
+/// A residual model's accumulators, written out: a (W x + b) + c s with s
+/// the source's activation or its 1x1 projection, computed independently.
+fn independent_residual(q: &QuantModel, l: usize, x: &[i64], source: &[i64]) -> Vec<i64> {
+    let main = independent_accumulators(q, l, x);
+    let s = q.layers[l].shortcut.as_ref().unwrap();
+    let (_, src) = q.network.shapes()[l].shortcut.unwrap();
+    let out = q.network.shapes()[l].output;
+    let term: Vec<i64> = match q.network.layers()[l].shortcut.as_ref().unwrap().projection {
+        None => source.to_vec(),
+        Some([sy, sx]) => {
+            let mut t = Vec::new();
+            for o in 0..out.channels {
+                for y in 0..out.height {
+                    for xx in 0..out.width {
+                        let mut acc = s.bias[o];
+                        for c in 0..src.channels {
+                            acc += s.weight[o * src.channels + c]
+                                * source[(c * src.height + y * sy) * src.width + xx * sx];
+                        }
+                        t.push(acc);
+                    }
+                }
+            }
+            t
+        }
+    };
+    main.iter().zip(&term).map(|(m, t)| s.main_factor * m + s.factor * t).collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    /// Residual networks: every layer's accumulators equal the independent
+    /// computation (shortcut sums included), within the stated bound, and
+    /// the model file round trip keeps every parameter.
+    #[test]
+    fn residual_forward_matches_independent_computation(seed in any::<u64>()) {
+        let net = ppdnn_model::testing::random_residual_network(seed);
+        let float = random_float_model(net.clone(), seed);
+        let q = QuantModel::quantize(&float, &random_inputs(seed, 16, net.input().len())).unwrap();
+        let image: Vec<u8> = random_inputs(seed ^ 7, 1, net.input().len());
+        let trace = q.trace(&image).unwrap();
+        let mut x: Vec<i64> = image.iter().map(|&p| p as i64).collect();
+        let mut acts: Vec<Vec<i64>> = Vec::new();
+        for (l, acc) in trace.iter().enumerate() {
+            let want = match net.shapes()[l].shortcut {
+                Some((f, _)) => independent_residual(&q, l, &x, &acts[f]),
+                None => independent_accumulators(&q, l, &x),
+            };
+            prop_assert_eq!(acc, &want, "layer {}", l);
+            prop_assert!(acc.iter().all(|a| a.abs() <= q.accumulator_bound(l)), "bound holds");
+            x = q.activate(l, acc).unwrap();
+            acts.push(x.clone());
+        }
+        let file = ModelFile {
+            dataset: ppdnn_model::dataset::DatasetKind::Mnist,
+            float,
+            quant: q.clone(),
+            float_accuracy: 0.5,
+            quantized_accuracy: 0.5,
+            training: serde_json::json!({}),
+        };
+        let back = ModelFile::from_bytes(&file.to_bytes().unwrap()).unwrap();
+        prop_assert_eq!(&back.quant, &q);
+        prop_assert_eq!(&back.float, &file.float);
+    }
+}
+
+#[test]
+fn shortcut_factors_hold_the_ratio() {
+    use ppdnn_model::quant::shortcut_factors;
+    for ratio in [1e-4, 0.003, 0.5, 1.0, 3.0, 255.9, 256.0, 1000.3, 60000.0] {
+        let (a, c) = shortcut_factors(ratio).unwrap();
+        let got = c as f64 / a as f64;
+        assert!((got / ratio - 1.0).abs() <= 1.0 / 512.0, "{ratio}: {a} {c}");
+        assert!(a.min(c) <= 256 && a >= 1 && c >= 1, "{ratio}: {a} {c}");
+    }
+    assert!(shortcut_factors(f64::NAN).is_err());
+    assert!(shortcut_factors(0.0).is_err());
+    assert_eq!(shortcut_factors(1e9).unwrap(), (1, 1 << 16));
+}
+
+#[test]
+fn residual_files_are_version_3_and_a_missing_projection_is_an_error() {
+    let net = ppdnn_model::zoo::resnet(ppdnn_model::network::Shape::new(1, 6, 6), &[2, 3], 1, 3);
+    let file = sample_file_of(net);
+    let bytes = file.to_bytes().unwrap();
+    let (_, header) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+    assert_eq!(header.metadata().as_ref().unwrap()["version"], "3");
+    let back = ModelFile::from_bytes(&bytes).unwrap();
+    assert_eq!(back.quant, file.quant);
+    // Without the projection's tensors the file is refused, naming them.
+    let tensors = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let kept: Vec<(String, safetensors::tensor::TensorView)> =
+        tensors.tensors().into_iter().filter(|(name, _)| !name.contains("shortcut.qweight")).collect();
+    let meta = header.metadata().clone();
+    let damaged = safetensors::serialize(kept, meta).unwrap();
+    let e = ModelFile::from_bytes(&damaged).unwrap_err().to_string();
+    assert!(e.contains("shortcut.qweight"), "{e}");
+}

@@ -315,14 +315,19 @@ impl Importer<'_> {
 
     fn finish_pending(&mut self) -> Result<()> {
         if let Some(p) = self.pending.take() {
-            let layer =
-                Layer { name: unique(&self.layers, &p.name), linear: p.linear, relu: p.relu, pool: p.pool };
+            let layer = Layer {
+                name: unique(&self.layers, &p.name),
+                linear: p.linear,
+                relu: p.relu,
+                pool: p.pool,
+                shortcut: None,
+            };
             let output = layer.output_shape(self.shape)?;
             self.shape = match &layer.pool {
                 Some(pool) => pool.output_shape(output, &layer.name)?,
                 None => output,
             };
-            self.layers.push((layer, FloatParams { weight: p.weight, bias: p.bias }));
+            self.layers.push((layer, FloatParams::new(p.weight, p.bias)));
         }
         Ok(())
     }
@@ -330,7 +335,7 @@ impl Importer<'_> {
     /// The accumulators' shape of the pending layer.
     fn pending_output(&self) -> Result<Shape> {
         let p = self.pending.as_ref().ok_or_else(|| self.unsupported(Refusal::NoLayerBefore))?;
-        let layer = Layer { name: p.name.clone(), linear: p.linear, relu: false, pool: None };
+        let layer = Layer { name: p.name.clone(), linear: p.linear, relu: false, pool: None, shortcut: None };
         Ok(layer.output_shape(self.shape)?)
     }
 
@@ -350,7 +355,7 @@ impl Importer<'_> {
         let rows = bias.len().max(1);
         let as_map = shifted && padded;
         if as_map {
-            let layer = Layer { name: self.label.clone(), linear, relu: false, pool: None };
+            let layer = Layer { name: self.label.clone(), linear, relu: false, pool: None, shortcut: None };
             let offsets: Vec<f32> = (0..self.input.len()).map(|i| self.offset[i / per_channel]).collect();
             *bias = ppdnn_model::network::linear(&layer, self.input, weight, bias, &offsets, |w, v| w * v);
         }

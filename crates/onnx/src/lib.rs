@@ -23,9 +23,9 @@
 //!
 //! let net = Network::new(
 //!     Shape::new(1, 4, 4),
-//!     vec![Layer { name: "fc".into(), linear: Linear::Dense { outputs: 2 }, relu: false, pool: None }],
+//!     vec![Layer { name: "fc".into(), linear: Linear::Dense { outputs: 2 }, relu: false, pool: None, shortcut: None }],
 //! )?;
-//! let params = vec![FloatParams { weight: vec![0.5; 32], bias: vec![0.0, 1.0] }];
+//! let params = vec![FloatParams::new(vec![0.5; 32], vec![0.0, 1.0])];
 //! let model = FloatModel::new(net, params)?;
 //! let bytes = ppdnn_onnx::export(&model);
 //! let back = ppdnn_onnx::import(&bytes, &ppdnn_onnx::ImportOptions::default())?;

@@ -246,6 +246,14 @@ pub enum PlanError {
     /// The private mode with the unpacked layout.
     #[error("the private mode uses the packed layout only")]
     PrivateUnpacked,
+    /// The private mode on a network with shortcuts.
+    #[error(
+        "{layer} adds a shortcut (a residual network): the private mode does not serve residual networks yet; the fast mode does"
+    )]
+    PrivateResidual {
+        /// The first layer with a shortcut.
+        layer: String,
+    },
     /// An argmax circuit on a fast plan, or none on a private one.
     #[error("the argmax circuit belongs to the private mode only")]
     ArgmaxPresence,
@@ -286,6 +294,9 @@ pub enum PlanError {
 #[derive(Debug, Error)]
 #[non_exhaustive]
 pub enum LayerError {
+    /// A shortcut's stated source shape or factors that are not the network's.
+    #[error("its shortcut's source shape or factors are not the network's (factors 1 to 2^24)")]
+    Shortcut,
     /// Accumulators too large for any slot.
     #[error("accumulators up to {bound} do not fit 63-bit slots")]
     AccumulatorTooWide {
@@ -426,6 +437,9 @@ pub enum StateError {
 #[derive(Debug, Error)]
 #[non_exhaustive]
 pub enum InternalError {
+    /// A layer with a shortcut whose parameters or ciphertexts do not match its plan.
+    #[error("{0}: the shortcut's parameters or ciphertexts do not match the plan")]
+    Shortcut(String),
     /// A layer computed another number of outputs than its plan says.
     #[error("{layer}: {got} outputs where the plan says {expected}")]
     OutputCount {

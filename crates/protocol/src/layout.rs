@@ -63,6 +63,46 @@ pub fn input_slots(pl: &PlanLayer, x: &[i64]) -> Vec<Vec<i64>> {
     out
 }
 
+/// The plaintexts of a layer's shortcut: `source` is the added activation
+/// (the plan's `shortcut.source` shape), laid out as [`shortcut_slots`] says.
+pub fn pack_shortcut(pl: &PlanLayer, key_bits: u32, source: &[i64]) -> Result<Vec<Integer>> {
+    let Some(s) = &pl.shortcut else { return Ok(Vec::new()) };
+    if source.len() != s.source.len() {
+        return Err(StateError::LayerInputs {
+            layer: format!("{}'s shortcut", pl.name),
+            got: source.len(),
+            expected: s.source.len(),
+        }
+        .into());
+    }
+    let codec = pl.codec(key_bits)?;
+    shortcut_slots(pl, source).iter().map(|slots| Ok(codec.encode(slots)?)).collect()
+}
+
+/// A shortcut's source as slot vectors, laid out like the layer's output:
+/// for each source channel c and each chunk j of S output positions, the
+/// value source[c][oy * sy][ox * sx] under each position (oy, ox), with
+/// (sy, sx) the projection's stride (1 for the identity). `source` must
+/// have the shortcut's source length; empty without a shortcut.
+pub fn shortcut_slots(pl: &PlanLayer, source: &[i64]) -> Vec<Vec<i64>> {
+    let Some(s) = &pl.shortcut else { return Vec::new() };
+    let [sy, sx] = s.projection.unwrap_or([1, 1]);
+    let (sh, sw) = (s.source.height, s.source.width);
+    let ow = pl.output.width;
+    let positions = pl.positions();
+    let mut out = Vec::with_capacity(pl.shortcut_ciphertexts());
+    for c in 0..s.source.channels {
+        for j in 0..pl.chunks() {
+            out.push(
+                (j * pl.slots..positions.min((j + 1) * pl.slots))
+                    .map(|p| source[(c * sh + (p / ow) * sy) * sw + (p % ow) * sx])
+                    .collect(),
+            );
+        }
+    }
+    out
+}
+
 /// The layer's accumulators, in channel-major order, from the decrypted outputs.
 pub fn unpack_outputs(
     packing: Packing,

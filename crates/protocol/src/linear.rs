@@ -36,12 +36,16 @@ pub fn linear_layer(
     cts: &[Ciphertext],
     schedule: Schedule,
 ) -> Result<Vec<Ciphertext>> {
-    let outputs = match (packing, pl.linear) {
-        (Packing::Packed, Linear::Conv2d { .. }) => conv_packed(key, layer, pl, cts, schedule)?,
-        (Packing::Packed, Linear::Dense { .. }) => dense_packed(key, layer, pl, cts, schedule)?,
-        (Packing::Unpacked, Linear::Conv2d { .. }) => conv_unpacked(key, layer, pl, cts)?,
-        (Packing::Unpacked, Linear::Dense { .. }) => dense_outputs(key, layer, pl, cts, schedule)?,
+    let (own, added) = cts.split_at(pl.main_input_ciphertexts().min(cts.len()));
+    let mut outputs = match (packing, pl.linear) {
+        (Packing::Packed, Linear::Conv2d { .. }) => conv_packed(key, layer, pl, own, schedule)?,
+        (Packing::Packed, Linear::Dense { .. }) => dense_packed(key, layer, pl, own, schedule)?,
+        (Packing::Unpacked, Linear::Conv2d { .. }) => conv_unpacked(key, layer, pl, own)?,
+        (Packing::Unpacked, Linear::Dense { .. }) => dense_outputs(key, layer, pl, own, schedule)?,
     };
+    if pl.shortcut.is_some() {
+        outputs = add_shortcut(key, layer, pl, outputs, added, schedule)?;
+    }
     if outputs.len() != pl.output_ciphertexts {
         return Err(InternalError::OutputCount {
             layer: pl.name.clone(),
@@ -51,6 +55,59 @@ pub fn linear_layer(
         .into());
     }
     Ok(outputs)
+}
+
+/// a * main + c * s for a layer with a shortcut, s being the source's
+/// ciphertexts themselves (the identity: already in the output layout) or
+/// their 1x1 projection, a convolution over them with the projection's
+/// weights in the same layout.
+fn add_shortcut(
+    key: &PublicKey,
+    layer: &QuantLayer,
+    pl: &PlanLayer,
+    main: Vec<Ciphertext>,
+    added: &[Ciphertext],
+    schedule: Schedule,
+) -> Result<Vec<Ciphertext>> {
+    let (Some(s), Some(q)) = (&pl.shortcut, &layer.shortcut) else {
+        return Err(InternalError::Shortcut(pl.name.clone()).into());
+    };
+    let term = match s.projection {
+        None => added.to_vec(),
+        Some(stride) => {
+            let projection = PlanLayer {
+                name: format!("{}.shortcut", pl.name),
+                linear: Linear::Conv2d {
+                    out_channels: pl.output.channels,
+                    kernel: [1, 1],
+                    stride,
+                    padding: [0; 4],
+                },
+                input: s.source,
+                shortcut: None,
+                input_ciphertexts: s.source.channels * pl.chunks(),
+                ..pl.clone()
+            };
+            let params = QuantLayer {
+                weight: q.weight.clone(),
+                bias: q.bias.clone(),
+                weight_scale: q.weight_scale,
+                input_scale: 1.0,
+                requant: None,
+                shortcut: None,
+            };
+            conv_packed(key, &params, &projection, added, schedule)?
+        }
+    };
+    if term.len() != main.len() {
+        return Err(InternalError::Shortcut(pl.name.clone()).into());
+    }
+    let scaled = |c: &Ciphertext, k: i64| if k == 1 { c.clone() } else { key.mul_i64(c, k) };
+    Ok(main
+        .par_iter()
+        .zip(&term)
+        .map(|(m, t)| key.add(&scaled(m, q.main_factor), &scaled(t, q.factor)))
+        .collect())
 }
 
 fn weight_rows(layer: &QuantLayer, pl: &PlanLayer) -> Vec<Vec<i64>> {

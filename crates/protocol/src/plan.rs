@@ -14,7 +14,7 @@
 //! In unpacked mode every value travels in its own ciphertext, inputs in
 //! activation order and outputs in accumulator order.
 
-use ppdnn_model::network::{Layer, Linear, Network, Pool, Shape};
+use ppdnn_model::network::{Layer, Linear, Network, Pool, Shape, Shortcut};
 use ppdnn_model::quant::{QuantModel, Requant};
 use ppdnn_paillier::SlotCodec;
 use serde::{Deserialize, Serialize};
@@ -151,6 +151,27 @@ pub struct CircuitInfo {
     pub parts: usize,
 }
 
+/// A layer's shortcut in the plan: an earlier activation added to its
+/// accumulators, as a main_factor * (W x + b) + factor * s (s: the source's
+/// activation, or its 1x1 projection). The client sends the source's
+/// activation after the layer's own input, laid out like the layer's
+/// output: for each source channel and chunk j of S output positions, the
+/// source value under each position (at stride `projection`, or 1).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlanShortcut {
+    /// The layer whose activation is added.
+    pub from: String,
+    /// A 1x1 projection's stride (None: the identity).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub projection: Option<[usize; 2]>,
+    /// The shape of the added activation.
+    pub source: Shape,
+    /// The factor a of the layer's own accumulators.
+    pub main_factor: i64,
+    /// The factor c of the added term.
+    pub factor: i64,
+}
+
 /// One layer of the plan.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PlanLayer {
@@ -185,6 +206,10 @@ pub struct PlanLayer {
     /// layer, whose logits are returned as in the fast mode).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub circuit: Option<CircuitInfo>,
+    /// The shortcut, for a layer that adds one (its input ciphertexts are
+    /// counted in `input_ciphertexts`, after the layer's own).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shortcut: Option<PlanShortcut>,
 }
 
 impl PlanLayer {
@@ -213,7 +238,26 @@ impl PlanLayer {
 
     /// The network layer this plan layer describes.
     pub fn layer(&self) -> Layer {
-        Layer { name: self.name.clone(), linear: self.linear, relu: self.relu, pool: self.pool }
+        Layer {
+            name: self.name.clone(),
+            linear: self.linear,
+            relu: self.relu,
+            pool: self.pool,
+            shortcut: self
+                .shortcut
+                .as_ref()
+                .map(|s| Shortcut { from: s.from.clone(), projection: s.projection }),
+        }
+    }
+
+    /// Ciphertexts of the layer's own input (the shortcut's follow them).
+    pub fn main_input_ciphertexts(&self) -> usize {
+        self.input_ciphertexts - self.shortcut_ciphertexts()
+    }
+
+    /// Ciphertexts of the shortcut's source (0 without a shortcut).
+    pub fn shortcut_ciphertexts(&self) -> usize {
+        shortcut_counts(self)
     }
 
     /// Position chunks per output channel of a packed convolution.
@@ -359,6 +403,18 @@ impl UncheckedPlan {
             .map_err(PlanError::Network)?;
         for (l, (layer, shapes)) in self.layers.iter().zip(network.shapes()).enumerate() {
             let last = l + 1 == self.layers.len();
+            let stated = layer.shortcut.as_ref().map(|s| s.source);
+            let factors_ok = layer.shortcut.as_ref().is_none_or(|s| {
+                [s.main_factor, s.factor]
+                    .iter()
+                    .all(|f| (1..=ppdnn_model::quant::MAX_SHORTCUT_FACTOR).contains(f))
+            });
+            if stated != shapes.shortcut.map(|(_, source)| source) || !factors_ok {
+                return Err(layer_error(&layer.name, LayerError::Shortcut));
+            }
+            if self.mode == Mode::Private && layer.shortcut.is_some() {
+                return Err(PlanError::PrivateResidual { layer: layer.name.clone() }.into());
+            }
             self.validate_layer(layer, (shapes.input, shapes.output), last)
                 .map_err(|problem| layer_error(&layer.name, problem))?;
         }
@@ -479,13 +535,20 @@ pub(crate) fn layout(packing: Packing, layer: &PlanLayer, max_slots: usize) -> (
 
 /// The ciphertexts a layer's round carries (in, out), from its slots.
 fn ciphertext_counts(packing: Packing, layer: &PlanLayer) -> (usize, usize) {
-    match (packing, layer.linear) {
+    let (main, out) = match (packing, layer.linear) {
         (Packing::Packed, Linear::Conv2d { .. }) => {
             (layer.fan_in() * layer.chunks(), layer.out_channels() * layer.chunks())
         }
         (Packing::Packed, Linear::Dense { outputs }) => (layer.input.len(), outputs.div_ceil(layer.slots)),
         (Packing::Unpacked, _) => (layer.input.len(), layer.output.len()),
-    }
+    };
+    (main + shortcut_counts(layer), out)
+}
+
+/// The ciphertexts of a layer's shortcut source: one per source channel and
+/// chunk of output positions (in the unpacked layout a chunk is one position).
+fn shortcut_counts(layer: &PlanLayer) -> usize {
+    layer.shortcut.as_ref().map_or(0, |s| s.source.channels * layer.chunks())
 }
 
 /// SHA-256 over what the plan shows of a quantized model: its architecture

@@ -7,7 +7,8 @@ use ppdnn_paillier::SlotCodec;
 
 use crate::error::{LayerError, PlanError, Result, layer_error};
 use crate::plan::{
-    Mode, Packing, Plan, PlanLayer, UncheckedPlan, layout, max_slots, model_digest, slot_bits_for,
+    Mode, Packing, Plan, PlanLayer, PlanShortcut, UncheckedPlan, layout, max_slots, model_digest,
+    slot_bits_for,
 };
 
 impl Plan {
@@ -24,6 +25,10 @@ impl Plan {
         }
         model.validate()?;
         let net = &model.network;
+        if let Some(l) = net.layers().iter().find(|l| l.shortcut.is_some()).filter(|_| mode == Mode::Private)
+        {
+            return Err(PlanError::PrivateResidual { layer: l.name.clone() }.into());
+        }
         let layers = (0..model.layers.len())
             .map(|l| plan_layer(model, l, key_bits, packing, mode))
             .collect::<Result<Vec<_>>>()?;
@@ -88,6 +93,16 @@ fn plan_layer(
         input_ciphertexts: 0,
         output_ciphertexts: 0,
         circuit: None,
+        shortcut: match (&nl.shortcut, &model.layers[l].shortcut, shapes.shortcut) {
+            (Some(s), Some(q), Some((_, source))) => Some(PlanShortcut {
+                from: s.from.clone(),
+                projection: s.projection,
+                source,
+                main_factor: q.main_factor,
+                factor: q.factor,
+            }),
+            _ => None,
+        },
     };
     let max_slots = max_slots(mode, key_bits, slot_bits);
     if max_slots == 0 {

@@ -38,8 +38,15 @@ fn network() -> Network {
             linear: Linear::Conv2d { out_channels: 2, kernel: [3, 3], stride: [1, 1], padding: [0; 4] },
             relu: true,
             pool: None,
+            shortcut: None,
         },
-        Layer { name: "out".into(), linear: Linear::Dense { outputs: 3 }, relu: false, pool: None },
+        Layer {
+            name: "out".into(),
+            linear: Linear::Dense { outputs: 3 },
+            relu: false,
+            pool: None,
+            shortcut: None,
+        },
     ];
     Network::new(Shape::new(1, 6, 6), layers).expect("a valid network")
 }

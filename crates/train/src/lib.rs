@@ -110,14 +110,14 @@ impl LeNet5 {
             let w = c.weight.val();
             let n = w.shape().num_elements();
             let bias = c.bias.as_ref().map(|b| vec(b.val())).transpose()?.unwrap_or_default();
-            Ok(FloatParams { weight: vec(w.reshape([n]))?, bias })
+            Ok(FloatParams::new(vec(w.reshape([n]))?, bias))
         };
         let dense = |l: &Linear| -> Result<FloatParams, TrainError> {
             // burn stores linear weights as [in, out]; ppdnn uses [out, in].
             let w = l.weight.val().transpose();
             let n = w.shape().num_elements();
             let bias = l.bias.as_ref().map(|b| vec(b.val())).transpose()?.unwrap_or_default();
-            Ok(FloatParams { weight: vec(w.reshape([n]))?, bias })
+            Ok(FloatParams::new(vec(w.reshape([n]))?, bias))
         };
         let layers = vec![
             conv(&self.conv1)?,

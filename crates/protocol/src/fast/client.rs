@@ -7,7 +7,7 @@ use ppdnn_model::network::activate_int;
 use ppdnn_paillier::{Integer, PrivateKey, RandomnessPool};
 
 use crate::error::{Result, StateError, msg};
-use crate::layout::{pack_inputs, unpack_outputs};
+use crate::layout::{pack_inputs, pack_shortcut, unpack_outputs};
 use crate::message::RoundMessage;
 use crate::plan::Plan;
 use crate::step::{ClientStep, check_bound, check_client, image_values};
@@ -19,6 +19,9 @@ pub struct FastClientSession {
     pool: Arc<RandomnessPool>,
     /// The round whose answer is awaited; None before `start` and after the end.
     awaiting: Option<usize>,
+    /// The activations later layers' shortcuts add, by layer (empty for
+    /// the others, and in a sequential network).
+    kept: Vec<Vec<i64>>,
 }
 
 impl std::fmt::Debug for FastClientSession {
@@ -32,7 +35,8 @@ impl FastClientSession {
     /// randomness pool for its public key.
     pub fn new(plan: Arc<Plan>, key: Arc<PrivateKey>, pool: Arc<RandomnessPool>) -> Result<Self> {
         check_client(&plan, &key, &pool)?;
-        Ok(FastClientSession { plan, key, pool, awaiting: None })
+        let kept = vec![Vec::new(); plan.layers.len()];
+        Ok(FastClientSession { plan, key, pool, awaiting: None, kept })
     }
 
     /// Encrypts an image (pixels 0..255, channel-major) as round 0's message.
@@ -62,6 +66,9 @@ impl FastClientSession {
         let acc = unpack_outputs(self.plan.packing, pl, pk.bits(), &plain).map_err(|e| msg(round, e))?;
         check_bound(round, "accumulator", &acc, pl.accumulator_bound)?;
         let next = activate_int(pl.relu, pl.pool.as_ref(), pl.output, pl.requant, &acc);
+        if self.plan.layers.iter().any(|l| l.shortcut.as_ref().is_some_and(|s| s.from == pl.name)) {
+            self.kept[round] = next.clone();
+        }
         if round + 1 == self.plan.layers.len() {
             self.awaiting = None;
             return Ok(ClientStep::Done(next));
@@ -72,7 +79,12 @@ impl FastClientSession {
     fn encrypt_round(&mut self, round: usize, x: &[i64]) -> Result<RoundMessage> {
         let pl = &self.plan.layers[round];
         let pk = self.key.public_key();
-        let plain = pack_inputs(self.plan.packing, pl, pk.bits(), x)?;
+        let mut plain = pack_inputs(self.plan.packing, pl, pk.bits(), x)?;
+        if let Some(s) = &pl.shortcut {
+            let from = self.plan.layers.iter().position(|l| l.name == s.from);
+            let source = from.map_or(&[][..], |f| &self.kept[f][..]);
+            plain.extend(pack_shortcut(pl, pk.bits(), source)?);
+        }
         let cts = self.pool.encrypt_many(&plain)?;
         self.awaiting = Some(round);
         Ok(RoundMessage::from_ciphertexts(pk, round, &cts))

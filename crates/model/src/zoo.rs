@@ -1,0 +1,128 @@
+//! Network shapes beyond LeNet-5, for costs and tests: ResNet-style
+//! networks (basic blocks with identity and projection shortcuts, global
+//! average pooling) and a VGG-style network on 3x32x32 colour images.
+
+use crate::network::{Layer, Linear, Network, Pool, PoolKind, Shape, Shortcut};
+
+/// A convolution layer: `out` channels, a square kernel `k`, stride and padding on every side.
+pub fn conv(name: &str, out: usize, k: usize, stride: usize, pad: usize) -> Layer {
+    Layer {
+        name: name.into(),
+        linear: Linear::Conv2d { out_channels: out, kernel: [k, k], stride: [stride; 2], padding: [pad; 4] },
+        relu: true,
+        pool: None,
+        shortcut: None,
+    }
+}
+
+/// A dense layer of `outputs` (ReLU unless it is the last).
+pub fn dense(name: &str, outputs: usize, relu: bool) -> Layer {
+    Layer { name: name.into(), linear: Linear::Dense { outputs }, relu, pool: None, shortcut: None }
+}
+
+/// A pooling window of `side` x `side` with stride `side`.
+pub fn pool(kind: PoolKind, side: usize) -> Option<Pool> {
+    Some(Pool { kind, window: [side; 2], stride: [side; 2] })
+}
+
+/// A ResNet-style network on `input`: a 3x3 stem of `widths[0]` channels,
+/// then per width a stage of `blocks` basic blocks (two 3x3 convolutions,
+/// the second adding the block's input: through the identity, or through
+/// a 1x1 projection of stride 2 where a stage begins with more channels
+/// and half the side), global average pooling after the last block, and a
+/// dense layer of `classes`. The caller keeps the sides even enough for the
+/// strides.
+pub fn resnet(input: Shape, widths: &[usize], blocks: usize, classes: usize) -> Network {
+    let mut layers = vec![conv("stem", widths[0], 3, 1, 1)];
+    let (mut side, mut channels, mut last) = ([input.height, input.width], widths[0], "stem".to_string());
+    for (s, &width) in widths.iter().enumerate() {
+        for b in 0..blocks {
+            let stride = if s > 0 && b == 0 { 2 } else { 1 };
+            let name = format!("s{}b{}", s + 1, b + 1);
+            layers.push(conv(&format!("{name}.conv1"), width, 3, stride, 1));
+            let mut second = conv(&format!("{name}.conv2"), width, 3, 1, 1);
+            let projection = (stride != 1 || channels != width).then_some([stride; 2]);
+            second.shortcut = Some(Shortcut { from: last.clone(), projection });
+            side = side.map(|v| (v + 2 - 3) / stride + 1);
+            last = second.name.clone();
+            channels = width;
+            layers.push(second);
+        }
+    }
+    let end = layers.last_mut().expect("a stem and blocks");
+    end.pool = Some(Pool { kind: PoolKind::Average, window: side, stride: [1, 1] });
+    layers.push(dense("fc", classes, false));
+    Network::new(input, layers).expect("the blocks keep their shapes")
+}
+
+/// ResNet-20's shape on 3x32x32: stages of 16, 32 and 64 channels, three
+/// basic blocks each, 10 classes.
+pub fn resnet20() -> Network {
+    resnet(Shape::new(3, 32, 32), &[16, 32, 64], 3, 10)
+}
+
+/// A VGG-style network on 3x32x32 (about 42,000 activations): conv 16,
+/// conv 16 + 2x2 max pool, conv 32 + 2x2 max pool, conv 32 + 2x2 average
+/// pool (3x3, padding 1, ReLU each), dense 512 -> 64, dense 64 -> 10.
+pub fn vgg_cifar() -> Network {
+    let with_pool = |mut l: Layer, kind| {
+        l.pool = pool(kind, 2);
+        l
+    };
+    let layers = vec![
+        conv("conv1", 16, 3, 1, 1),
+        with_pool(conv("conv2", 16, 3, 1, 1), PoolKind::Max),
+        with_pool(conv("conv3", 32, 3, 1, 1), PoolKind::Max),
+        with_pool(conv("conv4", 32, 3, 1, 1), PoolKind::Average),
+        dense("fc1", 64, true),
+        dense("fc2", 10, false),
+    ];
+    Network::new(Shape::new(3, 32, 32), layers).expect("the VGG-style shapes are consistent")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resnet20_has_its_shapes_and_shortcuts() {
+        let net = resnet20();
+        assert_eq!(net.layers().len(), 1 + 18 + 1);
+        let projections = net.layers().iter().filter(|l| l.shortcut_projection().is_some()).count();
+        assert_eq!(projections, 2);
+        assert_eq!(net.layers().iter().filter(|l| l.shortcut.is_some()).count(), 9);
+        assert_eq!(net.shapes()[19].input, Shape::vector(64));
+        assert_eq!(net.classes(), 10);
+        let activations: usize = net.shapes().iter().map(|s| s.output.len()).sum();
+        assert!(activations > 150_000, "{activations}");
+        assert_eq!(Network::from_json(&net.to_json()).unwrap(), net);
+    }
+
+    #[test]
+    fn vgg_cifar_has_the_issue_s_shape() {
+        let net = vgg_cifar();
+        let outputs: usize = net.shapes().iter().map(|s| s.output.len()).sum();
+        assert_eq!(net.shapes()[4].input.len(), 512);
+        assert!((40_000..45_000).contains(&outputs), "{outputs}");
+    }
+
+    #[test]
+    fn shortcuts_are_checked_naming_the_layer() {
+        let mut layers = vec![conv("a", 4, 3, 1, 1), conv("b", 4, 3, 1, 1), dense("fc", 2, false)];
+        let input = Shape::new(1, 6, 6);
+        layers[1].shortcut = Some(Shortcut { from: "c".into(), projection: None });
+        let e = Network::new(input, layers.clone()).unwrap_err().to_string();
+        assert!(e.contains("\"b\"") || e.contains("b:") || e.contains("layer b"), "{e}");
+        assert!(e.contains("not an earlier layer"), "{e}");
+        layers[1].shortcut = Some(Shortcut { from: "a".into(), projection: Some([2, 2]) });
+        let e = Network::new(input, layers.clone()).unwrap_err().to_string();
+        assert!(e.contains("4x3x3") && e.contains("4x6x6"), "{e}");
+        layers[1].shortcut = Some(Shortcut { from: "a".into(), projection: None });
+        let net = Network::new(input, layers.clone()).unwrap();
+        assert_eq!(net.shapes()[1].shortcut, Some((0, Shape::new(4, 6, 6))));
+        assert_eq!(net.shortcut_sources(), vec![true, false, false]);
+        layers[2].shortcut = Some(Shortcut { from: "a".into(), projection: None });
+        let e = Network::new(input, layers).unwrap_err().to_string();
+        assert!(e.contains("convolution"), "{e}");
+    }
+}
