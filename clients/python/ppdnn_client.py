@@ -140,6 +140,25 @@ def input_plaintexts(layer, packing, x):
     return list(x)
 
 
+def shortcut_plaintexts(layer, source):
+    """A shortcut's source laid out like the layer's output (PROTOCOL.md
+    section 4): per source channel and chunk of S output positions, the
+    value under each position at the projection's stride (1: identity)."""
+    sc = layer.get("shortcut")
+    if sc is None:
+        return []
+    sy, sx = sc.get("projection") or (1, 1)
+    src, out = sc["source"], layer["output"]
+    sh, sw, ow = src["height"], src["width"], out["width"]
+    conv = layer["linear"]["kind"] == "conv2d"
+    positions = out["height"] * ow if conv else layer["linear"]["outputs"]
+    s = layer["slots"]
+    chunks = -(-positions // s)
+    return [encode([source[(c * sh + (p // ow) * sy) * sw + (p % ow) * sx]
+                    for p in range(j * s, min(positions, (j + 1) * s))], layer["slot_bits"])
+            for c in range(src["channels"]) for j in range(chunks)]
+
+
 def accumulators(layer, packing, plain):
     lin, out = layer["linear"], layer["output"]
     if packing == "unpacked":
@@ -202,8 +221,10 @@ def classify(stub, pb, key, model, image):
         model=model, key=pb.PublicKey(n=key.n.to_bytes(nbytes, "big")), model_digest=desc.digest)))
     answers = stub.Infer(request_iter())
     x = list(image)
+    kept = {}
     for r, layer in enumerate(plan["layers"]):
-        cts = [key.encrypt(m) for m in input_plaintexts(layer, packing, x)]
+        added = shortcut_plaintexts(layer, kept.get((layer.get("shortcut") or {}).get("from")))
+        cts = [key.encrypt(m) for m in input_plaintexts(layer, packing, x) + added]
         assert len(cts) == layer["input_ciphertexts"]
         data = b"".join(c.to_bytes(key.width, "big") for c in cts)
         requests.put(pb.InferRequest(round=pb.Round(round=r, ciphertexts=data, last=True)))
@@ -220,6 +241,7 @@ def classify(stub, pb, key, model, image):
         acc = accumulators(layer, packing, plain)
         assert all(abs(a) <= layer["accumulator_bound"] for a in acc)
         x = between_layers(layer, acc)
+        kept[layer["name"]] = x
     requests.put(None)
     return x
 

@@ -35,6 +35,10 @@ pub enum BenchCommand {
     /// Load on a loopback server: concurrent clients, each with its own key,
     /// classifying test images; throughput, latency, correctness, memory.
     Service(crate::bench_service::BenchServiceArgs),
+    /// One network's encrypted inference in-process on random images: time
+    /// and bytes per layer, checked exact (ResNet-20's shape, the VGG-style
+    /// network on 3x32x32 or LeNet-5 with random weights, or a model file).
+    Network(crate::bench_network::BenchNetworkArgs),
     /// Garbled circuits and oblivious transfer: AND gates garbled and
     /// evaluated, correlated OTs (both sides) per second, 128 base OTs.
     Gc {
@@ -155,6 +159,7 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
             Ok(())
         }
         BenchCommand::Service(args) => crate::bench_service::bench_service(args),
+        BenchCommand::Network(args) => crate::bench_network::bench_network(args),
         BenchCommand::Gc { threads, seconds, json } => {
             let report = crate::bench_gc::bench_gc(threads, seconds)?;
             if json {

@@ -4,6 +4,7 @@
 
 mod bench;
 mod bench_gc;
+mod bench_network;
 mod bench_service;
 mod crypto_cmds;
 mod encrypted_eval;

@@ -231,3 +231,64 @@ fn a_colour_network_with_strides_and_max_pooling_is_served_exactly() {
         assert_eq!(encrypted.as_array().unwrap(), plain, "{mode}: classify and predict agree exactly");
     }
 }
+
+/// A residual network (ResNet-style: identity and stride-2 projection
+/// shortcuts, global average pooling) on 3x12x10 colour input with random
+/// weights: served in the fast mode, `classify` equals `predict` exactly;
+/// a server asked for the private mode too refuses to start, before it
+/// says it is serving, naming the model, the mode and the layer.
+#[test]
+fn a_residual_network_is_served_exactly_and_refused_where_it_cannot_be() {
+    use ppdnn_model::dataset::DatasetKind;
+    use ppdnn_model::modelfile::ModelFile;
+    use ppdnn_model::network::Shape;
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("resnet.safetensors");
+    let network = ppdnn_model::zoo::resnet(Shape::new(3, 12, 10), &[4, 8], 2, 5);
+    let float = ppdnn_model::testing::random_float_model(network, 0x5eed);
+    let calibration: Vec<u8> = (0..16 * 360).map(|i| (i * 37 % 256) as u8).collect();
+    let quant = ppdnn_model::quant::QuantModel::quantize(&float, &calibration).unwrap();
+    let file = ModelFile {
+        dataset: DatasetKind::Mnist,
+        float,
+        quant,
+        float_accuracy: 0.0,
+        quantized_accuracy: 0.0,
+        training: serde_json::json!({"note": "random weights, for tests"}),
+    };
+    file.save(&model).unwrap();
+    let pixels: Vec<u8> = (0..3 * 360).map(|i| (i * 91 % 256) as u8).collect();
+    let npy = dir.path().join("batch.npy");
+    std::fs::write(&npy, ppdnn_model::npy::to_npy_u8(&[3, 3, 12, 10], &pixels)).unwrap();
+    let (model_arg, npy_arg) = (model.to_str().unwrap(), npy.to_str().unwrap());
+    let plain = json(ppdnn().args(["predict", "--model", model_arg, "--json", npy_arg]).output().unwrap());
+
+    let (_server, url) = serve(&["--model", model_arg, "--modes", "fast"]);
+    let classify = [
+        "classify",
+        "--server",
+        &url,
+        "--bits",
+        "1024",
+        "--insecure-small-keys",
+        "--model",
+        "resnet",
+        "--json",
+    ];
+    let encrypted = json(ppdnn().args(classify).arg(npy_arg).output().unwrap());
+    assert_eq!(encrypted, plain, "classify and predict agree exactly");
+
+    let addr = format!("127.0.0.1:{}", free_port());
+    let out = ppdnn()
+        .args(["serve", "--listen", &addr, "--key-bits", "1024", "--insecure-small-keys"])
+        .args(["--model", model_arg, "--modes", "fast,private"])
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(!out.status.success());
+    assert!(!stdout.contains("serving") && !stderr.contains("serving"), "{stdout}{stderr}");
+    assert!(
+        stderr.contains("resnet") && stderr.contains("private mode") && stderr.contains("s1b1.conv2"),
+        "{stderr}"
+    );
+}

@@ -2,7 +2,10 @@
 //! networks (basic blocks with identity and projection shortcuts, global
 //! average pooling) and a VGG-style network on 3x32x32 colour images.
 
-use crate::network::{Layer, Linear, Network, Pool, PoolKind, Shape, Shortcut};
+use crate::error::Result;
+use crate::float::FloatModel;
+use crate::network::{FloatParams, Layer, Linear, Network, Pool, PoolKind, Shape, Shortcut};
+use crate::quant::QuantModel;
 
 /// A convolution layer: `out` channels, a square kernel `k`, stride and padding on every side.
 pub fn conv(name: &str, out: usize, k: usize, stride: usize, pad: usize) -> Layer {
@@ -78,6 +81,69 @@ pub fn vgg_cifar() -> Network {
         dense("fc2", 10, false),
     ];
     Network::new(Shape::new(3, 32, 32), layers).expect("the VGG-style shapes are consistent")
+}
+
+/// The networks of this module by name: `resnet20`, `vgg-cifar`, `lenet5`.
+pub fn by_name(name: &str) -> Option<Network> {
+    match name {
+        "resnet20" => Some(resnet20()),
+        "vgg-cifar" => Some(vgg_cifar()),
+        "lenet5" => Some(Network::lenet5()),
+        _ => None,
+    }
+}
+
+/// The names [`by_name`] knows.
+pub const NAMES: &[&str] = &["resnet20", "vgg-cifar", "lenet5"];
+
+/// `network` with random weights (uniform, scaled by 1/sqrt(fan-in) so that
+/// activations neither vanish nor explode through the layers) and small
+/// biases, deterministic from `seed`: for measuring costs, which do not
+/// depend on what a network has learnt.
+pub fn random_weights(network: Network, seed: u64) -> Result<FloatModel> {
+    let mut state = seed | 1;
+    let mut uniform = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        ((state >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0) as f32
+    };
+    let mut params = |shape: Vec<usize>, biases: usize| {
+        let fan_in: usize = shape[1..].iter().product();
+        let scale = (3.0 / fan_in.max(1) as f32).sqrt();
+        let weight = (0..shape.iter().product::<usize>()).map(|_| uniform() * scale).collect();
+        FloatParams::new(weight, (0..biases).map(|_| uniform() * 0.05).collect())
+    };
+    let layers = network
+        .layers()
+        .iter()
+        .zip(network.shapes())
+        .map(|(layer, shapes)| {
+            let mut p = params(layer.weight_shape(shapes.input), layer.bias_len());
+            if let (Some(proj), Some((_, source))) = (layer.shortcut_projection(), shapes.shortcut) {
+                p.shortcut = Some(Box::new(params(proj.weight_shape(source), proj.bias_len())));
+            }
+            p
+        })
+        .collect();
+    FloatModel::new(network, layers)
+}
+
+/// [`random_weights`], quantized on `count` random images (pixels uniform
+/// in 0..255, from `seed`).
+pub fn random_quant_model(network: Network, seed: u64, count: usize) -> Result<(FloatModel, QuantModel)> {
+    let float = random_weights(network, seed)?;
+    let mut state = seed.rotate_left(17) | 1;
+    let pixels: Vec<u8> = (0..count * float.input_len())
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 56) as u8
+        })
+        .collect();
+    let quant = QuantModel::quantize(&float, &pixels)?;
+    Ok((float, quant))
 }
 
 #[cfg(test)]

@@ -92,3 +92,58 @@ fn plans_with_inconsistent_shapes_are_refused() {
     }
     assert!(Plan::from_json(&plan.to_json()).is_err());
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(12))]
+
+    /// Residual networks (identity and stride-2 projection shortcuts,
+    /// global average pooling): the fast mode gives exactly the integer
+    /// model's logits in both layouts, the plan survives JSON, and the
+    /// private mode is refused naming the first layer with a shortcut.
+    #[test]
+    fn residual_networks_are_exact_in_the_fast_mode(seed in any::<u64>()) {
+        let network = ppdnn_model::testing::random_residual_network(seed);
+        let n = network.input().len();
+        let model = Arc::new(random_quant_model(network, seed ^ 0xbeef, &random_inputs(seed ^ 1, 8, n)));
+        let input = random_inputs(seed ^ 2, 1, n);
+        let want = model.logits(&input).unwrap();
+        let pair = key(1024);
+        for packing in [Packing::Packed, Packing::Unpacked] {
+            let ev = Evaluator::new(model.clone(), 1024, packing).unwrap();
+            prop_assert_eq!(Plan::from_json(&ev.plan().to_json()).unwrap(), (**ev.plan()).clone());
+            prop_assert_eq!(run_fast(&ev, pair, &input), ClientStep::Done(want.clone()), "fast {:?}", packing);
+        }
+        let e = Evaluator::for_mode(model.clone(), 1024, Packing::Packed, Mode::Private).unwrap_err().to_string();
+        prop_assert!(e.contains("s1b1.conv2") && e.contains("residual"), "{}", e);
+    }
+}
+
+/// A residual plan whose shortcut is changed (source shape, factors, or
+/// removed) no longer checks, or no longer matches the model.
+#[test]
+fn residual_plans_are_checked() {
+    let network = ppdnn_model::zoo::resnet(ppdnn_model::network::Shape::new(3, 8, 8), &[2, 4], 1, 3);
+    let n = network.input().len();
+    let model = random_quant_model(network, 5, &random_inputs(6, 8, n));
+    let plan = Plan::new(&model, 1024, Packing::Packed).unwrap();
+    let l =
+        plan.layers.iter().position(|l| l.shortcut.as_ref().is_some_and(|s| s.projection.is_some())).unwrap();
+    let edit = |f: &dyn Fn(&mut ppdnn_protocol::PlanLayer)| {
+        let mut p = plan.clone().into_unchecked();
+        f(&mut p.layers[l]);
+        Plan::check(p)
+    };
+    assert!(edit(&|pl| pl.shortcut.as_mut().unwrap().source.channels += 1).is_err());
+    assert!(edit(&|pl| pl.shortcut.as_mut().unwrap().main_factor = 0).is_err());
+    assert!(edit(&|pl| pl.shortcut.as_mut().unwrap().projection = None).is_err());
+    let e = edit(&|pl| {
+        pl.input_ciphertexts -= pl.shortcut_ciphertexts();
+        pl.shortcut = None;
+    });
+    // Without its shortcut the layer is a valid layer of another model.
+    let other = Plan::check(e.unwrap().into_unchecked()).unwrap();
+    assert!(other.check_against(&model).is_err());
+    let mut p = plan.clone().into_unchecked();
+    p.layers[l].shortcut.as_mut().unwrap().factor += 1;
+    assert!(Plan::check(p).unwrap().check_against(&model).is_err());
+}
