@@ -99,6 +99,13 @@ fn naf(mut m: u64) -> Vec<i8> {
 /// y with signed digits (an adder or subtractor per non-zero NAF digit), in
 /// `width` bits.
 fn times_constant(b: &mut Builder, y: &[Wire], m: u64, width: usize) -> Vec<Wire> {
+    if m.is_power_of_two() {
+        // A shifted copy: no gate at all (a power-of-two requantization).
+        let j = m.trailing_zeros() as usize;
+        let mut shifted = gadgets::constant(b, 0, j.min(width));
+        shifted.extend(y.iter().copied().take(width.saturating_sub(j)));
+        return zero_extend(b, &shifted, width);
+    }
     let mut acc = gadgets::constant(b, 0, width);
     for (j, &d) in naf(m).iter().enumerate() {
         if d == 0 {

@@ -66,7 +66,17 @@ fn run(spec: &ActivationSpec, acc: &[i64], r: &[u64], t: &[u64]) -> (Vec<u64>, V
 }
 
 fn spec_strategy() -> impl Strategy<Value = (ActivationSpec, Vec<i64>, Vec<u64>, Vec<u64>)> {
-    (10u32..20, 1usize..5, 1usize..3, 0u8..3, any::<bool>(), 1u64..(1 << 32), 1u32..40, any::<u64>())
+    (
+        10u32..20,
+        1usize..5,
+        1usize..3,
+        0u8..3,
+        any::<bool>(),
+        // Any multiplier, or a power of two (a power-of-two requantization: no multiplication).
+        prop_oneof![1u64..(1 << 32), (0u32..32).prop_map(|j| 1u64 << j)],
+        1u32..40,
+        any::<u64>(),
+    )
         .prop_map(|(bb, slots, cts, pool, relu, multiplier, shift, seed)| {
             let mut rng = seed;
             let mut next = move || {

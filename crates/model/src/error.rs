@@ -395,6 +395,16 @@ pub enum ModelError {
         /// The ratio.
         ratio: f64,
     },
+    /// Activation scales that do not fit the network.
+    #[error(
+        "{given} activation scales given, expected {expected} positive numbers (one per layer but the last)"
+    )]
+    CalibratedScales {
+        /// Scales given.
+        given: usize,
+        /// Scales expected.
+        expected: usize,
+    },
     /// An integer bias beyond 2^40.
     #[error("{layer}: an integer bias exceeds 2^40")]
     BiasRange {

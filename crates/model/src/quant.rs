@@ -105,6 +105,75 @@ pub struct QuantModel {
     pub layers: Vec<QuantLayer>,
 }
 
+/// How quantization chooses the requantization steps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RequantStyle {
+    /// Multipliers of [`MULTIPLIER_BITS`] bits: the activation scales as calibrated.
+    #[default]
+    Fixed,
+    /// Powers of two (a multiplier of 1 and a shift): each activation scale
+    /// moved to the nearest one that makes the factor a power of two. The
+    /// private mode's circuit then needs no multiplication.
+    PowerOfTwo,
+}
+
+impl RequantStyle {
+    /// The style's name on the command line: fixed or pow2.
+    pub fn name(self) -> &'static str {
+        match self {
+            RequantStyle::Fixed => "fixed",
+            RequantStyle::PowerOfTwo => "pow2",
+        }
+    }
+
+    /// The style called `name`.
+    pub fn from_name(name: &str) -> Option<Self> {
+        [RequantStyle::Fixed, RequantStyle::PowerOfTwo].into_iter().find(|s| s.name() == name)
+    }
+
+    /// The step from accumulators of scale `unit` (per summed value) to
+    /// activations of scale `next`, and the activation scale it gives.
+    fn requant(self, unit: f64, next: f64) -> Result<(Requant, f64)> {
+        match self {
+            RequantStyle::Fixed => Ok((Requant::from_real(unit / next)?, next)),
+            RequantStyle::PowerOfTwo => {
+                let k = (unit / next).log2().round();
+                if !k.is_finite() || k > 0.0 || k < -62.0 {
+                    // A factor of 1 or more (or beyond 2^-62): no shift to make.
+                    return Ok((Requant::from_real(unit / next)?, next));
+                }
+                let r = Requant { multiplier: 1, shift: (-k).max(1.0) as u32 };
+                r.validate()?;
+                Ok((r, unit / r.real()))
+            }
+        }
+    }
+}
+
+/// The calibrated activation scale of every layer but the last: the
+/// value at [`CALIBRATION_PERCENTILE`] of its float activations over
+/// `calibration`, mapped to 255.
+pub fn calibrated_scales(float: &FloatModel, calibration: &[u8]) -> Result<Vec<f64>> {
+    float.validate()?;
+    let n = float.network.input().len();
+    if calibration.is_empty() || !calibration.len().is_multiple_of(n) {
+        return Err(InputError::Calibration { per_input: n, got: calibration.len() }.into());
+    }
+    let acts: Vec<Vec<Vec<f32>>> =
+        calibration.par_chunks(n).map(|x| float.activations(x)).collect::<Result<_>>()?;
+    let count = float.network.layers().len();
+    Ok((0..count - 1)
+        .map(|l| {
+            let mut values: Vec<f32> = acts.iter().flat_map(|a| a[l].iter().copied()).collect();
+            // The value at the percentile's rank in sorted order (a
+            // selection, linear time: the same value a full sort gives).
+            let idx = ((values.len() - 1) as f64 * CALIBRATION_PERCENTILE) as usize;
+            let (_, &mut at, _) = values.select_nth_unstable_by(idx, |a, b| a.total_cmp(b));
+            (at as f64).max(1e-6) / ACTIVATION_MAX as f64
+        })
+        .collect())
+}
+
 /// A shortcut's integer form from its float projection (None: the
 /// identity), the source's activation scale and the layer's accumulator
 /// scale; with the scale of one unit of the summed accumulators.
@@ -129,21 +198,33 @@ fn quantize_shortcut(
 impl QuantModel {
     /// Quantizes a float model, calibrating activation scales on
     /// `calibration` (inputs of pixels 0..255, back to back; training data,
-    /// never the test set).
+    /// never the test set), with 8-bit requantization multipliers.
     pub fn quantize(float: &FloatModel, calibration: &[u8]) -> Result<Self> {
+        Self::quantize_with(float, calibration, RequantStyle::Fixed)
+    }
+
+    /// [`QuantModel::quantize`] with the requantization style asked for.
+    pub fn quantize_with(float: &FloatModel, calibration: &[u8], style: RequantStyle) -> Result<Self> {
+        let scales = calibrated_scales(float, calibration)?;
+        Self::from_scales(float, &scales, style)
+    }
+
+    /// Quantizes a float model on given activation scales (one per layer
+    /// but the last: real activation = scale * q), as calibration chose
+    /// them. With [`RequantStyle::PowerOfTwo`] each scale is moved (by at
+    /// most a factor of sqrt 2) to make its requantization factor a power
+    /// of two, and the next layer's biases follow the moved scale.
+    pub fn from_scales(float: &FloatModel, scales: &[f64], style: RequantStyle) -> Result<Self> {
         float.validate()?;
         let network = &float.network;
-        let n = network.input().len();
-        if calibration.is_empty() || !calibration.len().is_multiple_of(n) {
-            return Err(InputError::Calibration { per_input: n, got: calibration.len() }.into());
-        }
-        let acts: Vec<Vec<Vec<f32>>> =
-            calibration.par_chunks(n).map(|x| float.activations(x)).collect::<Result<_>>()?;
-        let mut input_scale = 1.0 / ACTIVATION_MAX as f64;
-        let mut layers = Vec::with_capacity(float.layers.len());
-        // Each layer's activation scale, for the shortcuts that add them.
-        let mut scales: Vec<f64> = Vec::with_capacity(float.layers.len());
         let count = network.layers().len();
+        if scales.len() + 1 != count || scales.iter().any(|s| !(s.is_finite() && *s > 0.0)) {
+            return Err(ModelError::CalibratedScales { given: scales.len(), expected: count - 1 }.into());
+        }
+        let mut input_scale = 1.0 / ACTIVATION_MAX as f64;
+        let mut layers = Vec::with_capacity(count);
+        // Each layer's activation scale as used, for the shortcuts that add them.
+        let mut used: Vec<f64> = Vec::with_capacity(count);
         for (l, ((layer, shapes), p)) in
             network.layers().iter().zip(network.shapes()).zip(&float.layers).enumerate()
         {
@@ -154,36 +235,36 @@ impl QuantModel {
             let mut acc_scale = weight_scale * input_scale;
             let shortcut = match shapes.shortcut {
                 Some((f, _)) => {
-                    let (s, common) = quantize_shortcut(p.shortcut.as_deref(), scales[f], acc_scale)?;
+                    let (s, common) = quantize_shortcut(p.shortcut.as_deref(), used[f], acc_scale)?;
                     acc_scale = common;
                     Some(s)
                 }
                 None => None,
             };
-            let (requant, next_scale) = if l + 1 == count {
-                (None, 0.0)
-            } else {
-                let mut values: Vec<f32> = acts.iter().flat_map(|a| a[l].iter().copied()).collect();
-                // The value at the percentile's rank in sorted order (a
-                // selection, linear time: the same value a full sort gives).
-                let idx = ((values.len() - 1) as f64 * CALIBRATION_PERCENTILE) as usize;
-                let (_, &mut at, _) = values.select_nth_unstable_by(idx, |a, b| a.total_cmp(b));
-                let top = (at as f64).max(1e-6);
-                let next_scale = top / ACTIVATION_MAX as f64;
-                let pool_div = match &layer.pool {
-                    Some(p) if p.kind == PoolKind::Average => (p.window[0] * p.window[1]) as f64,
-                    _ => 1.0,
-                };
-                let r = Requant::from_real(acc_scale / (pool_div * next_scale))?;
-                (Some(r), next_scale)
+            let (requant, next_scale) = match scales.get(l) {
+                None => (None, 0.0),
+                Some(&next_scale) => {
+                    let pool_div = match &layer.pool {
+                        Some(p) if p.kind == PoolKind::Average => (p.window[0] * p.window[1]) as f64,
+                        _ => 1.0,
+                    };
+                    let (r, next_scale) = style.requant(acc_scale / pool_div, next_scale)?;
+                    (Some(r), next_scale)
+                }
             };
             layers.push(QuantLayer { weight, bias, weight_scale, input_scale, requant, shortcut });
-            scales.push(next_scale);
+            used.push(next_scale);
             input_scale = next_scale;
         }
         let model = QuantModel { network: network.clone(), layers };
         model.validate()?;
         Ok(model)
+    }
+
+    /// The activation scales this model uses (one per layer but the last):
+    /// the scales [`QuantModel::from_scales`] takes.
+    pub fn activation_scales(&self) -> Vec<f64> {
+        self.layers.iter().skip(1).map(|l| l.input_scale).collect()
     }
 
     /// The name of layer `l`.

@@ -41,6 +41,7 @@ mod ifma;
 pub mod keyfile;
 mod keys;
 mod lane_cache;
+mod memory;
 mod modulus_proof;
 mod multiexp;
 mod ops;
@@ -62,6 +63,7 @@ pub use error::{
 pub use factor_proof::{FactorProof, RingPedersen};
 pub use fixed_base::FixedBaseTable;
 pub use keys::{KeyPair, PrivateKey, PublicKey, generate_keypair};
+pub use memory::release_free_memory;
 pub use modulus_proof::{ModulusProof, REPETITIONS as MODULUS_PROOF_REPETITIONS};
 pub use multiexp::SharedBases;
 pub use policy::{KeyPolicy, KeySizeError};

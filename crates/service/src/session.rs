@@ -158,6 +158,12 @@ impl Session {
                 let _ = tx.send(Err(status)).await;
             }
         }
+        // The session's memory is free now; when no other session runs,
+        // give the heap's free pages back, so that an idle server returns
+        // to its idle size (a large model's rounds take hundreds of MiB).
+        if self.permits.available_permits() == self.config.max_sessions {
+            let _ = tokio::task::spawn_blocking(ppdnn_paillier::release_free_memory).await;
+        }
     }
 
     /// Verifies that the key's n is a Paillier-Blum modulus with no small
