@@ -234,9 +234,9 @@ fn a_colour_network_with_strides_and_max_pooling_is_served_exactly() {
 
 /// A residual network (ResNet-style: identity and stride-2 projection
 /// shortcuts, global average pooling) on 3x12x10 colour input with random
-/// weights: served in the fast mode, `classify` equals `predict` exactly;
-/// a server asked for the private mode too refuses to start, before it
-/// says it is serving, naming the model, the mode and the layer.
+/// weights: served in both modes, `classify` equals `predict` exactly; a
+/// server whose garbled-material cap is too small for it refuses to start,
+/// before it says it is serving, naming the model, the mode and the limit.
 #[test]
 fn a_residual_network_is_served_exactly_and_refused_where_it_cannot_be() {
     use ppdnn_model::dataset::DatasetKind;
@@ -263,32 +263,36 @@ fn a_residual_network_is_served_exactly_and_refused_where_it_cannot_be() {
     let (model_arg, npy_arg) = (model.to_str().unwrap(), npy.to_str().unwrap());
     let plain = json(ppdnn().args(["predict", "--model", model_arg, "--json", npy_arg]).output().unwrap());
 
-    let (_server, url) = serve(&["--model", model_arg, "--modes", "fast"]);
-    let classify = [
-        "classify",
-        "--server",
-        &url,
-        "--bits",
-        "1024",
-        "--insecure-small-keys",
-        "--model",
-        "resnet",
-        "--json",
-    ];
-    let encrypted = json(ppdnn().args(classify).arg(npy_arg).output().unwrap());
-    assert_eq!(encrypted, plain, "classify and predict agree exactly");
+    let (_server, url) = serve(&["--model", model_arg, "--modes", "fast,private"]);
+    for mode in ["fast", "private"] {
+        let classify = [
+            "classify",
+            "--server",
+            &url,
+            "--bits",
+            "1024",
+            "--insecure-small-keys",
+            "--model",
+            "resnet",
+            "--mode",
+            mode,
+            "--json",
+        ];
+        let encrypted = json(ppdnn().args(classify).arg(npy_arg).output().unwrap());
+        assert_eq!(encrypted, plain, "{mode}: classify and predict agree exactly");
+    }
 
     let addr = format!("127.0.0.1:{}", free_port());
     let out = ppdnn()
         .args(["serve", "--listen", &addr, "--key-bits", "1024", "--insecure-small-keys"])
-        .args(["--model", model_arg, "--modes", "fast,private"])
+        .args(["--model", model_arg, "--modes", "fast,private", "--max-garbled-mib", "1"])
         .output()
         .unwrap();
     let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(!out.status.success());
     assert!(!stdout.contains("serving") && !stderr.contains("serving"), "{stdout}{stderr}");
     assert!(
-        stderr.contains("resnet") && stderr.contains("private mode") && stderr.contains("s1b1.conv2"),
+        stderr.contains("resnet") && stderr.contains("private mode") && stderr.contains("--max-garbled-mib"),
         "{stderr}"
     );
 }

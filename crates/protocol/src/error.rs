@@ -246,14 +246,6 @@ pub enum PlanError {
     /// The private mode with the unpacked layout.
     #[error("the private mode uses the packed layout only")]
     PrivateUnpacked,
-    /// The private mode on a network with shortcuts.
-    #[error(
-        "{layer} adds a shortcut (a residual network): the private mode does not serve residual networks yet; the fast mode does"
-    )]
-    PrivateResidual {
-        /// The first layer with a shortcut.
-        layer: String,
-    },
     /// An argmax circuit on a fast plan, or none on a private one.
     #[error("the argmax circuit belongs to the private mode only")]
     ArgmaxPresence,

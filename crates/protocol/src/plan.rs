@@ -412,9 +412,6 @@ impl UncheckedPlan {
             if stated != shapes.shortcut.map(|(_, source)| source) || !factors_ok {
                 return Err(layer_error(&layer.name, LayerError::Shortcut));
             }
-            if self.mode == Mode::Private && layer.shortcut.is_some() {
-                return Err(PlanError::PrivateResidual { layer: layer.name.clone() }.into());
-            }
             self.validate_layer(layer, (shapes.input, shapes.output), last)
                 .map_err(|problem| layer_error(&layer.name, problem))?;
         }
@@ -564,6 +561,12 @@ pub fn model_digest(model: &QuantModel) -> String {
         if let Some(r) = layer.requant {
             h.update(r.multiplier.to_le_bytes());
             h.update(r.shift.to_le_bytes());
+        }
+        // A shortcut's factors are public like the requantization (the
+        // plan states them); sequential models keep their digests.
+        if let Some(s) = &layer.shortcut {
+            h.update(s.main_factor.to_le_bytes());
+            h.update(s.factor.to_le_bytes());
         }
     }
     h.finalize().iter().map(|b| format!("{b:02x}")).collect()

@@ -25,10 +25,6 @@ impl Plan {
         }
         model.validate()?;
         let net = &model.network;
-        if let Some(l) = net.layers().iter().find(|l| l.shortcut.is_some()).filter(|_| mode == Mode::Private)
-        {
-            return Err(PlanError::PrivateResidual { layer: l.name.clone() }.into());
-        }
         let layers = (0..model.layers.len())
             .map(|l| plan_layer(model, l, key_bits, packing, mode))
             .collect::<Result<Vec<_>>>()?;

@@ -541,3 +541,54 @@ fn a_mac_shifted_by_n_aborts_either_way() {
         assert_aborted_at_verdict(&t, &format!("z shifted by {shift} n"));
     }
 }
+
+/// A residual network's shortcuts: the client returns each shortcut's
+/// source (an earlier layer's masked values) beside the layer's own input;
+/// +1 in an identity shortcut's value, +1 in a projection shortcut's value,
+/// or two of a shortcut's ciphertexts swapped (the right values in the
+/// wrong places) is caught by the zero test, with the one abort at the
+/// verdict. (Control, checked while building: with the shortcut's segment
+/// left out of the zero test on both sides, these sessions completed.)
+#[test]
+fn a_changed_shortcut_input_aborts() {
+    let network = ppdnn_model::zoo::resnet(Shape::new(1, 6, 6), &[2, 3], 1, 3);
+    let model = random_quant_model(network, 11, &random_inputs(7, 8, 36));
+    let ev = evaluator(&model);
+    let pair = common::key(BITS);
+    let pk = pair.public();
+    let layers = &ev.plan().layers;
+    let with_shortcut: Vec<usize> = (0..layers.len()).filter(|&l| layers[l].shortcut.is_some()).collect();
+    assert_eq!(with_shortcut, [2, 4], "an identity shortcut into layer 2, a projection into layer 4");
+    let verdict = 2 * layers.len() + 2;
+    let edit = |m: &mut RoundMessage, count: usize, f: &dyn Fn(&mut Vec<ppdnn_paillier::Ciphertext>)| {
+        let mut cts = m.ciphertexts_with_material(pk, m.round, count, m.material.len()).unwrap();
+        f(&mut cts);
+        let material = std::mem::take(&mut m.material);
+        *m = RoundMessage::from_ciphertexts(pk, m.round, &cts);
+        m.material = material;
+    };
+    for &l in &with_shortcut {
+        let pl = &layers[l];
+        let (first, count) = (pl.main_input_ciphertexts(), pl.input_ciphertexts);
+        assert!(count - first >= 2, "{}: a shortcut of two ciphertexts or more", pl.name);
+        let plus_one = |cts: &mut Vec<ppdnn_paillier::Ciphertext>| {
+            cts[first] = pk.add(&cts[first], &pk.encrypt(&Integer::from(1)).unwrap());
+        };
+        let swap = |cts: &mut Vec<ppdnn_paillier::Ciphertext>| cts.swap(first, count - 1);
+        let cases: [(&str, &dyn Fn(&mut Vec<ppdnn_paillier::Ciphertext>)); 2] =
+            [("+1 in the shortcut", &plus_one), ("two shortcut ciphertexts swapped", &swap)];
+        for (what, f) in cases {
+            let t = drive(&ev, pair, &image(), Output::Logits, |dir, m| {
+                if dir == Dir::ToServer && m.round == 2 + 2 * l {
+                    edit(m, count, f);
+                }
+            });
+            let what = format!("{}: {what}", pl.name);
+            assert_eq!(t.refused, Some((verdict, ABORTED.to_string())), "{what}: {t:?}");
+            assert!(t.outcome.is_none(), "{what}: the client got a result");
+        }
+    }
+    // The same sessions without a deviation complete exactly.
+    let t = drive(&ev, pair, &image(), Output::Logits, |_, _| {});
+    assert_eq!(t.outcome, Some(ClientStep::Done(model.logits(&image()).unwrap())));
+}

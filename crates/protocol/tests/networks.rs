@@ -97,11 +97,11 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(12))]
 
     /// Residual networks (identity and stride-2 projection shortcuts,
-    /// global average pooling): the fast mode gives exactly the integer
-    /// model's logits in both layouts, the plan survives JSON, and the
-    /// private mode is refused naming the first layer with a shortcut.
+    /// global average pooling): both modes give exactly the integer model's
+    /// logits (the fast mode in both layouts, the private mode with both
+    /// outputs), and the plans survive JSON.
     #[test]
-    fn residual_networks_are_exact_in_the_fast_mode(seed in any::<u64>()) {
+    fn residual_networks_are_exact_in_both_modes(seed in any::<u64>()) {
         let network = ppdnn_model::testing::random_residual_network(seed);
         let n = network.input().len();
         let model = Arc::new(random_quant_model(network, seed ^ 0xbeef, &random_inputs(seed ^ 1, 8, n)));
@@ -113,8 +113,10 @@ proptest! {
             prop_assert_eq!(Plan::from_json(&ev.plan().to_json()).unwrap(), (**ev.plan()).clone());
             prop_assert_eq!(run_fast(&ev, pair, &input), ClientStep::Done(want.clone()), "fast {:?}", packing);
         }
-        let e = Evaluator::for_mode(model.clone(), 1024, Packing::Packed, Mode::Private).unwrap_err().to_string();
-        prop_assert!(e.contains("s1b1.conv2") && e.contains("residual"), "{}", e);
+        let ev = Evaluator::for_mode(model.clone(), 1024, Packing::Packed, Mode::Private).unwrap();
+        prop_assert_eq!(Plan::from_json(&ev.plan().to_json()).unwrap(), (**ev.plan()).clone());
+        prop_assert_eq!(run_private(&ev, pair, &input, Output::Logits), ClientStep::Done(want.clone()));
+        prop_assert_eq!(run_private(&ev, pair, &input, Output::Label), ClientStep::Label(argmax(&want)));
     }
 }
 

@@ -14,7 +14,10 @@ use zeroize::Zeroize;
 use super::circuits::PrivateCircuits;
 use super::hash::{Domain, hash_at, hash_run, mac_shares, pad_index};
 use super::schedule::Schedule;
-use super::{LABEL_BYTES, TAG_GROUP, VALUE_BITS, centred, pack_residues, read_u64, read_u128, residue};
+use super::{
+    LABEL_BYTES, TAG_GROUP, VALUE_BITS, centred, pack_residues, pack_shortcut_residues, read_u64, read_u128,
+    residue,
+};
 use crate::error::{InternalError, MessageError, PlanError, Result, StateError, gc_internal, msg};
 use crate::layout::unpack_outputs;
 use crate::message::RoundMessage;
@@ -56,6 +59,9 @@ pub struct PrivateClientSession {
     rows: Vec<Block>,
     /// The tags t of the input just returned (for tau).
     tags: Vec<Integer>,
+    /// Per layer whose activation a later shortcut adds: its outputs'
+    /// masked values c and tags t.
+    kept: Vec<Option<(Vec<Integer>, Vec<Integer>)>>,
     pending: Option<Pending>,
     /// The garbling's tweak counter, as the server's.
     tweak: u64,
@@ -108,6 +114,7 @@ impl PrivateClientSession {
             choices: Vec::new(),
             rows: Vec::new(),
             tags: Vec::new(),
+            kept: Vec::new(),
             pending: None,
             tweak: 0,
             argmax_labels: Vec::new(),
@@ -232,12 +239,26 @@ impl PrivateClientSession {
         self.tags = tags;
     }
 
-    /// Enc(pack(values)) in layer l's input layout.
+    /// Enc(pack(values)) in layer l's input layout, followed by its
+    /// shortcut's source (kept from its layer) in the shortcut's layout.
     fn encrypt_input(&self, l: usize, values: &[Integer]) -> Result<Vec<ppdnn_paillier::Ciphertext>> {
         let n = self.key.public_key().n();
-        let plain: Vec<Integer> =
-            pack_residues(&self.plan.layers[l], values, n)?.into_iter().map(|m| centred(m, n)).collect();
+        let pl = &self.plan.layers[l];
+        let mut packed = pack_residues(pl, values, n)?;
+        if let Some((source, _)) = self.shortcut_source(l)? {
+            packed.extend(pack_shortcut_residues(pl, source, n)?);
+        }
+        let plain: Vec<Integer> = packed.into_iter().map(|m| centred(m, n)).collect();
         Ok(self.pool.encrypt_many(&plain)?)
+    }
+
+    /// The masked values and tags kept for layer l's shortcut, if it has one.
+    fn shortcut_source(&self, l: usize) -> Result<Option<&(Vec<Integer>, Vec<Integer>)>> {
+        let pl = &self.plan.layers[l];
+        let Some(s) = &pl.shortcut else { return Ok(None) };
+        let f = self.plan.layers.iter().position(|x| x.name == s.from);
+        let kept = f.and_then(|f| self.kept.get(f)).and_then(Option::as_ref);
+        Ok(Some(kept.ok_or_else(|| InternalError::Shortcut(pl.name.clone()))?))
     }
 
     /// Server round 3 + 2l: layer l's masked plaintexts (and tags, circuit,
@@ -256,7 +277,10 @@ impl PrivateClientSession {
         let inputs = s.input_ciphertexts(l);
         let (rest, gammas) = m.split_at(m.len() - 8 * inputs);
         let n = self.key.public_key().n();
-        let packed_tags = pack_residues(&self.plan.layers[l], &self.tags, n)?;
+        let mut packed_tags = pack_residues(&self.plan.layers[l], &self.tags, n)?;
+        if let Some((_, source_tags)) = self.shortcut_source(l)? {
+            packed_tags.extend(pack_shortcut_residues(&self.plan.layers[l], source_tags, n)?);
+        }
         let mut tau = Integer::new();
         for (i, t) in packed_tags.iter().enumerate() {
             let g = read_u64(gammas, 8 * i);
@@ -400,6 +424,11 @@ impl PrivateClientSession {
                 read_u128(&material, 4 * LABEL_BYTES * o + LABEL_BYTES * s) ^ value_hash[o].0;
             t[o / VALUE_BITS] +=
                 read_u128(&material, 4 * LABEL_BYTES * o + LABEL_BYTES * (2 + s)) ^ tag_hash[o].0;
+        }
+        let name = &self.plan.layers[l].name;
+        if self.plan.layers.iter().any(|x| x.shortcut.as_ref().is_some_and(|s| &s.from == name)) {
+            self.kept.resize_with(l, || None);
+            self.kept.push(Some((c.clone(), t.clone())));
         }
         let cts = self.encrypt_input(l + 1, &c)?;
         self.tags = t;

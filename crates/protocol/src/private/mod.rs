@@ -30,7 +30,7 @@ use ppdnn_gc::prg::Prg;
 use ppdnn_paillier::{Ciphertext, Integer, PublicKey};
 
 use crate::error::{InternalError, Result};
-use crate::layout::input_slots;
+use crate::layout::{input_slots, shortcut_slots};
 use crate::plan::PlanLayer;
 
 /// Bytes of one wire label, OT row or pad.
@@ -72,7 +72,30 @@ pub(crate) fn pack_residues(pl: &PlanLayer, values: &[Integer], n: &Integer) -> 
     let b = if pl.is_conv() { pl.slot_bits } else { 0 };
     // Positions in the layout, then the values at them.
     let index: Vec<i64> = (0..values.len() as i64).map(|i| i + 1).collect();
-    Ok(input_slots(pl, &index)
+    Ok(pack_at(&input_slots(pl, &index), b, values, n))
+}
+
+/// The plaintexts of a layer's shortcut for `values` (one per value of the
+/// shortcut's source), packed as the plan packs them, as residues mod n.
+pub(crate) fn pack_shortcut_residues(
+    pl: &PlanLayer,
+    values: &[Integer],
+    n: &Integer,
+) -> Result<Vec<Integer>> {
+    let Some(s) = &pl.shortcut else { return Ok(Vec::new()) };
+    if values.len() != s.source.len() {
+        return Err(
+            InternalError::PackCount { layer: format!("{}'s shortcut", pl.name), got: values.len() }.into()
+        );
+    }
+    let index: Vec<i64> = (0..values.len() as i64).map(|i| i + 1).collect();
+    Ok(pack_at(&shortcut_slots(pl, &index), pl.slot_bits, values, n))
+}
+
+/// Packs `values` at the 1-based indices of `layout` (0: an empty slot) in
+/// slots of `b` bits, mod n.
+fn pack_at(layout: &[Vec<i64>], b: u32, values: &[Integer], n: &Integer) -> Vec<Integer> {
+    layout
         .iter()
         .map(|slots| {
             let mut m = Integer::new();
@@ -84,7 +107,7 @@ pub(crate) fn pack_residues(pl: &PlanLayer, values: &[Integer], n: &Integer) -> 
             }
             m.modulo_n(n)
         })
-        .collect())
+        .collect()
 }
 
 trait ModN {

@@ -14,7 +14,7 @@ use super::hash::{Domain, hash_at, mac_shares, pad_index};
 use super::schedule::Schedule;
 use super::{
     ALPHA_BITS, GAMMA_BITS, LABEL_BYTES, TAG_GROUP, TAG_KEY_BITS, TAG_PAD_BITS, VALUE_BITS, VALUE_PAD_BITS,
-    add_residue, pack_residues, random_bits, read_u64, rerandomize,
+    add_residue, pack_residues, pack_shortcut_residues, random_bits, read_u64, rerandomize,
 };
 use crate::error::{Error, InternalError, MessageError, Result, StateError, gc_internal, msg};
 use crate::linear::{Schedule::Fixed, linear_layer};
@@ -23,12 +23,38 @@ use crate::plan::{Output, Plan};
 
 /// A layer's returned input, as the zero test needs it: the client's
 /// ciphertexts C_i, the server's packed pads pack(a)_i and pack(a')_i, the
-/// tag key and the weights gamma_i.
+/// tag key of each segment (the layer's own input under the previous
+/// layer's key, a shortcut's source under its layer's) and the weights
+/// gamma_i.
 struct ReturnPath {
+    segments: Vec<Segment>,
+    gamma: Vec<i64>,
+}
+
+/// Consecutive returned ciphertexts under one tag key.
+struct Segment {
     alpha: u64,
     pads: Vec<Integer>,
     tag_pads: Vec<Integer>,
-    gamma: Vec<i64>,
+}
+
+impl ReturnPath {
+    fn single(alpha: u64, pads: Vec<Integer>, tag_pads: Vec<Integer>) -> Self {
+        ReturnPath { segments: vec![Segment { alpha, pads, tag_pads }], gamma: Vec::new() }
+    }
+
+    /// Each returned ciphertext's value pad, in order.
+    fn pads(&self) -> impl Iterator<Item = &Integer> {
+        self.segments.iter().flat_map(|s| &s.pads)
+    }
+}
+
+/// The pads of a layer's outputs that a later shortcut adds: the tag key
+/// and, per output value, the sums of its value pads and of its tag pads.
+struct KeptPads {
+    alpha: u64,
+    pads: Vec<Integer>,
+    tag_pads: Vec<Integer>,
 }
 
 /// What the server keeps of a layer followed by a circuit until its MACs
@@ -85,6 +111,8 @@ pub struct PrivateServerSession {
     returned: Option<(Vec<Ciphertext>, ReturnPath)>,
     /// The pads of the next layer's input (drawn with the circuit's pads).
     next_pads: Option<ReturnPath>,
+    /// Per layer whose activation a later shortcut adds: its outputs' pads.
+    kept: Vec<Option<KeptPads>>,
     /// The zero test so far: prod_k (prod_i C_ki^gamma_ki)^alpha_k / Enc(tau_k),
     /// and its plaintext part sum_k (-alpha_k sum gamma pack(a) + sum gamma pack(a')).
     zero_ct: Option<Ciphertext>,
@@ -141,6 +169,7 @@ impl PrivateServerSession {
             layers: Vec::new(),
             returned: None,
             next_pads: None,
+            kept: Vec::new(),
             zero_ct: None,
             zero_plain: Integer::new(),
             mu: Integer::new(),
@@ -273,7 +302,7 @@ impl PrivateServerSession {
         let n = self.key.n().clone();
         let tag_pads = pack_residues(first, &sums, &n)?;
         let pads = vec![Integer::new(); first.input_ciphertexts];
-        self.next_pads = Some(ReturnPath { alpha, pads, tag_pads, gamma: Vec::new() });
+        self.next_pads = Some(ReturnPath::single(alpha, pads, tag_pads));
         Ok(material)
     }
 
@@ -296,13 +325,20 @@ impl PrivateServerSession {
             self.check_macs(l - 1, m);
         }
         let mut path = self.next_pads.take().ok_or(InternalError::OtDone)?;
+        if let Some(segment) = self.shortcut_segment(l)? {
+            path.segments.push(segment);
+        }
         path.gamma = (0..cts.len()).map(|_| random_bits(&mut self.prg, GAMMA_BITS) as i64).collect();
         // The layer's input: Enc(pack(c)) * Enc(-pack(a)) = Enc(pack(q)).
         let n = self.key.n();
+        let pads: Vec<&Integer> = path.pads().collect();
+        if pads.len() != cts.len() {
+            return Err(InternalError::Shortcut(self.plan.layers[l].name.clone()).into());
+        }
         let x: Vec<Ciphertext> = cts
             .par_iter()
-            .zip(&path.pads)
-            .map(|(c, a)| add_residue(&self.key, c, &Integer::from(n - a)))
+            .zip(&pads)
+            .map(|(c, a)| add_residue(&self.key, c, &Integer::from(n - *a)))
             .collect();
         let acc = linear_layer(
             &self.key,
@@ -320,6 +356,22 @@ impl PrivateServerSession {
         }
         self.returned = Some((cts, path));
         Ok(answer)
+    }
+
+    /// The returned shortcut input of layer l, if it has one: its source's
+    /// output pads, packed in the shortcut's layout, under the source's tag key.
+    fn shortcut_segment(&self, l: usize) -> Result<Option<Segment>> {
+        let pl = &self.plan.layers[l];
+        let Some(s) = &pl.shortcut else { return Ok(None) };
+        let f = self.plan.layers.iter().position(|x| x.name == s.from);
+        let kept = f.and_then(|f| self.kept.get(f)).and_then(Option::as_ref);
+        let kept = kept.ok_or_else(|| InternalError::Shortcut(pl.name.clone()))?;
+        let n = self.key.n();
+        Ok(Some(Segment {
+            alpha: kept.alpha,
+            pads: pack_shortcut_residues(pl, &kept.pads, n)?,
+            tag_pads: pack_shortcut_residues(pl, &kept.tag_pads, n)?,
+        }))
     }
 
     /// Layer l's accumulators masked over the whole residue, with fresh
@@ -503,7 +555,12 @@ impl PrivateServerSession {
         let n = self.key.n().clone();
         let pads = pack_residues(next, &a, &n)?;
         let tag_pads = pack_residues(next, &a2, &n)?;
-        self.next_pads = Some(ReturnPath { alpha, pads, tag_pads, gamma: Vec::new() });
+        self.next_pads = Some(ReturnPath::single(alpha, pads, tag_pads));
+        let name = &self.plan.layers[l].name;
+        if self.plan.layers.iter().any(|x| x.shortcut.as_ref().is_some_and(|s| &s.from == name)) {
+            self.kept.resize_with(l, || None);
+            self.kept.push(Some(KeptPads { alpha, pads: a, tag_pads: a2 }));
+        }
         Ok(material)
     }
 
@@ -519,23 +576,37 @@ impl PrivateServerSession {
         Ok(RoundMessage { round: 0, data, material })
     }
 
-    /// prod (prod_i C_i^gamma_i)^alpha / Enc(tau) into the zero test, and
-    /// sum_i gamma_i (pack(a')_i - alpha pack(a)_i) into its plaintext part.
+    /// prod_s (prod_(i in s) C_i^gamma_i)^alpha_s / Enc(tau) into the zero
+    /// test, and sum_i gamma_i (pack(a')_i - alpha_s pack(a)_i) into its
+    /// plaintext part (s: the segment of ciphertext i).
     fn fold_zero_test(&mut self, tau: &Ciphertext) -> Result<()> {
         let (cts, path) = self.returned.take().ok_or(InternalError::OtDone)?;
         let key = &self.key;
         let n = key.n();
-        let combined = key.linear_combination(&cts, &path.gamma)?;
-        let term = key.sub(&key.mul(&combined, &Integer::from(path.alpha)), tau);
+        let mut term: Option<Ciphertext> = None;
+        let mut at = 0;
+        for seg in &path.segments {
+            let end = at + seg.pads.len();
+            let (Some(c), Some(g)) = (cts.get(at..end), path.gamma.get(at..end)) else {
+                return Err(InternalError::OtDone.into());
+            };
+            let weighted = key.mul(&key.linear_combination(c, g)?, &Integer::from(seg.alpha));
+            term = Some(match term {
+                Some(t) => key.add(&t, &weighted),
+                None => weighted,
+            });
+            for ((g, a), a2) in g.iter().zip(&seg.pads).zip(&seg.tag_pads) {
+                let t = a2 - Integer::from(a * seg.alpha);
+                self.zero_plain += Integer::from(&t * *g);
+                self.zero_plain %= n;
+            }
+            at = end;
+        }
+        let term = key.sub(&term.ok_or(InternalError::OtDone)?, tau);
         self.zero_ct = Some(match self.zero_ct.take() {
             Some(z) => key.add(&z, &term),
             None => term,
         });
-        for ((g, a), a2) in path.gamma.iter().zip(&path.pads).zip(&path.tag_pads) {
-            let t = a2 - Integer::from(a * path.alpha);
-            self.zero_plain += Integer::from(&t * *g);
-            self.zero_plain %= n;
-        }
         Ok(())
     }
 
