@@ -1,12 +1,14 @@
 #!/usr/bin/env python3
 """Checks ppdnn's ONNX import and export against onnxruntime, live.
 
-For every fixture of crates/onnx/tests/data: `ppdnn import` it (calibrated
-on the fixture's inputs), run `ppdnn predict --float` on those inputs, and
-compare with onnxruntime's outputs on the same inputs, to 1e-4; the fixture
-with an unsupported operator must be refused, naming the node. Then the
+For every fixture of crates/onnx/tests/data (residual networks among
+them): `ppdnn import` it (calibrated on the fixture's inputs), run `ppdnn
+predict --float` on those inputs, and compare with onnxruntime's outputs on
+the same inputs, to 1e-4; then `ppdnn export-onnx` the imported model and
+compare onnxruntime's outputs on the exported file with the same logits.
+The fixtures marked "refused" must be refused, naming the node. Then the
 shipped LeNet-5 through `ppdnn export-onnx`: onnxruntime on the exported
-file agrees with `ppdnn predict --float` on the example digits.
+file agrees with `ppdnn predict --float` on the first MNIST test images.
 
     python3 scripts/check_onnx.py [--ppdnn target/release/ppdnn]
 
@@ -48,6 +50,19 @@ def close(got, want):
     return np.all(np.abs(got - want) <= TOLERANCE * np.maximum(np.abs(want), 1.0))
 
 
+def check_export(ppdnn, model, pixels, logits, name):
+    """`ppdnn export-onnx` of an imported model: onnxruntime on the exported
+    file (which takes pixel / 255) gives ppdnn's float logits."""
+    exported = model[:-len(".safetensors")] + ".exported.onnx"
+    code, _, err = run(ppdnn, "export-onnx", model, "--out", exported)
+    if code != 0:
+        return [f"{name}: export-onnx failed: {err}"]
+    want = onnxruntime_outputs(exported, pixels.astype(np.float32) / 255).astype(np.float64)
+    if not close(logits, want.reshape(logits.shape)):
+        return [f"{name} exported: ppdnn {logits.tolist()} vs onnxruntime {want.tolist()}"]
+    return []
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--ppdnn", default=os.path.join(ROOT, "target", "release", "ppdnn"))
@@ -80,15 +95,16 @@ def main():
         if code != 0:
             failures.append(f"{name}: predict failed: {err}")
             continue
-        ours = np.array([p["float_logits"] for p in json.loads(stdout)], dtype=np.float64)
-        if meta.get("softmax"):
-            ours = softmax(ours)
+        logits = np.array([p["float_logits"] for p in json.loads(stdout)], dtype=np.float64)
+        ours = softmax(logits) if meta.get("softmax") else logits
         x = pixels.astype(np.float32) if meta.get("byte") else pixels.astype(np.float32) / 255
         if "mean" in meta:
             x = ((x - np.float32(meta["mean"][0])) / np.float32(meta["std"][0])).astype(np.float32)
         want = onnxruntime_outputs(path, x).astype(np.float64)
         if not close(ours, want):
             failures.append(f"{name}: ppdnn {ours.tolist()} vs onnxruntime {want.tolist()}")
+        checked += 1
+        failures += check_export(args.ppdnn, out, pixels, logits, name)
         checked += 1
     # Export: the shipped model as ONNX, run by onnxruntime on the first
     # 20 MNIST test images, against `ppdnn predict --float` on the same pixels.

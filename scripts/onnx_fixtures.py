@@ -1,8 +1,11 @@
 #!/usr/bin/env python3
 """Writes the ONNX fixtures of crates/onnx/tests/data: one small network per
-supported operator (and attribute), a few whole networks, and one with an
-operator ppdnn refuses. Needs the `onnx`, `onnxruntime` and `numpy` wheels,
-no deep-learning framework.
+supported operator (and attribute), a few whole networks, residual networks
+as PyTorch exports ResNet's blocks (identity and projection shortcuts, with
+batch normalization, global average pooling), and graphs ppdnn refuses (an
+unsupported operator, a Concat of branches, a shortcut of two layers, an
+Add after a ReLU), whose JSON names the node refused. Needs the `onnx`,
+`onnxruntime` and `numpy` wheels, no deep-learning framework.
 
 For each fixture NAME.onnx it also writes NAME.json: four inputs as pixels
 0..255 (the graph sees pixel / 255 unless the fixture says "byte"), and
@@ -28,7 +31,7 @@ def weights(*shape, scale=0.5):
 
 
 class Net:
-    """A sequential graph under construction."""
+    """A graph under construction: a data path, with branches from earlier values."""
 
     def __init__(self, name, input_shape):
         self.name, self.input_shape = name, input_shape
@@ -44,6 +47,19 @@ class Net:
         out = f"{name}_out"
         inputs = [self.current] + [c if isinstance(c, str) else self.const(f"{name}.{i}", c)
                                    for i, c in enumerate(consts)]
+        self.nodes.append(helper.make_node(op, inputs, [out], name=name, **attrs))
+        self.current = out
+        return self
+
+    def at(self, tensor):
+        """Continues from an earlier value (a branch)."""
+        self.current = tensor
+        return self
+
+    def join(self, op, other, name, swap=False, **attrs):
+        """An operator of two computed values: the current one and `other`."""
+        out = f"{name}_out"
+        inputs = [other, self.current] if swap else [self.current, other]
         self.nodes.append(helper.make_node(op, inputs, [out], name=name, **attrs))
         self.current = out
         return self
@@ -157,6 +173,103 @@ def fixtures():
     n.op("Conv", weights(2, 1, 3, 3), name="conv").op("Sigmoid", name="squash")
     n.op("Flatten").op("Gemm", weights(3, 2 * 4 * 4), np.zeros(3, np.float32), name="fc", transB=1)
     yield n, {"refused": "squash"}
+
+    # Residual networks, as PyTorch exports ResNet's basic blocks (new
+    # fixtures go here, after the others, so that theirs keep their values).
+    n = Net("residual_identity_maxpool", [2, 8, 8])
+    n.op("Conv", weights(4, 2, 3, 3), name="stem", pads=[1, 1, 1, 1])
+    batch_norm(n, 4).op("Relu")
+    block = n.current
+    n.op("Conv", weights(4, 4, 3, 3), name="block.conv1", pads=[1, 1, 1, 1])
+    batch_norm(n, 4).op("Relu")
+    n.op("Conv", weights(4, 4, 3, 3), name="block.conv2", pads=[1, 1, 1, 1])
+    batch_norm(n, 4).join("Add", block, "block.add").op("Relu")
+    n.op("MaxPool", kernel_shape=[2, 2], strides=[2, 2])
+    n.op("Flatten").op("Gemm", weights(3, 4 * 4 * 4), weights(3, scale=0.1), name="fc", transB=1)
+    yield n, {}
+
+    # PyTorch's order: the main branch, then the downsample (a 1x1 stride-2
+    # convolution and its batch normalization), then the Add and its ReLU.
+    n = Net("residual_projection_stride2", [3, 10, 10])
+    n.op("Conv", weights(4, 3, 3, 3), name="stem", pads=[1, 1, 1, 1])
+    batch_norm(n, 4).op("Relu")
+    basic_block(n, "layer1.0", 4, 4, 1)
+    basic_block(n, "layer2.0", 4, 6, 2)
+    n.op("GlobalAveragePool").op("Flatten")
+    n.op("Gemm", weights(5, 6), weights(5, scale=0.1), name="fc", transB=1)
+    yield n, {}
+
+    # The other order: the projection (with a bias, no batch norm, stride
+    # 1 to more channels) before the main branch, the Add's inputs the
+    # other way round, then an identity block, also swapped.
+    n = Net("residual_projection_first", [1, 7, 6])
+    n.op("Conv", weights(3, 1, 3, 3), weights(3, scale=0.1), name="stem", pads=[1, 1, 1, 1]).op("Relu")
+    block = n.current
+    n.op("Conv", weights(5, 3, 1, 1), weights(5, scale=0.1), name="proj")
+    projection = n.current
+    n.at(block).op("Conv", weights(5, 3, 3, 3), weights(5, scale=0.1), name="b1.conv1", pads=[1, 1, 1, 1]).op("Relu")
+    n.op("Conv", weights(5, 5, 3, 3), weights(5, scale=0.1), name="b1.conv2", pads=[1, 1, 1, 1])
+    n.join("Add", projection, "b1.add", swap=True).op("Relu")
+    block = n.current
+    n.op("Conv", weights(5, 5, 3, 3), weights(5, scale=0.1), name="b2.conv1", pads=[1, 1, 1, 1]).op("Relu")
+    n.op("Conv", weights(5, 5, 3, 3), weights(5, scale=0.1), name="b2.conv2", pads=[1, 1, 1, 1])
+    n.join("Add", block, "b2.add", swap=True).op("Relu").op("GlobalAveragePool").op("Flatten")
+    n.op("Gemm", weights(4, 5), weights(4, scale=0.1), name="fc", transB=1)
+    yield n, {}
+
+    # Refused: a concatenation of branches (an operator ppdnn does not read) ...
+    n = Net("refused_concat", [1, 6, 6])
+    n.op("Conv", weights(2, 1, 3, 3), name="conv", pads=[1, 1, 1, 1]).op("Relu")
+    block = n.current
+    n.op("Conv", weights(2, 2, 3, 3), name="left", pads=[1, 1, 1, 1])
+    left = n.current
+    n.at(block).op("Conv", weights(2, 2, 1, 1), name="right")
+    n.join("Concat", left, "branches", axis=1).op("Relu")
+    n.op("Flatten").op("Gemm", weights(3, 4 * 6 * 6), np.zeros(3, np.float32), name="fc", transB=1)
+    yield n, {"refused": "branches"}
+
+    # ... a shortcut of two layers (the node leaving the data path is named) ...
+    n = Net("refused_two_layer_shortcut", [1, 6, 6])
+    n.op("Conv", weights(2, 1, 3, 3), name="stem", pads=[1, 1, 1, 1]).op("Relu")
+    block = n.current
+    n.op("Conv", weights(2, 2, 3, 3), name="conv1", pads=[1, 1, 1, 1]).op("Relu")
+    n.op("Conv", weights(2, 2, 3, 3), name="conv2", pads=[1, 1, 1, 1])
+    main = n.current
+    n.at(block).op("Conv", weights(2, 2, 1, 1), name="side1").op("Relu")
+    n.op("Conv", weights(2, 2, 1, 1), name="side2").join("Add", main, "add").op("Relu")
+    n.op("Flatten").op("Gemm", weights(3, 2 * 6 * 6), np.zeros(3, np.float32), name="fc", transB=1)
+    yield n, {"refused": "side1"}
+
+    # ... and an Add after the convolution's ReLU (a pre-activation block).
+    n = Net("refused_add_after_relu", [1, 6, 6])
+    n.op("Conv", weights(2, 1, 3, 3), name="stem", pads=[1, 1, 1, 1]).op("Relu")
+    block = n.current
+    n.op("Conv", weights(2, 2, 3, 3), name="conv", pads=[1, 1, 1, 1]).op("Relu")
+    n.join("Add", block, "late_add")
+    n.op("Flatten").op("Gemm", weights(3, 2 * 6 * 6), np.zeros(3, np.float32), name="fc", transB=1)
+    yield n, {"refused": "late_add"}
+
+
+def batch_norm(n, channels):
+    """A batch normalization of `channels` on the current value."""
+    return n.op("BatchNormalization", rng.uniform(0.5, 1.5, channels).astype(np.float32), weights(channels, scale=0.1),
+                weights(channels, scale=0.1), rng.uniform(0.5, 2, channels).astype(np.float32))
+
+
+def basic_block(n, name, inputs, outputs, stride):
+    """ResNet's basic block as PyTorch exports it: conv1, bn1, relu, conv2,
+    bn2, then a downsample (1x1 convolution, batch norm) where the stride
+    or the channels change, the Add and its ReLU."""
+    block = n.current
+    n.op("Conv", weights(outputs, inputs, 3, 3), name=f"{name}.conv1", strides=[stride, stride], pads=[1, 1, 1, 1])
+    batch_norm(n, outputs).op("Relu")
+    n.op("Conv", weights(outputs, outputs, 3, 3), name=f"{name}.conv2", pads=[1, 1, 1, 1])
+    main = batch_norm(n, outputs).current
+    shortcut = block
+    if stride != 1 or inputs != outputs:
+        n.at(block).op("Conv", weights(outputs, inputs, 1, 1), name=f"{name}.downsample.0", strides=[stride, stride])
+        shortcut = batch_norm(n, outputs).current
+    n.at(main).join("Add", shortcut, f"{name}.add").op("Relu")
 
 
 def main():

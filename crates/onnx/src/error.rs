@@ -244,9 +244,23 @@ pub enum Refusal {
         /// The previous step's output.
         previous: String,
     },
+    /// A node that reads an earlier value of the data path than the last,
+    /// outside a residual block's shortcut.
+    #[error(
+        "reads {input:?}, an earlier value than the previous step's output {previous:?}: ppdnn reads a branch only as a residual shortcut, an earlier layer's activation added to a convolution's output directly or through one 1x1 convolution (with its batch normalization)"
+    )]
+    SideBranch {
+        /// The node's first input.
+        input: String,
+        /// The previous step's output.
+        previous: String,
+    },
     /// A node without inputs.
     #[error("has no input")]
     NoInput,
+    /// A node without outputs.
+    #[error("has no output")]
+    NoOutput,
     /// A node with several outputs, of an operator that must have one.
     #[error("has more than one output")]
     SeveralOutputs,
@@ -408,6 +422,48 @@ pub enum Refusal {
     /// A second pooling after the same convolution.
     #[error("a second pooling after the same convolution")]
     SecondPool,
+    /// An Add of two computed values, neither of which is the data path's last.
+    #[error("adds {inputs:?}, neither of which is the previous step's output {previous:?}")]
+    AddInputs {
+        /// The Add's inputs.
+        inputs: Vec<String>,
+        /// The previous step's output.
+        previous: String,
+    },
+    /// A residual Add elsewhere than after a convolution and its batch normalization.
+    #[error(
+        "a residual Add must follow a convolution (and its batch normalization) directly, before its ReLU and pooling"
+    )]
+    ShortcutPlacement,
+    /// A second residual Add on the same convolution.
+    #[error("a second residual Add on the same convolution")]
+    SecondShortcut,
+    /// A shortcut that is not an earlier layer's activation.
+    #[error(
+        "the shortcut {input:?} is not an earlier layer's activation (its output after ReLU and pooling), nor one 1x1 convolution of one"
+    )]
+    ShortcutSource {
+        /// The value added.
+        input: String,
+    },
+    /// A shortcut of another shape than the convolution's output.
+    #[error("adds a {added} shortcut to a {output} output")]
+    ShortcutShape {
+        /// The shortcut's shape.
+        added: Shape,
+        /// The convolution's output shape.
+        output: Shape,
+    },
+    /// A projection shortcut other than a 1x1 convolution without padding.
+    #[error(
+        "a projection shortcut must be a 1x1 convolution without padding; this one has kernel {kernel:?} and pads {padding:?}"
+    )]
+    ProjectionKernel {
+        /// The kernel's height and width.
+        kernel: [usize; 2],
+        /// The padding: top, left, bottom, right.
+        padding: [usize; 4],
+    },
 }
 
 /// Results of this crate.
@@ -601,6 +657,42 @@ mod tests {
             (Refusal::PoolAutoPad { auto_pad: "SAME_LOWER".into() }, "auto_pad SAME_LOWER is not supported"),
             (Refusal::PoolPlacement, "pooling must follow a convolution"),
             (Refusal::SecondPool, "a second pooling after the same convolution"),
+        ];
+        for (why, want) in refusals {
+            assert_eq!(unsupported(why), format!("node \"n\" (Op): {want}"));
+        }
+    }
+
+    /// The refusals of graphs with branches name what the node reads.
+    #[test]
+    fn branch_messages() {
+        let refusals: Vec<(Refusal, &str)> = vec![
+            (
+                Refusal::SideBranch { input: "a".into(), previous: "b".into() },
+                "reads \"a\", an earlier value than the previous step's output \"b\": ppdnn reads a branch only as a residual shortcut, an earlier layer's activation added to a convolution's output directly or through one 1x1 convolution (with its batch normalization)",
+            ),
+            (Refusal::NoOutput, "has no output"),
+            (
+                Refusal::AddInputs { inputs: vec!["a".into(), "c".into()], previous: "b".into() },
+                "adds [\"a\", \"c\"], neither of which is the previous step's output \"b\"",
+            ),
+            (
+                Refusal::ShortcutPlacement,
+                "a residual Add must follow a convolution (and its batch normalization) directly, before its ReLU and pooling",
+            ),
+            (Refusal::SecondShortcut, "a second residual Add on the same convolution"),
+            (
+                Refusal::ShortcutSource { input: "x".into() },
+                "the shortcut \"x\" is not an earlier layer's activation (its output after ReLU and pooling), nor one 1x1 convolution of one",
+            ),
+            (
+                Refusal::ShortcutShape { added: Shape::new(4, 8, 8), output: Shape::new(8, 4, 4) },
+                "adds a 4x8x8 shortcut to a 8x4x4 output",
+            ),
+            (
+                Refusal::ProjectionKernel { kernel: [3, 3], padding: [1; 4] },
+                "a projection shortcut must be a 1x1 convolution without padding; this one has kernel [3, 3] and pads [1, 1, 1, 1]",
+            ),
         ];
         for (why, want) in refusals {
             assert_eq!(unsupported(why), format!("node \"n\" (Op): {want}"));

@@ -1,8 +1,15 @@
-//! ONNX graphs to float models: a walk along the graph's single data path,
+//! ONNX graphs to float models: a walk along the graph's data path,
 //! collecting each linear node with what follows it (bias, batch norm,
-//! ReLU, pooling) into one layer of a [`Network`].
+//! residual Add, ReLU, pooling) into one layer of a [`Network`]. A residual
+//! block's shortcut leaves the path at an earlier layer's activation and
+//! joins it at an Add after a convolution, directly or through a 1x1
+//! convolution (a projection, whose nodes the [`Wiring`] finds ahead).
 
-use std::collections::HashMap;
+mod input;
+mod layer;
+mod residual;
+
+use std::collections::{HashMap, HashSet};
 
 use prost::Message;
 
@@ -10,8 +17,11 @@ use ppdnn_model::float::FloatModel;
 use ppdnn_model::network::{FloatParams, Layer, Linear, Network, Pool, PoolKind, Shape};
 
 use crate::error::{DecodeError, Error, GraphError, Refusal, Result};
+use crate::graph::Wiring;
 use crate::proto::{ModelProto, NodeProto};
 use crate::tensor::{Attributes, Constant};
+use input::{graph_input_shape, normalization};
+use layer::{BatchNorm, ConvParams, Pending};
 
 /// What the ONNX model's input values are, relative to pixels 0..255.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -22,6 +32,29 @@ pub enum InputScale {
     /// The pixel values themselves, 0..255.
     Byte,
 }
+
+/// The operators [`import`] reads (some only in some places).
+const OPERATORS: [&str; 19] = [
+    "Identity",
+    "Dropout",
+    "Flatten",
+    "Reshape",
+    "Conv",
+    "Gemm",
+    "MatMul",
+    "Add",
+    "Sub",
+    "Mul",
+    "Div",
+    "BatchNormalization",
+    "Relu",
+    "MaxPool",
+    "AveragePool",
+    "GlobalAveragePool",
+    "Softmax",
+    "LogSoftmax",
+    "Constant",
+];
 
 /// How to read a model.
 #[derive(Debug, Clone, Default)]
@@ -52,38 +85,21 @@ pub struct Imported {
     pub notes: Vec<String>,
 }
 
-/// A linear node being collected into a layer.
-struct Pending {
-    name: String,
-    linear: Linear,
-    weight: Vec<f32>,
-    bias: Vec<f32>,
-    relu: bool,
-    pool: Option<Pool>,
-}
-
-impl Pending {
-    /// Output channels.
-    fn outputs(&self) -> usize {
-        match self.linear {
-            Linear::Conv2d { out_channels, .. } => out_channels,
-            Linear::Dense { outputs } => outputs,
-        }
-    }
-
-    fn fan_in(&self) -> usize {
-        self.weight.len() / self.outputs().max(1)
-    }
-
-    /// Biases per output channel: 1, or the positions of a bias map.
-    fn bias_per_channel(&self) -> usize {
-        self.bias.len() / self.outputs().max(1)
-    }
-}
-
 struct Importer<'a> {
     consts: HashMap<String, Constant>,
+    /// The graph's nodes, in order.
+    nodes: &'a [NodeProto],
+    /// The projection branches, found ahead.
+    wiring: Wiring,
+    /// The data path's last value.
     current: String,
+    /// The names of the current value (it and its Identity and Dropout copies).
+    same: Vec<String>,
+    /// Every value the walk has passed.
+    seen: HashSet<String>,
+    /// The finished layers' activations by tensor name: the layer's index
+    /// and the activation's shape.
+    activations: HashMap<String, (usize, Shape)>,
     input: Shape,
     /// The current activation shape (after the layers finished so far).
     shape: Shape,
@@ -96,7 +112,9 @@ struct Importer<'a> {
     pending: Option<Pending>,
     ended: bool,
     notes: Vec<String>,
+    /// The node being read, its index and its name for messages.
     node: &'a NodeProto,
+    index: usize,
     label: String,
 }
 
@@ -129,9 +147,15 @@ pub fn import(bytes: &[u8], options: &ImportOptions) -> Result<Imported> {
     };
     let (scale, offset) = normalization(options, input_shape.channels, unit)?;
     let placeholder = NodeProto::default();
+    let wiring = Wiring::of(&graph.node, &|t: &str| consts.contains_key(t));
     let mut im = Importer {
         consts,
+        nodes: &graph.node,
+        wiring,
         current: input.name().to_string(),
+        same: vec![input.name().to_string()],
+        seen: HashSet::from([input.name().to_string()]),
+        activations: HashMap::new(),
         input: input_shape,
         shape: input_shape,
         scale,
@@ -142,13 +166,12 @@ pub fn import(bytes: &[u8], options: &ImportOptions) -> Result<Imported> {
         ended: false,
         notes: Vec::new(),
         node: &placeholder,
+        index: 0,
         label: String::new(),
     };
-    for (i, node) in graph.node.iter().enumerate() {
-        im.node = node;
-        im.label =
-            if node.name().is_empty() { format!("{}_{i}", node.op_type()) } else { node.name().to_string() };
-        im.step()?;
+    im.check_operators()?;
+    for i in 0..graph.node.len() {
+        im.step(i)?;
     }
     let outputs: Vec<&str> = graph.output.iter().map(|o| o.name()).collect();
     if outputs != [im.current.as_str()] {
@@ -156,64 +179,6 @@ pub fn import(bytes: &[u8], options: &ImportOptions) -> Result<Imported> {
         return Err(GraphError::Outputs { outputs, end: im.current }.into());
     }
     im.finish()
-}
-
-/// The shape of the graph's input without its batch dimension.
-fn graph_input_shape(input: &crate::proto::ValueInfoProto) -> Result<Shape> {
-    use crate::proto::type_proto::Value;
-    let name = input.name();
-    let dims: Vec<Option<i64>> = match input.r#type.as_ref().and_then(|t| t.value.as_ref()) {
-        Some(Value::TensorType(t)) => t
-            .shape
-            .as_ref()
-            .map(|s| {
-                s.dim
-                    .iter()
-                    .map(|d| match d.value {
-                        Some(crate::proto::tensor_shape_proto::dimension::Value::DimValue(v)) => Some(v),
-                        _ => None,
-                    })
-                    .collect()
-            })
-            .unwrap_or_default(),
-        _ => return Err(GraphError::InputNotTensor { input: name.to_string() }.into()),
-    };
-    let known = |d: &Option<i64>| d.filter(|&v| v > 0).map(|v| v as usize);
-    let rest: Option<Vec<usize>> = dims.iter().skip(1).map(known).collect();
-    let shape = match (dims.len(), rest) {
-        (4, Some(r)) => Shape::new(r[0], r[1], r[2]),
-        (3, Some(r)) => Shape::new(1, r[0], r[1]),
-        (2, Some(r)) => Shape::vector(r[0]),
-        _ => {
-            return Err(GraphError::InputDims { input: name.to_string(), dims }.into());
-        }
-    };
-    Ok(shape)
-}
-
-/// Per channel (scale, offset) of the graph's input as a function of
-/// pixel / 255: scale = unit / std, offset = -mean / std.
-fn normalization(options: &ImportOptions, channels: usize, unit: f32) -> Result<(Vec<f32>, Vec<f32>)> {
-    let per_channel = |v: &[f32], default: f32| -> Option<Vec<f32>> {
-        match v.len() {
-            0 => Some(vec![default; channels]),
-            1 => Some(vec![v[0]; channels]),
-            n if n == channels => Some(v.to_vec()),
-            _ => None,
-        }
-    };
-    let mean = per_channel(&options.mean, 0.0)
-        .ok_or(GraphError::MeanCount { values: options.mean.len(), channels })?;
-    let std =
-        per_channel(&options.std, 1.0).ok_or(GraphError::StdCount { values: options.std.len(), channels })?;
-    if let Some(&value) = std.iter().chain(&mean).find(|v| !v.is_finite()) {
-        return Err(GraphError::NormalizationNotFinite { value }.into());
-    }
-    if std.iter().any(|&s| s <= 0.0) {
-        return Err(GraphError::StdNotPositive.into());
-    }
-    // (unit * x - mean) / std
-    Ok((std.iter().map(|s| unit / s).collect(), mean.iter().zip(&std).map(|(m, s)| -m / s).collect()))
 }
 
 impl Importer<'_> {
@@ -237,25 +202,86 @@ impl Importer<'_> {
         }
     }
 
-    fn step(&mut self) -> Result<()> {
+    /// Points the walk (and its messages) at node `i`.
+    fn enter(&mut self, i: usize) {
+        let nodes = self.nodes;
+        let node = &nodes[i];
+        self.node = node;
+        self.index = i;
+        self.label =
+            if node.name().is_empty() { format!("{}_{i}", node.op_type()) } else { node.name().to_string() };
+    }
+
+    /// Refuses, before the walk, the first node of another domain or of an
+    /// operator ppdnn does not read.
+    fn check_operators(&mut self) -> Result<()> {
+        for i in 0..self.nodes.len() {
+            self.enter(i);
+            if self.node.op_type() == "Constant" {
+                continue;
+            }
+            self.check_domain()?;
+            if !OPERATORS.contains(&self.node.op_type()) {
+                return Err(self.unsupported(Refusal::Operator));
+            }
+        }
+        Ok(())
+    }
+
+    fn check_domain(&self) -> Result<()> {
         let node = self.node;
-        let op = node.op_type();
-        if self.ended {
-            return Err(self.unsupported(Refusal::AfterEnd { op: op.to_string() }));
-        }
-        if node.op_type() == "Constant" {
-            let value = node.attribute.iter().find(|a| a.name() == "value").and_then(|a| a.t.as_ref());
-            let (Some(t), [out]) = (value, &node.output[..]) else {
-                return Err(self.unsupported(Refusal::ConstantValue));
-            };
-            self.consts.insert(out.clone(), Constant::from_proto(t)?);
-            return Ok(());
-        }
         if node.domain.as_deref().is_some_and(|d| !d.is_empty() && d != "ai.onnx") {
             return Err(self.unsupported(Refusal::Domain { domain: node.domain().to_string() }));
         }
+        Ok(())
+    }
+
+    /// Reads node `i` into the network.
+    fn step(&mut self, i: usize) -> Result<()> {
+        self.enter(i);
+        if self.wiring.in_projection.contains(&i) {
+            // Read with the Add it feeds.
+            return Ok(());
+        }
+        let op = self.node.op_type();
+        if self.ended {
+            return Err(self.unsupported(Refusal::AfterEnd { op: op.to_string() }));
+        }
+        if op == "Constant" {
+            return self.constant_node();
+        }
+        self.check_domain()?;
+        if self.joins_branches() {
+            self.residual_add()?;
+        } else {
+            self.check_path()?;
+            self.apply(op)?;
+        }
+        self.advance();
+        Ok(())
+    }
+
+    fn constant_node(&mut self) -> Result<()> {
+        let node = self.node;
+        let value = node.attribute.iter().find(|a| a.name() == "value").and_then(|a| a.t.as_ref());
+        let (Some(t), [out]) = (value, &node.output[..]) else {
+            return Err(self.unsupported(Refusal::ConstantValue));
+        };
+        self.consts.insert(out.clone(), Constant::from_proto(t)?);
+        Ok(())
+    }
+
+    /// Checks that the node reads the data path's last value (as its first
+    /// input) and writes one value (several for a few operators whose
+    /// first output is the value).
+    fn check_path(&self) -> Result<()> {
+        let node = self.node;
         match node.input.first() {
             Some(x) if *x == self.current => {}
+            Some(x) if self.seen.contains(x) => {
+                return Err(self
+                    .unsupported(Refusal::SideBranch { input: x.clone(), previous: self.current.clone() }));
+            }
             Some(x) => {
                 return Err(self.unsupported(Refusal::NotSequential {
                     input: x.clone(),
@@ -264,9 +290,17 @@ impl Importer<'_> {
             }
             None => return Err(self.unsupported(Refusal::NoInput)),
         }
-        if node.output.len() != 1 && !matches!(op, "Dropout" | "BatchNormalization" | "MaxPool") {
-            return Err(self.unsupported(Refusal::SeveralOutputs));
+        let several = matches!(node.op_type(), "Dropout" | "BatchNormalization" | "MaxPool");
+        match node.output.len() {
+            0 => Err(self.unsupported(Refusal::NoOutput)),
+            1 => Ok(()),
+            _ if several => Ok(()),
+            _ => Err(self.unsupported(Refusal::SeveralOutputs)),
         }
+    }
+
+    /// Applies a node on the data path to the pending layer (or the input).
+    fn apply(&mut self, op: &str) -> Result<()> {
         match op {
             "Identity" | "Dropout" => {}
             "Flatten" => self.flatten()?,
@@ -286,12 +320,21 @@ impl Importer<'_> {
                     self.label
                 ));
             }
-            _ => {
-                return Err(self.unsupported(Refusal::Operator));
-            }
+            _ => return Err(self.unsupported(Refusal::Operator)),
         }
-        self.current = node.output[0].clone();
         Ok(())
+    }
+
+    /// Moves the data path to the node's (first) output.
+    fn advance(&mut self) {
+        let Some(out) = self.node.output.first() else { return };
+        if matches!(self.node.op_type(), "Identity" | "Dropout") {
+            self.same.push(out.clone());
+        } else {
+            self.same = vec![out.clone()];
+        }
+        self.seen.insert(out.clone());
+        self.current = out.clone();
     }
 
     fn flatten(&mut self) -> Result<()> {
@@ -315,19 +358,24 @@ impl Importer<'_> {
 
     fn finish_pending(&mut self) -> Result<()> {
         if let Some(p) = self.pending.take() {
+            let (shortcut, projection) = p.shortcut.map_or((None, None), |(s, params)| (Some(s), params));
             let layer = Layer {
                 name: unique(&self.layers, &p.name),
                 linear: p.linear,
                 relu: p.relu,
                 pool: p.pool,
-                shortcut: None,
+                shortcut,
             };
             let output = layer.output_shape(self.shape)?;
             self.shape = match &layer.pool {
                 Some(pool) => pool.output_shape(output, &layer.name)?,
                 None => output,
             };
-            self.layers.push((layer, FloatParams::new(p.weight, p.bias)));
+            for name in &self.same {
+                self.activations.insert(name.clone(), (self.layers.len(), self.shape));
+            }
+            let params = FloatParams { weight: p.weight, bias: p.bias, shortcut: projection.map(Box::new) };
+            self.layers.push((layer, params));
         }
         Ok(())
     }
@@ -339,55 +387,56 @@ impl Importer<'_> {
         Ok(layer.output_shape(self.shape)?)
     }
 
-    /// Folds the input normalization into the first layer's parameters:
-    /// W (a x + b) + c = (a W) x + (c + W b), with a and b per input
-    /// channel. Through a zero-padded convolution W b differs at the borders
-    /// (the padding is zero after normalization, not b): the bias becomes a
-    /// map, one per accumulator, which is W b + c itself.
-    fn fold_input(&mut self, linear: Linear, weight: &mut [f32], bias: &mut Vec<f32>) -> Result<()> {
-        if !self.layers.is_empty() || self.pending.is_some() {
-            return Ok(());
-        }
-        let shifted = self.offset.iter().any(|&b| b != 0.0);
-        let padded = matches!(linear, Linear::Conv2d { padding, .. } if padding.iter().any(|&p| p > 0));
-        let per_channel = self.input.height * self.input.width;
-        // Output channels: the bias given here has one per channel.
-        let rows = bias.len().max(1);
-        let as_map = shifted && padded;
-        if as_map {
-            let layer = Layer { name: self.label.clone(), linear, relu: false, pool: None, shortcut: None };
-            let offsets: Vec<f32> = (0..self.input.len()).map(|i| self.offset[i / per_channel]).collect();
-            *bias = ppdnn_model::network::linear(&layer, self.input, weight, bias, &offsets, |w, v| w * v);
-        }
-        let fan_in = weight.len() / rows;
-        // Values per input channel in a row of weights (kh * kw for a
-        // convolution, height * width for a dense layer over the input).
-        let taps = fan_in / self.input.channels.max(1);
-        for (o, row) in weight.chunks_mut(fan_in).enumerate() {
-            for (i, w) in row.iter_mut().enumerate() {
-                let c = i / taps.max(1);
-                if !as_map {
-                    bias[o] += self.offset[c] * *w;
-                }
-                *w *= self.scale[c];
-            }
-        }
-        if self.scale.iter().any(|&a| a != 1.0) || shifted {
-            let map = if as_map { " (as a bias map: the convolution is padded)" } else { "" };
-            self.notes.push(format!(
-                "folded the input normalization x * {:?} + {:?} into {:?}{map}",
-                self.scale, self.offset, self.label
-            ));
-        }
-        Ok(())
-    }
-
     fn conv(&mut self) -> Result<()> {
         self.finish_pending()?;
         if self.flattened || self.layers.iter().any(|(l, _)| matches!(l.linear, Linear::Dense { .. })) {
             return Err(self.unsupported(Refusal::ConvAfterDense));
         }
+        let conv = self.conv_params(self.shape.channels)?;
+        let linear = conv.linear();
+        let (mut weight, mut bias) = (conv.weight, conv.bias);
+        self.fold_input(linear, &mut weight, &mut bias)?;
+        self.pending = Some(Pending::new(self.label.clone(), linear, weight, bias));
+        Ok(())
+    }
+
+    /// The node's convolution on an input of `channels`.
+    fn conv_params(&self, channels: usize) -> Result<ConvParams> {
         let a = Attributes::of(self.node);
+        self.check_conv_attributes(&a)?;
+        let w = self.constant(1)?;
+        if w.dims.len() != 4 || w.floats.is_empty() {
+            return Err(self.unsupported(Refusal::ConvWeights { dims: w.dims.clone() }));
+        }
+        let (out, kh, kw) = (w.dims[0], w.dims[2], w.dims[3]);
+        if w.dims[1] != channels {
+            return Err(self.unsupported(Refusal::WeightChannels { dims: w.dims.clone(), channels }));
+        }
+        let kernel = a.sizes("kernel_shape", 2, Some(vec![kh, kw]))?;
+        if kernel != [kh, kw] {
+            return Err(self.unsupported(Refusal::KernelShape { kernel, dims: w.dims.clone() }));
+        }
+        let stride = a.sizes("strides", 2, Some(vec![1, 1]))?;
+        let padding = a.sizes("pads", 4, Some(vec![0; 4]))?;
+        let bias = match self.optional_constant(2)? {
+            Some(b) if b.floats.len() == out => b.floats.clone(),
+            Some(b) => {
+                return Err(self.unsupported(Refusal::ConvBias { dims: b.dims.clone(), channels: out }));
+            }
+            None => vec![0.0; out],
+        };
+        Ok(ConvParams {
+            kernel: [kh, kw],
+            stride: [stride[0], stride[1]],
+            padding: [padding[0], padding[1], padding[2], padding[3]],
+            weight: w.floats.clone(),
+            bias,
+        })
+    }
+
+    /// Refuses attributes other than a plain convolution's (one group, no
+    /// dilation, explicit padding).
+    fn check_conv_attributes(&self, a: &Attributes) -> Result<()> {
         if let Some(k) =
             a.unknown(&["kernel_shape", "strides", "pads", "dilations", "group", "auto_pad"]).first()
         {
@@ -403,39 +452,6 @@ impl Importer<'_> {
         if auto_pad != "NOTSET" && auto_pad != "VALID" {
             return Err(self.unsupported(Refusal::ConvAutoPad { auto_pad }));
         }
-        let w = self.constant(1)?.clone();
-        if w.dims.len() != 4 || w.floats.is_empty() {
-            return Err(self.unsupported(Refusal::ConvWeights { dims: w.dims }));
-        }
-        let (out, kh, kw) = (w.dims[0], w.dims[2], w.dims[3]);
-        if w.dims[1] != self.shape.channels {
-            return Err(
-                self.unsupported(Refusal::WeightChannels { dims: w.dims, channels: self.shape.channels })
-            );
-        }
-        let kernel = a.sizes("kernel_shape", 2, Some(vec![kh, kw]))?;
-        if kernel != [kh, kw] {
-            return Err(self.unsupported(Refusal::KernelShape { kernel, dims: w.dims }));
-        }
-        let stride = a.sizes("strides", 2, Some(vec![1, 1]))?;
-        let padding = a.sizes("pads", 4, Some(vec![0; 4]))?;
-        let mut bias = match self.optional_constant(2)? {
-            Some(b) if b.floats.len() == out => b.floats.clone(),
-            Some(b) => {
-                return Err(self.unsupported(Refusal::ConvBias { dims: b.dims.clone(), channels: out }));
-            }
-            None => vec![0.0; out],
-        };
-        let mut weight = w.floats;
-        let linear = Linear::Conv2d {
-            out_channels: out,
-            kernel: [kh, kw],
-            stride: [stride[0], stride[1]],
-            padding: [padding[0], padding[1], padding[2], padding[3]],
-        };
-        self.fold_input(linear, &mut weight, &mut bias)?;
-        self.pending =
-            Some(Pending { name: self.label.clone(), linear, weight, bias, relu: false, pool: None });
         Ok(())
     }
 
@@ -451,14 +467,8 @@ impl Importer<'_> {
         }
         self.fold_input(Linear::Dense { outputs: bias.len() }, &mut weight, &mut bias)?;
         self.flattened = false;
-        self.pending = Some(Pending {
-            name: self.label.clone(),
-            linear: Linear::Dense { outputs: bias.len() },
-            weight,
-            bias,
-            relu: false,
-            pool: None,
-        });
+        self.pending =
+            Some(Pending::new(self.label.clone(), Linear::Dense { outputs: bias.len() }, weight, bias));
         Ok(())
     }
 
@@ -506,85 +516,39 @@ impl Importer<'_> {
             return Err(self.unsupported(Refusal::FloatOperand));
         }
         let values = c.floats.clone();
+        if self.pending.is_none() && self.layers.is_empty() {
+            return self.normalize_input(op, values);
+        }
         let map_len = match &self.pending {
             Some(p) if matches!(p.linear, Linear::Conv2d { .. }) => Some(self.pending_output()?.len()),
             _ => None,
         };
+        // A bias: before the ReLU and pooling (a shortcut's sum may come before it).
         match &mut self.pending {
-            None if self.layers.is_empty() => {
-                // Input normalization: a scalar, or one value per channel.
-                let channels = self.input.channels;
-                let per_channel: Vec<f32> = match values.len() {
-                    1 => vec![values[0]; channels],
-                    n if n == channels => values,
-                    n => {
-                        return Err(self.unsupported(Refusal::InputOperand { values: n, op: op.to_string() }));
-                    }
-                };
-                if op == "Div" && per_channel.contains(&0.0) {
-                    return Err(self.unsupported(Refusal::DivisionByZero));
-                }
-                for (c, v) in per_channel.into_iter().enumerate() {
-                    let (a, b) = (&mut self.scale[c], &mut self.offset[c]);
-                    match op {
-                        "Add" => *b += v,
-                        "Sub" => *b -= v,
-                        "Mul" => (*a, *b) = (*a * v, *b * v),
-                        _ => (*a, *b) = (*a / v, *b / v),
-                    }
-                }
-                Ok(())
-            }
             Some(p) if op == "Add" && !p.relu && p.pool.is_none() => {
-                let n = p.outputs();
-                let per = p.bias_per_channel();
-                match values.len() {
-                    1 => p.bias.iter_mut().for_each(|b| *b += values[0]),
-                    len if len == n => {
-                        p.bias.iter_mut().enumerate().for_each(|(i, b)| *b += values[i / per.max(1)])
-                    }
-                    // A bias map (one per accumulator) on a convolution.
-                    len if Some(len) == map_len => {
-                        if per == 1 {
-                            p.bias = p.bias.iter().flat_map(|&b| vec![b; len / n.max(1)]).collect();
-                        }
-                        p.bias.iter_mut().zip(&values).for_each(|(b, v)| *b += v);
-                    }
-                    _ => {
-                        return Err(
-                            self.unsupported(Refusal::BiasValues { values: values.len(), outputs: n })
-                        );
-                    }
-                }
-                Ok(())
+                p.add_bias(&values, map_len).map_err(|why| self.unsupported(why))
             }
             _ => Err(self.unsupported(Refusal::Elementwise { op: op.to_string() })),
         }
     }
 
-    fn batch_norm(&mut self) -> Result<()> {
+    /// The node's batch normalization parameters.
+    fn batch_norm_params(&self) -> Result<BatchNorm> {
         let eps = Attributes::of(self.node).float("epsilon", 1e-5);
         let [gamma, beta, mean, var] = [1, 2, 3, 4].map(|i| self.constant(i).map(|c| c.floats.clone()));
-        let (gamma, beta, mean, var) = (gamma?, beta?, mean?, var?);
+        Ok(BatchNorm { gamma: gamma?, beta: beta?, mean: mean?, var: var?, eps })
+    }
+
+    fn batch_norm(&mut self) -> Result<()> {
+        let bn = self.batch_norm_params()?;
         let label = self.label.clone();
-        let Some(p) = self.pending.as_mut().filter(|p| !p.relu && p.pool.is_none()) else {
+        let Some(p) = self.pending.as_mut().filter(|p| p.is_linear()) else {
             return Err(self.unsupported(Refusal::BatchNormPlacement));
         };
-        let n = p.outputs();
-        if [&gamma, &beta, &mean, &var].iter().any(|v| v.len() != n) {
-            return Err(Error::Unsupported {
-                node: label,
-                op: "BatchNormalization".into(),
-                why: Refusal::BatchNormParams { channels: n },
-            });
-        }
-        let (fan_in, per) = (p.fan_in(), p.bias_per_channel());
-        for c in 0..n {
-            let k = gamma[c] / (var[c] + eps).sqrt();
-            p.weight[c * fan_in..(c + 1) * fan_in].iter_mut().for_each(|w| *w *= k);
-            p.bias[c * per..(c + 1) * per].iter_mut().for_each(|b| *b = (*b - mean[c]) * k + beta[c]);
-        }
-        self.notes.push(format!("folded batch normalization {label:?} into {:?}", p.name));
+        let folded = p.fold(&bn);
+        let note = format!("folded batch normalization {label:?} into {:?}", p.name);
+        folded.map_err(|why| self.unsupported(why))?;
+        self.notes.push(note);
         Ok(())
     }
 

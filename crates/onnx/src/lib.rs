@@ -1,7 +1,7 @@
 //! # ppdnn-onnx
 //!
-//! Reads sequential networks from ONNX, the format every framework exports,
-//! into ppdnn's float models, and writes them back.
+//! Reads sequential and residual networks from ONNX, the format every
+//! framework exports, into ppdnn's float models, and writes them back.
 //!
 //! [`import`] accepts the operators a sequential CNN or MLP is made of:
 //! `Conv` (any kernel, stride and explicit padding; one group, no
@@ -13,9 +13,16 @@
 //! scalar or per-channel `Sub`/`Add`/`Mul`/`Div` on the input (input
 //! normalization, folded into the first layer, as is the normalization
 //! given in [`ImportOptions`]) and a final `Softmax` or `LogSoftmax` (dropped: the
-//! integer model's logits give the same argmax). Anything else is refused
-//! with the node's name and operator. [`export`] writes a float model as
-//! opset-13 ONNX that onnxruntime runs, and that imports back unchanged.
+//! integer model's logits give the same argmax). It also reads ResNet's
+//! blocks as PyTorch exports them: an `Add` of a convolution's output
+//! (after its batch normalization, before its `Relu`) and a shortcut, an
+//! earlier layer's activation (identity) or a 1x1 `Conv` of it without
+//! padding and with its own `BatchNormalization` (a projection, e.g. of
+//! stride 2), becomes that layer's
+//! [`Shortcut`](ppdnn_model::network::Shortcut). Anything else (other
+//! branches, `Concat`, other operators) is refused with the node's name
+//! and operator. [`export`] writes a float model as opset-13 ONNX that
+//! onnxruntime runs, and that imports back unchanged.
 //!
 //! ```
 //! use ppdnn_model::float::FloatModel;
@@ -37,6 +44,7 @@
 
 mod error;
 mod export;
+mod graph;
 mod import;
 mod tensor;
 

@@ -2,13 +2,15 @@
 //! package, expected outputs from onnxruntime): each imports to a float
 //! network whose outputs equal onnxruntime's to 1e-4, exports and imports
 //! back unchanged, and as an integer model is served exactly in both
-//! protocol modes; a graph with an unsupported operator is refused by name.
+//! protocol modes (residual networks: in the fast mode, while the private
+//! mode refuses them); graphs ppdnn does not read are refused naming the
+//! node.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use ppdnn_model::quant::{QuantModel, softmax};
-use ppdnn_onnx::{ImportOptions, InputScale, import};
+use ppdnn_onnx::{Error, ImportOptions, InputScale, import};
 use ppdnn_paillier::{KeyPair, KeyPolicy, RandomnessPool, generate_keypair};
 use ppdnn_protocol::Output;
 use ppdnn_protocol::private::PrivateClientSession;
@@ -100,6 +102,52 @@ fn exported_networks_import_back_unchanged() {
     }
 }
 
+/// Every fixture marked "refused" (an unsupported operator, a Concat of
+/// branches, a shortcut of two layers, an Add after a ReLU) is refused
+/// naming the node its metadata names.
+#[test]
+fn refused_fixtures_name_their_node() {
+    let refused: Vec<Fixture> = fixtures().into_iter().filter(|f| f.meta.get("refused").is_some()).collect();
+    assert!(refused.len() >= 4, "{}", refused.len());
+    for f in refused {
+        match import(&f.bytes, &f.options()) {
+            Err(Error::Unsupported { node, .. }) => assert_eq!(node, f.meta["refused"], "{}", f.name),
+            other => panic!("{}: {other:?}", f.name),
+        }
+    }
+}
+
+/// The residual fixtures import with their shortcuts: identity or
+/// projection (stride 2 to more channels, or stride 1), from the block's
+/// input, on the block's second convolution.
+#[test]
+fn residual_fixtures_import_their_shortcuts() {
+    use ppdnn_model::network::Shortcut;
+    // Per fixture: the layers with a shortcut, its source and projection.
+    type Shortcuts = &'static [(&'static str, &'static str, Option<[usize; 2]>)];
+    let cases: [(&str, Shortcuts); 3] = [
+        ("residual_identity_maxpool", &[("block.conv2", "stem", None)]),
+        (
+            "residual_projection_stride2",
+            &[("layer1.0.conv2", "stem", None), ("layer2.0.conv2", "layer1.0.conv2", Some([2, 2]))],
+        ),
+        ("residual_projection_first", &[("b1.conv2", "stem", Some([1, 1])), ("b2.conv2", "b1.conv2", None)]),
+    ];
+    for (name, want) in cases {
+        let f = fixtures().into_iter().find(|f| f.name == name).unwrap();
+        let net = import(&f.bytes, &f.options()).unwrap().model.network;
+        let with_shortcut: Vec<_> = net.layers().iter().filter(|l| l.shortcut.is_some()).collect();
+        let got: Vec<(&str, Option<Shortcut>)> =
+            with_shortcut.iter().map(|l| (l.name.as_str(), l.shortcut.clone())).collect();
+        let want: Vec<(&str, Option<Shortcut>)> = want
+            .iter()
+            .map(|&(layer, from, projection)| (layer, Some(Shortcut { from: from.into(), projection })))
+            .collect();
+        assert_eq!(got, want, "{name}");
+        assert!(with_shortcut.iter().all(|l| l.relu), "{name}: the ReLU after the Add");
+    }
+}
+
 #[test]
 fn unsupported_operators_are_refused_by_name() {
     let f = fixtures().into_iter().find(|f| f.name == "unsupported_sigmoid").unwrap();
@@ -166,8 +214,14 @@ fn imported_integer_models_are_served_exactly_in_both_modes() {
         let want = ClientStep::Done(quant.logits(input).unwrap());
         let fast = Evaluator::new(quant.clone(), 1024, Packing::Packed).unwrap();
         assert_eq!(served(&fast, input, false), want, "{} fast", f.name);
-        let private = Evaluator::for_mode(quant.clone(), 1024, Packing::Packed, Mode::Private).unwrap();
-        assert_eq!(served(&private, input, true), want, "{} private", f.name);
+        match Evaluator::for_mode(quant.clone(), 1024, Packing::Packed, Mode::Private) {
+            Ok(private) => assert_eq!(served(&private, input, true), want, "{} private", f.name),
+            // Until the private mode serves residual networks.
+            Err(e) if float.network.is_residual() => {
+                assert!(e.to_string().contains("does not serve residual networks"), "{}: {e}", f.name)
+            }
+            Err(e) => panic!("{} private: {e}", f.name),
+        }
     }
 }
 
