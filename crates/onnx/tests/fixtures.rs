@@ -2,9 +2,8 @@
 //! package, expected outputs from onnxruntime): each imports to a float
 //! network whose outputs equal onnxruntime's to 1e-4, exports and imports
 //! back unchanged, and as an integer model is served exactly in both
-//! protocol modes (residual networks: in the fast mode, while the private
-//! mode refuses them); graphs ppdnn does not read are refused naming the
-//! node.
+//! protocol modes (the residual networks too); graphs ppdnn does not read
+//! are refused naming the node.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -214,14 +213,8 @@ fn imported_integer_models_are_served_exactly_in_both_modes() {
         let want = ClientStep::Done(quant.logits(input).unwrap());
         let fast = Evaluator::new(quant.clone(), 1024, Packing::Packed).unwrap();
         assert_eq!(served(&fast, input, false), want, "{} fast", f.name);
-        match Evaluator::for_mode(quant.clone(), 1024, Packing::Packed, Mode::Private) {
-            Ok(private) => assert_eq!(served(&private, input, true), want, "{} private", f.name),
-            // Until the private mode serves residual networks.
-            Err(e) if float.network.is_residual() => {
-                assert!(e.to_string().contains("does not serve residual networks"), "{}: {e}", f.name)
-            }
-            Err(e) => panic!("{} private: {e}", f.name),
-        }
+        let private = Evaluator::for_mode(quant.clone(), 1024, Packing::Packed, Mode::Private).unwrap();
+        assert_eq!(served(&private, input, true), want, "{} private", f.name);
     }
 }
 
