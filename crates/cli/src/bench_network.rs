@@ -12,7 +12,7 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 use ppdnn_model::dataset::DatasetKind;
 use ppdnn_model::modelfile::ModelFile;
-use ppdnn_model::quant::QuantModel;
+use ppdnn_model::quant::{QuantModel, RequantStyle};
 use ppdnn_model::zoo;
 use ppdnn_paillier::{KeyPolicy, RandomnessPool, generate_keypair};
 use ppdnn_protocol::{ClientSession, ClientStep, Evaluator, Mode, Output, Packing, run_in_process};
@@ -36,6 +36,9 @@ pub struct BenchNetworkArgs {
     /// Random images to classify.
     #[arg(long, default_value_t = 3)]
     images: usize,
+    /// Requantization of the random-weight model: fixed (8-bit multipliers) or pow2.
+    #[arg(long, default_value = "fixed", value_parser = parse_requant)]
+    requant: RequantStyle,
     /// Write the random-weight model (quantized on random images) to this
     /// file, to serve it (`ppdnn serve --model FILE`).
     #[arg(long)]
@@ -175,6 +178,10 @@ pub fn bench_network(args: BenchNetworkArgs) -> Result<()> {
     Ok(())
 }
 
+fn parse_requant(s: &str) -> std::result::Result<RequantStyle, String> {
+    RequantStyle::from_name(s).ok_or_else(|| format!("{s:?}: choose fixed or pow2"))
+}
+
 /// The model measured: a zoo network with random weights (saved if asked), or a file.
 fn model(args: &BenchNetworkArgs) -> Result<(String, QuantModel)> {
     if let Some(path) = &args.model {
@@ -184,7 +191,8 @@ fn model(args: &BenchNetworkArgs) -> Result<(String, QuantModel)> {
     let Some(network) = zoo::by_name(&args.arch) else {
         bail!("--arch {}: choose one of {}", args.arch, zoo::NAMES.join(", "));
     };
-    let (float, quant) = zoo::random_quant_model(network, 0x5eed_0f_c0575, 16)?;
+    let (float, fixed) = zoo::random_quant_model(network, 0x05ee_d0fc_0575, 16)?;
+    let quant = QuantModel::from_scales(&float, &fixed.activation_scales(), args.requant)?;
     if let Some(path) = &args.save {
         let file = ModelFile {
             dataset: DatasetKind::Mnist,
@@ -197,7 +205,7 @@ fn model(args: &BenchNetworkArgs) -> Result<(String, QuantModel)> {
         file.save(path)?;
         eprintln!("wrote {} ({}, random weights)", path.display(), args.arch);
     }
-    Ok((format!("{} (random weights)", args.arch), quant))
+    Ok((format!("{} (random weights, {} requantization)", args.arch, args.requant.name()), quant))
 }
 
 fn print_report(r: &NetworkReport) {

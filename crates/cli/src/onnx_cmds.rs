@@ -271,13 +271,6 @@ pub struct ExportOnnxArgs {
     /// Where to write the ONNX model.
     #[arg(long, short)]
     out: PathBuf,
-    /// Requantization steps: fixed (8-bit multipliers, the activation
-    /// scales as calibrated) or pow2 (powers of two: each scale moved to the
-    /// nearest that makes its factor one; the private mode's circuits then
-    /// multiply nothing, 25 to 40% fewer AND gates; accuracy on LeNet-5 is
-    /// unchanged, see `cargo run --release -p ppdnn-protocol --example requant_choices`).
-    #[arg(long, default_value = "fixed", value_parser = parse_requant)]
-    requant: RequantStyle,
     /// Overwrite --out if it exists.
     #[arg(long)]
     force: bool,

@@ -138,7 +138,7 @@ impl RequantStyle {
             RequantStyle::Fixed => Ok((Requant::from_real(unit / next)?, next)),
             RequantStyle::PowerOfTwo => {
                 let k = (unit / next).log2().round();
-                if !k.is_finite() || k > 0.0 || k < -62.0 {
+                if !(-62.0..=0.0).contains(&k) {
                     // A factor of 1 or more (or beyond 2^-62): no shift to make.
                     return Ok((Requant::from_real(unit / next)?, next));
                 }
@@ -484,9 +484,8 @@ fn validate_shortcut(layer: &Layer, shapes: &LayerShapes, s: Option<&QuantShortc
     if s.bias.iter().any(|b| b.abs() > 1 << 40) {
         return Err(ModelError::BiasRange { layer: format!("{name}.shortcut") }.into());
     }
-    if ![s.main_factor, s.factor].iter().all(|f| (1..=MAX_SHORTCUT_FACTOR).contains(f))
-        || !(s.weight_scale.is_finite() && s.weight_scale > 0.0)
-    {
+    let factors_ok = [s.main_factor, s.factor].iter().all(|f| (1..=MAX_SHORTCUT_FACTOR).contains(f));
+    if !(factors_ok && s.weight_scale.is_finite() && s.weight_scale > 0.0) {
         return Err(ModelError::ShortcutFactors {
             layer: name.clone(),
             main_factor: s.main_factor,

@@ -14,7 +14,7 @@ use common::{Dir, Trace, drive};
 use ppdnn_model::network::{Layer, Linear, Network, Shape, argmax};
 use ppdnn_model::quant::QuantModel;
 use ppdnn_model::testing::{Rng, random_inputs, random_quant_model};
-use ppdnn_paillier::{Integer, KeyPair};
+use ppdnn_paillier::{Ciphertext, Integer, KeyPair};
 use ppdnn_protocol::{ABORTED, ClientStep, Evaluator, Mode, Output, Packing, RoundMessage};
 
 /// Key size of these tests: small, so that hundreds of sessions run quickly.
@@ -542,6 +542,9 @@ fn a_mac_shifted_by_n_aborts_either_way() {
     }
 }
 
+/// A change to a round's ciphertexts.
+type Edit<'a> = dyn Fn(&mut Vec<Ciphertext>) + 'a;
+
 /// A residual network's shortcuts: the client returns each shortcut's
 /// source (an earlier layer's masked values) beside the layer's own input;
 /// +1 in an identity shortcut's value, +1 in a projection shortcut's value,
@@ -560,7 +563,7 @@ fn a_changed_shortcut_input_aborts() {
     let with_shortcut: Vec<usize> = (0..layers.len()).filter(|&l| layers[l].shortcut.is_some()).collect();
     assert_eq!(with_shortcut, [2, 4], "an identity shortcut into layer 2, a projection into layer 4");
     let verdict = 2 * layers.len() + 2;
-    let edit = |m: &mut RoundMessage, count: usize, f: &dyn Fn(&mut Vec<ppdnn_paillier::Ciphertext>)| {
+    let edit = |m: &mut RoundMessage, count: usize, f: &Edit<'_>| {
         let mut cts = m.ciphertexts_with_material(pk, m.round, count, m.material.len()).unwrap();
         f(&mut cts);
         let material = std::mem::take(&mut m.material);
@@ -571,11 +574,11 @@ fn a_changed_shortcut_input_aborts() {
         let pl = &layers[l];
         let (first, count) = (pl.main_input_ciphertexts(), pl.input_ciphertexts);
         assert!(count - first >= 2, "{}: a shortcut of two ciphertexts or more", pl.name);
-        let plus_one = |cts: &mut Vec<ppdnn_paillier::Ciphertext>| {
+        let plus_one = |cts: &mut Vec<Ciphertext>| {
             cts[first] = pk.add(&cts[first], &pk.encrypt(&Integer::from(1)).unwrap());
         };
-        let swap = |cts: &mut Vec<ppdnn_paillier::Ciphertext>| cts.swap(first, count - 1);
-        let cases: [(&str, &dyn Fn(&mut Vec<ppdnn_paillier::Ciphertext>)); 2] =
+        let swap = |cts: &mut Vec<Ciphertext>| cts.swap(first, count - 1);
+        let cases: [(&str, &Edit<'_>); 2] =
             [("+1 in the shortcut", &plus_one), ("two shortcut ciphertexts swapped", &swap)];
         for (what, f) in cases {
             let t = drive(&ev, pair, &image(), Output::Logits, |dir, m| {

@@ -6,6 +6,9 @@
 
 #![forbid(unsafe_code)]
 
+mod network;
+pub use network::train_network;
+
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::nn::pool::{AvgPool2d, AvgPool2dConfig};
 use burn::nn::{Linear, LinearConfig, PaddingConfig2d, Relu, conv::Conv2d, conv::Conv2dConfig};
@@ -149,12 +152,7 @@ pub fn train(
     config: &TrainConfig,
     progress: &ProgressBar,
 ) -> Result<TrainOutcome, TrainError> {
-    if config.epochs == 0 || config.batch_size == 0 || train.is_empty() {
-        return Err(TrainError::Config("epochs, batch size and the training set must be non-zero".into()));
-    }
-    if !(config.learning_rate > 0.0 && config.learning_rate < 1.0) {
-        return Err(TrainError::Config(format!("learning rate {} is not in (0, 1)", config.learning_rate)));
-    }
+    check_config(config, train)?;
     let device = Device::flex().autodiff();
     device.seed(config.seed);
     let mut model = LeNet5::new(&device);
@@ -172,8 +170,7 @@ pub fn train(
             if losses.len() >= total {
                 break 'outer;
             }
-            let t = losses.len() as f64 / total as f64;
-            let lr = config.learning_rate * (0.05 + 0.95 * 0.5 * (1.0 + (std::f64::consts::PI * t).cos()));
+            let lr = cosine_rate(config, losses.len(), total);
             let (x, y) = batch(train, chunk, &device);
             let loss = loss_fn.forward(model.forward(x), y);
             let value = loss.clone().into_scalar::<f32>() as f64;
@@ -188,12 +185,35 @@ pub fn train(
             }
         }
     }
+    Ok(outcome(model.export()?, &losses))
+}
+
+/// Settings that cannot work, refused before anything is built.
+fn check_config(config: &TrainConfig, train: &Dataset) -> Result<(), TrainError> {
+    if config.epochs == 0 || config.batch_size == 0 || train.is_empty() {
+        return Err(TrainError::Config("epochs, batch size and the training set must be non-zero".into()));
+    }
+    if !(config.learning_rate > 0.0 && config.learning_rate < 1.0) {
+        return Err(TrainError::Config(format!("learning rate {} is not in (0, 1)", config.learning_rate)));
+    }
+    Ok(())
+}
+
+/// The learning rate at `step` of `total`: a cosine from the configured
+/// rate down to 5% of it.
+fn cosine_rate(config: &TrainConfig, step: usize, total: usize) -> f64 {
+    let t = step as f64 / total as f64;
+    config.learning_rate * (0.05 + 0.95 * 0.5 * (1.0 + (std::f64::consts::PI * t).cos()))
+}
+
+/// The outcome of a run with these losses, one per step.
+fn outcome(model: FloatModel, losses: &[f64]) -> TrainOutcome {
     let window = 100.min(losses.len()).max(1);
     let mean = |xs: &[f64]| xs.iter().sum::<f64>() / xs.len().max(1) as f64;
-    Ok(TrainOutcome {
-        model: model.export()?,
+    TrainOutcome {
+        model,
         first_loss: mean(&losses[..window.min(losses.len())]),
         last_loss: mean(&losses[losses.len() - window.min(losses.len())..]),
         steps: losses.len(),
-    })
+    }
 }
