@@ -1,4 +1,5 @@
-//! `ppdnn train`: train LeNet-5, quantize it, and write the model file.
+//! `ppdnn train`: train LeNet-5 (or another network of the zoo), quantize
+//! it, and write the model file.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -8,14 +9,22 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use ppdnn_model::dataset::{Dataset, DatasetKind, PIXELS, Split, resolve_data_dir};
 use ppdnn_model::modelfile::ModelFile;
-use ppdnn_model::quant::QuantModel;
-use ppdnn_train::{TrainConfig, train};
+use ppdnn_model::quant::{QuantModel, RequantStyle};
+use ppdnn_train::{TrainConfig, train, train_network};
 
 /// Training images used to calibrate the activation scales.
 const CALIBRATION_IMAGES: usize = 5000;
 
 #[derive(Args)]
 pub struct TrainArgs {
+    /// The network: lenet5, or resnet-mnist (a small residual network:
+    /// identity and projection shortcuts, global average pooling).
+    #[arg(long, default_value = "lenet5")]
+    arch: String,
+    /// Requantization steps: fixed (8-bit multipliers) or pow2 (powers of
+    /// two: the private mode's circuits multiply nothing).
+    #[arg(long, default_value = "fixed", value_parser = parse_requant)]
+    requant: RequantStyle,
     /// The data set: mnist or fashion-mnist.
     #[arg(long, default_value = "mnist")]
     dataset: String,
@@ -46,8 +55,17 @@ pub struct TrainArgs {
     force: bool,
 }
 
+fn parse_requant(s: &str) -> std::result::Result<RequantStyle, String> {
+    RequantStyle::from_name(s).ok_or_else(|| format!("{s:?}: choose fixed or pow2"))
+}
+
 pub fn run(args: TrainArgs) -> Result<()> {
     let kind = DatasetKind::from_name(&args.dataset)?;
+    let network = match args.arch.as_str() {
+        "lenet5" => None,
+        "resnet-mnist" => Some(ppdnn_model::zoo::resnet_mnist()),
+        other => bail!("--arch {other}: choose lenet5 or resnet-mnist"),
+    };
     if args.out.exists() && !args.force {
         bail!("{} exists; pass --force to overwrite it", args.out.display());
     }
@@ -67,12 +85,15 @@ pub fn run(args: TrainArgs) -> Result<()> {
             .progress_chars("=> "),
     );
     let start = Instant::now();
-    let outcome = train(&train_set, &config, &bar)?;
+    let outcome = match &network {
+        None => train(&train_set, &config, &bar)?,
+        Some(net) => train_network(net, &train_set, &config, &bar)?,
+    };
     bar.finish_and_clear();
     let train_secs = start.elapsed().as_secs_f64();
     let float_accuracy = outcome.model.accuracy(&test_set.pixels, &test_set.labels)?;
     let calibration = &train_set.pixels[..CALIBRATION_IMAGES.min(train_set.len()) * PIXELS];
-    let quant = QuantModel::quantize(&outcome.model, calibration)?;
+    let quant = QuantModel::quantize_with(&outcome.model, calibration, args.requant)?;
     let quantized_accuracy = quant.accuracy(&test_set.pixels, &test_set.labels)?;
     let file = ModelFile {
         dataset: kind,
@@ -84,7 +105,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
             "epochs": args.epochs, "batch_size": args.batch_size, "learning_rate": args.lr,
             "seed": args.seed, "steps": outcome.steps, "seconds": (train_secs * 10.0).round() / 10.0,
             "framework": "burn 0.22.1 (flex backend)", "optimizer": "Adam, cosine decay",
-            "calibration_images": CALIBRATION_IMAGES,
+            "calibration_images": CALIBRATION_IMAGES, "arch": args.arch, "requant": args.requant.name(),
         }),
     };
     file.save(&args.out)?;

@@ -83,10 +83,34 @@ pub fn vgg_cifar() -> Network {
     Network::new(Shape::new(3, 32, 32), layers).expect("the VGG-style shapes are consistent")
 }
 
-/// The networks of this module by name: `resnet20`, `vgg-cifar`, `lenet5`.
+/// A small ResNet-style network for 1x28x28 digits: a 3x3 stem of 16
+/// channels with 2x2 average pooling, a block of 16 (identity shortcut), a
+/// block of 32 at stride 2 (projection shortcut), global average pooling
+/// over 7x7, 10 classes. ppdnn trains it (`ppdnn train --arch resnet-mnist`).
+pub fn resnet_mnist() -> Network {
+    let mut stem = conv("stem", 16, 3, 1, 1);
+    stem.pool = pool(PoolKind::Average, 2);
+    let mut b1 = conv("b1.conv2", 16, 3, 1, 1);
+    b1.shortcut = Some(Shortcut { from: "stem".into(), projection: None });
+    let mut b2 = conv("b2.conv2", 32, 3, 1, 1);
+    b2.shortcut = Some(Shortcut { from: "b1.conv2".into(), projection: Some([2, 2]) });
+    b2.pool = Some(Pool { kind: PoolKind::Average, window: [7, 7], stride: [1, 1] });
+    let layers = vec![
+        stem,
+        conv("b1.conv1", 16, 3, 1, 1),
+        b1,
+        conv("b2.conv1", 32, 3, 2, 1),
+        b2,
+        dense("fc", 10, false),
+    ];
+    Network::new(Shape::new(1, 28, 28), layers).expect("the blocks keep their shapes")
+}
+
+/// The networks of this module by name: `resnet20`, `vgg-cifar`, `resnet-mnist`, `lenet5`.
 pub fn by_name(name: &str) -> Option<Network> {
     match name {
         "resnet20" => Some(resnet20()),
+        "resnet-mnist" => Some(resnet_mnist()),
         "vgg-cifar" => Some(vgg_cifar()),
         "lenet5" => Some(Network::lenet5()),
         _ => None,
@@ -94,7 +118,7 @@ pub fn by_name(name: &str) -> Option<Network> {
 }
 
 /// The names [`by_name`] knows.
-pub const NAMES: &[&str] = &["resnet20", "vgg-cifar", "lenet5"];
+pub const NAMES: &[&str] = &["resnet20", "vgg-cifar", "resnet-mnist", "lenet5"];
 
 /// `network` with random weights (uniform, scaled by 1/sqrt(fan-in) so that
 /// activations neither vanish nor explode through the layers) and small

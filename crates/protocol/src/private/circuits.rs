@@ -69,18 +69,27 @@ pub struct Part {
     pub first_output: usize,
     /// Outputs computed by the part.
     pub outputs: usize,
-    /// The part's circuit: [`activation_circuit`] of its own spec.
-    pub circuit: Circuit,
+    /// The part's circuit: [`activation_circuit`] of its own spec, shared
+    /// with the layer's other parts of the same spec.
+    pub circuit: Arc<Circuit>,
 }
 
 /// The part specs of the circuit after `pl`: cut greedily, in order, at
 /// ciphertext boundaries that no output's accumulators cross, once a part
-/// holds at least ceil(ciphertexts / MAX_PARTS) ciphertexts.
+/// holds at least a target of ciphertexts: for a convolution the
+/// ciphertexts of ceil(channels / MAX_PARTS) whole output channels (so that
+/// every part but perhaps the last has the same spec, and one circuit), for
+/// a dense layer ceil(ciphertexts / MAX_PARTS).
 pub fn activation_part_specs(pl: &PlanLayer) -> Result<Vec<(usize, usize, ActivationSpec)>> {
     let full = activation_spec(pl)?;
     let s = full.slots;
     let n = full.ciphertexts;
-    let target = n.div_ceil(MAX_PARTS).max(1);
+    let target = if pl.is_conv() {
+        pl.out_channels().div_ceil(MAX_PARTS) * pl.chunks()
+    } else {
+        n.div_ceil(MAX_PARTS)
+    }
+    .max(1);
     let span = |g: &Vec<usize>| {
         let cts = g.iter().map(|&a| full.accumulator_slots[a] / s);
         (cts.clone().min().unwrap_or(0), cts.max().unwrap_or(0))
@@ -126,14 +135,27 @@ pub fn activation_part_specs(pl: &PlanLayer) -> Result<Vec<(usize, usize, Activa
 }
 
 fn build_parts(pl: &PlanLayer) -> Result<Vec<Part>> {
+    // Parts of equal specs share one circuit: a convolution's parts are
+    // whole channels, all alike but perhaps the last.
+    let mut built: Vec<(ActivationSpec, Arc<Circuit>)> = Vec::new();
     Ok(activation_part_specs(pl)?
         .into_iter()
-        .map(|(first_ciphertext, first_output, spec)| Part {
-            first_ciphertext,
-            ciphertexts: spec.ciphertexts,
-            first_output,
-            outputs: spec.groups.len(),
-            circuit: activation_circuit(&spec),
+        .map(|(first_ciphertext, first_output, spec)| {
+            let circuit = match built.iter().find(|(s, _)| *s == spec) {
+                Some((_, c)) => c.clone(),
+                None => {
+                    let c = Arc::new(activation_circuit(&spec));
+                    built.push((spec.clone(), c.clone()));
+                    c
+                }
+            };
+            Part {
+                first_ciphertext,
+                ciphertexts: spec.ciphertexts,
+                first_output,
+                outputs: spec.groups.len(),
+                circuit,
+            }
         })
         .collect())
 }

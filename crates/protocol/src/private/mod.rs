@@ -45,12 +45,13 @@ pub const GAMMA_BITS: u32 = 63;
 /// Bits of the key alpha_l of the tags on a layer's returned inputs.
 pub const TAG_KEY_BITS: u32 = 64;
 /// Bits of each value pad a_j: a_j + v 2^j is within 2^(j - 60) of a_j, so
-/// the 8 pads of a value are within 2^-52 of hiding it, and the at most
-/// 2^12 values of an inference within 2^-40.
+/// the 8 pads of a value are within 2^-52 of hiding it, and the V values of
+/// an inference within V 2^-52 (2^-41 for LeNet-5's 1,780; larger networks
+/// get the larger bound, docs/SECURITY.md).
 pub const VALUE_PAD_BITS: u32 = 60;
 /// Bits of each tag pad a'_j: a'_j + v alpha 2^j (alpha 2^j < 2^71) is within
-/// 2^(71 - 125) of a'_j; over the at most 2^14 output and pixel bits of an
-/// inference, within 2^-40.
+/// 2^(71 - 125) of a'_j; over the 8 V output and pixel bits of an
+/// inference, within 8 V 2^-54 (2^-40 for LeNet-5).
 pub const TAG_PAD_BITS: u32 = 125;
 /// Bits of each circuit output q (and of each pixel).
 pub const VALUE_BITS: usize = 8;
