@@ -347,6 +347,7 @@ impl Builder {
     /// evaluation hash them in batches. The order is a function of the
     /// circuit's structure only.
     pub fn build(mut self) -> Circuit {
+        self.drop_dead_gates();
         let mut depth = vec![0u32; self.classes.len()];
         let mut keyed: Vec<(u32, Gate)> = Vec::with_capacity(self.gates.len());
         for g in self.gates.drain(..) {
@@ -365,6 +366,34 @@ impl Builder {
         self.gates = keyed.into_iter().map(|(_, g)| g).collect();
         self.renumber();
         self.finish(depth)
+    }
+
+    /// Drops the gates no output depends on (a requantization's shift
+    /// discards low bits whose ReLU gates would otherwise be garbled for
+    /// nothing). Gates are in building order, so one backward pass finds
+    /// every live wire.
+    fn drop_dead_gates(&mut self) {
+        let mut live = vec![false; self.classes.len()];
+        for w in &self.outputs {
+            live[w.0 as usize] = true;
+        }
+        let mut kept = Vec::with_capacity(self.gates.len());
+        for g in self.gates.drain(..).rev() {
+            let (ins, out) = match g {
+                Gate::Xor { a, b, out } | Gate::AndKnown { a, b, out } | Gate::And { a, b, out } => {
+                    ([a, b], out)
+                }
+                Gate::Not { a, out } => ([a, a], out),
+                Gate::AndHalf { g, e, out } => ([g, e], out),
+            };
+            if live[out as usize] {
+                live[ins[0] as usize] = true;
+                live[ins[1] as usize] = true;
+                kept.push(g);
+            }
+        }
+        kept.reverse();
+        self.gates = kept;
     }
 
     /// Numbers the wires in the order they are computed (inputs, then gate
@@ -453,13 +482,13 @@ mod tests {
         let zero = b.constant(false);
         assert_eq!(b.and(e, one), e);
         let z = b.and(e, zero);
-        let _ = b.xor(g, one);
-        let _ = b.and(g, g);
-        let _ = b.and(g, e);
-        let _ = b.and(e, e);
-        b.output(z);
+        let x = b.xor(g, one);
+        let k = b.and(g, g);
+        let h = b.and(g, e);
+        let f = b.and(e, e);
+        b.outputs(&[z, x, k, h, f]);
         let c = b.build();
-        assert_eq!(c.outputs, vec![Output::Const(false)]);
+        assert_eq!(c.outputs[0], Output::Const(false));
         let kinds: Vec<&str> = c
             .gates
             .iter()
@@ -474,5 +503,18 @@ mod tests {
         assert_eq!(kinds, ["not", "known", "half", "and"]);
         assert_eq!(c.table_blocks(), 3, "a known AND is free: half 1 + full 2");
         assert_eq!(c.tweaks(), 3);
+    }
+
+    #[test]
+    fn gates_no_output_depends_on_are_dropped() {
+        let mut b = Builder::new();
+        let (x, y) = (b.evaluator_input(), b.evaluator_input());
+        let used = b.and(x, y);
+        let dead = b.and(x, used);
+        let _dead_too = b.xor(dead, y);
+        b.output(used);
+        let c = b.build();
+        assert_eq!(c.and_gates(), 1, "only the AND the output reads is garbled");
+        assert_eq!(c.eval_plain(&[], &[true, true]).unwrap(), vec![true]);
     }
 }
