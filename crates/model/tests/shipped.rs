@@ -71,3 +71,25 @@ fn shipped_integer_models_are_their_float_models_quantized() {
     let quant = QuantModel::quantize(&model.float, &train.pixels).unwrap();
     assert_eq!(quant, model.quant);
 }
+
+/// The shipped residual network (`ppdnn train --arch resnet-mnist`): its
+/// architecture has shortcuts (an identity and a projection), it loads as a
+/// version 3 file, its recorded accuracies hold on the first 1,000 test
+/// images, and its integer model is its float model quantized again.
+#[test]
+fn shipped_residual_model_loads_and_keeps_its_accuracy() {
+    let model = ModelFile::load(&root().join("models/resnet-mnist.safetensors")).unwrap();
+    assert_eq!(model.quant.network, ppdnn_model::zoo::resnet_mnist());
+    assert!(model.float_accuracy >= 0.985 && model.quantized_accuracy >= 0.985, "{model:?}");
+    let mut test = Dataset::load(&root().join("data/mnist"), DatasetKind::Mnist, Split::Test).unwrap();
+    test.truncate(1000);
+    let acc = model.quant.accuracy(&test.pixels, &test.labels).unwrap();
+    assert!(acc >= 0.98, "integer accuracy on the first 1000 test images: {acc}");
+    let again = ppdnn_model::quant::QuantModel::from_scales(
+        &model.float,
+        &model.quant.activation_scales(),
+        ppdnn_model::quant::RequantStyle::Fixed,
+    )
+    .unwrap();
+    assert_eq!(again, model.quant);
+}

@@ -1,7 +1,8 @@
 //! The requantization styles side by side: 8-bit multipliers ("fixed", the
 //! default) against powers of two ("pow2", `ppdnn import --requant pow2`),
 //! re-quantized from the shipped models' float weights and calibrated
-//! activation scales: integer accuracy on MNIST (10,000 test images) and
+//! activation scales: integer accuracy on MNIST (10,000 test images; LeNet-5
+//! and the small residual network) and
 //! Fashion-MNIST (the 1,000 shipped test images), and the private mode's
 //! circuits at 2048 bits (run from the repository root:
 //! `cargo run --release -p ppdnn-protocol --example requant_choices`).
@@ -23,6 +24,7 @@ fn circuits(q: &QuantModel) -> (usize, f64) {
 fn main() {
     let sets = [
         ("models/lenet5-mnist.safetensors", "data/mnist", DatasetKind::Mnist),
+        ("models/resnet-mnist.safetensors", "data/mnist", DatasetKind::Mnist),
         (
             "models/lenet5-fashion-mnist.safetensors",
             "crates/model/tests/data/fashion-mnist-t10k-1000",

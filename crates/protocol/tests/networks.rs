@@ -149,3 +149,25 @@ fn residual_plans_are_checked() {
     p.layers[l].shortcut.as_mut().unwrap().factor += 1;
     assert!(Plan::check(p).unwrap().check_against(&model).is_err());
 }
+
+/// The shipped residual network (trained on MNIST) on two test images:
+/// both modes give exactly the integer model's logits at 1024 bits.
+#[test]
+fn the_shipped_residual_model_is_exact_in_both_modes() {
+    let path = ppdnn_model::testing::repo_root().join("models/resnet-mnist.safetensors");
+    let file = ppdnn_model::modelfile::ModelFile::load(&path).unwrap();
+    let model = Arc::new(file.quant);
+    let pair = key(1024);
+    let fast = Evaluator::new(model.clone(), 1024, Packing::Packed).unwrap();
+    let private = Evaluator::for_mode(model.clone(), 1024, Packing::Packed, Mode::Private).unwrap();
+    for i in [0, 1] {
+        let image = common::test_set().image(i);
+        let want = model.logits(image).unwrap();
+        assert_eq!(run_fast(&fast, pair, image), ClientStep::Done(want.clone()), "fast, image {i}");
+        assert_eq!(
+            run_private(&private, pair, image, Output::Logits),
+            ClientStep::Done(want),
+            "private, {i}"
+        );
+    }
+}
