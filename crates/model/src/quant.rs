@@ -439,7 +439,7 @@ impl QuantModel {
                 } else {
                     weights_bound(&s.weight, &s.bias, source.channels)
                 };
-                s.main_factor * main + s.factor * added
+                s.main_factor.saturating_mul(main).saturating_add(s.factor.saturating_mul(added))
             }
             _ => main,
         }

@@ -429,6 +429,9 @@ pub enum StateError {
 #[derive(Debug, Error)]
 #[non_exhaustive]
 pub enum InternalError {
+    /// The randomness pool gave no value for a blinding factor.
+    #[error("no blinding factor from the randomness pool")]
+    Blinding,
     /// A layer with a shortcut whose parameters or ciphertexts do not match its plan.
     #[error("{0}: the shortcut's parameters or ciphertexts do not match the plan")]
     Shortcut(String),

@@ -4,7 +4,7 @@
 
 use ppdnn_model::network::Linear;
 use ppdnn_model::quant::QuantLayer;
-use ppdnn_paillier::{Ciphertext, Integer, PublicKey, SharedBases};
+use ppdnn_paillier::{Ciphertext, Integer, PublicKey, RandomnessPool, SharedBases};
 use rayon::prelude::*;
 
 use crate::error::{InternalError, Result};
@@ -14,16 +14,34 @@ use crate::plan::{Packing, PlanLayer};
 pub const WEIGHT_BITS: u32 = 7;
 
 /// How the server schedules a layer's products.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Schedule {
+#[derive(Debug, Clone, Copy)]
+pub enum Schedule<'a> {
     /// The fewest products for these weights (zero weights skipped, tables
     /// of the magnitudes used): the fast mode, whose client learns the
     /// weights anyway.
     Adaptive,
     /// The same products for any weights of the layer's shape (bit planes
     /// of offset weights, [`ppdnn_paillier::PublicKey::combine_rows_fixed`]):
-    /// the private mode, whose client may time the server.
-    Fixed,
+    /// the private mode, whose client may time the server. Each
+    /// combination also takes a fresh r'^n from the pool as one more base
+    /// (weight 1), so that every result is a uniform unit mod n^2 of full
+    /// width: a client that sends degenerate ciphertexts (1 + n m, r = 1)
+    /// would otherwise get results whose length, and the time of the
+    /// GMP products that follow (bias, shortcut factors, masks), depends
+    /// on the weights.
+    Fixed(&'a RandomnessPool),
+}
+
+/// The fresh r'^n a layer's fixed schedule takes: one per combination (per
+/// chunk of a convolution and of its projection, one for a dense layer).
+pub fn blinding_needed(pl: &PlanLayer) -> usize {
+    match pl.linear {
+        Linear::Conv2d { .. } => {
+            let projection = pl.shortcut.as_ref().is_some_and(|s| s.projection.is_some());
+            pl.chunks() * (1 + usize::from(projection))
+        }
+        Linear::Dense { .. } => 1,
+    }
 }
 
 /// A linear layer on its input ciphertexts: the encrypted accumulators, in
@@ -34,7 +52,7 @@ pub fn linear_layer(
     pl: &PlanLayer,
     packing: Packing,
     cts: &[Ciphertext],
-    schedule: Schedule,
+    schedule: Schedule<'_>,
 ) -> Result<Vec<Ciphertext>> {
     let (own, added) = cts.split_at(pl.main_input_ciphertexts().min(cts.len()));
     let mut outputs = match (packing, pl.linear) {
@@ -67,7 +85,7 @@ fn add_shortcut(
     pl: &PlanLayer,
     main: Vec<Ciphertext>,
     added: &[Ciphertext],
-    schedule: Schedule,
+    schedule: Schedule<'_>,
 ) -> Result<Vec<Ciphertext>> {
     let (Some(s), Some(q)) = (&pl.shortcut, &layer.shortcut) else {
         return Err(InternalError::Shortcut(pl.name.clone()).into());
@@ -118,10 +136,10 @@ fn weight_rows(layer: &QuantLayer, pl: &PlanLayer) -> Vec<Vec<i64>> {
 /// by 1 + n (b mod n + n), a full-width factor whatever b's sign or size
 /// (`add_plain` maps a negative b to n + b and 0 to 1, whose products take
 /// different times).
-fn add_bias(key: &PublicKey, c: &Ciphertext, b: &Integer, schedule: Schedule) -> Result<Ciphertext> {
+fn add_bias(key: &PublicKey, c: &Ciphertext, b: &Integer, schedule: Schedule<'_>) -> Result<Ciphertext> {
     match schedule {
         Schedule::Adaptive => Ok(key.add_plain(c, b)?),
-        Schedule::Fixed => {
+        Schedule::Fixed(_) => {
             let n = key.n();
             let mut p = Integer::from(b % n);
             if p < 0 {
@@ -140,11 +158,24 @@ fn combine(
     key: &PublicKey,
     bases: &[Ciphertext],
     rows: &[Vec<i64>],
-    schedule: Schedule,
+    schedule: Schedule<'_>,
 ) -> Result<Vec<Ciphertext>> {
     Ok(match schedule {
         Schedule::Adaptive => key.combine_rows(bases, rows)?,
-        Schedule::Fixed => key.combine_rows_fixed(bases, rows, WEIGHT_BITS)?,
+        Schedule::Fixed(pool) => {
+            let rn = pool.take_many(1)?.pop().ok_or(InternalError::Blinding)?;
+            let mut blinded = bases.to_vec();
+            blinded.push(key.ciphertext(rn).map_err(InternalError::Rerandomize)?);
+            let rows: Vec<Vec<i64>> = rows
+                .iter()
+                .map(|r| {
+                    let mut r = r.clone();
+                    r.push(1);
+                    r
+                })
+                .collect();
+            key.combine_rows_fixed(&blinded, &rows, WEIGHT_BITS)?
+        }
     })
 }
 
@@ -155,7 +186,7 @@ fn conv_packed(
     layer: &QuantLayer,
     pl: &PlanLayer,
     cts: &[Ciphertext],
-    schedule: Schedule,
+    schedule: Schedule<'_>,
 ) -> Result<Vec<Ciphertext>> {
     let fan_in = pl.fan_in();
     let out_c = pl.out_channels();
@@ -195,7 +226,7 @@ fn dense_packed(
     layer: &QuantLayer,
     pl: &PlanLayer,
     cts: &[Ciphertext],
-    schedule: Schedule,
+    schedule: Schedule<'_>,
 ) -> Result<Vec<Ciphertext>> {
     let outs = dense_outputs(key, layer, pl, cts, schedule)?;
     outs.par_chunks(pl.slots).map(|group| Ok(key.pack_slots(group, pl.slot_bits)?)).collect()
@@ -207,7 +238,7 @@ fn dense_outputs(
     layer: &QuantLayer,
     pl: &PlanLayer,
     cts: &[Ciphertext],
-    schedule: Schedule,
+    schedule: Schedule<'_>,
 ) -> Result<Vec<Ciphertext>> {
     let rows = weight_rows(layer, pl);
     let outs = combine(key, cts, &rows, schedule)?;
@@ -247,4 +278,59 @@ fn conv_unpacked(
             Ok(key.add_plain(&shared.combine_terms(&terms)?, &Integer::from(bias))?)
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ppdnn_model::network::Shape;
+
+    /// A client's degenerate inputs (1 + n m: randomness 1) make short
+    /// combinations whose length depends on the weights; the private mode's
+    /// blinded schedule returns full-width results whatever the weights
+    /// (control: without the blinding base, the same inputs give short ones).
+    #[test]
+    fn the_fixed_schedule_returns_full_width_results_for_degenerate_inputs() {
+        let key = ppdnn_paillier::testing::test_keypair(512).public().clone();
+        let n = key.n().clone();
+        let degenerate = |m: i64| {
+            let v = &n * Integer::from(m) + 1u32;
+            key.ciphertext(v % key.n_squared()).unwrap()
+        };
+        let inputs: Vec<Ciphertext> = (1..=4).map(degenerate).collect();
+        let layer = QuantLayer {
+            weight: vec![1, 2, 0, 3],
+            bias: vec![5],
+            weight_scale: 1.0,
+            input_scale: 1.0,
+            requant: None,
+            shortcut: None,
+        };
+        let pl = PlanLayer {
+            name: "fc".into(),
+            linear: Linear::Dense { outputs: 1 },
+            relu: false,
+            pool: None,
+            input: Shape::vector(4),
+            output: Shape::vector(1),
+            requant: None,
+            accumulator_bound: 1 << 20,
+            slot_bits: 22,
+            slots: 1,
+            input_ciphertexts: 4,
+            output_ciphertexts: 1,
+            circuit: None,
+            shortcut: None,
+        };
+        let pool = RandomnessPool::full_strength(&key);
+        let full = 2 * key.bits() - 16;
+        for _ in 0..4 {
+            let out =
+                linear_layer(&key, &layer, &pl, Packing::Unpacked, &inputs, Schedule::Fixed(&pool)).unwrap();
+            assert!(out[0].value().significant_bits() >= full, "a blinded result is full width");
+        }
+        let rows = weight_rows(&layer, &pl);
+        let bare = key.combine_rows_fixed(&inputs, &rows, WEIGHT_BITS).unwrap();
+        assert!(bare[0].value().significant_bits() < key.bits() + 16, "control: unblinded, it is short");
+    }
 }

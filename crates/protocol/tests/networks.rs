@@ -171,3 +171,19 @@ fn the_shipped_residual_model_is_exact_in_both_modes() {
         );
     }
 }
+
+/// ResNet-20's shape on 3x32x32 (three stages of 16, 32 and 64 channels,
+/// nine shortcuts, two of them projections) with random weights: both modes
+/// give exactly the integer model's logits on a random image at 1024 bits.
+#[test]
+fn resnet20_is_exact_in_both_modes() {
+    let (_, quant) = ppdnn_model::zoo::random_quant_model(ppdnn_model::zoo::resnet20(), 20, 4).unwrap();
+    let model = Arc::new(quant);
+    let input = random_inputs(21, 1, model.input_len());
+    let want = model.logits(&input).unwrap();
+    let pair = key(1024);
+    let fast = Evaluator::new(model.clone(), 1024, Packing::Packed).unwrap();
+    assert_eq!(run_fast(&fast, pair, &input), ClientStep::Done(want.clone()), "fast");
+    let private = Evaluator::for_mode(model.clone(), 1024, Packing::Packed, Mode::Private).unwrap();
+    assert_eq!(run_private(&private, pair, &input, Output::Logits), ClientStep::Done(want), "private");
+}

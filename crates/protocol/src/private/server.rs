@@ -17,7 +17,7 @@ use super::{
     add_residue, pack_residues, pack_shortcut_residues, random_bits, read_u64, rerandomize,
 };
 use crate::error::{Error, InternalError, MessageError, Result, StateError, gc_internal, msg};
-use crate::linear::{Schedule::Fixed, linear_layer};
+use crate::linear::{Schedule as Products, blinding_needed, linear_layer};
 use crate::message::RoundMessage;
 use crate::plan::{Output, Plan};
 
@@ -193,7 +193,8 @@ impl PrivateServerSession {
     /// Re-randomizers the whole session uses: one per returned ciphertext.
     pub fn randomness_needed(&self) -> usize {
         let s = &self.schedule;
-        (0..s.layers()).map(|l| s.output_ciphertexts(l) + s.tags(l)).sum::<usize>() + 1
+        let blinding: usize = self.plan.layers.iter().map(blinding_needed).sum();
+        (0..s.layers()).map(|l| s.output_ciphertexts(l) + s.tags(l)).sum::<usize>() + 1 + blinding
     }
 
     /// The client round expected next.
@@ -346,7 +347,7 @@ impl PrivateServerSession {
             &self.plan.layers[l],
             self.plan.packing,
             &x,
-            Fixed,
+            Products::Fixed(&self.randomness),
         )?;
         let mut answer = self.masked_layer(l, acc)?;
         pixel_pads.append(&mut answer.material);
