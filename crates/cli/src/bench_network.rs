@@ -101,16 +101,8 @@ pub fn bench_network(args: BenchNetworkArgs) -> Result<()> {
     let ct_bytes = (2 * args.bits as usize).div_ceil(8);
     let (mut exact, mut online, mut client_t, mut server_t, mut offline) = (0, 0.0, 0.0, 0.0, 0.0);
     let (mut bytes, mut garbled, mut ands) = (0usize, 0usize, 0usize);
-    let mut state = 0x2545_f491_4f6c_dd1du64;
-    for i in 0..args.images {
-        let image: Vec<u8> = (0..n)
-            .map(|_| {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                (state >> 56) as u8
-            })
-            .collect();
+    let images = zoo::random_pixels(0x2545_f491_4f6c_dd1d, args.images * n);
+    for (i, image) in images.chunks(n).enumerate() {
         let mut client =
             ClientSession::new(evaluator.session_plan(), sk.clone(), pool.clone(), Output::Logits)?;
         let (mut server, opening) = evaluator.start(sk.public_key().clone(), Output::Logits)?;
@@ -118,9 +110,9 @@ pub fn bench_network(args: BenchNetworkArgs) -> Result<()> {
         pool.fill(plan.client_encryptions().saturating_sub(pool.available()))?;
         server.randomness().fill(server.randomness_needed())?;
         offline += t.elapsed().as_secs_f64();
-        let run = run_in_process(&mut client, &mut server, opening, &image)
+        let run = run_in_process(&mut client, &mut server, opening, image)
             .with_context(|| format!("random image {i}"))?;
-        let want = quant.logits(&image)?;
+        let want = quant.logits(image)?;
         exact += usize::from(run.outcome == ClientStep::Done(want));
         online += (run.client + run.server).as_secs_f64();
         client_t += run.client.as_secs_f64();

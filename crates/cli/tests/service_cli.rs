@@ -106,11 +106,8 @@ fn classify_through_a_server_matches_predict() {
 /// stride-2 convolution with asymmetric padding, 3x3/2 max pooling, a 1x1
 /// convolution with 2x2 average pooling, dense layers, four classes.
 fn write_colour_model(path: &std::path::Path) {
-    use ppdnn_model::dataset::DatasetKind;
     use ppdnn_model::float::FloatModel;
-    use ppdnn_model::modelfile::ModelFile;
     use ppdnn_model::network::{FloatParams, Layer, Linear, Network, Pool, PoolKind, Shape};
-    use ppdnn_model::quant::QuantModel;
     let conv = |name: &str, out_channels, kernel, stride, padding, pool| Layer {
         name: name.into(),
         linear: Linear::Conv2d { out_channels, kernel, stride, padding },
@@ -164,11 +161,16 @@ fn write_colour_model(path: &std::path::Path) {
             )
         })
         .collect();
-    let float = FloatModel::new(network, params).unwrap();
+    save_random_model(path, FloatModel::new(network, params).unwrap());
+}
+
+/// Quantizes `float` (random weights, a 3x12x10 input) on fixed pixels and
+/// saves it as a model file at `path`.
+fn save_random_model(path: &std::path::Path, float: ppdnn_model::float::FloatModel) {
     let calibration: Vec<u8> = (0..16 * 360).map(|i| (i * 37 % 256) as u8).collect();
-    let quant = QuantModel::quantize(&float, &calibration).unwrap();
-    let file = ModelFile {
-        dataset: DatasetKind::Mnist,
+    let quant = ppdnn_model::quant::QuantModel::quantize(&float, &calibration).unwrap();
+    let file = ppdnn_model::modelfile::ModelFile {
+        dataset: ppdnn_model::dataset::DatasetKind::Mnist,
         float,
         quant,
         float_accuracy: 0.0,
@@ -239,24 +241,11 @@ fn a_colour_network_with_strides_and_max_pooling_is_served_exactly() {
 /// before it says it is serving, naming the model, the mode and the limit.
 #[test]
 fn a_residual_network_is_served_exactly_and_refused_where_it_cannot_be() {
-    use ppdnn_model::dataset::DatasetKind;
-    use ppdnn_model::modelfile::ModelFile;
     use ppdnn_model::network::Shape;
     let dir = tempfile::tempdir().unwrap();
     let model = dir.path().join("resnet.safetensors");
     let network = ppdnn_model::zoo::resnet(Shape::new(3, 12, 10), &[4, 8], 2, 5);
-    let float = ppdnn_model::testing::random_float_model(network, 0x5eed);
-    let calibration: Vec<u8> = (0..16 * 360).map(|i| (i * 37 % 256) as u8).collect();
-    let quant = ppdnn_model::quant::QuantModel::quantize(&float, &calibration).unwrap();
-    let file = ModelFile {
-        dataset: DatasetKind::Mnist,
-        float,
-        quant,
-        float_accuracy: 0.0,
-        quantized_accuracy: 0.0,
-        training: serde_json::json!({"note": "random weights, for tests"}),
-    };
-    file.save(&model).unwrap();
+    save_random_model(&model, ppdnn_model::testing::random_float_model(network, 0x5eed));
     let pixels: Vec<u8> = (0..3 * 360).map(|i| (i * 91 % 256) as u8).collect();
     let npy = dir.path().join("batch.npy");
     std::fs::write(&npy, ppdnn_model::npy::to_npy_u8(&[3, 3, 12, 10], &pixels)).unwrap();

@@ -157,17 +157,23 @@ pub fn random_weights(network: Network, seed: u64) -> Result<FloatModel> {
 /// in 0..255, from `seed`).
 pub fn random_quant_model(network: Network, seed: u64, count: usize) -> Result<(FloatModel, QuantModel)> {
     let float = random_weights(network, seed)?;
-    let mut state = seed.rotate_left(17) | 1;
-    let pixels: Vec<u8> = (0..count * float.input_len())
+    let pixels = random_pixels(seed.rotate_left(17), count * float.input_len());
+    let quant = QuantModel::quantize(&float, &pixels)?;
+    Ok((float, quant))
+}
+
+/// `len` pixels uniform in 0..255, deterministic from `seed` (xorshift):
+/// random images for measuring costs.
+pub fn random_pixels(seed: u64, len: usize) -> Vec<u8> {
+    let mut state = seed | 1;
+    (0..len)
         .map(|_| {
             state ^= state << 13;
             state ^= state >> 7;
             state ^= state << 17;
             (state >> 56) as u8
         })
-        .collect();
-    let quant = QuantModel::quantize(&float, &pixels)?;
-    Ok((float, quant))
+        .collect()
 }
 
 #[cfg(test)]

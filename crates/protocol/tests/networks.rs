@@ -25,26 +25,37 @@ fn run_private(ev: &Evaluator, pair: &KeyPair, input: &[u8], output: Output) -> 
     common::run(ev, pair, input, output)
 }
 
+/// `network` with random weights (from `weights`) on a random input (from
+/// `seed`): both layouts of the fast mode and both outputs of the private
+/// mode give exactly the integer model's result, and the plans survive JSON.
+fn check_both_modes(
+    network: ppdnn_model::network::Network,
+    weights: u64,
+    seed: u64,
+) -> Result<(), TestCaseError> {
+    let n = network.input().len();
+    let model = Arc::new(random_quant_model(network, weights, &random_inputs(seed ^ 1, 8, n)));
+    let input = random_inputs(seed ^ 2, 1, n);
+    let want = model.logits(&input).unwrap();
+    let pair = key(1024);
+    for packing in [Packing::Packed, Packing::Unpacked] {
+        let ev = Evaluator::new(model.clone(), 1024, packing).unwrap();
+        prop_assert_eq!(Plan::from_json(&ev.plan().to_json()).unwrap(), (**ev.plan()).clone());
+        prop_assert_eq!(run_fast(&ev, pair, &input), ClientStep::Done(want.clone()), "fast {:?}", packing);
+    }
+    let ev = Evaluator::for_mode(model.clone(), 1024, Packing::Packed, Mode::Private).unwrap();
+    prop_assert_eq!(Plan::from_json(&ev.plan().to_json()).unwrap(), (**ev.plan()).clone());
+    prop_assert_eq!(run_private(&ev, pair, &input, Output::Logits), ClientStep::Done(want.clone()));
+    prop_assert_eq!(run_private(&ev, pair, &input, Output::Label), ClientStep::Label(argmax(&want)));
+    Ok(())
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(16))]
 
     #[test]
     fn random_networks_are_exact_in_both_modes(seed in any::<u64>()) {
-        let network = random_network(seed);
-        let n = network.input().len();
-        let model = Arc::new(random_quant_model(network, seed ^ 0xf00d, &random_inputs(seed ^ 1, 8, n)));
-        let input = random_inputs(seed ^ 2, 1, n);
-        let want = model.logits(&input).unwrap();
-        let pair = key(1024);
-        for packing in [Packing::Packed, Packing::Unpacked] {
-            let ev = Evaluator::new(model.clone(), 1024, packing).unwrap();
-            prop_assert_eq!(Plan::from_json(&ev.plan().to_json()).unwrap(), (**ev.plan()).clone());
-            prop_assert_eq!(run_fast(&ev, pair, &input), ClientStep::Done(want.clone()), "fast {:?}", packing);
-        }
-        let ev = Evaluator::for_mode(model.clone(), 1024, Packing::Packed, Mode::Private).unwrap();
-        prop_assert_eq!(Plan::from_json(&ev.plan().to_json()).unwrap(), (**ev.plan()).clone());
-        prop_assert_eq!(run_private(&ev, pair, &input, Output::Logits), ClientStep::Done(want.clone()));
-        prop_assert_eq!(run_private(&ev, pair, &input, Output::Label), ClientStep::Label(argmax(&want)));
+        check_both_modes(random_network(seed), seed ^ 0xf00d, seed)?;
     }
 }
 
@@ -102,21 +113,7 @@ proptest! {
     /// outputs), and the plans survive JSON.
     #[test]
     fn residual_networks_are_exact_in_both_modes(seed in any::<u64>()) {
-        let network = ppdnn_model::testing::random_residual_network(seed);
-        let n = network.input().len();
-        let model = Arc::new(random_quant_model(network, seed ^ 0xbeef, &random_inputs(seed ^ 1, 8, n)));
-        let input = random_inputs(seed ^ 2, 1, n);
-        let want = model.logits(&input).unwrap();
-        let pair = key(1024);
-        for packing in [Packing::Packed, Packing::Unpacked] {
-            let ev = Evaluator::new(model.clone(), 1024, packing).unwrap();
-            prop_assert_eq!(Plan::from_json(&ev.plan().to_json()).unwrap(), (**ev.plan()).clone());
-            prop_assert_eq!(run_fast(&ev, pair, &input), ClientStep::Done(want.clone()), "fast {:?}", packing);
-        }
-        let ev = Evaluator::for_mode(model.clone(), 1024, Packing::Packed, Mode::Private).unwrap();
-        prop_assert_eq!(Plan::from_json(&ev.plan().to_json()).unwrap(), (**ev.plan()).clone());
-        prop_assert_eq!(run_private(&ev, pair, &input, Output::Logits), ClientStep::Done(want.clone()));
-        prop_assert_eq!(run_private(&ev, pair, &input, Output::Label), ClientStep::Label(argmax(&want)));
+        check_both_modes(ppdnn_model::testing::random_residual_network(seed), seed ^ 0xbeef, seed)?;
     }
 }
 

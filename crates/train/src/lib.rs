@@ -105,23 +105,7 @@ impl LeNet5 {
     }
 
     fn export(&self) -> Result<FloatModel, TrainError> {
-        let vec = |t: Tensor<1>| -> Result<Vec<f32>, TrainError> {
-            t.into_data().try_to_vec::<f32>().map_err(|e| TrainError::Export(format!("{e:?}")))
-        };
-        let conv = |c: &Conv2d| -> Result<FloatParams, TrainError> {
-            // burn stores conv weights as [out, in, kh, kw], as ppdnn does.
-            let w = c.weight.val();
-            let n = w.shape().num_elements();
-            let bias = c.bias.as_ref().map(|b| vec(b.val())).transpose()?.unwrap_or_default();
-            Ok(FloatParams::new(vec(w.reshape([n]))?, bias))
-        };
-        let dense = |l: &Linear| -> Result<FloatParams, TrainError> {
-            // burn stores linear weights as [in, out]; ppdnn uses [out, in].
-            let w = l.weight.val().transpose();
-            let n = w.shape().num_elements();
-            let bias = l.bias.as_ref().map(|b| vec(b.val())).transpose()?.unwrap_or_default();
-            Ok(FloatParams::new(vec(w.reshape([n]))?, bias))
-        };
+        let (conv, dense) = (conv_params, dense_params);
         let layers = vec![
             conv(&self.conv1)?,
             conv(&self.conv2)?,
@@ -131,6 +115,29 @@ impl LeNet5 {
         ];
         FloatModel::new(Network::lenet5(), layers).map_err(|e| TrainError::Export(e.to_string()))
     }
+}
+
+/// A tensor's values.
+fn values(t: Tensor<1>) -> Result<Vec<f32>, TrainError> {
+    t.into_data().try_to_vec::<f32>().map_err(|e| TrainError::Export(format!("{e:?}")))
+}
+
+/// A convolution's parameters (burn stores its weights as [out, in, kh,
+/// kw], as ppdnn does).
+fn conv_params(c: &Conv2d) -> Result<FloatParams, TrainError> {
+    let w = c.weight.val();
+    let n = w.shape().num_elements();
+    let bias = c.bias.as_ref().map(|b| values(b.val())).transpose()?.unwrap_or_default();
+    Ok(FloatParams::new(values(w.reshape([n]))?, bias))
+}
+
+/// A dense layer's parameters (burn stores its weights as [in, out]; ppdnn
+/// uses [out, in]).
+fn dense_params(l: &Linear) -> Result<FloatParams, TrainError> {
+    let w = l.weight.val().transpose();
+    let n = w.shape().num_elements();
+    let bias = l.bias.as_ref().map(|b| values(b.val())).transpose()?.unwrap_or_default();
+    Ok(FloatParams::new(values(w.reshape([n]))?, bias))
 }
 
 fn batch(data: &Dataset, indices: &[usize], device: &Device) -> (Tensor<4>, Tensor<1, Int>) {

@@ -11,12 +11,12 @@ use burn::prelude::*;
 use indicatif::ProgressBar;
 use ppdnn_model::dataset::Dataset;
 use ppdnn_model::float::FloatModel;
-use ppdnn_model::network::{FloatParams, Layer, Linear as LinearKind, Network, PoolKind};
+use ppdnn_model::network::{Layer, Linear as LinearKind, Network, PoolKind};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 
-use crate::{TrainConfig, TrainError, TrainOutcome, batch, cosine_rate};
+use crate::{TrainConfig, TrainError, TrainOutcome, batch, conv_params, cosine_rate, dense_params};
 
 /// One layer's trainable parts.
 #[derive(Module, Debug)]
@@ -108,23 +108,7 @@ impl Model {
     }
 
     fn export(&self, network: &Network) -> Result<FloatModel, TrainError> {
-        let vec = |t: Tensor<1>| -> Result<Vec<f32>, TrainError> {
-            t.into_data().try_to_vec::<f32>().map_err(|e| TrainError::Export(format!("{e:?}")))
-        };
-        let conv = |c: &Conv2d| -> Result<FloatParams, TrainError> {
-            // burn stores conv weights as [out, in, kh, kw], as ppdnn does.
-            let w = c.weight.val();
-            let n = w.shape().num_elements();
-            let bias = c.bias.as_ref().map(|b| vec(b.val())).transpose()?.unwrap_or_default();
-            Ok(FloatParams::new(vec(w.reshape([n]))?, bias))
-        };
-        let dense = |l: &Linear| -> Result<FloatParams, TrainError> {
-            // burn stores linear weights as [in, out]; ppdnn uses [out, in].
-            let w = l.weight.val().transpose();
-            let n = w.shape().num_elements();
-            let bias = l.bias.as_ref().map(|b| vec(b.val())).transpose()?.unwrap_or_default();
-            Ok(FloatParams::new(vec(w.reshape([n]))?, bias))
-        };
+        let (conv, dense) = (conv_params, dense_params);
         let layers = self
             .layers
             .iter()
