@@ -239,21 +239,33 @@ const GMP_GROUP: usize = 4;
 thread_local! {
     /// Products [`planes_gmp`] has made (tests compare schedules).
     static PLANE_PRODUCTS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    /// The fewest bits of any factor [`planes_gmp`] has multiplied.
+    static NARROWEST_FACTOR: std::cell::Cell<u32> = const { std::cell::Cell::new(u32::MAX) };
 }
 
 /// a * b mod m, counted in tests.
 fn product(a: &Integer, b: &Integer, m: &Integer) -> Integer {
     #[cfg(test)]
     PLANE_PRODUCTS.with(|c| c.set(c.get() + 1));
-    Integer::from(a * b) % m
+    #[cfg(test)]
+    NARROWEST_FACTOR.with(|c| c.set(c.get().min(a.significant_bits()).min(b.significant_bits())));
+    wide(Integer::from(a * b) % m, m)
+}
+
+/// x + m for a residue x: the same class mod m, as wide as m whatever x
+/// is, so that no product takes less time because a factor is short (a
+/// client's degenerate ciphertext 1 + n k, or a product of them, would be).
+fn wide(x: Integer, m: &Integer) -> Integer {
+    x + m
 }
 
 /// The bit-plane evaluation of [`PublicKey::combine_rows_fixed`] with rug's
 /// products: the same products, in the same order, for any weights below
 /// 2^bits in magnitude.
 fn planes_gmp(bases: &[Integer], rows: &[Vec<i64>], bits: u32, m: &Integer) -> Vec<Integer> {
-    // 1 as m + 1: as wide as any residue, so that a product by the empty
-    // subset's entry takes as long as any other (a one-limb 1 would not).
+    // 1 as m + 1, and every table entry and product as its residue + m:
+    // as wide as any, so that no product takes less time for a short
+    // factor (the empty subset's one-limb 1, or a client's degenerate base).
     let one = Integer::from(m + 1u32);
     let tables: Vec<Vec<Integer>> = bases
         .chunks(GMP_GROUP)
@@ -262,7 +274,11 @@ fn planes_gmp(bases: &[Integer], rows: &[Vec<i64>], bits: u32, m: &Integer) -> V
             for s in 1..1usize << group.len() {
                 let low = s.trailing_zeros() as usize;
                 let rest = s & (s - 1);
-                t.push(if rest == 0 { group[low].clone() } else { product(&t[rest], &t[1 << low], m) });
+                t.push(if rest == 0 {
+                    wide(group[low].clone(), m)
+                } else {
+                    product(&t[rest], &t[1 << low], m)
+                });
             }
             t
         })
@@ -270,12 +286,12 @@ fn planes_gmp(bases: &[Integer], rows: &[Vec<i64>], bits: u32, m: &Integer) -> V
     // D^-1 = (prod x_i)^-(2^bits), shared by every row.
     let mut d = one.clone();
     for x in bases {
-        d = product(&d, x, m);
+        d = product(&d, &wide(x.clone(), m), m);
     }
     for _ in 0..bits {
         d = product(&d, &d, m);
     }
-    let inverse = d.invert(m).expect("a product of ciphertexts is a unit mod n^2");
+    let inverse = wide(d.invert(m).expect("a product of ciphertexts is a unit mod n^2"), m);
     let offset = 1i64 << bits;
     rows.par_iter()
         .map(|row| {
@@ -293,7 +309,7 @@ fn planes_gmp(bases: &[Integer], rows: &[Vec<i64>], bits: u32, m: &Integer) -> V
                     acc = product(&acc, &table[s], m);
                 }
             }
-            product(&acc, &inverse, m)
+            product(&acc, &inverse, m) - m
         })
         .collect()
 }
@@ -522,6 +538,27 @@ mod tests {
             f();
             PLANE_PRODUCTS.with(|c| c.get())
         })
+    }
+
+    /// A client's degenerate ciphertexts (1 + n k, randomness 1) are short,
+    /// and so are their products; on the GMP schedule every factor of every
+    /// product is as wide as n^2 all the same, so no product's time depends
+    /// on the weights through its operands' length. (Control, checked
+    /// while building: with `wide` the identity, the narrowest factor is
+    /// about half as wide and this test fails.)
+    #[test]
+    fn the_gmp_schedule_multiplies_only_full_width_factors() {
+        let pk = test_keypair(1024).public().clone();
+        let m = pk.n_squared().clone();
+        let bases: Vec<Integer> = (1..=9).map(|k| pk.n() * Integer::from(k) + 1u32).collect();
+        let rows = vec![vec![3, -7, 0, 127, -127, 1, 2, 0, 5], vec![0; 9]];
+        let narrowest = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap().install(|| {
+            NARROWEST_FACTOR.with(|c| c.set(u32::MAX));
+            let out = planes_gmp(&bases, &rows, 7, &m);
+            assert!(out.iter().all(|x| *x >= 0 && *x < m), "results are residues");
+            NARROWEST_FACTOR.with(|c| c.get())
+        });
+        assert!(narrowest >= m.significant_bits(), "a factor of {narrowest} bits");
     }
 
     fn setup() -> (PublicKey, Vec<Ciphertext>, Vec<Vec<Vec<i64>>>) {
