@@ -128,8 +128,15 @@ fn add_shortcut(
         .collect())
 }
 
-fn weight_rows(layer: &QuantLayer, pl: &PlanLayer) -> Vec<Vec<i64>> {
-    layer.weight.chunks(pl.fan_in()).map(<[i64]>::to_vec).collect()
+/// The rows [`combine`] takes under `schedule`, made once per layer: the
+/// weights, and for the fixed schedule a last weight 1 for its blinding base.
+fn scheduled_rows(layer: &QuantLayer, pl: &PlanLayer, schedule: Schedule<'_>) -> Vec<Vec<i64>> {
+    let blinded = matches!(schedule, Schedule::Fixed(_));
+    layer
+        .weight
+        .chunks(pl.fan_in())
+        .map(|w| w.iter().copied().chain(blinded.then_some(1)).collect())
+        .collect()
 }
 
 /// Enc(a + b) for a bias b: with the fixed schedule, always as a product
@@ -153,7 +160,8 @@ fn add_bias(key: &PublicKey, c: &Ciphertext, b: &Integer, schedule: Schedule<'_>
     }
 }
 
-/// Enc(row . x) for every row, scheduled as asked.
+/// Enc(row . x) for every row of [`scheduled_rows`], scheduled as asked
+/// (the fixed schedule's last base a fresh r'^n).
 fn combine(
     key: &PublicKey,
     bases: &[Ciphertext],
@@ -166,15 +174,7 @@ fn combine(
             let rn = pool.take_many(1)?.pop().ok_or(InternalError::Blinding)?;
             let mut blinded = bases.to_vec();
             blinded.push(key.ciphertext(rn).map_err(InternalError::Rerandomize)?);
-            let rows: Vec<Vec<i64>> = rows
-                .iter()
-                .map(|r| {
-                    let mut r = r.clone();
-                    r.push(1);
-                    r
-                })
-                .collect();
-            key.combine_rows_fixed(&blinded, &rows, WEIGHT_BITS)?
+            key.combine_rows_fixed(&blinded, rows, WEIGHT_BITS)?
         }
     })
 }
@@ -193,7 +193,7 @@ fn conv_packed(
     let chunks = pl.chunks();
     let positions = pl.positions();
     let codec = pl.codec(key.bits())?;
-    let rows = weight_rows(layer, pl);
+    let rows = scheduled_rows(layer, pl, schedule);
     let per_chunk: Vec<Vec<Ciphertext>> = (0..chunks)
         .into_par_iter()
         .map(|j| -> Result<Vec<Ciphertext>> {
@@ -240,7 +240,7 @@ fn dense_outputs(
     cts: &[Ciphertext],
     schedule: Schedule<'_>,
 ) -> Result<Vec<Ciphertext>> {
-    let rows = weight_rows(layer, pl);
+    let rows = scheduled_rows(layer, pl, schedule);
     let outs = combine(key, cts, &rows, schedule)?;
     outs.par_iter().zip(&layer.bias).map(|(c, &b)| add_bias(key, c, &Integer::from(b), schedule)).collect()
 }
@@ -329,7 +329,7 @@ mod tests {
                 linear_layer(&key, &layer, &pl, Packing::Unpacked, &inputs, Schedule::Fixed(&pool)).unwrap();
             assert!(out[0].value().significant_bits() >= full, "a blinded result is full width");
         }
-        let rows = weight_rows(&layer, &pl);
+        let rows = scheduled_rows(&layer, &pl, Schedule::Adaptive);
         let bare = key.combine_rows_fixed(&inputs, &rows, WEIGHT_BITS).unwrap();
         assert!(bare[0].value().significant_bits() < key.bits() + 16, "control: unblinded, it is short");
     }

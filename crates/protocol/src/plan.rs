@@ -491,6 +491,19 @@ impl UncheckedPlan {
         Ok(())
     }
 
+    /// The layer whose activation layer `l`'s shortcut adds, if it has one
+    /// (a checked plan names an earlier layer).
+    pub fn shortcut_source(&self, l: usize) -> Option<usize> {
+        let from = &self.layers.get(l)?.shortcut.as_ref()?.from;
+        self.layers.iter().position(|x| &x.name == from)
+    }
+
+    /// Whether a later layer's shortcut adds layer `l`'s activation (so
+    /// both sides keep what they hold of it).
+    pub fn is_shortcut_source(&self, l: usize) -> bool {
+        (0..self.layers.len()).any(|k| self.shortcut_source(k) == Some(l))
+    }
+
     /// Encryptions the client makes for one image (one pool value each).
     pub fn client_encryptions(&self) -> usize {
         self.layers.iter().map(|l| l.input_ciphertexts).sum()

@@ -66,7 +66,7 @@ impl FastClientSession {
         let acc = unpack_outputs(self.plan.packing, pl, pk.bits(), &plain).map_err(|e| msg(round, e))?;
         check_bound(round, "accumulator", &acc, pl.accumulator_bound)?;
         let next = activate_int(pl.relu, pl.pool.as_ref(), pl.output, pl.requant, &acc);
-        if self.plan.layers.iter().any(|l| l.shortcut.as_ref().is_some_and(|s| s.from == pl.name)) {
+        if self.plan.is_shortcut_source(round) {
             self.kept[round] = next.clone();
         }
         if round + 1 == self.plan.layers.len() {
@@ -80,10 +80,8 @@ impl FastClientSession {
         let pl = &self.plan.layers[round];
         let pk = self.key.public_key();
         let mut plain = pack_inputs(self.plan.packing, pl, pk.bits(), x)?;
-        if let Some(s) = &pl.shortcut {
-            let from = self.plan.layers.iter().position(|l| l.name == s.from);
-            let source = from.map_or(&[][..], |f| &self.kept[f][..]);
-            plain.extend(pack_shortcut(pl, pk.bits(), source)?);
+        if let Some(f) = self.plan.shortcut_source(round) {
+            plain.extend(pack_shortcut(pl, pk.bits(), &self.kept[f])?);
         }
         let cts = self.pool.encrypt_many(&plain)?;
         self.awaiting = Some(round);

@@ -254,11 +254,9 @@ impl PrivateClientSession {
 
     /// The masked values and tags kept for layer l's shortcut, if it has one.
     fn shortcut_source(&self, l: usize) -> Result<Option<&(Vec<Integer>, Vec<Integer>)>> {
-        let pl = &self.plan.layers[l];
-        let Some(s) = &pl.shortcut else { return Ok(None) };
-        let f = self.plan.layers.iter().position(|x| x.name == s.from);
-        let kept = f.and_then(|f| self.kept.get(f)).and_then(Option::as_ref);
-        Ok(Some(kept.ok_or_else(|| InternalError::Shortcut(pl.name.clone()))?))
+        let Some(f) = self.plan.shortcut_source(l) else { return Ok(None) };
+        let kept = self.kept.get(f).and_then(Option::as_ref);
+        Ok(Some(kept.ok_or_else(|| InternalError::Shortcut(self.plan.layers[l].name.clone()))?))
     }
 
     /// Server round 3 + 2l: layer l's masked plaintexts (and tags, circuit,
@@ -425,8 +423,7 @@ impl PrivateClientSession {
             t[o / VALUE_BITS] +=
                 read_u128(&material, 4 * LABEL_BYTES * o + LABEL_BYTES * (2 + s)) ^ tag_hash[o].0;
         }
-        let name = &self.plan.layers[l].name;
-        if self.plan.layers.iter().any(|x| x.shortcut.as_ref().is_some_and(|s| &s.from == name)) {
+        if self.plan.is_shortcut_source(l) {
             self.kept.resize_with(l, || None);
             self.kept.push(Some((c.clone(), t.clone())));
         }

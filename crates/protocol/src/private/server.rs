@@ -362,10 +362,9 @@ impl PrivateServerSession {
     /// The returned shortcut input of layer l, if it has one: its source's
     /// output pads, packed in the shortcut's layout, under the source's tag key.
     fn shortcut_segment(&self, l: usize) -> Result<Option<Segment>> {
+        let Some(f) = self.plan.shortcut_source(l) else { return Ok(None) };
         let pl = &self.plan.layers[l];
-        let Some(s) = &pl.shortcut else { return Ok(None) };
-        let f = self.plan.layers.iter().position(|x| x.name == s.from);
-        let kept = f.and_then(|f| self.kept.get(f)).and_then(Option::as_ref);
+        let kept = self.kept.get(f).and_then(Option::as_ref);
         let kept = kept.ok_or_else(|| InternalError::Shortcut(pl.name.clone()))?;
         let n = self.key.n();
         Ok(Some(Segment {
@@ -557,8 +556,7 @@ impl PrivateServerSession {
         let pads = pack_residues(next, &a, &n)?;
         let tag_pads = pack_residues(next, &a2, &n)?;
         self.next_pads = Some(ReturnPath::single(alpha, pads, tag_pads));
-        let name = &self.plan.layers[l].name;
-        if self.plan.layers.iter().any(|x| x.shortcut.as_ref().is_some_and(|s| &s.from == name)) {
+        if self.plan.is_shortcut_source(l) {
             self.kept.resize_with(l, || None);
             self.kept.push(Some(KeptPads { alpha, pads: a, tag_pads: a2 }));
         }
