@@ -27,8 +27,10 @@ pub enum BenchCommand {
         /// Print one JSON object instead of a table.
         #[arg(long)]
         json: bool,
-        /// Arithmetic backend to measure: gmp or ifma. Default: both when
-        /// the CPU has IFMA (in one run, with their ratios), else gmp.
+        /// Arithmetic backend to measure: gmp, ifma or portable (pure-Rust
+        /// Montgomery arithmetic, the browser client's). ifma or portable is
+        /// measured with gmp in the same run, with their ratios. Default:
+        /// ifma and gmp when the CPU has IFMA, else gmp.
         #[arg(long, value_parser = parse_backend)]
         backend: Option<Backend>,
     },
@@ -139,7 +141,7 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
             let report = pool.install(|| -> Result<PaillierReport> {
                 let first =
                     backend.unwrap_or(if Backend::ifma_available() { Backend::Ifma } else { Backend::Gmp });
-                let both = backend.is_none() && first == Backend::Ifma;
+                let both = first != Backend::Gmp;
                 let backends = if both { vec![first, Backend::Gmp] } else { vec![first] };
                 if !json {
                     let names: Vec<&str> = backends.iter().map(|b| b.name()).collect();

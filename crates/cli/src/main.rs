@@ -91,7 +91,7 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    // PPDNN_ARITH picks the arithmetic backend (gmp or ifma); a value that is
+    // PPDNN_ARITH picks the arithmetic backend (gmp, ifma or portable); a value that is
     // not one, or ifma on a CPU without it, is refused here, not ignored.
     if let Err(e) = ppdnn_paillier::Backend::from_env() {
         eprintln!("error: {e}");

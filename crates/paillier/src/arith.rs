@@ -1,11 +1,13 @@
 //! Which arithmetic runs the batched operations: ppdnn's own AVX-512 IFMA
-//! kernels where the CPU has them, GMP otherwise.
+//! kernels where the CPU has them, GMP otherwise, or the portable pure-Rust
+//! Montgomery arithmetic ([`crate::portable`]) on request.
 //!
 //! The choice is made once per process: `PPDNN_ARITH=gmp` forces GMP,
-//! `PPDNN_ARITH=ifma` insists on IFMA (and [`Backend::from_env`] reports an
-//! error on a CPU without it), unset or `auto` picks IFMA when available.
-//! [`set_backend`] overrides it (benchmarks measure both in one run). Both
-//! give identical results; only the speed differs.
+//! `PPDNN_ARITH=portable` the portable backend, `PPDNN_ARITH=ifma` insists
+//! on IFMA (and [`Backend::from_env`] reports an error on a CPU without
+//! it), unset or `auto` picks IFMA when available. [`set_backend`]
+//! overrides it (benchmarks measure all three in one run). All give
+//! identical results; only the speed differs.
 
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -19,9 +21,12 @@ pub enum Backend {
     Gmp,
     /// Eight-lane Montgomery arithmetic on AVX-512 IFMA (x86-64 only).
     Ifma,
+    /// Pure-Rust Montgomery arithmetic (crypto-bigint): runs everywhere,
+    /// the browser's WebAssembly included.
+    Portable,
 }
 
-/// 0: no override; 1: GMP; 2: IFMA.
+/// 0: no override; 1: GMP; 2: IFMA; 3: portable.
 static OVERRIDE: AtomicU8 = AtomicU8::new(0);
 static DEFAULT: OnceLock<Backend> = OnceLock::new();
 
@@ -31,14 +36,16 @@ impl Backend {
         match self {
             Backend::Gmp => "gmp",
             Backend::Ifma => "ifma",
+            Backend::Portable => "portable",
         }
     }
 
-    /// Parses `gmp` or `ifma`.
+    /// Parses `gmp`, `ifma` or `portable`.
     pub fn parse(s: &str) -> Result<Backend> {
         match s {
             "gmp" => Ok(Backend::Gmp),
             "ifma" => Ok(Backend::Ifma),
+            "portable" => Ok(Backend::Portable),
             other => Err(Error::Backend(BackendError::Unknown(other.to_string()))),
         }
     }
@@ -71,6 +78,7 @@ impl Backend {
         match OVERRIDE.load(Ordering::Relaxed) {
             1 => Backend::Gmp,
             2 => Backend::Ifma,
+            3 => Backend::Portable,
             _ => *DEFAULT.get_or_init(|| match Backend::from_env() {
                 Ok(Some(b)) => b,
                 _ if Backend::ifma_available() => Backend::Ifma,
@@ -91,7 +99,7 @@ impl Backend {
     pub(crate) fn ifma(self) -> Option<crate::ifma::Ifma> {
         match self {
             Backend::Ifma => crate::ifma::Ifma::detect(),
-            Backend::Gmp => None,
+            Backend::Gmp | Backend::Portable => None,
         }
     }
 }
@@ -100,7 +108,12 @@ impl Backend {
 /// tools; results are the same either way). Errors if the CPU cannot run it.
 pub fn set_backend(backend: Backend) -> Result<()> {
     backend.check()?;
-    OVERRIDE.store(if backend == Backend::Gmp { 1 } else { 2 }, Ordering::Relaxed);
+    let code = match backend {
+        Backend::Gmp => 1,
+        Backend::Ifma => 2,
+        Backend::Portable => 3,
+    };
+    OVERRIDE.store(code, Ordering::Relaxed);
     Ok(())
 }
 
@@ -122,6 +135,20 @@ pub fn product_chain_with(
         let lanes = ifma.modulus([m; 8], m.significant_bits(), false);
         let refs: Vec<&crate::Integer> = xs.iter().collect();
         return Ok(ifma.power_by_products(&refs, rounds, &lanes));
+    }
+    if backend == Backend::Portable {
+        let modulus = crate::portable::Modulus::new(m);
+        return Ok(xs
+            .iter()
+            .map(|x| {
+                let base = modulus.enter(x);
+                let mut acc = base.clone();
+                for _ in 1..rounds {
+                    acc = acc.mul(&base);
+                }
+                if rounds == 0 { crate::Integer::from(1u32) } else { modulus.leave(&acc) }
+            })
+            .collect());
     }
     Ok(xs
         .iter()

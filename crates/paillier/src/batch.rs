@@ -3,8 +3,8 @@
 //! lanes at a time (four ciphertexts' two CRT halves per batch for
 //! decryption); on GMP one at a time, in parallel. The results are the same.
 
+use crate::int::Integer;
 use rayon::prelude::*;
-use rug::Integer;
 
 use crate::arith::Backend;
 use crate::ciphertext::Ciphertext;
@@ -13,6 +13,7 @@ use crate::ifma::Ifma;
 use crate::ifma::lanes::{LANES, Modulus8};
 use crate::ifma::single::SingleModulus;
 use crate::keys::{PrivateKey, PublicKey};
+use crate::portable;
 use crate::random::{random_bits, random_unit};
 use crate::secret::Secret;
 
@@ -26,10 +27,37 @@ impl PublicKey {
     /// Builds the IFMA DJN table when the backend in use is IFMA; false
     /// (nothing done) on GMP.
     pub(crate) fn precompute_lanes(&self) -> bool {
+        if Backend::current() == Backend::Portable
+            && let Some(hn) = self.hn()
+        {
+            self.portable_table(hn);
+            return true;
+        }
         let (Some(ifma), Some(hn)) = (Backend::current().ifma(), self.hn()) else { return false };
         let m = self.n2_lanes(ifma);
         self.lanes.table.get_or_init(|| ifma.fixed_base_table(hn, self.djn_exponent_bits(), DJN_WINDOW, m));
         true
+    }
+
+    /// n^2's constants for the portable backend.
+    pub(crate) fn portable_n2(&self) -> &portable::Modulus {
+        self.lanes.portable_modulus.get_or_init(|| portable::Modulus::new(self.n_squared()))
+    }
+
+    /// The portable backend's DJN table of `hn` (this key's h^n).
+    pub(crate) fn portable_table(&self, hn: &Integer) -> &portable::FixedBase {
+        self.lanes.portable_table.get_or_init(|| {
+            portable::FixedBase::new(hn, self.djn_exponent_bits(), self.portable_n2().clone())
+        })
+    }
+
+    /// (h^n)^a on the portable backend: by its table when built, else one
+    /// constant-time exponentiation.
+    pub(crate) fn portable_djn(&self, hn: &Integer, a: &Integer) -> Integer {
+        match self.lanes.portable_table.get() {
+            Some(table) => table.pow(a),
+            None => self.portable_n2().pow_secret(hn, a, self.djn_exponent_bits()),
+        }
     }
 
     /// n^2's constants, broadcast to all lanes.
@@ -65,6 +93,12 @@ impl PublicKey {
                 })
             }
             (Some(_), None) => self.random_rn_full_many_with(backend, count),
+            (None, Some(hn)) if backend == Backend::Portable => {
+                let bits = self.djn_exponent_bits();
+                let table = self.portable_table(hn);
+                (0..count).into_par_iter().map(|_| Ok(table.pow(&Secret(random_bits(bits)?)))).collect()
+            }
+            (None, None) if backend == Backend::Portable => self.random_rn_full_many_with(backend, count),
             (None, _) => (0..count).into_par_iter().map(|_| self.random_rn()).collect(),
         }
     }
@@ -90,6 +124,10 @@ impl PublicKey {
                     .flat_map_iter(|chunk| ifma.fixed_base_pow(table, &chunk.iter().collect::<Vec<_>>(), m).0)
                     .collect())
             }
+            None if backend == Backend::Portable => {
+                let table = self.portable_table(hn);
+                Ok(exps.par_iter().map(|a| table.pow(a)).collect())
+            }
             None => Ok(exps.par_iter().map(|a| crate::keys::secure_pow(hn, a, self.n_squared())).collect()),
         }
     }
@@ -113,6 +151,10 @@ impl PublicKey {
                     Ok(ifma.pow_lanes(&bases, &vec![self.n(); k], self.bits(), m).0)
                 })
             }
+            None if backend == Backend::Portable => (0..count)
+                .into_par_iter()
+                .map(|_| Ok(self.portable_n2().pow_public(&Secret(random_unit(self.n())?), self.n())))
+                .collect(),
             None => (0..count).into_par_iter().map(|_| self.random_rn_full()).collect(),
         }
     }
@@ -130,6 +172,9 @@ impl PublicKey {
                         ifma.pow_lanes(&bases, &vec![self.n(); chunk.len()], self.bits(), m).0
                     })
                     .collect())
+            }
+            None if backend == Backend::Portable => {
+                Ok(rs.par_iter().map(|r| self.portable_n2().pow_public(r, self.n())).collect())
             }
             None => Ok(rs.par_iter().map(|r| self.rn_from_r(r)).collect()),
         }
@@ -166,6 +211,9 @@ impl PrivateKey {
     pub fn decrypt_many_with(&self, backend: Backend, cts: &[Ciphertext]) -> Result<Vec<Integer>> {
         backend.check()?;
         let public = self.public_key();
+        if backend == Backend::Portable {
+            return Ok(cts.par_iter().map(|c| self.decrypt_portable(c)).collect());
+        }
         let Some(ifma) = backend.ifma() else {
             return Ok(cts.par_iter().map(|c| self.decrypt(c)).collect());
         };
@@ -193,5 +241,17 @@ impl PrivateKey {
                 out
             })
             .collect())
+    }
+
+    /// Decrypts one ciphertext on the portable backend: the two CRT halves'
+    /// exponentiations constant-time in the secret exponents p - 1, q - 1.
+    pub(crate) fn decrypt_portable(&self, c: &Ciphertext) -> Integer {
+        let [(p2, p1), (q2, q1)] = self.crt_parts();
+        let [mp, mq] =
+            self.lanes.portable.get_or_init(|| [portable::Modulus::new(p2), portable::Modulus::new(q2)]);
+        let bits = p1.significant_bits().max(q1.significant_bits());
+        let xp = mp.pow_secret(&Secret(Integer::from(&c.0 % p2)), p1, bits);
+        let xq = mq.pow_secret(&Secret(Integer::from(&c.0 % q2)), q1, bits);
+        self.public_key().decode_plaintext(self.decrypt_from_powers(xp, xq))
     }
 }

@@ -1,8 +1,8 @@
 //! Ciphertexts and their encodings.
 
+use crate::int::Order;
+use crate::int::{Complete, Integer};
 use rayon::prelude::*;
-use rug::integer::Order;
-use rug::{Complete, Integer};
 
 use crate::error::{CiphertextError, Error, FormatError, Result};
 use crate::keys::PublicKey;

@@ -2,7 +2,7 @@
 //! wrong, with the values concerned as fields; the messages come from
 //! `Display` and can be shown to a user as they are.
 
-use rug::Integer;
+use crate::int::Integer;
 use thiserror::Error;
 
 use crate::policy::KeySizeError;
@@ -432,7 +432,7 @@ pub enum LengthError {
 #[non_exhaustive]
 pub enum BackendError {
     /// A name that is no backend's.
-    #[error("unknown arithmetic backend {0:?} (gmp or ifma)")]
+    #[error("unknown arithmetic backend {0:?} (gmp, ifma or portable)")]
     Unknown(String),
     /// The backend named by PPDNN_ARITH.
     #[error("PPDNN_ARITH: {0}")]

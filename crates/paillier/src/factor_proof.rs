@@ -72,8 +72,8 @@
 
 use std::cmp::Ordering;
 
-use rug::integer::Order;
-use rug::{Complete, Integer};
+use crate::int::Order;
+use crate::int::{Complete, Integer};
 use sha2::{Digest, Sha256};
 
 use crate::ciphertext::to_fixed_bytes;

@@ -1,7 +1,7 @@
 //! Fixed-base exponentiation with a precomputed table (for DJN randomness).
 
+use crate::int::Integer;
 use rayon::prelude::*;
-use rug::Integer;
 
 /// Powers of one base for fast exponentiation by exponents of a fixed size.
 ///

@@ -2,7 +2,7 @@
 //! value of them can exist and every IFMA path is statically unreachable;
 //! [`Ifma::detect`] always answers None and GMP does the work.
 
-use rug::Integer;
+use crate::int::Integer;
 
 pub(crate) mod lanes {
     /// Lanes per batch (kept for the batch sizes of the callers).

@@ -8,7 +8,7 @@
 
 use std::path::Path;
 
-use rug::Integer;
+use crate::int::Integer;
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 

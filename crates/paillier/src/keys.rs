@@ -3,8 +3,8 @@
 use std::fmt;
 use std::sync::{Arc, OnceLock};
 
-use rug::integer::IsPrime;
-use rug::{Complete, Integer};
+use crate::int::IsPrime;
+use crate::int::{Complete, Integer};
 
 use crate::error::{BaseError, Error, KeyError, PrivateKeyError, RandomError, RangeError, Result};
 use crate::fixed_base::FixedBaseTable;
@@ -157,6 +157,9 @@ impl PublicKey {
             Some(hn) => {
                 // The exponent is the secret of whoever encrypts: wiped after use.
                 let a = Secret(random_bits(self.djn_exponent_bits())?);
+                if crate::arith::Backend::current() == crate::arith::Backend::Portable {
+                    return Ok(self.portable_djn(hn, &a));
+                }
                 Ok(match self.table.get() {
                     Some(table) => table.pow(&a),
                     None => secure_pow(hn, &a, &self.n_squared),
@@ -176,6 +179,9 @@ impl PublicKey {
 
     /// r^n mod n^2 for a given r (the classic randomness, as in python-paillier).
     pub fn rn_from_r(&self, r: &Integer) -> Integer {
+        if crate::arith::Backend::current() == crate::arith::Backend::Portable {
+            return self.portable_n2().pow_public(r, &self.n);
+        }
         r.pow_mod_ref(&self.n, &self.n_squared)
             .map(Integer::from)
             .expect("a positive exponent always has a power mod n^2")

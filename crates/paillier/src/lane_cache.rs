@@ -1,6 +1,6 @@
-//! What a key keeps of the IFMA backend's state, built on first use: the
-//! Montgomery constants in the lane layout and the DJN table. The batched
-//! operations ([`crate::batch`]) fill and use it.
+//! What a key keeps of the IFMA and portable backends' state, built on
+//! first use: the Montgomery constants (in the lane layout for IFMA) and
+//! the DJN tables. The batched operations ([`crate::batch`]) fill and use it.
 
 use std::sync::OnceLock;
 
@@ -15,12 +15,16 @@ pub(crate) struct PublicLanes {
     pub(crate) modulus: OnceLock<Modulus8>,
     pub(crate) table: OnceLock<FixedBaseLanes>,
     pub(crate) single: OnceLock<Option<SingleModulus>>,
+    /// n^2 for the portable backend.
+    pub(crate) portable_modulus: OnceLock<crate::portable::Modulus>,
+    /// The portable backend's DJN table.
+    pub(crate) portable_table: OnceLock<crate::portable::FixedBase>,
 }
 
 impl PublicLanes {
     /// Whether the DJN table exists.
     pub(crate) fn has_table(&self) -> bool {
-        self.table.get().is_some()
+        self.table.get().is_some() || self.portable_table.get().is_some()
     }
 
     /// Bytes held (for the service's key-cache budget).
@@ -28,6 +32,7 @@ impl PublicLanes {
         self.modulus.get().map_or(0, Modulus8::memory_bytes)
             + self.single.get().map_or(0, |s| s.as_ref().map_or(0, SingleModulus::memory_bytes))
             + self.table.get().map_or(0, FixedBaseLanes::memory_bytes)
+            + self.portable_table.get().map_or(0, crate::portable::FixedBase::memory_bytes)
     }
 }
 
@@ -36,4 +41,6 @@ impl PublicLanes {
 #[derive(Default)]
 pub(crate) struct PrivateLanes {
     pub(crate) modulus: OnceLock<Modulus8>,
+    /// p^2 and q^2 for the portable backend.
+    pub(crate) portable: OnceLock<[crate::portable::Modulus; 2]>,
 }

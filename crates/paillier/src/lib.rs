@@ -38,6 +38,7 @@ mod ifma;
 #[cfg(not(target_arch = "x86_64"))]
 #[path = "ifma_unsupported.rs"]
 mod ifma;
+mod int;
 pub mod keyfile;
 mod keys;
 mod lane_cache;
@@ -47,6 +48,7 @@ mod multiexp;
 mod ops;
 mod policy;
 mod pool;
+mod portable;
 mod random;
 mod secret;
 mod slots;
@@ -62,6 +64,7 @@ pub use error::{
 };
 pub use factor_proof::{FactorProof, RingPedersen};
 pub use fixed_base::FixedBaseTable;
+pub use int::Integer;
 pub use keys::{KeyPair, PrivateKey, PublicKey, generate_keypair};
 pub use memory::release_free_memory;
 pub use modulus_proof::{ModulusProof, REPETITIONS as MODULUS_PROOF_REPETITIONS};
@@ -69,7 +72,6 @@ pub use multiexp::SharedBases;
 pub use policy::{KeyPolicy, KeySizeError};
 pub use pool::RandomnessPool;
 pub use random::{random_below, random_bits};
-pub use rug::Integer;
 pub use slots::SlotCodec;
 
 /// How many values the IFMA backend computes at once: batched calls (such

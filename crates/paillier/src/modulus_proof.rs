@@ -18,8 +18,8 @@
 //! per challenge i: x_i, z_i, and one byte a_i + 2 b_i. The challenges are
 //! y_i = SHA-256 expansion of ("ppdnn modulus proof v1", n, w, i) mod n.
 
-use rug::Integer;
-use rug::integer::{IsPrime, Order};
+use crate::int::Integer;
+use crate::int::{IsPrime, Order};
 use sha2::{Digest, Sha256};
 
 use crate::ciphertext::to_fixed_bytes;

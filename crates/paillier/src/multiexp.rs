@@ -10,8 +10,8 @@
 //!
 //! Negative weights go to a second accumulator that is inverted once at the end.
 
+use crate::int::Integer;
 use rayon::prelude::*;
-use rug::Integer;
 
 use crate::ciphertext::Ciphertext;
 use crate::error::{Error, LengthError, Result};
@@ -55,8 +55,45 @@ fn bit_len(x: u64) -> u32 {
     64 - x.leading_zeros()
 }
 
-/// prod base_i^(e_i) mod m by Pippenger's bucket method with `c`-bit windows.
-fn pippenger(terms: &[(&Integer, u64)], m: &Integer) -> Option<Integer> {
+/// Modular multiplication as [`pippenger`] needs it: GMP's products
+/// reduced by division, or the portable backend's Montgomery products.
+pub(crate) trait Ring {
+    /// A residue in this ring's representation.
+    type Element: Clone;
+    /// acc := acc * x.
+    fn mul_assign(&self, acc: &mut Self::Element, x: &Self::Element);
+    /// acc := acc^2.
+    fn square_assign(&self, acc: &mut Self::Element);
+}
+
+/// GMP's products modulo the given modulus.
+struct Gmp<'a>(&'a Integer);
+
+impl Ring for Gmp<'_> {
+    type Element = Integer;
+
+    fn mul_assign(&self, acc: &mut Integer, x: &Integer) {
+        *acc *= x;
+        *acc %= self.0;
+    }
+
+    fn square_assign(&self, acc: &mut Integer) {
+        acc.square_mut();
+        *acc %= self.0;
+    }
+}
+
+/// acc := acc * x in `ring`, where acc None stands for 1.
+fn mul_opt<R: Ring>(ring: &R, acc: &mut Option<R::Element>, x: &R::Element) {
+    match acc {
+        Some(a) => ring.mul_assign(a, x),
+        None => *acc = Some(x.clone()),
+    }
+}
+
+/// prod base_i^(e_i) in `ring` by Pippenger's bucket method with `c`-bit
+/// windows; None for the empty product.
+pub(crate) fn pippenger<R: Ring>(terms: &[(&R::Element, u64)], ring: &R) -> Option<R::Element> {
     let bits = terms.iter().map(|&(_, e)| bit_len(e)).max().unwrap_or(0);
     if bits == 0 {
         return None;
@@ -70,13 +107,12 @@ fn pippenger(terms: &[(&Integer, u64)], m: &Integer) -> Option<Integer> {
     let c = (1..=bits.min(16)).min_by_key(|&c| cost(c)).unwrap_or(1);
     let windows = bits.div_ceil(c);
     let mask = (1u64 << c) - 1;
-    let mut acc: Option<Integer> = None;
-    let mut buckets: Vec<Option<Integer>> = vec![None; mask as usize];
+    let mut acc: Option<R::Element> = None;
+    let mut buckets: Vec<Option<R::Element>> = vec![None; mask as usize];
     for w in (0..windows).rev() {
         if let Some(a) = acc.as_mut() {
             for _ in 0..c {
-                a.square_mut();
-                *a %= m;
+                ring.square_assign(a);
             }
         }
         buckets.iter_mut().for_each(|b| *b = None);
@@ -84,22 +120,22 @@ fn pippenger(terms: &[(&Integer, u64)], m: &Integer) -> Option<Integer> {
         for &(base, e) in terms {
             let d = (e >> shift) & mask;
             if d != 0 {
-                mul_into(&mut buckets[d as usize - 1], base, m);
+                mul_opt(ring, &mut buckets[d as usize - 1], base);
             }
         }
         // sum_d d * bucket[d] as a running product from the top bucket down.
-        let mut running: Option<Integer> = None;
-        let mut total: Option<Integer> = None;
+        let mut running: Option<R::Element> = None;
+        let mut total: Option<R::Element> = None;
         for b in buckets.iter().rev() {
             if let Some(b) = b {
-                mul_into(&mut running, b, m);
+                mul_opt(ring, &mut running, b);
             }
             if let Some(r) = &running {
-                mul_into(&mut total, r, m);
+                mul_opt(ring, &mut total, r);
             }
         }
         if let Some(t) = total {
-            mul_into(&mut acc, &t, m);
+            mul_opt(ring, &mut acc, &t);
         }
     }
     acc
@@ -138,7 +174,11 @@ impl PublicKey {
                 _ => {}
             }
         }
-        Ok(Ciphertext(finish(pippenger(&pos, m), pippenger(&neg, m), m)))
+        if backend == crate::arith::Backend::Portable {
+            let ring = self.portable_n2();
+            return Ok(Ciphertext(finish(ring.multi_pow(&pos), ring.multi_pow(&neg), m)));
+        }
+        Ok(Ciphertext(finish(pippenger(&pos, &Gmp(m)), pippenger(&neg, &Gmp(m)), m)))
     }
 
     /// The same combination computed naively, one exponentiation per term;

@@ -1,6 +1,6 @@
 //! Encryption, decryption and the homomorphic operations.
 
-use rug::{Complete, Integer};
+use crate::int::{Complete, Integer};
 
 use crate::ciphertext::Ciphertext;
 use crate::error::{Error, FormatError, RangeError, Result, SlotLayoutError};
@@ -149,6 +149,9 @@ pub(crate) fn pow_small(base: &Integer, e: u64, m: &Integer) -> Integer {
 impl PrivateKey {
     /// Decrypts to the signed plaintext in (-n/2, n/2], by CRT.
     pub fn decrypt(&self, c: &Ciphertext) -> Integer {
+        if crate::arith::Backend::current() == crate::arith::Backend::Portable {
+            return self.decrypt_portable(c);
+        }
         self.public_key().decode_plaintext(self.decrypt_raw(&c.0))
     }
 

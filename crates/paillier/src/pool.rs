@@ -2,8 +2,8 @@
 
 use std::sync::Mutex;
 
+use crate::int::Integer;
 use rayon::prelude::*;
-use rug::Integer;
 
 use crate::ciphertext::Ciphertext;
 use crate::error::Result;

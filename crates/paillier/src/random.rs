@@ -1,8 +1,8 @@
 //! Random integers from the operating system's CSPRNG.
 
 use crate::error::Result;
-use rug::integer::Order;
-use rug::{Complete, Integer};
+use crate::int::Order;
+use crate::int::{Complete, Integer};
 use zeroize::Zeroize;
 
 /// A uniformly random integer in [0, 2^bits).

@@ -8,7 +8,7 @@
 
 use std::ops::{Deref, DerefMut};
 
-use rug::Integer;
+use crate::int::Integer;
 use zeroize::Zeroize;
 
 /// Overwrites every limb GMP allocated for `x` with zeros, then sets it to 0.

@@ -5,7 +5,7 @@
 //! lies in the key's centred range. Adding ciphertexts and multiplying them by
 //! small integers act on every slot at once, as long as no slot overflows.
 
-use rug::Integer;
+use crate::int::Integer;
 
 use crate::error::{Error, Result, SlotLayoutError, SlotOverflow};
 

@@ -1,6 +1,7 @@
-//! The IFMA backend against GMP through the public API: decryption,
-//! randomness, re-randomization and linear layers give identical results.
-//! On a CPU without AVX-512 IFMA these tests say so and check GMP alone.
+//! The IFMA and portable backends against GMP through the public API:
+//! decryption, randomness, re-randomization and linear layers give
+//! identical results, at 1024 and 2048 bits. On a CPU without AVX-512 IFMA
+//! these tests say so and check GMP and the portable backend alone.
 
 mod common;
 
@@ -32,6 +33,7 @@ fn batched_decryption_agrees_on_both_backends() {
         let cts: Vec<Ciphertext> = values.iter().map(|v| pair.public().encrypt(v).unwrap()).collect();
         let gmp = sk.decrypt_many_with(Backend::Gmp, &cts).unwrap();
         assert_eq!(gmp, values);
+        assert_eq!(sk.decrypt_many_with(Backend::Portable, &cts).unwrap(), values);
         if ifma_or_skip() {
             for len in [0, 1, 3, 4, 5, 7] {
                 assert_eq!(
@@ -45,8 +47,13 @@ fn batched_decryption_agrees_on_both_backends() {
 }
 
 #[test]
-fn djn_and_full_randomness_agree_on_both_backends() {
-    let pair = common::key2048();
+fn djn_and_full_randomness_agree_on_every_backend() {
+    for pair in [common::key1024(), common::key2048()] {
+        randomness_agrees(pair);
+    }
+}
+
+fn randomness_agrees(pair: &KeyPair) {
     let pk = pair.public();
     let exps: Vec<Integer> = (0..11)
         .map(|i| match i {
@@ -63,12 +70,15 @@ fn djn_and_full_randomness_agree_on_both_backends() {
     for (a, x) in exps.iter().zip(&gmp_djn) {
         assert_eq!(*x, pk.hn().unwrap().clone().pow_mod(a, pk.n_squared()).unwrap());
     }
+    assert_eq!(pk.djn_rn_from_exponents_with(Backend::Portable, &exps).unwrap(), gmp_djn);
+    assert_eq!(pk.rn_from_r_many_with(Backend::Portable, &rs).unwrap(), gmp_full);
     if ifma_or_skip() {
         assert_eq!(pk.djn_rn_from_exponents_with(Backend::Ifma, &exps).unwrap(), gmp_djn);
         assert_eq!(pk.rn_from_r_many_with(Backend::Ifma, &rs).unwrap(), gmp_full);
     }
     // Fresh randomness from either backend encrypts and decrypts.
-    for backend in [Backend::Gmp].into_iter().chain(Backend::ifma_available().then_some(Backend::Ifma)) {
+    let ifma = Backend::ifma_available().then_some(Backend::Ifma);
+    for backend in [Backend::Gmp, Backend::Portable].into_iter().chain(ifma) {
         for rn in pk
             .random_rn_many_with(backend, 9)
             .unwrap()
@@ -110,6 +120,7 @@ proptest! {
         let gmp = pk.combine_rows_with(Backend::Gmp, &cts, &rows).unwrap();
         let shared = SharedBases::for_rows(pk, &cts, &rows).unwrap().combine_many(&rows).unwrap();
         prop_assert_eq!(&gmp, &shared);
+        prop_assert_eq!(&pk.combine_rows_with(Backend::Portable, &cts, &rows).unwrap(), &gmp);
         for (row, c) in rows.iter().zip(&gmp) {
             let want: i64 = row.iter().zip(&inputs).map(|(w, x)| w * x).sum();
             prop_assert_eq!(pair.private.decrypt(c), want);
@@ -138,6 +149,7 @@ proptest! {
         let gmp = pk.linear_combination_with(Backend::Gmp, &cts, &weights).unwrap();
         let want: i128 = weights.iter().zip(&inputs).map(|(&w, &x)| i128::from(w) * i128::from(x)).sum();
         prop_assert_eq!(pair.private.decrypt(&gmp), Integer::from(want));
+        prop_assert_eq!(pk.linear_combination_with(Backend::Portable, &cts, &weights).unwrap(), gmp.clone());
         if Backend::ifma_available() {
             prop_assert_eq!(pk.linear_combination_with(Backend::Ifma, &cts, &weights).unwrap(), gmp);
         }
@@ -148,7 +160,7 @@ proptest! {
 fn linear_layer_rows_of_the_wrong_length_are_refused() {
     let pair = common::key1024();
     let cts = ciphertexts(pair, &[1, 2, 3]);
-    for backend in [Backend::Gmp, Backend::Ifma] {
+    for backend in [Backend::Gmp, Backend::Portable, Backend::Ifma] {
         if backend == Backend::Ifma && !ifma_or_skip() {
             continue;
         }
