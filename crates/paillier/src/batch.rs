@@ -153,7 +153,7 @@ impl PublicKey {
             }
             None if backend == Backend::Portable => (0..count)
                 .into_par_iter()
-                .map(|_| Ok(self.portable_n2().pow_public(&Secret(random_unit(self.n())?), self.n())))
+                .map(|_| Ok(self.portable_n2().pow_public(&*Secret(random_unit(self.n())?), self.n())))
                 .collect(),
             None => (0..count).into_par_iter().map(|_| self.random_rn_full()).collect(),
         }
@@ -250,8 +250,8 @@ impl PrivateKey {
         let [mp, mq] =
             self.lanes.portable.get_or_init(|| [portable::Modulus::new(p2), portable::Modulus::new(q2)]);
         let bits = p1.significant_bits().max(q1.significant_bits());
-        let xp = mp.pow_secret(&Secret(Integer::from(&c.0 % p2)), p1, bits);
-        let xq = mq.pow_secret(&Secret(Integer::from(&c.0 % q2)), q1, bits);
+        let xp = mp.pow_secret(&*Secret(Integer::from(&c.0 % p2)), p1, bits);
+        let xq = mq.pow_secret(&*Secret(Integer::from(&c.0 % q2)), q1, bits);
         self.public_key().decode_plaintext(self.decrypt_from_powers(xp, xq))
     }
 }

@@ -38,7 +38,7 @@ mod ifma;
 #[cfg(not(target_arch = "x86_64"))]
 #[path = "ifma_unsupported.rs"]
 mod ifma;
-mod int;
+pub mod int;
 pub mod keyfile;
 mod keys;
 mod lane_cache;

@@ -13,7 +13,7 @@
 use crypto_bigint::modular::{BoxedMontyForm, BoxedMontyParams};
 use crypto_bigint::{BoxedUint, Choice, CtAssign, Odd};
 
-use crate::int::{Integer, Order};
+use crate::int::Integer;
 
 /// Bits of a limb of crypto-bigint on this target.
 const LIMB_BITS: u32 = crypto_bigint::Limb::BITS;
@@ -37,49 +37,41 @@ impl std::fmt::Debug for Modulus {
 
 impl Modulus {
     /// The constants for `m`. Callers pass the moduli of validated keys
-    /// (n^2, p^2, q^2): odd and above 1.
-    pub(crate) fn new(m: &Integer) -> Modulus {
-        assert!(m.is_odd() && *m > 1, "a Montgomery modulus is odd and above 1");
-        let precision = m.significant_bits().div_ceil(LIMB_BITS) * LIMB_BITS;
+    /// (n^2, p^2, q^2) or odd numbers above 1 they checked.
+    pub(crate) fn new<I: Digits>(m: &I) -> Modulus {
+        assert!(m.odd_above_one(), "a Montgomery modulus is odd and above 1");
+        let precision = m.bits().div_ceil(LIMB_BITS) * LIMB_BITS;
         let odd = Odd::new(to_boxed(m, precision)).expect("checked odd above");
         Modulus { params: BoxedMontyParams::new(odd), precision }
     }
 
     /// x mod m in Montgomery form (x of any sign and size).
-    pub(crate) fn enter(&self, x: &Integer) -> BoxedMontyForm {
-        let m = self.modulus();
-        let reduced;
-        let x = if *x < 0 || *x >= m {
-            let r = Integer::from(x % &m);
-            reduced = if r < 0 { r + &m } else { r };
-            &reduced
-        } else {
-            x
-        };
-        BoxedMontyForm::new(to_boxed(x, self.precision), &self.params)
+    pub(crate) fn enter<I: Digits>(&self, x: &I) -> BoxedMontyForm {
+        let m: I = self.modulus();
+        BoxedMontyForm::new(to_boxed(&x.reduced(&m), self.precision), &self.params)
     }
 
     /// The residue in [0, m) that `x` stands for.
-    pub(crate) fn leave(&self, x: &BoxedMontyForm) -> Integer {
+    pub(crate) fn leave<I: Digits>(&self, x: &BoxedMontyForm) -> I {
         from_boxed(&x.retrieve())
     }
 
     /// The modulus as an integer.
-    pub(crate) fn modulus(&self) -> Integer {
+    pub(crate) fn modulus<I: Digits>(&self) -> I {
         from_boxed(self.params.modulus().as_ref())
     }
 
     /// base^exp mod m, constant-time in the value of `exp` (below
     /// 2^exp_bits; only `exp_bits` shows in the time).
-    pub(crate) fn pow_secret(&self, base: &Integer, exp: &Integer, exp_bits: u32) -> Integer {
-        debug_assert!(*exp >= 0 && exp.significant_bits() <= exp_bits);
+    pub(crate) fn pow_secret<I: Digits>(&self, base: &I, exp: &I, exp_bits: u32) -> I {
+        debug_assert!(exp.bits() <= exp_bits);
         let e = to_boxed(exp, exp_bits.max(1).div_ceil(LIMB_BITS) * LIMB_BITS);
         self.leave(&self.enter(base).pow_bounded_exp(&e, exp_bits))
     }
 
     /// base^exp mod m for a public exponent `exp` >= 0.
-    pub(crate) fn pow_public(&self, base: &Integer, exp: &Integer) -> Integer {
-        self.pow_secret(base, exp, exp.significant_bits())
+    pub(crate) fn pow_public<I: Digits>(&self, base: &I, exp: &I) -> I {
+        self.pow_secret(base, exp, exp.bits())
     }
 
     /// The product of base_i^(e_i) mod m for small public exponents, by
@@ -91,6 +83,53 @@ impl Modulus {
         crate::multiexp::pippenger(&refs, self).map(|x| self.leave(&x))
     }
 }
+
+/// What the Montgomery arithmetic needs of an integer type: rug's on
+/// native, the pure-Rust one ([`crate::int::portable_int`]) on WebAssembly
+/// (and in its tests on native).
+pub(crate) trait Digits: Sized {
+    /// |self| as little-endian bytes.
+    fn le_bytes(&self) -> Vec<u8>;
+    /// The non-negative integer of these little-endian bytes.
+    fn from_le_bytes(bytes: &[u8]) -> Self;
+    /// self mod m, in [0, m).
+    fn reduced(&self, m: &Self) -> Self;
+    /// Bits of |self|.
+    fn bits(&self) -> u32;
+    /// Whether self is odd and above 1.
+    fn odd_above_one(&self) -> bool;
+}
+
+macro_rules! digits {
+    ($t:ty, $order:expr) => {
+        impl Digits for $t {
+            fn le_bytes(&self) -> Vec<u8> {
+                self.to_digits::<u8>($order)
+            }
+            fn from_le_bytes(bytes: &[u8]) -> Self {
+                <$t>::from_digits(bytes, $order)
+            }
+            fn reduced(&self, m: &Self) -> Self {
+                if *self >= 0 && self < m {
+                    return self.clone();
+                }
+                let r = <$t>::from(self % m);
+                if r < 0 { r + m } else { r }
+            }
+            fn bits(&self) -> u32 {
+                self.significant_bits()
+            }
+            fn odd_above_one(&self) -> bool {
+                self.is_odd() && *self > 1
+            }
+        }
+    };
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+digits!(rug::Integer, rug::integer::Order::Lsf);
+#[cfg(any(target_arch = "wasm32", test, feature = "portable-int"))]
+digits!(crate::int::portable_int::Integer, crate::int::portable_int::Order::Lsf);
 
 impl crate::multiexp::Ring for Modulus {
     type Element = BoxedMontyForm;
@@ -173,20 +212,20 @@ fn window(words: &[crypto_bigint::Word], start: u32, w: u32) -> u32 {
     out
 }
 
-/// x >= 0 as a `BoxedUint` of `precision` bits (x must fit).
-fn to_boxed(x: &Integer, precision: u32) -> BoxedUint {
-    let bytes = x.to_digits::<u8>(Order::Lsf);
-    BoxedUint::from_le_slice(&bytes, precision.max(LIMB_BITS))
+/// |x| as a `BoxedUint` of `precision` bits (it must fit).
+fn to_boxed<I: Digits>(x: &I, precision: u32) -> BoxedUint {
+    BoxedUint::from_le_slice(&x.le_bytes(), precision.max(LIMB_BITS))
         .expect("the value fits the precision asked for")
 }
 
-fn from_boxed(x: &BoxedUint) -> Integer {
-    Integer::from_digits(&x.to_le_bytes(), Order::Lsf)
+fn from_boxed<I: Digits>(x: &BoxedUint) -> I {
+    I::from_le_bytes(&x.to_le_bytes())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::int::Order;
     use proptest::prelude::*;
 
     fn odd(bytes: &[u8]) -> Integer {
@@ -242,8 +281,8 @@ mod tests {
         let m = Integer::from(1_000_003u32);
         let modulus = Modulus::new(&m);
         let x = modulus.enter(&Integer::from(-5));
-        assert_eq!(modulus.leave(&x), Integer::from(999_998u32));
+        assert_eq!(modulus.leave::<Integer>(&x), Integer::from(999_998u32));
         let y = modulus.enter(&(Integer::from(7) + &m * Integer::from(12345)));
-        assert_eq!(modulus.leave(&y), Integer::from(7));
+        assert_eq!(modulus.leave::<Integer>(&y), Integer::from(7));
     }
 }

@@ -4,14 +4,24 @@
 //! it is wiped. What it cannot reach: copies GMP made in its own scratch space
 //! during an operation (freed without wiping by GMP's allocator), and limbs
 //! left behind when GMP reallocated a growing integer. docs/SECURITY.md says so.
+//! On WebAssembly (no GMP) the pure-Rust integer overwrites the digits it
+//! uses at the moment it is wiped, with the same limits.
 #![allow(unsafe_code)]
 
 use std::ops::{Deref, DerefMut};
 
 use crate::int::Integer;
+#[cfg(not(target_arch = "wasm32"))]
 use zeroize::Zeroize;
 
+/// Overwrites the digits of `x` in use with zeros, then sets it to 0.
+#[cfg(target_arch = "wasm32")]
+pub(crate) fn wipe(x: &mut Integer) {
+    x.wipe();
+}
+
 /// Overwrites every limb GMP allocated for `x` with zeros, then sets it to 0.
+#[cfg(not(target_arch = "wasm32"))]
 ///
 /// `rug::Integer` does not implement `Zeroize`; this reaches the limbs through
 /// GMP's documented `mpz_limbs_modify` and wipes them with `zeroize`.
@@ -63,7 +73,7 @@ impl Drop for Secret {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(target_arch = "wasm32")))]
 mod tests {
     use super::*;
 

@@ -476,7 +476,8 @@ impl PrivateClientSession {
             .iter()
             .enumerate()
             .map(|(c, y)| {
-                let low = Integer::from_digits(&m[c * width..(c + 1) * width], rug::integer::Order::Msf);
+                let low =
+                    Integer::from_digits(&m[c * width..(c + 1) * width], ppdnn_paillier::int::Order::Msf);
                 let mut v = Integer::from(y - &low) % &modulus;
                 if v < 0 {
                     v += &modulus;

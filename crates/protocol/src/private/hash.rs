@@ -50,7 +50,7 @@ pub(crate) fn hash_run(nonce: u64, domain: Domain, xs: &[Block], first: u64) -> 
 /// The hash index of circuit output `o` of the circuit after layer `l`:
 /// the layer in bits 48..55, so that no pad tweak repeats within a session.
 pub(crate) fn pad_index(l: usize, o: usize) -> u64 {
-    debug_assert!(l < 256 && o < 1 << 48, "layers and outputs fit their index fields");
+    debug_assert!(l < 256 && (o as u64) < 1 << 48, "layers and outputs fit their index fields");
     ((l as u64) << 48) | o as u64
 }
 

@@ -762,7 +762,7 @@ fn mod_small(x: &Integer, p: u64) -> u64 {
 fn random_prime(prg: &mut Prg) -> u64 {
     loop {
         let x = (prg.block().0 as u64) | (1 << 63) | 1;
-        if Integer::from(x).is_probably_prime(40) != rug::integer::IsPrime::No {
+        if Integer::from(x).is_probably_prime(40) != ppdnn_paillier::int::IsPrime::No {
             return x;
         }
     }
