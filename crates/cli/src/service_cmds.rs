@@ -12,7 +12,7 @@ use ppdnn_protocol::Output;
 use ppdnn_protocol::{Mode, Packing};
 use ppdnn_service::classifier::{ClassifierOptions, RetryPolicy};
 use ppdnn_service::{
-    Classifier, LocalServer, QueryBudget, ServedModel, ServerConfig, serve_service, service,
+    Classifier, LocalServer, QueryBudget, ServedModel, ServerConfig, serve_service_with, service,
 };
 
 use crate::model_cmds::{DEFAULT_MODEL, Prediction, load_inputs, load_model, print_predictions};
@@ -31,8 +31,43 @@ pub struct ServeArgs {
     /// TLS private key (PEM).
     #[arg(long, requires = "tls_cert")]
     tls_key: Option<PathBuf>,
+    /// Let pages from ORIGIN (scheme://host[:port], or * for any) call this
+    /// server over gRPC-web (CORS); repeatable. Default: pages of the same
+    /// origin only (the one --web serves).
+    #[arg(long = "cors-origin", value_name = "ORIGIN")]
+    cors_origins: Vec<String>,
+    /// Serve the browser client at /: the page built into this binary, or
+    /// the page in folder DIR (scripts/build-web.sh makes web/dist).
+    #[arg(long, value_name = "DIR", num_args = 0..=1, default_missing_value = "")]
+    web: Option<PathBuf>,
     #[command(flatten)]
     limits: LimitArgs,
+}
+
+mod embedded_web {
+    include!(concat!(env!("OUT_DIR"), "/embedded_web.rs"));
+}
+
+impl ServeArgs {
+    /// The HTTP settings: CORS origins and the page (checked).
+    fn http(&self) -> Result<ppdnn_service::http::HttpOptions> {
+        use ppdnn_service::http::{HttpOptions, WebPage};
+        let web = match &self.web {
+            None => None,
+            Some(dir) if dir.as_os_str().is_empty() => {
+                if embedded_web::FILES.is_empty() {
+                    bail!(
+                        "--web: this ppdnn was built without the page; run scripts/build-web.sh and build ppdnn again, or give the page's folder (--web web/dist)"
+                    );
+                }
+                Some(WebPage::Embedded(embedded_web::FILES))
+            }
+            Some(dir) => Some(WebPage::Dir(dir.clone())),
+        };
+        let http = HttpOptions { cors_origins: self.cors_origins.clone(), web };
+        http.check()?;
+        Ok(http)
+    }
 }
 
 #[derive(Args, Clone)]
@@ -245,6 +280,19 @@ pub fn serve_cmd(args: ServeArgs) -> Result<()> {
     init_logging();
     let models = served_models(&args.models)?;
     let config = args.limits.config()?;
+    let http = args.http()?;
+    let page = match &http.web {
+        None => "none".to_string(),
+        Some(ppdnn_service::http::WebPage::Dir(dir)) => format!("{} at /", dir.display()),
+        Some(ppdnn_service::http::WebPage::Embedded(files)) => {
+            format!("built in ({} files) at /", files.len())
+        }
+    };
+    let cors = if http.cors_origins.is_empty() {
+        "same origin only".to_string()
+    } else {
+        http.cors_origins.join(",")
+    };
     let names: Vec<String> = models.iter().map(|m| m.name.clone()).collect();
     let tls = match (&args.tls_cert, &args.tls_key) {
         (Some(c), Some(k)) => Some(ppdnn_service::ServerTls {
@@ -277,9 +325,11 @@ pub fn serve_cmd(args: ServeArgs) -> Result<()> {
             query_budget = %budget,
             factor_params = %factor_params,
             arithmetic = ppdnn_paillier::Backend::current().name(),
+            web = %page,
+            cors = %cors,
             "serving"
         );
-        Ok(serve_service(listener, svc, tls, shutdown_signal(), Duration::from_secs(10)).await?)
+        Ok(serve_service_with(listener, svc, tls, http, shutdown_signal(), Duration::from_secs(10)).await?)
     })
 }
 

@@ -19,7 +19,6 @@ use ppdnn_model::dataset::Dataset;
 use ppdnn_model::quant::QuantModel;
 use ppdnn_paillier::{KeyPolicy, PrivateKey, generate_keypair};
 use ppdnn_protocol::Mode;
-use ppdnn_service::pb::inference_client::InferenceClient;
 use ppdnn_service::pb::{self, infer_request};
 use ppdnn_service::{Classifier, LocalServer, ServedModel, ServerConfig};
 use tokio::sync::{Mutex, mpsc};
@@ -297,7 +296,7 @@ fn chunk(data: Vec<u8>, last: bool) -> pb::InferRequest {
 
 /// One hostile stream of the given kind; returns the outcome the client saw.
 async fn raw_stream(ctx: &Ctx, kind: &str, round: usize) -> String {
-    let Ok(mut client) = InferenceClient::connect(ctx.url.clone()).await else {
+    let Ok(mut client) = ppdnn_service::client::grpc_client(&ctx.url).await else {
         return "connect failed".into();
     };
     let width = 2 * ctx.bits.div_ceil(8) as usize;

@@ -81,6 +81,7 @@ impl Backend {
             3 => Backend::Portable,
             _ => *DEFAULT.get_or_init(|| match Backend::from_env() {
                 Ok(Some(b)) => b,
+                _ if cfg!(target_arch = "wasm32") => Backend::Portable,
                 _ if Backend::ifma_available() => Backend::Ifma,
                 _ => Backend::Gmp,
             }),
@@ -91,6 +92,9 @@ impl Backend {
     pub fn check(self) -> Result<()> {
         if self == Backend::Ifma && !Backend::ifma_available() {
             return Err(Error::Backend(BackendError::NoIfma));
+        }
+        if self == Backend::Gmp && cfg!(target_arch = "wasm32") {
+            return Err(Error::Backend(BackendError::NoGmp));
         }
         Ok(())
     }

@@ -440,6 +440,9 @@ pub enum BackendError {
     /// IFMA on a CPU without it.
     #[error("this CPU has no AVX-512 IFMA (avx512ifma in /proc/cpuinfo)")]
     NoIfma,
+    /// GMP on a target built without it (WebAssembly).
+    #[error("this build has no GMP (WebAssembly): use the portable backend")]
+    NoGmp,
 }
 
 /// A failure of the randomness the crate draws.

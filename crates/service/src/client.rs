@@ -15,6 +15,12 @@ use crate::on_blocking_thread;
 use crate::pb::inference_client::InferenceClient;
 use crate::pb::{self, infer_request};
 
+/// A raw gRPC client of the Inference service at `url` (for tools and
+/// tests that speak the protocol themselves; [`RemoteClient`] runs it).
+pub async fn grpc_client(url: &str) -> Result<InferenceClient<Channel>, tonic::transport::Error> {
+    Ok(InferenceClient::new(tonic::transport::Endpoint::from_shared(url.to_string())?.connect().await?))
+}
+
 /// What can go wrong on the client side.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

@@ -73,6 +73,9 @@ pub enum ServiceError {
     /// A TLS certificate or key that does not load.
     #[error("TLS configuration: {0}")]
     Tls(#[source] tonic::transport::Error),
+    /// A bad HTTP setting (CORS origin, page folder).
+    #[error(transparent)]
+    Http(#[from] crate::http::HttpError),
     /// The transport failed while serving.
     #[error("{0}")]
     Transport(#[from] tonic::transport::Error),

@@ -10,16 +10,12 @@ pub mod budget;
 pub mod classifier;
 pub mod client;
 mod config;
-pub mod convert;
+pub use ppdnn_wire::{convert, pb, steps};
+pub mod http;
 pub mod server;
 mod session;
 pub mod status;
-
-/// The generated protobuf and gRPC types.
-#[allow(missing_docs, clippy::all)]
-pub mod pb {
-    tonic::include_proto!("ppdnn.v1");
-}
+mod step_sessions;
 
 pub use budget::QueryBudget;
 pub use classifier::{Answer, Classifier, ClassifierOptions, RetryPolicy};
@@ -27,8 +23,8 @@ pub use client::{Classification, ClientError, RemoteClient};
 pub use convert::WireError;
 pub use server::{
     DEFAULT_MAX_MESSAGE_BYTES, InferenceService, LocalServer, RoundStream, ServedModel, ServerConfig,
-    ServerTls, ServiceError, SessionGauge, inference_service, serve, serve_service, service,
-    service_with_gauge,
+    ServerTls, ServiceError, SessionGauge, inference_service, serve, serve_service, serve_service_with,
+    service, service_with_gauge,
 };
 pub use status::{CallError, ChunkError};
 

@@ -16,9 +16,12 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 use tracing::{info, warn};
 
+use tower::Layer as _;
+
 use crate::budget::Budgets;
 pub use crate::config::{DEFAULT_MAX_MESSAGE_BYTES, ServedModel, ServerConfig, ServerTls, ServiceError};
 use crate::convert::{mode_from_pb, mode_to_pb, output_to_pb, packing_from_pb};
+use crate::http::{HttpOptions, WebPage};
 use crate::pb;
 use crate::pb::inference_server::{Inference, InferenceServer};
 use crate::session::{ProvenKeys, Session, evaluator_for, find_entry};
@@ -52,7 +55,7 @@ fn factor_params_bits(key_bits: &[u32]) -> u32 {
 /// The Inference service.
 pub struct InferenceService {
     models: Arc<Vec<Entry>>,
-    config: Arc<ServerConfig>,
+    pub(crate) config: Arc<ServerConfig>,
     keys: Arc<KeyCache>,
     pool: Arc<rayon::ThreadPool>,
     permits: Arc<Semaphore>,
@@ -62,6 +65,8 @@ pub struct InferenceService {
     proven: ProvenKeys,
     /// The ring-Pedersen parameters clients prove their keys' factors against.
     factor_params: Arc<ppdnn_paillier::RingPedersen>,
+    /// The open InferStep sessions.
+    pub(crate) steps: crate::step_sessions::StepSessions,
 }
 
 /// Counts the inferences in progress on a server.
@@ -198,6 +203,7 @@ pub fn inference_service(
             ),
         },
         config: Arc::new(config),
+        steps: Default::default(),
     };
     Ok((svc, gauge))
 }
@@ -224,19 +230,50 @@ pub async fn serve_service(
     shutdown: impl Future<Output = ()> + Send + 'static,
     grace: Duration,
 ) -> Result<(), ServiceError> {
+    serve_service_with(listener, svc, tls, HttpOptions::default(), shutdown, grace).await
+}
+
+/// [`serve_service`] with HTTP settings: gRPC-web is always answered on the
+/// same port (for browsers), CORS for `http.cors_origins`, and the page at
+/// `/` when `http.web` names one.
+pub async fn serve_service_with(
+    listener: tokio::net::TcpListener,
+    svc: InferenceServer<InferenceService>,
+    tls: Option<ServerTls>,
+    http: HttpOptions,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    grace: Duration,
+) -> Result<(), ServiceError> {
+    http.check()?;
     let (health_reporter, health) = tonic_health::server::health_reporter();
     health_reporter.set_serving::<InferenceServer<InferenceService>>().await;
     let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let mut builder = tonic::transport::Server::builder();
+    let mut builder = tonic::transport::Server::builder().accept_http1(true);
     if let Some(tls) = tls {
         let identity = tonic::transport::Identity::from_pem(tls.cert_pem, tls.key_pem);
         builder = builder
             .tls_config(tonic::transport::ServerTlsConfig::new().identity(identity))
             .map_err(ServiceError::Tls)?;
     }
-    let server =
-        builder.add_service(health).add_service(svc).serve_with_incoming_shutdown(incoming, async move {
+    // gRPC-web on the gRPC services only: the page's plain HTTP requests
+    // must not meet it (it refuses any other HTTP/1.1 request).
+    let web = tonic_web::GrpcWebLayer::new();
+    let mut router = tonic::service::Routes::new(web.layer(health))
+        .add_service(web.layer(svc))
+        .prepare()
+        .into_axum_router();
+    router = match http.web.clone() {
+        Some(WebPage::Dir(dir)) => router.fallback_service(tower_http::services::ServeDir::new(dir)),
+        Some(WebPage::Embedded(files)) => {
+            router.fallback(move |uri: http::Uri| crate::http::embedded(files, uri))
+        }
+        None => router,
+    };
+    let server = builder
+        .layer(tower::util::option_layer(http.cors()?))
+        .add_routes(tonic::service::Routes::from(router))
+        .serve_with_incoming_shutdown(incoming, async move {
             let _ = stop_rx.await;
         });
     let mut server = Box::pin(server);
@@ -362,6 +399,14 @@ impl Inference for InferenceService {
     ) -> Result<Response<RoundStream>, Status> {
         let ip = request.remote_addr().map(|a| client_address(a.ip()));
         Ok(Response::new(self.infer_stream(request.into_inner(), ip)?))
+    }
+
+    async fn infer_step(
+        &self,
+        request: Request<pb::InferStepRequest>,
+    ) -> Result<Response<pb::InferStepResponse>, Status> {
+        let ip = request.remote_addr().map(|a| client_address(a.ip()));
+        Ok(Response::new(self.run_step(request.into_inner(), ip).await?))
     }
 }
 

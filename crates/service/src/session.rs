@@ -546,7 +546,7 @@ impl ProvenKeys {
 /// same n with another h^n is the same key to its owner).
 fn key_digest(key: &ppdnn_paillier::PublicKey) -> [u8; 32] {
     use sha2::{Digest, Sha256};
-    Sha256::digest(key.n().to_digits::<u8>(rug::integer::Order::Msf)).into()
+    Sha256::digest(key.n().to_digits::<u8>(ppdnn_paillier::int::Order::Msf)).into()
 }
 
 #[cfg(test)]

@@ -8,7 +8,6 @@ use ppdnn_model::network::argmax;
 use ppdnn_paillier::{Integer, KeyPair, KeyPolicy, RandomnessPool, generate_keypair, to_fixed_bytes};
 use ppdnn_protocol::Output;
 use ppdnn_protocol::{Mode, Packing, Plan, SessionPlan, fast::FastClientSession};
-use ppdnn_service::pb::inference_client::InferenceClient;
 use ppdnn_service::pb::{self, infer_request};
 use ppdnn_service::{
     Classifier, ClassifierOptions, LocalServer, RemoteClient, RetryPolicy, ServedModel, ServerConfig,
@@ -124,7 +123,7 @@ async fn round0(url: &str) -> Vec<u8> {
 /// the first error status, or Ok with the number of round chunks received.
 async fn raw(url: &str, msgs: Vec<pb::InferRequest>, hold: Duration) -> Result<usize, tonic::Status> {
     let mut client =
-        InferenceClient::connect(url.to_string()).await.unwrap().max_encoding_message_size(64 << 20);
+        ppdnn_service::client::grpc_client(url).await.unwrap().max_encoding_message_size(64 << 20);
     let (tx, rx) = mpsc::channel(16);
     for m in msgs {
         tx.send(m).await.unwrap();
@@ -238,7 +237,7 @@ async fn bad_input_gets_clear_statuses_and_the_server_keeps_serving() {
     good_inference(url, 3).await;
     expect(silent.await.unwrap(), Code::DeadlineExceeded, &["round 1"]);
     // A client that disconnects mid-inference.
-    let mut c = InferenceClient::connect(url.to_string()).await.unwrap();
+    let mut c = ppdnn_service::client::grpc_client(url).await.unwrap();
     let (tx, rx) = mpsc::channel(4);
     tx.send(good_start()).await.unwrap();
     tx.send(round(0, data.clone())).await.unwrap();
@@ -462,7 +461,7 @@ async fn a_session_cannot_be_held_forever() {
     let url = server.url.clone();
     let data = round0(&url).await;
     let width = 256;
-    let mut client = InferenceClient::connect(url.clone()).await.unwrap();
+    let mut client = ppdnn_service::client::grpc_client(&url).await.unwrap();
     let (tx, rx) = mpsc::channel(16);
     tx.send(good_start()).await.unwrap();
     let trickle = tokio::spawn(async move {
@@ -540,7 +539,7 @@ async fn keys_must_have_the_documented_widths_and_a_sound_base() {
     n.extend_from_slice(&to_fixed_bytes(pk.n(), 128));
     expect(raw(url, vec![start_msg(n, vec![], "")], hold).await, Code::InvalidArgument, &["leading zero"]);
     // h^n one byte short of 2 * 128.
-    let hn = pk.hn().unwrap().to_digits::<u8>(rug::integer::Order::Msf);
+    let hn = pk.hn().unwrap().to_digits::<u8>(ppdnn_paillier::int::Order::Msf);
     let short = hn[hn.len() - 255..].to_vec();
     expect(
         raw(url, vec![start_msg(to_fixed_bytes(pk.n(), 128), short, "")], hold).await,
@@ -709,7 +708,7 @@ async fn a_server_offers_only_the_modes_its_operator_chose() {
 
 /// The server's factor-proof parameters (from DescribeModel).
 async fn factor_params(url: &str) -> ppdnn_paillier::RingPedersen {
-    let mut c = InferenceClient::connect(url.to_string()).await.unwrap();
+    let mut c = ppdnn_service::client::grpc_client(url).await.unwrap();
     let req = pb::DescribeModelRequest {
         model: String::new(),
         key_bits: BITS,
@@ -793,7 +792,7 @@ async fn private_session_with(
     start.mode = pb::Mode::Private as i32;
     start.modulus_proof = key().private.modulus_proof().unwrap().to_bytes(key().public());
     start.factor_proof = factor_proof(url).await;
-    let mut grpc = InferenceClient::connect(url.to_string())
+    let mut grpc = ppdnn_service::client::grpc_client(url)
         .await
         .unwrap()
         .max_encoding_message_size(64 << 20)

@@ -10,6 +10,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     unsafe { std::env::set_var("PROTOC", protoc) };
     let proto = "../../proto/ppdnn/v1/ppdnn.proto";
     println!("cargo:rerun-if-changed={proto}");
-    tonic_prost_build::configure().compile_protos(&[proto], &["../../proto"])?;
+    tonic_prost_build::configure().build_transport(false).compile_protos(&[proto], &["../../proto"])?;
     Ok(())
 }

@@ -73,8 +73,8 @@ pub fn key_numbers(key: &pb::PublicKey) -> Result<(Integer, Option<Integer>), Wi
         let (got, n_bytes) = (key.hn.len(), key.n.len());
         return Err(WireError::HnWidth { got, n_bytes, expected: 2 * n_bytes });
     }
-    let n = Integer::from_digits(&key.n, rug::integer::Order::Msf);
-    let hn = (!key.hn.is_empty()).then(|| Integer::from_digits(&key.hn, rug::integer::Order::Msf));
+    let n = Integer::from_digits(&key.n, ppdnn_paillier::int::Order::Msf);
+    let hn = (!key.hn.is_empty()).then(|| Integer::from_digits(&key.hn, ppdnn_paillier::int::Order::Msf));
     Ok((n, hn))
 }
 
