@@ -38,8 +38,8 @@ pub struct ServeArgs {
     cors_origins: Vec<String>,
     /// Serve the browser client at /: the page built into this binary, or
     /// the page in folder DIR (scripts/build-web.sh makes web/dist).
-    #[arg(long, value_name = "DIR", num_args = 0..=1, default_missing_value = "")]
-    web: Option<PathBuf>,
+    #[arg(long, value_name = "DIR", num_args = 0..=1)]
+    web: Option<Option<PathBuf>>,
     #[command(flatten)]
     limits: LimitArgs,
 }
@@ -54,7 +54,7 @@ impl ServeArgs {
         use ppdnn_service::http::{HttpOptions, WebPage};
         let web = match &self.web {
             None => None,
-            Some(dir) if dir.as_os_str().is_empty() => {
+            Some(None) => {
                 if embedded_web::FILES.is_empty() {
                     bail!(
                         "--web: this ppdnn was built without the page; run scripts/build-web.sh and build ppdnn again, or give the page's folder (--web web/dist)"
@@ -62,7 +62,7 @@ impl ServeArgs {
                 }
                 Some(WebPage::Embedded(embedded_web::FILES))
             }
-            Some(dir) => Some(WebPage::Dir(dir.clone())),
+            Some(Some(dir)) => Some(WebPage::Dir(dir.clone())),
         };
         let http = HttpOptions { cors_origins: self.cors_origins.clone(), web };
         http.check()?;

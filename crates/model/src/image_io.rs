@@ -15,32 +15,43 @@ use crate::error::{Error, ImageError, Result};
 /// border colour, then resized; an image whose border is light (a dark digit
 /// on white paper) is inverted.
 pub fn load_png(path: &Path) -> Result<Vec<u8>> {
-    let err = |source: ImageError| Error::Image { path: path.display().to_string(), source };
-    let bytes = std::fs::read(path).map_err(|source| err(ImageError::Read { source }))?;
-    let img = image::load_from_memory(&bytes).map_err(|source| err(ImageError::Decode { source }))?;
-    let grey = img.to_luma8();
-    if grey.width() == 0 || grey.height() == 0 {
-        return Err(err(ImageError::Empty));
-    }
-    Ok(to_mnist(&grey))
+    load_png_as(path, [1, SIDE, SIDE])
 }
 
 /// Reads an image as the input of a model whose input shape is `shape`
-/// (channels, height, width): MNIST's convention for 1x28x28 (see
-/// [`load_png`]); otherwise grey (1 channel) or RGB (3 channels, planes in
-/// that order) pixels 0..255, resized when the image has another size of the
-/// same aspect ratio, refused when its aspect ratio differs.
+/// (see [`decode_png_as`]).
 pub fn load_png_as(path: &Path, shape: [usize; 3]) -> Result<Vec<u8>> {
+    let bytes = std::fs::read(path).map_err(|source| Error::Image {
+        path: path.display().to_string(),
+        source: ImageError::Read { source },
+    })?;
+    decode_png_as(&bytes, shape).map_err(|e| match e {
+        Error::Image { source, .. } => Error::Image { path: path.display().to_string(), source },
+        other => other,
+    })
+}
+
+/// Decodes an image (PNG bytes) as the input of a model whose input shape
+/// is `shape` (channels, height, width): MNIST's convention for 1x28x28
+/// (see [`load_png`]); otherwise grey (1 channel) or RGB (3 channels,
+/// planes in that order) pixels 0..255, resized when the image has another
+/// size of the same aspect ratio, refused when its aspect ratio differs.
+/// The browser client prepares its inputs with this too, so that a page
+/// and `ppdnn predict` see the same pixels.
+pub fn decode_png_as(bytes: &[u8], shape: [usize; 3]) -> Result<Vec<u8>> {
+    let err = |source: ImageError| Error::Image { path: "the image".to_string(), source };
+    let img = image::load_from_memory(bytes).map_err(|source| err(ImageError::Decode { source }))?;
     if shape == [1, SIDE, SIDE] {
-        return load_png(path);
+        let grey = img.to_luma8();
+        if grey.width() == 0 || grey.height() == 0 {
+            return Err(err(ImageError::Empty));
+        }
+        return Ok(to_mnist(&grey));
     }
-    let err = |source: ImageError| Error::Image { path: path.display().to_string(), source };
     let [channels, height, width] = shape;
     if !matches!(channels, 1 | 3) || height == 0 || width == 0 || height > 4096 || width > 4096 {
         return Err(err(ImageError::NotAnImageShape { channels, height, width }));
     }
-    let bytes = std::fs::read(path).map_err(|source| err(ImageError::Read { source }))?;
-    let img = image::load_from_memory(&bytes).map_err(|source| err(ImageError::Decode { source }))?;
     let (w, h) = (img.width() as usize, img.height() as usize);
     if w == 0 || h == 0 {
         return Err(err(ImageError::Empty));

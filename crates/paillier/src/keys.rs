@@ -500,11 +500,25 @@ impl KeyPair {
 /// [`KeyPolicy::check_new`] allows),
 /// from the OS CSPRNG, with a DJN base h^n.
 pub fn generate_keypair(bits: u32, policy: KeyPolicy) -> Result<KeyPair> {
+    generate_keypair_with_progress(bits, policy, &mut |_, _| {})
+}
+
+/// [`generate_keypair`], telling `progress` how far it is (a fraction of
+/// the expected work, and the step: "prime p", "prime q", "randomness
+/// base", "done"), for a page that shows it.
+pub fn generate_keypair_with_progress(
+    bits: u32,
+    policy: KeyPolicy,
+    progress: &mut dyn FnMut(f64, &str),
+) -> Result<KeyPair> {
     policy.check_new(bits)?;
     loop {
         // Rejected candidates are wiped when they go out of scope.
+        progress(0.0, "prime p");
         let p = random_prime(bits / 2)?;
+        progress(0.45, "prime q");
         let q = random_prime(bits / 2)?;
+        progress(0.9, "randomness base");
         if !primes_far_apart(&p, &q) {
             continue;
         }
@@ -518,6 +532,7 @@ pub fn generate_keypair(bits: u32, policy: KeyPolicy) -> Result<KeyPair> {
         let n2 = n.clone().square();
         let hn = h.pow_mod(&n, &n2).map_err(|_| Error::Random(RandomError::NotAUnit))?;
         let public = PublicKey::new_unchecked(n, Some(hn));
+        progress(1.0, "done");
         return Ok(KeyPair { private: PrivateKey::from_parts(public, p.take(), q.take()) });
     }
 }

@@ -65,7 +65,7 @@ pub use error::{
 pub use factor_proof::{FactorProof, RingPedersen};
 pub use fixed_base::FixedBaseTable;
 pub use int::Integer;
-pub use keys::{KeyPair, PrivateKey, PublicKey, generate_keypair};
+pub use keys::{KeyPair, PrivateKey, PublicKey, generate_keypair, generate_keypair_with_progress};
 pub use memory::release_free_memory;
 pub use modulus_proof::{ModulusProof, REPETITIONS as MODULUS_PROOF_REPETITIONS};
 pub use multiexp::SharedBases;
