@@ -52,9 +52,11 @@ function stroke(e, first) {
 }
 $('clear').onclick = clearPad;
 
-$('file').onchange = async () => {
-  const file = $('file').files[0];
-  if (!file) return;
+// A PNG dropped on the pad, or picked with the file input.
+pad.addEventListener('dragover', (e) => e.preventDefault());
+pad.addEventListener('drop', (e) => { e.preventDefault(); if (e.dataTransfer.files[0]) loadPng(e.dataTransfer.files[0]); });
+$('file').onchange = () => { if ($('file').files[0]) loadPng($('file').files[0]); };
+async function loadPng(file) {
   clearError();
   try {
     const png = await file.arrayBuffer();
@@ -62,7 +64,7 @@ $('file').onchange = async () => {
     showPixels(pngPixels);
     document.body.dataset.input = file.name;
   } catch (err) { showError(`that image: ${err.message}`); }
-};
+}
 
 // Shows model-sized pixels on the pad, scaled up.
 function showPixels(pixels) {

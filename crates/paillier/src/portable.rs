@@ -188,7 +188,11 @@ impl FixedBase {
             let digit = window(words, i as u32 * w, w);
             for (d, candidate) in row.iter().enumerate() {
                 entry.ct_assign(candidate, Choice::from_u32_eq(d as u32, digit));
+                #[cfg(test)]
+                tests::SCANNED.with(|c| c.set(c.get() + 1));
             }
+            #[cfg(test)]
+            tests::PRODUCTS.with(|c| c.set(c.get() + 1));
             acc = acc.mul(&BoxedMontyForm::from_montgomery(entry.clone(), &self.modulus.params));
         }
         self.modulus.leave(&acc)
@@ -227,6 +231,37 @@ mod tests {
     use super::*;
     use crate::int::Order;
     use proptest::prelude::*;
+
+    thread_local! {
+        /// Table entries [`FixedBase::pow`] has read, and products made.
+        pub(super) static SCANNED: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+        pub(super) static PRODUCTS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    }
+
+    /// The fixed-base power reads every entry of every row and makes one
+    /// product per row whatever the exponent: the same counts for 0, 1,
+    /// all ones and a random one.
+    #[test]
+    fn the_fixed_base_power_does_the_same_work_for_every_exponent() {
+        let m = odd(&[0x5b; 64]);
+        let table = FixedBase::new(&Integer::from(7u32), 256, Modulus::new(&m));
+        let counts: Vec<(usize, usize)> = [
+            Integer::new(),
+            Integer::from(1u32),
+            (Integer::from(1u32) << 256u32) - 1u32,
+            Integer::from_digits(&[0xa7u8; 32], Order::Lsf),
+        ]
+        .iter()
+        .map(|e| {
+            SCANNED.with(|c| c.set(0));
+            PRODUCTS.with(|c| c.set(0));
+            assert_eq!(table.pow(e), Integer::from(Integer::from(7u32).pow_mod_ref(e, &m).unwrap()));
+            (SCANNED.with(|c| c.get()), PRODUCTS.with(|c| c.get()))
+        })
+        .collect();
+        let rows = 256usize.div_ceil(FIXED_BASE_WINDOW as usize);
+        assert!(counts.iter().all(|&c| c == (rows << FIXED_BASE_WINDOW, rows)), "{counts:?}");
+    }
 
     fn odd(bytes: &[u8]) -> Integer {
         let mut m = Integer::from_digits(bytes, Order::Lsf);

@@ -59,20 +59,10 @@ pub enum ClientError {
         /// The round awaited.
         round: usize,
     },
-    /// A chunk for another round.
-    #[error("the server sent round {got} in round {round}")]
-    WrongRound {
-        /// The round the chunk names.
-        got: u32,
-        /// The round awaited.
-        round: usize,
-    },
-    /// More bytes than the plan fixes for a round.
-    #[error("the server sent more than the plan's bytes in round {round}")]
-    Oversized {
-        /// The round awaited.
-        round: usize,
-    },
+    /// A chunk that does not fit the answer awaited (another round's, or
+    /// more bytes than the plan fixes).
+    #[error(transparent)]
+    Answer(#[from] ppdnn_wire::steps::AnswerError),
     /// A plan that is not the one the description names.
     #[error("the server's plan does not match its description")]
     PlanMismatch,
@@ -447,17 +437,7 @@ impl RemoteClient {
                 .map_err(|_| ClientError::NoAnswer { round, seconds: self.read_timeout.as_secs_f64() })?
                 .map_err(in_transit)?
                 .ok_or(ClientError::ServerClosed { round })?;
-            if msg.round as usize != round {
-                return Err(ClientError::WrongRound { got: msg.round, round });
-            }
-            if message.data.len() + msg.ciphertexts.len() > data
-                || message.material.len() + msg.material.len() > material
-            {
-                return Err(ClientError::Oversized { round });
-            }
-            message.data.extend_from_slice(&msg.ciphertexts);
-            message.material.extend_from_slice(&msg.material);
-            if msg.last {
+            if ppdnn_wire::steps::append_chunk(&mut message, &msg, data, material)? {
                 return Ok(message);
             }
         }

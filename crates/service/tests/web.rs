@@ -129,6 +129,22 @@ async fn infer_step_refuses_unknown_sessions_bad_names_and_a_second_start() {
     // The session is gone: its name is unknown now.
     let err = grpc.infer_step(step(&name, Vec::new())).await.unwrap_err();
     assert_eq!(err.code(), Code::NotFound, "{err:?}");
+    // An open session cannot be started again (taken over) by whoever sends
+    // a Start under its name.
+    let key = ppdnn_paillier::testing::test_keypair(BITS);
+    let good_start = pb::InferRequest {
+        kind: Some(pb::infer_request::Kind::Start(pb::Start {
+            key: Some(ppdnn_service::convert::key_to_pb(key.public())),
+            mode: pb::Mode::Fast as i32,
+            ..Default::default()
+        })),
+    };
+    let name = session_name().unwrap();
+    let open =
+        pb::InferStepRequest { session: name.clone(), requests: vec![good_start.clone()], receive: false };
+    assert!(grpc.infer_step(open.clone()).await.unwrap().into_inner().round.is_none());
+    let err = grpc.infer_step(open).await.unwrap_err();
+    assert_eq!(err.code(), Code::AlreadyExists, "{err:?}");
 }
 
 /// One raw HTTP/1.1 exchange; the response's head and body.

@@ -26,6 +26,15 @@ pub enum StepError {
         /// The round awaited.
         round: usize,
     },
+    /// A chunk that does not belong to the answer awaited.
+    #[error(transparent)]
+    Answer(#[from] AnswerError),
+}
+
+/// A server chunk that does not fit the answer the plan fixes.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AnswerError {
     /// A chunk for another round.
     #[error("the server sent round {got} in round {round}")]
     WrongRound {
@@ -40,6 +49,29 @@ pub enum StepError {
         /// The round awaited.
         round: usize,
     },
+}
+
+/// Adds a server chunk to the answer being read (`message.round` is the
+/// round awaited), which may hold at most `data` ciphertext bytes and
+/// `material` other bytes (the plan fixes both); whether it was the last.
+pub fn append_chunk(
+    message: &mut RoundMessage,
+    chunk: &pb::Round,
+    data: usize,
+    material: usize,
+) -> Result<bool, AnswerError> {
+    let round = message.round;
+    if chunk.round as usize != round {
+        return Err(AnswerError::WrongRound { got: chunk.round, round });
+    }
+    if message.data.len() + chunk.ciphertexts.len() > data
+        || message.material.len() + chunk.material.len() > material
+    {
+        return Err(AnswerError::Oversized { round });
+    }
+    message.data.extend_from_slice(&chunk.ciphertexts);
+    message.material.extend_from_slice(&chunk.material);
+    Ok(chunk.last)
 }
 
 /// What an inference by steps gives back, with its costs.
@@ -164,17 +196,7 @@ where
         RoundMessage { round, data: Vec::with_capacity(data), material: Vec::with_capacity(material) };
     let mut chunk = first.ok_or(StepError::NoChunk { round })?;
     loop {
-        if chunk.round as usize != round {
-            return Err(StepError::WrongRound { got: chunk.round, round });
-        }
-        if message.data.len() + chunk.ciphertexts.len() > data
-            || message.material.len() + chunk.material.len() > material
-        {
-            return Err(StepError::Oversized { round });
-        }
-        message.data.extend_from_slice(&chunk.ciphertexts);
-        message.material.extend_from_slice(&chunk.material);
-        if chunk.last {
+        if append_chunk(&mut message, &chunk, data, material)? {
             return Ok(message);
         }
         let reply =
@@ -190,4 +212,38 @@ where
 pub fn session_name() -> Result<String, ppdnn_paillier::Error> {
     let bits = ppdnn_paillier::random_bits(128)?;
     Ok(format!("{:032x}", bits))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chunk(round: u32, ciphertexts: usize, material: usize, last: bool) -> pb::Round {
+        pb::Round { round, ciphertexts: vec![1; ciphertexts], last, material: vec![2; material] }
+    }
+
+    #[test]
+    fn chunks_are_appended_up_to_the_planned_sizes_and_no_further() {
+        let mut m = RoundMessage { round: 3, data: Vec::new(), material: Vec::new() };
+        assert_eq!(append_chunk(&mut m, &chunk(3, 8, 0, false), 16, 4), Ok(false));
+        assert_eq!(append_chunk(&mut m, &chunk(3, 8, 4, true), 16, 4), Ok(true));
+        assert_eq!((m.data.len(), m.material.len()), (16, 4));
+        assert_eq!(
+            append_chunk(&mut m, &chunk(3, 1, 0, true), 16, 4),
+            Err(AnswerError::Oversized { round: 3 }),
+            "a byte beyond the plan"
+        );
+        assert_eq!(
+            append_chunk(&mut m, &chunk(4, 0, 0, true), 16, 4),
+            Err(AnswerError::WrongRound { got: 4, round: 3 })
+        );
+    }
+
+    #[test]
+    fn session_names_are_32_hex_digits() {
+        let a = session_name().unwrap();
+        assert_eq!(a.len(), 32);
+        assert!(a.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
+        assert_ne!(a, session_name().unwrap());
+    }
 }

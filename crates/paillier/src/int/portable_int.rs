@@ -463,8 +463,11 @@ mod prime {
         let s = minus_one.0.trailing_zeros().unwrap_or(0) as u32;
         let d = Integer(&minus_one.0 >> s);
         let span = x - 3u32;
+        // The candidate is a secret prime-to-be: the power runs in time that
+        // depends on its length only.
+        let bits = x.significant_bits();
         let witness = |a: &Integer| {
-            let mut y = m.pow_public(a, &d);
+            let mut y = m.pow_secret(a, &d, bits);
             if y == 1 || y == minus_one {
                 return true;
             }
