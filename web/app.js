@@ -181,11 +181,14 @@ function show(r) {
 async function start() {
   const t0 = performance.now();
   try {
+    $('server').textContent = server === location.origin ? `Server: ${server} (this page's)` : `Server: ${server} (another origin: not this page's server)`;
     models = await ask({ op: 'models' });
     $('model').replaceChildren(...models.map((m) => new Option(`${m.name} (${m.dataset})`, m.name)));
     fillModes();
     await describe();
-    const saved = localStorage.getItem('ppdnn-key');
+    // A key kept in this browser is used with this page's own server only:
+    // a link with ?server= must not make it identify the user elsewhere.
+    const saved = server === location.origin ? localStorage.getItem('ppdnn-key') : null;
     if (saved) {
       const r = await ask({ op: 'loadkey', json: saved });
       $('remember').checked = true;

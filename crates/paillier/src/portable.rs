@@ -12,6 +12,7 @@
 
 use crypto_bigint::modular::{BoxedMontyForm, BoxedMontyParams};
 use crypto_bigint::{BoxedUint, Choice, CtAssign, Odd};
+use zeroize::{Zeroize, Zeroizing};
 
 use crate::int::Integer;
 
@@ -45,15 +46,30 @@ impl Modulus {
         Modulus { params: BoxedMontyParams::new(odd), precision }
     }
 
-    /// x mod m in Montgomery form (x of any sign and size).
+    /// x mod m in Montgomery form (x of any sign and size). A value
+    /// already in [0, m) (every secret one: callers reduce them) is
+    /// converted without making an integer copy of m.
     pub(crate) fn enter<I: Digits>(&self, x: &I) -> BoxedMontyForm {
+        let m = self.params.modulus().as_ref();
+        if !x.is_negative() && x.bits() <= self.precision {
+            let mut b = to_boxed(x, self.precision);
+            if b < *m {
+                let form = BoxedMontyForm::new(b.clone(), &self.params);
+                b.zeroize();
+                return form;
+            }
+            b.zeroize();
+        }
         let m: I = self.modulus();
         BoxedMontyForm::new(to_boxed(&x.reduced(&m), self.precision), &self.params)
     }
 
-    /// The residue in [0, m) that `x` stands for.
+    /// The residue in [0, m) that `x` stands for (the temporaries wiped).
     pub(crate) fn leave<I: Digits>(&self, x: &BoxedMontyForm) -> I {
-        from_boxed(&x.retrieve())
+        let mut plain = x.retrieve();
+        let out = from_boxed(&plain);
+        plain.zeroize();
+        out
     }
 
     /// The modulus as an integer.
@@ -65,8 +81,14 @@ impl Modulus {
     /// 2^exp_bits; only `exp_bits` shows in the time).
     pub(crate) fn pow_secret<I: Digits>(&self, base: &I, exp: &I, exp_bits: u32) -> I {
         debug_assert!(exp.bits() <= exp_bits);
-        let e = to_boxed(exp, exp_bits.max(1).div_ceil(LIMB_BITS) * LIMB_BITS);
-        self.leave(&self.enter(base).pow_bounded_exp(&e, exp_bits))
+        let mut e = to_boxed(exp, exp_bits.max(1).div_ceil(LIMB_BITS) * LIMB_BITS);
+        let mut b = self.enter(base);
+        let mut power = b.pow_bounded_exp(&e, exp_bits);
+        let out = self.leave(&power);
+        e.zeroize();
+        b.zeroize();
+        power.zeroize();
+        out
     }
 
     /// base^exp mod m for a public exponent `exp` >= 0.
@@ -98,6 +120,8 @@ pub(crate) trait Digits: Sized {
     fn bits(&self) -> u32;
     /// Whether self is odd and above 1.
     fn odd_above_one(&self) -> bool;
+    /// Whether self is below zero.
+    fn is_negative(&self) -> bool;
 }
 
 macro_rules! digits {
@@ -121,6 +145,9 @@ macro_rules! digits {
             }
             fn odd_above_one(&self) -> bool {
                 self.is_odd() && *self > 1
+            }
+            fn is_negative(&self) -> bool {
+                *self < 0
             }
         }
     };
@@ -180,7 +207,7 @@ impl FixedBase {
     pub(crate) fn pow(&self, exp: &Integer) -> Integer {
         debug_assert!(*exp >= 0 && exp.significant_bits() <= self.exp_bits);
         let w = FIXED_BASE_WINDOW;
-        let bits = to_boxed(exp, self.rows.len() as u32 * w);
+        let mut bits = to_boxed(exp, self.rows.len() as u32 * w);
         let words = bits.as_words();
         let mut acc = BoxedMontyForm::one(&self.modulus.params);
         let mut entry = BoxedUint::zero_with_precision(self.modulus.precision);
@@ -193,9 +220,15 @@ impl FixedBase {
             }
             #[cfg(test)]
             tests::PRODUCTS.with(|c| c.set(c.get() + 1));
-            acc = acc.mul(&BoxedMontyForm::from_montgomery(entry.clone(), &self.modulus.params));
+            let mut factor = BoxedMontyForm::from_montgomery(entry.clone(), &self.modulus.params);
+            acc = acc.mul(&factor);
+            factor.zeroize();
         }
-        self.modulus.leave(&acc)
+        let out = self.modulus.leave(&acc);
+        bits.zeroize();
+        entry.zeroize();
+        acc.zeroize();
+        out
     }
 
     /// Bytes held.
@@ -217,13 +250,16 @@ fn window(words: &[crypto_bigint::Word], start: u32, w: u32) -> u32 {
 }
 
 /// |x| as a `BoxedUint` of `precision` bits (it must fit).
+/// The byte buffers between the two representations are wiped after use.
 fn to_boxed<I: Digits>(x: &I, precision: u32) -> BoxedUint {
-    BoxedUint::from_le_slice(&x.le_bytes(), precision.max(LIMB_BITS))
+    let bytes = Zeroizing::new(x.le_bytes());
+    BoxedUint::from_le_slice(&bytes, precision.max(LIMB_BITS))
         .expect("the value fits the precision asked for")
 }
 
 fn from_boxed<I: Digits>(x: &BoxedUint) -> I {
-    I::from_le_bytes(&x.to_le_bytes())
+    let bytes = Zeroizing::new(x.to_le_bytes().into_vec());
+    I::from_le_bytes(&bytes)
 }
 
 #[cfg(test)]

@@ -110,6 +110,26 @@ fn parse_origin(o: &str) -> Result<HeaderValue, HttpError> {
     HeaderValue::from_str(o).map_err(|_| bad())
 }
 
+/// Refuses (415) a call to a gRPC path whose content type is not gRPC's or
+/// gRPC-web's. Without this, an HTTP/2 POST with a "simple" content type
+/// (text/plain), which a page of any origin may send without a CORS
+/// preflight, would reach the service (tonic does not check it), so CORS
+/// would not decide which pages may call the server.
+pub(crate) async fn grpc_content_only(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let grpc = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/grpc"));
+    if !grpc {
+        return (StatusCode::UNSUPPORTED_MEDIA_TYPE, "gRPC or gRPC-web content types only").into_response();
+    }
+    next.run(request).await
+}
+
 /// The content type of a page file, by its extension.
 fn content_type(path: &str) -> &'static str {
     match path.rsplit('.').next().unwrap_or("") {

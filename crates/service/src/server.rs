@@ -262,7 +262,8 @@ pub async fn serve_service_with(
     let mut router = tonic::service::Routes::new(web.layer(health))
         .add_service(web.layer(svc))
         .prepare()
-        .into_axum_router();
+        .into_axum_router()
+        .route_layer(axum::middleware::from_fn(crate::http::grpc_content_only));
     router = match http.web.clone() {
         Some(WebPage::Dir(dir)) => router.fallback_service(tower_http::services::ServeDir::new(dir)),
         Some(WebPage::Embedded(files)) => {

@@ -155,7 +155,9 @@ impl Session {
             Err(e) => {
                 let status = Status::from(e);
                 warn!(code = ?status.code(), message = %shown(status.message()), ms, "inference failed");
-                let _ = tx.send(Err(status)).await;
+                // Bounded: a client that stopped reading (an InferStep client
+                // that never asks for its answers) must not hold the task.
+                let _ = tokio::time::timeout(self.config.idle_timeout, tx.send(Err(status))).await;
             }
         }
         // The session's memory is free now; when no other session runs,

@@ -3,10 +3,16 @@
 //! same session an Infer stream runs ([`InferenceService::infer_stream`]),
 //! fed through a channel; the calls deliver its messages and take its
 //! answers one chunk at a time.
+//!
+//! Bounds: a session may be used only from the address that started it;
+//! each wait (delivering a message, awaiting an answer) is bounded by the
+//! idle timeout; an entry lives at most the session deadline plus the start
+//! timeout (calls do not extend it) and is forgotten once idle for longer
+//! than the idle timeout; a sweeper runs every few seconds.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
@@ -20,10 +26,19 @@ use crate::server::{InferenceService, RoundStream};
 /// Shortest and longest session names, in hex digits.
 const NAME_DIGITS: std::ops::RangeInclusive<usize> = 32..=64;
 
-/// One open session: where its messages go and where its answers come from.
+/// How often the sweeper looks for sessions to forget.
+const SWEEP_EVERY: Duration = Duration::from_secs(5);
+
+type Answers = Arc<tokio::sync::Mutex<RoundStream>>;
+type Inbound = mpsc::Sender<Result<pb::InferRequest, Status>>;
+
+/// One open session: where its messages go, where its answers come from,
+/// who started it and when.
 struct Open {
-    inbound: mpsc::Sender<Result<pb::InferRequest, Status>>,
-    answers: Arc<tokio::sync::Mutex<RoundStream>>,
+    inbound: Inbound,
+    answers: Answers,
+    ip: Option<IpAddr>,
+    created: Instant,
     last_used: Instant,
 }
 
@@ -31,18 +46,48 @@ struct Open {
 #[derive(Clone, Default)]
 pub(crate) struct StepSessions {
     open: Arc<Mutex<HashMap<String, Open>>>,
+    sweeper: Arc<std::sync::OnceLock<()>>,
+}
+
+/// When an entry is forgotten.
+#[derive(Clone, Copy)]
+struct Lifetimes {
+    idle: Duration,
+    whole: Duration,
 }
 
 impl StepSessions {
-    /// Forgets sessions unused for longer than `idle` (their session task
-    /// has ended on its own idle timeout by then).
-    fn sweep(&self, idle: Duration) {
-        let mut open = self.open.lock().expect("no thread panics holding the step table");
-        open.retain(|_, s| s.last_used.elapsed() <= idle && !s.inbound.is_closed());
+    fn table(&self) -> std::sync::MutexGuard<'_, HashMap<String, Open>> {
+        self.open.lock().expect("no thread panics holding the step table")
+    }
+
+    fn sweep(open: &Mutex<HashMap<String, Open>>, life: Lifetimes) {
+        let mut open = open.lock().expect("no thread panics holding the step table");
+        open.retain(|_, s| s.created.elapsed() <= life.whole && s.last_used.elapsed() <= life.idle);
+    }
+
+    /// Starts the periodic sweep (once), from inside the runtime.
+    fn start_sweeper(&self, life: Lifetimes) {
+        let open: Weak<Mutex<HashMap<String, Open>>> = Arc::downgrade(&self.open);
+        self.sweeper.get_or_init(|| {
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(SWEEP_EVERY).await;
+                    let Some(open) = open.upgrade() else { return };
+                    Self::sweep(&open, life);
+                }
+            });
+        });
     }
 
     fn forget(&self, name: &str) {
-        self.open.lock().expect("no thread panics holding the step table").remove(name);
+        self.table().remove(name);
+    }
+
+    fn touch(&self, name: &str) {
+        if let Some(s) = self.table().get_mut(name) {
+            s.last_used = Instant::now();
+        }
     }
 }
 
@@ -60,8 +105,20 @@ fn check_name(name: &str) -> Result<(), Status> {
     Ok(())
 }
 
+fn is_start(request: &Option<pb::InferRequest>) -> bool {
+    matches!(request, Some(pb::InferRequest { kind: Some(pb::infer_request::Kind::Start(_)) }))
+}
+
 impl InferenceService {
-    /// Delivers `req`'s messages to its session (opening it on Start) and,
+    fn lifetimes(&self) -> Lifetimes {
+        let c = &self.config;
+        Lifetimes {
+            idle: c.idle_timeout + c.start_timeout,
+            whole: c.session_deadline + c.start_timeout + c.idle_timeout,
+        }
+    }
+
+    /// Delivers `req`'s message to its session (opening it on Start) and,
     /// if asked, returns the server's next chunk.
     pub(crate) async fn run_step(
         &self,
@@ -69,51 +126,86 @@ impl InferenceService {
         ip: Option<IpAddr>,
     ) -> Result<pb::InferStepResponse, Status> {
         check_name(&req.session)?;
-        let steps = &self.steps;
-        steps.sweep(self.config.idle_timeout + self.config.start_timeout);
+        let life = self.lifetimes();
+        self.steps.start_sweeper(life);
+        StepSessions::sweep(&self.steps.open, life);
+        let idle = self.config.idle_timeout;
         let (inbound, answers) = self.step_session(&req, ip)?;
-        for message in req.requests {
-            if inbound.send(Ok(message)).await.is_err() {
-                steps.forget(&req.session);
-                return Err(Status::failed_precondition("the session has ended"));
+        if let Some(message) = req.request {
+            match tokio::time::timeout(idle, inbound.send(Ok(message))).await {
+                Ok(Ok(())) => {}
+                // The session has ended: say why, with its own status.
+                Ok(Err(_)) => return Err(self.final_status(&req.session, &answers).await),
+                Err(_) => {
+                    self.steps.forget(&req.session);
+                    return Err(Status::deadline_exceeded(format!(
+                        "the session took no message for {} s: it waits for its answers to be read (receive)",
+                        idle.as_secs_f64()
+                    )));
+                }
             }
         }
+        self.steps.touch(&req.session);
         if !req.receive {
             return Ok(pb::InferStepResponse { round: None });
         }
-        let next = answers.lock().await.next().await;
+        let next = tokio::time::timeout(idle, async { answers.lock().await.next().await }).await;
+        self.steps.touch(&req.session);
         match next {
-            // After the session's last answer its task ends and closes the
-            // channel; the next sweep forgets the session.
-            Some(Ok(round)) => Ok(pb::InferStepResponse { round: Some(round) }),
-            Some(Err(status)) => {
-                steps.forget(&req.session);
+            // After the session's last answer its entry idles out.
+            Ok(Some(Ok(round))) => Ok(pb::InferStepResponse { round: Some(round) }),
+            Ok(Some(Err(status))) => {
+                self.steps.forget(&req.session);
                 Err(status)
             }
-            None => {
-                steps.forget(&req.session);
+            Ok(None) => {
+                self.steps.forget(&req.session);
                 Err(Status::failed_precondition("the session has ended: no more answers"))
             }
+            Err(_) => Err(Status::deadline_exceeded(format!(
+                "no answer from the session within {} s (it waits for the client's next message?)",
+                idle.as_secs_f64()
+            ))),
         }
     }
 
-    /// The session `req` names: the open one, or a new one when `req`
-    /// begins with Start.
-    #[allow(clippy::type_complexity)]
+    /// The status a session ended with (its last answer, if an error),
+    /// after which it is forgotten.
+    async fn final_status(&self, name: &str, answers: &Answers) -> Status {
+        let last = tokio::time::timeout(Duration::from_secs(1), async {
+            let mut answers = answers.lock().await;
+            while let Some(answer) = answers.next().await {
+                if let Err(status) = answer {
+                    return Some(status);
+                }
+            }
+            None
+        })
+        .await;
+        self.steps.forget(name);
+        match last {
+            Ok(Some(status)) => status,
+            _ => Status::failed_precondition("the session has ended"),
+        }
+    }
+
+    /// The session `req` names: the open one (from the address that
+    /// started it), or a new one when `req` carries Start.
     fn step_session(
         &self,
         req: &pb::InferStepRequest,
         ip: Option<IpAddr>,
-    ) -> Result<(mpsc::Sender<Result<pb::InferRequest, Status>>, Arc<tokio::sync::Mutex<RoundStream>>), Status>
-    {
-        let mut open = self.steps.open.lock().expect("no thread panics holding the step table");
-        let starts = matches!(
-            req.requests.first(),
-            Some(pb::InferRequest { kind: Some(pb::infer_request::Kind::Start(_)) })
-        );
+    ) -> Result<(Inbound, Answers), Status> {
+        let mut open = self.steps.table();
+        let starts = is_start(&req.request);
         if let Some(s) = open.get_mut(&req.session) {
             if starts {
                 return Err(Status::already_exists("InferStep.session names a session that has started"));
+            }
+            if s.ip != ip {
+                return Err(Status::permission_denied(
+                    "InferStep.session belongs to another client address: a session is continued from the address that started it",
+                ));
             }
             s.last_used = Instant::now();
             return Ok((s.inbound.clone(), s.answers.clone()));
@@ -126,12 +218,11 @@ impl InferenceService {
         if open.len() >= 4 * self.config.max_sessions {
             return Err(Status::resource_exhausted("too many InferStep sessions are open; try again later"));
         }
-        let (tx, rx) = mpsc::channel(16);
+        let (tx, rx) = mpsc::channel(2);
         let answers = Arc::new(tokio::sync::Mutex::new(self.infer_stream(ReceiverStream::new(rx), ip)?));
-        open.insert(
-            req.session.clone(),
-            Open { inbound: tx.clone(), answers: answers.clone(), last_used: Instant::now() },
-        );
+        let now = Instant::now();
+        let entry = Open { inbound: tx.clone(), answers: answers.clone(), ip, created: now, last_used: now };
+        open.insert(req.session.clone(), entry);
         Ok((tx, answers))
     }
 }

@@ -101,22 +101,33 @@ async fn infer_step_gives_the_exact_logits_in_both_modes() {
     }
 }
 
+fn step(session: &str, request: Option<pb::InferRequest>, receive: bool) -> pb::InferStepRequest {
+    pb::InferStepRequest { session: session.into(), request, receive }
+}
+
+fn fast_start(key: &ppdnn_paillier::KeyPair) -> pb::InferRequest {
+    pb::InferRequest {
+        kind: Some(pb::infer_request::Kind::Start(pb::Start {
+            key: Some(ppdnn_service::convert::key_to_pb(key.public())),
+            mode: pb::Mode::Fast as i32,
+            ..Default::default()
+        })),
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn infer_step_refuses_unknown_sessions_bad_names_and_a_second_start() {
     let addr = start(HttpOptions::default()).await;
     let mut grpc = ppdnn_service::client::grpc_client(&format!("http://{addr}")).await.unwrap();
-    let step = |session: &str, requests: Vec<pb::InferRequest>| pb::InferStepRequest {
-        session: session.into(),
-        requests,
-        receive: true,
-    };
-    let err = grpc.infer_step(step(&"ab".repeat(16), Vec::new())).await.unwrap_err();
+    let err = grpc.infer_step(step(&"ab".repeat(16), None, true)).await.unwrap_err();
     assert_eq!(err.code(), Code::NotFound, "{err:?}");
     assert!(err.message().contains("no open session"), "{}", err.message());
-    let err = grpc.infer_step(step("not-hex", Vec::new())).await.unwrap_err();
+    let err = grpc.infer_step(step("not-hex", None, true)).await.unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
     assert!(err.message().contains("lowercase hex"), "{}", err.message());
-    // A Start with a bad key ends the session with the same status Infer gives.
+    // A refused Start (a bad key) that asked for nothing: its status, the
+    // one Infer gives, comes back on the session's next call, not a vague
+    // "no such session".
     let bad_start = pb::InferRequest {
         kind: Some(pb::infer_request::Kind::Start(pb::Start {
             key: Some(pb::PublicKey { n: vec![0x80; 128], hn: Vec::new() }),
@@ -124,27 +135,77 @@ async fn infer_step_refuses_unknown_sessions_bad_names_and_a_second_start() {
         })),
     };
     let name = session_name().unwrap();
-    let err = grpc.infer_step(step(&name, vec![bad_start.clone()])).await.unwrap_err();
+    assert!(grpc.infer_step(step(&name, Some(bad_start), false)).await.is_ok());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let round0 = pb::InferRequest { kind: Some(pb::infer_request::Kind::Round(pb::Round::default())) };
+    let err = grpc.infer_step(step(&name, Some(round0), true)).await.unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
-    // The session is gone: its name is unknown now.
-    let err = grpc.infer_step(step(&name, Vec::new())).await.unwrap_err();
+    // Then the session is gone.
+    let err = grpc.infer_step(step(&name, None, true)).await.unwrap_err();
     assert_eq!(err.code(), Code::NotFound, "{err:?}");
-    // An open session cannot be started again (taken over) by whoever sends
-    // a Start under its name.
+    // An open session cannot be started again (taken over) under its name,
+    // nor continued from another address.
     let key = ppdnn_paillier::testing::test_keypair(BITS);
-    let good_start = pb::InferRequest {
-        kind: Some(pb::infer_request::Kind::Start(pb::Start {
-            key: Some(ppdnn_service::convert::key_to_pb(key.public())),
-            mode: pb::Mode::Fast as i32,
-            ..Default::default()
-        })),
-    };
     let name = session_name().unwrap();
-    let open =
-        pb::InferStepRequest { session: name.clone(), requests: vec![good_start.clone()], receive: false };
-    assert!(grpc.infer_step(open.clone()).await.unwrap().into_inner().round.is_none());
-    let err = grpc.infer_step(open).await.unwrap_err();
+    assert!(
+        grpc.infer_step(step(&name, Some(fast_start(key)), false))
+            .await
+            .unwrap()
+            .into_inner()
+            .round
+            .is_none()
+    );
+    let err = grpc.infer_step(step(&name, Some(fast_start(key)), false)).await.unwrap_err();
     assert_eq!(err.code(), Code::AlreadyExists, "{err:?}");
+    let other = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .local_address(Some("127.0.0.2".parse().unwrap()))
+        .connect()
+        .await
+        .unwrap();
+    let mut from_elsewhere = pb::inference_client::InferenceClient::new(other);
+    let err = from_elsewhere.infer_step(step(&name, None, true)).await.unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied, "{err:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_whose_answers_are_never_read_is_forgotten() {
+    let models = vec![ServedModel { name: "lenet5-mnist".into(), file: model().clone() }];
+    let quick = ServerConfig {
+        idle_timeout: Duration::from_millis(500),
+        start_timeout: Duration::from_millis(500),
+        session_deadline: Duration::from_secs(2),
+        ..config()
+    };
+    let svc = service(models, quick).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let http = HttpOptions::default();
+    tokio::spawn(serve_service_with(
+        listener,
+        svc,
+        None,
+        http,
+        std::future::pending(),
+        Duration::from_secs(1),
+    ));
+    let mut grpc = ppdnn_service::client::grpc_client(&format!("http://{addr}")).await.unwrap();
+    let key = ppdnn_paillier::testing::test_keypair(BITS);
+    let name = session_name().unwrap();
+    grpc.infer_step(step(&name, Some(fast_start(key)), false)).await.unwrap();
+    // Calls that keep the session busy cannot keep its entry beyond the
+    // deadline plus the start and idle timeouts: it is forgotten.
+    let until = Instant::now() + Duration::from_secs(6);
+    let mut last = Ok(());
+    while Instant::now() < until {
+        last = grpc.infer_step(step(&name, None, false)).await.map(|_| ());
+        if last.is_err() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let err = last.expect_err("the session outlived its deadline");
+    assert!(matches!(err.code(), Code::NotFound | Code::DeadlineExceeded), "{err:?}");
 }
 
 /// One raw HTTP/1.1 exchange; the response's head and body.
@@ -219,4 +280,32 @@ async fn the_page_is_served_only_when_asked_for() {
     let empty = tempfile::tempdir().unwrap();
     let bad = HttpOptions { cors_origins: Vec::new(), web: Some(WebPage::Dir(empty.path().into())) };
     assert!(bad.check().unwrap_err().to_string().contains("no index.html"));
+}
+
+/// One HTTP/2 POST (prior knowledge, as over TLS with ALPN h2) of an
+/// empty gRPC frame with this content type; the response status.
+async fn h2_post(addr: std::net::SocketAddr, content_type: &str) -> u16 {
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (client, conn) = h2::client::handshake(tcp).await.unwrap();
+    tokio::spawn(conn);
+    let mut client = client.ready().await.unwrap();
+    let req = http::Request::post(format!("http://{addr}/ppdnn.v1.Inference/ListModels"))
+        .header("content-type", content_type)
+        .header("te", "trailers")
+        .header("origin", "https://evil.example")
+        .body(())
+        .unwrap();
+    let (resp, mut body) = client.send_request(req, false).unwrap();
+    body.send_data(bytes::Bytes::from_static(&[0, 0, 0, 0, 0]), true).unwrap();
+    resp.await.unwrap().status().as_u16()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_without_a_grpc_content_type_is_refused_even_over_http2() {
+    let addr = start(HttpOptions::default()).await;
+    // A page of any origin may send text/plain without a CORS preflight:
+    // such a call must not reach the service.
+    assert_eq!(h2_post(addr, "text/plain").await, 415);
+    // Control: the same call as gRPC is served.
+    assert_eq!(h2_post(addr, "application/grpc").await, 200);
 }

@@ -179,7 +179,7 @@ where
     for (i, r) in requests.into_iter().enumerate() {
         let receive = i + 1 == count;
         let reply =
-            call(pb::InferStepRequest { session: name.to_string(), requests: vec![r], receive }).await?;
+            call(pb::InferStepRequest { session: name.to_string(), request: Some(r), receive }).await?;
         out.calls += 1;
         if receive {
             first = reply.round;
@@ -187,8 +187,7 @@ where
     }
     if count == 0 {
         let reply =
-            call(pb::InferStepRequest { session: name.to_string(), requests: Vec::new(), receive: true })
-                .await?;
+            call(pb::InferStepRequest { session: name.to_string(), request: None, receive: true }).await?;
         out.calls += 1;
         first = reply.round;
     }
@@ -200,8 +199,7 @@ where
             return Ok(message);
         }
         let reply =
-            call(pb::InferStepRequest { session: name.to_string(), requests: Vec::new(), receive: true })
-                .await?;
+            call(pb::InferStepRequest { session: name.to_string(), request: None, receive: true }).await?;
         out.calls += 1;
         chunk = reply.round.ok_or(StepError::NoChunk { round })?;
     }

@@ -220,7 +220,9 @@ impl Integer {
     /// For e <= 0 or an even m, as rug does.
     pub fn secure_pow_mod_ref(&self, e: &Integer, m: &Integer) -> Integer {
         assert!(*e > 0 && m.is_odd(), "secure_pow_mod needs a positive exponent and an odd modulus");
-        Modulus::new(m).pow_secret(self, e, e.significant_bits())
+        // The exponent's length shows in the time only to 64 bits, as a
+        // count of GMP's limbs would.
+        Modulus::new(m).pow_secret(self, e, e.significant_bits().div_ceil(64) * 64)
     }
 
     /// [`Integer::secure_pow_mod_ref`] consuming self.
@@ -427,7 +429,8 @@ impl Integer {
     /// storage num-bigint holds beyond them, and copies it made, it cannot
     /// reach).
     pub(crate) fn wipe(&mut self) {
-        let digits = self.magnitude().to_u32_digits().len();
+        // Counted without copying them (a copy would be freed unwiped).
+        let digits = self.magnitude().iter_u32_digits().len();
         self.0.assign_from_slice(Sign::Plus, &vec![0u32; digits]);
     }
 }
