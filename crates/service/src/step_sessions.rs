@@ -40,6 +40,9 @@ struct Open {
     ip: Option<IpAddr>,
     created: Instant,
     last_used: Instant,
+    /// Calls in progress: an entry is not idle while one waits (a slow
+    /// round), only past its absolute lifetime.
+    busy: usize,
 }
 
 /// The open InferStep sessions of a server, by name.
@@ -63,7 +66,9 @@ impl StepSessions {
 
     fn sweep(open: &Mutex<HashMap<String, Open>>, life: Lifetimes) {
         let mut open = open.lock().expect("no thread panics holding the step table");
-        open.retain(|_, s| s.created.elapsed() <= life.whole && s.last_used.elapsed() <= life.idle);
+        open.retain(|_, s| {
+            s.created.elapsed() <= life.whole && (s.busy > 0 || s.last_used.elapsed() <= life.idle)
+        });
     }
 
     /// Starts the periodic sweep (once), from inside the runtime.
@@ -86,6 +91,22 @@ impl StepSessions {
 
     fn touch(&self, name: &str) {
         if let Some(s) = self.table().get_mut(name) {
+            s.last_used = Instant::now();
+        }
+    }
+}
+
+/// Marks a call in progress on an entry; the mark goes when the call ends,
+/// however it ends.
+struct Busy<'a> {
+    steps: &'a StepSessions,
+    name: &'a str,
+}
+
+impl Drop for Busy<'_> {
+    fn drop(&mut self) {
+        if let Some(s) = self.steps.table().get_mut(self.name) {
+            s.busy = s.busy.saturating_sub(1);
             s.last_used = Instant::now();
         }
     }
@@ -131,6 +152,7 @@ impl InferenceService {
         StepSessions::sweep(&self.steps.open, life);
         let idle = self.config.idle_timeout;
         let (inbound, answers) = self.step_session(&req, ip)?;
+        let _busy = Busy { steps: &self.steps, name: &req.session };
         if let Some(message) = req.request {
             match tokio::time::timeout(idle, inbound.send(Ok(message))).await {
                 Ok(Ok(())) => {}
@@ -208,6 +230,7 @@ impl InferenceService {
                 ));
             }
             s.last_used = Instant::now();
+            s.busy += 1;
             return Ok((s.inbound.clone(), s.answers.clone()));
         }
         if !starts {
@@ -221,7 +244,8 @@ impl InferenceService {
         let (tx, rx) = mpsc::channel(2);
         let answers = Arc::new(tokio::sync::Mutex::new(self.infer_stream(ReceiverStream::new(rx), ip)?));
         let now = Instant::now();
-        let entry = Open { inbound: tx.clone(), answers: answers.clone(), ip, created: now, last_used: now };
+        let entry =
+            Open { inbound: tx.clone(), answers: answers.clone(), ip, created: now, last_used: now, busy: 1 };
         open.insert(req.session.clone(), entry);
         Ok((tx, answers))
     }
