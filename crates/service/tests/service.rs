@@ -1,6 +1,8 @@
 //! The server over real loopback gRPC: correct answers, a clear status for
 //! every kind of bad input, limits, and a server that keeps serving.
 
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,6 +19,8 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Code;
 
+use common::{BITS, test_config};
+
 use ppdnn_model::testing::{mnist_test_set as test_set, shipped_model as model};
 
 /// The test key (1024 bits), with its re-randomization table.
@@ -26,8 +30,6 @@ fn key() -> &'static KeyPair {
     k
 }
 
-const BITS: u32 = 1024;
-
 struct Server {
     url: String,
     gauge: SessionGauge,
@@ -36,17 +38,6 @@ struct Server {
 
 async fn start(max_sessions: usize, idle: Duration) -> Server {
     start_with(ServerConfig { max_sessions, idle_timeout: idle, ..test_config() }).await
-}
-
-fn test_config() -> ServerConfig {
-    ServerConfig {
-        max_message_bytes: 1 << 20,
-        max_chunk_bytes: 64 << 10,
-        key_bits: vec![BITS],
-        key_policy: KeyPolicy::INSECURE_TESTING,
-        modes: vec![Mode::Fast, Mode::Private],
-        ..ServerConfig::default()
-    }
 }
 
 async fn start_with(config: ServerConfig) -> Server {

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ppdnn_paillier::{KeyPolicy, RandomnessPool};
+use ppdnn_paillier::RandomnessPool;
 use ppdnn_protocol::{ClientSession, Mode, Output, Packing, SessionPlan};
 use ppdnn_service::http::{HttpOptions, WebPage};
 use ppdnn_service::pb;
@@ -14,25 +14,15 @@ use ppdnn_service::{RemoteClient, ServedModel, ServerConfig, serve_service_with,
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tonic::Code;
 
+mod common;
+use common::{BITS, test_config};
+
 use ppdnn_model::testing::{mnist_test_set as test_set, shipped_model as model};
 
-const BITS: u32 = 1024;
-
-fn config() -> ServerConfig {
-    ServerConfig {
-        max_message_bytes: 1 << 20,
-        max_chunk_bytes: 64 << 10,
-        key_bits: vec![BITS],
-        key_policy: KeyPolicy::INSECURE_TESTING,
-        modes: vec![Mode::Fast, Mode::Private],
-        ..ServerConfig::default()
-    }
-}
-
-/// A server on a free loopback port with these HTTP settings; its address.
-async fn start(http: HttpOptions) -> std::net::SocketAddr {
+/// A server on a free loopback port with these settings; its address.
+async fn start_with(config: ServerConfig, http: HttpOptions) -> std::net::SocketAddr {
     let models = vec![ServedModel { name: "lenet5-mnist".into(), file: model().clone() }];
-    let svc = service(models, config()).unwrap();
+    let svc = service(models, config).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(serve_service_with(
@@ -44,6 +34,11 @@ async fn start(http: HttpOptions) -> std::net::SocketAddr {
         Duration::from_secs(1),
     ));
     addr
+}
+
+/// The test server with these HTTP settings.
+async fn start(http: HttpOptions) -> std::net::SocketAddr {
+    start_with(test_config(), http).await
 }
 
 /// One inference of test image `i` by InferStep calls over native gRPC.
@@ -170,25 +165,13 @@ async fn infer_step_refuses_unknown_sessions_bad_names_and_a_second_start() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_session_whose_answers_are_never_read_is_forgotten() {
-    let models = vec![ServedModel { name: "lenet5-mnist".into(), file: model().clone() }];
     let quick = ServerConfig {
         idle_timeout: Duration::from_millis(500),
         start_timeout: Duration::from_millis(500),
         session_deadline: Duration::from_secs(2),
-        ..config()
+        ..test_config()
     };
-    let svc = service(models, quick).unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let http = HttpOptions::default();
-    tokio::spawn(serve_service_with(
-        listener,
-        svc,
-        None,
-        http,
-        std::future::pending(),
-        Duration::from_secs(1),
-    ));
+    let addr = start_with(quick, HttpOptions::default()).await;
     let mut grpc = ppdnn_service::client::grpc_client(&format!("http://{addr}")).await.unwrap();
     let key = ppdnn_paillier::testing::test_keypair(BITS);
     let name = session_name().unwrap();
