@@ -51,6 +51,12 @@ impl PublicKey {
         })
     }
 
+    /// r^n mod n^2 on the portable backend (n public, r secret: the power's
+    /// time depends on n's length only).
+    pub(crate) fn portable_rn(&self, r: &Integer) -> Integer {
+        self.portable_n2().pow_public(r, self.n())
+    }
+
     /// (h^n)^a on the portable backend: by its table when built, else one
     /// constant-time exponentiation.
     pub(crate) fn portable_djn(&self, hn: &Integer, a: &Integer) -> Integer {
@@ -153,7 +159,7 @@ impl PublicKey {
             }
             None if backend == Backend::Portable => (0..count)
                 .into_par_iter()
-                .map(|_| Ok(self.portable_n2().pow_public(&*Secret(random_unit(self.n())?), self.n())))
+                .map(|_| Ok(self.portable_rn(&Secret(random_unit(self.n())?))))
                 .collect(),
             None => (0..count).into_par_iter().map(|_| self.random_rn_full()).collect(),
         }
@@ -173,9 +179,7 @@ impl PublicKey {
                     })
                     .collect())
             }
-            None if backend == Backend::Portable => {
-                Ok(rs.par_iter().map(|r| self.portable_n2().pow_public(r, self.n())).collect())
-            }
+            None if backend == Backend::Portable => Ok(rs.par_iter().map(|r| self.portable_rn(r)).collect()),
             None => Ok(rs.par_iter().map(|r| self.rn_from_r(r)).collect()),
         }
     }

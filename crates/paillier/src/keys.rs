@@ -180,7 +180,7 @@ impl PublicKey {
     /// r^n mod n^2 for a given r (the classic randomness, as in python-paillier).
     pub fn rn_from_r(&self, r: &Integer) -> Integer {
         if crate::arith::Backend::current() == crate::arith::Backend::Portable {
-            return self.portable_n2().pow_public(r, &self.n);
+            return self.portable_rn(r);
         }
         r.pow_mod_ref(&self.n, &self.n_squared)
             .map(Integer::from)
