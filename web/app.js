@@ -129,7 +129,11 @@ $('keygen').onclick = async () => {
   $('keygen').disabled = true; $('classify').disabled = true;
   try {
     const r = await ask({ op: 'keygen', bits: 2048, remember: $('remember').checked });
-    if (r.json) localStorage.setItem('ppdnn-key', r.json); else localStorage.removeItem('ppdnn-key');
+    // Only this page's own server's key is kept (or dropped) here: a link
+    // with ?server= must not replace or wipe it.
+    if (server === location.origin) {
+      if (r.json) localStorage.setItem('ppdnn-key', r.json); else localStorage.removeItem('ppdnn-key');
+    }
     document.body.dataset.keygenMs = String(Math.round(r.ms));
     keyReady(r.bits, `Key ready (${r.bits} bits, made in ${(r.ms / 1000).toFixed(1)} s${r.json ? ', kept in this browser' : ''}).`);
     prepare();

@@ -241,6 +241,14 @@ impl InferenceService {
         if open.len() >= 4 * self.config.max_sessions {
             return Err(Status::resource_exhausted("too many InferStep sessions are open; try again later"));
         }
+        // One address holds at most its share of the table (its session
+        // share, else the session limit), so it cannot fill it for others.
+        let share = self.config.max_sessions_per_client.unwrap_or(self.config.max_sessions);
+        if open.values().filter(|s| s.ip == ip).count() >= share {
+            return Err(Status::resource_exhausted(
+                "this address has as many InferStep sessions open as it may; finish or abandon one (it is forgotten after the idle timeout)",
+            ));
+        }
         let (tx, rx) = mpsc::channel(2);
         let answers = Arc::new(tokio::sync::Mutex::new(self.infer_stream(ReceiverStream::new(rx), ip)?));
         let now = Instant::now();

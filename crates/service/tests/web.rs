@@ -292,3 +292,26 @@ async fn a_call_without_a_grpc_content_type_is_refused_even_over_http2() {
     // Control: the same call as gRPC is served.
     assert_eq!(h2_post(addr, "application/grpc").await, 200);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_address_cannot_fill_the_session_table() {
+    let addr = start_with(ServerConfig { max_sessions: 2, ..test_config() }, HttpOptions::default()).await;
+    let mut grpc = ppdnn_service::client::grpc_client(&format!("http://{addr}")).await.unwrap();
+    let key = ppdnn_paillier::testing::test_keypair(BITS);
+    for _ in 0..2 {
+        grpc.infer_step(step(&session_name().unwrap(), Some(fast_start(key)), false)).await.unwrap();
+    }
+    let err =
+        grpc.infer_step(step(&session_name().unwrap(), Some(fast_start(key)), false)).await.unwrap_err();
+    assert_eq!(err.code(), Code::ResourceExhausted, "{err:?}");
+    assert!(err.message().contains("this address"), "{}", err.message());
+    // Another address still gets its share.
+    let other = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .local_address(Some("127.0.0.2".parse().unwrap()))
+        .connect()
+        .await
+        .unwrap();
+    let mut elsewhere = pb::inference_client::InferenceClient::new(other);
+    elsewhere.infer_step(step(&session_name().unwrap(), Some(fast_start(key)), false)).await.unwrap();
+}
