@@ -9,7 +9,9 @@ the browser, sets an example digit through the file input, classifies it in
 each mode the server offers and checks that the label and the logits the
 page shows equal `ppdnn predict --json` for that image. Then it checks that
 a page on another origin is refused by a server without --cors-origin and
-served by one with it, and that a server without --web serves no page.
+served by one with it (that host does not isolate the page, so this
+classification runs the single-threaded client, and must agree too), and
+that a server without --web serves no page.
 It prints the figures (ready time, key generation, time per mode, bundle
 size) as JSON and saves a screenshot.
 
@@ -151,11 +153,60 @@ def expected(ppdnn):
     return item["label"], item["logits"]
 
 
+
+def bundle_sizes(dist):
+    """What a page loads: the page's own files and one of the two builds."""
+    def size(path):
+        return sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(path) for f in fs)
+    page = sum(os.path.getsize(os.path.join(dist, f)) for f in os.listdir(dist)
+               if os.path.isfile(os.path.join(dist, f)))
+    out = {"bundle_wasm_bytes": os.path.getsize(os.path.join(dist, "pkg", "ppdnn_web_bg.wasm")),
+           "bundle_bytes": page + size(os.path.join(dist, "pkg"))}
+    threaded = os.path.join(dist, "pkg-threads")
+    if os.path.isdir(threaded):
+        out["bundle_threaded_wasm_bytes"] = os.path.getsize(os.path.join(threaded, "ppdnn_web_bg.wasm"))
+        out["bundle_threaded_bytes"] = page + size(threaded)
+    return out
+
+
+def keygen(driver):
+    driver.click("#keygen")
+    driver.wait("return document.body.dataset.key === '2048'", "the key", 120)
+
+
+def set_digit(driver):
+    driver.send_file("#file", DIGIT)
+    driver.wait("return document.body.dataset.input === '0000-7.png'", "the digit to load", 30)
+
+
+def classify(driver, mode, done_before, label, logits):
+    """Classifies the digit in `mode`; checks the page's answer against
+    ppdnn predict's; returns the figures the page shows."""
+    driver.js("const s = document.getElementById('mode'); if (s.value !== arguments[0]) {"
+              "s.value = arguments[0]; s.dispatchEvent(new Event('change')); }", mode)
+    driver.wait(f"return document.body.dataset.prepared === '{mode}'", f"the {mode} preparation", 120)
+    prepare_ms = int(driver.js("return document.body.dataset.prepareMs"))
+    driver.click("#classify")
+    driver.wait(f"return Number(document.body.dataset.done || 0) >= {done_before + 1}", f"the {mode} answer", 120)
+    shown = json.loads(driver.js("return document.getElementById('logits').textContent"))
+    page_label = int(driver.js("return document.getElementById('label').textContent"))
+    if shown["mode"] != mode or shown["logits"] != logits or page_label != label or shown["label"] != label:
+        raise SystemExit(f"{mode}: the page shows label {page_label} logits {shown['logits']}; "
+                         f"ppdnn predict gives {label} {logits}")
+    out = {k: shown[k] for k in ("total_ms", "client_ms", "server_and_network_ms", "bytes_sent", "bytes_received")}
+    out["prepare_ms"] = prepare_ms
+    out["threads"] = int(driver.js("return document.body.dataset.threads"))
+    print(f"{mode}: label {page_label}, logits equal to ppdnn predict's: {json.dumps(out)}", file=sys.stderr)
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--ppdnn", default=os.path.join(ROOT, "target", "release", "ppdnn"))
     ap.add_argument("--screenshot", default=os.path.join(ROOT, "results", "web", "page.png"))
     ap.add_argument("--json", default=None)
+    ap.add_argument("--require-threads", action="store_true",
+                    help="fail unless the threaded client is built and used")
     args = ap.parse_args()
     dist = os.path.join(ROOT, "web", "dist")
     wasm = os.path.join(dist, "pkg", "ppdnn_web_bg.wasm")
@@ -171,43 +222,33 @@ def main():
                                       stderr=subprocess.DEVNULL))
         wait_port(driver_port, "chromedriver")
         driver = WebDriver(driver_port)
-        report = {"bundle_wasm_bytes": os.path.getsize(wasm),
-                  "bundle_bytes": sum(os.path.getsize(os.path.join(d, f))
-                                      for d, _, fs in os.walk(dist) for f in fs)}
+        report = bundle_sizes(dist)
+        threaded_built = os.path.exists(os.path.join(dist, "pkg-threads", "ppdnn_web_bg.wasm"))
+        if args.require_threads and not threaded_built:
+            raise SystemExit("--require-threads: web/dist/pkg-threads is missing (PPDNN_WEB_THREADS=yes scripts/build-web.sh)")
 
         t0 = time.time()
         driver.go(f"http://127.0.0.1:{port}/")
         driver.wait("return document.body.dataset.ready === '1'", "the page to be ready", 30)
         report["ready_s"] = round(time.time() - t0, 3)
         report["ready_in_page_ms"] = int(driver.js("return document.body.dataset.readyMs"))
+        threads = int(driver.js("return document.body.dataset.threads"))
+        cores = int(driver.js("return navigator.hardwareConcurrency || 1"))
+        report["threads"] = threads
+        print(f"the page served by ppdnn serve --web: client on {threads} worker thread(s), {cores} cores",
+              file=sys.stderr)
+        if threaded_built and cores > 1 and threads < 2:
+            raise SystemExit(f"the page is served cross-origin isolated with a threaded build, yet its client "
+                             f"runs on {threads} thread(s)")
 
-        driver.click("#keygen")
-        driver.wait("return document.body.dataset.key === '2048'", "the key", 120)
+        keygen(driver)
         report["keygen_s"] = int(driver.js("return document.body.dataset.keygenMs")) / 1000
-
-        driver.send_file("#file", DIGIT)
-        driver.wait("return document.body.dataset.input === '0000-7.png'", "the digit to load", 30)
-
+        set_digit(driver)
         modes = driver.js("return Array.from(document.getElementById('mode').options).map(o => o.value)")
         if sorted(modes) != ["fast", "private"]:
             raise SystemExit(f"the page offers modes {modes}, the server fast and private")
         for i, mode in enumerate(["fast", "private"]):
-            driver.js("const s = document.getElementById('mode'); if (s.value !== arguments[0]) {"
-                      "s.value = arguments[0]; s.dispatchEvent(new Event('change')); }", mode)
-            driver.wait(f"return document.body.dataset.prepared === '{mode}'", f"the {mode} preparation", 120)
-            prepare_ms = int(driver.js("return document.body.dataset.prepareMs"))
-            driver.click("#classify")
-            driver.wait(f"return Number(document.body.dataset.done || 0) >= {i + 1}", f"the {mode} answer", 120)
-            shown = json.loads(driver.js("return document.getElementById('logits').textContent"))
-            page_label = int(driver.js("return document.getElementById('label').textContent"))
-            if shown["mode"] != mode or shown["logits"] != logits or page_label != label or shown["label"] != label:
-                raise SystemExit(f"{mode}: the page shows label {page_label} logits {shown['logits']}; "
-                                 f"ppdnn predict gives {label} {logits}")
-            report[mode] = {k: shown[k] for k in ("total_ms", "client_ms", "server_and_network_ms",
-                                                  "bytes_sent", "bytes_received")}
-            report[mode]["prepare_ms"] = prepare_ms
-            print(f"{mode}: label {page_label}, logits equal to ppdnn predict's: {json.dumps(report[mode])}",
-                  file=sys.stderr)
+            report[mode] = classify(driver, mode, i, label, logits)
         driver.screenshot(args.screenshot)
 
         # A page on another origin: refused without --cors-origin, served with it.
@@ -221,6 +262,14 @@ def main():
         procs.append(serve(args.ppdnn, other_port, ["--cors-origin", origin]))
         driver.go(f"{origin}/?server=http://127.0.0.1:{other_port}")
         driver.wait("return document.body.dataset.ready === '1'", "the page on another origin", 30)
+        # That host sends no isolation headers: the single-threaded client,
+        # which must give the same answer.
+        single = int(driver.js("return document.body.dataset.threads"))
+        if single != 1:
+            raise SystemExit(f"a page that is not cross-origin isolated runs its client on {single} threads")
+        keygen(driver)
+        set_digit(driver)
+        report["fast_one_worker"] = classify(driver, "fast", 0, label, logits)
         other.shutdown()
 
         # Without --web there is no page (gRPC's "unimplemented", or an HTTP error).

@@ -186,6 +186,13 @@ async function start() {
   const t0 = performance.now();
   try {
     $('server').textContent = server === location.origin ? `Server: ${server} (this page's)` : `Server: ${server} (another origin: not this page's server)`;
+    const rt = await ask({ op: 'runtime' });
+    document.body.dataset.threads = String(rt.threads);
+    if (rt.threadError) document.body.dataset.threadError = rt.threadError;
+    $('runtime').textContent = rt.threads > 1
+      ? `Client: WebAssembly on ${rt.threads} Web Workers (threaded), plus one coordinating.`
+      : `Client: WebAssembly on one Web Worker${rt.isolated ? (rt.threadError ? ` (the threaded build failed: ${rt.threadError})` : '')
+        : ' (this page is not cross-origin isolated, so its workers cannot share memory)'}.`;
     models = await ask({ op: 'models' });
     $('model').replaceChildren(...models.map((m) => new Option(`${m.name} (${m.dataset})`, m.name)));
     fillModes();

@@ -130,6 +130,32 @@ pub(crate) async fn grpc_content_only(
     next.run(request).await
 }
 
+/// Makes the page cross-origin isolated (COOP same-origin, COEP
+/// require-corp): the browser then lets its Web Workers share memory, which
+/// the threaded client needs to spread its work over several workers. The
+/// page's own files are same-origin; its gRPC-web calls to another server
+/// are CORS requests, which COEP admits.
+pub(crate) async fn isolate_page(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    headers.insert(
+        HeaderName::from_static("cross-origin-opener-policy"),
+        HeaderValue::from_static("same-origin"),
+    );
+    headers.insert(
+        HeaderName::from_static("cross-origin-embedder-policy"),
+        HeaderValue::from_static("require-corp"),
+    );
+    headers.insert(
+        HeaderName::from_static("cross-origin-resource-policy"),
+        HeaderValue::from_static("same-origin"),
+    );
+    response
+}
+
 /// The content type of a page file, by its extension.
 fn content_type(path: &str) -> &'static str {
     match path.rsplit('.').next().unwrap_or("") {

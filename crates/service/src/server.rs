@@ -264,13 +264,18 @@ pub async fn serve_service_with(
         .prepare()
         .into_axum_router()
         .route_layer(axum::middleware::from_fn(crate::http::grpc_content_only));
-    router = match http.web.clone() {
-        Some(WebPage::Dir(dir)) => router.fallback_service(tower_http::services::ServeDir::new(dir)),
-        Some(WebPage::Embedded(files)) => {
-            router.fallback(move |uri: http::Uri| crate::http::embedded(files, uri))
+    let page = match http.web.clone() {
+        Some(WebPage::Dir(dir)) => {
+            Some(axum::Router::new().fallback_service(tower_http::services::ServeDir::new(dir)))
         }
-        None => router,
+        Some(WebPage::Embedded(files)) => {
+            Some(axum::Router::new().fallback(move |uri: http::Uri| crate::http::embedded(files, uri)))
+        }
+        None => None,
     };
+    if let Some(page) = page {
+        router = router.fallback_service(page.layer(axum::middleware::from_fn(crate::http::isolate_page)));
+    }
     let server = builder
         .layer(tower::util::option_layer(http.cors()?))
         .add_routes(tonic::service::Routes::from(router))

@@ -253,6 +253,13 @@ async fn the_page_is_served_only_when_asked_for() {
     let (head, body) = http(built, &get(built), b"").await;
     assert!(head.starts_with("http/1.1 200") && head.contains("text/html"), "{head}");
     assert_eq!(body, b"<title>built in</title>");
+    // Served either way, the page is cross-origin isolated, so that its
+    // workers may share memory (the threaded client).
+    for addr in [with, built] {
+        let (head, _) = http(addr, &get(addr), b"").await;
+        assert!(head.contains("cross-origin-opener-policy: same-origin"), "{head}");
+        assert!(head.contains("cross-origin-embedder-policy: require-corp"), "{head}");
+    }
     let without = start(HttpOptions::default()).await;
     let (head, body) = http(without, &get(without), b"").await;
     assert!(

@@ -21,3 +21,8 @@ pub mod core;
 
 #[cfg(target_arch = "wasm32")]
 mod bindings;
+
+/// `initThreadPool(n)` for JavaScript: starts rayon's pool on `n` Web
+/// Workers sharing this module's memory (the threaded build only).
+#[cfg(all(target_arch = "wasm32", feature = "threads"))]
+pub use wasm_bindgen_rayon::init_thread_pool;
