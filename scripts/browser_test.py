@@ -11,7 +11,9 @@ page shows equal `ppdnn predict --json` for that image. Then it checks that
 a page on another origin is refused by a server without --cors-origin and
 served by one with it (that host does not isolate the page, so this
 classification runs the single-threaded client, and must agree too), and
-that a server without --web serves no page.
+that a server without --web serves no page. With --nginx, the page works
+through two replicas behind deploy/nginx/ppdnn.conf, and fails (as it
+must) when that file's browsers are balanced per request.
 It prints the figures (ready time, key generation, time per mode, bundle
 size) as JSON and saves a screenshot.
 
@@ -200,11 +202,77 @@ def classify(driver, mode, done_before, label, logits):
     return out
 
 
+
+def nginx_conf(tmp, lb_port, browser_port, replicas, per_request):
+    """deploy/nginx/ppdnn.conf on these ports; per_request drops the
+    browsers' upstream's address hash (the control)."""
+    with open(os.path.join(ROOT, "deploy", "nginx", "ppdnn.conf")) as f:
+        conf = f.read()
+    if per_request:
+        if "hash $remote_addr consistent;" not in conf:
+            raise SystemExit("deploy/nginx/ppdnn.conf no longer hashes browsers by address")
+        conf = conf.replace("hash $remote_addr consistent;", "")
+    conf = (conf.replace("127.0.0.1:50051", f"127.0.0.1:{lb_port}")
+                .replace("127.0.0.1:50052", f"127.0.0.1:{browser_port}")
+                .replace("127.0.0.1:50061", f"127.0.0.1:{replicas[0]}")
+                .replace("127.0.0.1:50062", f"127.0.0.1:{replicas[1]}")
+                .replace("worker_processes auto;", "worker_processes 1;"))
+    os.makedirs(os.path.join(tmp, "tmp"), exist_ok=True)
+    path = os.path.join(tmp, "nginx.conf")
+    with open(path, "w") as f:
+        f.write(conf)
+    return path
+
+
+def through_nginx(driver, ppdnn, procs, label, logits):
+    """Two replicas behind deploy/nginx/ppdnn.conf: the page, loaded through
+    nginx, classifies exactly; with the browsers' upstream balanced per
+    request (the control), the session's next call meets the other replica
+    and the page shows the refusal."""
+    import shutil
+    import tempfile
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    replicas = [free_port(), free_port()]
+    for port in replicas:
+        procs.append(serve(ppdnn, port, ["--web"]))
+    out = {}
+    for per_request in (False, True):
+        tmp = tempfile.mkdtemp()
+        lb_port, browser_port = free_port(), free_port()
+        conf = nginx_conf(tmp, lb_port, browser_port, replicas, per_request)
+        lb = subprocess.Popen([nginx, "-p", tmp, "-c", conf, "-g", "daemon off;"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        procs.append(lb)
+        wait_port(browser_port, "nginx")
+        driver.go(f"http://127.0.0.1:{browser_port}/")
+        driver.wait("return document.body.dataset.ready === '1'", "the page through nginx", 30)
+        keygen(driver)
+        set_digit(driver)
+        if not per_request:
+            out["fast_through_nginx"] = classify(driver, "fast", 0, label, logits)
+        else:
+            driver.js("const s = document.getElementById('mode'); if (s.value !== 'fast') {"
+                      "s.value = 'fast'; s.dispatchEvent(new Event('change')); }")
+            driver.wait("return document.body.dataset.prepared === 'fast'", "the fast preparation", 120)
+            driver.click("#classify")
+            driver.wait("return !document.getElementById('error').hidden", "the control's failure", 120)
+            error = driver.js("return document.getElementById('error').textContent")
+            if "session" not in error.lower():
+                raise SystemExit(f"control: per-request balancing failed otherwise than expected: {error}")
+            print(f"control (nginx balancing per request): the page shows: {error}", file=sys.stderr)
+            out["nginx_control"] = "refused as expected"
+        lb.terminate()
+        lb.wait(timeout=10)
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--ppdnn", default=os.path.join(ROOT, "target", "release", "ppdnn"))
     ap.add_argument("--screenshot", default=os.path.join(ROOT, "results", "web", "page.png"))
     ap.add_argument("--json", default=None)
+    ap.add_argument("--nginx", action="store_true",
+                    help="also through two replicas behind deploy/nginx/ppdnn.conf (and its control)")
     ap.add_argument("--require-threads", action="store_true",
                     help="fail unless the threaded client is built and used")
     args = ap.parse_args()
@@ -281,6 +349,8 @@ def main():
         except urllib.error.HTTPError:
             pass
         report["cors_and_no_page_checks"] = "passed"
+        if args.nginx:
+            report.update(through_nginx(driver, args.ppdnn, procs, label, logits))
         print(json.dumps(report))
         if args.json:
             os.makedirs(os.path.dirname(args.json) or ".", exist_ok=True)

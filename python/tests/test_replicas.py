@@ -34,6 +34,7 @@ def balanced(tmp_path):
     with open(os.path.join(ROOT, "deploy", "nginx", "ppdnn.conf")) as f:
         conf = f.read()
     conf = (conf.replace("127.0.0.1:50051", f"127.0.0.1:{port}")
+                .replace("127.0.0.1:50052", f"127.0.0.1:{free_port()}")
                 .replace("127.0.0.1:50061", f"127.0.0.1:{replicas[0].port}")
                 .replace("127.0.0.1:50062", f"127.0.0.1:{replicas[1].port}")
                 .replace("worker_processes auto;", "worker_processes 1;"))
