@@ -238,12 +238,20 @@ impl InferenceService {
                 "InferStep.session names no open session (it ended, timed out, or never began with Start)",
             ));
         }
+        // A session that has ended keeps its entry (so that its next call
+        // gets its status) only while the room is not needed: ended
+        // sessions (a refused Start ends at once and costs nothing) must
+        // not hold the table, or a few cheap calls would lock out everyone.
+        let share = self.config.max_sessions_per_client.unwrap_or(self.config.max_sessions);
+        if open.len() >= 4 * self.config.max_sessions || open.values().filter(|s| s.ip == ip).count() >= share
+        {
+            open.retain(|_, s| s.busy > 0 || !s.inbound.is_closed());
+        }
         if open.len() >= 4 * self.config.max_sessions {
             return Err(Status::resource_exhausted("too many InferStep sessions are open; try again later"));
         }
         // One address holds at most its share of the table (its session
         // share, else the session limit), so it cannot fill it for others.
-        let share = self.config.max_sessions_per_client.unwrap_or(self.config.max_sessions);
         if open.values().filter(|s| s.ip == ip).count() >= share {
             return Err(Status::resource_exhausted(
                 "this address has as many InferStep sessions open as it may; finish or abandon one (it is forgotten after the idle timeout)",

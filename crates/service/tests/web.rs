@@ -322,3 +322,25 @@ async fn one_address_cannot_fill_the_session_table() {
     let mut elsewhere = pb::inference_client::InferenceClient::new(other);
     elsewhere.infer_step(step(&session_name().unwrap(), Some(fast_start(key)), false)).await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_that_have_ended_do_not_hold_the_table() {
+    // Refused Starts (no key: they end at once and cost the server nothing)
+    // must not keep a client, or everyone, out of the table.
+    let addr = start_with(ServerConfig { max_sessions: 2, ..test_config() }, HttpOptions::default()).await;
+    let mut grpc = ppdnn_service::client::grpc_client(&format!("http://{addr}")).await.unwrap();
+    let refused = pb::InferRequest { kind: Some(pb::infer_request::Kind::Start(pb::Start::default())) };
+    let names: Vec<String> = (0..12).map(|_| session_name().unwrap()).collect();
+    for name in &names {
+        grpc.infer_step(step(name, Some(refused.clone()), false)).await.unwrap();
+    }
+    // Give the refused sessions time to end.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let key = ppdnn_paillier::testing::test_keypair(BITS);
+    grpc.infer_step(step(&session_name().unwrap(), Some(fast_start(key)), false)).await.unwrap();
+    grpc.infer_step(step(&session_name().unwrap(), Some(fast_start(key)), false)).await.unwrap();
+    // Live sessions still count: the address's share (2) is taken.
+    let err =
+        grpc.infer_step(step(&session_name().unwrap(), Some(fast_start(key)), false)).await.unwrap_err();
+    assert_eq!(err.code(), Code::ResourceExhausted, "{err:?}");
+}
