@@ -97,6 +97,12 @@ pub enum ProofError {
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum FactorProofError {
+    /// Ring-Pedersen parameters whose maker's proof that s is in the group
+    /// t generates does not verify.
+    #[error(
+        "the server's factor-proof parameters do not prove that s is in the group t generates: committing to the key's primes under them could reveal them, so no factor proof is made"
+    )]
+    ParamsUnproven,
     /// A proof of the wrong size.
     #[error("{got} bytes where a proof for this key and these parameters takes {expected}")]
     Length {

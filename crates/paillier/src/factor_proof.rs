@@ -47,13 +47,19 @@
 //! non-trivial roots in Z*_n_hat, the usual assumptions for an RSA modulus
 //! of random primes (Damgard and Fujisaki, 2002, argue binding and
 //! extraction in such groups without safe primes). A client that does not
-//! trust the server would also need CGGMP21's Pi^prm (a proof that s is in
-//! `<t>`), which this module does not implement.
+//! trust the server needs more: that s is in `<t>`, or its commitments to
+//! p and q could reveal them. The parameters therefore carry CGGMP21's
+//! Pi^prm ([`crate::params_proof`]), made with lambda when they are
+//! generated, and a prover checks it ([`RingPedersen::check_membership`])
+//! before it commits to anything under them
+//! ([`PrivateKey::prove_factors`] refuses otherwise).
 //!
 //! # Wire forms
 //!
 //! Parameters: a 4-byte big-endian width w (bytes of n_hat), then n_hat, s
-//! and t, each big-endian in exactly w bytes.
+//! and t, each big-endian in exactly w bytes (the "parameters' wire form",
+//! which [`RingPedersen::digest`] hashes), then their membership proof
+//! ([`crate::params_proof`], 2 x 128 x w bytes).
 //!
 //! Proof, for an n of |n| bits and an n_hat of |n_hat| bits: the five
 //! commitments P, Q, A, B, T (each in [1, n_hat), big-endian in exactly
@@ -79,8 +85,10 @@ use sha2::{Digest, Sha256};
 use crate::ciphertext::to_fixed_bytes;
 use crate::error::{Error, FactorProofError};
 use crate::keys::{PrivateKey, PublicKey, random_prime, secure_pow};
+use crate::params_proof::MembershipProof;
 use crate::random::{random_below, random_unit};
 use crate::secret::Secret;
+use std::sync::{Arc, OnceLock};
 
 /// CGGMP21's ell: the slack, in bits, of the masks of the commitments'
 /// randomness (the challenge is ell bits too).
@@ -120,12 +128,26 @@ pub fn proven_factor_bits(n_bits: u32) -> u32 {
 /// s, t in Z*_n_hat with t a square and s = t^lambda. The verifier (the
 /// server) generates them once ([`RingPedersen::generate`]) and publishes
 /// them ([`RingPedersen::to_bytes`]); it needs no secret to verify.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct RingPedersen {
     n_hat: Integer,
     s: Integer,
     t: Integer,
+    /// The maker's proof that s is in `<t>`.
+    membership: MembershipProof,
+    /// Whether `membership` verifies, once checked.
+    checked: Arc<OnceLock<bool>>,
 }
+
+/// Parameters are equal when their n_hat, s and t are (whatever their
+/// proofs' randomness).
+impl PartialEq for RingPedersen {
+    fn eq(&self, other: &Self) -> bool {
+        (&self.n_hat, &self.s, &self.t) == (&other.n_hat, &other.s, &other.t)
+    }
+}
+
+impl Eq for RingPedersen {}
 
 impl RingPedersen {
     /// Generates parameters with an n_hat of exactly `bits` bits (even, from
@@ -152,12 +174,32 @@ impl RingPedersen {
             let t = Integer::from(r.square_ref()) % &n_hat;
             let lambda = Secret(random_below(&phi)?);
             let s = secure_pow(&t, &lambda, &n_hat);
-            let params = RingPedersen { n_hat: n_hat.clone(), s, t };
+            let mut params = RingPedersen {
+                n_hat: n_hat.clone(),
+                s,
+                t,
+                membership: MembershipProof::default(),
+                checked: Arc::default(),
+            };
             // Redrawn in the rare case of s or t in {0, 1, -1}, or s = t.
             if params.validate().is_ok() {
+                params.membership =
+                    MembershipProof::prove(&params.n_hat, &params.t, &lambda, &phi, &params.params_wire())?;
                 return Ok(params);
             }
         }
+    }
+
+    /// Checks, once, the maker's proof that s is in the group t generates
+    /// (CGGMP21's Pi^prm, [`crate::params_proof`]): without it, a
+    /// commitment s^p t^mu need not hide p. [`PrivateKey::prove_factors`]
+    /// calls it before committing to anything. Costs 128 powers mod n_hat
+    /// with exponents of |n_hat| bits, the first time.
+    pub fn check_membership(&self) -> Result<(), Error> {
+        let ok = *self
+            .checked
+            .get_or_init(|| self.membership.verify(&self.n_hat, &self.s, &self.t, &self.params_wire()));
+        if ok { Ok(()) } else { Err(FactorProofError::ParamsUnproven.into()) }
     }
 
     /// The RSA modulus n_hat.
@@ -215,8 +257,8 @@ impl RingPedersen {
         Ok(())
     }
 
-    /// The wire form (see the module docs).
-    pub fn to_bytes(&self) -> Vec<u8> {
+    /// The parameters' wire form without their proof: width, n_hat, s, t.
+    fn params_wire(&self) -> Vec<u8> {
         let w = self.width();
         let mut out = Vec::with_capacity(4 + 3 * w);
         out.extend_from_slice(&(w as u32).to_be_bytes());
@@ -226,9 +268,19 @@ impl RingPedersen {
         out
     }
 
+    /// The wire form (see the module docs): the parameters, then their
+    /// membership proof.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = self.params_wire();
+        self.membership.write(self.width(), &mut out);
+        out
+    }
+
     /// Parses and validates the wire form: n_hat odd, of exactly the stated
     /// width and [`MIN_PARAMS_BITS`] to [`MAX_PARAMS_BITS`] bits; s and t
-    /// units in (1, n_hat - 1); s != t.
+    /// units in (1, n_hat - 1); s != t; a membership proof of the right
+    /// size (checked by [`RingPedersen::check_membership`], not here: it
+    /// costs 128 powers).
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, Error> {
         let Some((header, rest)) = bytes.split_first_chunk::<4>() else {
             return Err(FactorProofError::InvalidParams("shorter than its 4-byte width").into());
@@ -238,11 +290,24 @@ impl RingPedersen {
         if !(min..=max).contains(&w) {
             return Err(FactorProofError::InvalidParams("a width outside 256 to 1024 bytes").into());
         }
-        if rest.len() != 3 * w {
-            return Err(FactorProofError::ParamsLength { got: bytes.len(), expected: 4 + 3 * w }.into());
+        let expected = 3 * w + MembershipProof::encoded_len(w);
+        if rest.len() == 3 * w {
+            return Err(FactorProofError::InvalidParams(
+                "no proof that s is in the group t generates (parameters made by an older ppdnn: delete the file, and new ones are made)",
+            )
+            .into());
+        }
+        if rest.len() != expected {
+            return Err(FactorProofError::ParamsLength { got: bytes.len(), expected: 4 + expected }.into());
         }
         let number = |i: usize| Integer::from_digits(&rest[i * w..(i + 1) * w], Order::Msf);
-        let params = RingPedersen { n_hat: number(0), s: number(1), t: number(2) };
+        let params = RingPedersen {
+            n_hat: number(0),
+            s: number(1),
+            t: number(2),
+            membership: MembershipProof::parse(&rest[3 * w..], w)?,
+            checked: Arc::default(),
+        };
         if params.width() != w {
             return Err(FactorProofError::InvalidParams("n_hat does not fill its stated width").into());
         }
@@ -256,7 +321,7 @@ impl RingPedersen {
     pub fn digest(&self) -> [u8; 32] {
         let mut h = Sha256::new();
         h.update(PARAMS_DOMAIN);
-        h.update(self.to_bytes());
+        h.update(self.params_wire());
         h.finalize().into()
     }
 }
@@ -522,7 +587,11 @@ impl PrivateKey {
     /// (see the module docs), under the verifier's `params`. Costs ten
     /// constant-time powers mod n_hat with exponents of 1,024 to 4,864
     /// bits at 2048 bits.
+    /// Refuses (with [`FactorProofError::ParamsUnproven`]) parameters
+    /// whose membership proof does not verify: committing under them could
+    /// reveal p and q.
     pub fn prove_factors(&self, params: &RingPedersen) -> Result<FactorProof, Error> {
+        params.check_membership()?;
         let (p, q) = self.primes();
         let n = self.public_key().n();
         let bound = z_bound(n);
@@ -621,7 +690,7 @@ mod tests {
         assert_eq!(a.bits(), 2048);
         assert!(a.validate().is_ok());
         let bytes = a.to_bytes();
-        assert_eq!(bytes.len(), 4 + 3 * 256);
+        assert_eq!(bytes.len(), 4 + 3 * 256 + 2 * crate::params_proof::ROUNDS * 256);
         assert_eq!(&RingPedersen::from_bytes(&bytes).unwrap(), a);
         assert_ne!(a.digest(), other_params().digest());
         assert_eq!(a.digest(), RingPedersen::from_bytes(&bytes).unwrap().digest());
@@ -651,6 +720,9 @@ mod tests {
             for x in [n_hat, s, t] {
                 b.extend(to_fixed_bytes(x, w));
             }
+            assert!(RingPedersen::from_bytes(&b).is_err(), "parameters without their proof");
+            // With a proof of the right size (A's, which shows nothing for these).
+            b.extend(&good[4 + 3 * 256..]);
             RingPedersen::from_bytes(&b)
         };
         let (n, s, t) = (a.n_hat(), a.s(), a.t());
@@ -673,6 +745,9 @@ mod tests {
         ] {
             assert!(with(nn, ss, tt).is_err());
         }
+        // Parameters without their proof (an older ppdnn's file) are refused, saying so.
+        let bare = RingPedersen::from_bytes(&good[..4 + 3 * 256]).unwrap_err();
+        assert!(bare.to_string().contains("no proof that s is in the group t generates"), "{bare}");
         // s >= n_hat within the width.
         let mut b = good.clone();
         b[4 + 256..4 + 512].fill(0xff);
@@ -721,7 +796,13 @@ mod tests {
         let parsed = FactorProof::from_bytes(key, b, &proof.to_bytes(key, a));
         assert!(parsed.is_err() || key.verify_factors_proof(b, &parsed.unwrap()).is_err());
         // Under parameters with the same n_hat and t but another s (s^2, also in <t>).
-        let a2 = RingPedersen { n_hat: a.n_hat.clone(), s: a.s.clone().square() % &a.n_hat, t: a.t.clone() };
+        let a2 = RingPedersen {
+            n_hat: a.n_hat.clone(),
+            s: a.s.clone().square() % &a.n_hat,
+            t: a.t.clone(),
+            membership: a.membership.clone(),
+            checked: Arc::default(),
+        };
         assert!(a2.validate().is_ok());
         assert_eq!(key.verify_factors_proof(&a2, proof), rejected());
         // For another key: a smaller one (its proof's numbers are narrower) ...
@@ -924,6 +1005,10 @@ mod tests {
         let start = Instant::now();
         let a = RingPedersen::generate(2048).unwrap();
         let generate = start.elapsed();
+        let parsed = RingPedersen::from_bytes(&a.to_bytes()).unwrap();
+        let start = Instant::now();
+        parsed.check_membership().unwrap();
+        let membership = start.elapsed();
         let pair = test_keypair(2048);
         let start = Instant::now();
         let proof = pair.private.prove_factors(&a).unwrap();
@@ -933,7 +1018,98 @@ mod tests {
         let verify = start.elapsed();
         let bytes = proof.to_bytes(pair.public(), &a).len();
         println!(
-            "2048-bit n and n_hat: parameters generated in {generate:?}, proved in {prove:?}, verified in {verify:?}, {bytes} bytes"
+            "2048-bit n and n_hat: parameters generated in {generate:?} (their membership proof checked in {membership:?}), proved in {prove:?}, verified in {verify:?}, {bytes} bytes"
         );
+    }
+
+    /// A 2048-bit prime p_hat = 1 mod 9, from the test's own random stream.
+    fn prime_one_mod_nine(seed: u64) -> Integer {
+        let mut next = xorshift(seed);
+        let mut digits = [0u64; 32];
+        digits.iter_mut().for_each(|d| *d = next());
+        digits[31] |= 1 << 63;
+        let x = Integer::from_digits(&digits, Order::Lsf);
+        let mut c = (&x - Integer::from(&x % 18u32)) + 1u32;
+        while c.is_probably_prime(30) == IsPrime::No {
+            c += 18u32;
+        }
+        c
+    }
+
+    /// Parameters a malicious server could send: n_hat a prime with 9 |
+    /// n_hat - 1, s of large order, t = s^((n_hat - 1)/3) of order 3. They
+    /// pass every check a client can make of n_hat, s and t alone, and come
+    /// with the best proof the server can make without a lambda (a guess).
+    fn malicious_params() -> (RingPedersen, Integer) {
+        let n_hat = prime_one_mod_nine(7);
+        let third = Integer::from(&n_hat - 1u32) / 3u32;
+        let mut s = Integer::from(2u32);
+        let t = loop {
+            let t = Integer::from(s.pow_mod_ref(&third, &n_hat).unwrap());
+            if t != 1 {
+                break t;
+            }
+            s += 1u32;
+        };
+        let mut params =
+            RingPedersen { n_hat, s, t, membership: MembershipProof::default(), checked: Arc::default() };
+        assert!(params.validate().is_ok(), "the malicious parameters pass the plain checks");
+        let phi = Integer::from(&params.n_hat - 1u32);
+        let guess = Integer::from(12345u32);
+        params.membership =
+            MembershipProof::prove(&params.n_hat, &params.t, &guess, &phi, &params.params_wire()).unwrap();
+        (params, third)
+    }
+
+    /// What the server reads from a commitment s^x t^mu under its malicious
+    /// parameters: x mod 3 (c^((n_hat - 1)/3) = (s^((n_hat - 1)/3))^x = t^x,
+    /// since t^((n_hat - 1)/3) = 1). With n_hat - 1 smooth, Pohlig-Hellman
+    /// reads all of x the same way.
+    fn read_mod_three(params: &RingPedersen, third: &Integer, c: &Integer) -> Option<u32> {
+        let y = Integer::from(c.pow_mod_ref(third, &params.n_hat).unwrap());
+        (0..3u32)
+            .find(|&k| Integer::from(params.t.pow_mod_ref(&Integer::from(k), &params.n_hat).unwrap()) == y)
+    }
+
+    #[test]
+    fn generated_parameters_prove_membership_and_a_tampered_proof_is_refused() {
+        let a = params();
+        a.check_membership().unwrap();
+        let parsed = RingPedersen::from_bytes(&a.to_bytes()).unwrap();
+        parsed.check_membership().unwrap();
+        // One byte of one response changed: refused, and no factor proof is made.
+        let mut bytes = a.to_bytes();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 1;
+        let tampered = RingPedersen::from_bytes(&bytes).unwrap();
+        assert_eq!(tampered.check_membership(), Err(FactorProofError::ParamsUnproven.into()));
+        assert_eq!(
+            test_keypair(1024).private.prove_factors(&tampered).unwrap_err(),
+            FactorProofError::ParamsUnproven.into()
+        );
+    }
+
+    #[test]
+    fn a_server_with_parameters_of_small_order_gets_no_commitment_to_the_primes() {
+        let (evil, third) = malicious_params();
+        let wire = RingPedersen::from_bytes(&evil.to_bytes()).unwrap();
+        assert_eq!(wire.check_membership(), Err(FactorProofError::ParamsUnproven.into()));
+        let pair = test_keypair(2048);
+        assert_eq!(pair.private.prove_factors(&wire).unwrap_err(), FactorProofError::ParamsUnproven.into());
+        // The control: a prover that did not check (this module before the
+        // membership proof) commits, and the server reads p and q mod 3 from
+        // the commitments, every time.
+        let (p, q) = pair.private.primes();
+        for _ in 0..4 {
+            let proof = prove(pair.public().n(), p, q, &wire).unwrap();
+            assert_eq!(
+                read_mod_three(&wire, &third, &proof.cp),
+                Some(Integer::from(p % 3u32).to_u32().unwrap())
+            );
+            assert_eq!(
+                read_mod_three(&wire, &third, &proof.cq),
+                Some(Integer::from(q % 3u32).to_u32().unwrap())
+            );
+        }
     }
 }

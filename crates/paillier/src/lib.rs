@@ -46,6 +46,7 @@ mod memory;
 mod modulus_proof;
 mod multiexp;
 mod ops;
+pub mod params_proof;
 mod policy;
 mod pool;
 mod portable;
