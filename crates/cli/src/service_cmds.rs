@@ -218,7 +218,12 @@ fn factor_params(path: &std::path::Path, key_bits: &[u32]) -> Result<ppdnn_paill
     use ppdnn_paillier::RingPedersen;
     let read = |p: &std::path::Path| -> Result<RingPedersen> {
         let bytes = std::fs::read(p).with_context(|| format!("reading --factor-params {}", p.display()))?;
-        RingPedersen::from_bytes(&bytes).with_context(|| format!("--factor-params {}", p.display()))
+        let params =
+            RingPedersen::from_bytes(&bytes).with_context(|| format!("--factor-params {}", p.display()))?;
+        // Clients check this proof before they commit to anything: a file
+        // whose proof fails would turn every private client away.
+        params.check_membership().with_context(|| format!("--factor-params {}", p.display()))?;
+        Ok(params)
     };
     if path.exists() {
         return read(path);

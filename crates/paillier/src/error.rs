@@ -54,11 +54,25 @@ pub enum Error {
     Random(RandomError),
     /// A modulus proof that cannot be made, does not parse, or does not verify.
     #[error("modulus proof: {0}")]
-    Proof(#[from] ProofError),
+    Proof(ProofError),
     /// A no-small-factor proof (or its ring-Pedersen parameters) that cannot
     /// be made, does not parse, or does not verify.
     #[error("no-small-factor proof: {0}")]
-    FactorProof(#[from] FactorProofError),
+    FactorProof(FactorProofError),
+}
+
+// The proofs' errors are in their variants' messages, not also their
+// sources (`{:#}` would print them twice).
+impl From<ProofError> for Error {
+    fn from(e: ProofError) -> Self {
+        Error::Proof(e)
+    }
+}
+
+impl From<FactorProofError> for Error {
+    fn from(e: FactorProofError) -> Self {
+        Error::FactorProof(e)
+    }
 }
 
 /// Why a proof that n is a Paillier-Blum modulus fails.
