@@ -264,16 +264,15 @@ pub async fn serve_service_with(
         .prepare()
         .into_axum_router()
         .route_layer(axum::middleware::from_fn(crate::http::grpc_content_only));
-    let page = match http.web.clone() {
-        Some(WebPage::Dir(dir)) => {
-            Some(axum::Router::new().fallback_service(tower_http::services::ServeDir::new(dir)))
-        }
-        Some(WebPage::Embedded(files)) => {
-            Some(axum::Router::new().fallback(move |uri: http::Uri| crate::http::embedded(files, uri)))
-        }
-        None => None,
-    };
-    if let Some(page) = page {
+    if let Some(web) = http.web.clone() {
+        let page = match web {
+            WebPage::Dir(dir) => {
+                axum::Router::new().fallback_service(tower_http::services::ServeDir::new(dir))
+            }
+            WebPage::Embedded(files) => {
+                axum::Router::new().fallback(move |uri: http::Uri| crate::http::embedded(files, uri))
+            }
+        };
         router = router.fallback_service(page.layer(axum::middleware::from_fn(crate::http::isolate_page)));
     }
     let server = builder

@@ -243,8 +243,8 @@ impl InferenceService {
         // sessions (a refused Start ends at once and costs nothing) must
         // not hold the table, or a few cheap calls would lock out everyone.
         let share = self.config.max_sessions_per_client.unwrap_or(self.config.max_sessions);
-        if open.len() >= 4 * self.config.max_sessions || open.values().filter(|s| s.ip == ip).count() >= share
-        {
+        let held = |open: &HashMap<String, Open>| open.values().filter(|s| s.ip == ip).count();
+        if open.len() >= 4 * self.config.max_sessions || held(&open) >= share {
             open.retain(|_, s| s.busy > 0 || !s.inbound.is_closed());
         }
         if open.len() >= 4 * self.config.max_sessions {
@@ -252,7 +252,7 @@ impl InferenceService {
         }
         // One address holds at most its share of the table (its session
         // share, else the session limit), so it cannot fill it for others.
-        if open.values().filter(|s| s.ip == ip).count() >= share {
+        if held(&open) >= share {
             return Err(Status::resource_exhausted(
                 "this address has as many InferStep sessions open as it may; finish or abandon one (it is forgotten after the idle timeout)",
             ));

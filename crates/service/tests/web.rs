@@ -96,6 +96,21 @@ async fn infer_step_gives_the_exact_logits_in_both_modes() {
     }
 }
 
+/// A gRPC client of the server at `addr` whose calls come from `local`
+/// (another loopback address).
+async fn client_from(
+    addr: std::net::SocketAddr,
+    local: &str,
+) -> pb::inference_client::InferenceClient<tonic::transport::Channel> {
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .local_address(Some(local.parse().unwrap()))
+        .connect()
+        .await
+        .unwrap();
+    pb::inference_client::InferenceClient::new(channel)
+}
+
 fn step(session: &str, request: Option<pb::InferRequest>, receive: bool) -> pb::InferStepRequest {
     pb::InferStepRequest { session: session.into(), request, receive }
 }
@@ -152,13 +167,7 @@ async fn infer_step_refuses_unknown_sessions_bad_names_and_a_second_start() {
     );
     let err = grpc.infer_step(step(&name, Some(fast_start(key)), false)).await.unwrap_err();
     assert_eq!(err.code(), Code::AlreadyExists, "{err:?}");
-    let other = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
-        .unwrap()
-        .local_address(Some("127.0.0.2".parse().unwrap()))
-        .connect()
-        .await
-        .unwrap();
-    let mut from_elsewhere = pb::inference_client::InferenceClient::new(other);
+    let mut from_elsewhere = client_from(addr, "127.0.0.2").await;
     let err = from_elsewhere.infer_step(step(&name, None, true)).await.unwrap_err();
     assert_eq!(err.code(), Code::PermissionDenied, "{err:?}");
 }
@@ -313,13 +322,7 @@ async fn one_address_cannot_fill_the_session_table() {
     assert_eq!(err.code(), Code::ResourceExhausted, "{err:?}");
     assert!(err.message().contains("this address"), "{}", err.message());
     // Another address still gets its share.
-    let other = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
-        .unwrap()
-        .local_address(Some("127.0.0.2".parse().unwrap()))
-        .connect()
-        .await
-        .unwrap();
-    let mut elsewhere = pb::inference_client::InferenceClient::new(other);
+    let mut elsewhere = client_from(addr, "127.0.0.2").await;
     elsewhere.infer_step(step(&session_name().unwrap(), Some(fast_start(key)), false)).await.unwrap();
 }
 
