@@ -15,6 +15,15 @@
 //! The arithmetic is exactly the integer reference's: y = max(v, 0) (if
 //! `relu`), summed over each pooling group, then q = clamp((y * M +
 //! 2^(k-1)) >> k, 0, 255), a negative sum giving 0.
+//!
+//! Without a sum (one accumulator per output, or max pooling) the ReLU
+//! moves into the final clamp: max(floor(z), 0) = floor(max(z, 0)) for
+//! the monotone maps involved, so q = clamp((max(v) * M + 2^(k-1)) >> k,
+//! 0, 255) on the signed maximum, the clamp's test for a negative value
+//! costing one gate. With a power-of-two multiplier 2^j the rounding
+//! constant h = 2^(k-j-1) goes further, into the server's slot offset (see
+//! [`folded_rounding`]): the digits then hold v + h, the shift by k - j
+//! is free, and max pooling compares only the bits above it.
 
 use crate::circuit::{Builder, Circuit, Wire};
 use crate::gadgets;
@@ -46,6 +55,39 @@ pub struct ActivationSpec {
 
 /// Bits of each output q.
 pub const OUTPUT_BITS: usize = 8;
+
+impl ActivationSpec {
+    /// Whether an output sums several accumulators (average pooling).
+    pub fn averages(&self) -> bool {
+        !self.max_pool && self.groups.iter().any(|g| g.len() > 1)
+    }
+
+    /// The rounding constant in the server's slot offset, if this circuit
+    /// has it folded there ([`folded_rounding`]).
+    pub fn folded_rounding(&self) -> Option<u64> {
+        folded_rounding(self.multiplier, self.shift, self.slot_bits, self.averages())
+    }
+}
+
+/// The rounding constant h that the server adds to every slot's offset
+/// (2^(B-1) + h instead of 2^(B-1)) for a circuit whose multiplier is a
+/// power of two 2^j: then (y 2^j + 2^(k-1)) >> k = (y + h) >> (k - j) with
+/// h = 2^(k-j-1) (h = 0, and a left shift by j - k, when j >= k), so the
+/// circuit neither adds nor multiplies. None (the circuit rounds itself)
+/// for any other multiplier, for average pooling (the ReLU must come before
+/// the sum, the rounding after it), and for a shift k - j of B bits or more
+/// (every output is 0 then). Whoever makes the plan keeps |v| + h <
+/// 2^(B-1) for every accumulator v, so that v + 2^(B-1) + h fits the slot.
+pub fn folded_rounding(multiplier: u64, shift: u32, slot_bits: u32, averages: bool) -> Option<u64> {
+    if averages || !multiplier.is_power_of_two() {
+        return None;
+    }
+    match shift.checked_sub(multiplier.trailing_zeros()) {
+        None | Some(0) => Some(0),
+        Some(k) if k < slot_bits && k <= 63 => Some(1u64 << (k - 1)),
+        Some(_) => None,
+    }
+}
 
 /// Sign-extends `x` to `width` bits.
 fn sign_extend(x: &[Wire], width: usize) -> Vec<Wire> {
@@ -119,6 +161,92 @@ fn times_constant(b: &mut Builder, y: &[Wire], m: u64, width: usize) -> Vec<Wire
     acc
 }
 
+/// y * m mod 2^width for a two's-complement y (sign-extended) and a
+/// public m: the signed counterpart of [`times_constant`].
+fn times_constant_signed(b: &mut Builder, y: &[Wire], m: u64, width: usize) -> Vec<Wire> {
+    let mut acc = gadgets::constant(b, 0, width);
+    for (j, &d) in naf(m).iter().enumerate() {
+        if d == 0 || j >= width {
+            continue;
+        }
+        let mut shifted = gadgets::constant(b, 0, j);
+        shifted.extend(sign_extend(y, width - j));
+        acc = if d > 0 { gadgets::add(b, &acc, &shifted).0 } else { gadgets::sub(b, &acc, &shifted).0 };
+    }
+    acc
+}
+
+/// clamp(t, 0, 255) of a two's-complement t (at least one bit, its sign
+/// last): 0 when negative, 255 when above 255, else t's low bits. With s
+/// the sign and u = s OR (any bit from 8 up below the sign), q_i = t_i XOR
+/// (u AND (t_i XOR NOT s)): one AND per output bit, the ReLU included.
+fn clamp_signed(b: &mut Builder, t: &[Wire]) -> Vec<Wire> {
+    let (&sign, magnitude) = t.split_last().expect("a value has at least one bit");
+    let over = gadgets::or_tree(b, magnitude.get(OUTPUT_BITS..).unwrap_or(&[]));
+    let u = b.or(sign, over);
+    let not_sign = b.not(sign);
+    (0..OUTPUT_BITS)
+        .map(|i| match magnitude.get(i) {
+            Some(&ti) => {
+                let d = b.xor(ti, not_sign);
+                let pick = b.and(u, d);
+                b.xor(ti, pick)
+            }
+            // Above t's width its bits are the sign's: q_i = s XOR u.
+            None => b.xor(sign, u),
+        })
+        .collect()
+}
+
+/// The largest of a group's values by their unsigned order (offset
+/// binary), one comparison and one multiplexer per further value.
+fn unsigned_max(b: &mut Builder, values: Vec<Vec<Wire>>) -> Vec<Wire> {
+    let mut values = values.into_iter();
+    let mut best = values.next().expect("a pooling window holds at least one value");
+    for v in values {
+        let greater = gadgets::less_than(b, &best, &v);
+        best = gadgets::mux(b, greater, &v, &best);
+    }
+    best
+}
+
+/// One output without a sum, the rounding constant folded into the
+/// offset: t = floor((max v + h) / 2^(k-j)) (or max v * 2^(j-k)), the
+/// maximum taken on the offset-binary bits above the shift, then clamped.
+fn folded_output(b: &mut Builder, spec: &ActivationSpec, offset: &[Vec<Wire>], group: &[usize]) -> Vec<Wire> {
+    let j = spec.multiplier.trailing_zeros();
+    let drop = spec.shift.saturating_sub(j) as usize; // below B: see folded_rounding
+    let lift = j.saturating_sub(spec.shift) as usize;
+    let high = group.iter().map(|&a| offset[spec.accumulator_slots[a]][drop..].to_vec()).collect();
+    let mut best = unsigned_max(b, high);
+    let top = best.len() - 1;
+    best[top] = b.not(best[top]);
+    let mut t = gadgets::constant(b, 0, lift);
+    t.extend(best);
+    clamp_signed(b, &t)
+}
+
+/// One output without a sum, rounded in the circuit: t = (max v * M +
+/// 2^(k-1)) >> k on the signed maximum, then clamped.
+fn rounded_output(
+    b: &mut Builder,
+    spec: &ActivationSpec,
+    offset: &[Vec<Wire>],
+    group: &[usize],
+) -> Vec<Wire> {
+    let bb = spec.slot_bits as usize;
+    let values = group.iter().map(|&a| offset[spec.accumulator_slots[a]].clone()).collect();
+    let mut best = unsigned_max(b, values);
+    best[bb - 1] = b.not(best[bb - 1]);
+    // |v M| < 2^(B-1+bits(M)), plus 2^(k-1): a sign bit more than either.
+    let m_bits = 64 - spec.multiplier.leading_zeros() as usize;
+    let width = (bb + m_bits).max(spec.shift as usize + 1) + 1;
+    let p = times_constant_signed(b, &best, spec.multiplier, width);
+    let half = gadgets::constant(b, 1u64 << (spec.shift - 1), width);
+    let rounded = gadgets::add(b, &p, &half).0;
+    clamp_signed(b, &rounded[spec.shift as usize..])
+}
+
 /// Builds the circuit for `spec`. Garbler inputs: every ciphertext's S masks
 /// r_i of B bits (slot 0 first, bit 0 first). Evaluator inputs: every
 /// ciphertext's S digits of B bits, in the same order. Outputs: each
@@ -128,78 +256,81 @@ pub fn activation_circuit(spec: &ActivationSpec) -> Circuit {
     let mut b = Builder::new();
     let rs: Vec<Vec<Wire>> = (0..spec.ciphertexts * spec.slots).map(|_| b.garbler_inputs(bb)).collect();
     let digits: Vec<Vec<Wire>> = (0..spec.ciphertexts * spec.slots).map(|_| b.evaluator_inputs(bb)).collect();
-    // The offset-binary v' = v + 2^(B-1), whose unsigned order is the
-    // signed order of the v, and v itself: v' with its top bit flipped (free).
+    // The offset-binary v' = v + 2^(B-1) (+ h when folded), whose unsigned
+    // order is the signed order of the v, and, for sums, v itself: v' with
+    // its top bit flipped (free).
     let offset: Vec<Vec<Wire>> = unmask(&mut b, &digits, &rs, spec.slots);
-    let values: Vec<Vec<Wire>> = offset
-        .iter()
-        .map(|v| {
-            let mut v = v.clone();
-            let top = v[bb - 1];
-            v[bb - 1] = b.not(top);
-            v
-        })
-        .collect();
-    // ReLU, pooling, requantization.
+    let values: Vec<Vec<Wire>> = if spec.averages() {
+        offset
+            .iter()
+            .map(|v| {
+                let mut v = v.clone();
+                let top = v[bb - 1];
+                v[bb - 1] = b.not(top);
+                v
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let folded = spec.folded_rounding().is_some();
+    for group in &spec.groups {
+        let q = if folded {
+            folded_output(&mut b, spec, &offset, group)
+        } else if !spec.averages() {
+            rounded_output(&mut b, spec, &offset, group)
+        } else {
+            summed_output(&mut b, spec, &values, group)
+        };
+        b.outputs(&q);
+    }
+    b.build()
+}
+
+/// One output of average pooling: ReLU on each accumulator (if `relu`),
+/// their sum, then q = clamp((y * M + 2^(k-1)) >> k, 0, 255), a negative
+/// sum giving 0. `values` are the signed slot values.
+fn summed_output(b: &mut Builder, spec: &ActivationSpec, values: &[Vec<Wire>], group: &[usize]) -> Vec<Wire> {
+    let bb = spec.slot_bits as usize;
     let largest = spec.groups.iter().map(Vec::len).max().unwrap_or(1).max(1);
     let grow = (usize::BITS - (largest - 1).leading_zeros()) as usize; // ceil(log2(largest))
     // With ReLU every term is non-negative and fits B - 1 bits, so the sum
     // fits B - 1 + grow bits and needs no clamp at 0. Without, the terms are
     // signed B-bit values, their sum fits B + grow bits, and a negative sum
     // gives 0, as the reference's clamp does.
-    // A max pool's result is one of the values: ReLU'd, it fits B - 1 bits.
-    let y_bits = if spec.max_pool { bb - 1 } else { bb - 1 + grow };
+    let y_bits = bb - 1 + grow;
     // y * M + 2^(k-1) fits: y < 2^y_bits, M < 2^bits(M), one more for the rounding.
     let product_bits =
         (y_bits + 64 - spec.multiplier.leading_zeros() as usize + 1).max(spec.shift as usize + 1);
-    for group in &spec.groups {
-        let y: Vec<Wire> = if spec.max_pool {
-            // max(relu(x)) = relu(max(x)), and the requantization maps a
-            // negative maximum to 0 as ReLU does: compare the offset-binary
-            // values, then one ReLU on the largest.
-            let (&first, rest) = group.split_first().expect("a pooling window holds at least one value");
-            let mut best = offset[spec.accumulator_slots[first]].clone();
-            for &a in rest {
-                let v = &offset[spec.accumulator_slots[a]];
-                let greater = gadgets::less_than(&mut b, &best, v);
-                best = gadgets::mux(&mut b, greater, v, &best);
-            }
-            let top = best[bb - 1];
-            best[bb - 1] = b.not(top);
-            relu_magnitude(&mut b, &best)
-        } else if spec.relu {
-            let mut sum = gadgets::constant(&mut b, 0, y_bits);
-            for &a in group {
-                let v = relu_magnitude(&mut b, &values[spec.accumulator_slots[a]]);
-                let v = zero_extend(&mut b, &v, y_bits);
-                sum = gadgets::add(&mut b, &sum, &v).0;
-            }
-            sum
-        } else {
-            let signed_bits = bb + grow;
-            let mut sum = gadgets::constant(&mut b, 0, signed_bits);
-            for &a in group {
-                let v = sign_extend(&values[spec.accumulator_slots[a]], signed_bits);
-                sum = gadgets::add(&mut b, &sum, &v).0;
-            }
-            let y = relu(&mut b, &sum);
-            y[..signed_bits - 1].to_vec() // non-negative now: the sign bit is 0
-        };
-        let y = &y[..];
-        let p = times_constant(&mut b, y, spec.multiplier, product_bits);
-        let half = gadgets::constant(&mut b, 1u64 << (spec.shift - 1), product_bits);
-        let rounded = gadgets::add(&mut b, &p, &half).0;
-        let shifted = &rounded[spec.shift as usize..];
-        let over = gadgets::or_tree(&mut b, &shifted[8.min(shifted.len())..]);
-        let q: Vec<Wire> = (0..OUTPUT_BITS)
-            .map(|i| match shifted.get(i) {
-                Some(&w) => b.or(w, over),
-                None => over,
-            })
-            .collect();
-        b.outputs(&q);
-    }
-    b.build()
+    let y = if spec.relu {
+        let mut sum = gadgets::constant(b, 0, y_bits);
+        for &a in group {
+            let v = relu_magnitude(b, &values[spec.accumulator_slots[a]]);
+            let v = zero_extend(b, &v, y_bits);
+            sum = gadgets::add(b, &sum, &v).0;
+        }
+        sum
+    } else {
+        let signed_bits = bb + grow;
+        let mut sum = gadgets::constant(b, 0, signed_bits);
+        for &a in group {
+            let v = sign_extend(&values[spec.accumulator_slots[a]], signed_bits);
+            sum = gadgets::add(b, &sum, &v).0;
+        }
+        let y = relu(b, &sum);
+        y[..signed_bits - 1].to_vec() // non-negative now: the sign bit is 0
+    };
+    let p = times_constant(b, &y, spec.multiplier, product_bits);
+    let half = gadgets::constant(b, 1u64 << (spec.shift - 1), product_bits);
+    let rounded = gadgets::add(b, &p, &half).0;
+    let shifted = &rounded[spec.shift as usize..];
+    let over = gadgets::or_tree(b, &shifted[OUTPUT_BITS.min(shifted.len())..]);
+    (0..OUTPUT_BITS)
+        .map(|i| match shifted.get(i) {
+            Some(&w) => b.or(w, over),
+            None => over,
+        })
+        .collect()
 }
 
 /// The borrow chains: v'_i = d_i - r_i - c_i mod 2^B for every slot

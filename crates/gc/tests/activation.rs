@@ -30,6 +30,7 @@ fn bits(v: u128, n: u32) -> impl Iterator<Item = bool> {
 /// Runs the masked protocol step for one spec; returns (plain, garbled) outputs as numbers.
 fn run(spec: &ActivationSpec, acc: &[i64], r: &[u64], t: &[u64]) -> (Vec<u64>, Vec<u64>) {
     let bb = spec.slot_bits;
+    let h = spec.folded_rounding().unwrap_or(0) as i128;
     let mut slot_values = vec![0i64; spec.ciphertexts * spec.slots];
     for (a, &slot) in spec.accumulator_slots.iter().enumerate() {
         slot_values[slot] = acc[a];
@@ -41,7 +42,7 @@ fn run(spec: &ActivationSpec, acc: &[i64], r: &[u64], t: &[u64]) -> (Vec<u64>, V
         let mut y: i128 = 0;
         for i in 0..spec.slots {
             let k = ct * spec.slots + i;
-            y += (slot_values[k] as i128 + (1i128 << (bb - 1)) + r[k] as i128) << (bb as usize * i);
+            y += (slot_values[k] as i128 + (1i128 << (bb - 1)) + h + r[k] as i128) << (bb as usize * i);
         }
         y += (t[ct] as i128) << (bb as usize * spec.slots);
         assert!(y >= 0);
@@ -97,18 +98,6 @@ fn spec_strategy() -> impl Strategy<Value = (ActivationSpec, Vec<i64>, Vec<u64>,
             } else {
                 (0..n).map(|a| vec![a]).collect()
             };
-            // |v| < 2^(B-1): the ends of the range, 0, and random values.
-            let bound = (1i64 << (bb - 1)) - 1;
-            let acc: Vec<i64> = (0..n)
-                .map(|_| match next() % 5 {
-                    0 => bound,
-                    1 => -bound,
-                    2 => 0,
-                    _ => (next() % (2 * bound as u64 + 1)) as i64 - bound,
-                })
-                .collect();
-            let r: Vec<u64> = (0..total).map(|_| next() & ((1 << bb) - 1)).collect();
-            let t: Vec<u64> = (0..cts).map(|_| next() & ((1 << KAPPA) - 1)).collect();
             let spec = ActivationSpec {
                 slot_bits: bb,
                 slots,
@@ -120,6 +109,19 @@ fn spec_strategy() -> impl Strategy<Value = (ActivationSpec, Vec<i64>, Vec<u64>,
                 multiplier,
                 shift,
             };
+            // |v| + h < 2^(B-1), h the rounding constant in the offset (if
+            // folded): the ends of the range, 0, and random values.
+            let bound = (1i64 << (bb - 1)) - 1 - spec.folded_rounding().unwrap_or(0) as i64;
+            let acc: Vec<i64> = (0..n)
+                .map(|_| match next() % 5 {
+                    0 => bound,
+                    1 => -bound,
+                    2 => 0,
+                    _ => (next() % (2 * bound as u64 + 1)) as i64 - bound,
+                })
+                .collect();
+            let r: Vec<u64> = (0..total).map(|_| next() & ((1 << bb) - 1)).collect();
+            let t: Vec<u64> = (0..cts).map(|_| next() & ((1 << KAPPA) - 1)).collect();
             (spec, acc, r, t)
         })
 }

@@ -9,7 +9,7 @@ use crate::dataset::{Dataset, DatasetKind, Split};
 use crate::float::FloatModel;
 use crate::modelfile::ModelFile;
 use crate::network::{FloatParams, Layer, Linear, Network, Pool, PoolKind, Shape};
-use crate::quant::QuantModel;
+use crate::quant::{QuantModel, RequantStyle};
 
 /// The repository's root (the tests' data and models live under it).
 pub fn repo_root() -> PathBuf {
@@ -141,7 +141,17 @@ pub fn random_float_model(network: Network, seed: u64) -> FloatModel {
 /// `network` with random float parameters (from `seed`), quantized on
 /// `calibration` (whole inputs of the network's length).
 pub fn random_quant_model(network: Network, seed: u64, calibration: &[u8]) -> QuantModel {
-    QuantModel::quantize(&random_float_model(network, seed), calibration)
+    random_quant_model_with(network, seed, calibration, RequantStyle::Fixed)
+}
+
+/// [`random_quant_model`] with the requantization style `style`.
+pub fn random_quant_model_with(
+    network: Network,
+    seed: u64,
+    calibration: &[u8],
+    style: RequantStyle,
+) -> QuantModel {
+    QuantModel::quantize_with(&random_float_model(network, seed), calibration, style)
         .expect("a random model quantizes on whole inputs")
 }
 

@@ -454,6 +454,10 @@ pub enum InternalError {
     /// No requantization where a circuit needs one.
     #[error("{0}: no requantization to garble")]
     NoRequantization(String),
+    /// A circuit that would fold a different rounding constant from the one
+    /// the layer's offset carries.
+    #[error("{0}: the circuit and the slot offset disagree on the rounding")]
+    RoundingMismatch(String),
     /// Values to pack that are not a layer's inputs.
     #[error("{layer}: {got} values to pack")]
     PackCount {

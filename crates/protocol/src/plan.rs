@@ -14,7 +14,7 @@
 //! In unpacked mode every value travels in its own ciphertext, inputs in
 //! activation order and outputs in accumulator order.
 
-use ppdnn_model::network::{Layer, Linear, Network, Pool, Shape, Shortcut};
+use ppdnn_model::network::{Layer, Linear, Network, Pool, PoolKind, Shape, Shortcut};
 use ppdnn_model::quant::{QuantModel, Requant};
 use ppdnn_paillier::SlotCodec;
 use serde::{Deserialize, Serialize};
@@ -213,6 +213,14 @@ pub struct PlanLayer {
 }
 
 impl PlanLayer {
+    /// The rounding constant h the private mode folds into this layer's
+    /// slot offset (0 for none): the slot holds v + 2^(B-1) + h, and the
+    /// plan keeps |v| + h < 2^(B-1) (see
+    /// [`ppdnn_gc::activation::folded_rounding`]).
+    pub fn rounding_offset(&self) -> u64 {
+        self.requant.and_then(|r| rounding_offset(r, self.pool.as_ref(), self.slot_bits)).unwrap_or(0)
+    }
+
     /// Whether the layer is a convolution.
     pub fn is_conv(&self) -> bool {
         matches!(self.linear, Linear::Conv2d { .. })
@@ -326,6 +334,15 @@ pub fn max_slots(mode: Mode, key_bits: u32, slot_bits: u32) -> usize {
             (key_bits.saturating_sub(PRIVATE_HEADROOM) / slot_bits) as usize
         }
     }
+}
+
+/// The rounding constant folded into the slot offset of a layer with
+/// `requant` and `pool`, for slots of `slot_bits` bits, if the private mode
+/// folds it (a power-of-two multiplier, no average pooling).
+pub fn rounding_offset(requant: Requant, pool: Option<&Pool>, slot_bits: u32) -> Option<u64> {
+    let averages = pool.is_some_and(|p| p.kind == PoolKind::Average && p.window[0] * p.window[1] > 1);
+    let multiplier = u64::try_from(requant.multiplier).ok()?;
+    ppdnn_gc::activation::folded_rounding(multiplier, requant.shift, slot_bits, averages)
 }
 
 /// Bits of a signed slot that holds any value in [-bound, bound].
@@ -459,7 +476,12 @@ impl UncheckedPlan {
         if let Some(r) = layer.requant {
             r.validate().map_err(LayerError::BadRequantization)?;
         }
-        if layer.accumulator_bound < 0 || slot_bits_for(layer.accumulator_bound) > layer.slot_bits {
+        // The private mode's slot holds v + h besides v.
+        let room = match self.mode {
+            Mode::Private => layer.accumulator_bound.saturating_add(layer.rounding_offset() as i64),
+            Mode::Fast => layer.accumulator_bound,
+        };
+        if layer.accumulator_bound < 0 || slot_bits_for(room) > layer.slot_bits {
             return Err(LayerError::SlotsTooNarrow {
                 slot_bits: layer.slot_bits,
                 bound: layer.accumulator_bound,

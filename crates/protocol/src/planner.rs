@@ -8,7 +8,7 @@ use ppdnn_paillier::SlotCodec;
 use crate::error::{LayerError, PlanError, Result, layer_error};
 use crate::plan::{
     Mode, Packing, Plan, PlanLayer, PlanShortcut, UncheckedPlan, layout, max_slots, model_digest,
-    slot_bits_for,
+    rounding_offset, slot_bits_for,
 };
 
 impl Plan {
@@ -66,7 +66,14 @@ fn plan_layer(
     let nl = &model.network.layers()[l];
     let shapes = &model.network.shapes()[l];
     let bound = model.accumulator_bound(l);
-    let slot_bits = slot_bits_for(bound);
+    let requant = model.layers[l].requant;
+    // The private mode's slots also hold the rounding constant it folds
+    // into the offset (if any): at most one bit more.
+    let folded = match (mode, requant) {
+        (Mode::Private, Some(r)) => rounding_offset(r, nl.pool.as_ref(), slot_bits_for(bound)).unwrap_or(0),
+        _ => 0,
+    };
+    let slot_bits = slot_bits_for(bound.saturating_add(folded as i64));
     if slot_bits > SlotCodec::MAX_SLOT_BITS {
         return Err(layer_error(&nl.name, LayerError::AccumulatorTooWide { bound }));
     }
@@ -77,12 +84,13 @@ fn plan_layer(
         pool: nl.pool,
         input: shapes.input,
         output: shapes.output,
-        requant: model.layers[l].requant,
+        requant,
         // The private plan states only what the slot width implies (its
-        // largest value), not the exact bound, a function of the weights.
+        // largest value, less the folded rounding), not the exact bound, a
+        // function of the weights.
         accumulator_bound: match mode {
             Mode::Fast => bound,
-            Mode::Private => (1i64 << (slot_bits - 1)) - 1,
+            Mode::Private => (1i64 << (slot_bits - 1)) - 1 - folded as i64,
         },
         slot_bits,
         slots: 1,

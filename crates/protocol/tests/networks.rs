@@ -7,6 +7,8 @@
 mod common;
 
 use common::{key, random_inputs, random_network, random_quant_model};
+use ppdnn_model::quant::RequantStyle;
+use ppdnn_model::testing::random_quant_model_with;
 
 use std::sync::Arc;
 
@@ -25,8 +27,9 @@ fn run_private(ev: &Evaluator, pair: &KeyPair, input: &[u8], output: Output) -> 
     common::run(ev, pair, input, output)
 }
 
-/// `network` with random weights (from `weights`) on a random input (from
-/// `seed`): both layouts of the fast mode and both outputs of the private
+/// `network` with random weights (from `weights`, requantized with 8-bit
+/// multipliers or powers of two as `seed` is even or odd) on a random
+/// input (from `seed`): both layouts of the fast mode and both outputs of the private
 /// mode give exactly the integer model's result, and the plans survive JSON.
 fn check_both_modes(
     network: ppdnn_model::network::Network,
@@ -34,7 +37,10 @@ fn check_both_modes(
     seed: u64,
 ) -> Result<(), TestCaseError> {
     let n = network.input().len();
-    let model = Arc::new(random_quant_model(network, weights, &random_inputs(seed ^ 1, 8, n)));
+    // Half the cases requantize by powers of two: the private circuits then
+    // fold the rounding into the slot offsets.
+    let style = if seed & 1 == 0 { RequantStyle::Fixed } else { RequantStyle::PowerOfTwo };
+    let model = Arc::new(random_quant_model_with(network, weights, &random_inputs(seed ^ 1, 8, n), style));
     let input = random_inputs(seed ^ 2, 1, n);
     let want = model.logits(&input).unwrap();
     let pair = key(1024);

@@ -94,7 +94,8 @@ fn plan_circuits_at_the_bounds_with_every_carry_propagating() {
             let (mut garbler, mut evaluator) = (Vec::new(), Vec::new());
             for ct in 0..spec.ciphertexts {
                 for i in 0..spec.slots {
-                    let v = (slot_values[ct * spec.slots + i] + (1i64 << (bb - 1))) as u64;
+                    let h = pl.rounding_offset() as i64;
+                    let v = (slot_values[ct * spec.slots + i] + (1i64 << (bb - 1)) + h) as u64;
                     let r = if i == 0 { (1u64 << bb) - v } else { (1u64 << bb) - 1 - v };
                     assert!(r < 1 << bb);
                     evaluator.extend((0..bb).map(|_| false)); // every digit is 0

@@ -38,7 +38,7 @@ pub fn activation_spec(pl: &PlanLayer) -> Result<ActivationSpec> {
         }
         None => (0..total).map(|a| vec![a]).collect(),
     };
-    Ok(ActivationSpec {
+    let spec = ActivationSpec {
         slot_bits: pl.slot_bits,
         slots: s,
         ciphertexts: pl.output_ciphertexts,
@@ -48,7 +48,13 @@ pub fn activation_spec(pl: &PlanLayer) -> Result<ActivationSpec> {
         max_pool: pl.pool.is_some_and(|p| p.kind == PoolKind::Max),
         multiplier: requant.multiplier as u64,
         shift: requant.shift,
-    })
+    };
+    // One rule, read from two shapes (the plan's pooling, the circuit's
+    // groups): they must agree, or the circuit computes on the wrong values.
+    if spec.folded_rounding().unwrap_or(0) != pl.rounding_offset() {
+        return Err(InternalError::RoundingMismatch(pl.name.clone()).into());
+    }
+    Ok(spec)
 }
 
 /// Most parts a layer's circuit is split into (see [`Part`]).

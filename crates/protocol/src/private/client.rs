@@ -469,7 +469,7 @@ impl PrivateClientSession {
         let pl = &self.plan.layers[l];
         let sb = (pl.slots * pl.slot_bits as usize) as u32;
         let width = (sb as usize).div_ceil(8);
-        let offset = super::server::slot_offset(pl.slots, pl.slot_bits);
+        let offset = super::server::slot_offset(pl.slots, pl.slot_bits, pl.rounding_offset());
         let modulus = Integer::from(1u32) << sb;
         let plain: Vec<Integer> = self
             .last

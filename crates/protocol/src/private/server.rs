@@ -381,7 +381,7 @@ impl PrivateServerSession {
         let pl = &self.plan.layers[l];
         let (b, s) = (pl.slot_bits, pl.slots);
         let top = mask_top(self.key.n(), s as u32 * b);
-        let offset = slot_offset(s, b);
+        let offset = slot_offset(s, b, pl.rounding_offset());
         let mut secrets = LayerSecrets::default();
         for _ in 0..acc.len() {
             let r: Vec<u64> = (0..s).map(|_| random_bits(&mut self.prg, b) as u64).collect();
@@ -742,13 +742,17 @@ pub(crate) fn mask_top(n: &Integer, slot_bits_total: u32) -> Integer {
     Integer::from(n >> slot_bits_total) - 1u32
 }
 
-/// O = sum_i 2^(B-1) 2^(B i) over the S slots: every signed slot value v
-/// becomes the non-negative v + 2^(B-1).
-pub(crate) fn slot_offset(slots: usize, slot_bits: u32) -> Integer {
+/// O = sum_i (2^(B-1) + h) 2^(B i) over the S slots: every signed slot
+/// value v becomes the non-negative v + 2^(B-1) + h, h the rounding
+/// constant folded into the offset
+/// ([`crate::plan::PlanLayer::rounding_offset`]; the
+/// plan keeps |v| + h < 2^(B-1)).
+pub(crate) fn slot_offset(slots: usize, slot_bits: u32, rounding: u64) -> Integer {
     let mut o = Integer::new();
+    let each = (Integer::from(1u32) << (slot_bits - 1)) + rounding;
     for _ in 0..slots {
         o <<= slot_bits;
-        o += Integer::from(1u32) << (slot_bits - 1);
+        o += &each;
     }
     o
 }
