@@ -286,9 +286,11 @@ fn a_cheating_extension_sees_nothing_under_the_ot_keys_before_the_check() {
     eprintln!("{aborted} of 4 column flips aborted");
 }
 
-/// Test 6: there is no message for client-garbled material; a client that
-/// evaluates with labels of its own (here: the corrections replaced by
-/// random bytes, so every input label is random) is caught by the zero test.
+/// Test 6: there is no message for client-garbled material, and the
+/// client's input labels are its OT rows; a client that evaluates anything
+/// but the server's circuit on them (here: the first circuit's tables
+/// replaced by random bytes, so every output label is random) is caught
+/// by the zero test.
 #[test]
 fn evaluating_with_random_labels_aborts() {
     let (model, _) = models();
@@ -297,8 +299,10 @@ fn evaluating_with_random_labels_aborts() {
     let t = drive(&ev, common::key(BITS), &image(), Output::Logits, |dir, m| {
         if dir == Dir::ToClient && m.round == 4 {
             let pl = &ev.plan().layers[0];
-            let labels = 16 * pl.output_ciphertexts * pl.slots * pl.slot_bits as usize;
-            for byte in &mut m.material[8..8 + labels] {
+            // After P and the MAC corrections (one per bit of each plaintext).
+            let at = 8 + 8 * pl.output_ciphertexts * BITS as usize;
+            let tables = pl.circuit.as_ref().expect("layer 0 has a circuit").garbled_bytes;
+            for byte in &mut m.material[at..at + tables] {
                 *byte = rng.next_u64() as u8;
             }
         }

@@ -40,8 +40,6 @@ struct Pending {
     plain: Vec<Integer>,
     /// The tags T_g as residues in [0, n).
     tags: Vec<Integer>,
-    /// The garbled tables and the pads.
-    material: Vec<u8>,
 }
 
 /// One private inference on the client side.
@@ -273,7 +271,9 @@ impl PrivateClientSession {
         };
         let s = &self.schedule;
         let inputs = s.input_ciphertexts(l);
-        let (rest, gammas) = m.split_at(m.len() - 8 * inputs);
+        let Some(gammas) = m.len().checked_sub(8 * inputs).map(|at| &m[at..]) else {
+            return Err(msg(round, MessageError::FieldRange { what: "the zero-test weights" }));
+        };
         let n = self.key.public_key().n();
         let mut packed_tags = pack_residues(&self.plan.layers[l], &self.tags, n)?;
         if let Some((_, source_tags)) = self.shortcut_source(l)? {
@@ -301,12 +301,13 @@ impl PrivateClientSession {
             .collect();
         let mut plain = plain;
         let tags = plain.split_off(outputs);
-        self.pending = Some(Pending { plain, tags, material: rest.to_vec() });
+        self.pending = Some(Pending { plain, tags });
         Ok(self.send(&tau_ct, pack_bits(&b)))
     }
 
-    /// Layer l's circuit input labels from the corrections, its garbled
-    /// circuit evaluated, and its MACs z. Returns (output labels, z bytes).
+    /// Layer l's garbled circuit (after P and the MAC corrections) evaluated
+    /// on the OT rows of the digits' bits, which are their labels, and its
+    /// MACs z. Returns (output labels, z bytes).
     fn evaluate(&mut self, l: usize, m: &[u8]) -> Result<(Vec<Block>, Vec<u8>)> {
         let round = 4 + 2 * l;
         let pending = self.pending.take().ok_or(StateError::NoRound)?;
@@ -320,12 +321,10 @@ impl PrivateClientSession {
         let bits = self.key.public_key().bits() as usize;
         let (first, count) = (s.ot_first(l), s.layer_ots(l));
         let labels: Vec<Block> = (0..pl.output_ciphertexts)
-            .flat_map(|c| (0..per_ct).map(move |j| (c, j)))
-            .enumerate()
-            .map(|(i, (c, j))| Block(read_u128(m, 8 + LABEL_BYTES * i)) ^ self.rows[first + c * bits + j])
+            .flat_map(|c| self.rows[first + c * bits..][..per_ct].iter().copied())
             .collect();
         // The MAC: sigma_c = sum_j H'(t_k) + y_j e_k mod P.
-        let e_at = 8 + LABEL_BYTES * s.input_bits(l);
+        let e_at = 8;
         let hashes = mac_shares(self.nonce, &self.rows[first..first + count], first as u64, p);
         let pm = p as u128;
         let mut sigma = vec![0u128; pl.output_ciphertexts];
@@ -348,13 +347,13 @@ impl PrivateClientSession {
             }
             z.extend((v as u64).to_le_bytes());
         }
-        let out = self.run_circuit(l, &labels, &pending.material)?;
+        let out = self.run_circuit(l, &labels, &m[s.tables_at(l)..])?;
         Ok((out, z))
     }
 
     /// Evaluates the circuit after layer l (its parts, or the argmax).
     fn run_circuit(&mut self, l: usize, labels: &[Block], material: &[u8]) -> Result<Vec<Block>> {
-        let round = 3 + 2 * l;
+        let round = 4 + 2 * l;
         let pl = &self.plan.layers[l];
         let per_ct = pl.slots * pl.slot_bits as usize;
         let nonce = self.nonce;
@@ -403,13 +402,13 @@ impl PrivateClientSession {
         Ok(outputs.concat())
     }
 
-    /// Server round 4 + 2l (l < L - 1): P and the corrections. Evaluates
+    /// Server round 4 + 2l (l < L - 1): P, the MAC corrections, the circuit
+    /// and its output pads. Evaluates
     /// layer l's circuit, turns its output labels into the next layer's
     /// masked input c = a + q and tags t = a' + alpha q, and sends Enc(pack(c))
     /// with layer l's MACs.
     fn next_input(&mut self, l: usize, m: &[u8]) -> Result<ClientStep> {
-        let pads_at = self.schedule.table_bytes(l);
-        let material = self.pending.as_ref().ok_or(StateError::NoRound)?.material[pads_at..].to_vec();
+        let material = &m[self.schedule.tables_at(l) + self.schedule.table_bytes(l)..];
         let (labels, z) = self.evaluate(l, m)?;
         let index = || (0..labels.len()).map(|o| pad_index(l, o));
         let value_hash = hash_at(self.nonce, Domain::ValuePad, &labels, index());
@@ -418,10 +417,9 @@ impl PrivateClientSession {
         let (mut c, mut t) = (vec![Integer::new(); inputs], vec![Integer::new(); inputs]);
         for (o, label) in labels.iter().enumerate() {
             let s = usize::from(label.lsb());
-            c[o / VALUE_BITS] +=
-                read_u128(&material, 4 * LABEL_BYTES * o + LABEL_BYTES * s) ^ value_hash[o].0;
+            c[o / VALUE_BITS] += read_u128(material, 4 * LABEL_BYTES * o + LABEL_BYTES * s) ^ value_hash[o].0;
             t[o / VALUE_BITS] +=
-                read_u128(&material, 4 * LABEL_BYTES * o + LABEL_BYTES * (2 + s)) ^ tag_hash[o].0;
+                read_u128(material, 4 * LABEL_BYTES * o + LABEL_BYTES * (2 + s)) ^ tag_hash[o].0;
         }
         if self.plan.is_shortcut_source(l) {
             self.kept.resize_with(l, || None);

@@ -10,8 +10,8 @@
 //! | 0 | the base-OT sender's point | (server 0) the session nonce |
 //! | 1 | the OT extension; the pixel bits' OT choices | (1) the base-OT points |
 //! | 2 + 2l | layer l's input (l = 0: the OT check's answer; else layer l-1's MACs z) | (2) the OT check's challenge h |
-//! | 3 + 2l | Enc(tau_l); OT choices of layer l's plaintext bits | (3 + 2l) layer l's masked accumulators and tags; [l = 0: the pixel tag pads, once the check passed]; its garbled circuit and pads; the zero-test weights gamma_l |
-//! | 2L + 2 | [label: layer L-1's MACs z] D | (4 + 2l) P, label corrections, MAC corrections e; at 2L + 2: the zero test W |
+//! | 3 + 2l | Enc(tau_l); OT choices of layer l's plaintext bits | (3 + 2l) layer l's masked accumulators and tags; [l = 0: the pixel tag pads, once the check passed]; the zero-test weights gamma_l |
+//! | 2L + 2 | [label: layer L-1's MACs z] D | (4 + 2l) P, MAC corrections e, layer l's garbled circuit (the client's OT rows are its digits' labels) and pads; at 2L + 2: the zero test W |
 //! | | | (2L + 3) the result: the last layer's slot masks, or the label's decode bits |
 
 use crate::plan::{Output, Plan, PlanLayer};
@@ -221,9 +221,8 @@ impl Schedule {
             k if k == zero_test => (1, self.corrections_bytes(self.layers - 1)),
             k if k % 2 == 1 => {
                 let l = (k - 3) / 2;
-                let pads = self.circuit_outputs(l) * 4 * LABEL_BYTES;
                 let pixel_pads = if l == 0 { self.pixel_ots() * 2 * LABEL_BYTES } else { 0 };
-                let material = pixel_pads + self.table_bytes(l) + pads + 8 * self.input_ciphertexts(l);
+                let material = pixel_pads + 8 * self.input_ciphertexts(l);
                 (self.output_ciphertexts(l) + self.tags(l), material)
             }
             k => (0, self.corrections_bytes((k - 4) / 2)),
@@ -240,12 +239,17 @@ impl Schedule {
         (0..=self.client_rounds()).map(|k| self.server_message(k).0).sum()
     }
 
-    /// Bytes of P, the label corrections and the MAC corrections of layer l
-    /// (none without a circuit).
+    /// Bytes of P, the MAC corrections, the garbled tables and the output
+    /// pads of layer l (none without a circuit).
     pub fn corrections_bytes(&self, l: usize) -> usize {
         if !self.has_circuit(l) {
             return 0;
         }
-        8 + LABEL_BYTES * self.input_bits(l) + 8 * self.layer_ots(l)
+        8 + 8 * self.layer_ots(l) + self.table_bytes(l) + self.circuit_outputs(l) * 4 * LABEL_BYTES
+    }
+
+    /// Where layer l's garbled tables start in its corrections message.
+    pub fn tables_at(&self, l: usize) -> usize {
+        8 + 8 * self.layer_ots(l)
     }
 }

@@ -69,8 +69,6 @@ struct LayerSecrets {
     alphas: Vec<u64>,
     /// MAC masks beta_g, one per tag, uniform below n - 2^(S B + 52).
     betas: Vec<Integer>,
-    /// Zero-labels of the circuit's input bits.
-    input_zero: Vec<Block>,
     /// Zero-labels of the argmax's outputs and their decode bits (label mode).
     decode: Vec<bool>,
 }
@@ -79,7 +77,6 @@ impl Drop for LayerSecrets {
     fn drop(&mut self) {
         self.slot_masks.zeroize();
         self.alphas.zeroize();
-        self.input_zero.iter_mut().for_each(Zeroize::zeroize);
         for m in self.masks.iter_mut().chain(self.betas.iter_mut()) {
             *m = Integer::new();
         }
@@ -375,8 +372,8 @@ impl PrivateServerSession {
     }
 
     /// Layer l's accumulators masked over the whole residue, with fresh
-    /// r'^n; for a layer with a circuit also its MAC tags, garbled circuit
-    /// and (before another layer) the pads of its outputs.
+    /// r'^n; for a layer with a circuit also its MAC tags (its garbled
+    /// circuit follows the client's OT choices: [`Self::corrections`]).
     fn masked_layer(&mut self, l: usize, acc: Vec<Ciphertext>) -> Result<RoundMessage> {
         let pl = &self.plan.layers[l];
         let (b, s) = (pl.slot_bits, pl.slots);
@@ -403,16 +400,12 @@ impl PrivateServerSession {
             .zip(&rho)
             .map(|((c, r), rn)| rerandomize(key, &add_residue(key, c, r), rn))
             .collect::<Result<_>>()?;
-        let mut material = Vec::new();
         if self.schedule.has_circuit(l) {
             cts.extend(self.tags(l, &with_offset, &rho[acc.len()..], &mut secrets)?);
-            material = self.garble(l, &mut secrets)?;
         }
         self.layers.resize_with(l, LayerSecrets::default);
         self.layers.push(secrets);
-        let mut answer = RoundMessage::from_ciphertexts(&self.key, 0, &cts);
-        answer.material = material;
-        Ok(answer)
+        Ok(RoundMessage::from_ciphertexts(&self.key, 0, &cts))
     }
 
     /// The MAC tags T_g = Enc(sum_(c in g) alpha_c (M_c + O) + beta_g) r'^n,
@@ -451,19 +444,19 @@ impl PrivateServerSession {
     }
 
     /// Garbles the circuit after layer l with the slot masks as the
-    /// garbler's inputs and fresh zero-labels for the client's digits;
-    /// returns the tables and, before another layer, the pads of the outputs.
-    fn garble(&mut self, l: usize, secrets: &mut LayerSecrets) -> Result<Vec<u8>> {
+    /// garbler's inputs and `input_zero` as the zero-labels of the client's
+    /// digits; returns the tables and, before another layer, the pads of
+    /// the outputs.
+    fn garble(&mut self, l: usize, secrets: &mut LayerSecrets, input_zero: &[Block]) -> Result<Vec<u8>> {
         let pl = &self.plan.layers[l];
         let per_ct = pl.slots * pl.slot_bits as usize;
         let b = pl.slot_bits;
         let r_bits: Vec<bool> =
             secrets.slot_masks.iter().flat_map(|&r| (0..b).map(move |i| (r >> i) & 1 == 1)).collect();
         let garbler = self.garbler.as_mut().ok_or(InternalError::OtDone)?;
-        secrets.input_zero = garbler.fresh_labels(pl.output_ciphertexts * per_ct);
         if l + 1 == self.plan.layers.len() {
             let (garbled, _) =
-                garbler.garble(self.circuits.argmax(), &r_bits, &secrets.input_zero).map_err(gc_internal)?;
+                garbler.garble(self.circuits.argmax(), &r_bits, input_zero).map_err(gc_internal)?;
             secrets.decode = garbled.decode.clone();
             return Ok(blocks_to_bytes(&garbled.tables));
         }
@@ -476,7 +469,6 @@ impl PrivateServerSession {
             total += p.circuit.tweaks();
         }
         let garbler_ref = &*garbler;
-        let input_zero = &secrets.input_zero;
         let garbled: Vec<(GarbledCircuit, Vec<Block>)> = parts
             .par_iter()
             .zip(&offsets)
@@ -622,8 +614,12 @@ impl PrivateServerSession {
         Ok(key.ciphertext_to_bytes(&w))
     }
 
-    /// P, the label corrections and the MAC corrections e of layer l, for
-    /// the client's OT choices b (one per bit of each plaintext).
+    /// P, the MAC corrections e, the garbled circuit and (before another
+    /// layer) the output pads of layer l, for the client's OT choices b (one
+    /// per bit of each plaintext). The circuit is garbled now, with the OT
+    /// keys K_k^0 = q_k xor b_k Delta of the plaintexts' low S B bits as the
+    /// zero-labels of the client's digits: the client's rows t_k are then
+    /// its labels, and no label correction is sent.
     fn corrections(&mut self, l: usize, m: &[u8]) -> Result<Vec<u8>> {
         let s = &self.schedule;
         let (count, first) = (s.layer_ots(l), s.ot_first(l));
@@ -638,17 +634,18 @@ impl PrivateServerSession {
         let keys1: Vec<Block> = keys0.iter().map(|&k| k ^ delta).collect();
         let u0 = mac_shares(self.nonce, &keys0, first as u64, p);
         let u1 = mac_shares(self.nonce, &keys1, first as u64, p);
-        let secrets = &self.layers[l];
         let pl = &self.plan.layers[l];
         let per_ct = pl.slots * pl.slot_bits as usize;
+        let input_zero: Vec<Block> = keys0.chunks(bits).flat_map(|ct| ct[..per_ct].iter().copied()).collect();
+        let mut secrets = std::mem::take(&mut self.layers[l]);
+        let circuit = self.garble(l, &mut secrets, &input_zero);
+        self.layers[l] = secrets;
+        let circuit = circuit?;
+        let s = &self.schedule;
+        let secrets = &self.layers[l];
+        let pl = &self.plan.layers[l];
         let mut material = Vec::with_capacity(s.corrections_bytes(l));
         material.extend(p.to_le_bytes());
-        for c in 0..pl.output_ciphertexts {
-            for j in 0..per_ct {
-                let corr = secrets.input_zero[c * per_ct + j] ^ keys0[c * bits + j];
-                material.extend(corr.to_bytes());
-            }
-        }
         let pm = p as u128;
         let mut sums = vec![0u128; pl.output_ciphertexts];
         let mut pow2 = vec![0u128; bits];
@@ -681,6 +678,7 @@ impl PrivateServerSession {
             .collect();
         self.expected_z.resize(l, Vec::new());
         self.expected_z.push(expected);
+        material.extend(circuit);
         Ok(material)
     }
 
