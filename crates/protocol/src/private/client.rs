@@ -15,8 +15,8 @@ use super::circuits::PrivateCircuits;
 use super::hash::{Domain, hash_at, hash_run, mac_shares, pad_index};
 use super::schedule::Schedule;
 use super::{
-    LABEL_BYTES, TAG_GROUP, VALUE_BITS, centred, pack_residues, pack_shortcut_residues, read_u64, read_u128,
-    residue,
+    LABEL_BYTES, OUTPUT_PAD_BYTES, TAG_GROUP, TAG_PAD_BITS, VALUE_BITS, VALUE_PAD_BITS, centred, low_bits,
+    pack_residues, pack_shortcut_residues, read_i64, read_i128, read_u64, read_u128, residue,
 };
 use crate::error::{InternalError, MessageError, PlanError, Result, StateError, gc_internal, msg};
 use crate::layout::unpack_outputs;
@@ -416,10 +416,15 @@ impl PrivateClientSession {
         let inputs = labels.len() / VALUE_BITS;
         let (mut c, mut t) = (vec![Integer::new(); inputs], vec![Integer::new(); inputs]);
         for (o, label) in labels.iter().enumerate() {
-            let s = usize::from(label.lsb());
-            c[o / VALUE_BITS] += read_u128(material, 4 * LABEL_BYTES * o + LABEL_BYTES * s) ^ value_hash[o].0;
-            t[o / VALUE_BITS] +=
-                read_u128(material, 4 * LABEL_BYTES * o + LABEL_BYTES * (2 + s)) ^ tag_hash[o].0;
+            // Lambda_0 gives its pads by its hashes alone, Lambda_1 with the corrections.
+            let (mut value, mut tag) =
+                (low_bits(value_hash[o], VALUE_PAD_BITS), low_bits(tag_hash[o], TAG_PAD_BITS));
+            if label.lsb() {
+                value += i128::from(read_i64(material, OUTPUT_PAD_BYTES * o));
+                tag += read_i128(material, OUTPUT_PAD_BYTES * o + 8);
+            }
+            c[o / VALUE_BITS] += value;
+            t[o / VALUE_BITS] += tag;
         }
         if self.plan.is_shortcut_source(l) {
             self.kept.resize_with(l, || None);

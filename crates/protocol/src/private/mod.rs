@@ -26,6 +26,7 @@ pub use client::{GarblingStats, PrivateClientSession};
 pub use schedule::Schedule;
 pub use server::PrivateServerSession;
 
+use ppdnn_gc::Block;
 use ppdnn_gc::prg::Prg;
 use ppdnn_paillier::{Ciphertext, Integer, PublicKey};
 
@@ -44,17 +45,30 @@ pub const TAG_GROUP: usize = 64;
 pub const GAMMA_BITS: u32 = 63;
 /// Bits of the key alpha_l of the tags on a layer's returned inputs.
 pub const TAG_KEY_BITS: u32 = 64;
-/// Bits of each value pad a_j: a_j + v 2^j is within 2^(j - 60) of a_j, so
+/// Bits of each value pad's hash s (a pad a_j = s_0 - v_0 2^j, see
+/// docs/PROTOCOL.md 7.6): what a client holds, s_0 or s_0 + (v_1 - v_0) 2^j,
+/// is within 2 * 2^j / 2^61 = 2^(j - 60) of uniform whatever the bit, so
 /// the 8 pads of a value are within 2^-52 of hiding it, and the V values of
 /// an inference within V 2^-52 (2^-41 for LeNet-5's 1,780; larger networks
-/// get the larger bound, docs/SECURITY.md).
-pub const VALUE_PAD_BITS: u32 = 60;
-/// Bits of each tag pad a'_j: a'_j + v alpha 2^j (alpha 2^j < 2^71) is within
-/// 2^(71 - 125) of a'_j; over the 8 V output and pixel bits of an
-/// inference, within 8 V 2^-54 (2^-40 for LeNet-5).
-pub const TAG_PAD_BITS: u32 = 125;
+/// get the larger bound, docs/SECURITY.md). The correction s_0 - s_1 +/- 2^j
+/// fits an i64.
+pub const VALUE_PAD_BITS: u32 = 61;
+/// Bits of each tag pad (its hash s', for circuit outputs; drawn, for the
+/// pixels): with alpha 2^j < 2^71, within 2 * 2^71 / 2^126 = 2^(71 - 125)
+/// of hiding alpha; over the 8 V output and pixel bits of an inference,
+/// within 8 V 2^-54 (2^-40 for LeNet-5). The correction s'_0 - s'_1 +/-
+/// alpha 2^j fits an i128.
+pub const TAG_PAD_BITS: u32 = 126;
 /// Bits of each circuit output q (and of each pixel).
 pub const VALUE_BITS: usize = 8;
+/// Bytes of one circuit output's pads: its value correction (an i64) and
+/// its tag correction (an i128).
+pub const OUTPUT_PAD_BYTES: usize = 24;
+
+/// The low `bits` bits of a hash, as a non-negative integer.
+pub(crate) fn low_bits(h: Block, bits: u32) -> i128 {
+    (h.0 & ((1u128 << bits) - 1)) as i128
+}
 
 /// `bits` uniform random bits (at most 128) from the PRG.
 pub(crate) fn random_bits(prg: &mut Prg, bits: u32) -> u128 {
@@ -158,6 +172,16 @@ pub(crate) fn read_u64(bytes: &[u8], at: usize) -> u64 {
     let mut b = [0u8; 8];
     b.copy_from_slice(&bytes[at..at + 8]);
     u64::from_le_bytes(b)
+}
+
+/// Little-endian two's-complement i64 at `at` of `bytes` (the caller checked the length).
+pub(crate) fn read_i64(bytes: &[u8], at: usize) -> i64 {
+    read_u64(bytes, at) as i64
+}
+
+/// Little-endian two's-complement i128 at `at` of `bytes` (the caller checked the length).
+pub(crate) fn read_i128(bytes: &[u8], at: usize) -> i128 {
+    read_u128(bytes, at) as i128
 }
 
 /// Little-endian u128 at `at` of `bytes` (the caller checked the length).

@@ -17,7 +17,7 @@
 use crate::plan::{Output, Plan, PlanLayer};
 
 use super::circuits::{PrivateCircuits, ots, table_bytes};
-use super::{LABEL_BYTES, TAG_GROUP, VALUE_BITS};
+use super::{LABEL_BYTES, OUTPUT_PAD_BYTES, TAG_GROUP, VALUE_BITS};
 
 /// Bytes of the base-OT sender's point.
 pub const BASE_OT_POINT_BYTES: usize = 32;
@@ -245,7 +245,7 @@ impl Schedule {
         if !self.has_circuit(l) {
             return 0;
         }
-        8 + 8 * self.layer_ots(l) + self.table_bytes(l) + self.circuit_outputs(l) * 4 * LABEL_BYTES
+        8 + 8 * self.layer_ots(l) + self.table_bytes(l) + self.circuit_outputs(l) * OUTPUT_PAD_BYTES
     }
 
     /// Where layer l's garbled tables start in its corrections message.

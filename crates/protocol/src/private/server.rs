@@ -13,8 +13,9 @@ use super::circuits::PrivateCircuits;
 use super::hash::{Domain, hash_at, mac_shares, pad_index};
 use super::schedule::Schedule;
 use super::{
-    ALPHA_BITS, GAMMA_BITS, LABEL_BYTES, TAG_GROUP, TAG_KEY_BITS, TAG_PAD_BITS, VALUE_BITS, VALUE_PAD_BITS,
-    add_residue, pack_residues, pack_shortcut_residues, random_bits, read_u64, rerandomize,
+    ALPHA_BITS, GAMMA_BITS, LABEL_BYTES, OUTPUT_PAD_BYTES, TAG_GROUP, TAG_KEY_BITS, TAG_PAD_BITS, VALUE_BITS,
+    VALUE_PAD_BITS, add_residue, low_bits, pack_residues, pack_shortcut_residues, random_bits, read_u64,
+    rerandomize,
 };
 use crate::error::{Error, InternalError, MessageError, Result, StateError, gc_internal, msg};
 use crate::linear::{Schedule as Products, blinding_needed, linear_layer};
@@ -496,10 +497,14 @@ impl PrivateServerSession {
     }
 
     /// The pads of layer l's circuit outputs (output o = bit j = o mod 8 of
-    /// next-layer input i = o / 8): for each, the value pads a_o, a_o + 2^j
-    /// and the tag pads a'_o, a'_o + alpha 2^j, each under the hash of the
-    /// label of its value, sent in the order of the labels' permute bits.
-    /// Keeps pack(sum_j a), pack(sum_j a') for the next layer's input.
+    /// next-layer input i = o / 8), derived from the hashes of the output's
+    /// two labels Lambda_0 (lsb 0) and Lambda_1 (lsb 1), standing for v_0 and
+    /// v_1: with s_0, s_1 the low 60 bits of their value hashes, the value
+    /// pad is a = s_0 - v_0 2^j, so that Lambda_0 alone gives a + v_0 2^j, and
+    /// the correction e = a + v_1 2^j - s_1 (an i64) gives it from Lambda_1;
+    /// likewise the tag pad a' = s'_0 - v_0 alpha 2^j on 125 bits and its
+    /// correction (an i128). Keeps pack(sum_j a), pack(sum_j a') for the next
+    /// layer's input.
     fn output_pads(&mut self, l: usize, out_zero: &[Block], constants: &[Option<bool>]) -> Result<Vec<u8>> {
         let delta = self.delta()?;
         let alpha = random_bits(&mut self.prg, TAG_KEY_BITS) as u64;
@@ -525,23 +530,20 @@ impl PrivateServerSession {
         let tag_hash = hash_at(self.nonce, Domain::TagPad, &labels, index);
         let inputs = out_zero.len() / VALUE_BITS;
         let (mut a, mut a2) = (vec![Integer::new(); inputs], vec![Integer::new(); inputs]);
-        let mut material = Vec::with_capacity(out_zero.len() * 4 * LABEL_BYTES);
+        let mut material = Vec::with_capacity(out_zero.len() * OUTPUT_PAD_BYTES);
         for o in 0..out_zero.len() {
             let j = o % VALUE_BITS;
-            let pad = random_bits(&mut self.prg, VALUE_PAD_BITS);
-            let tag = random_bits(&mut self.prg, TAG_PAD_BITS);
+            let (v0, v1) = (i128::from(values[2 * o]), i128::from(values[2 * o + 1]));
+            let weight = i128::from(alpha) << j; // below 2^72
+            let pad = low_bits(value_hash[2 * o], VALUE_PAD_BITS) - (v0 << j);
+            let tag = low_bits(tag_hash[2 * o], TAG_PAD_BITS) - v0 * weight;
+            // |e| < 2^61 and |e'| < 2^126 + 2^72: an i64 and an i128.
+            let e = pad + (v1 << j) - low_bits(value_hash[2 * o + 1], VALUE_PAD_BITS);
+            let e2 = tag + v1 * weight - low_bits(tag_hash[2 * o + 1], TAG_PAD_BITS);
             a[o / VALUE_BITS] += pad;
             a2[o / VALUE_BITS] += tag;
-            let (mut value_pair, mut tag_pair) = ([0u8; 32], [0u8; 32]);
-            for s in 0..2 {
-                let v = u128::from(values[2 * o + s]);
-                let p = Block(pad + (v << j)) ^ value_hash[2 * o + s];
-                let t = Block(tag + ((v * alpha as u128) << j)) ^ tag_hash[2 * o + s];
-                value_pair[16 * s..16 * s + 16].copy_from_slice(&p.to_bytes());
-                tag_pair[16 * s..16 * s + 16].copy_from_slice(&t.to_bytes());
-            }
-            material.extend(value_pair);
-            material.extend(tag_pair);
+            material.extend((e as i64).to_le_bytes());
+            material.extend(e2.to_le_bytes());
         }
         let next = &self.plan.layers[l + 1];
         let n = self.key.n().clone();
