@@ -3,7 +3,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
-use ppdnn_gc::{Block, Builder, Circuit, CotReceiver, CotSender, Evaluator, Garbler, Wire, base_ot};
+use ppdnn_gc::{Builder, Circuit, CotReceiver, CotSender, Evaluator, Garbler, Wire, base_ot};
 use serde::Serialize;
 
 /// The figures, per second (for `threads` threads together), as the issue names them.
@@ -96,7 +96,7 @@ pub fn bench_gc(threads: usize, seconds: f64) -> Result<GcReport> {
     let mut g = Garbler::new()?;
     let zero = g.fresh_labels(circuit.evaluator_inputs());
     let (garbled, _) = g.garble(&circuit, &[], &zero)?;
-    let bytes_per_and = (garbled.tables.len() * Block::BYTES) as f64 / circuit.and_gates() as f64;
+    let bytes_per_and = garbled.tables_to_bytes().len() as f64 / circuit.and_gates() as f64;
     let and_eval = rate(
         threads,
         budget,

@@ -130,24 +130,34 @@ impl Circuit {
         self.gates.iter().filter(|g| !matches!(g, Gate::Xor { .. } | Gate::Not { .. })).count()
     }
 
-    /// Blocks of garbled tables: 2 per full AND, 1 per half-gate.
-    pub fn table_blocks(&self) -> usize {
-        self.gates
-            .iter()
-            .map(|g| match g {
-                Gate::And { .. } => 2,
-                Gate::AndHalf { .. } => 1,
-                _ => 0,
-            })
-            .sum()
+    /// Half-gates (one input garbler-known): one 16-byte table each.
+    pub fn half_ands(&self) -> usize {
+        self.gates.iter().filter(|g| matches!(g, Gate::AndHalf { .. })).count()
     }
 
-    /// Hash tweaks a garbling of this circuit consumes.
+    /// Full ANDs (both inputs evaluator-dependent): three-halves garbling,
+    /// 24 bytes and 5 control bits each.
+    pub fn full_ands(&self) -> usize {
+        self.gates.iter().filter(|g| matches!(g, Gate::And { .. })).count()
+    }
+
+    /// Bytes of the garbled tables ([`crate::GarbledCircuit::tables_to_bytes`]):
+    /// 16 per half-gate, then 24 per full AND, then the full ANDs' control
+    /// bits packed 5 to a gate.
+    pub fn table_bytes(&self) -> usize {
+        let full = self.full_ands();
+        16 * self.half_ands()
+            + crate::three_halves::CIPHERTEXT_BYTES * full
+            + (crate::three_halves::CONTROL_BITS * full).div_ceil(8)
+    }
+
+    /// Hash tweaks a garbling of this circuit consumes: 3 per full AND, 1
+    /// per half-gate.
     pub fn tweaks(&self) -> u64 {
         self.gates
             .iter()
             .map(|g| match g {
-                Gate::And { .. } => 2,
+                Gate::And { .. } => 3,
                 Gate::AndHalf { .. } => 1,
                 _ => 0,
             })
@@ -501,8 +511,12 @@ mod tests {
             })
             .collect();
         assert_eq!(kinds, ["not", "known", "half", "and"]);
-        assert_eq!(c.table_blocks(), 3, "a known AND is free: half 1 + full 2");
-        assert_eq!(c.tweaks(), 3);
+        assert_eq!(
+            c.table_bytes(),
+            16 + 24 + 1,
+            "a known AND is free: a half-gate's block, a full AND's three halves and control bits"
+        );
+        assert_eq!(c.tweaks(), 4);
     }
 
     #[test]

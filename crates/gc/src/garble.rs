@@ -1,5 +1,8 @@
-//! Half-gates garbling (Zahur, Rosulek, Evans, Eurocrypt 2015) with free XOR
-//! and point-and-permute, and its evaluation.
+//! Garbling with free XOR and point-and-permute, and its evaluation: an AND
+//! with one garbler-known input as the garbler's half-gate of half-gates
+//! (Zahur, Rosulek, Evans, Eurocrypt 2015), one block; an AND of two
+//! evaluator-dependent wires by three-halves garbling ([`three_halves`]),
+//! 24 bytes and 5 bits.
 //!
 //! A session fixes a fresh global offset Delta (lsb 1): the one-label of every
 //! wire is its zero-label XOR Delta. Each hashed AND consumes fresh tweaks
@@ -12,6 +15,7 @@ use crate::block::{Block, blocks_from_bytes, blocks_to_bytes};
 use crate::circuit::{Circuit, Gate, Output, check_count};
 use crate::error::{CountError, Error, Item, Result, StateError};
 use crate::prg::Prg;
+use crate::three_halves::{self, CIPHERTEXT_BYTES, CONTROL_BITS};
 
 /// What the garbler sends for one circuit: the garbled tables and the
 /// decode bits of the outputs. Nothing is sent for the garbler's inputs:
@@ -21,8 +25,12 @@ use crate::prg::Prg;
 /// (it enters AND gates only as the known side of a garbler half-gate).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GarbledCircuit {
-    /// The tables: 2 blocks per full AND, 1 per half-gate, in gate order.
-    pub tables: Vec<Block>,
+    /// One block per half-gate, in gate order.
+    pub half_tables: Vec<Block>,
+    /// Three 64-bit ciphertexts per full AND, in gate order.
+    pub ciphertexts: Vec<u64>,
+    /// The five control bits of each full AND (bits 0..4), in gate order.
+    pub control: Vec<u8>,
     /// lsb of each output's zero-label (false for constant outputs).
     pub decode: Vec<bool>,
 }
@@ -30,14 +38,52 @@ pub struct GarbledCircuit {
 impl GarbledCircuit {
     /// Bytes of the encoding for `circuit`.
     pub fn encoded_len(circuit: &Circuit) -> usize {
-        Block::BYTES * circuit.table_blocks() + circuit.outputs().div_ceil(8)
+        circuit.table_bytes() + circuit.outputs().div_ceil(8)
     }
 
-    /// The wire form: the tables (16 bytes each, little-endian), then the
-    /// decode bits packed 8 to a byte, bit k of byte k/8 (k mod 8) for
-    /// output k, unused high bits 0.
+    /// The tables' wire form ([`Circuit::table_bytes`] bytes): the half-gate
+    /// blocks (16 bytes each, little-endian), the full ANDs' ciphertexts (8
+    /// bytes each, little-endian), then their control bits packed (bit k of
+    /// gate g is bit 5g + k of the run, least significant first; unused high
+    /// bits 0).
+    pub fn tables_to_bytes(&self) -> Vec<u8> {
+        let mut out = blocks_to_bytes(&self.half_tables);
+        for c in &self.ciphertexts {
+            out.extend(c.to_le_bytes());
+        }
+        let bits: Vec<bool> =
+            self.control.iter().flat_map(|&z| (0..CONTROL_BITS).map(move |k| (z >> k) & 1 == 1)).collect();
+        out.extend(pack_bits(&bits));
+        out
+    }
+
+    /// Parses and checks the tables' wire form against the circuit it
+    /// garbles; the decode bits are left false (they travel apart, if at all).
+    pub fn tables_from_bytes(circuit: &Circuit, bytes: &[u8]) -> Result<Self> {
+        let want = circuit.table_bytes();
+        if bytes.len() != want {
+            return Err(Error::Length { what: Item::GarbledTables, expected: want, got: bytes.len() });
+        }
+        let (half, full) = (circuit.half_ands(), circuit.full_ands());
+        let (blocks, rest) = bytes.split_at(half * Block::BYTES);
+        let half_tables = blocks_from_bytes(blocks, half, Item::GarbledTables)?;
+        let (words, bits) = rest.split_at(full * CIPHERTEXT_BYTES);
+        let ciphertexts = words
+            .chunks_exact(8)
+            .map(|w| u64::from_le_bytes(w.try_into().expect("chunks of 8 bytes")))
+            .collect();
+        let bits = unpack_bits(bits, CONTROL_BITS * full, Item::GarbledTables)?;
+        let control = bits
+            .chunks(CONTROL_BITS)
+            .map(|z| z.iter().enumerate().fold(0u8, |acc, (k, &b)| acc | (u8::from(b) << k)))
+            .collect();
+        Ok(GarbledCircuit { half_tables, ciphertexts, control, decode: vec![false; circuit.outputs()] })
+    }
+
+    /// The wire form: the tables, then the decode bits packed 8 to a byte,
+    /// bit k of byte k/8 (k mod 8) for output k, unused high bits 0.
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut out = blocks_to_bytes(&self.tables);
+        let mut out = self.tables_to_bytes();
         out.extend(pack_bits(&self.decode));
         out
     }
@@ -48,10 +94,10 @@ impl GarbledCircuit {
         if bytes.len() != want {
             return Err(Error::Length { what: Item::GarbledCircuit, expected: want, got: bytes.len() });
         }
-        let t = circuit.table_blocks() * Block::BYTES;
-        let tables = blocks_from_bytes(&bytes[..t], circuit.table_blocks(), Item::GarbledTables)?;
-        let decode = unpack_bits(&bytes[t..], circuit.outputs(), Item::DecodeBits)?;
-        Ok(GarbledCircuit { tables, decode })
+        let t = circuit.table_bytes();
+        let mut garbled = Self::tables_from_bytes(circuit, &bytes[..t])?;
+        garbled.decode = unpack_bits(&bytes[t..], circuit.outputs(), Item::DecodeBits)?;
+        Ok(garbled)
     }
 }
 
@@ -230,7 +276,9 @@ impl Garbler {
                 _ => {}
             }
         }
-        let mut tables = Vec::with_capacity(circuit.table_blocks());
+        let mut half_tables = Vec::with_capacity(circuit.half_ands());
+        let full = circuit.full_ands();
+        let (mut ciphertexts, mut control) = (Vec::with_capacity(3 * full), Vec::with_capacity(full));
         let mut t = self.tweak;
         let gates = &circuit.gates;
         let mut i = 0;
@@ -249,9 +297,9 @@ impl Garbler {
                 _ => {}
             }
             // A run of AND gates: independent of each other (the builder
-            // orders gates by AND depth), so hashed 16 gates (64 blocks) at a time.
+            // orders gates by AND depth), so hashed 10 gates (up to 60 blocks) at a time.
             let run_end = circuit.run_end(i);
-            for chunk in gates[i..run_end].chunks(BATCH / 4) {
+            for chunk in gates[i..run_end].chunks(BATCH / 6) {
                 let mut xs = [Block::ZERO; BATCH];
                 let mut tw = [0u64; BATCH];
                 let mut n = 0;
@@ -265,16 +313,19 @@ impl Garbler {
                             t += 1;
                         }
                         Gate::And { a, b, .. } => {
-                            let (a0, b0) = (zero[a as usize], zero[b as usize]);
-                            xs[n..n + 4].copy_from_slice(&[a0, a0 ^ delta, b0, b0 ^ delta]);
-                            tw[n..n + 4].copy_from_slice(&[t, t, t + 1, t + 1]);
-                            n += 4;
-                            t += 2;
+                            let inputs =
+                                three_halves::garbler_hash_inputs(zero[a as usize], zero[b as usize], delta);
+                            xs[n..n + 6].copy_from_slice(&inputs);
+                            tw[n..n + 6].copy_from_slice(&[t, t, t + 1, t + 1, t + 2, t + 2]);
+                            n += 6;
+                            t += 3;
                         }
                         _ => {}
                     }
                 }
                 tccr_batch(&mut xs[..n], &tw[..n], self.salt);
+                // Two uniform bits per full AND (at most 10 in a chunk).
+                let mut random = self.prg.block().0;
                 let mut k = 0;
                 for g in chunk {
                     match *g {
@@ -284,20 +335,22 @@ impl Garbler {
                             k += 2;
                             let tg = h0 ^ h1 ^ delta.select(known[g as usize]);
                             zero[out as usize] = h0 ^ tg.select(zero[e as usize].lsb());
-                            tables.push(tg);
+                            half_tables.push(tg);
                         }
                         Gate::And { a, b, out } => {
-                            let h = &xs[k..k + 4];
-                            k += 4;
-                            let (a0, b0) = (zero[a as usize], zero[b as usize]);
-                            // Garbler half: a AND p_b; evaluator half: a AND (b XOR p_b).
-                            let tg = h[0] ^ h[1] ^ delta.select(b0.lsb());
-                            let wg = h[0] ^ tg.select(a0.lsb());
-                            let te = h[2] ^ h[3] ^ a0;
-                            let we = h[2] ^ (te ^ a0).select(b0.lsb());
-                            zero[out as usize] = wg ^ we;
-                            tables.push(tg);
-                            tables.push(te);
+                            let h: &[Block; 6] = xs[k..k + 6].try_into().expect("six hashes per full AND");
+                            k += 6;
+                            let garbled = three_halves::garble(
+                                zero[a as usize],
+                                zero[b as usize],
+                                delta,
+                                h,
+                                (random & 3) as u8,
+                            );
+                            random >>= 2;
+                            zero[out as usize] = garbled.zero;
+                            ciphertexts.extend(garbled.ciphertexts);
+                            control.push(garbled.control);
                         }
                         Gate::Xor { .. } | Gate::Not { .. } => unreachable!("a run holds AND gates only"),
                     }
@@ -322,7 +375,7 @@ impl Garbler {
             .collect();
         // Kept for the next circuit; wiped when the session is dropped.
         (self.zero, self.known) = (zero, known);
-        Ok((GarbledCircuit { tables, decode }, out_zero))
+        Ok((GarbledCircuit { half_tables, ciphertexts, control, decode }, out_zero))
     }
 }
 
@@ -376,7 +429,9 @@ impl Evaluator {
         evaluator_labels: &[Block],
     ) -> Result<Vec<Block>> {
         check_count(Item::EvaluatorLabels, evaluator_labels.len(), circuit.evaluator_inputs())?;
-        check_count(Item::TableBlocks, garbled.tables.len(), circuit.table_blocks())?;
+        check_count(Item::TableBlocks, garbled.half_tables.len(), circuit.half_ands())?;
+        check_count(Item::TableBlocks, garbled.ciphertexts.len(), 3 * circuit.full_ands())?;
+        check_count(Item::TableBlocks, garbled.control.len(), circuit.full_ands())?;
         check_count(Item::DecodeBits, garbled.decode.len(), circuit.outputs())?;
         let mut label = std::mem::take(&mut self.label);
         label.resize(circuit.wires as usize, Block::ZERO);
@@ -387,8 +442,7 @@ impl Evaluator {
         for (&w, &l) in circuit.evaluator_inputs.iter().zip(evaluator_labels) {
             label[w as usize] = l;
         }
-        let tables = &garbled.tables;
-        let mut next_table = 0usize;
+        let (mut next_half, mut next_full) = (0usize, 0usize);
         let mut t = self.tweak;
         let gates = &circuit.gates;
         let mut i = 0;
@@ -407,7 +461,7 @@ impl Evaluator {
                 _ => {}
             }
             let run_end = circuit.run_end(i);
-            for chunk in gates[i..run_end].chunks(BATCH / 2) {
+            for chunk in gates[i..run_end].chunks(BATCH / 3) {
                 let mut xs = [Block::ZERO; BATCH];
                 let mut tw = [0u64; BATCH];
                 let mut n = 0;
@@ -420,10 +474,11 @@ impl Evaluator {
                             t += 1;
                         }
                         Gate::And { a, b, .. } => {
-                            xs[n..n + 2].copy_from_slice(&[label[a as usize], label[b as usize]]);
-                            tw[n..n + 2].copy_from_slice(&[t, t + 1]);
-                            n += 2;
-                            t += 2;
+                            let (la, lb) = (label[a as usize], label[b as usize]);
+                            xs[n..n + 3].copy_from_slice(&[la, lb, la ^ lb]);
+                            tw[n..n + 3].copy_from_slice(&[t, t + 1, t + 2]);
+                            n += 3;
+                            t += 3;
                         }
                         _ => {}
                     }
@@ -431,23 +486,25 @@ impl Evaluator {
                 tccr_batch(&mut xs[..n], &tw[..n], self.salt);
                 let mut k = 0;
                 for g in chunk {
-                    // The table count was checked against the circuit above.
+                    // The table counts were checked against the circuit above.
                     match *g {
                         Gate::AndKnown { out, .. } => label[out as usize] = Block::ZERO,
                         Gate::AndHalf { e, out, .. } => {
-                            let tg = tables[next_table];
-                            next_table += 1;
+                            let tg = garbled.half_tables[next_half];
+                            next_half += 1;
                             label[out as usize] = xs[k] ^ tg.select(label[e as usize].lsb());
                             k += 1;
                         }
                         Gate::And { a, b, out } => {
-                            let (tg, te) = (tables[next_table], tables[next_table + 1]);
-                            next_table += 2;
-                            let (la, lb) = (label[a as usize], label[b as usize]);
-                            let wg = xs[k] ^ tg.select(la.lsb());
-                            let we = xs[k + 1] ^ (te ^ la).select(lb.lsb());
-                            k += 2;
-                            label[out as usize] = wg ^ we;
+                            let h: &[Block; 3] = xs[k..k + 3].try_into().expect("three hashes per full AND");
+                            k += 3;
+                            let g: &[u64; 3] = garbled.ciphertexts[3 * next_full..3 * next_full + 3]
+                                .try_into()
+                                .expect("three ciphertexts per full AND");
+                            let z = garbled.control[next_full];
+                            next_full += 1;
+                            label[out as usize] =
+                                three_halves::evaluate(label[a as usize], label[b as usize], h, g, z);
                         }
                         Gate::Xor { .. } | Gate::Not { .. } => unreachable!("a run holds AND gates only"),
                     }

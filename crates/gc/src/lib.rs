@@ -46,6 +46,7 @@ mod garble;
 pub mod iknp;
 pub mod kos;
 pub mod prg;
+pub mod three_halves;
 
 pub use block::{Block, blocks_from_bytes, blocks_to_bytes};
 pub use circuit::{Builder, Circuit, Gate, Output, Wire};

@@ -140,7 +140,7 @@ fn tweaks_never_repeat_delta_has_lsb_1_and_sessions_share_no_label() {
     // x + y: 7 full ANDs (the carry out of the top bit is read by nothing,
     // so it is not garbled); s + g: a garbler half-gate where the carry is
     // still 0, then 6 full ANDs.
-    assert_eq!(c.tweaks(), 7 * 2 + 1 + 6 * 2);
+    assert_eq!(c.tweaks(), 7 * 3 + 1 + 6 * 3);
     let mut garbler = Garbler::new().unwrap();
     assert!(garbler.delta().lsb());
     let mut evaluator = Evaluator::new();
@@ -161,8 +161,11 @@ fn tweaks_never_repeat_delta_has_lsb_1_and_sessions_share_no_label() {
     let (g1, _) = garbler.garble(&c, &[false; 8], &z1).unwrap();
     let (g2, _) = other.garble(&c, &[false; 8], &z2).unwrap();
     let all: std::collections::HashSet<u128> =
-        g1.tables.iter().chain(&g2.tables).chain(&z1).chain(&z2).map(|b| b.0).collect();
-    assert_eq!(all.len(), g1.tables.len() + g2.tables.len() + 16 + 16);
+        g1.half_tables.iter().chain(&g2.half_tables).chain(&z1).chain(&z2).map(|b| b.0).collect();
+    assert_eq!(all.len(), g1.half_tables.len() + g2.half_tables.len() + 16 + 16);
+    let words: std::collections::HashSet<u64> =
+        g1.ciphertexts.iter().chain(&g2.ciphertexts).copied().collect();
+    assert_eq!(words.len(), g1.ciphertexts.len() + g2.ciphertexts.len());
     assert!(Garbler::with_delta(Block(2)).is_err(), "Delta with lsb 0 is refused");
 }
 
@@ -189,8 +192,11 @@ fn malformed_garbled_circuits_are_errors() {
     let mut ev = Evaluator::new();
     assert!(ev.evaluate(&c, &garbled, &zero[..2]).is_err(), "too few evaluator labels");
     let mut cut = garbled.clone();
-    cut.tables.pop();
+    cut.half_tables.pop();
     assert!(ev.evaluate(&c, &cut, &zero).is_err(), "truncated tables");
+    let mut cut = garbled.clone();
+    cut.control.pop();
+    assert!(ev.evaluate(&c, &cut, &zero).is_err(), "truncated control bits");
     assert!(garbler.garble(&c, &[true], &zero).is_err(), "too few garbler bits");
     assert!(c.eval_plain(&[true; 3], &[true; 2]).is_err());
 }

@@ -288,8 +288,8 @@ fn a_cheating_extension_sees_nothing_under_the_ot_keys_before_the_check() {
 
 /// Test 6: there is no message for client-garbled material, and the
 /// client's input labels are its OT rows; a client that evaluates anything
-/// but the server's circuit on them (here: the first circuit's tables
-/// replaced by random bytes, so every output label is random) is caught
+/// but the server's circuit on them (here: the first part's ciphertexts
+/// replaced by random bytes, so its output labels are random) is caught
 /// by the zero test.
 #[test]
 fn evaluating_with_random_labels_aborts() {
@@ -299,10 +299,11 @@ fn evaluating_with_random_labels_aborts() {
     let t = drive(&ev, common::key(BITS), &image(), Output::Logits, |dir, m| {
         if dir == Dir::ToClient && m.round == 4 {
             let pl = &ev.plan().layers[0];
-            // After P and the MAC corrections (one per bit of each plaintext).
-            let at = 8 + 8 * pl.output_ciphertexts * BITS as usize;
-            let tables = pl.circuit.as_ref().expect("layer 0 has a circuit").garbled_bytes;
-            for byte in &mut m.material[at..at + tables] {
+            // After P and the MAC corrections (one per bit of each plaintext)
+            // and the first part's half-gates: its full ANDs' ciphertexts.
+            let part = &ev.circuits().expect("a private plan has circuits").layer(0)[0].circuit;
+            let at = 8 + 8 * pl.output_ciphertexts * BITS as usize + 16 * part.half_ands();
+            for byte in &mut m.material[at..at + 24 * part.full_ands()] {
                 *byte = rng.next_u64() as u8;
             }
         }

@@ -4,8 +4,8 @@
 
 use std::sync::Arc;
 
+use ppdnn_gc::Circuit;
 use ppdnn_gc::activation::{ActivationSpec, ArgmaxSpec, activation_circuit, argmax_circuit};
-use ppdnn_gc::{Circuit, GarbledCircuit};
 use ppdnn_model::network::{PoolKind, pool};
 
 use crate::error::{InternalError, LayerError, PlanError, Result, layer_error};
@@ -191,7 +191,7 @@ pub fn input_bits(pl: &PlanLayer) -> usize {
 /// Bytes of a circuit's garbled tables: what the server sends (never the
 /// decode bits of an activation's outputs, which would open them).
 pub fn table_bytes(c: &Circuit) -> usize {
-    GarbledCircuit::encoded_len(c) - c.outputs().div_ceil(8)
+    c.table_bytes()
 }
 
 /// The circuits of one private plan, built once and shared by its sessions.

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use ppdnn_gc::iknp::CotReceiverSetup;
 use ppdnn_gc::prg::Prg;
-use ppdnn_gc::{Block, CotReceiver, GarbledCircuit, blocks_from_bytes, kos, pack_bits};
+use ppdnn_gc::{Block, CotReceiver, GarbledCircuit, kos, pack_bits};
 use ppdnn_paillier::{Integer, PrivateKey, RandomnessPool};
 use rayon::prelude::*;
 use zeroize::Zeroize;
@@ -498,6 +498,5 @@ impl PrivateClientSession {
 /// A circuit's garbled tables from their bytes (the decode bits are never
 /// sent for an activation, and only at the end for the argmax).
 fn tables(circuit: &ppdnn_gc::Circuit, bytes: &[u8]) -> std::result::Result<GarbledCircuit, ppdnn_gc::Error> {
-    let tables = blocks_from_bytes(bytes, circuit.table_blocks(), ppdnn_gc::Item::GarbledTables)?;
-    Ok(GarbledCircuit { tables, decode: vec![false; circuit.outputs()] })
+    GarbledCircuit::tables_from_bytes(circuit, bytes)
 }

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use ppdnn_gc::prg::Prg;
-use ppdnn_gc::{Block, CotSender, GarbledCircuit, Garbler, blocks_to_bytes, kos};
+use ppdnn_gc::{Block, CotSender, GarbledCircuit, Garbler, kos};
 use ppdnn_model::quant::QuantModel;
 use ppdnn_paillier::{Ciphertext, Integer, PublicKey, RandomnessPool};
 use rayon::prelude::*;
@@ -459,7 +459,7 @@ impl PrivateServerSession {
             let (garbled, _) =
                 garbler.garble(self.circuits.argmax(), &r_bits, input_zero).map_err(gc_internal)?;
             secrets.decode = garbled.decode.clone();
-            return Ok(blocks_to_bytes(&garbled.tables));
+            return Ok(garbled.tables_to_bytes());
         }
         let parts = self.circuits.layer(l);
         let base = garbler.next_tweak();
@@ -484,7 +484,7 @@ impl PrivateServerSession {
         let mut out_zero = Vec::new();
         let mut constants = Vec::new();
         for (p, (g, zero)) in parts.iter().zip(garbled) {
-            material.extend(blocks_to_bytes(&g.tables));
+            material.extend(g.tables_to_bytes());
             constants.extend(p.circuit.output_kinds().iter().map(|o| match *o {
                 ppdnn_gc::Output::Const(c) => Some(c),
                 ppdnn_gc::Output::Wire(_) => None,
