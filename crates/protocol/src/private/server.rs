@@ -499,10 +499,10 @@ impl PrivateServerSession {
     /// The pads of layer l's circuit outputs (output o = bit j = o mod 8 of
     /// next-layer input i = o / 8), derived from the hashes of the output's
     /// two labels Lambda_0 (lsb 0) and Lambda_1 (lsb 1), standing for v_0 and
-    /// v_1: with s_0, s_1 the low 60 bits of their value hashes, the value
+    /// v_1: with s_0, s_1 the low 61 bits of their value hashes, the value
     /// pad is a = s_0 - v_0 2^j, so that Lambda_0 alone gives a + v_0 2^j, and
     /// the correction e = a + v_1 2^j - s_1 (an i64) gives it from Lambda_1;
-    /// likewise the tag pad a' = s'_0 - v_0 alpha 2^j on 125 bits and its
+    /// likewise the tag pad a' = s'_0 - v_0 alpha 2^j on 126 bits and its
     /// correction (an i128). Keeps pack(sum_j a), pack(sum_j a') for the next
     /// layer's input.
     fn output_pads(&mut self, l: usize, out_zero: &[Block], constants: &[Option<bool>]) -> Result<Vec<u8>> {
