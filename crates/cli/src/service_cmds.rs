@@ -223,6 +223,9 @@ fn factor_params(path: &std::path::Path, key_bits: &[u32]) -> Result<ppdnn_paill
         // Clients check this proof before they commit to anything: a file
         // whose proof fails would turn every private client away.
         params.check_membership().with_context(|| format!("--factor-params {}", p.display()))?;
+        // The server verifies clients' proofs with them: a prime or smooth
+        // n_hat would let clients forge those proofs.
+        params.check_as_verifier().with_context(|| format!("--factor-params {}", p.display()))?;
         Ok(params)
     };
     if path.exists() {

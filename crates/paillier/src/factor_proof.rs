@@ -202,6 +202,23 @@ impl RingPedersen {
         if ok { Ok(()) } else { Err(FactorProofError::ParamsUnproven.into()) }
     }
 
+    /// What a verifier can check of parameters it was handed rather than
+    /// made (a server's `--factor-params` file): n_hat is not a prime and
+    /// has no factor below 2^16. A prime n_hat (whose order the maker
+    /// knows) lets a prover open its commitments to anything and forge
+    /// factor proofs; neither check proves n_hat hard to factor (only
+    /// making the parameters oneself does), but each refuses a file that
+    /// would void the proofs outright.
+    pub fn check_as_verifier(&self) -> Result<(), Error> {
+        if self.n_hat.is_probably_prime(30) != rug::integer::IsPrime::No {
+            return Err(FactorProofError::InvalidParams("n_hat is prime").into());
+        }
+        if (3u32..1 << 16).step_by(2).any(|d| self.n_hat.is_divisible_u(d)) {
+            return Err(FactorProofError::InvalidParams("n_hat has a small factor").into());
+        }
+        Ok(())
+    }
+
     /// The RSA modulus n_hat.
     pub fn n_hat(&self) -> &Integer {
         &self.n_hat
@@ -1086,6 +1103,34 @@ mod tests {
         assert_eq!(
             test_keypair(1024).private.prove_factors(&tampered).unwrap_err(),
             FactorProofError::ParamsUnproven.into()
+        );
+    }
+
+    /// Parameters over a prime n_hat with a valid membership proof (its
+    /// maker knows phi = n_hat - 1 and lambda): a client accepts them, but
+    /// the server that verifies with them must not.
+    #[test]
+    fn a_verifier_refuses_parameters_over_a_prime_or_a_smooth_modulus() {
+        params().check_as_verifier().unwrap();
+        let n_hat = prime_one_mod_nine(11);
+        let phi = Integer::from(&n_hat - 1u32);
+        let t = Integer::from(Integer::from(5u32).pow_mod_ref(&Integer::from(2u32), &n_hat).unwrap());
+        let lambda = Integer::from(987_654_321u32);
+        let s = Integer::from(t.pow_mod_ref(&lambda, &n_hat).unwrap());
+        let mut prime =
+            RingPedersen { n_hat, s, t, membership: MembershipProof::default(), checked: Arc::default() };
+        prime.membership =
+            MembershipProof::prove(&prime.n_hat, &prime.t, &lambda, &phi, &prime.params_wire()).unwrap();
+        let wire = RingPedersen::from_bytes(&prime.to_bytes()).unwrap();
+        wire.check_membership().expect("its membership proof is valid");
+        assert_eq!(wire.check_as_verifier(), Err(FactorProofError::InvalidParams("n_hat is prime").into()));
+        // A modulus with a small factor: 3 times the generated n_hat's
+        // neighbourhood (the proof does not matter to this check).
+        let mut small = params().clone();
+        small.n_hat = Integer::from(&small.n_hat * 3u32);
+        assert_eq!(
+            small.check_as_verifier(),
+            Err(FactorProofError::InvalidParams("n_hat has a small factor").into())
         );
     }
 

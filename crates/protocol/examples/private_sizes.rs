@@ -35,7 +35,7 @@ fn main() {
             label.layer_ots(l),
             ands,
             tables,
-            64 * outputs,
+            ppdnn_protocol::private::OUTPUT_PAD_BYTES * outputs,
         );
     }
     for output in [Output::Logits, Output::Label] {

@@ -134,15 +134,17 @@ pub(crate) async fn grpc_content_only(
 /// require-corp): the browser then lets its Web Workers share memory, which
 /// the threaded client needs to spread its work over several workers. The
 /// page's own files are same-origin; its gRPC-web calls to another server
-/// are CORS requests, which COEP admits.
+/// are CORS requests, which COEP admits. No other origin may frame it.
 pub(crate) async fn isolate_page(
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
-    const ISOLATION: [(&str, &str); 3] = [
+    const ISOLATION: [(&str, &str); 4] = [
         ("cross-origin-opener-policy", "same-origin"),
         ("cross-origin-embedder-policy", "require-corp"),
         ("cross-origin-resource-policy", "same-origin"),
+        // No other site may frame the page (and trick its user into clicks).
+        ("content-security-policy", "frame-ancestors 'self'"),
     ];
     let mut response = next.run(request).await;
     for (name, value) in ISOLATION {

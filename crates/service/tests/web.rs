@@ -268,6 +268,7 @@ async fn the_page_is_served_only_when_asked_for() {
         let (head, _) = http(addr, &get(addr), b"").await;
         assert!(head.contains("cross-origin-opener-policy: same-origin"), "{head}");
         assert!(head.contains("cross-origin-embedder-policy: require-corp"), "{head}");
+        assert!(head.contains("content-security-policy: frame-ancestors 'self'"), "{head}");
     }
     let without = start(HttpOptions::default()).await;
     let (head, body) = http(without, &get(without), b"").await;
