@@ -10,7 +10,7 @@
 //!   Delta: nothing is sent, no tweak is used), and an AND of one with an
 //!   evaluator-dependent wire is a garbler half-gate (16 bytes);
 //! - **mixed**: anything that depends on an evaluator input: an AND of two
-//!   costs a full half-gates table (32 bytes).
+//!   is garbled with three halves (24 bytes and 5 control bits).
 //!
 //! XOR and NOT are free (free XOR). The shape of a circuit depends only on
 //! how it was built, never on the values of garbler or evaluator inputs.
@@ -65,7 +65,8 @@ pub enum Gate {
         /// Output.
         out: u32,
     },
-    /// out = a AND b, both evaluator-dependent: half-gates (two ciphertexts).
+    /// out = a AND b, both evaluator-dependent: three halves (three 64-bit
+    /// ciphertexts and five control bits).
     And {
         /// Input.
         a: u32,

@@ -45,6 +45,11 @@ fn control(h: Block) -> bool {
     h.0 & 1 == 1
 }
 
+/// All ones if `bit`, else zero: a mask, without a branch on the (secret) bit.
+fn mask64(bit: bool) -> u64 {
+    0u64.wrapping_sub(u64::from(bit))
+}
+
 /// The GF(2) combination of `terms` with coefficient bit k of `bits` on terms[k].
 fn combine(bits: u32, terms: &[u64]) -> u64 {
     terms.iter().enumerate().fold(0, |acc, (k, &t)| acc ^ (t & 0u64.wrapping_sub(u64::from((bits >> k) & 1))))
@@ -103,11 +108,13 @@ pub fn garble(a0: Block, b0: Block, delta: Block, hashes: &[Block; 6], random: u
     };
     let (ld, rd) = halves(delta);
     let (l00, r00) = base(0, 0);
-    let (lz, rz) = if pa & pb { (l00 ^ ld, r00 ^ rd) } else { (l00, r00) };
+    let both = mask64(pa & pb);
+    let (lz, rz) = (l00 ^ (ld & both), r00 ^ (rd & both));
     // The output label the evaluator must reach at colours (sa, sb).
     let want = |sa: usize, sb: usize| {
         let one = ((sa == 1) ^ pa) & ((sb == 1) ^ pb);
-        if one { (lz ^ ld, rz ^ rd) } else { (lz, rz) }
+        let one = mask64(one);
+        (lz ^ (ld & one), rz ^ (rd & one))
     };
     let ((l10, r10), (wl10, wr10)) = (base(1, 0), want(1, 0));
     let g2 = r10 ^ wr10;
@@ -127,11 +134,11 @@ pub fn evaluate(a: Block, b: Block, hashes: &[Block; 3], ciphertexts: &[u64; 3],
     let r1 = z(0) ^ (sa & z(2)) ^ ((sa ^ sb) & z(4)) ^ m0 ^ m2;
     let r2 = z(1) ^ (sb & z(3)) ^ ((sa ^ sb) & z(4)) ^ m1 ^ m2;
     let rows =
-        (if r1 { S1 } else { 0 }) ^ (if r2 { S2 } else { 0 }) ^ R_P[2 * usize::from(sa) + usize::from(sb)];
+        (S1 & mask64(r1) as u32) ^ (S2 & mask64(r2) as u32) ^ R_P[2 * usize::from(sa) + usize::from(sb)];
     let (la, ra) = halves(a);
     let (lb, rb) = halves(b);
     let terms = [la, ra, lb, rb];
-    let mask = |bit: bool, x: u64| if bit { x } else { 0 };
+    let mask = |bit: bool, x: u64| x & mask64(bit);
     let [g0, g1, g2] = *ciphertexts;
     let (h0, h1, h2) = (half_label(hashes[0]), half_label(hashes[1]), half_label(hashes[2]));
     let lc = mask(sa, g0) ^ mask(sa ^ sb, g2) ^ h0 ^ h2 ^ combine(rows & 0xf, &terms);
