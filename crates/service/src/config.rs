@@ -102,7 +102,8 @@ pub struct ServerConfig {
     pub idle_timeout: Duration,
     /// Longest wait for Start after a stream opens. Streams waiting for their
     /// Start hold no session permit, but at most `4 * max_sessions` of them
-    /// may wait at once.
+    /// may wait at once (and, with `max_sessions_per_client`, at most that
+    /// many from one address).
     pub start_timeout: Duration,
     /// Longest a whole inference may take; then it is dropped with
     /// DEADLINE_EXCEEDED, whatever the client keeps sending.

@@ -61,6 +61,8 @@ pub struct InferenceService {
     permits: Arc<Semaphore>,
     pending_starts: Arc<Semaphore>,
     per_client: Arc<Mutex<HashMap<IpAddr, usize>>>,
+    /// Streams waiting for their Start, per client address.
+    opening_per_client: Arc<Mutex<HashMap<IpAddr, usize>>>,
     budgets: Option<Budgets>,
     proven: ProvenKeys,
     /// The ring-Pedersen parameters clients prove their keys' factors against.
@@ -193,6 +195,7 @@ pub fn inference_service(
         permits: gauge.permits.clone(),
         pending_starts: Arc::new(Semaphore::new(4 * config.max_sessions)),
         per_client: Arc::default(),
+        opening_per_client: Arc::default(),
         budgets: config.query_budget.map(Budgets::new),
         proven: ProvenKeys::default(),
         factor_params: match &config.factor_params {
@@ -426,8 +429,19 @@ impl InferenceService {
     {
         // A stream that has not sent Start yet holds no session permit, only
         // one of a bounded number of places to wait (for start_timeout at most).
-        let waiting =
+        let permit =
             self.pending_starts.clone().try_acquire_owned().map_err(|_| CallError::TooManyOpening)?;
+        // With a per-client share, an address may keep as many streams
+        // waiting as it may run sessions: else a few silent streams from one
+        // address would fill the places and turn every other address away.
+        let share = match (self.config.max_sessions_per_client, ip) {
+            (Some(max), Some(ip)) => Some(
+                crate::session::ClientShare::take(&self.opening_per_client, ip, max)
+                    .ok_or(CallError::OpeningShare { max })?,
+            ),
+            _ => None,
+        };
+        let waiting = crate::session::Waiting { _permit: permit, _share: share };
         let (tx, rx) = mpsc::channel(4);
         let session = Session {
             models: self.models.clone(),

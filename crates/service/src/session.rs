@@ -21,14 +21,15 @@ use crate::pb::{self, infer_request};
 use crate::server::Entry;
 use crate::status::{CallError, ChunkError};
 
-/// One client address's share of the sessions, released on drop.
-struct ClientShare {
+/// One client address's share of the sessions (or of the streams waiting
+/// for their Start), released on drop.
+pub(crate) struct ClientShare {
     counts: Arc<Mutex<HashMap<IpAddr, usize>>>,
     ip: IpAddr,
 }
 
 impl ClientShare {
-    fn take(counts: &Arc<Mutex<HashMap<IpAddr, usize>>>, ip: IpAddr, max: usize) -> Option<Self> {
+    pub(crate) fn take(counts: &Arc<Mutex<HashMap<IpAddr, usize>>>, ip: IpAddr, max: usize) -> Option<Self> {
         let mut map = counts.lock().unwrap_or_else(|e| e.into_inner());
         let n = map.entry(ip).or_insert(0);
         if *n >= max {
@@ -49,6 +50,13 @@ impl Drop for ClientShare {
             }
         }
     }
+}
+
+/// What a stream holds until its Start arrives: one of the server's places
+/// to wait, and its address's share of them (with a per-client limit).
+pub(crate) struct Waiting {
+    pub(crate) _permit: OwnedSemaphorePermit,
+    pub(crate) _share: Option<ClientShare>,
 }
 
 /// What a session holds while it runs: its permit and its client's share.
@@ -130,7 +138,7 @@ impl Session {
     pub(crate) async fn run<S>(
         self,
         mut inbound: S,
-        waiting: OwnedSemaphorePermit,
+        waiting: Waiting,
         tx: mpsc::Sender<Result<pb::Round, Status>>,
     ) where
         S: Stream<Item = Result<pb::InferRequest, Status>> + Unpin,
@@ -235,7 +243,7 @@ impl Session {
     async fn serve<S>(
         &self,
         inbound: &mut S,
-        waiting: OwnedSemaphorePermit,
+        waiting: Waiting,
         tx: &mpsc::Sender<Result<pb::Round, Status>>,
     ) -> Result<SessionStats, CallError>
     where

@@ -22,6 +22,12 @@ pub enum CallError {
         /// The limit.
         max: usize,
     },
+    /// The client's address has its whole share of streams waiting for Start.
+    #[error("this client address already has {max} streams waiting to start, its share of the server")]
+    OpeningShare {
+        /// The share.
+        max: usize,
+    },
     /// The client's address has its whole share of sessions.
     #[error("this client address already has {max} inferences in progress, its share of the server")]
     ClientShare {
@@ -240,9 +246,12 @@ impl CallError {
     pub fn code(&self) -> Code {
         use CallError::*;
         match self {
-            TooManyOpening | Busy { .. } | ClientShare { .. } | TooLarge { .. } | BudgetExhausted { .. } => {
-                Code::ResourceExhausted
-            }
+            TooManyOpening
+            | OpeningShare { .. }
+            | Busy { .. }
+            | ClientShare { .. }
+            | TooLarge { .. }
+            | BudgetExhausted { .. } => Code::ResourceExhausted,
             NoModels | UnknownModel { .. } => Code::NotFound,
             ModeNotOffered { .. }
             | OutputNotOffered { .. }

@@ -519,6 +519,35 @@ async fn a_client_address_gets_its_share_and_no_more() {
     good_inference(&url, 6).await;
 }
 
+/// Streams that have not sent Start wait in a bounded pool (4 x
+/// max_sessions places). With a per-client share, an address keeps no more
+/// of them waiting than its share of sessions, so silent streams from one
+/// address cannot fill the pool and turn every other address away. The
+/// control: without the share, the same second silent stream is let in to
+/// wait.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_address_keeps_no_more_streams_waiting_than_its_share() {
+    for share in [Some(1), None] {
+        let config = ServerConfig { max_sessions: 2, max_sessions_per_client: share, ..test_config() };
+        let server = start_with(config).await;
+        let url = server.url.clone();
+        let holder = tokio::spawn({
+            let url = url.clone();
+            async move { raw(&url, vec![], Duration::from_secs(2)).await }
+        });
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let second = raw(&url, vec![], Duration::from_millis(200)).await;
+        match share {
+            Some(_) => expect(second, Code::ResourceExhausted, &["waiting to start", "share"]),
+            None => assert!(
+                second.as_ref().err().is_none_or(|s| s.code() != Code::ResourceExhausted),
+                "without a share the second stream waits: {second:?}"
+            ),
+        }
+        let _ = holder.await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keys_must_have_the_documented_widths_and_a_sound_base() {
     let server = start(4, Duration::from_secs(5)).await;
