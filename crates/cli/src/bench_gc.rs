@@ -147,8 +147,10 @@ pub fn bench_gc(threads: usize, seconds: f64) -> Result<GcReport> {
 
 fn cot_pair() -> Result<(CotSender, CotReceiver)> {
     let (setup, a) = CotReceiver::start()?;
-    let (sender, answer) = CotSender::start(&a)?;
-    Ok((sender, setup.finish(&answer)?))
+    let (mut sender, answer) = CotSender::start(&a)?;
+    let (receiver, trees) = setup.finish(&answer)?;
+    sender.puncture(&trees)?;
+    Ok((sender, receiver))
 }
 
 /// Prints the report as a table.

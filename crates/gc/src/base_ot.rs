@@ -1,6 +1,7 @@
 //! Base OT: Chou and Orlandi's "simplest OT" (eprint 2015/267) over
 //! Ristretto255, as random OT: the sender ends with two keys per instance,
-//! the receiver with the key of its choice. IKNP uses these keys as seeds.
+//! the receiver with the key of its choice. The OT extension ([`crate::softspoken`]) uses
+//! these keys to pad the sums of its GGM trees.
 //!
 //! Messages: the sender's A = a*G (32 bytes); the receiver's B_i = b_i*G, or
 //! A + b_i*G for choice 1 (32 bytes each). Keys: k0_i = H(i, A, B_i, a*B_i),

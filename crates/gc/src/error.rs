@@ -56,8 +56,10 @@ pub enum Item {
     DecodeBits,
     /// The blocks of a garbled circuit's tables, as counted by the circuit.
     TableBlocks,
-    /// An IKNP OT-extension message.
-    IknpExtension,
+    /// An OT-extension message (its correction columns).
+    OtExtension,
+    /// The OT extension's tree message (the GGM level sums).
+    OtTrees,
     /// The receiver's answer to the KOS consistency check.
     KosResponse,
     /// OT choice bits (derandomization of random OTs).
@@ -102,7 +104,8 @@ impl fmt::Display for Item {
             Item::GarbledTables => "garbled tables",
             Item::DecodeBits => "decode bits",
             Item::TableBlocks => "table blocks",
-            Item::IknpExtension => "IKNP extension message",
+            Item::OtExtension => "OT extension message",
+            Item::OtTrees => "OT extension tree message",
             Item::KosResponse => "OT consistency answer",
             Item::OtChoices => "OT choice bits",
             Item::BaseOtSenderMessage => "base OT sender message",
@@ -167,6 +170,9 @@ pub enum StateError {
     /// A correlated-OT Delta whose least significant bit is 0.
     #[error("Delta must have lsb 1")]
     OtDeltaLsb,
+    /// An OT extension before the sender has read the tree message.
+    #[error("OT extension before the tree message")]
+    OtNotPunctured,
     /// A garbling Delta whose least significant bit is 0 (point and permute
     /// needs it to be 1).
     #[error("Delta must have lsb 1 (point and permute)")]
@@ -239,7 +245,8 @@ mod tests {
         let all = [
             (Item::GarbledTables, "garbled tables"),
             (Item::TableBlocks, "table blocks"),
-            (Item::IknpExtension, "IKNP extension message"),
+            (Item::OtExtension, "OT extension message"),
+            (Item::OtTrees, "OT extension tree message"),
             (Item::BaseOtReceiverMessage, "base OT receiver message"),
             (Item::GarblerInputBits, "garbler input bits"),
             (Item::EvaluatorInputBits, "evaluator input bits"),

@@ -1,17 +1,21 @@
-//! The consistency check that makes IKNP correlated-OT extension secure
-//! against a malicious receiver (Keller, Orsini, Scholl, CRYPTO 2015, eprint
-//! 2015/546, section 4), with the challenge vector a polynomial hash.
+//! The consistency check that makes the correlated-OT extension of
+//! [`crate::softspoken`] secure against a malicious receiver (Keller,
+//! Orsini, Scholl, CRYPTO 2015, eprint 2015/546, section 4, for IKNP; the
+//! same check for SoftSpokenOT, Roy, CRYPTO 2022, eprint 2022/192, section
+//! 5), with the challenge vector a polynomial hash.
 //!
-//! A receiver that follows IKNP holds t_k = q_k XOR r_k Delta for every COT
-//! k; a cheating one can use a different choice bit in different columns of
-//! its extension message, and from the sender's later messages learn bits of
-//! Delta. The check: after the extension message, the sender draws a random
+//! A receiver that follows the extension holds t_k = q_k XOR r_k Delta for
+//! every COT k; a cheating one can use a different choice bit in different
+//! groups' columns of its extension message, or send a tree message that
+//! gives the sender other seeds than its own (which seeds depends on
+//! Delta's value in the group), and from the sender's later messages learn
+//! bits of Delta. The check: after the extension message, the sender draws a random
 //! h (sent to the receiver); the receiver answers with T = P_h(t) and X =
 //! P_h(r e), where P_h is POLYVAL (RFC 8452) under the key h over the
 //! sequence, and e is the identity of POLYVAL's product; the sender accepts
 //! iff P_h(q) XOR T = X * Delta. An honest receiver passes always. Because
 //! P_h is linear, a deviation passes only if it is consistent with a guess
-//! of Delta's bits in the inconsistent columns, or if h is a root of a
+//! of Delta's bits in the inconsistent groups, or if h is a root of a
 //! non-zero polynomial of degree at most m: the probability of learning k
 //! bits of Delta and passing is at most 2^-k + m / 2^128 (KOS15's argument
 //! with the independent challenges replaced by the powers of h, an
@@ -93,7 +97,7 @@ pub fn verify(h: Block, q: &[Block], delta: Block, response: &[u8]) -> Result<bo
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::iknp::{CotReceiver, CotSender};
+    use crate::softspoken::{CotReceiver, CotSender, GROUP_BITS};
 
     #[test]
     fn one_is_the_identity_of_the_product() {
@@ -107,8 +111,9 @@ mod tests {
 
     fn extension(count: usize) -> (CotSender, Vec<Block>, Vec<bool>, Vec<u8>) {
         let (setup, a) = CotReceiver::start().unwrap();
-        let (sender, answer) = CotSender::start(&a).unwrap();
-        let mut receiver = setup.finish(&answer).unwrap();
+        let (mut sender, answer) = CotSender::start(&a).unwrap();
+        let (mut receiver, trees) = setup.finish(&answer).unwrap();
+        sender.puncture(&trees).unwrap();
         let mut prg = Prg::from_seed(Block(11));
         let choices: Vec<bool> = (0..count).map(|_| prg.block().lsb()).collect();
         let (t, u) = receiver.extend(&choices);
@@ -129,23 +134,25 @@ mod tests {
     fn an_inconsistent_column_or_a_wrong_answer_fails() {
         let count = 600;
         let (mut sender, t, choices, mut u) = extension(count);
-        // Column 3, COT 70: the receiver uses the other choice bit in one column only.
+        // Group 3's column, COT 70: the receiver uses the other choice bit
+        // in one group of Delta's bits only.
         let nb = count.div_ceil(128);
         let at = (3 * nb) * 16 + 70 / 8;
         u[at] ^= 1 << (70 % 8);
         let q = sender.extend(count, &u).unwrap();
         let h = challenge().unwrap();
-        let honest_answer = respond(h, &t, &choices);
-        // The column flip changes q_70 only if Delta's bit 3 is 1 ...
-        let delta_bit = (sender.delta().0 >> 3) & 1 == 1;
-        assert_eq!(verify(h, &q, sender.delta(), &honest_answer).unwrap(), !delta_bit);
-        // ... and the answer for the other guess passes only if it is 0:
-        // guessing one bit of Delta passes half the time, as KOS allows.
-        let mut flipped_t = t.clone();
-        flipped_t[70] ^= Block(1 << 3);
-        let guess = respond(h, &flipped_t, &choices);
-        assert_eq!(verify(h, &q, sender.delta(), &guess).unwrap(), delta_bit);
-        assert!(verify(h, &q, sender.delta(), &honest_answer[..31]).is_err());
+        let shift = 3 * GROUP_BITS;
+        let value = (sender.delta().0 >> shift) & ((1 << GROUP_BITS) - 1);
+        // An answer that guesses the group's value d of Delta passes if and
+        // only if the guess is right: learning k bits of Delta passes with
+        // probability 2^-k, as KOS allows (the honest answer is the guess 0).
+        for guess in 0..1u128 << GROUP_BITS {
+            let mut guessed_t = t.clone();
+            guessed_t[70] ^= Block(guess << shift);
+            let answer = respond(h, &guessed_t, &choices);
+            assert_eq!(verify(h, &q, sender.delta(), &answer).unwrap(), guess == value, "guess {guess}");
+        }
+        assert!(verify(h, &q, sender.delta(), &respond(h, &t, &choices)[..31]).is_err());
     }
 
     #[test]

@@ -4,8 +4,8 @@
 //! half-gates garbling with free XOR over a tweakable correlation-robust
 //! hash from fixed-key AES (a session nonce in every tweak), a circuit
 //! builder with the gadgets the mode needs, Chou-Orlandi base OT over
-//! Ristretto255, and IKNP correlated-OT extension whose correlation is the
-//! garbler's Delta, with KOS15's consistency check against a receiver that
+//! Ristretto255, and SoftSpokenOT correlated-OT extension (k = 4) whose
+//! correlation is the garbler's Delta, with KOS15's consistency check against a receiver that
 //! deviates. The garbler is assumed to follow the protocol.
 //!
 //! Transport-agnostic: every step takes and returns typed messages with an
@@ -43,13 +43,13 @@ pub mod circuit;
 mod error;
 pub mod gadgets;
 mod garble;
-pub mod iknp;
 pub mod kos;
 pub mod prg;
+pub mod softspoken;
 pub mod three_halves;
 
 pub use block::{Block, blocks_from_bytes, blocks_to_bytes};
 pub use circuit::{Builder, Circuit, Gate, Output, Wire};
 pub use error::{CountError, Error, Item, PointError, Result, StateError};
 pub use garble::{Evaluator, GarbledCircuit, Garbler, pack_bits, unpack_bits};
-pub use iknp::{CotReceiver, CotReceiverSetup, CotSender};
+pub use softspoken::{CotReceiver, CotReceiverSetup, CotSender};

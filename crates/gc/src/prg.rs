@@ -9,7 +9,7 @@ use crate::error::Result;
 
 /// AES-CTR: block k of the stream is AES_seed(k). Seeded from the operating
 /// system ([`Prg::from_os`]) for fresh randomness, or from a given seed (the
-/// IKNP expansion of base-OT keys, where both sides must agree).
+/// OT extension's seed streams, where both sides must agree).
 pub struct Prg {
     aes: Aes128,
     counter: u128,

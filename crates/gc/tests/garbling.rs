@@ -1,5 +1,5 @@
 //! Garbled evaluation equals plaintext evaluation: random circuits, the
-//! gadgets on wide inputs, and the whole pipeline with base OT and IKNP.
+//! gadgets on wide inputs, and the whole pipeline with base OT and OT extension.
 
 use ppdnn_gc::{
     Block, Builder, Circuit, CotReceiver, CotSender, Evaluator, GarbledCircuit, Garbler, Wire, gadgets,
@@ -99,11 +99,12 @@ proptest! {
 }
 
 #[test]
-fn the_whole_pipeline_with_base_ot_and_iknp() {
-    // The evaluator's input bits travel only as its IKNP choice bits.
+fn the_whole_pipeline_with_base_ot_and_ot_extension() {
+    // The evaluator's input bits travel only as its OT-extension choice bits.
     let (setup, a) = CotReceiver::start().unwrap();
     let (mut cot_sender, answer) = CotSender::start(&a).unwrap();
-    let mut cot_receiver = setup.finish(&answer).unwrap();
+    let (mut cot_receiver, trees) = setup.finish(&answer).unwrap();
+    cot_sender.puncture(&trees).unwrap();
     let mut garbler = Garbler::with_delta(cot_sender.delta()).unwrap();
     let mut evaluator = Evaluator::new();
     for (x, y) in [(200u32, 55u32), (7, 9), (0, u32::MAX)] {

@@ -11,6 +11,7 @@ mod common;
 use std::sync::Arc;
 
 use common::{Dir, Trace, drive};
+use ppdnn_gc::softspoken::{GROUPS, TREE_BYTES};
 use ppdnn_model::network::{Layer, Linear, Network, Shape, argmax};
 use ppdnn_model::quant::QuantModel;
 use ppdnn_model::testing::{Rng, random_inputs, random_quant_model};
@@ -247,43 +248,66 @@ fn a_wrong_ot_check_answer_aborts_before_any_layer() {
     assert!(t.server_messages.iter().all(|m| m.round <= 2), "a layer's output was sent");
 }
 
-/// A receiver that cheats in the OT extension (one column's choice bits
-/// flipped for the pixel OTs) gets nothing under the OT keys before the
-/// check: the server's rounds 0 to 2 carry only the nonce, the base-OT
+/// A receiver that cheats in the OT extension (one group's correction
+/// column flipped for the pixel OTs) gets nothing under the OT keys before
+/// the check: the server's rounds 0 to 2 carry only the nonce, the base-OT
 /// points and the challenge, so it cannot test guesses of Delta against
-/// pads. The check then either fails (Delta's bit is 1: abort at round 2,
-/// nothing more sent) or the flip changed nothing (the bit is 0).
+/// pads. The check then either fails (Delta's 4 bits in the group are not
+/// all 0: abort at round 2, nothing more sent) or the flip changed nothing
+/// (they are; never for group 0, which holds Delta's lsb, always 1).
 #[test]
 fn a_cheating_extension_sees_nothing_under_the_ot_keys_before_the_check() {
     let (model, _) = models();
     let ev = evaluator(&model);
     let mut aborted = 0;
-    for column in [0usize, 5, 77, 127] {
+    for group in [0usize, 5, 17, 31] {
         let t = drive(&ev, common::key(BITS), &image(), Output::Logits, |dir, m| {
             if dir == Dir::ToServer && m.round == 1 {
-                // The extension is 128 columns of equal length; flip the
-                // first 16 bytes (128 pixel OTs) of this column.
+                // The tree message, then one column per group of equal
+                // length; flip the first 16 bytes (128 pixel OTs) of this
+                // group's column.
                 let choice_bytes = 36 * 8 / 8; // the pixel bits' choices follow the extension
-                let column_bytes = (m.material.len() - choice_bytes) / 128;
-                for byte in &mut m.material[column * column_bytes..column * column_bytes + 16] {
+                let columns = &mut m.material[TREE_BYTES..];
+                let column_bytes = (columns.len() - choice_bytes) / GROUPS;
+                for byte in &mut columns[group * column_bytes..group * column_bytes + 16] {
                     *byte ^= 0xff;
                 }
             }
         });
         let before_check: usize =
             t.server_messages.iter().filter(|m| m.round <= 2).map(|m| m.material.len() + m.data.len()).sum();
-        assert_eq!(before_check, 8 + 128 * 32 + 16, "column {column}: only the nonce, the points and h");
+        assert_eq!(before_check, 8 + 128 * 32 + 16, "group {group}: only the nonce, the points and h");
         if t.refused.is_some() {
-            assert_eq!(t.refused, Some((2, ABORTED.to_string())), "column {column}");
-            assert!(t.server_messages.iter().all(|m| m.round <= 2), "column {column}");
+            assert_eq!(t.refused, Some((2, ABORTED.to_string())), "group {group}");
+            assert!(t.server_messages.iter().all(|m| m.round <= 2), "group {group}");
             aborted += 1;
         } else {
-            assert!(t.outcome.is_some(), "column {column}: {t:?}");
+            assert_ne!(group, 0, "group 0 holds Delta's lsb: its flip always shows");
+            assert!(t.outcome.is_some(), "group {group}: {t:?}");
         }
     }
-    // Delta's bits are uniform: over four columns, all four agreeing happens
-    // once in eight runs; that is not a failure, so only report.
-    eprintln!("{aborted} of 4 column flips aborted");
+    // A group's 4 bits of Delta are all 0 with probability 1/16: report only.
+    eprintln!("{aborted} of 4 group flips aborted");
+}
+
+/// A receiver that sends a tree message other than its trees' (both sums
+/// of one level changed, so the sender rebuilds other seeds for half of a
+/// group, whichever Delta is) is caught by the OT check before anything is
+/// sent under the OT keys, at every level and in every group tried.
+#[test]
+fn a_wrong_tree_message_aborts_at_the_ot_check() {
+    let (model, _) = models();
+    let ev = evaluator(&model);
+    for base_ot in [0usize, 3, 66, 127] {
+        let t = drive(&ev, common::key(BITS), &image(), Output::Logits, |dir, m| {
+            if dir == Dir::ToServer && m.round == 1 {
+                m.material[32 * base_ot] ^= 1;
+                m.material[32 * base_ot + 16] ^= 1;
+            }
+        });
+        assert_eq!(t.refused, Some((2, ABORTED.to_string())), "base OT {base_ot}");
+        assert!(t.server_messages.iter().all(|m| m.round <= 2), "base OT {base_ot}");
+    }
 }
 
 /// Test 6: there is no message for client-garbled material, and the

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use ppdnn_gc::iknp::CotReceiverSetup;
+use ppdnn_gc::CotReceiverSetup;
 use ppdnn_gc::prg::Prg;
 use ppdnn_gc::{Block, CotReceiver, GarbledCircuit, kos, pack_bits};
 use ppdnn_paillier::{Integer, PrivateKey, RandomnessPool};
@@ -197,7 +197,7 @@ impl PrivateClientSession {
     /// with random choices, and sends the pixel bits' choices.
     fn extension(&mut self, m: &[u8]) -> Result<ClientStep> {
         let setup = self.setup.take().ok_or(StateError::NotStarted)?;
-        let mut receiver = setup.finish(m).map_err(|e| msg(1, MessageError::BaseOt(e)))?;
+        let (mut receiver, trees) = setup.finish(m).map_err(|e| msg(1, MessageError::BaseOt(e)))?;
         let mut prg = Prg::from_os().map_err(gc_internal)?;
         let total = self.schedule.total_ots();
         let mut choices = Vec::with_capacity(total);
@@ -205,7 +205,9 @@ impl PrivateClientSession {
             let x = prg.block().0;
             choices.extend((0..128).map(|i| (x >> i) & 1 == 1).take(total - choices.len()));
         }
-        let (rows, mut material) = receiver.extend(&choices);
+        let (rows, columns) = receiver.extend(&choices);
+        let mut material = trees;
+        material.extend(columns);
         let b: Vec<bool> = (0..self.schedule.pixel_ots())
             .map(|k| ((self.image[k / VALUE_BITS] >> (k % VALUE_BITS)) & 1 == 1) ^ choices[k])
             .collect();

@@ -131,9 +131,10 @@ impl Schedule {
         self.total_ots
     }
 
-    /// Bytes of the OT extension message.
+    /// Bytes of the OT extension message: the tree message, then the
+    /// correction columns.
     pub fn extension_bytes(&self) -> usize {
-        BASE_OTS * self.total_ots.div_ceil(128) * LABEL_BYTES
+        ppdnn_gc::softspoken::TREE_BYTES + ppdnn_gc::softspoken::extension_bytes(self.total_ots)
     }
 
     /// Layer l's input ciphertexts.

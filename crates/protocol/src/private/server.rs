@@ -262,10 +262,13 @@ impl PrivateServerSession {
     /// encrypted under them.
     fn extension(&mut self, m: &[u8]) -> Result<RoundMessage> {
         let s = &self.schedule;
+        // The schedule checked the material's length: trees, columns, choices.
         let (ext, choices) = m.split_at(s.extension_bytes());
+        let (trees, ext) = ext.split_at(ppdnn_gc::softspoken::TREE_BYTES);
         let total = s.total_ots();
         let pixel_ots = s.pixel_ots();
         let cot = self.cot.as_mut().ok_or(InternalError::OtDone)?;
+        cot.puncture(trees).map_err(|e| msg(1, MessageError::OtExtension(e)))?;
         self.rows = cot.extend(total, ext).map_err(|e| msg(1, MessageError::OtExtension(e)))?;
         self.pixel_choices = ppdnn_gc::unpack_bits(choices, pixel_ots, ppdnn_gc::Item::OtChoices)
             .map_err(|e| msg(1, MessageError::OtExtension(e)))?;
