@@ -173,6 +173,9 @@ pub enum StateError {
     /// An OT extension before the sender has read the tree message.
     #[error("OT extension before the tree message")]
     OtNotPunctured,
+    /// A second tree message (the base-OT keys are wiped after the first).
+    #[error("a second OT tree message")]
+    OtTreesTwice,
     /// A garbling Delta whose least significant bit is 0 (point and permute
     /// needs it to be 1).
     #[error("Delta must have lsb 1 (point and permute)")]

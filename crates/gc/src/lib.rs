@@ -5,8 +5,8 @@
 //! hash from fixed-key AES (a session nonce in every tweak), a circuit
 //! builder with the gadgets the mode needs, Chou-Orlandi base OT over
 //! Ristretto255, and SoftSpokenOT correlated-OT extension (k = 4) whose
-//! correlation is the garbler's Delta, with KOS15's consistency check against a receiver that
-//! deviates. The garbler is assumed to follow the protocol.
+//! correlation is the garbler's Delta, with a column-by-column consistency
+//! check against a receiver that deviates. The garbler is assumed to follow the protocol.
 //!
 //! Transport-agnostic: every step takes and returns typed messages with an
 //! exact byte encoding; nothing here opens a socket.

@@ -131,6 +131,9 @@ impl CotSender {
     /// Reads the receiver's tree message and rebuilds every seed but the one
     /// at Delta's value in each group.
     pub fn puncture(&mut self, tree_msg: &[u8]) -> Result<()> {
+        if self.streams.is_some() {
+            return Err(StateError::OtTreesTwice.into());
+        }
         let sums = blocks_from_bytes(tree_msg, 2 * KAPPA, Item::OtTrees)?;
         let mut streams = Vec::with_capacity(KAPPA / GROUP_BITS * SEEDS);
         for g in 0..GROUPS {
@@ -159,6 +162,8 @@ impl CotSender {
             streams.extend(level.into_iter().map(|s| s.map(Prg::from_seed)));
         }
         self.streams = Some(streams);
+        use zeroize::Zeroize;
+        self.keys.zeroize();
         Ok(())
     }
 
@@ -432,6 +437,7 @@ mod tests {
         assert!(matches!(sender.extend(10, &msg), Err(crate::Error::State(StateError::OtNotPunctured))));
         assert!(sender.puncture(&trees[..TREE_BYTES - 1]).is_err());
         sender.puncture(&trees).unwrap();
+        assert!(matches!(sender.puncture(&trees), Err(crate::Error::State(StateError::OtTreesTwice))));
         assert!(sender.extend(10, &msg[..msg.len() - 1]).is_err());
         assert!(sender.extend(300, &msg).is_err());
         let (setup, _) = CotReceiver::start().unwrap();

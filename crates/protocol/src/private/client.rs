@@ -223,7 +223,7 @@ impl PrivateClientSession {
         let response = kos::respond(h, &self.rows, &self.choices);
         let x: Vec<Integer> = self.image.iter().map(|&v| Integer::from(v)).collect();
         let cts = self.encrypt_input(0, &x)?;
-        Ok(self.send(&cts, response.to_vec()))
+        Ok(self.send(&cts, response))
     }
 
     /// The pixels' tags t = a' + alpha_0 x from their pads (at the start of
