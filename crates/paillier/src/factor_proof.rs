@@ -210,10 +210,10 @@ impl RingPedersen {
     /// making the parameters oneself does), but each refuses a file that
     /// would void the proofs outright.
     pub fn check_as_verifier(&self) -> Result<(), Error> {
-        if self.n_hat.is_probably_prime(30) != rug::integer::IsPrime::No {
+        if self.n_hat.is_probably_prime(30) != crate::int::IsPrime::No {
             return Err(FactorProofError::InvalidParams("n_hat is prime").into());
         }
-        if (3u32..1 << 16).step_by(2).any(|d| self.n_hat.is_divisible_u(d)) {
+        if (3u32..1 << 16).step_by(2).any(|d| self.n_hat.mod_u(d) == 0) {
             return Err(FactorProofError::InvalidParams("n_hat has a small factor").into());
         }
         Ok(())
