@@ -423,6 +423,9 @@ pub enum StateError {
     /// A randomness pool of another key.
     #[error("the randomness pool belongs to another key")]
     OtherKeysPool,
+    /// A message after a round failed: the session is over.
+    #[error("an earlier round failed: the session is over")]
+    Failed,
 }
 
 /// A state that cannot happen: a bug of this side, not the peer's fault.

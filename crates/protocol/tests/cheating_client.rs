@@ -624,3 +624,44 @@ fn a_changed_shortcut_input_aborts() {
     let t = drive(&ev, pair, &image(), Output::Logits, |_, _| {});
     assert_eq!(t.outcome, Some(ClientStep::Done(model.logits(&image()).unwrap())));
 }
+
+/// A session that refused a round refuses every later one, so a client
+/// cannot retry the OT check's answer (each retry would test one more guess
+/// about Delta). The control: the same honest answer, sent first, is
+/// accepted.
+#[test]
+fn a_failed_round_ends_the_session_and_cannot_be_retried() {
+    let (model, _) = models();
+    let ev = evaluator(&model);
+    let pair = common::key(BITS);
+    for tamper_first in [true, false] {
+        let sk = Arc::new(pair.private.clone());
+        let pool = Arc::new(ppdnn_paillier::RandomnessPool::new(pair.public()));
+        let mut client =
+            ppdnn_protocol::ClientSession::new(ev.session_plan(), sk, pool, Output::Logits).unwrap();
+        let (mut server, opening) = ev.start(pair.public().clone(), Output::Logits).unwrap();
+        let mut incoming = match client.start(&image()).unwrap() {
+            Some(first) => server.handle(&first).unwrap(),
+            None => opening.expect("the private mode's server opens"),
+        };
+        loop {
+            let ClientStep::Send(m) = client.receive(&incoming).unwrap() else {
+                panic!("the client stopped before round 2")
+            };
+            if m.round != 2 {
+                incoming = server.handle(&m).unwrap();
+                continue;
+            }
+            if tamper_first {
+                let mut wrong = m.clone();
+                wrong.material[5] ^= 1;
+                assert_eq!(server.handle(&wrong).unwrap_err().to_string(), ABORTED.to_string());
+                let again = server.handle(&m).unwrap_err().to_string();
+                assert!(again.contains("an earlier round failed"), "{again}");
+            } else {
+                assert!(server.handle(&m).is_ok(), "the honest answer passes");
+            }
+            break;
+        }
+    }
+}

@@ -95,6 +95,8 @@ pub struct PrivateServerSession {
     prg: Prg,
     nonce: u64,
     cot: Option<CotSender>,
+    /// Whether a round failed: the session then refuses every later one.
+    failed: bool,
     garbler: Option<Garbler>,
     /// The OT rows q_k of the whole session.
     rows: Vec<Block>,
@@ -160,6 +162,7 @@ impl PrivateServerSession {
             prg,
             nonce,
             cot: None,
+            failed: false,
             garbler: None,
             rows: Vec::new(),
             challenge: Block::ZERO,
@@ -218,7 +221,24 @@ impl PrivateServerSession {
     /// Handles client round k and returns server round k + 1. A failed check
     /// never shows here: every check is evaluated as its message arrives and
     /// the one verdict comes with the last round ([`Error::Aborted`]).
+    ///
+    /// Any error ends the session: later calls get [`StateError::Failed`],
+    /// and Delta is wiped, so a caller that kept the session cannot let a
+    /// client retry a round (each retry of the OT check's answer would be
+    /// one more test of Delta).
     pub fn handle(&mut self, input: &RoundMessage) -> Result<RoundMessage> {
+        if self.failed {
+            return Err(StateError::Failed.into());
+        }
+        let result = self.serve_round(input);
+        if result.is_err() {
+            self.failed = true;
+            self.cot = None;
+        }
+        result
+    }
+
+    fn serve_round(&mut self, input: &RoundMessage) -> Result<RoundMessage> {
         let k = self.round;
         if self.finished() {
             return Err(StateError::Finished { done: k, got: input.round }.into());
