@@ -10,7 +10,8 @@ use ppdnn_model::image_io::load_png_as;
 use ppdnn_model::modelfile::ModelFile;
 use ppdnn_model::network::{Linear, Shape};
 use ppdnn_model::npy::load_npy;
-use ppdnn_model::quant::{QuantModel, RequantStyle};
+use ppdnn_model::quant::QuantModel;
+use ppdnn_model::requant_choice::{Chosen, RequantChoice};
 use ppdnn_onnx::{ImportOptions, InputScale, import};
 use serde_json::json;
 
@@ -68,9 +69,12 @@ pub struct ImportArgs {
     /// scales as calibrated) or pow2 (powers of two: each scale moved to the
     /// nearest that makes its factor one; the private mode's circuits then
     /// multiply nothing, 25 to 40% fewer AND gates; accuracy on LeNet-5 is
-    /// unchanged, see `cargo run --release -p ppdnn-protocol --example requant_choices`).
+    /// unchanged, see `cargo run --release -p ppdnn-protocol --example requant_choices`),
+    /// or auto (per layer: a power of two wherever the first 1,000
+    /// calibration inputs still get the float model's answers, within 0.2%
+    /// of what fixed gives).
     #[arg(long, default_value = "fixed", value_parser = parse_requant)]
-    requant: RequantStyle,
+    requant: RequantChoice,
     /// Overwrite --out if it exists.
     #[arg(long)]
     force: bool,
@@ -79,8 +83,8 @@ pub struct ImportArgs {
     json: bool,
 }
 
-fn parse_requant(s: &str) -> std::result::Result<RequantStyle, String> {
-    RequantStyle::from_name(s).ok_or_else(|| format!("{s:?}: choose fixed or pow2"))
+fn parse_requant(s: &str) -> std::result::Result<RequantChoice, String> {
+    RequantChoice::from_name(s).ok_or_else(|| format!("{s:?}: choose fixed, pow2 or auto"))
 }
 
 fn parse_shape(s: &str) -> std::result::Result<Shape, String> {
@@ -188,7 +192,8 @@ pub fn import_cmd(args: ImportArgs) -> Result<()> {
     let float = imported.model;
     let data = load_data(&args, kind, float.network.input())?;
     let quantize_start = Instant::now();
-    let quant = QuantModel::quantize_with(&float, &data.calibration, args.requant)?;
+    let chosen = QuantModel::quantize_choosing(&float, &data.calibration, args.requant)?;
+    let quant = chosen.model.clone();
     let quantized = quantize_start.elapsed().as_secs_f64();
     let eval_start = Instant::now();
     let accuracy = match &data.labelled {
@@ -200,7 +205,7 @@ pub fn import_cmd(args: ImportArgs) -> Result<()> {
         dataset: kind,
         float_accuracy: accuracy.map_or(f64::NAN, |a| a.0),
         quantized_accuracy: accuracy.map_or(f64::NAN, |a| a.1),
-        training: json!({"imported_from": args.model.display().to_string(), "calibration": data.description, "requant": args.requant.name(), "notes": imported.notes}),
+        training: json!({"imported_from": args.model.display().to_string(), "calibration": data.description, "requant": args.requant.name(), "requant_steps": chosen.style_names(), "notes": imported.notes}),
         float,
         quant,
     };
@@ -220,6 +225,8 @@ pub fn import_cmd(args: ImportArgs) -> Result<()> {
             "quantize_s": quantized,
             "evaluate_s": evaluated,
             "requant": args.requant.name(),
+            "requant_steps": chosen.style_names(),
+            "requant_agreement": chosen.agreement.map(|a| json!({"inputs": a.inputs, "fixed": a.fixed, "chosen": a.chosen})),
             "notes": imported.notes,
         });
         println!("{record}");
@@ -253,6 +260,7 @@ pub fn import_cmd(args: ImportArgs) -> Result<()> {
         println!("  note: {note}");
     }
     println!("calibrated on {}", data.description);
+    print_choice(args.requant, &chosen);
     if let Some((f, q, n)) = accuracy {
         println!("accuracy on {n} labelled inputs: float {:.2}%, integer {:.2}%", f * 100.0, q * 100.0);
     }
@@ -294,4 +302,15 @@ pub fn export_onnx_cmd(args: ExportOnnxArgs) -> Result<()> {
         file.float.network.classes()
     );
     Ok(())
+}
+
+/// Says which requantization each step got (and, for auto, why).
+pub(crate) fn print_choice(choice: RequantChoice, chosen: &Chosen) {
+    println!("requantization ({}): {}", choice.name(), chosen.style_names().join(", "));
+    if let Some(a) = chosen.agreement {
+        println!(
+            "  top-1 agreement with the float model on {} calibration inputs: {} with these steps, {} with fixed everywhere",
+            a.inputs, a.chosen, a.fixed
+        );
+    }
 }

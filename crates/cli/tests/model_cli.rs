@@ -147,6 +147,21 @@ fn export_onnx_then_import_gives_the_same_model_and_predictions() {
     assert!(!out.status.success() && err.contains("\"squash\" (Sigmoid)"), "{err}");
     let out = ppdnn(&["import", "no-such.onnx", "--calibration", "data/mnist", "--out", back_s, "--force"]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("no-such.onnx"));
+    // --requant auto: a style per step, chosen on the calibration inputs'
+    // agreement with the float model, reported; LeNet-5's powers of two
+    // keep its accuracy on MNIST, so auto takes them all.
+    let auto =
+        ["import", onnx_s, "--calibration", "data/mnist", "--out", back_s, "--force", "--json", "--requant"];
+    let v = ok_json(&[&auto[..], &["auto"]].concat());
+    assert_eq!(v["requant"], "auto");
+    assert_eq!(v["requant_steps"], serde_json::json!(["pow2", "pow2", "pow2", "pow2"]), "{v}");
+    let a = &v["requant_agreement"];
+    assert_eq!(a["inputs"], 1000);
+    assert!(a["chosen"].as_u64().unwrap() + 2 >= a["fixed"].as_u64().unwrap(), "{a}");
+    assert!((v["quantized_accuracy"].as_f64().unwrap() - 0.9905).abs() < 1e-9, "{v}");
+    let out = ppdnn(&[&auto[..], &["pow3"]].concat());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("choose fixed, pow2 or auto"), "{err}");
 }
 
 #[test]

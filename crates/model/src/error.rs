@@ -405,6 +405,14 @@ pub enum ModelError {
         /// Scales expected.
         expected: usize,
     },
+    /// Requantization styles in the wrong number.
+    #[error("{given} requantization styles given, expected {expected} (one per layer but the last)")]
+    RequantStyles {
+        /// Styles given.
+        given: usize,
+        /// Styles expected.
+        expected: usize,
+    },
     /// An integer bias beyond 2^40.
     #[error("{layer}: an integer bias exceeds 2^40")]
     BiasRange {

@@ -19,6 +19,7 @@ pub mod modelfile;
 pub mod npy;
 pub mod quant;
 pub mod requant;
+pub mod requant_choice;
 mod shape;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;

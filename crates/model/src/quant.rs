@@ -215,11 +215,20 @@ impl QuantModel {
     /// most a factor of sqrt 2) to make its requantization factor a power
     /// of two, and the next layer's biases follow the moved scale.
     pub fn from_scales(float: &FloatModel, scales: &[f64], style: RequantStyle) -> Result<Self> {
+        Self::from_scales_styled(float, scales, &vec![style; scales.len()])
+    }
+
+    /// [`QuantModel::from_scales`] with a style per requantization step
+    /// (`styles[l]` for the step after layer l; as many as the scales).
+    pub fn from_scales_styled(float: &FloatModel, scales: &[f64], styles: &[RequantStyle]) -> Result<Self> {
         float.validate()?;
         let network = &float.network;
         let count = network.layers().len();
         if scales.len() + 1 != count || scales.iter().any(|s| !(s.is_finite() && *s > 0.0)) {
             return Err(ModelError::CalibratedScales { given: scales.len(), expected: count - 1 }.into());
+        }
+        if styles.len() != scales.len() {
+            return Err(ModelError::RequantStyles { given: styles.len(), expected: scales.len() }.into());
         }
         let mut input_scale = 1.0 / ACTIVATION_MAX as f64;
         let mut layers = Vec::with_capacity(count);
@@ -248,7 +257,7 @@ impl QuantModel {
                         Some(p) if p.kind == PoolKind::Average => (p.window[0] * p.window[1]) as f64,
                         _ => 1.0,
                     };
-                    let (r, next_scale) = style.requant(acc_scale / pool_div, next_scale)?;
+                    let (r, next_scale) = styles[l].requant(acc_scale / pool_div, next_scale)?;
                     (Some(r), next_scale)
                 }
             };

@@ -155,6 +155,17 @@ pub fn random_quant_model_with(
         .expect("a random model quantizes on whole inputs")
 }
 
+/// [`random_quant_model`] with powers of two after the even layers and
+/// 8-bit multipliers after the odd ones (what `--requant auto` can choose).
+pub fn random_quant_model_mixed(network: Network, seed: u64, calibration: &[u8]) -> QuantModel {
+    let float = random_float_model(network, seed);
+    let scales = crate::quant::calibrated_scales(&float, calibration).expect("whole inputs calibrate");
+    let styles: Vec<RequantStyle> = (0..scales.len())
+        .map(|l| if l % 2 == 0 { RequantStyle::PowerOfTwo } else { RequantStyle::Fixed })
+        .collect();
+    QuantModel::from_scales_styled(&float, &scales, &styles).expect("a random model quantizes")
+}
+
 /// `count` random inputs of `len` pixels 0..255, back to back.
 pub fn random_inputs(seed: u64, count: usize, len: usize) -> Vec<u8> {
     let mut r = Rng(seed | 1);

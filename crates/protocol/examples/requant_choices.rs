@@ -1,5 +1,8 @@
 //! The requantization styles side by side: 8-bit multipliers ("fixed", the
-//! default) against powers of two ("pow2", `ppdnn import --requant pow2`),
+//! default) against powers of two ("pow2", `ppdnn import --requant pow2`)
+//! and the choice per layer ("auto", `--requant auto`: compared on the
+//! first 1,000 training images for MNIST, on the 1,000 shipped test images
+//! for Fashion-MNIST, where only they ship; no labels are used),
 //! re-quantized from the shipped models' float weights and calibrated
 //! activation scales: integer accuracy on MNIST (10,000 test images; LeNet-5
 //! and the small residual network) and
@@ -37,14 +40,30 @@ fn main() {
         let m = ModelFile::load(Path::new(model)).expect("a shipped model");
         let test = Dataset::load(Path::new(data), kind, Split::Test).expect("the test images");
         let scales = m.quant.activation_scales();
-        for style in [RequantStyle::Fixed, RequantStyle::PowerOfTwo] {
-            let q = QuantModel::from_scales(&m.float, &scales, style).expect("quantized");
+        let compare = match kind {
+            DatasetKind::Mnist => {
+                Dataset::load(Path::new(data), kind, Split::Train).expect("the training images")
+            }
+            _ => test.clone(),
+        };
+        let auto = QuantModel::choose_requant(&m.float, &scales, &compare.pixels).expect("auto");
+        let choices = [
+            (
+                "fixed".to_string(),
+                QuantModel::from_scales(&m.float, &scales, RequantStyle::Fixed).expect("fixed"),
+            ),
+            (
+                "pow2".to_string(),
+                QuantModel::from_scales(&m.float, &scales, RequantStyle::PowerOfTwo).expect("pow2"),
+            ),
+            (format!("auto ({})", auto.style_names().join(", ")), auto.model),
+        ];
+        for (name, q) in choices {
             let acc = q.accuracy(&test.pixels, &test.labels).expect("accuracy");
             let (ands, mb) = circuits(&q);
             println!(
-                "| {model} ({} test images) | {} | {:.2}% | {ands} | {mb:.1} |",
+                "| {model} ({} test images) | {name} | {:.2}% | {ands} | {mb:.1} |",
                 test.labels.len(),
-                style.name(),
                 100.0 * acc
             );
         }

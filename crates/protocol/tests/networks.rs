@@ -8,7 +8,7 @@ mod common;
 
 use common::{key, random_inputs, random_network, random_quant_model};
 use ppdnn_model::quant::RequantStyle;
-use ppdnn_model::testing::random_quant_model_with;
+use ppdnn_model::testing::{random_quant_model_mixed, random_quant_model_with};
 
 use std::sync::Arc;
 
@@ -28,7 +28,8 @@ fn run_private(ev: &Evaluator, pair: &KeyPair, input: &[u8], output: Output) -> 
 }
 
 /// `network` with random weights (from `weights`, requantized with 8-bit
-/// multipliers or powers of two as `seed` is even or odd) on a random
+/// multipliers, powers of two, or both layer by layer, as `seed` mod 3 is
+/// 0, 1 or 2) on a random
 /// input (from `seed`): both layouts of the fast mode and both outputs of the private
 /// mode give exactly the integer model's result, and the plans survive JSON.
 fn check_both_modes(
@@ -37,10 +38,15 @@ fn check_both_modes(
     seed: u64,
 ) -> Result<(), TestCaseError> {
     let n = network.input().len();
-    // Half the cases requantize by powers of two: the private circuits then
-    // fold the rounding into the slot offsets.
-    let style = if seed & 1 == 0 { RequantStyle::Fixed } else { RequantStyle::PowerOfTwo };
-    let model = Arc::new(random_quant_model_with(network, weights, &random_inputs(seed ^ 1, 8, n), style));
+    // A third of the cases requantize by powers of two (the private circuits
+    // then fold the rounding into the slot offsets), a third mix the two
+    // styles layer by layer (as --requant auto may).
+    let calibration = random_inputs(seed ^ 1, 8, n);
+    let model = Arc::new(match seed % 3 {
+        0 => random_quant_model_with(network, weights, &calibration, RequantStyle::Fixed),
+        1 => random_quant_model_with(network, weights, &calibration, RequantStyle::PowerOfTwo),
+        _ => random_quant_model_mixed(network, weights, &calibration),
+    });
     let input = random_inputs(seed ^ 2, 1, n);
     let want = model.logits(&input).unwrap();
     let pair = key(1024);
