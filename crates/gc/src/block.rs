@@ -60,6 +60,16 @@ impl BitXorAssign for Block {
     }
 }
 
+/// Bits packed into blocks: bit k is bit k mod 128 of block k / 128 (the
+/// last block's unused high bits 0).
+pub(crate) fn bits_to_blocks(bits: &[bool]) -> Vec<Block> {
+    let mut out = vec![Block::ZERO; bits.len().div_ceil(128)];
+    for (k, &b) in bits.iter().enumerate() {
+        out[k / 128].0 |= (b as u128) << (k % 128);
+    }
+    out
+}
+
 /// Blocks back to back, 16 little-endian bytes each.
 pub fn blocks_to_bytes(blocks: &[Block]) -> Vec<u8> {
     let mut out = Vec::with_capacity(blocks.len() * Block::BYTES);

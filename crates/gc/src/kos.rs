@@ -39,8 +39,8 @@
 use polyval::Polyval;
 use polyval::universal_hash::{KeyInit, UniversalHash};
 
-use crate::block::Block;
-use crate::error::{Error, Item, Result};
+use crate::block::{Block, bits_to_blocks};
+use crate::error::{Item, Result};
 use crate::prg::Prg;
 use crate::softspoken::{KAPPA, transpose};
 
@@ -97,10 +97,7 @@ fn column_hashes(h: Block, rows: &[Block]) -> Vec<Block> {
 
 /// P_h of the choice column: block j holds choices 128j to 128j + 127.
 fn choice_hash(h: Block, choices: &[bool]) -> Block {
-    let blocks = choices
-        .chunks(128)
-        .map(|c| Block(c.iter().enumerate().fold(0u128, |acc, (i, &bit)| acc | (bit as u128) << i)));
-    polyval(h, blocks)
+    polyval(h, bits_to_blocks(choices).into_iter())
 }
 
 /// The receiver's answer to the challenge `h`, over every COT of the
@@ -117,9 +114,6 @@ pub fn respond(h: Block, t: &[Block], choices: &[bool]) -> Vec<u8> {
 /// The sender's verdict on the receiver's answer: whether the rows q it
 /// holds are consistent, column by column, with one choice column.
 pub fn verify(h: Block, q: &[Block], delta: Block, response: &[u8]) -> Result<bool> {
-    if response.len() != RESPONSE_BYTES {
-        return Err(Error::Length { what: Item::KosResponse, expected: RESPONSE_BYTES, got: response.len() });
-    }
     let answer = crate::blocks_from_bytes(response, KAPPA + 1, Item::KosResponse)?;
     let x = answer[KAPPA];
     let mut ok = true;

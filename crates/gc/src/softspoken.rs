@@ -37,7 +37,7 @@
 //! Delta. c_g hides r because u_g holds the stream of s_{g, d_g}.
 
 use crate::base_ot::{self, BaseOtSender};
-use crate::block::{Block, blocks_from_bytes, blocks_to_bytes};
+use crate::block::{Block, bits_to_blocks, blocks_from_bytes, blocks_to_bytes};
 use crate::error::{Item, Result, StateError};
 use crate::prg::Prg;
 
@@ -226,10 +226,7 @@ impl CotReceiver {
     /// Extends by one COT per choice bit: returns the t_j and the message for the sender.
     pub fn extend(&mut self, choices: &[bool]) -> (Vec<Block>, Vec<u8>) {
         let nb = choices.len().div_ceil(128);
-        let mut r = vec![Block::ZERO; nb];
-        for (j, &c) in choices.iter().enumerate() {
-            r[j / 128].0 |= (c as u128) << (j % 128);
-        }
+        let r = bits_to_blocks(choices);
         let mut t = vec![Block::ZERO; KAPPA * nb];
         let mut c = vec![Block::ZERO; GROUPS * nb];
         let mut g_x = vec![Block::ZERO; nb];

@@ -97,45 +97,41 @@ impl QuantModel {
     }
 
     /// [`RequantChoice::Auto`] on given activation scales (one per layer
-    /// but the last), comparing on the first [`AUTO_INPUTS`] of `inputs`.
+    /// but the last), comparing on the first [`AUTO_INPUTS`] calibration inputs.
     pub fn choose_requant(float: &FloatModel, scales: &[f64], calibration: &[u8]) -> Result<Chosen> {
-        auto(float, scales, calibration)
-    }
-}
-
-fn auto(float: &FloatModel, scales: &[f64], calibration: &[u8]) -> Result<Chosen> {
-    let n = float.network.input().len();
-    let inputs = &calibration[..calibration.len().min(AUTO_INPUTS * n)];
-    if inputs.is_empty() {
-        return Err(InputError::Calibration { per_input: n, got: calibration.len() }.into());
-    }
-    let reference: Vec<usize> =
-        inputs.par_chunks(n).map(|x| float.logits(x).map(|l| argmax(&l))).collect::<Result<_>>()?;
-    let agree = |model: &QuantModel| -> Result<usize> {
-        let hits: Vec<bool> = inputs
-            .par_chunks(n)
-            .zip(&reference)
-            .map(|(x, &want)| model.predict(x).map(|got| got == want))
-            .collect::<Result<_>>()?;
-        Ok(hits.into_iter().filter(|&h| h).count())
-    };
-    let mut styles = vec![RequantStyle::Fixed; scales.len()];
-    let mut model = QuantModel::from_scales_styled(float, scales, &styles)?;
-    let fixed = agree(&model)?;
-    let count = reference.len();
-    let floor = fixed.saturating_sub((AUTO_TOLERANCE * count as f64).floor() as usize);
-    let mut chosen = fixed;
-    for l in 0..styles.len() {
-        styles[l] = RequantStyle::PowerOfTwo;
-        let candidate = QuantModel::from_scales_styled(float, scales, &styles)?;
-        let hits = agree(&candidate)?;
-        if hits >= floor {
-            (model, chosen) = (candidate, hits);
-        } else {
-            styles[l] = RequantStyle::Fixed;
+        let n = float.network.input().len();
+        let inputs = &calibration[..calibration.len().min(AUTO_INPUTS * n)];
+        if inputs.is_empty() {
+            return Err(InputError::Calibration { per_input: n, got: calibration.len() }.into());
         }
+        let reference: Vec<usize> =
+            inputs.par_chunks(n).map(|x| float.logits(x).map(|l| argmax(&l))).collect::<Result<_>>()?;
+        let agree = |model: &QuantModel| -> Result<usize> {
+            let hits: Vec<bool> = inputs
+                .par_chunks(n)
+                .zip(&reference)
+                .map(|(x, &want)| model.predict(x).map(|got| got == want))
+                .collect::<Result<_>>()?;
+            Ok(hits.into_iter().filter(|&h| h).count())
+        };
+        let mut styles = vec![RequantStyle::Fixed; scales.len()];
+        let mut model = QuantModel::from_scales_styled(float, scales, &styles)?;
+        let fixed = agree(&model)?;
+        let count = reference.len();
+        let floor = fixed.saturating_sub((AUTO_TOLERANCE * count as f64).floor() as usize);
+        let mut chosen = fixed;
+        for l in 0..styles.len() {
+            styles[l] = RequantStyle::PowerOfTwo;
+            let candidate = QuantModel::from_scales_styled(float, scales, &styles)?;
+            let hits = agree(&candidate)?;
+            if hits >= floor {
+                (model, chosen) = (candidate, hits);
+            } else {
+                styles[l] = RequantStyle::Fixed;
+            }
+        }
+        Ok(Chosen { model, styles, agreement: Some(Agreement { inputs: count, fixed, chosen }) })
     }
-    Ok(Chosen { model, styles, agreement: Some(Agreement { inputs: count, fixed, chosen }) })
 }
 
 #[cfg(test)]
