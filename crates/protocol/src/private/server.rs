@@ -234,6 +234,7 @@ impl PrivateServerSession {
         if result.is_err() {
             self.failed = true;
             self.cot = None;
+            self.garbler = None;
         }
         result
     }
