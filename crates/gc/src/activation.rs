@@ -23,7 +23,9 @@
 //! costing one gate. With a power-of-two multiplier 2^j the rounding
 //! constant h = 2^(k-j-1) goes further, into the server's slot offset (see
 //! [`folded_rounding`]): the digits then hold v + h, the shift by k - j
-//! is free, and max pooling compares only the bits above it.
+//! is free, and max pooling compares the values' clamp keys (their low
+//! eight magnitude bits, whether they exceed 255, and their sign), which
+//! are shorter than the bits above the shift.
 
 use crate::circuit::{Builder, Circuit, Wire};
 use crate::gadgets;
@@ -177,23 +179,53 @@ fn times_constant_signed(b: &mut Builder, y: &[Wire], m: u64, width: usize) -> V
 }
 
 /// clamp(t, 0, 255) of a two's-complement t (at least one bit, its sign
-/// last): 0 when negative, 255 when above 255, else t's low bits. With s
-/// the sign and u = s OR (any bit from 8 up below the sign), q_i = t_i XOR
-/// (u AND (t_i XOR NOT s)): one AND per output bit, the ReLU included.
+/// last): 0 when negative, 255 when above 255, else t's low bits, one AND
+/// per output bit (the ReLU included) after the OR tree of [`clamp_key`].
 fn clamp_signed(b: &mut Builder, t: &[Wire]) -> Vec<Wire> {
+    let magnitude_bits = t.len() - 1;
+    let key = clamp_key(b, t);
+    clamp_from_key(b, &key, magnitude_bits)
+}
+
+/// The clamp key of a two's-complement t (its sign last): t's magnitude
+/// bits below the eighth, then `over` = the OR of its magnitude bits from
+/// the eighth up (only if t has such bits), then NOT sign, least
+/// significant first. clamp(t, 0, 255) is a function of the key, and the
+/// unsigned order of keys never disagrees with the order of the clamped
+/// values: negative values (NOT sign = 0) come first, values above 255
+/// (`over`) last, the others by their low bits. So the largest clamped
+/// value of a window is the clamped value of the largest key, and a
+/// maximum compares and moves keys rather than whole values.
+fn clamp_key(b: &mut Builder, t: &[Wire]) -> Vec<Wire> {
     let (&sign, magnitude) = t.split_last().expect("a value has at least one bit");
-    let over = gadgets::or_tree(b, magnitude.get(OUTPUT_BITS..).unwrap_or(&[]));
+    let mut key: Vec<Wire> = magnitude.iter().take(OUTPUT_BITS).copied().collect();
+    if let Some(high) = magnitude.get(OUTPUT_BITS..).filter(|h| !h.is_empty()) {
+        key.push(gadgets::or_tree(b, high));
+    }
+    key.push(b.not(sign));
+    key
+}
+
+/// clamp(t, 0, 255) from t's [`clamp_key`] (t with `magnitude_bits` bits
+/// below its sign). With s the sign and u = s OR over, q_i = t_i XOR (u AND
+/// (t_i XOR NOT s)): one AND per output bit; above t's width its bits are
+/// the sign's, so q_i = s XOR u.
+fn clamp_from_key(b: &mut Builder, key: &[Wire], magnitude_bits: usize) -> Vec<Wire> {
+    let low = magnitude_bits.min(OUTPUT_BITS);
+    let not_sign = *key.last().expect("a key ends with NOT sign");
+    let over = if magnitude_bits > OUTPUT_BITS { key[low] } else { b.constant(false) };
+    let sign = b.not(not_sign);
     let u = b.or(sign, over);
-    let not_sign = b.not(sign);
     (0..OUTPUT_BITS)
-        .map(|i| match magnitude.get(i) {
-            Some(&ti) => {
+        .map(|i| {
+            if i < low {
+                let ti = key[i];
                 let d = b.xor(ti, not_sign);
                 let pick = b.and(u, d);
                 b.xor(ti, pick)
+            } else {
+                b.xor(sign, u)
             }
-            // Above t's width its bits are the sign's: q_i = s XOR u.
-            None => b.xor(sign, u),
         })
         .collect()
 }
@@ -211,19 +243,29 @@ fn unsigned_max(b: &mut Builder, values: Vec<Vec<Wire>>) -> Vec<Wire> {
 }
 
 /// One output without a sum, the rounding constant folded into the
-/// offset: t = floor((max v + h) / 2^(k-j)) (or max v * 2^(j-k)), the
-/// maximum taken on the offset-binary bits above the shift, then clamped.
+/// offset: q = clamp(floor((max v + h) / 2^(k-j))) (or max v * 2^(j-k)),
+/// from the offset-binary bits above the shift (whose top bit, flipped,
+/// is the sign of t). With max pooling the maximum is taken on the
+/// values' clamp keys ([`clamp_key`]), which are shorter than the values.
 fn folded_output(b: &mut Builder, spec: &ActivationSpec, offset: &[Vec<Wire>], group: &[usize]) -> Vec<Wire> {
     let j = spec.multiplier.trailing_zeros();
     let drop = spec.shift.saturating_sub(j) as usize; // below B: see folded_rounding
     let lift = j.saturating_sub(spec.shift) as usize;
-    let high = group.iter().map(|&a| offset[spec.accumulator_slots[a]][drop..].to_vec()).collect();
-    let mut best = unsigned_max(b, high);
-    let top = best.len() - 1;
-    best[top] = b.not(best[top]);
-    let mut t = gadgets::constant(b, 0, lift);
-    t.extend(best);
-    clamp_signed(b, &t)
+    let mut magnitude_bits = 0;
+    let keys = group
+        .iter()
+        .map(|&a| {
+            let high = &offset[spec.accumulator_slots[a]][drop..];
+            let (&top, rest) = high.split_last().expect("the shift leaves at least one bit");
+            let mut t = gadgets::constant(b, 0, lift);
+            t.extend_from_slice(rest);
+            t.push(b.not(top));
+            magnitude_bits = t.len() - 1;
+            clamp_key(b, &t)
+        })
+        .collect();
+    let best = unsigned_max(b, keys);
+    clamp_from_key(b, &best, magnitude_bits)
 }
 
 /// One output without a sum, rounded in the circuit: t = (max v * M +

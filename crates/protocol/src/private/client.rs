@@ -15,8 +15,9 @@ use super::circuits::PrivateCircuits;
 use super::hash::{Domain, hash_at, hash_run, mac_shares, pad_index};
 use super::schedule::Schedule;
 use super::{
-    LABEL_BYTES, OUTPUT_PAD_BYTES, TAG_GROUP, TAG_PAD_BITS, VALUE_BITS, VALUE_PAD_BITS, centred, low_bits,
-    pack_residues, pack_shortcut_residues, read_i64, read_i128, read_u64, read_u128, residue,
+    MAC_CORRECTION_BYTES, MAC_PRIME_BITS, OUTPUT_PAD_BYTES, PIXEL_PAD_BYTES, TAG_GROUP, TAG_PAD_BITS,
+    VALUE_BITS, VALUE_PAD_BITS, centred, low_bits, pack_residues, pack_shortcut_residues, read_correction,
+    read_i64, read_i128, read_u64, read_u128, residue,
 };
 use crate::error::{InternalError, MessageError, PlanError, Result, StateError, gc_internal, msg};
 use crate::layout::unpack_outputs;
@@ -227,14 +228,16 @@ impl PrivateClientSession {
     }
 
     /// The pixels' tags t = a' + alpha_0 x from their pads (at the start of
-    /// server round 3), each pad under the OT key of the pixel bit's value.
+    /// server round 3): for each pixel bit, the hash of its OT row, plus
+    /// the bit's correction when the bit is 1.
     fn pixel_tags(&mut self, m: &[u8]) {
         let count = self.schedule.pixel_ots();
         let hashes = hash_run(self.nonce, Domain::PixelPad, &self.rows[..count], 0);
         let mut tags = vec![Integer::new(); self.schedule.pixels()];
-        for (k, h) in hashes.iter().enumerate() {
-            let bit = ((self.image[k / VALUE_BITS] >> (k % VALUE_BITS)) & 1) as usize;
-            tags[k / VALUE_BITS] += read_u128(m, LABEL_BYTES * (2 * k + bit)) ^ h.0;
+        for (k, &h) in hashes.iter().enumerate() {
+            let bit = (self.image[k / VALUE_BITS] >> (k % VALUE_BITS)) & 1 == 1;
+            let pad = low_bits(h, TAG_PAD_BITS) + if bit { read_i128(m, PIXEL_PAD_BYTES * k) } else { 0 };
+            tags[k / VALUE_BITS] += pad;
         }
         self.tags = tags;
     }
@@ -265,7 +268,7 @@ impl PrivateClientSession {
     fn layer_output(&mut self, l: usize, plain: Vec<Integer>, m: &[u8]) -> Result<ClientStep> {
         let round = 3 + 2 * l;
         let m = if l == 0 {
-            let (pads, rest) = m.split_at(self.schedule.pixel_ots() * 2 * LABEL_BYTES);
+            let (pads, rest) = m.split_at(self.schedule.pixel_ots() * PIXEL_PAD_BYTES);
             self.pixel_tags(pads);
             rest
         } else {
@@ -315,7 +318,7 @@ impl PrivateClientSession {
         let pending = self.pending.take().ok_or(StateError::NoRound)?;
         let s = &self.schedule;
         let p = read_u64(m, 0);
-        if p >> 63 == 0 || p & 1 == 0 {
+        if p >> (MAC_PRIME_BITS - 1) != 1 || p & 1 == 0 {
             return Err(msg(round, MessageError::FieldRange { what: "the MAC modulus P" }));
         }
         let pl = &self.plan.layers[l];
@@ -331,7 +334,7 @@ impl PrivateClientSession {
         let pm = p as u128;
         let mut sigma = vec![0u128; pl.output_ciphertexts];
         for (k, &h) in hashes.iter().enumerate() {
-            let e = read_u64(m, e_at + 8 * k);
+            let e = read_correction(m, e_at + MAC_CORRECTION_BYTES * k);
             if e >= p {
                 return Err(msg(round, MessageError::FieldRange { what: "a MAC correction" }));
             }

@@ -41,6 +41,13 @@ pub const ALPHA_BITS: u32 = 46;
 /// Masked ciphertexts per MAC tag ciphertext (at most): the tagged sum
 /// stays below 64 * 2^(46 + S B) (see [`crate::plan::PRIVATE_HEADROOM`]).
 pub const TAG_GROUP: usize = 64;
+/// Bits of the MAC modulus P: a prime in [2^55, 2^56), drawn per layer
+/// after the client's choices. A non-zero deviation of a plaintext (below
+/// 2^2048) has at most 37 prime factors that large, among about 2^49.7
+/// primes in the range: P divides it with probability below 2^-44.5.
+pub const MAC_PRIME_BITS: u32 = 56;
+/// Bytes of one MAC correction (a number below P, little-endian).
+pub const MAC_CORRECTION_BYTES: usize = 7;
 /// Bits of the zero test's weights gamma (one per returned ciphertext).
 pub const GAMMA_BITS: u32 = 63;
 /// Bits of the key alpha_l of the tags on a layer's returned inputs.
@@ -64,6 +71,9 @@ pub const VALUE_BITS: usize = 8;
 /// Bytes of one circuit output's pads: its value correction (an i64) and
 /// its tag correction (an i128).
 pub const OUTPUT_PAD_BYTES: usize = 24;
+
+/// Bytes of one pixel bit's tag pad correction (an i128).
+pub const PIXEL_PAD_BYTES: usize = 16;
 
 /// The low `bits` bits of a hash, as a non-negative integer.
 pub(crate) fn low_bits(h: Block, bits: u32) -> i128 {
@@ -171,6 +181,14 @@ pub(crate) fn rerandomize(key: &PublicKey, c: &Ciphertext, rho: &Integer) -> Res
 pub(crate) fn read_u64(bytes: &[u8], at: usize) -> u64 {
     let mut b = [0u8; 8];
     b.copy_from_slice(&bytes[at..at + 8]);
+    u64::from_le_bytes(b)
+}
+
+/// The `MAC_CORRECTION_BYTES`-byte little-endian number at `at` of `bytes`
+/// (the caller checked the length).
+pub(crate) fn read_correction(bytes: &[u8], at: usize) -> u64 {
+    let mut b = [0u8; 8];
+    b[..MAC_CORRECTION_BYTES].copy_from_slice(&bytes[at..at + MAC_CORRECTION_BYTES]);
     u64::from_le_bytes(b)
 }
 

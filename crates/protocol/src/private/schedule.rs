@@ -17,7 +17,7 @@
 use crate::plan::{Output, Plan, PlanLayer};
 
 use super::circuits::{PrivateCircuits, ots, table_bytes};
-use super::{LABEL_BYTES, OUTPUT_PAD_BYTES, TAG_GROUP, VALUE_BITS};
+use super::{LABEL_BYTES, MAC_CORRECTION_BYTES, OUTPUT_PAD_BYTES, PIXEL_PAD_BYTES, TAG_GROUP, VALUE_BITS};
 
 /// Bytes of the base-OT sender's point.
 pub const BASE_OT_POINT_BYTES: usize = 32;
@@ -222,7 +222,7 @@ impl Schedule {
             k if k == zero_test => (1, self.corrections_bytes(self.layers - 1)),
             k if k % 2 == 1 => {
                 let l = (k - 3) / 2;
-                let pixel_pads = if l == 0 { self.pixel_ots() * 2 * LABEL_BYTES } else { 0 };
+                let pixel_pads = if l == 0 { self.pixel_ots() * PIXEL_PAD_BYTES } else { 0 };
                 let material = pixel_pads + 8 * self.input_ciphertexts(l);
                 (self.output_ciphertexts(l) + self.tags(l), material)
             }
@@ -246,11 +246,13 @@ impl Schedule {
         if !self.has_circuit(l) {
             return 0;
         }
-        8 + 8 * self.layer_ots(l) + self.table_bytes(l) + self.circuit_outputs(l) * OUTPUT_PAD_BYTES
+        8 + MAC_CORRECTION_BYTES * self.layer_ots(l)
+            + self.table_bytes(l)
+            + self.circuit_outputs(l) * OUTPUT_PAD_BYTES
     }
 
     /// Where layer l's garbled tables start in its corrections message.
     pub fn tables_at(&self, l: usize) -> usize {
-        8 + 8 * self.layer_ots(l)
+        8 + MAC_CORRECTION_BYTES * self.layer_ots(l)
     }
 }

@@ -13,9 +13,9 @@ use super::circuits::PrivateCircuits;
 use super::hash::{Domain, hash_at, mac_shares, pad_index};
 use super::schedule::Schedule;
 use super::{
-    ALPHA_BITS, GAMMA_BITS, LABEL_BYTES, OUTPUT_PAD_BYTES, TAG_GROUP, TAG_KEY_BITS, TAG_PAD_BITS, VALUE_BITS,
-    VALUE_PAD_BITS, add_residue, low_bits, pack_residues, pack_shortcut_residues, random_bits, read_u64,
-    rerandomize,
+    ALPHA_BITS, GAMMA_BITS, MAC_CORRECTION_BYTES, MAC_PRIME_BITS, OUTPUT_PAD_BYTES, PIXEL_PAD_BYTES,
+    TAG_GROUP, TAG_KEY_BITS, TAG_PAD_BITS, VALUE_BITS, VALUE_PAD_BITS, add_residue, low_bits, pack_residues,
+    pack_shortcut_residues, random_bits, read_u64, rerandomize,
 };
 use crate::error::{Error, InternalError, MessageError, Result, StateError, gc_internal, msg};
 use crate::linear::{Schedule as Products, blinding_needed, linear_layer};
@@ -298,8 +298,10 @@ impl PrivateServerSession {
     }
 
     /// The pixels' tag pads, once the OT check has passed: pixel p's bit j
-    /// (OT 8p + j) gets a'_pj and a'_pj + alpha_0 2^j, each under the OT key
-    /// of its value.
+    /// (OT 8p + j) gets the tag pad a'_pj = s'_0, the low `TAG_PAD_BITS` of
+    /// the hash of its OT key K^0, and the correction s'_0 + alpha_0 2^j -
+    /// s'_1 (an i128) that turns s'_1, the hash of K^1, into a'_pj +
+    /// alpha_0 2^j.
     fn pixel_pads(&mut self) -> Result<Vec<u8>> {
         let s = &self.schedule;
         let pixel_ots = s.pixel_ots();
@@ -313,13 +315,13 @@ impl PrivateServerSession {
         }
         let hashes = hash_at(self.nonce, Domain::PixelPad, &keys, (0..pixel_ots as u64).flat_map(|k| [k, k]));
         let mut sums = vec![Integer::new(); s.pixels()];
-        let mut material = Vec::with_capacity(LABEL_BYTES * 2 * pixel_ots);
+        let mut material = Vec::with_capacity(PIXEL_PAD_BYTES * pixel_ots);
         for k in 0..pixel_ots {
-            let pad = random_bits(&mut self.prg, TAG_PAD_BITS);
-            let one = pad + ((alpha as u128) << (k % VALUE_BITS));
+            let pad = low_bits(hashes[2 * k], TAG_PAD_BITS);
+            let other = low_bits(hashes[2 * k + 1], TAG_PAD_BITS);
+            let e = pad + ((alpha as i128) << (k % VALUE_BITS)) - other;
             sums[k / VALUE_BITS] += pad;
-            material.extend((hashes[2 * k] ^ Block(pad)).to_bytes());
-            material.extend((hashes[2 * k + 1] ^ Block(one)).to_bytes());
+            material.extend(e.to_le_bytes());
         }
         let first = &self.plan.layers[0];
         let n = self.key.n().clone();
@@ -684,7 +686,7 @@ impl PrivateServerSession {
             let (c, j) = (k / bits, k % bits);
             let alpha_pow = (secrets.alphas[c] as u128 % pm) * pow2[j] % pm;
             let e = (u0[k] as u128 + pm - u1[k] as u128 + alpha_pow) % pm;
-            material.extend((e as u64).to_le_bytes());
+            material.extend(&(e as u64).to_le_bytes()[..MAC_CORRECTION_BYTES]);
             sums[c] = (sums[c] + u0[k] as u128) % pm;
         }
         let expected = (0..pl.output_ciphertexts)
@@ -786,10 +788,10 @@ fn mod_small(x: &Integer, p: u64) -> u64 {
     Integer::from(x % p).to_u64().expect("a residue mod a u64 fits a u64")
 }
 
-/// A uniform random prime in [2^63, 2^64).
+/// A uniform random prime in [2^55, 2^56) (`MAC_PRIME_BITS`).
 fn random_prime(prg: &mut Prg) -> u64 {
     loop {
-        let x = (prg.block().0 as u64) | (1 << 63) | 1;
+        let x = (prg.block().0 as u64 & ((1 << MAC_PRIME_BITS) - 1)) | (1 << (MAC_PRIME_BITS - 1)) | 1;
         if Integer::from(x).is_probably_prime(40) != ppdnn_paillier::int::IsPrime::No {
             return x;
         }
