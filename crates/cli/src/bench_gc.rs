@@ -3,7 +3,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
-use ppdnn_gc::{Builder, Circuit, CotReceiver, CotSender, Evaluator, Garbler, Wire, base_ot};
+use ppdnn_gc::{Builder, Circuit, CotReceiver, CotSender, Evaluator, Garbler, GroupBits, Wire, base_ot};
 use serde::Serialize;
 
 /// The figures, per second (for `threads` threads together), as the issue names them.
@@ -12,8 +12,14 @@ pub struct GcReport {
     threads: usize,
     and_garble: f64,
     and_eval: f64,
+    /// COTs per second with SoftSpokenOT's k = 4 (the sender's side).
     cot_send: f64,
+    /// With k = 4, the receiver's side.
     cot_recv: f64,
+    /// With k = 8 (large private sessions), the sender's side.
+    cot_send_k8: f64,
+    /// With k = 8, the receiver's side.
+    cot_recv_k8: f64,
     base_ot_ms: f64,
     bytes_per_and: f64,
 }
@@ -115,13 +121,30 @@ pub fn bench_gc(threads: usize, seconds: f64) -> Result<GcReport> {
         std::hint::black_box(sender.finish(&msg, 128)?);
     }
     let base_ot_ms = t.elapsed().as_secs_f64() * 1000.0 / reps as f64;
-    // COT: extensions of 2^16 at a time; each side timed on its own.
+    let (cot_send, cot_recv) = cot_rates(threads, budget, GroupBits::FOUR)?;
+    let (cot_send_k8, cot_recv_k8) = cot_rates(threads, budget, GroupBits::EIGHT)?;
+    Ok(GcReport {
+        threads,
+        and_garble,
+        and_eval,
+        cot_send,
+        cot_recv,
+        cot_send_k8,
+        cot_recv_k8,
+        base_ot_ms,
+        bytes_per_and,
+    })
+}
+
+/// COTs per second, (sender, receiver), with groups of k bits: extensions
+/// of 2^16 at a time, each side timed on its own.
+fn cot_rates(threads: usize, budget: Duration, k: GroupBits) -> Result<(f64, f64)> {
     const COTS: usize = 1 << 16;
     let choices: Vec<bool> = (0..COTS).map(|j| j % 3 == 0).collect();
     let cot_recv = rate(
         threads,
         budget,
-        || Ok(cot_pair()?.1),
+        || Ok(cot_pair(k)?.1),
         |receiver| {
             std::hint::black_box(receiver.extend(&choices));
             Ok(COTS)
@@ -131,7 +154,7 @@ pub fn bench_gc(threads: usize, seconds: f64) -> Result<GcReport> {
         threads,
         budget,
         || {
-            let (sender, mut receiver) = cot_pair()?;
+            let (sender, mut receiver) = cot_pair(k)?;
             let (_, msg) = receiver.extend(&choices);
             Ok((sender, msg))
         },
@@ -142,12 +165,12 @@ pub fn bench_gc(threads: usize, seconds: f64) -> Result<GcReport> {
             Ok(COTS)
         },
     )?;
-    Ok(GcReport { threads, and_garble, and_eval, cot_send, cot_recv, base_ot_ms, bytes_per_and })
+    Ok((cot_send, cot_recv))
 }
 
-fn cot_pair() -> Result<(CotSender, CotReceiver)> {
-    let (setup, a) = CotReceiver::start()?;
-    let (mut sender, answer) = CotSender::start(&a)?;
+fn cot_pair(k: GroupBits) -> Result<(CotSender, CotReceiver)> {
+    let (setup, a) = CotReceiver::start(k)?;
+    let (mut sender, answer) = CotSender::start(&a, k)?;
     let (receiver, trees) = setup.finish(&answer)?;
     sender.puncture(&trees)?;
     Ok((sender, receiver))
@@ -158,8 +181,10 @@ pub fn print(r: &GcReport) {
     println!("garbled circuits and OT, {} thread(s)", r.threads);
     println!("  AND gates garbled      {:>14.0} /s", r.and_garble);
     println!("  AND gates evaluated    {:>14.0} /s", r.and_eval);
-    println!("  COT, sender            {:>14.0} /s", r.cot_send);
-    println!("  COT, receiver          {:>14.0} /s", r.cot_recv);
+    println!("  COT, sender (k = 4)    {:>14.0} /s", r.cot_send);
+    println!("  COT, receiver (k = 4)  {:>14.0} /s", r.cot_recv);
+    println!("  COT, sender (k = 8)    {:>14.0} /s", r.cot_send_k8);
+    println!("  COT, receiver (k = 8)  {:>14.0} /s", r.cot_recv_k8);
     println!("  128 base OTs           {:>14.2} ms", r.base_ot_ms);
     println!("  bytes per AND gate     {:>14.1}", r.bytes_per_and);
 }

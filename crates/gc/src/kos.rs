@@ -17,7 +17,7 @@
 //!
 //! What a receiver that deviates gets. Whatever it sent (columns, tree
 //! message), the sender's columns of group g are functions of the group's
-//! value d_g of Delta that the receiver can compute for each of the 16
+//! value d_g of Delta that the receiver can compute for each of the 2^k
 //! values, fixed before h. Its answer is fixed after h; the check of
 //! column i passes for exactly the values of d_g its answer fits, unless
 //! two different columns collide under P_h (probability at most m/128 /
@@ -126,7 +126,7 @@ pub fn verify(h: Block, q: &[Block], delta: Block, response: &[u8]) -> Result<bo
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::softspoken::{CotReceiver, CotSender, GROUP_BITS};
+    use crate::softspoken::{CotReceiver, CotSender, GroupBits};
 
     #[test]
     fn column_hashes_are_polyval_of_the_columns() {
@@ -145,9 +145,9 @@ mod tests {
         }
     }
 
-    fn extension(count: usize) -> (CotSender, Vec<Block>, Vec<bool>, Vec<u8>) {
-        let (setup, a) = CotReceiver::start().unwrap();
-        let (mut sender, answer) = CotSender::start(&a).unwrap();
+    fn extension(count: usize, k: GroupBits) -> (CotSender, Vec<Block>, Vec<bool>, Vec<u8>) {
+        let (setup, a) = CotReceiver::start(k).unwrap();
+        let (mut sender, answer) = CotSender::start(&a, k).unwrap();
         let (mut receiver, trees) = setup.finish(&answer).unwrap();
         sender.puncture(&trees).unwrap();
         let mut prg = Prg::from_seed(Block(11));
@@ -158,8 +158,8 @@ mod tests {
 
     #[test]
     fn an_honest_receiver_passes() {
-        for count in [1usize, 300, 1000] {
-            let (mut sender, t, choices, u) = extension(count);
+        for (count, k) in [(1usize, GroupBits::FOUR), (300, GroupBits::EIGHT), (1000, GroupBits::FOUR)] {
+            let (mut sender, t, choices, u) = extension(count, k);
             let q = sender.extend(count, &u).unwrap();
             let h = challenge().unwrap();
             assert!(verify(h, &q, sender.delta(), &respond(h, &t, &choices)).unwrap());
@@ -168,8 +168,14 @@ mod tests {
 
     #[test]
     fn an_inconsistent_column_or_a_wrong_answer_fails() {
+        for k in [GroupBits::FOUR, GroupBits::EIGHT] {
+            inconsistent_column_or_wrong_answer_fails(k);
+        }
+    }
+
+    fn inconsistent_column_or_wrong_answer_fails(k: GroupBits) {
         let count = 600;
-        let (mut sender, t, choices, mut u) = extension(count);
+        let (mut sender, t, choices, mut u) = extension(count, k);
         // Group 3's column, COT 70: the receiver uses the other choice bit
         // in one group of Delta's bits only.
         let nb = count.div_ceil(128);
@@ -177,12 +183,12 @@ mod tests {
         u[at] ^= 1 << (70 % 8);
         let q = sender.extend(count, &u).unwrap();
         let h = challenge().unwrap();
-        let shift = 3 * GROUP_BITS;
-        let value = (sender.delta().0 >> shift) & ((1 << GROUP_BITS) - 1);
+        let shift = 3 * k.get();
+        let value = (sender.delta().0 >> shift) & ((1 << k.get()) - 1);
         // An answer that guesses the group's value d of Delta passes if and
         // only if the guess is right: learning k bits of Delta passes with
         // probability 2^-k, as KOS allows (the honest answer is the guess 0).
-        for guess in 0..1u128 << GROUP_BITS {
+        for guess in 0..1u128 << k.get() {
             let mut guessed_t = t.clone();
             guessed_t[70] ^= Block(guess << shift);
             let answer = respond(h, &guessed_t, &choices);
@@ -193,7 +199,7 @@ mod tests {
 
     #[test]
     fn a_tampered_answer_fails() {
-        let (mut sender, t, choices, u) = extension(300);
+        let (mut sender, t, choices, u) = extension(300, GroupBits::EIGHT);
         let q = sender.extend(300, &u).unwrap();
         let h = challenge().unwrap();
         let answer = respond(h, &t, &choices);
@@ -206,7 +212,7 @@ mod tests {
 
     #[test]
     fn a_flipped_choice_bit_in_the_answer_fails() {
-        let (mut sender, t, mut choices, u) = extension(500);
+        let (mut sender, t, mut choices, u) = extension(500, GroupBits::FOUR);
         let q = sender.extend(500, &u).unwrap();
         let h = challenge().unwrap();
         choices[17] = !choices[17];
@@ -224,8 +230,8 @@ mod tests {
             let delta = Block(
                 (0x1234_5678_9abc_def0_0fed_cba9_8765_4321u128 | 1) & !(1 << i) | (bit_set as u128) << i,
             );
-            let (setup, a) = CotReceiver::start().unwrap();
-            let (mut sender, answer) = CotSender::start_with_delta(&a, delta).unwrap();
+            let (setup, a) = CotReceiver::start(GroupBits::EIGHT).unwrap();
+            let (mut sender, answer) = CotSender::start_with_delta(&a, delta, GroupBits::EIGHT).unwrap();
             let (mut receiver, mut trees) = setup.finish(&answer).unwrap();
             trees[32 * i + 16] ^= 1; // S^1 of base OT i
             sender.puncture(&trees).unwrap();

@@ -4,7 +4,7 @@
 //! half-gates garbling with free XOR over a tweakable correlation-robust
 //! hash from fixed-key AES (a session nonce in every tweak), a circuit
 //! builder with the gadgets the mode needs, Chou-Orlandi base OT over
-//! Ristretto255, and SoftSpokenOT correlated-OT extension (k = 4) whose
+//! Ristretto255, and SoftSpokenOT correlated-OT extension (k = 4 or 8) whose
 //! correlation is the garbler's Delta, with a column-by-column consistency
 //! check against a receiver that deviates. The garbler is assumed to follow the protocol.
 //!
@@ -52,4 +52,4 @@ pub use block::{Block, blocks_from_bytes, blocks_to_bytes};
 pub use circuit::{Builder, Circuit, Gate, Output, Wire};
 pub use error::{CountError, Error, Item, PointError, Result, StateError};
 pub use garble::{Evaluator, GarbledCircuit, Garbler, pack_bits, unpack_bits};
-pub use softspoken::{CotReceiver, CotReceiverSetup, CotSender};
+pub use softspoken::{CotReceiver, CotReceiverSetup, CotSender, GroupBits};

@@ -1,5 +1,5 @@
 //! SoftSpokenOT correlated-OT extension (Roy, CRYPTO 2022, eprint 2022/192)
-//! with k = [`GROUP_BITS`]: IKNP (Ishai, Kilian, Nissim, Petrank, CRYPTO
+//! with k = [`GroupBits`] (4 or 8 in ppdnn's private mode): IKNP (Ishai, Kilian, Nissim, Petrank, CRYPTO
 //! 2003) in the correlated form of Asharov, Lindell, Schneider, Zohner
 //! (eprint 2013/552), with the 128 columns in groups of k that share one
 //! correction column, so the receiver sends 128/k columns instead of 128.
@@ -14,7 +14,7 @@
 //! label of its bit r_j). One setup per session; then any number of
 //! extensions of any size, each continuing the same PRG streams.
 //!
-//! **Setup.** Delta is cut into [`GROUPS`] groups of k bits: group g's value
+//! **Setup.** Delta is cut into 128/k groups of k bits ([`GroupBits::groups`]): group g's value
 //! d_g has bit l equal to bit g k + l of Delta. For each group the receiver
 //! draws a root and grows a GGM tree of depth k (node children: the first
 //! two blocks of [`Prg`] seeded with the node; the child on bit b of node
@@ -44,22 +44,47 @@ use crate::prg::Prg;
 /// Base OTs, and bits of Delta.
 pub const KAPPA: usize = 128;
 
-/// SoftSpokenOT's k: bits of Delta per group (one column sent per group).
-pub const GROUP_BITS: usize = 4;
+/// SoftSpokenOT's k: bits of Delta per group, one column sent per group.
+/// A larger k sends fewer bytes (16/k per COT) for more PRG work (2^k
+/// streams per group, 2^k/k per bit of Delta): k = 4 sends 4 bytes per COT,
+/// k = 8 half that for about 7 times the work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GroupBits(usize);
 
-/// Groups of Delta's bits: the columns of an extension message.
-pub const GROUPS: usize = KAPPA / GROUP_BITS;
+impl GroupBits {
+    /// k = 4: 32 groups of 16 seeds.
+    pub const FOUR: GroupBits = GroupBits(4);
+    /// k = 8: 16 groups of 256 seeds.
+    pub const EIGHT: GroupBits = GroupBits(8);
 
-/// Seeds (GGM leaves) per group.
-const SEEDS: usize = 1 << GROUP_BITS;
+    /// k, if it is 1, 2, 4 or 8 (a divisor of 128 small enough for 2^k streams).
+    pub fn new(k: usize) -> Option<GroupBits> {
+        matches!(k, 1 | 2 | 4 | 8).then_some(GroupBits(k))
+    }
+
+    /// k.
+    pub fn get(self) -> usize {
+        self.0
+    }
+
+    /// Groups of Delta's bits: the columns of an extension message.
+    pub fn groups(self) -> usize {
+        KAPPA / self.0
+    }
+
+    /// Seeds (GGM leaves) per group.
+    fn seeds(self) -> usize {
+        1 << self.0
+    }
+}
 
 /// Bytes of the receiver's tree message: two blocks per base OT.
 pub const TREE_BYTES: usize = 2 * KAPPA * 16;
 
 /// Bytes of the extension message for `count` COTs: one column of
 /// ceil(count/128) blocks per group.
-pub fn extension_bytes(count: usize) -> usize {
-    GROUPS * count.div_ceil(128) * 16
+pub fn extension_bytes(count: usize, k: GroupBits) -> usize {
+    k.groups() * count.div_ceil(128) * 16
 }
 
 /// The two children of a GGM node.
@@ -70,8 +95,8 @@ fn children(node: Block) -> [Block; 2] {
 }
 
 /// Group g's value of Delta: bit l is Delta's bit g k + l.
-fn group_value(delta: Block, g: usize) -> usize {
-    ((delta.0 >> (g * GROUP_BITS)) as usize) & (SEEDS - 1)
+fn group_value(delta: Block, g: usize, k: GroupBits) -> usize {
+    ((delta.0 >> (g * k.0)) as usize) & (k.seeds() - 1)
 }
 
 fn xor_into(acc: &mut [Block], x: &[Block]) {
@@ -80,8 +105,49 @@ fn xor_into(acc: &mut [Block], x: &[Block]) {
     }
 }
 
+/// The column sums of a group: fed the streams G_x in the order x = 0, 1,
+/// ..., 2^k - 1, it adds to column b the xor of the G_x with bit b of x
+/// set, and ends with the xor of them all, in about 2 xors per stream
+/// instead of one per set bit: the sums of aligned runs of 2^b streams are
+/// combined pairwise, level by level, like the carries of a binary counter,
+/// and column b takes the runs at odd positions of level b.
+struct LevelSums {
+    nb: usize,
+    k: usize,
+    /// Level b's pending run (the even one of its pair), nb blocks each;
+    /// level k's run is the sum of every stream.
+    pending: Vec<Block>,
+    current: Vec<Block>,
+}
+
+impl LevelSums {
+    fn new(nb: usize, k: GroupBits) -> Self {
+        let k = k.0;
+        LevelSums { nb, k, pending: vec![Block::ZERO; (k + 1) * nb], current: vec![Block::ZERO; nb] }
+    }
+
+    /// Stream x (filled by `fill`) into the columns `cols` (k columns of nb blocks).
+    fn push(&mut self, x: usize, cols: &mut [Block], fill: impl FnOnce(&mut [Block])) {
+        let nb = self.nb;
+        fill(&mut self.current);
+        let mut b = 0;
+        while b < self.k && (x >> b) & 1 == 1 {
+            xor_into(&mut cols[b * nb..(b + 1) * nb], &self.current);
+            xor_into(&mut self.current, &self.pending[b * nb..(b + 1) * nb]);
+            b += 1;
+        }
+        self.pending[b * nb..(b + 1) * nb].copy_from_slice(&self.current);
+    }
+
+    /// The xor of all 2^k streams, once the last has been pushed.
+    fn total(&self) -> &[Block] {
+        &self.pending[self.k * self.nb..]
+    }
+}
+
 /// The sender's (garbler's) side.
 pub struct CotSender {
+    k: GroupBits,
     delta: Block,
     /// The base-OT keys k^{not Delta_i}_i, until the tree message arrives.
     keys: Vec<Block>,
@@ -107,20 +173,20 @@ impl std::fmt::Debug for CotSender {
 impl CotSender {
     /// Answers the base-OT sender's message with a fresh Delta (lsb 1).
     /// Returns the sender and its answer (128 points).
-    pub fn start(base_ot_msg: &[u8]) -> Result<(CotSender, Vec<u8>)> {
+    pub fn start(base_ot_msg: &[u8], k: GroupBits) -> Result<(CotSender, Vec<u8>)> {
         let delta = Block(Prg::from_os()?.block().0 | 1);
-        Self::start_with_delta(base_ot_msg, delta)
+        Self::start_with_delta(base_ot_msg, delta, k)
     }
 
     /// As [`CotSender::start`] with a given Delta (its lsb must be 1). The
     /// choice in base OT i is the complement of Delta's bit i.
-    pub fn start_with_delta(base_ot_msg: &[u8], delta: Block) -> Result<(CotSender, Vec<u8>)> {
+    pub fn start_with_delta(base_ot_msg: &[u8], delta: Block, k: GroupBits) -> Result<(CotSender, Vec<u8>)> {
         if !delta.lsb() {
             return Err(StateError::OtDeltaLsb.into());
         }
         let choices: Vec<bool> = (0..KAPPA).map(|i| (delta.0 >> i) & 1 == 0).collect();
         let (keys, msg) = base_ot::receive(base_ot_msg, &choices)?;
-        Ok((CotSender { delta, keys, streams: None }, msg))
+        Ok((CotSender { k, delta, keys, streams: None }, msg))
     }
 
     /// Delta: the correlation, and the garbling's global offset.
@@ -135,11 +201,12 @@ impl CotSender {
             return Err(StateError::OtTreesTwice.into());
         }
         let sums = blocks_from_bytes(tree_msg, 2 * KAPPA, Item::OtTrees)?;
-        let mut streams = Vec::with_capacity(KAPPA / GROUP_BITS * SEEDS);
-        for g in 0..GROUPS {
-            let d = group_value(self.delta, g);
+        let k = self.k;
+        let mut streams = Vec::with_capacity(k.groups() * k.seeds());
+        for g in 0..k.groups() {
+            let d = group_value(self.delta, g, k);
             let mut level: Vec<Option<Block>> = vec![None];
-            for l in 0..GROUP_BITS {
+            for l in 0..k.0 {
                 let mut next = vec![None; 2 << l];
                 for (x, node) in level.iter().enumerate() {
                     if let Some(node) = node {
@@ -148,7 +215,7 @@ impl CotSender {
                     }
                 }
                 let bit = 1 - ((d >> l) & 1);
-                let i = g * GROUP_BITS + l;
+                let i = g * k.0 + l;
                 let sibling = (d & ((1 << l) - 1)) | bit << l;
                 let mut sum = sums[2 * i + bit] ^ self.keys[i];
                 for (x, node) in next.iter().enumerate() {
@@ -170,22 +237,26 @@ impl CotSender {
     /// Reads an extension message for `count` COTs; returns the q_j.
     pub fn extend(&mut self, count: usize, msg: &[u8]) -> Result<Vec<Block>> {
         let nb = count.div_ceil(128);
-        let c = blocks_from_bytes(msg, GROUPS * nb, Item::OtExtension)?;
+        let k = self.k;
+        let c = blocks_from_bytes(msg, k.groups() * nb, Item::OtExtension)?;
         let delta = self.delta;
         let streams = self.streams.as_mut().ok_or(StateError::OtNotPunctured)?;
         let mut q = vec![Block::ZERO; KAPPA * nb];
-        let mut g_x = vec![Block::ZERO; nb];
-        for g in 0..GROUPS {
-            let d = group_value(delta, g);
-            let cols = &mut q[g * GROUP_BITS * nb..(g + 1) * GROUP_BITS * nb];
-            for (x, prg) in streams[g * SEEDS..(g + 1) * SEEDS].iter_mut().enumerate() {
-                let Some(prg) = prg else { continue };
-                prg.fill(&mut g_x);
-                for b in (0..GROUP_BITS).filter(|b| ((x ^ d) >> b) & 1 == 1) {
-                    xor_into(&mut cols[b * nb..(b + 1) * nb], &g_x);
+        let mut sums = LevelSums::new(nb, k);
+        let (seeds, width) = (k.seeds(), k.0 * nb);
+        for g in 0..k.groups() {
+            let d = group_value(delta, g, k);
+            let cols = &mut q[g * width..(g + 1) * width];
+            let group = &mut streams[g * seeds..(g + 1) * seeds];
+            // In the order of x' = x xor d, so that column b sums the streams
+            // whose x' has bit b; the missing seed (x' = 0) is in none.
+            for x in 0..seeds {
+                match &mut group[x ^ d] {
+                    Some(prg) => sums.push(x, cols, |g_x| prg.fill(g_x)),
+                    None => sums.push(x, cols, |g_x| g_x.fill(Block::ZERO)),
                 }
             }
-            for b in (0..GROUP_BITS).filter(|b| (d >> b) & 1 == 1) {
+            for b in (0..k.0).filter(|b| (d >> b) & 1 == 1) {
                 xor_into(&mut cols[b * nb..(b + 1) * nb], &c[g * nb..(g + 1) * nb]);
             }
         }
@@ -196,6 +267,7 @@ impl CotSender {
 /// The receiver's (evaluator's) side, before the base OTs are done.
 pub struct CotReceiverSetup {
     sender: BaseOtSender,
+    k: GroupBits,
 }
 
 impl std::fmt::Debug for CotReceiverSetup {
@@ -206,6 +278,7 @@ impl std::fmt::Debug for CotReceiverSetup {
 
 /// The receiver's (evaluator's) side.
 pub struct CotReceiver {
+    k: GroupBits,
     /// Per group, the streams of all its seeds.
     streams: Vec<Prg>,
 }
@@ -217,10 +290,11 @@ impl std::fmt::Debug for CotReceiver {
 }
 
 impl CotReceiver {
-    /// Starts the base OTs: returns the setup and its first message (32 bytes).
-    pub fn start() -> Result<(CotReceiverSetup, [u8; 32])> {
+    /// Starts the base OTs for an extension with groups of k bits: returns
+    /// the setup and its first message (32 bytes).
+    pub fn start(k: GroupBits) -> Result<(CotReceiverSetup, [u8; 32])> {
         let (sender, msg) = BaseOtSender::new()?;
-        Ok((CotReceiverSetup { sender }, msg))
+        Ok((CotReceiverSetup { sender, k }, msg))
     }
 
     /// Extends by one COT per choice bit: returns the t_j and the message for the sender.
@@ -228,18 +302,17 @@ impl CotReceiver {
         let nb = choices.len().div_ceil(128);
         let r = bits_to_blocks(choices);
         let mut t = vec![Block::ZERO; KAPPA * nb];
-        let mut c = vec![Block::ZERO; GROUPS * nb];
-        let mut g_x = vec![Block::ZERO; nb];
-        for g in 0..GROUPS {
-            let cols = &mut t[g * GROUP_BITS * nb..(g + 1) * GROUP_BITS * nb];
-            let u = &mut c[g * nb..(g + 1) * nb];
-            for (x, prg) in self.streams[g * SEEDS..(g + 1) * SEEDS].iter_mut().enumerate() {
-                prg.fill(&mut g_x);
-                xor_into(u, &g_x);
-                for b in (0..GROUP_BITS).filter(|b| (x >> b) & 1 == 1) {
-                    xor_into(&mut cols[b * nb..(b + 1) * nb], &g_x);
-                }
+        let k = self.k;
+        let mut c = vec![Block::ZERO; k.groups() * nb];
+        let mut sums = LevelSums::new(nb, k);
+        let (seeds, width) = (k.seeds(), k.0 * nb);
+        for g in 0..k.groups() {
+            let cols = &mut t[g * width..(g + 1) * width];
+            for (x, prg) in self.streams[g * seeds..(g + 1) * seeds].iter_mut().enumerate() {
+                sums.push(x, cols, |g_x| prg.fill(g_x));
             }
+            let u = &mut c[g * nb..(g + 1) * nb];
+            u.copy_from_slice(sums.total());
             xor_into(u, &r);
         }
         (rows(&t, nb, choices.len()), blocks_to_bytes(&c))
@@ -254,10 +327,11 @@ impl CotReceiverSetup {
         let pairs = self.sender.finish(msg, KAPPA)?;
         let mut roots = Prg::from_os()?;
         let mut tree_msg = Vec::with_capacity(TREE_BYTES);
-        let mut streams = Vec::with_capacity(GROUPS * SEEDS);
-        for g in 0..GROUPS {
+        let k = self.k;
+        let mut streams = Vec::with_capacity(k.groups() * k.seeds());
+        for g in 0..k.groups() {
             let mut level = vec![roots.block()];
-            for l in 0..GROUP_BITS {
+            for l in 0..k.0 {
                 let mut next = vec![Block::ZERO; 2 << l];
                 for (x, &node) in level.iter().enumerate() {
                     [next[x], next[x | 1 << l]] = children(node);
@@ -266,14 +340,14 @@ impl CotReceiverSetup {
                 for (x, &node) in next.iter().enumerate() {
                     sums[(x >> l) & 1] ^= node;
                 }
-                let (k0, k1) = pairs[g * GROUP_BITS + l];
+                let (k0, k1) = pairs[g * k.0 + l];
                 tree_msg.extend((sums[0] ^ k0).to_bytes());
                 tree_msg.extend((sums[1] ^ k1).to_bytes());
                 level = next;
             }
             streams.extend(level.into_iter().map(Prg::from_seed));
         }
-        Ok((CotReceiver { streams }, tree_msg))
+        Ok((CotReceiver { k, streams }, tree_msg))
     }
 }
 
@@ -333,33 +407,39 @@ mod tests {
         }
     }
 
-    fn pair_with(delta: Block) -> (CotSender, CotReceiver) {
-        let (setup, a) = CotReceiver::start().unwrap();
-        let (mut sender, answer) = CotSender::start_with_delta(&a, delta).unwrap();
+    const BOTH: [GroupBits; 2] = [GroupBits::FOUR, GroupBits::EIGHT];
+
+    fn pair_with(delta: Block, k: GroupBits) -> (CotSender, CotReceiver) {
+        let (setup, a) = CotReceiver::start(k).unwrap();
+        let (mut sender, answer) = CotSender::start_with_delta(&a, delta, k).unwrap();
         let (receiver, trees) = setup.finish(&answer).unwrap();
         assert_eq!(trees.len(), TREE_BYTES);
         sender.puncture(&trees).unwrap();
         (sender, receiver)
     }
 
-    fn pair() -> (CotSender, CotReceiver) {
-        pair_with(Block(Prg::from_os().unwrap().block().0 | 1))
+    fn pair(k: GroupBits) -> (CotSender, CotReceiver) {
+        pair_with(Block(Prg::from_os().unwrap().block().0 | 1), k)
     }
 
     #[test]
     fn t_is_q_xor_r_times_delta_for_every_cot_over_several_extensions() {
         // Deltas whose groups take the extreme values too (all zeros but
         // the lsb, all ones, alternating).
-        let deltas =
-            [Block(1), Block(u128::MAX), Block(0x5555_5555_5555_5555_5555_5555_5555_5555), pair().0.delta()];
-        for delta in deltas {
-            let (mut sender, mut receiver) = pair_with(delta);
+        let deltas = [
+            Block(1),
+            Block(u128::MAX),
+            Block(0x5555_5555_5555_5555_5555_5555_5555_5555),
+            pair(GroupBits::FOUR).0.delta(),
+        ];
+        for (delta, k) in deltas.into_iter().flat_map(|d| BOTH.map(|k| (d, k))) {
+            let (mut sender, mut receiver) = pair_with(delta, k);
             let mut prg = Prg::from_seed(Block(3));
             for count in [1usize, 127, 128, 129, 1000] {
                 let choices: Vec<bool> = (0..count).map(|_| prg.block().lsb()).collect();
                 let (t, msg) = receiver.extend(&choices);
-                assert_eq!(msg.len(), extension_bytes(count));
-                assert_eq!(msg.len(), 16 / GROUP_BITS * 128 * count.div_ceil(128));
+                assert_eq!(msg.len(), extension_bytes(count, k));
+                assert_eq!(msg.len(), 16 / k.get() * 128 * count.div_ceil(128));
                 let q = sender.extend(count, &msg).unwrap();
                 assert_eq!((t.len(), q.len()), (count, count));
                 for j in 0..count {
@@ -373,15 +453,22 @@ mod tests {
     /// streams are the receiver's.
     #[test]
     fn the_sender_misses_exactly_the_seed_at_deltas_value() {
-        let (mut sender, mut receiver) = pair();
+        for k in BOTH {
+            misses_exactly_the_seed_at_deltas_value(k);
+        }
+    }
+
+    fn misses_exactly_the_seed_at_deltas_value(k: GroupBits) {
+        let (mut sender, mut receiver) = pair(k);
         let delta = sender.delta();
         let streams = sender.streams.as_mut().unwrap();
-        for g in 0..GROUPS {
-            let d = group_value(delta, g);
-            for x in 0..SEEDS {
+        let seeds = k.seeds();
+        for g in 0..k.groups() {
+            let d = group_value(delta, g, k);
+            for x in 0..seeds {
                 let mut theirs = [Block::ZERO; 2];
-                receiver.streams[g * SEEDS + x].fill(&mut theirs);
-                match &mut streams[g * SEEDS + x] {
+                receiver.streams[g * seeds + x].fill(&mut theirs);
+                match &mut streams[g * seeds + x] {
                     None => assert_eq!(x, d, "group {g}: only seed d_g is missing"),
                     Some(prg) => {
                         assert_ne!(x, d, "group {g}: seed d_g must stay hidden");
@@ -396,7 +483,13 @@ mod tests {
 
     #[test]
     fn a_flipped_bit_breaks_the_relation_only_where_delta_says() {
-        let (mut sender, mut receiver) = pair();
+        for k in BOTH {
+            flipped_bit_breaks_the_relation_only_where_delta_says(k);
+        }
+    }
+
+    fn flipped_bit_breaks_the_relation_only_where_delta_says(k: GroupBits) {
+        let (mut sender, mut receiver) = pair(k);
         let delta = sender.delta();
         let choices = vec![true, false, true, true];
         let (t, mut msg) = receiver.extend(&choices);
@@ -404,15 +497,15 @@ mod tests {
         // bits where Delta is 1, as a different choice bit there would.
         msg[5 * 16] ^= 1;
         let q = sender.extend(4, &msg).unwrap();
-        let mask: u128 = ((SEEDS - 1) as u128) << (5 * GROUP_BITS);
+        let mask: u128 = ((k.seeds() - 1) as u128) << (5 * k.get());
         assert_eq!(t[0] ^ q[0] ^ delta.select(choices[0]), Block(delta.0 & mask));
         assert!((1..4).all(|j| t[j] == q[j] ^ delta.select(choices[j])));
     }
 
     #[test]
     fn a_corrupted_tree_message_gives_the_sender_other_seeds() {
-        let (setup, a) = CotReceiver::start().unwrap();
-        let (mut sender, answer) = CotSender::start(&a).unwrap();
+        let (setup, a) = CotReceiver::start(GroupBits::FOUR).unwrap();
+        let (mut sender, answer) = CotSender::start(&a, GroupBits::FOUR).unwrap();
         let (mut receiver, mut trees) = setup.finish(&answer).unwrap();
         // Flip both sums of base OT 0 (group 0, level 1): whichever the
         // sender reads, its seeds of group 0 with bit 0 off Delta's change.
@@ -427,8 +520,8 @@ mod tests {
 
     #[test]
     fn malformed_messages_and_steps_out_of_order_are_errors() {
-        let (setup, a) = CotReceiver::start().unwrap();
-        let (mut sender, answer) = CotSender::start(&a).unwrap();
+        let (setup, a) = CotReceiver::start(GroupBits::FOUR).unwrap();
+        let (mut sender, answer) = CotSender::start(&a, GroupBits::FOUR).unwrap();
         let (mut receiver, trees) = setup.finish(&answer).unwrap();
         let (_, msg) = receiver.extend(&[true; 10]);
         assert!(matches!(sender.extend(10, &msg), Err(crate::Error::State(StateError::OtNotPunctured))));
@@ -437,9 +530,9 @@ mod tests {
         assert!(matches!(sender.puncture(&trees), Err(crate::Error::State(StateError::OtTreesTwice))));
         assert!(sender.extend(10, &msg[..msg.len() - 1]).is_err());
         assert!(sender.extend(300, &msg).is_err());
-        let (setup, _) = CotReceiver::start().unwrap();
+        let (setup, _) = CotReceiver::start(GroupBits::FOUR).unwrap();
         assert!(setup.finish(&[0u8; 100]).is_err());
-        assert!(CotSender::start(&[1u8; 3]).is_err());
-        assert!(CotSender::start_with_delta(&[0u8; 32], Block(2)).is_err());
+        assert!(CotSender::start(&[1u8; 3], GroupBits::FOUR).is_err());
+        assert!(CotSender::start_with_delta(&[0u8; 32], Block(2), GroupBits::FOUR).is_err());
     }
 }

@@ -101,8 +101,8 @@ proptest! {
 #[test]
 fn the_whole_pipeline_with_base_ot_and_ot_extension() {
     // The evaluator's input bits travel only as its OT-extension choice bits.
-    let (setup, a) = CotReceiver::start().unwrap();
-    let (mut cot_sender, answer) = CotSender::start(&a).unwrap();
+    let (setup, a) = CotReceiver::start(ppdnn_gc::GroupBits::EIGHT).unwrap();
+    let (mut cot_sender, answer) = CotSender::start(&a, ppdnn_gc::GroupBits::EIGHT).unwrap();
     let (mut cot_receiver, trees) = setup.finish(&answer).unwrap();
     cot_sender.puncture(&trees).unwrap();
     let mut garbler = Garbler::with_delta(cot_sender.delta()).unwrap();

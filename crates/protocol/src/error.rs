@@ -249,6 +249,9 @@ pub enum PlanError {
     /// An argmax circuit on a fast plan, or none on a private one.
     #[error("the argmax circuit belongs to the private mode only")]
     ArgmaxPresence,
+    /// A private plan without SoftSpokenOT's k (4 or 8), or a fast plan with one.
+    #[error("ot_group_bits must be 4 or 8 in a private plan, and absent in a fast one")]
+    OtGroupBits,
     /// An argmax circuit whose stated shape is not the plan's own.
     #[error("the stated argmax circuit shape is not the plan's own")]
     ArgmaxShape,

@@ -291,6 +291,11 @@ pub struct UncheckedPlan {
     /// Protocol mode (absent in JSON: fast).
     #[serde(default)]
     pub mode: Mode,
+    /// Private mode: SoftSpokenOT's k for the session's OT extension, 4 or
+    /// 8 (docs/PROTOCOL.md 7.4; the planner's choice:
+    /// [`crate::private::circuits::ot_group_bits_for`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ot_group_bits: Option<u32>,
     /// Private mode: the label-only output's argmax circuit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub argmax: Option<CircuitInfo>,
@@ -440,6 +445,13 @@ impl UncheckedPlan {
         }
         if (self.mode == Mode::Private) != self.argmax.is_some() {
             return Err(PlanError::ArgmaxPresence.into());
+        }
+        let k_ok = match self.mode {
+            Mode::Private => matches!(self.ot_group_bits, Some(4 | 8)),
+            Mode::Fast => self.ot_group_bits.is_none(),
+        };
+        if !k_ok {
+            return Err(PlanError::OtGroupBits.into());
         }
         if self.classes != network.classes() {
             return Err(PlanError::Classes { classes: self.classes, outputs: network.classes() }.into());

@@ -32,6 +32,7 @@ impl Plan {
             key_bits,
             packing,
             mode,
+            ot_group_bits: None,
             argmax: None,
             model_digest: model_digest(model),
             input_shape: [net.input().channels, net.input().height, net.input().width],
@@ -45,10 +46,13 @@ impl Plan {
         Plan::check(plan)
     }
 
-    /// Checks that this plan is exactly the one the server's model gives.
+    /// Checks that this plan is exactly the one the server's model gives,
+    /// but for `ot_group_bits`: either width (checked by [`Plan::check`])
+    /// serves the model exactly, so the planner's choice may be overridden.
     pub fn check_against(&self, model: &QuantModel) -> Result<()> {
-        let own = Plan::for_mode(model, self.key_bits, self.packing, self.mode)?;
-        if own != *self {
+        let mut own = Plan::for_mode(model, self.key_bits, self.packing, self.mode)?.into_unchecked();
+        own.ot_group_bits = self.ot_group_bits;
+        if own != **self {
             return Err(PlanError::ModelMismatch.into());
         }
         Ok(())

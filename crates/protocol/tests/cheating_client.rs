@@ -11,7 +11,7 @@ mod common;
 use std::sync::Arc;
 
 use common::{Dir, Trace, drive};
-use ppdnn_gc::softspoken::{GROUPS, TREE_BYTES};
+use ppdnn_gc::softspoken::TREE_BYTES;
 use ppdnn_model::network::{Layer, Linear, Network, Shape, argmax};
 use ppdnn_model::quant::QuantModel;
 use ppdnn_model::testing::{Rng, random_inputs, random_quant_model};
@@ -259,6 +259,9 @@ fn a_wrong_ot_check_answer_aborts_before_any_layer() {
 fn a_cheating_extension_sees_nothing_under_the_ot_keys_before_the_check() {
     let (model, _) = models();
     let ev = evaluator(&model);
+    // A small session: groups of 4 bits of Delta, 32 of them.
+    assert_eq!(ev.plan().ot_group_bits, Some(4));
+    let groups = 32;
     let mut aborted = 0;
     for group in [0usize, 5, 17, 31] {
         let t = drive(&ev, common::key(BITS), &image(), Output::Logits, |dir, m| {
@@ -268,7 +271,7 @@ fn a_cheating_extension_sees_nothing_under_the_ot_keys_before_the_check() {
                 // group's column.
                 let choice_bytes = 36 * 8 / 8; // the pixel bits' choices follow the extension
                 let columns = &mut m.material[TREE_BYTES..];
-                let column_bytes = (columns.len() - choice_bytes) / GROUPS;
+                let column_bytes = (columns.len() - choice_bytes) / groups;
                 for byte in &mut columns[group * column_bytes..group * column_bytes + 16] {
                     *byte ^= 0xff;
                 }

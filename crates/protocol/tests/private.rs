@@ -38,6 +38,33 @@ fn private_logits_and_labels_equal_the_plaintext_models_at_1024_bits() {
     }
 }
 
+/// The plan's SoftSpokenOT width: the planner's choice by session size,
+/// both widths exact (the shipped LeNet-5 at 1024 bits, forced to each),
+/// and any other width refused by the plan check.
+#[test]
+fn both_ot_group_widths_are_exact_and_others_are_refused() {
+    use ppdnn_protocol::{Plan, private::circuits::LARGE_SESSION_OTS};
+    let plan = evaluator(1024).plan().as_ref().clone();
+    assert_eq!(plan.ot_group_bits, Some(4), "LeNet-5's {} pixels and plaintexts", LARGE_SESSION_OTS);
+    let pair = key(1024);
+    let image = test_set().image(7);
+    let want = model().quant.logits(image).unwrap();
+    for k in [4, 8] {
+        let mut unchecked = plan.clone().into_unchecked();
+        unchecked.ot_group_bits = Some(k);
+        let ev =
+            Evaluator::with_plan(Arc::new(model().quant.clone()), Plan::check(unchecked).unwrap()).unwrap();
+        assert_eq!(run(&ev, pair, image, Output::Logits), ClientStep::Done(want.clone()), "k = {k}");
+        assert_eq!(run(&ev, pair, image, Output::Label), ClientStep::Label(argmax(&want)), "k = {k}");
+    }
+    for k in [None, Some(0), Some(2), Some(5), Some(16)] {
+        let mut unchecked = plan.clone().into_unchecked();
+        unchecked.ot_group_bits = k;
+        let err = Plan::check(unchecked).unwrap_err().to_string();
+        assert!(err.contains("ot_group_bits must be 4 or 8"), "{k:?}: {err}");
+    }
+}
+
 #[test]
 fn two_hundred_real_images_at_2048_bits_bit_exact() {
     let ev = evaluator(2048);

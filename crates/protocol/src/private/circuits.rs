@@ -8,6 +8,7 @@ use ppdnn_gc::Circuit;
 use ppdnn_gc::activation::{ActivationSpec, ArgmaxSpec, activation_circuit, argmax_circuit};
 use ppdnn_model::network::{PoolKind, pool};
 
+use super::VALUE_BITS;
 use crate::error::{InternalError, LayerError, PlanError, Result, layer_error};
 use crate::plan::{CircuitInfo, Mode, Plan, PlanLayer, UncheckedPlan};
 
@@ -278,8 +279,24 @@ fn argmax_info(last: &PlanLayer, key_bits: u32, c: &Circuit) -> CircuitInfo {
     }
 }
 
-/// Fills in a private plan's circuit shapes.
+/// Sessions with at least this many OTs for their layers' plaintexts and
+/// pixels use SoftSpokenOT with k = 8, smaller ones k = 4.
+pub const LARGE_SESSION_OTS: usize = 1 << 19;
+
+/// The planner's SoftSpokenOT k for a private plan: 8 (2 bytes per OT) for
+/// sessions of at least [`LARGE_SESSION_OTS`] OTs, where the bytes weigh
+/// most, else 4 (4 bytes per OT for about a seventh of the PRG work; the
+/// browser's WebAssembly client has no AES instructions).
+pub fn ot_group_bits_for(plan: &UncheckedPlan) -> u32 {
+    let n = plan.layers.len();
+    let pixels = VALUE_BITS * plan.input_shape.iter().product::<usize>();
+    let layers: usize = plan.layers[..n.saturating_sub(1)].iter().map(|pl| ots(pl, plan.key_bits)).sum();
+    if pixels + layers >= LARGE_SESSION_OTS { 8 } else { 4 }
+}
+
+/// Fills in a private plan's circuit shapes and SoftSpokenOT's k.
 pub(crate) fn describe(plan: &mut UncheckedPlan) -> Result<()> {
+    plan.ot_group_bits = Some(ot_group_bits_for(plan));
     let built = build(plan)?;
     let key_bits = plan.key_bits;
     for (pl, parts) in plan.layers.iter_mut().zip(&built.layers) {

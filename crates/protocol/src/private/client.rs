@@ -189,7 +189,7 @@ impl PrivateClientSession {
     /// Server round 0: the nonce. Starts the base OTs as their sender.
     fn base_ot(&mut self, m: &[u8]) -> Result<ClientStep> {
         self.nonce = read_u64(m, 0);
-        let (setup, point) = CotReceiver::start().map_err(gc_internal)?;
+        let (setup, point) = CotReceiver::start(self.schedule.group_bits()).map_err(gc_internal)?;
         self.setup = Some(setup);
         Ok(self.send(&[], point.to_vec()))
     }

@@ -55,7 +55,7 @@ pub(crate) fn pad_index(l: usize, o: usize) -> u64 {
 }
 
 /// The OT-to-MAC hash reduced mod P: 128 bits before the reduction, so
-/// the result is within 2^-64 of uniform mod a 64-bit P.
+/// the result is within 2^-72 of uniform mod a 56-bit P.
 pub(crate) fn mac_shares(nonce: u64, keys: &[Block], first: u64, p: u64) -> Vec<u64> {
     hash_run(nonce, Domain::Mac, keys, first).iter().map(|h| (h.0 % p as u128) as u64).collect()
 }

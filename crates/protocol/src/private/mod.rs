@@ -43,8 +43,9 @@ pub const ALPHA_BITS: u32 = 46;
 pub const TAG_GROUP: usize = 64;
 /// Bits of the MAC modulus P: a prime in [2^55, 2^56), drawn per layer
 /// after the client's choices. A non-zero deviation of a plaintext (below
-/// 2^2048) has at most 37 prime factors that large, among about 2^49.7
-/// primes in the range: P divides it with probability below 2^-44.5.
+/// 2^(|n|+1)) has at most (|n|+1)/55 prime factors that large (37 at 2048
+/// bits, 148 at 8192), among about 2^49.7 primes in the range: P divides
+/// it with probability below 2^-44.5 at 2048 bits, 2^-42.5 at 8192.
 pub const MAC_PRIME_BITS: u32 = 56;
 /// Bytes of one MAC correction (a number below P, little-endian).
 pub const MAC_CORRECTION_BYTES: usize = 7;

@@ -16,6 +16,8 @@
 
 use crate::plan::{Output, Plan, PlanLayer};
 
+use ppdnn_gc::GroupBits;
+
 use super::circuits::{PrivateCircuits, ots, table_bytes};
 use super::{LABEL_BYTES, MAC_CORRECTION_BYTES, OUTPUT_PAD_BYTES, PIXEL_PAD_BYTES, TAG_GROUP, VALUE_BITS};
 
@@ -39,6 +41,7 @@ pub struct Schedule {
     ot_first: Vec<usize>,
     total_ots: usize,
     label_bits: usize,
+    group_bits: GroupBits,
 }
 
 impl Schedule {
@@ -88,7 +91,16 @@ impl Schedule {
             ot_first,
             total_ots: next + ppdnn_gc::kos::CHECK_PADDING,
             label_bits: circuits.argmax().outputs(),
+            group_bits: plan
+                .ot_group_bits
+                .and_then(|k| GroupBits::new(k as usize))
+                .expect("a checked private plan has k = 4 or 8"),
         }
+    }
+
+    /// SoftSpokenOT's k for the session (the plan's `ot_group_bits`).
+    pub fn group_bits(&self) -> GroupBits {
+        self.group_bits
     }
 
     /// Linear layers L.
@@ -134,7 +146,8 @@ impl Schedule {
     /// Bytes of the OT extension message: the tree message, then the
     /// correction columns.
     pub fn extension_bytes(&self) -> usize {
-        ppdnn_gc::softspoken::TREE_BYTES + ppdnn_gc::softspoken::extension_bytes(self.total_ots)
+        ppdnn_gc::softspoken::TREE_BYTES
+            + ppdnn_gc::softspoken::extension_bytes(self.total_ots, self.group_bits)
     }
 
     /// Layer l's input ciphertexts.

@@ -265,8 +265,8 @@ impl PrivateServerSession {
     /// the choice bits (the server is the extension's sender).
     fn base_ots(&mut self, point: &[u8]) -> Result<RoundMessage> {
         let delta = Block(self.prg.block().0 | 1);
-        let (cot, answer) =
-            CotSender::start_with_delta(point, delta).map_err(|e| msg(0, MessageError::BaseOt(e)))?;
+        let (cot, answer) = CotSender::start_with_delta(point, delta, self.schedule.group_bits())
+            .map_err(|e| msg(0, MessageError::BaseOt(e)))?;
         self.garbler = Some(Garbler::with_delta(delta).map_err(gc_internal)?.salted(self.nonce));
         self.cot = Some(cot);
         Ok(RoundMessage { round: 1, data: Vec::new(), material: answer })
