@@ -36,6 +36,10 @@ pub struct BenchNetworkArgs {
     /// Random images to classify.
     #[arg(long, default_value_t = 3)]
     images: usize,
+    /// Private mode: SoftSpokenOT's group width, 4 or 8 (default: the
+    /// planner's choice, 8 for sessions of 2^20 OTs or more).
+    #[arg(long, value_parser = crate::service_cmds::parse_group_bits)]
+    ot_group_bits: Option<u32>,
     /// Requantization of the random-weight model: fixed (8-bit multipliers) or pow2.
     #[arg(long, default_value = "fixed", value_parser = parse_requant)]
     requant: RequantStyle,
@@ -79,6 +83,9 @@ struct NetworkReport {
     server_to_client_bytes: usize,
     garbled_bytes_per_image: f64,
     and_gates_per_image: f64,
+    /// Private mode: SoftSpokenOT's group width of the plan (4 or 8).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ot_group_bits: Option<u32>,
     layers: Vec<LayerCost>,
 }
 
@@ -91,8 +98,11 @@ pub fn bench_network(args: BenchNetworkArgs) -> Result<()> {
     crate::crypto_cmds::check_new_key_bits(args.bits, policy)?;
     let (name, quant) = model(&args)?;
     let n = quant.input_len();
-    let evaluator = Evaluator::for_mode(Arc::new(quant.clone()), args.bits, Packing::Packed, args.mode)
+    let mut evaluator = Evaluator::for_mode(Arc::new(quant.clone()), args.bits, Packing::Packed, args.mode)
         .with_context(|| format!("{name} in the {} mode", args.mode.name()))?;
+    if let Some(k) = args.ot_group_bits {
+        evaluator = evaluator.with_ot_group_bits(k).context("--ot-group-bits: the private mode only")?;
+    }
     let plan = evaluator.plan().clone();
     let pair = generate_keypair(args.bits, policy).context("generating the client's key")?;
     let sk = Arc::new(pair.private);
@@ -138,6 +148,7 @@ pub fn bench_network(args: BenchNetworkArgs) -> Result<()> {
         server_to_client_bytes: plan.server_ciphertexts() * ct_bytes,
         garbled_bytes_per_image: garbled as f64 / k,
         and_gates_per_image: ands as f64 / k,
+        ot_group_bits: plan.ot_group_bits,
         layers: plan
             .layers
             .iter()

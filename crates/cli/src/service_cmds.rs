@@ -113,6 +113,11 @@ pub struct LimitArgs {
     /// pads) one round of a session may carry, either way.
     #[arg(long, default_value_t = 64)]
     max_garbled_mib: usize,
+    /// Private mode: SoftSpokenOT's group width, 4 or 8 (default: 8 for
+    /// sessions of 2^20 OTs or more, 4 below). 8 halves the OT extension's
+    /// bytes (2 per OT) for 8 times its PRG work on both sides.
+    #[arg(long, value_parser = parse_group_bits)]
+    ot_group_bits: Option<u32>,
     /// Accept client keys below 2048 bits (tests only).
     #[arg(long)]
     insecure_small_keys: bool,
@@ -199,6 +204,7 @@ impl LimitArgs {
             key_bits: self.key_bits.clone(),
             modes,
             max_garbled_bytes: self.max_garbled_mib << 20,
+            ot_group_bits: self.ot_group_bits,
             key_policy: policy,
             outputs,
             query_budget,
@@ -612,4 +618,13 @@ pub(crate) fn rss_mib() -> f64 {
         .and_then(|s| s.split_whitespace().nth(1).and_then(|p| p.parse::<f64>().ok()))
         .map(|pages| pages * 4096.0 / (1 << 20) as f64)
         .unwrap_or(0.0)
+}
+
+/// `--ot-group-bits`: 4 or 8.
+pub(crate) fn parse_group_bits(s: &str) -> std::result::Result<u32, String> {
+    match s {
+        "4" => Ok(4),
+        "8" => Ok(8),
+        _ => Err(format!("{s:?}: SoftSpokenOT's group width is 4 or 8")),
+    }
 }

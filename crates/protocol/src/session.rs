@@ -242,6 +242,16 @@ impl Evaluator {
         Ok(Evaluator { model, plan: SessionPlan::new(Arc::new(plan))?, keys: Arc::default() })
     }
 
+    /// The same model and plan with SoftSpokenOT's group width set to `k`
+    /// (4 or 8) instead of the planner's choice: private plans only (a
+    /// fast plan with a width is refused, as is any other width).
+    pub fn with_ot_group_bits(self, k: u32) -> Result<Self> {
+        let mut plan = self.plan.plan().as_ref().clone().into_unchecked();
+        plan.ot_group_bits = Some(k);
+        let plan = Plan::check(plan)?;
+        Ok(Evaluator { plan: SessionPlan::new(Arc::new(plan))?, ..self })
+    }
+
     /// Uses `cache` for client keys (a server shares one cache among all its
     /// evaluators, so that its memory budget holds for the whole server).
     pub fn with_key_cache(mut self, cache: Arc<KeyCache>) -> Self {

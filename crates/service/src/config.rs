@@ -131,6 +131,10 @@ pub struct ServerConfig {
     /// round's at a time). A model whose rounds need more is not served in
     /// the private mode.
     pub max_garbled_bytes: usize,
+    /// Private mode: SoftSpokenOT's group width for every plan, 4 or 8
+    /// (None: the planner's choice by session size). 8 sends half the OT
+    /// extension's bytes for 8 times its PRG work on both sides.
+    pub ot_group_bits: Option<u32>,
     /// The ring-Pedersen parameters clients prove their keys' factors
     /// against (None: made at start-up). Replicas behind one balancer must
     /// share them: a client reads them from one replica and may start its
@@ -164,6 +168,7 @@ impl Default for ServerConfig {
             key_bits: KeyPolicy::STANDARD_SIZES.to_vec(),
             modes: vec![Mode::Private],
             max_garbled_bytes: 64 << 20,
+            ot_group_bits: None,
             key_policy: KeyPolicy::PRODUCTION,
             outputs: vec![Output::Logits, Output::Label],
             query_budget: None,

@@ -154,9 +154,13 @@ pub fn inference_service(
                     if mode == Mode::Private && packing != Packing::Packed {
                         continue;
                     }
-                    let ev = Evaluator::for_mode(quant.clone(), bits, packing, mode)
-                        .map_err(|e| ServiceError::Plan { model: m.name.clone(), source: Box::new(e) })?
-                        .with_key_cache(key_cache.clone());
+                    let plan_error = |e| ServiceError::Plan { model: m.name.clone(), source: Box::new(e) };
+                    let mut ev =
+                        Evaluator::for_mode(quant.clone(), bits, packing, mode).map_err(plan_error)?;
+                    if let (Mode::Private, Some(k)) = (mode, config.ot_group_bits) {
+                        ev = ev.with_ot_group_bits(k).map_err(plan_error)?;
+                    }
+                    let ev = ev.with_key_cache(key_cache.clone());
                     // Every round's material either way (label mode's rounds
                     // include the logits mode's).
                     let largest = ev.circuits().map(|c| {

@@ -702,6 +702,31 @@ async fn eight_concurrent_private_clients_every_answer_exact() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_operator_can_choose_the_ot_group_width() {
+    let default = start_with(test_config()).await;
+    let mut c = RemoteClient::connect(&default.url, 1 << 20).await.unwrap();
+    let (_, plan) = c.describe("lenet5-mnist", BITS, Packing::Packed, Mode::Private).await.unwrap();
+    assert_eq!(plan.ot_group_bits, Some(4), "LeNet-5 is a small session");
+    let wide = start_with(ServerConfig { ot_group_bits: Some(8), ..test_config() }).await;
+    let mut c = RemoteClient::connect(&wide.url, 1 << 20).await.unwrap();
+    let (_, plan) = c.describe("lenet5-mnist", BITS, Packing::Packed, Mode::Private).await.unwrap();
+    assert_eq!(plan.ot_group_bits, Some(8));
+    for output in [Output::Logits, Output::Label] {
+        let out = private_inference(&wide.url, 3, output).await;
+        let want = model().quant.logits(test_set().image(3)).unwrap();
+        assert_eq!(out.label, argmax(&want), "{output:?}");
+        if output == Output::Logits {
+            assert_eq!(out.logits, want);
+        }
+    }
+    let models = vec![ServedModel { name: "lenet5-mnist".into(), file: model().clone() }];
+    let Err(e) = service_with_gauge(models, ServerConfig { ot_group_bits: Some(5), ..test_config() }) else {
+        panic!("a width of 5 was accepted");
+    };
+    assert!(e.to_string().contains("ot_group_bits must be 4 or 8"), "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_offers_only_the_modes_its_operator_chose() {
     // The default is private only.
     let private_only =

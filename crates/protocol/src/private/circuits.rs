@@ -281,7 +281,7 @@ fn argmax_info(last: &PlanLayer, key_bits: u32, c: &Circuit) -> CircuitInfo {
 
 /// Sessions with at least this many OTs for their layers' plaintexts and
 /// pixels use SoftSpokenOT with k = 8, smaller ones k = 4.
-pub const LARGE_SESSION_OTS: usize = 1 << 19;
+pub const LARGE_SESSION_OTS: usize = 1 << 20;
 
 /// The planner's SoftSpokenOT k for a private plan: 8 (2 bytes per OT) for
 /// sessions of at least [`LARGE_SESSION_OTS`] OTs, where the bytes weigh
