@@ -16,6 +16,7 @@ use ppdnn_model::network::{Layer, Linear, Network, Shape, argmax};
 use ppdnn_model::quant::QuantModel;
 use ppdnn_model::testing::{Rng, random_inputs, random_quant_model};
 use ppdnn_paillier::{Ciphertext, Integer, KeyPair};
+use ppdnn_protocol::private::MAC_CORRECTION_BYTES;
 use ppdnn_protocol::{ABORTED, ClientStep, Evaluator, Mode, Output, Packing, RoundMessage};
 
 /// Key size of these tests: small, so that hundreds of sessions run quickly.
@@ -252,18 +253,18 @@ fn a_wrong_ot_check_answer_aborts_before_any_layer() {
 /// column flipped for the pixel OTs) gets nothing under the OT keys before
 /// the check: the server's rounds 0 to 2 carry only the nonce, the base-OT
 /// points and the challenge, so it cannot test guesses of Delta against
-/// pads. The check then either fails (Delta's 4 bits in the group are not
+/// pads. The check then either fails (Delta's k bits in the group are not
 /// all 0: abort at round 2, nothing more sent) or the flip changed nothing
 /// (they are; never for group 0, which holds Delta's lsb, always 1).
 #[test]
 fn a_cheating_extension_sees_nothing_under_the_ot_keys_before_the_check() {
     let (model, _) = models();
-    let ev = evaluator(&model);
-    // A small session: groups of 4 bits of Delta, 32 of them.
-    assert_eq!(ev.plan().ot_group_bits, Some(4));
-    let groups = 32;
+    // This small session's groups of 4 bits of Delta (32 groups), then groups of 8 (16).
+    assert_eq!(evaluator(&model).plan().ot_group_bits, Some(4));
     let mut aborted = 0;
-    for group in [0usize, 5, 17, 31] {
+    for (k, group) in [(4, 0usize), (4, 5), (4, 17), (4, 31), (8, 0), (8, 9), (8, 15)] {
+        let ev = evaluator(&model).with_ot_group_bits(k).unwrap();
+        let groups = 128 / k as usize;
         let t = drive(&ev, common::key(BITS), &image(), Output::Logits, |dir, m| {
             if dir == Dir::ToServer && m.round == 1 {
                 // The tree message, then one column per group of equal
@@ -289,8 +290,8 @@ fn a_cheating_extension_sees_nothing_under_the_ot_keys_before_the_check() {
             assert!(t.outcome.is_some(), "group {group}: {t:?}");
         }
     }
-    // A group's 4 bits of Delta are all 0 with probability 1/16: report only.
-    eprintln!("{aborted} of 4 group flips aborted");
+    // A group's k bits of Delta are all 0 with probability 2^-k: report only.
+    eprintln!("{aborted} of 7 group flips aborted");
 }
 
 /// A receiver that sends a tree message other than its trees' (both sums
@@ -300,16 +301,19 @@ fn a_cheating_extension_sees_nothing_under_the_ot_keys_before_the_check() {
 #[test]
 fn a_wrong_tree_message_aborts_at_the_ot_check() {
     let (model, _) = models();
-    let ev = evaluator(&model);
-    for base_ot in [0usize, 3, 66, 127] {
-        let t = drive(&ev, common::key(BITS), &image(), Output::Logits, |dir, m| {
-            if dir == Dir::ToServer && m.round == 1 {
-                m.material[32 * base_ot] ^= 1;
-                m.material[32 * base_ot + 16] ^= 1;
-            }
-        });
-        assert_eq!(t.refused, Some((2, ABORTED.to_string())), "base OT {base_ot}");
-        assert!(t.server_messages.iter().all(|m| m.round <= 2), "base OT {base_ot}");
+    // Both SoftSpokenOT widths: groups of 4 (this small session's) and of 8.
+    for k in [4, 8] {
+        let ev = evaluator(&model).with_ot_group_bits(k).unwrap();
+        for base_ot in [0usize, 3, 66, 127] {
+            let t = drive(&ev, common::key(BITS), &image(), Output::Logits, |dir, m| {
+                if dir == Dir::ToServer && m.round == 1 {
+                    m.material[32 * base_ot] ^= 1;
+                    m.material[32 * base_ot + 16] ^= 1;
+                }
+            });
+            assert_eq!(t.refused, Some((2, ABORTED.to_string())), "k = {k}, base OT {base_ot}");
+            assert!(t.server_messages.iter().all(|m| m.round <= 2), "k = {k}, base OT {base_ot}");
+        }
     }
 }
 
@@ -329,7 +333,8 @@ fn evaluating_with_random_labels_aborts() {
             // After P and the MAC corrections (one per bit of each plaintext)
             // and the first part's half-gates: its full ANDs' ciphertexts.
             let part = &ev.circuits().expect("a private plan has circuits").layer(0)[0].circuit;
-            let at = 8 + 8 * pl.output_ciphertexts * BITS as usize + 16 * part.half_ands();
+            let corrections = MAC_CORRECTION_BYTES * pl.output_ciphertexts * BITS as usize;
+            let at = 8 + corrections + 16 * part.half_ands();
             for byte in &mut m.material[at..at + 24 * part.full_ands()] {
                 *byte = rng.next_u64() as u8;
             }
