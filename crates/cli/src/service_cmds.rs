@@ -620,11 +620,9 @@ pub(crate) fn rss_mib() -> f64 {
         .unwrap_or(0.0)
 }
 
-/// `--ot-group-bits`: 4 or 8.
+/// `--ot-group-bits`: one of the widths a private plan may state.
 pub(crate) fn parse_group_bits(s: &str) -> std::result::Result<u32, String> {
-    match s {
-        "4" => Ok(4),
-        "8" => Ok(8),
-        _ => Err(format!("{s:?}: SoftSpokenOT's group width is 4 or 8")),
-    }
+    s.parse().ok().filter(|k| ppdnn_protocol::OT_GROUP_BITS.contains(k)).ok_or_else(|| {
+        format!("{s:?}: SoftSpokenOT's group width is one of {:?}", ppdnn_protocol::OT_GROUP_BITS)
+    })
 }

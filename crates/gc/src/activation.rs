@@ -251,7 +251,8 @@ fn folded_output(b: &mut Builder, spec: &ActivationSpec, offset: &[Vec<Wire>], g
     let j = spec.multiplier.trailing_zeros();
     let drop = spec.shift.saturating_sub(j) as usize; // below B: see folded_rounding
     let lift = j.saturating_sub(spec.shift) as usize;
-    let mut magnitude_bits = 0;
+    // t: the lift's zeros, then the bits above the shift, the top one its sign.
+    let magnitude_bits = lift + spec.slot_bits as usize - drop - 1;
     let keys = group
         .iter()
         .map(|&a| {
@@ -260,7 +261,6 @@ fn folded_output(b: &mut Builder, spec: &ActivationSpec, offset: &[Vec<Wire>], g
             let mut t = gadgets::constant(b, 0, lift);
             t.extend_from_slice(rest);
             t.push(b.not(top));
-            magnitude_bits = t.len() - 1;
             clamp_key(b, &t)
         })
         .collect();

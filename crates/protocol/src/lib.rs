@@ -53,8 +53,8 @@ pub use key_cache::KeyCache;
 pub use layout::{pack_inputs, unpack_outputs};
 pub use message::RoundMessage;
 pub use plan::{
-    CircuitInfo, Mode, Named, Output, Packing, Plan, PlanLayer, PlanShortcut, STAT_BITS, UncheckedPlan,
-    max_slots, model_digest, parse_named, slot_bits_for,
+    CircuitInfo, Mode, Named, OT_GROUP_BITS, Output, Packing, Plan, PlanLayer, PlanShortcut, STAT_BITS,
+    UncheckedPlan, max_slots, model_digest, parse_named, slot_bits_for,
 };
 pub use session::{ClientSession, Evaluator, LocalRun, ServerSession, SessionPlan, run_in_process};
 pub use step::ClientStep;

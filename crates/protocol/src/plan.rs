@@ -279,6 +279,9 @@ impl PlanLayer {
     }
 }
 
+/// The SoftSpokenOT group widths a private plan may state (`ot_group_bits`).
+pub const OT_GROUP_BITS: [u32; 2] = [4, 8];
+
 /// A plan as it travels (the JSON of DescribeModel), not yet checked: any
 /// field may be anything. [`Plan::check`] (or parsing a [`Plan`]) turns it
 /// into a plan that can be used.
@@ -291,8 +294,8 @@ pub struct UncheckedPlan {
     /// Protocol mode (absent in JSON: fast).
     #[serde(default)]
     pub mode: Mode,
-    /// Private mode: SoftSpokenOT's k for the session's OT extension, 4 or
-    /// 8 (docs/PROTOCOL.md 7.4; the planner's choice:
+    /// Private mode: SoftSpokenOT's k for the session's OT extension, one
+    /// of [`OT_GROUP_BITS`] (docs/PROTOCOL.md 7.4; the planner's choice:
     /// [`crate::private::circuits::ot_group_bits_for`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ot_group_bits: Option<u32>,
@@ -447,7 +450,7 @@ impl UncheckedPlan {
             return Err(PlanError::ArgmaxPresence.into());
         }
         let k_ok = match self.mode {
-            Mode::Private => matches!(self.ot_group_bits, Some(4 | 8)),
+            Mode::Private => self.ot_group_bits.is_some_and(|k| OT_GROUP_BITS.contains(&k)),
             Mode::Fast => self.ot_group_bits.is_none(),
         };
         if !k_ok {

@@ -47,6 +47,14 @@ impl SessionPlan {
         self.circuits.as_ref()
     }
 
+    /// The same plan with SoftSpokenOT's group width `k`, keeping the
+    /// circuits (the width changes the OT extension, not the circuits).
+    fn with_ot_group_bits(&self, k: u32) -> Result<Self> {
+        let mut plan = self.plan.as_ref().clone().into_unchecked();
+        plan.ot_group_bits = Some(k);
+        Ok(SessionPlan { plan: Arc::new(Plan::check(plan)?), circuits: self.circuits.clone() })
+    }
+
     fn private_circuits(&self) -> Result<Arc<PrivateCircuits>> {
         self.circuits.clone().ok_or_else(|| PlanError::WrongMode(Mode::Private.name()).into())
     }
@@ -246,10 +254,7 @@ impl Evaluator {
     /// (4 or 8) instead of the planner's choice: private plans only (a
     /// fast plan with a width is refused, as is any other width).
     pub fn with_ot_group_bits(self, k: u32) -> Result<Self> {
-        let mut plan = self.plan.plan().as_ref().clone().into_unchecked();
-        plan.ot_group_bits = Some(k);
-        let plan = Plan::check(plan)?;
-        Ok(Evaluator { plan: SessionPlan::new(Arc::new(plan))?, ..self })
+        Ok(Evaluator { plan: self.plan.with_ot_group_bits(k)?, ..self })
     }
 
     /// Uses `cache` for client keys (a server shares one cache among all its
