@@ -10,13 +10,13 @@ mod common;
 
 use std::sync::Arc;
 
-use common::{Dir, Trace, drive};
+use common::{Dir, Trace, drive, drive_weakened};
 use ppdnn_gc::softspoken::TREE_BYTES;
 use ppdnn_model::network::{Layer, Linear, Network, Shape, argmax};
 use ppdnn_model::quant::QuantModel;
 use ppdnn_model::testing::{Rng, random_inputs, random_quant_model};
 use ppdnn_paillier::{Ciphertext, Integer, KeyPair};
-use ppdnn_protocol::private::MAC_CORRECTION_BYTES;
+use ppdnn_protocol::private::{LeftOut, MAC_CORRECTION_BYTES};
 use ppdnn_protocol::{ABORTED, ClientStep, Evaluator, Mode, Output, Packing, RoundMessage};
 
 /// Key size of these tests: small, so that hundreds of sessions run quickly.
@@ -79,6 +79,13 @@ fn assert_aborted_at_verdict(t: &Trace, what: &str) {
     assert!(t.server_messages.iter().all(|m| m.round < 7), "{what}: the result round was sent");
 }
 
+/// A control's outcome: against the weaker server the attack went through
+/// (no refusal, a result for the client).
+fn assert_completes(t: &Trace, what: &str) {
+    assert_eq!(t.refused, None, "{what}: {t:?}");
+    assert!(t.outcome.is_some(), "{what}: the client got no result: {t:?}");
+}
+
 fn flip_bit(bytes: &mut [u8], k: usize) {
     bytes[k / 8] ^= 1 << (k % 8);
 }
@@ -107,12 +114,19 @@ fn a_flipped_bit_of_a_decrypted_plaintext_aborts() {
     let pl = &ev.plan().layers[0];
     let (b, sb) = (pl.slot_bits as usize, pl.slots * pl.slot_bits as usize);
     for j in [0, b - 1, sb - 1, BITS as usize - 1] {
-        let t = drive(&ev, common::key(BITS), &image(), Output::Logits, |dir, m| {
-            if dir == Dir::ToServer && m.round == 3 {
-                flip_bit(&mut m.material, j);
+        // The attack, then its control: a server without the MAC in its verdict.
+        for left_out in [&[][..], &[LeftOut::Mac]] {
+            let t = drive_weakened(&ev, common::key(BITS), &image(), Output::Logits, left_out, |dir, m| {
+                if dir == Dir::ToServer && m.round == 3 {
+                    flip_bit(&mut m.material, j);
+                }
+            });
+            if left_out.is_empty() {
+                assert_aborted_at_verdict(&t, &format!("layer 0, bit {j}"));
+            } else {
+                assert_completes(&t, &format!("control: layer 0, bit {j}, the MAC left out"));
             }
-        });
-        assert_aborted_at_verdict(&t, &format!("layer 0, bit {j}"));
+        }
     }
     // Label mode: the argmax's inputs (layer 1, client round 5) too.
     for j in [0, BITS as usize - 1] {
@@ -136,21 +150,28 @@ fn compensating_offsets_abort() {
     let ev = evaluator(&model);
     let pair = common::key(BITS);
     assert!(ev.plan().layers[0].output_ciphertexts >= 2, "two ciphertexts under one tag");
-    let mut plains: Vec<Integer> = Vec::new();
-    let t = drive(&ev, pair, &image(), Output::Logits, |dir, m| {
-        if dir == Dir::ToClient && m.round == 3 {
-            plains = plaintexts(pair, m);
+    // The attack, then its control: a server without the MAC in its verdict.
+    for left_out in [&[][..], &[LeftOut::Mac]] {
+        let mut plains: Vec<Integer> = Vec::new();
+        let t = drive_weakened(&ev, pair, &image(), Output::Logits, left_out, |dir, m| {
+            if dir == Dir::ToClient && m.round == 3 {
+                plains = plaintexts(pair, m);
+            }
+            if dir == Dir::ToServer && m.round == 3 {
+                // A bit j that is 0 in Y_0 and 1 in Y_1: flipping both adds 2^j to
+                // one and takes it from the other.
+                let j = (0..BITS).find(|&j| !plains[0].get_bit(j) && plains[1].get_bit(j)).unwrap();
+                flip_bit(&mut m.material, j as usize);
+                flip_bit(&mut m.material, BITS as usize + j as usize);
+            }
+        });
+        assert!(plains.len() >= 2, "the layer's masked plaintexts were read");
+        if left_out.is_empty() {
+            assert_aborted_at_verdict(&t, "compensating offsets");
+        } else {
+            assert_completes(&t, "control: compensating offsets, the MAC left out");
         }
-        if dir == Dir::ToServer && m.round == 3 {
-            // A bit j that is 0 in Y_0 and 1 in Y_1: flipping both adds 2^j to
-            // one and takes it from the other.
-            let j = (0..BITS).find(|&j| !plains[0].get_bit(j) && plains[1].get_bit(j)).unwrap();
-            flip_bit(&mut m.material, j as usize);
-            flip_bit(&mut m.material, BITS as usize + j as usize);
-        }
-    });
-    assert!(plains.len() >= 2, "the layer's masked plaintexts were read");
-    assert_aborted_at_verdict(&t, "compensating offsets");
+    }
 }
 
 /// Test 2, the other half: an offset that is a multiple of a MAC modulus P
@@ -225,12 +246,19 @@ fn a_changed_returned_input_or_tag_aborts() {
         ("the tag only", 5, 1, 0, Integer::from(1)),
     ];
     for (what, round, count, index, value) in cases {
-        let t = drive(&ev, pair, &image(), Output::Logits, |dir, m| {
-            if dir == Dir::ToServer && m.round == round {
-                add(m, round, count, index, value.clone());
+        // The attack, then its control: a server without the zero test in its verdict.
+        for left_out in [&[][..], &[LeftOut::ZeroTest]] {
+            let t = drive_weakened(&ev, pair, &image(), Output::Logits, left_out, |dir, m| {
+                if dir == Dir::ToServer && m.round == round {
+                    add(m, round, count, index, value.clone());
+                }
+            });
+            if left_out.is_empty() {
+                assert_aborted_at_verdict(&t, what);
+            } else {
+                assert_completes(&t, &format!("control: {what}, the zero test left out"));
             }
-        });
-        assert_aborted_at_verdict(&t, what);
+        }
     }
 }
 

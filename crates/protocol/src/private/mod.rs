@@ -24,7 +24,7 @@ mod server;
 pub use circuits::PrivateCircuits;
 pub use client::{GarblingStats, PrivateClientSession};
 pub use schedule::Schedule;
-pub use server::PrivateServerSession;
+pub use server::{LeftOut, PrivateServerSession};
 
 use ppdnn_gc::Block;
 use ppdnn_gc::prg::Prg;

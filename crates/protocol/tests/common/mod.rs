@@ -83,6 +83,20 @@ pub fn drive(
     pair: &KeyPair,
     image: &[u8],
     output: ppdnn_protocol::Output,
+    hook: impl FnMut(Dir, &mut ppdnn_protocol::RoundMessage),
+) -> Trace {
+    drive_weakened(ev, pair, image, output, &[], hook)
+}
+
+/// [`drive`] against a weaker server, with `left_out` left out of its
+/// verdict: the control that shows an attack test would catch the attack.
+#[allow(dead_code)] // not every test binary has controls
+pub fn drive_weakened(
+    ev: &ppdnn_protocol::Evaluator,
+    pair: &KeyPair,
+    image: &[u8],
+    output: ppdnn_protocol::Output,
+    left_out: &[ppdnn_protocol::private::LeftOut],
     mut hook: impl FnMut(Dir, &mut ppdnn_protocol::RoundMessage),
 ) -> Trace {
     use ppdnn_protocol::ClientStep;
@@ -91,6 +105,11 @@ pub fn drive(
     let pool = Arc::new(ppdnn_paillier::RandomnessPool::new(pair.public()));
     let mut client = ppdnn_protocol::ClientSession::new(ev.session_plan(), sk, pool, output).unwrap();
     let (mut server, opening) = ev.start(pair.public().clone(), output).unwrap();
+    if let ppdnn_protocol::ServerSession::Private(s) = &mut server {
+        for &check in left_out {
+            s.hazmat_leave_out(check);
+        }
+    }
     let mut trace = Trace::default();
     let mut incoming = match client.start(image).unwrap() {
         Some(mut first) => {
