@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use common::{Dir, Trace, drive, drive_weakened};
 use ppdnn_gc::softspoken::TREE_BYTES;
-use ppdnn_model::network::{Layer, Linear, Network, Shape, argmax};
+use ppdnn_model::network::{Shape, argmax};
 use ppdnn_model::quant::QuantModel;
 use ppdnn_model::testing::{Rng, random_inputs, random_quant_model};
 use ppdnn_paillier::{Ciphertext, Integer, KeyPair};
@@ -29,34 +29,10 @@ const BINS: u32 = 8;
 /// degrees of freedom) at p = 10^-6.
 const CHI2_THRESHOLD: f64 = 40.5;
 
-/// A small CNN: conv 1->2 (3x3) on 1x6x6, ReLU, dense 3. Two layers: the
-/// client rounds are 0 (base OT), 1 (extension), 2 (layer 0's input), 3
-/// (tau_0, layer 0's OT choices), 4 (layer 1's input, layer 0's MACs), 5
-/// (tau_1 [, layer 1's OT choices]), 6 ([layer 1's MACs,] D).
-fn network() -> Network {
-    let layers = vec![
-        Layer {
-            name: "conv1".into(),
-            linear: Linear::Conv2d { out_channels: 2, kernel: [3, 3], stride: [1, 1], padding: [0; 4] },
-            relu: true,
-            pool: None,
-            shortcut: None,
-        },
-        Layer {
-            name: "out".into(),
-            linear: Linear::Dense { outputs: 3 },
-            relu: false,
-            pool: None,
-            shortcut: None,
-        },
-    ];
-    Network::new(Shape::new(1, 6, 6), layers).expect("a valid network")
-}
-
 /// Two models that differ only in conv1's first weight (channel 0, offset 0).
 fn models() -> (QuantModel, QuantModel) {
     let calibration = random_inputs(7, 8, 36);
-    let a = random_quant_model(network(), 7, &calibration);
+    let a = random_quant_model(common::small_cnn(), 7, &calibration);
     let mut b = a.clone();
     let w = &mut b.layers[0].weight[0];
     *w = if *w < 127 { *w + 1 } else { *w - 1 };
@@ -143,7 +119,10 @@ fn a_flipped_bit_of_a_decrypted_plaintext_aborts() {
 }
 
 /// Test 2: offsets that cancel in a sum: +2^j on one ciphertext and -2^j on
-/// the other of the same tag (a shared MAC key would pass them).
+/// the other of the same tag. This hook leaves z as the client computed it,
+/// so z is also off by the flipped OTs' hashes; the cheater whose z fits its
+/// choices, the one a shared or absent MAC key would let through, is in
+/// cheating_mac.rs.
 #[test]
 fn compensating_offsets_abort() {
     let (model, _) = models();
@@ -434,7 +413,7 @@ fn honest_sessions(first: u64, count: u64, seed: u64) {
     let pair = common::key(BITS);
     let mut rng = Rng(seed);
     for s in first..first + count {
-        let model = random_quant_model(network(), s, &calibration);
+        let model = random_quant_model(common::small_cnn(), s, &calibration);
         let ev = evaluator(&model);
         let image: Vec<u8> = (0..36).map(|_| rng.next_u64() as u8).collect();
         let want = model.logits(&image).unwrap();

@@ -456,6 +456,9 @@ impl PrivateServerSession {
         let beta_bound = key.n() - (Integer::from(1u32) << tagged);
         let count = with_offset.len();
         secrets.alphas = (0..count).map(|_| random_bits(&mut self.prg, ALPHA_BITS) as u64).collect();
+        if self.left_out.contains(&LeftOut::MacKey) {
+            secrets.alphas.fill(0);
+        }
         let groups: Vec<(usize, usize)> =
             (0..count).step_by(TAG_GROUP).map(|g| (g, (g + TAG_GROUP).min(count))).collect();
         secrets.betas = groups
@@ -793,6 +796,9 @@ pub(crate) fn slot_offset(slots: usize, slot_bits: u32, rounding: u64) -> Intege
 pub enum LeftOut {
     /// The MACs z of the circuits' inputs (docs/PROTOCOL.md 7.4).
     Mac,
+    /// The MACs' keys alpha_c, all 0: the MAC checked, but as a keyless
+    /// checksum of the choices.
+    MacKey,
     /// The zero test of the returned inputs and tags (7.6).
     ZeroTest,
 }

@@ -145,3 +145,32 @@ pub fn drive_weakened(
         }
     }
 }
+
+/// The attack tests' small CNN: conv 1->2 (3x3) on 1x6x6, ReLU, dense 3. Two layers: the
+/// client rounds are 0 (base OT), 1 (extension), 2 (layer 0's input), 3
+/// (tau_0, layer 0's OT choices), 4 (layer 1's input, layer 0's MACs), 5
+/// (tau_1 [, layer 1's OT choices]), 6 ([layer 1's MACs,] D).
+pub fn small_cnn() -> Network {
+    let layers = vec![
+        ppdnn_model::network::Layer {
+            name: "conv1".into(),
+            linear: ppdnn_model::network::Linear::Conv2d {
+                out_channels: 2,
+                kernel: [3, 3],
+                stride: [1, 1],
+                padding: [0; 4],
+            },
+            relu: true,
+            pool: None,
+            shortcut: None,
+        },
+        ppdnn_model::network::Layer {
+            name: "out".into(),
+            linear: ppdnn_model::network::Linear::Dense { outputs: 3 },
+            relu: false,
+            pool: None,
+            shortcut: None,
+        },
+    ];
+    Network::new(ppdnn_model::network::Shape::new(1, 6, 6), layers).expect("a valid network")
+}
